@@ -1,0 +1,109 @@
+"""Self-describing checkpoints, written atomically and read with `weights_only=True`.
+
+A checkpoint is a plain dict of tensors and primitives:
+    format, cnnkit_version, model {name, kwargs}, state_dict, class_names,
+    input {channels, size, mean, std, resize}, config, dataset, epoch, metrics.
+Anything that evaluates, predicts, explains, exports or serves rebuilds the model from it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnkit.errors import CheckpointError
+
+FORMAT = "cnnkit.checkpoint/1"
+REQUIRED = ("format", "model", "state_dict", "class_names", "input")
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The bare model under torch.compile / DistributedDataParallel wrappers."""
+    model = getattr(model, "_orig_mod", model)
+    return getattr(model, "module", model)
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """torch.save to a temporary file in the same folder, fsync, then rename over `path`.
+
+    If anything fails (a full disk, say), the previous file at `path` is untouched and the
+    temporary file is removed.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def make_checkpoint(model: nn.Module, *, class_names: list[str], channels: int, size: tuple[int, int], mean, std, config: dict, dataset: str, epoch: int, metrics: dict) -> dict:
+    from cnnkit import __version__
+
+    bare = unwrap(model)
+    spec = getattr(bare, "cnnkit_spec", None)
+    if spec is None:
+        raise ValueError("model was not built by cnnkit.create_model; it cannot describe itself")
+    return {
+        "format": FORMAT,
+        "cnnkit_version": __version__,
+        "model": {"name": spec["name"], "kwargs": dict(spec["kwargs"])},
+        "state_dict": {k: v.detach().cpu().clone() for k, v in bare.state_dict().items()},
+        "class_names": list(class_names),
+        "input": {"channels": int(channels), "size": [int(s) for s in size], "mean": [float(m) for m in mean], "std": [float(s) for s in std], "resize": "shorter_side_center_crop"},
+        "config": config,
+        "dataset": dataset,
+        "epoch": int(epoch),
+        "metrics": {k: float(v) for k, v in metrics.items()},
+    }
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint safely (`weights_only=True`); errors name the file."""
+    path = Path(path)
+    if path.is_dir():
+        path = resolve_checkpoint(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, unsafe pickle, not a torch file...
+        raise CheckpointError(f"{path}: not a readable cnnkit checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]}); it may be truncated or corrupt") from e
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED):
+        missing = [k for k in REQUIRED if not isinstance(ckpt, dict) or k not in ckpt]
+        raise CheckpointError(f"{path}: not a cnnkit checkpoint (missing {', '.join(missing)})")
+    if ckpt["format"] != FORMAT:
+        raise CheckpointError(f"{path}: checkpoint format {ckpt['format']!r} is not supported by this cnnkit ({FORMAT})")
+    return ckpt
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A run folder means its best.ckpt (else last.ckpt); a file is itself."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.ckpt", "last.ckpt"):
+            if (path / name).is_file():
+                return path / name
+        raise CheckpointError(f"{path}: no best.ckpt or last.ckpt in this folder; is it a cnnkit run folder?")
+    return path
+
+
+def model_from_checkpoint(ckpt: dict) -> nn.Module:
+    from cnnkit.models import create_model
+
+    model = create_model(ckpt["model"]["name"], **ckpt["model"]["kwargs"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint weights do not fit model {ckpt['model']['name']}: {e}") from e
+    return model.eval()

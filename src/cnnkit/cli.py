@@ -1,0 +1,243 @@
+"""The `cnnkit` command: one subcommand per verb, each a thin call of a library function."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from cnnkit.errors import CnnkitError
+
+# flag dest -> dotted config key (the everyday flags; anything else through --set key=value)
+TRAIN_FLAGS = {
+    "dataset": "data.dataset",
+    "data_root": "data.root",
+    "val_fraction": "data.val_fraction",
+    "subset": "data.subset_per_class",
+    "image_size": "data.image_size",
+    "channels": "data.channels",
+    "model": "model.name",
+    "optimizer": "optim.name",
+    "lr": "optim.lr",
+    "schedule": "schedule.name",
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "seed": "train.seed",
+    "device": "train.device",
+    "precision": "train.precision",
+    "threads": "train.num_threads",
+    "name": "run.name",
+    "runs_dir": "run.runs_dir",
+}
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model and write a run folder", description="Train a model. With no arguments: the default small CNN on the bundled mnist-mini dataset.")
+    p.add_argument("--config", help="YAML config (e.g. runs/<name>/config.yaml to reproduce a run); flags override it")
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", help="built-in dataset name (see `cnnkit datasets`); default mnist-mini")
+    g.add_argument("--data", metavar="PATH", help="a folder of class folders (optionally inside train/ val/ test/)")
+    g.add_argument("--data-root", help="folder holding built-in datasets (default $CNNKIT_DATA or ~/.cache/cnnkit/datasets)")
+    g.add_argument("--val-fraction", type=float, help="fraction of train held out for validation when the data has no val split")
+    g.add_argument("--subset", type=int, metavar="N", help="keep only N training images per class (quick runs, few-shot)")
+    g.add_argument("--image-size", type=int, help="resize folder images to this side (default 64)")
+    g.add_argument("--channels", type=int, choices=(1, 3), help="1 (grayscale) or 3 (RGB) for folder images")
+    g.add_argument("--strict", action="store_true", default=None, help="a bad image file is an error instead of being skipped")
+    g = p.add_argument_group("model and optimisation")
+    g.add_argument("--model", help="registered model name (see `cnnkit models`)")
+    g.add_argument("--optimizer", choices=("sgd", "adamw"))
+    g.add_argument("--lr", type=float, help="peak learning rate")
+    g.add_argument("--schedule", choices=("onecycle", "cosine", "constant"))
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int)
+    g = p.add_argument_group("run")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    g.add_argument("--precision", choices=("fp32", "bf16", "fp16"))
+    g.add_argument("--threads", type=int, help="CPU threads for PyTorch")
+    g.add_argument("--name", help="run folder name (a taken name gets a -2, -3... suffix)")
+    g.add_argument("--runs-dir", help="where run folders go (default runs/)")
+    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config key, e.g. --set optim.weight_decay=1e-4 (repeatable)")
+    g.add_argument("--quiet", action="store_true", help="print only the final line")
+    g.add_argument("--plain", action="store_true", help="plain log lines even on a terminal")
+    p.set_defaults(func=cmd_train)
+
+
+def build_config(args: argparse.Namespace):
+    from cnnkit.config import Config, ConfigError, load_config, parse_value
+
+    cfg = load_config(args.config) if args.config else Config()
+    overrides = {key: getattr(args, dest) for dest, key in TRAIN_FLAGS.items() if getattr(args, dest) is not None}
+    if args.data is not None:
+        overrides.update({"data.dataset": "folder", "data.path": args.data})
+    elif args.dataset is not None:
+        overrides["data.path"] = None
+    if args.strict:
+        overrides["data.strict"] = True
+    for item in args.set:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set optim.lr=0.1")
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = parse_value(value)
+    return cfg.with_overrides(overrides, source="--set/flag")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from cnnkit.training.trainer import train
+
+    cfg = build_config(args)
+    train(cfg, interactive=False if args.plain else None, quiet=args.quiet)
+    return 0
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="metrics of a run or checkpoint on a dataset split")
+    p.add_argument("checkpoint", metavar="RUN_DIR_OR_CKPT")
+    p.add_argument("--data", metavar="PATH", help="evaluate on this image folder instead of the run's dataset")
+    p.add_argument("--dataset", help="evaluate on this built-in dataset instead")
+    p.add_argument("--data-root")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", metavar="FILE.json", help="write the metrics as JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def format_metrics(m: dict) -> str:
+    names = m["class_names"]
+    out = [f"{m.get('dataset', '')} {m.get('split', '')}: {m['num_samples']} images", f"accuracy       {m['accuracy']:.2%}"]
+    if "top5_accuracy" in m:
+        out.append(f"top-5 accuracy {m['top5_accuracy']:.2%}")
+    out.append(f"loss           {m['loss']:.4f}")
+    width = max(8, *(len(n) for n in names))
+    out += ["", f"{'class':<{width}} precision    recall        F1  support"]
+    for n in names:
+        c = m["per_class"][n]
+        out.append(f"{n:<{width}} {c['precision']:9.2%} {c['recall']:9.2%} {c['f1']:9.4f} {c['support']:8d}")
+    mac = m["macro"]
+    out.append(f"{'macro':<{width}} {mac['precision']:9.2%} {mac['recall']:9.2%} {mac['f1']:9.4f} {m['num_samples']:8d}")
+    cm = m["confusion_matrix"]
+    cw = max(4, len(str(max((max(r) for r in cm), default=0))) + 1, *(len(n) + 1 for n in names)) if len(names) <= 20 else 6
+    out += ["", "confusion matrix (rows: true, columns: predicted)"]
+    if len(names) <= 20:
+        out.append(" " * width + "".join(f"{n[: cw - 1]:>{cw}}" for n in names))
+        out += [f"{n:<{width}}" + "".join(f"{v:>{cw}}" for v in row) for n, row in zip(names, cm)]
+    else:
+        out.append(f"({len(names)} classes: see the JSON output)")
+    return "\n".join(out)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from cnnkit.evaluate.api import evaluate_checkpoint
+
+    m = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data=args.data, data_root=args.data_root, split=args.split, batch_size=args.batch_size, device=args.device)
+    print(format_metrics(m))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(m, indent=2))
+        print(f"\nwrote {args.out}")
+    return 0
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="top-k classes for image files and folders")
+    p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint, or a run folder (its best.ckpt)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_predict)
+
+
+def format_predictions(report, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps({"predictions": [p.to_dict() for p in report.predictions], "errors": [{"source": s, "error": e} for s, e in report.errors]}, indent=2)
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["source", "rank", "label", "probability"])
+        for p in report.predictions:
+            for rank, (label, prob) in enumerate(p.top_k, 1):
+                w.writerow([p.source, rank, label, f"{prob:.6f}"])
+        return buf.getvalue().rstrip("\n")
+    width = max([len(p.source or "") for p in report.predictions] + [5])
+    lines = [f"{'image':<{width}}  prediction"]
+    for p in report.predictions:
+        lines.append(f"{p.source:<{width}}  " + "  ".join(f"{label} {prob:.1%}" for label, prob in p.top_k))
+    return "\n".join(lines)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from cnnkit.inference import load
+
+    clf = load(args.checkpoint, device=args.device)
+    report = clf.predict_files(args.paths, top_k=args.top_k)
+    if report.predictions or args.format == "json":
+        print(format_predictions(report, args.format))
+    for source, error in report.errors:
+        print(f"cnnkit predict: could not read {source}: {error}", file=sys.stderr)
+    if not report.predictions and not report.errors:
+        print("cnnkit predict: no image files found in the given paths", file=sys.stderr)
+        return 1
+    return 1 if report.errors else 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from cnnkit.models import create_model, list_models, model_info
+
+    print(f"{'name':<14} {'params':>10}  description")
+    for name in list_models():
+        info = model_info(name)
+        c, _, _ = info.default_input
+        n = sum(p.numel() for p in create_model(name, num_classes=10, in_chans=c).parameters())
+        print(f"{name:<14} {n:>10,}  {info.description}")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from cnnkit.data import list_datasets
+
+    for d in list_datasets():
+        classes = d.num_classes if d.num_classes is not None else "any"
+        print(f"{d.name:<12} {d.description}\n{'':<12} classes: {classes}; size: {d.size}; location: {d.location}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cnnkit import __version__
+
+    parser = argparse.ArgumentParser(prog="cnnkit", description="Convolutional neural networks on images: train, evaluate, predict.")
+    parser.add_argument("--version", action="version", version=f"cnnkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_train(sub)
+    _add_evaluate(sub)
+    _add_predict(sub)
+    sub.add_parser("models", help="list the registered models").set_defaults(func=cmd_models)
+    sub.add_parser("datasets", help="list the built-in datasets and where they are looked for").set_defaults(func=cmd_datasets)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
+    try:
+        return args.func(args)
+    except CnnkitError as e:
+        print(f"cnnkit {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cnnkit {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

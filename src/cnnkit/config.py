@@ -1,0 +1,211 @@
+"""Typed configuration: defaults in code, overridden by a YAML file, then by flags.
+
+Options are grouped by concern (data, model, optim, schedule, augment, train, run) and
+each function receives only its group. Unknown keys and wrong types are errors that name
+the key and suggest the nearest valid one. Values are parsed with `yaml.safe_load` (never
+`eval`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cnnkit.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "mnist-mini"  # a registered dataset name (`cnnkit datasets`), or "folder"
+    path: str | None = None  # image folder for dataset "folder" (--data)
+    root: str | None = None  # where built-in datasets live (--data-root, $CNNKIT_DATA)
+    val_fraction: float = 0.1  # held out of train when the dataset has no validation split
+    image_size: int | None = None  # resize side for folders; None: the dataset's native size (folders: 64)
+    channels: int | None = None  # 1 or 3; None: the dataset's own (folders: 3)
+    subset_per_class: int | None = None  # keep only N training images per class (quick runs, few-shot)
+    strict: bool = False  # a bad image file is an error instead of a skipped, reported file
+    download: bool = True  # fetch missing built-in datasets (with checksums)
+
+
+@dataclass
+class ModelConfig:
+    name: str = "simple_cnn"  # a registered model (`cnnkit models`)
+    kwargs: dict[str, Any] = field(default_factory=dict)  # extra constructor arguments
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"  # sgd (Nesterov momentum) | adamw
+    lr: float = 0.2
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = "onecycle"  # onecycle | cosine | constant
+    warmup_fraction: float = 0.25  # onecycle: fraction of steps rising; cosine: linear warmup
+
+
+@dataclass
+class AugmentConfig:
+    translate: int = 2  # random shift of up to N pixels (crop with zero padding)
+    hflip: bool = False  # random horizontal flip (off for digits and text)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 8
+    batch_size: int = 64
+    eval_batch_size: int = 500
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 on CUDA only)
+    channels_last: bool = True
+    num_threads: int | None = None  # CPU threads; None: PyTorch's default
+    deterministic: bool = True  # deterministic algorithms where the device has them
+
+
+@dataclass
+class RunConfig:
+    name: str | None = None  # run folder name; None: <dataset>-<model>-<time>
+    runs_dir: str = "runs"
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None, *, source: str = "config") -> "Config":
+        return merge(cls(), d or {}, source=source)
+
+    def with_overrides(self, overrides: dict[str, Any], *, source: str = "flag") -> "Config":
+        """A copy with dotted keys (``{"optim.lr": 0.1}``) replaced."""
+        nested: dict[str, Any] = {}
+        for key, value in overrides.items():
+            parts = key.split(".")
+            node = nested
+            for p in parts[:-1]:
+                node = node.setdefault(p, {})
+                if not isinstance(node, dict):
+                    raise ConfigError(f"{source} {key!r}: {p!r} is given both as a value and as a group")
+            node[parts[-1]] = value
+        return merge(self, nested, source=source)
+
+
+def _suggest(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"{hint} Valid keys: {', '.join(valid)}."
+
+
+def _check_type(value: Any, tp: Any, key: str, source: str) -> Any:
+    """Return value converted to tp where lossless (int -> float), else raise ConfigError."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _check_type(value, a, key, source)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{source} {key!r}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    if origin is dict or tp is dict:
+        if isinstance(value, dict):
+            return dict(value)
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - every field type is listed above
+        return value
+    raise ConfigError(f"{source} {key!r}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    if typing.get_origin(tp) is dict:
+        return "a mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def merge(base: Any, updates: dict[str, Any], *, source: str, prefix: str = "") -> Any:
+    """Return a copy of the dataclass `base` with `updates` (a nested dict) applied, strictly."""
+    if not isinstance(updates, dict):
+        raise ConfigError(f"{source} {prefix.rstrip('.') or 'top level'}: expected a mapping, got {updates!r}")
+    hints = typing.get_type_hints(type(base))
+    valid = [f.name for f in dataclasses.fields(base)]
+    changes = {}
+    for key, value in updates.items():
+        full = f"{prefix}{key}"
+        if key not in valid:
+            raise ConfigError(f"{source}: unknown key {full!r}.{_suggest(str(key), [prefix + v for v in valid])}")
+        current = getattr(base, key)
+        if dataclasses.is_dataclass(current):
+            changes[key] = merge(current, value, source=source, prefix=f"{full}.")
+        else:
+            changes[key] = _check_type(value, hints[key], full, source)
+    return dataclasses.replace(base, **changes)
+
+
+def all_keys(cfg: Config | None = None) -> list[str]:
+    """Every dotted key, e.g. ``optim.lr``."""
+    cfg = cfg or Config()
+    return [f"{g.name}.{f.name}" for g in dataclasses.fields(cfg) for f in dataclasses.fields(getattr(cfg, g.name))]
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--config {path}: file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--config {path}: not valid YAML: {e}") from e
+    return Config.from_dict(raw, source=str(path))
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def parse_value(text: str) -> Any:
+    """Parse a ``--set key=value`` value as YAML (numbers, booleans, null, lists, mappings)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text

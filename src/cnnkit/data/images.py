@@ -1,0 +1,114 @@
+"""The one image loader used by training, evaluation, predict and (later) explain and serve.
+
+Every file goes through `load_image`: EXIF orientation is applied; palette, grayscale,
+LA/RGBA (alpha composited on a white background), CMYK, 16-bit and float images are
+converted to the requested channels; animated images give their first frame; an image
+over Pillow's pixel limit is refused before it is decoded. Failures raise `ImageError`
+naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from cnnkit.errors import DataError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"})
+ALPHA_BACKGROUND = (255, 255, 255)  # transparent pixels become white
+
+
+class ImageError(DataError):
+    """An image file that cannot be read; the message names the file."""
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    p = Path(path)
+    return p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit integer and float images scaled to 8-bit grayscale by their value range."""
+    arr = np.asarray(img, dtype=np.float64)
+    if img.mode.startswith("I;16") or img.mode == "I":
+        hi = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        arr = arr / hi * 255.0
+    else:  # "F": floats, assume [0, 1] when they fit, else min-max
+        lo, hi = float(arr.min(initial=0)), float(arr.max(initial=0))
+        if lo >= 0.0 and hi <= 1.0:
+            arr = arr * 255.0
+        elif hi > lo:
+            arr = (arr - lo) / (hi - lo) * 255.0
+    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
+
+
+def to_mode(img: Image.Image, channels: int) -> Image.Image:
+    """Convert any PIL image to "L" (channels=1) or "RGB" (channels=3)."""
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        img = _to_8bit(img)
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, ALPHA_BACKGROUND + (255,))
+        img = Image.alpha_composite(background, rgba).convert("RGB")
+    if img.mode == "1":
+        img = img.convert("L")
+    target = "L" if channels == 1 else "RGB"
+    return img if img.mode == target else img.convert(target)
+
+
+def resize_center_crop(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Scale the shorter side to fit `size` (H, W), then crop the centre."""
+    h, w = size
+    if img.size == (w, h):
+        return img
+    scale = max(w / img.width, h / img.height)
+    new = (max(w, round(img.width * scale)), max(h, round(img.height * scale)))
+    img = img.resize(new, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    left, top = (new[0] - w) // 2, (new[1] - h) // 2
+    return img.crop((left, top, left + w, top + h))
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """Open and fully decode an image (first frame), refusing decompression bombs."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise ImageError(f"{path}: empty file (0 bytes)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.seek(0)
+                im.load()
+                img = ImageOps.exif_transpose(im) or im
+                if img is im:
+                    img = im.copy()
+        return img
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{path}: refused, image too large ({e})") from e
+    except UnidentifiedImageError as e:
+        raise ImageError(f"{path}: not a readable image (unknown or unsupported format)") from e
+    except FileNotFoundError as e:
+        raise ImageError(f"{path}: file not found") from e
+    except (OSError, ValueError, SyntaxError) as e:
+        raise ImageError(f"{path}: corrupt or truncated image ({e})") from e
+
+
+def load_image(path: str | os.PathLike, channels: int, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Read a file into a uint8 array (C, H, W), converted to `channels` and resized to `size`."""
+    return pil_to_array(open_image(path), channels, size)
+
+
+def pil_to_array(img: Image.Image, channels: int, size: tuple[int, int] | None = None) -> np.ndarray:
+    img = to_mode(img, channels)
+    if size is not None:
+        img = resize_center_crop(img, size)
+    arr = np.asarray(img, dtype=np.uint8)
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1).copy()

@@ -1,0 +1,117 @@
+"""The in-memory form every dataset is decoded into once: uint8 image tensors plus labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class Split:
+    """One split: images (N, C, H, W) uint8 and labels (N,) int64, decoded once."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    paths: list[str] | None = None  # source files, for folder datasets
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+        if self.labels.shape != (self.images.shape[0],):
+            raise ValueError(f"labels shape {tuple(self.labels.shape)} does not match {self.images.shape[0]} images")
+        self.labels = self.labels.long()
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def subset(self, index: torch.Tensor) -> "Split":
+        paths = [self.paths[i] for i in index.tolist()] if self.paths is not None else None
+        return Split(self.images[index], self.labels[index], paths)
+
+    def class_counts(self, num_classes: int) -> list[int]:
+        return torch.bincount(self.labels, minlength=num_classes).tolist()
+
+
+@dataclass
+class SkippedFile:
+    path: str
+    reason: str
+
+
+@dataclass
+class Dataset:
+    """A dataset ready to train on: splits, class names, and the statistics to normalise with."""
+
+    name: str
+    class_names: list[str]
+    train: Split
+    val: Split
+    test: Split | None
+    source: str = ""  # where it was read from, for the report
+    skipped: list[SkippedFile] = field(default_factory=list)
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.mean:
+            self.mean, self.std = channel_stats(self.train.images)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def channels(self) -> int:
+        return self.train.images.shape[1]
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.train.images.shape[2:])  # type: ignore[return-value]
+
+    def split(self, name: str) -> Split:
+        if name not in ("train", "val", "test"):
+            raise ValueError(f"unknown split {name!r}: use train, val or test")
+        s = getattr(self, name)
+        if s is None:
+            from cnnkit.errors import DataError
+
+            raise DataError(f"dataset {self.name!r} has no {name} split; use --split val")
+        return s
+
+
+def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images scaled to [0, 1], computed in float64 chunks."""
+    c = images.shape[1]
+    s = torch.zeros(c, dtype=torch.float64)
+    s2 = torch.zeros(c, dtype=torch.float64)
+    n = 0
+    for i in range(0, images.shape[0], chunk):
+        x = images[i : i + chunk].to(torch.float64).div_(255).transpose(0, 1).reshape(c, -1)
+        s += x.sum(1)
+        s2 += (x * x).sum(1)
+        n += x.shape[1]
+    mean = s / max(n, 1)
+    std = (s2 / max(n, 1) - mean * mean).clamp_min(1e-12).sqrt()
+    return tuple(round(v, 6) for v in mean.tolist()), tuple(round(v, 6) for v in std.tolist())
+
+
+def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (keep, held_out): `fraction` of each class held out (at least one when a class has two)."""
+    if not 0.0 < fraction < 1.0:
+        from cnnkit.errors import ConfigError
+
+        raise ConfigError(f"data.val_fraction must be between 0 and 1 (exclusive), got {fraction}")
+    g = torch.Generator().manual_seed(seed)
+    keep, held = [], []
+    for c in torch.unique(labels).tolist():
+        idx = torch.nonzero(labels == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        k = int(round(len(idx) * fraction))
+        if len(idx) >= 2:
+            k = min(max(k, 1), len(idx) - 1)
+        else:
+            k = 0
+        held.append(idx[:k])
+        keep.append(idx[k:])
+    return torch.sort(torch.cat(keep)).values, torch.sort(torch.cat(held)).values

@@ -1,0 +1,148 @@
+"""`cnnkit.load(path) -> Classifier`: predictions with the preprocessing the checkpoint stores."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cnnkit.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
+from cnnkit.data.images import ImageError, is_image_file, open_image, pil_to_array
+from cnnkit.data.preprocess import Normalize
+from cnnkit.errors import DataError
+from cnnkit.training.device import resolve_device
+
+ImageLike = Any  # PIL.Image | str | os.PathLike | np.ndarray | torch.Tensor
+
+
+@dataclass
+class Prediction:
+    label: str
+    probability: float
+    top_k: list[tuple[str, float]]
+    source: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "label": self.label, "probability": self.probability, "top_k": [{"label": l, "probability": p} for l, p in self.top_k]}
+
+
+@dataclass
+class PredictionReport:
+    """Predictions for files, plus the files that could not be read (by name, with the reason)."""
+
+    predictions: list[Prediction] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _array_to_pil(arr: np.ndarray) -> Image.Image:
+    """HxW, HxWxC or CxHxW arrays (uint8 0-255, or floats in 0-1) to a PIL image."""
+    a = np.asarray(arr)
+    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
+        a = a.transpose(1, 2, 0)  # CHW -> HWC
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)):
+        raise ValueError(f"cannot read an array of shape {np.asarray(arr).shape} as an image; expected HxW, HxWxC or CxHxW with C in 1, 3, 4")
+    if a.dtype != np.uint8:
+        a = a.astype(np.float64)
+        if a.max(initial=0) <= 1.0:
+            a = a * 255.0
+        a = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+    return Image.fromarray(a)
+
+
+def _to_pil(image: ImageLike) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, (str, os.PathLike)):
+        return open_image(image)
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().numpy()
+    if isinstance(image, np.ndarray):
+        return _array_to_pil(image)
+    raise TypeError(f"cannot predict on a {type(image).__name__}; give PIL images, paths, NumPy arrays or tensors")
+
+
+def _as_list(images: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
+    if isinstance(images, (str, os.PathLike, Image.Image)):
+        return [images]
+    if isinstance(images, (np.ndarray, torch.Tensor)):
+        return list(images) if images.ndim == 4 else [images]
+    return list(images)
+
+
+def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files as given, and the image files inside folders (recursively, sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f) and not any(part.startswith(".") for part in f.relative_to(p).parts)))
+        else:
+            out.append(p)
+    return out
+
+
+class Classifier:
+    """A trained model with its class names and input preprocessing."""
+
+    def __init__(self, model: torch.nn.Module, checkpoint: dict, device: str | torch.device = "cpu"):
+        self.device = resolve_device(str(device))
+        self.model = model.to(self.device).eval()
+        self.checkpoint = checkpoint
+        self.class_names: list[str] = list(checkpoint["class_names"])
+        inp = checkpoint["input"]
+        self.channels: int = inp["channels"]
+        self.size: tuple[int, int] = tuple(inp["size"])  # type: ignore[assignment]
+        self.normalize = Normalize(inp["mean"], inp["std"], self.device)
+
+    def preprocess(self, images: ImageLike | Sequence[ImageLike]) -> torch.Tensor:
+        """uint8 batch (B, C, H, W): channels converted (gray <-> RGB), resized as in training."""
+        arrays = [pil_to_array(_to_pil(im), self.channels, self.size) for im in _as_list(images)]
+        return torch.from_numpy(np.stack(arrays)) if arrays else torch.zeros(0, self.channels, *self.size, dtype=torch.uint8)
+
+    @torch.no_grad()
+    def predict_proba(self, images: ImageLike | Sequence[ImageLike], batch_size: int = 256) -> torch.Tensor:
+        x = self.preprocess(images)
+        out = [torch.softmax(self.model(self.normalize(x[i : i + batch_size])).float(), 1).cpu() for i in range(0, len(x), batch_size)]
+        return torch.cat(out) if out else torch.zeros(0, len(self.class_names))
+
+    def predict(self, images: ImageLike | Sequence[ImageLike], top_k: int = 5) -> list[Prediction]:
+        """Top-k predictions for one image or a sequence of images (paths, PIL, arrays, tensors)."""
+        items = _as_list(images)
+        probs = self.predict_proba(items)
+        return [self._prediction(p, top_k, str(src) if isinstance(src, (str, os.PathLike)) else None) for p, src in zip(probs, items)]
+
+    def predict_files(self, paths: Iterable[str | os.PathLike], top_k: int = 5, batch_size: int = 256) -> PredictionReport:
+        """Predict every readable file (folders expanded); unreadable ones are listed, not fatal."""
+        report = PredictionReport()
+        files = expand_paths(paths)
+        for start in range(0, len(files), batch_size):
+            ok, arrays = [], []
+            for f in files[start : start + batch_size]:
+                try:
+                    arrays.append(pil_to_array(open_image(f), self.channels, self.size))
+                    ok.append(f)
+                except (ImageError, DataError) as e:
+                    report.errors.append((str(f), str(e).removeprefix(f"{f}: ")))
+            if arrays:
+                with torch.no_grad():
+                    probs = torch.softmax(self.model(self.normalize(torch.from_numpy(np.stack(arrays)))).float(), 1).cpu()
+                report.predictions.extend(self._prediction(p, top_k, str(f)) for p, f in zip(probs, ok))
+        return report
+
+    def _prediction(self, probs: torch.Tensor, top_k: int, source: str | None) -> Prediction:
+        k = max(1, min(top_k, len(self.class_names)))
+        values, idx = probs.topk(k)
+        top = [(self.class_names[i], float(v)) for v, i in zip(values.tolist(), idx.tolist())]
+        return Prediction(top[0][0], top[0][1], top, source)
+
+
+def load(path: str | os.PathLike, device: str = "cpu") -> Classifier:
+    """Load a checkpoint (or a run folder: its best.ckpt) as a Classifier."""
+    ckpt = load_checkpoint(resolve_checkpoint(path))
+    return Classifier(model_from_checkpoint(ckpt), ckpt, device=device)
