@@ -173,7 +173,7 @@ def merge(base: Any, updates: dict[str, Any], *, source: str, prefix: str = "") 
     for key, value in updates.items():
         full = f"{prefix}{key}"
         if key not in valid:
-            raise ConfigError(f"{source}: unknown key {full!r}.{_suggest(str(key), [prefix + v for v in valid])}")
+            raise ConfigError(f"{source}: unknown key {full!r}.{_suggest(str(full), [prefix + v for v in valid])}")
         current = getattr(base, key)
         if dataclasses.is_dataclass(current):
             changes[key] = merge(current, value, source=source, prefix=f"{full}.")

@@ -25,7 +25,7 @@ def classification_metrics(logits: torch.Tensor, targets: torch.Tensor, class_na
     support = torch.bincount(targets, minlength=n)
     result = {
         "num_samples": int(targets.numel()),
-        "accuracy": float((logits.argmax(1) == targets).float().mean()) if targets.numel() else float("nan"),
+        "accuracy": int((logits.argmax(1) == targets).sum()) / targets.numel() if targets.numel() else float("nan"),
         "loss": float(F.cross_entropy(logits, targets)) if targets.numel() else float("nan"),
     }
     if n > 5:

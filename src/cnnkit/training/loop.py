@@ -95,5 +95,5 @@ def evaluate(model: nn.Module, data: Split, *, normalize: Normalize, batch_size:
     if len(data) == 0:
         return {"loss": float("nan"), "accuracy": float("nan"), "images": 0, "seconds": 0.0}
     loss = F.cross_entropy(logits, data.labels).item()
-    acc = (logits.argmax(1) == data.labels).float().mean().item()
+    acc = int((logits.argmax(1) == data.labels).sum()) / len(data)
     return {"loss": loss, "accuracy": acc, "images": len(data), "seconds": time.perf_counter() - t0}

@@ -37,21 +37,22 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, total
     if not 0.0 <= cfg.warmup_fraction < 1.0:
         raise ConfigError(f"schedule.warmup_fraction must be in [0, 1), got {cfg.warmup_fraction}")
     total_steps = max(total_steps, 1)
+    warmup = int(total_steps * cfg.warmup_fraction)
     if cfg.name == "onecycle":
-        max_lrs = [g["lr"] for g in optimizer.param_groups]
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=max_lrs, total_steps=total_steps, pct_start=max(cfg.warmup_fraction, 1e-3), cycle_momentum=False
-        )
-    if cfg.name == "cosine":
-        warmup = int(total_steps * cfg.warmup_fraction)
+        # Smith's one-cycle: linear rise from lr/25 to lr, then cosine annealing to lr/1e4.
+        lam = lambda step: warmup_cosine(step, total_steps, warmup, start=1 / 25, end=1e-4)  # noqa: E731
+    elif cfg.name == "cosine":
+        lam = lambda step: warmup_cosine(step, total_steps, warmup, start=1 / max(warmup, 1), end=0.0)  # noqa: E731
+    elif cfg.name == "constant":
+        lam = lambda step: 1.0  # noqa: E731
+    else:
+        raise ConfigError(f"schedule.name: unknown schedule {cfg.name!r}; choose one of {', '.join(SCHEDULES)}")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lam)
 
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = (step - warmup) / max(total_steps - warmup, 1)
-            return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    if cfg.name == "constant":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    raise ConfigError(f"schedule.name: unknown schedule {cfg.name!r}; choose one of {', '.join(SCHEDULES)}")
+def warmup_cosine(step: int, total: int, warmup: int, start: float, end: float) -> float:
+    """Learning-rate factor: linear from `start` to 1 over `warmup` steps, then cosine to `end`."""
+    if step < warmup:
+        return start + (1.0 - start) * step / warmup
+    progress = min((step - warmup) / max(total - warmup - 1, 1), 1.0)
+    return end + (1.0 - end) * 0.5 * (1.0 + math.cos(math.pi * progress))

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+def make_image_folder(root: Path, classes=("cat", "dog"), per_class: int = 6, size: int = 12, mode: str = "RGB") -> Path:
+    """Class folders of small synthetic images whose class is decidable (bright top vs bottom)."""
+    rng = np.random.default_rng(0)
+    for ci, name in enumerate(classes):
+        d = root / name
+        d.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            arr = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+            rows = slice(0, size // 2) if ci % 2 == 0 else slice(size // 2, size)
+            arr[rows] = 220
+            Image.fromarray(arr).convert(mode).save(d / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    return make_image_folder(tmp_path / "images")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A real (tiny) training run on mnist-mini, shared by the evaluate / predict / checkpoint tests."""
+    from cnnkit.config import Config
+    from cnnkit.training.trainer import train
+
+    runs = tmp_path_factory.mktemp("runs")
+    cfg = Config().with_overrides(
+        {
+            "data.subset_per_class": 20,
+            "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
+            "train.epochs": 2,
+            "train.batch_size": 32,
+            "run.runs_dir": str(runs),
+            "run.name": "tiny",
+        }
+    )
+    return train(cfg, quiet=True).dir

@@ -1,0 +1,67 @@
+import os
+
+import pytest
+import torch
+
+from cnnkit import __version__
+from cnnkit.checkpoint import atomic_save, load_checkpoint, model_from_checkpoint
+from cnnkit.errors import CheckpointError
+
+
+def test_checkpoint_is_self_describing_and_weights_only(tiny_run):
+    ckpt = torch.load(tiny_run / "best.ckpt", weights_only=True)
+    assert ckpt["model"] == {"name": "simple_cnn", "kwargs": {"num_classes": 10, "in_chans": 1, "width": 4, "stages": 2, "depth": 1}}
+    assert ckpt["class_names"] == [str(d) for d in range(10)]
+    assert ckpt["input"]["channels"] == 1 and ckpt["input"]["size"] == [28, 28]
+    assert len(ckpt["input"]["mean"]) == 1 and len(ckpt["input"]["std"]) == 1
+    assert ckpt["config"]["train"]["epochs"] == 2 and ckpt["cnnkit_version"] == __version__
+    model = model_from_checkpoint(ckpt)
+    assert model(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+
+
+def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.ckpt"
+    atomic_save({"a": torch.ones(3)}, path)
+
+    def disk_full(obj, f, *a, **k):
+        f.write(b"partial bytes")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        atomic_save({"a": torch.zeros(3)}, path)
+    monkeypatch.undo()
+    assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(3))
+    assert os.listdir(tmp_path) == ["last.ckpt"]  # no temporary file left behind
+
+
+def test_truncated_checkpoint_names_the_file(tmp_path, tiny_run):
+    bad = tmp_path / "broken.ckpt"
+    bad.write_bytes((tiny_run / "best.ckpt").read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match=r"broken.ckpt: not a readable cnnkit checkpoint"):
+        load_checkpoint(bad)
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_unsafe_pickle_is_refused(tmp_path):
+    p = tmp_path / "evil.ckpt"
+    torch.save({"format": "cnnkit.checkpoint/1", "payload": Evil()}, p)
+    with pytest.raises(CheckpointError, match="evil.ckpt"):
+        load_checkpoint(p)
+
+
+def test_not_a_cnnkit_checkpoint(tmp_path):
+    p = tmp_path / "plain.pt"
+    torch.save({"weights": torch.ones(1)}, p)
+    with pytest.raises(CheckpointError, match=r"plain.pt: not a cnnkit checkpoint \(missing format"):
+        load_checkpoint(p)
+
+
+def test_run_folder_resolves_to_best(tiny_run):
+    assert load_checkpoint(tiny_run)["epoch"] >= 1
+    with pytest.raises(CheckpointError, match="no best.ckpt or last.ckpt"):
+        load_checkpoint(tiny_run / "plots")

@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import cnnkit
+from cnnkit.config import DataConfig
+from cnnkit.data import build_dataset
+
+
+@pytest.fixture(scope="module")
+def digits():
+    ds = build_dataset(DataConfig(), seed=0)
+    return ds.test.images[:8], ds.test.labels[:8]
+
+
+def test_all_input_kinds_give_the_same_answer(tiny_run, digits, tmp_path):
+    clf = cnnkit.load(tiny_run)
+    images, _ = digits
+    arr = images[0, 0].numpy()  # (28, 28) uint8
+    path = tmp_path / "d.png"
+    Image.fromarray(arr).save(path)
+    ref = clf.predict_proba(arr)
+    for form in (path, str(path), Image.fromarray(arr), arr[..., None], arr.astype(np.float32) / 255, images[0], images[0].float() / 255):
+        torch.testing.assert_close(clf.predict_proba(form), ref, atol=1e-5, rtol=0)
+    batch = clf.predict(images)
+    assert len(batch) == 8 and batch[0].label == clf.predict(arr)[0].label
+    p = batch[0]
+    assert p.top_k[0] == (p.label, p.probability) and len(p.top_k) == 5
+    assert sum(prob for _, prob in clf.predict(arr, top_k=10)[0].top_k) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_rgb_photo_on_a_grayscale_model(tiny_run, digits, tmp_path):
+    clf = cnnkit.load(tiny_run)
+    gray = digits[0][0, 0].numpy()
+    rgb = Image.fromarray(np.stack([gray] * 3, -1)).resize((56, 56))  # RGB and a different size
+    rgb.save(tmp_path / "big.jpg", quality=100)
+    assert clf.preprocess(tmp_path / "big.jpg").shape == (1, 1, 28, 28)
+    assert clf.predict(rgb)[0].label in clf.class_names
+
+
+def test_unreadable_file_is_reported_and_others_predicted(tiny_run, digits, tmp_path):
+    clf = cnnkit.load(tiny_run)
+    for i in range(3):
+        Image.fromarray(digits[0][i, 0].numpy()).save(tmp_path / f"{i}.png")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    report = clf.predict_files([tmp_path])
+    assert sorted(p.source.rsplit("/", 1)[1] for p in report.predictions) == ["0.png", "1.png", "2.png"]
+    assert len(report.errors) == 1 and report.errors[0][0].endswith("broken.png")
+
+
+def test_predictions_match_evaluation(tiny_run, digits):
+    from cnnkit.checkpoint import load_checkpoint
+
+    clf = cnnkit.load(tiny_run)
+    images, _ = digits
+    ckpt = load_checkpoint(tiny_run / "best.ckpt")
+    mean = torch.tensor(ckpt["input"]["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(ckpt["input"]["std"]).view(1, -1, 1, 1)
+    with torch.no_grad():
+        direct = torch.softmax(clf.model((images.float() / 255 - mean) / std), 1)
+    torch.testing.assert_close(clf.predict_proba(images), direct, atol=1e-5, rtol=1e-4)
+
+
+def test_bad_input_type(tiny_run):
+    with pytest.raises(TypeError, match="cannot predict on a dict"):
+        cnnkit.load(tiny_run).predict([{"x": 1}])

@@ -1,0 +1,83 @@
+import csv
+import io
+import json
+
+import pytest
+import yaml
+
+from cnnkit.config import Config, load_config
+from cnnkit.errors import ConfigError
+from cnnkit.rundir import create_run_dir
+from cnnkit.training.progress import Progress
+from cnnkit.training.trainer import METRIC_COLUMNS, train
+
+TINY = {
+    "data.subset_per_class": 10,
+    "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
+    "train.epochs": 2,
+    "train.batch_size": 25,
+}
+
+
+def test_run_folder_is_complete(tiny_run):
+    for name in ("config.yaml", "metrics.csv", "summary.json", "best.ckpt", "last.ckpt", "report.md", "environment.json", "test_metrics.json"):
+        assert (tiny_run / name).is_file(), name
+    for plot in ("learning_curves.png", "confusion_matrix.png"):
+        assert (tiny_run / "plots" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = list(csv.DictReader(open(tiny_run / "metrics.csv")))
+    assert list(rows[0]) == METRIC_COLUMNS and [r["epoch"] for r in rows] == ["1", "2"]
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    for key in ("dataset", "model", "num_classes", "class_names", "epochs", "train_seconds", "best_epoch", "test"):
+        assert key in summary, key
+    assert summary["dataset"] == "mnist-mini" and summary["num_classes"] == 10 and summary["epochs"] == 2
+    assert set(summary["test"]) >= {"accuracy", "loss", "top5_accuracy"}
+    assert 0.0 <= summary["test"]["accuracy"] <= 1.0 and summary["test"]["num_samples"] == 2000
+    report = (tiny_run / "report.md").read_text()
+    assert f"{100 * summary['test']['accuracy']:.2f} %" in report and "plots/confusion_matrix.png" in report
+    cfg = load_config(tiny_run / "config.yaml")
+    assert cfg.run.name == "tiny" and cfg.data.subset_per_class == 20
+
+
+def test_same_seed_same_metrics(tmp_path):
+    cfg = Config().with_overrides({**TINY, "run.runs_dir": str(tmp_path)})
+    a = train(cfg, quiet=True)
+    b = train(load_config(a.dir / "config.yaml"), quiet=True)
+    assert b.dir != a.dir and b.dir.name == a.dir.name + "-2"
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(a.metrics) == strip(b.metrics)
+    assert a.summary["test"] == b.summary["test"]
+
+
+def test_run_names_never_overwrite(tmp_path):
+    first = create_run_dir(tmp_path, "exp", dataset="d", model="m")
+    (first / "keep.txt").write_text("x")
+    second = create_run_dir(tmp_path, "exp", dataset="d", model="m")
+    assert second.name == "exp-2" and (first / "keep.txt").read_text() == "x"
+    auto = create_run_dir(tmp_path, None, dataset="mnist-mini", model="simple_cnn")
+    assert auto.name.startswith("mnist-mini-simple_cnn-")
+
+
+def test_batch_size_larger_than_dataset(tmp_path):
+    cfg = Config().with_overrides({**TINY, "train.batch_size": 5000, "run.runs_dir": str(tmp_path)})
+    with pytest.raises(ConfigError, match="batch_size 5000 is larger than the 100 training images"):
+        train(cfg, quiet=True)
+    assert not any(tmp_path.iterdir())  # no run folder for a run that never started
+
+
+def test_plain_progress_lines():
+    out = io.StringIO()
+    with Progress(2, 4, stream=out, interactive=False, log_every=2) as p:
+        p.start_epoch(1)
+        p.step(2, 4, 0.5, 0.75, 64)
+        p.end_epoch({"epoch": 1, "train_loss": 0.5, "train_accuracy": 0.75, "val_loss": 0.4, "val_accuracy": 0.8, "lr": 0.1, "seconds": 1.0})
+    text = out.getvalue()
+    assert "epoch 1/2 step 2/4 loss 0.5000 acc 75.00%" in text and "img/s" in text and "ETA" in text
+    assert "val loss 0.4000 acc 80.00%" in text
+
+
+def test_live_progress_renders_on_a_terminal():
+    out = io.StringIO()
+    with Progress(1, 4, stream=out, interactive=True) as p:
+        p.start_epoch(1)
+        p.step(4, 4, 0.25, 0.5, 128)
+    assert "epoch 1/1" in out.getvalue() and "img/s" in out.getvalue()
