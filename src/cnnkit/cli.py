@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import io
 import json
 import logging
@@ -12,6 +13,11 @@ from pathlib import Path
 from typing import Sequence
 
 from cnnkit.errors import CnnkitError
+
+# Each area adds its verbs from its own module: `register(subparsers)` adds parsers whose
+# `func(args) -> int` does the work. Keep those modules light to import (import torch and
+# friends inside the command functions), so `cnnkit --help` stays fast.
+COMMAND_MODULES: list[str] = ["cnnkit.data.commands", "cnnkit.models.commands", "cnnkit.training.commands", "cnnkit.explain.commands"]
 
 # flag dest -> dotted config key (the everyday flags; anything else through --set key=value)
 TRAIN_FLAGS = {
@@ -219,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(sub)
     sub.add_parser("models", help="list the registered models").set_defaults(func=cmd_models)
     sub.add_parser("datasets", help="list the built-in datasets and where they are looked for").set_defaults(func=cmd_datasets)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return parser
 
 

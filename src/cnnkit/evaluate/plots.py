@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 def plot_learning_curves(rows: list[dict], path: str | Path) -> None:
     epochs = [r["epoch"] for r in rows]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train")
+    ax_loss.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train (with label smoothing)")
     ax_loss.plot(epochs, [r["val_loss"] for r in rows], "o-", label="val")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
     ax_acc.plot(epochs, [100 * r["train_accuracy"] for r in rows], "o-", label="train")

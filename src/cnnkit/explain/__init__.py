@@ -1,0 +1,1 @@
+"""Explanations: what the network looks at and what it learned."""
