@@ -65,3 +65,11 @@ def test_run_folder_resolves_to_best(tiny_run):
     assert load_checkpoint(tiny_run)["epoch"] >= 1
     with pytest.raises(CheckpointError, match="no best.ckpt or last.ckpt"):
         load_checkpoint(tiny_run / "plots")
+
+
+def test_atomic_save_gives_ordinary_file_permissions(tmp_path):
+    path = tmp_path / "x.ckpt"
+    atomic_save({"a": torch.ones(1)}, path)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask

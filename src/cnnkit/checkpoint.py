@@ -2,7 +2,9 @@
 
 A checkpoint is a plain dict of tensors and primitives:
     format, cnnkit_version, model {name, kwargs}, state_dict, class_names,
-    input {channels, size, mean, std, resize}, config, dataset, epoch, metrics.
+    input {channels, size, mean, std, resize}, config, dataset, epoch, metrics;
+    optionally ema_state_dict (the weights' moving average) and, in a run's last.ckpt,
+    train_state (optimiser, scheduler, RNG states, data position... see training/trainer.py).
 Anything that evaluates, predicts, explains, exports or serves rebuilds the model from it.
 """
 
@@ -19,6 +21,11 @@ from torch import nn
 from cnnkit.errors import CheckpointError
 
 FORMAT = "cnnkit.checkpoint/1"
+
+
+class CheckpointWriteError(CheckpointError):
+    """A checkpoint or run file could not be written (disk full, read-only folder); the previous file is intact."""
+
 REQUIRED = ("format", "model", "state_dict", "class_names", "input")
 
 
@@ -41,10 +48,17 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the permissions open() would
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def make_checkpoint(model: nn.Module, *, class_names: list[str], channels: int, size: tuple[int, int], mean, std, config: dict, dataset: str, epoch: int, metrics: dict) -> dict:

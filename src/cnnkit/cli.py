@@ -37,13 +37,28 @@ TRAIN_FLAGS = {
     "device": "train.device",
     "precision": "train.precision",
     "threads": "train.num_threads",
+    "weight_decay": "optim.weight_decay",
+    "l1": "optim.l1",
+    "label_smoothing": "optim.label_smoothing",
+    "grad_clip": "optim.grad_clip",
+    "ema": "train.ema_decay",
+    "early_stopping": "train.early_stopping",
+    "monitor": "train.monitor",
+    "checkpoint_every": "train.checkpoint_every",
+    "on_nan": "train.on_nan",
+    "compile": "train.compile",
+    "tta": "train.tta",
+    "tensorboard": "train.tensorboard",
+    "devices": "train.devices",
     "name": "run.name",
     "runs_dir": "run.runs_dir",
 }
 
 
-def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a model and write a run folder", description="Train a model. With no arguments: the default small CNN on the bundled mnist-mini dataset.")
+def _add_train(sub, name: str = "train", help: str = "train a model and write a run folder", description: str | None = None):
+    """The train parser (other verbs that build the same data and model, e.g. lr-find, reuse its flags)."""
+    description = description or "Train a model. With no arguments: the default small CNN on the bundled mnist-mini dataset."
+    p = sub.add_parser(name, help=help, description=description)
     p.add_argument("--config", help="YAML config (e.g. runs/<name>/config.yaml to reproduce a run); flags override it")
     g = p.add_argument_group("data")
     g.add_argument("--dataset", help="built-in dataset name (see `cnnkit datasets`); default mnist-mini")
@@ -56,29 +71,53 @@ def _add_train(sub) -> None:
     g.add_argument("--strict", action="store_true", default=None, help="a bad image file is an error instead of being skipped")
     g = p.add_argument_group("model and optimisation")
     g.add_argument("--model", help="registered model name (see `cnnkit models`)")
-    g.add_argument("--optimizer", choices=("sgd", "adamw"))
+    g.add_argument("--optimizer", choices=("sgd", "adamw", "adam", "rmsprop"))
     g.add_argument("--lr", type=float, help="peak learning rate")
-    g.add_argument("--schedule", choices=("onecycle", "cosine", "constant"))
+    g.add_argument("--schedule", choices=("onecycle", "cosine", "step", "plateau", "constant"))
     g.add_argument("--epochs", type=int)
-    g.add_argument("--batch-size", type=int)
+    g.add_argument("--batch-size", type=int, help="the global batch (split across --devices)")
+    g.add_argument("--weight-decay", type=float, help="L2 on conv/linear weights (never on norms and biases)")
+    g.add_argument("--l1", type=float, help="L1 penalty coefficient on the weights matching optim.l1_params")
+    g.add_argument("--label-smoothing", type=float)
+    g.add_argument("--grad-clip", type=float, metavar="NORM", help="clip the global gradient norm")
+    g.add_argument("--ema", type=float, metavar="DECAY", help="keep a moving average of the weights (e.g. 0.999), evaluated and saved too")
+    g.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after N epochs without improvement of --monitor")
+    g.add_argument("--monitor", choices=("val_accuracy", "val_loss"), help="metric for best.ckpt, early stopping and the plateau schedule")
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=int)
     g.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     g.add_argument("--precision", choices=("fp32", "bf16", "fp16"))
     g.add_argument("--threads", type=int, help="CPU threads for PyTorch")
+    g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model (falls back to eager with a message)")
+    g.add_argument("--tta", choices=("none", "flip", "flip+shift"), help="test-time augmentation at the final evaluation")
+    if name == "train":
+        g.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run in its folder, from its last.ckpt")
+        g.add_argument("--checkpoint-every", type=int, metavar="STEPS", help="also checkpoint every N steps (default: every epoch)")
+        g.add_argument("--on-nan", choices=("stop", "skip"), help="a non-finite loss stops the run (default) or skips the step")
+        g.add_argument("--tensorboard", action="store_true", default=None, help="write TensorBoard event files to <run>/tensorboard")
+        g.add_argument("--devices", type=int, metavar="N", help="train with N processes (DistributedDataParallel; gloo on the CPU)")
     g.add_argument("--name", help="run folder name (a taken name gets a -2, -3... suffix)")
     g.add_argument("--runs-dir", help="where run folders go (default runs/)")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config key, e.g. --set optim.weight_decay=1e-4 (repeatable)")
     g.add_argument("--quiet", action="store_true", help="print only the final line")
     g.add_argument("--plain", action="store_true", help="plain log lines even on a terminal")
     p.set_defaults(func=cmd_train)
+    return p
 
 
 def build_config(args: argparse.Namespace):
     from cnnkit.config import Config, ConfigError, load_config, parse_value
 
+    overrides = {key: getattr(args, dest) for dest, key in TRAIN_FLAGS.items() if getattr(args, dest, None) is not None}
+    if getattr(args, "resume", None):
+        from cnnkit.training.trainer import resume_config
+
+        allowed = {"train.device", "train.num_threads", "train.devices"}
+        extra = sorted(k for k in overrides if k not in allowed) + (["--config"] if args.config else []) + (["--set"] if args.set else [])
+        if extra or args.data is not None:
+            raise ConfigError(f"--resume continues the run exactly as it was configured; drop {', '.join(extra) or '--data'} (only --device, --threads and --devices may change)")
+        return resume_config(args.resume).with_overrides(overrides, source="flag")
     cfg = load_config(args.config) if args.config else Config()
-    overrides = {key: getattr(args, dest) for dest, key in TRAIN_FLAGS.items() if getattr(args, dest) is not None}
     if args.data is not None:
         overrides.update({"data.dataset": "folder", "data.path": args.data})
     elif args.dataset is not None:
@@ -94,10 +133,23 @@ def build_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import os
+
+    from cnnkit.training.interrupt import TrainingInterrupted
     from cnnkit.training.trainer import train
 
     cfg = build_config(args)
-    train(cfg, interactive=False if args.plain else None, quiet=args.quiet)
+    if cfg.train.devices > 1 and "RANK" not in os.environ:  # under torchrun, each process is already a rank
+        from cnnkit.training.distributed import launch
+
+        run_dir = launch(cfg, cfg.train.devices, quiet=args.quiet, resume=args.resume)
+        print(f"Run folder: {run_dir}")
+        return 0
+    try:
+        train(cfg, interactive=False if args.plain else None, quiet=args.quiet, resume=args.resume)
+    except TrainingInterrupted as e:
+        print(f"cnnkit train: {e}", file=sys.stderr)
+        return e.exit_code
     return 0
 
 
@@ -111,15 +163,38 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", metavar="FILE.json", help="write the metrics as JSON")
+    p.add_argument("--tta", choices=("none", "flip", "flip+shift"), default="none", help="test-time augmentation: average the softmax over flipped / shifted views")
+    p.add_argument("--plots", metavar="DIR", help="where the confusion matrix, reliability diagram and hardest examples go (default: evaluation/<dataset>-<split>/ beside the checkpoint)")
+    p.add_argument("--no-plots", action="store_true", help="print the metrics only")
     p.set_defaults(func=cmd_evaluate)
 
 
 def format_metrics(m: dict) -> str:
     names = m["class_names"]
+    if m.get("task") == "multilabel":
+        width = max(8, *(len(n) for n in names))
+        out = [
+            f"{m.get('dataset', '')} {m.get('split', '')}: {m['num_samples']} images, several labels each",
+            f"mean AP        {m['mean_ap']:.4f}",
+            f"exact match    {m['exact_match']:.2%}",
+            f"loss           {m['loss']:.4f} (binary cross-entropy)",
+            "",
+            f"{'class':<{width}}        AP precision    recall        F1  support   (threshold {m['threshold']})",
+        ]
+        for n in names:
+            c = m["per_class"][n]
+            out.append(f"{n:<{width}} {c['ap']:9.4f} {c['precision']:9.2%} {c['recall']:9.2%} {c['f1']:9.4f} {c['support']:8d}")
+        mac = m["macro"]
+        out.append(f"{'macro':<{width}} {m['mean_ap']:9.4f} {mac['precision']:9.2%} {mac['recall']:9.2%} {mac['f1']:9.4f}")
+        return "\n".join(out)
     out = [f"{m.get('dataset', '')} {m.get('split', '')}: {m['num_samples']} images", f"accuracy       {m['accuracy']:.2%}"]
     if "top5_accuracy" in m:
         out.append(f"top-5 accuracy {m['top5_accuracy']:.2%}")
     out.append(f"loss           {m['loss']:.4f}")
+    if "ece" in m:
+        out.append(f"calibration    {m['ece']:.2%} expected calibration error ({len(m['calibration'])} bins)")
+    if m.get("tta"):
+        out.append(f"TTA            {m['tta']}")
     width = max(8, *(len(n) for n in names))
     out += ["", f"{'class':<{width}} precision    recall        F1  support"]
     for n in names:
@@ -127,6 +202,9 @@ def format_metrics(m: dict) -> str:
         out.append(f"{n:<{width}} {c['precision']:9.2%} {c['recall']:9.2%} {c['f1']:9.4f} {c['support']:8d}")
     mac = m["macro"]
     out.append(f"{'macro':<{width}} {mac['precision']:9.2%} {mac['recall']:9.2%} {mac['f1']:9.4f} {m['num_samples']:8d}")
+    if "weighted" in m:
+        wtd = m["weighted"]
+        out.append(f"{'weighted':<{width}} {wtd['precision']:9.2%} {wtd['recall']:9.2%} {wtd['f1']:9.4f} {m['num_samples']:8d}")
     cm = m["confusion_matrix"]
     cw = max(4, len(str(max((max(r) for r in cm), default=0))) + 1, *(len(n) + 1 for n in names)) if len(names) <= 20 else 6
     out += ["", "confusion matrix (rows: true, columns: predicted)"]
@@ -135,14 +213,28 @@ def format_metrics(m: dict) -> str:
         out += [f"{n:<{width}}" + "".join(f"{v:>{cw}}" for v in row) for n, row in zip(names, cm)]
     else:
         out.append(f"({len(names)} classes: see the JSON output)")
+    if m.get("hardest"):
+        out += ["", "hardest examples (highest loss)", f"{'index':>7}  {'true':<{width}} {'predicted':<{width}} {'p(pred)':>8} {'loss':>7}"]
+        for h in m["hardest"][:5]:
+            out.append(f"{h['index']:>7}  {names[h['true']]:<{width}} {names[h['predicted']]:<{width}} {h['probability_predicted']:8.1%} {h['loss']:7.3f}")
     return "\n".join(out)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from cnnkit.evaluate.api import evaluate_checkpoint
 
-    m = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data=args.data, data_root=args.data_root, split=args.split, batch_size=args.batch_size, device=args.device)
+    plots = None
+    if not args.no_plots:
+        from cnnkit.checkpoint import resolve_checkpoint
+
+        where = "folder" if args.data else (args.dataset or "own")
+        plots = args.plots or resolve_checkpoint(args.checkpoint).parent / "evaluation" / f"{where}-{args.split}{'' if args.tta == 'none' else '-tta-' + args.tta.replace('+', '-')}"
+    m = evaluate_checkpoint(
+        args.checkpoint, dataset=args.dataset, data=args.data, data_root=args.data_root, split=args.split, batch_size=args.batch_size, device=args.device, tta=args.tta, plots=plots
+    )
     print(format_metrics(m))
+    if m.get("files"):
+        print("\nwrote " + "\n      ".join(m["files"]))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(m, indent=2))
@@ -194,24 +286,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from cnnkit.models import create_model, list_models, model_info
+    from cnnkit.models.commands import cmd_models as list_zoo
 
-    print(f"{'name':<14} {'params':>10}  description")
-    for name in list_models():
-        info = model_info(name)
-        c, _, _ = info.default_input
-        n = sum(p.numel() for p in create_model(name, num_classes=10, in_chans=c).parameters())
-        print(f"{name:<14} {n:>10,}  {info.description}")
-    return 0
+    return list_zoo(args)
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from cnnkit.data import list_datasets
+    from cnnkit.data.commands import cmd_datasets as list_them  # flags and output live with the data area
 
-    for d in list_datasets():
-        classes = d.num_classes if d.num_classes is not None else "any"
-        print(f"{d.name:<12} {d.description}\n{'':<12} classes: {classes}; size: {d.size}; location: {d.location}")
-    return 0
+    return list_them(args)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,8 +23,8 @@ from cnnkit.errors import ConfigError
 
 @dataclass
 class DataConfig:
-    dataset: str = "mnist-mini"  # a registered dataset name (`cnnkit datasets`), or "folder"
-    path: str | None = None  # image folder for dataset "folder" (--data)
+    dataset: str = "mnist-mini"  # a registered dataset name (`cnnkit datasets`), "folder" or "manifest"
+    path: str | None = None  # image folder, or CSV/JSON manifest, for dataset "folder"/"manifest" (--data)
     root: str | None = None  # where built-in datasets live (--data-root, $CNNKIT_DATA)
     val_fraction: float = 0.1  # held out of train when the dataset has no validation split
     image_size: int | None = None  # resize side for folders; None: the dataset's native size (folders: 64)
@@ -32,34 +32,69 @@ class DataConfig:
     subset_per_class: int | None = None  # keep only N training images per class (quick runs, few-shot)
     strict: bool = False  # a bad image file is an error instead of a skipped, reported file
     download: bool = True  # fetch missing built-in datasets (with checksums)
+    cifar100_labels: str = "fine"  # cifar100: fine (100 classes) | coarse (20 superclasses)
+    label_delimiter: str | None = None  # manifests: split each label cell on this (e.g. ";") into a multi-hot label
+    balance: str = "none"  # none | oversample: repeat training images of rare classes up to the largest class
+    cache: bool = True  # folders/manifests: decode once into a memory-mapped uint8 cache reused by later runs
+    cache_dir: str | None = None  # where that cache lives; None: $CNNKIT_CACHE, else ~/.cache/cnnkit/decoded
 
 
 @dataclass
 class ModelConfig:
-    name: str = "simple_cnn"  # a registered model (`cnnkit models`)
-    kwargs: dict[str, Any] = field(default_factory=dict)  # extra constructor arguments
+    name: str = "simple_cnn"  # a registered model (`cnnkit models`) or a layer spec "conv(32,3)-bn-relu-gap-fc"
+    kwargs: dict[str, Any] = field(default_factory=dict)  # extra constructor arguments (e.g. small_input: true)
+    pretrained: bool | str = False  # published weights (torchvision / timm hub cache, Lite0 package); a string names them
+    weights: str | None = None  # a local .safetensors / .pth / .pt file to start from (loaded with weights_only=True)
+    strict_weights: bool = True  # keys of --weights that do not fit are an error (false: load what fits)
+    finetune: str | None = None  # head | full | gradual; None: every layer trains at one learning rate
+    backbone_lr_scale: float = 0.1  # full / gradual: backbone learning rate = this x the head's
+    cache_features: bool = True  # head: compute the frozen backbone's features once when no augmentation is on
 
 
 @dataclass
 class OptimConfig:
-    name: str = "sgd"  # sgd (Nesterov momentum) | adamw
+    name: str = "sgd"  # sgd (momentum, Nesterov) | adamw | adam | rmsprop
     lr: float = 0.2
-    momentum: float = 0.9
+    momentum: float = 0.9  # sgd and rmsprop
     nesterov: bool = True
-    weight_decay: float = 5e-4
+    weight_decay: float = 5e-4  # L2 on conv/linear weights (never on norms and biases)
+    l1: float = 0.0  # L1 penalty coefficient, added to the loss and reported as train_l1
+    l1_params: str = "*weight"  # fnmatch pattern on parameter names the L1 penalty covers (ndim > 1 only)
     label_smoothing: float = 0.1
+    grad_clip: float | None = None  # clip the global gradient norm to this value
 
 
 @dataclass
 class ScheduleConfig:
-    name: str = "onecycle"  # onecycle | cosine | constant
+    name: str = "onecycle"  # onecycle | cosine | step | plateau | constant
     warmup_fraction: float = 0.25  # onecycle: fraction of steps rising; cosine: linear warmup
+    step_epochs: int = 3  # step: multiply the rate by gamma every N epochs
+    gamma: float = 0.1  # step: decay factor
+    plateau_patience: int = 2  # plateau: epochs without improvement of train.monitor before reducing
+    plateau_factor: float = 0.1  # plateau: reduction factor
 
 
 @dataclass
 class AugmentConfig:
     translate: int = 2  # random shift of up to N pixels (crop with zero padding)
     hflip: bool = False  # random horizontal flip (off for digits and text)
+    vflip: bool = False  # random vertical flip
+    crop_scale: float = 0.0  # random resized crop: smallest area fraction kept, e.g. 0.35 (0: off)
+    rotate: float = 0.0  # random rotation of up to N degrees either way (0: off)
+    scale: float = 0.0  # random zoom by a factor in [1 - s, 1 + s] (0: off)
+    shear: float = 0.0  # random shear of up to N degrees (0: off)
+    shift: float = 0.0  # random affine translation, fraction of the image side (0: off)
+    brightness: float = 0.0  # colour jitter: factor in [1 - b, 1 + b] (0: off)
+    contrast: float = 0.0  # colour jitter: factor in [1 - c, 1 + c] (0: off)
+    saturation: float = 0.0  # colour jitter: factor in [1 - s, 1 + s] (0: off; RGB only)
+    hue: float = 0.0  # colour jitter: hue shift in [-h, h] turns, h <= 0.5 (0: off; RGB only)
+    grayscale: float = 0.0  # probability of turning an RGB image gray
+    blur: float = 0.0  # probability of a Gaussian blur with sigma in [0.1, blur_sigma]
+    blur_sigma: float = 1.0
+    erase: float = 0.0  # cutout / random erasing: probability of erasing one rectangle (2-33% of the area)
+    auto: str = "none"  # automatic policy from torchvision v2: none | randaugment | trivialaugment
+    mixup: float = 0.0  # mixup Beta(a, a) parameter (0: off); mixes labels: see cnnkit.data.augment.mix_batch
+    cutmix: float = 0.0  # cutmix Beta(a, a) parameter (0: off); with mixup too, one of the two per batch
 
 
 @dataclass
@@ -73,6 +108,16 @@ class TrainConfig:
     channels_last: bool = True
     num_threads: int | None = None  # CPU threads; None: PyTorch's default
     deterministic: bool = True  # deterministic algorithms where the device has them
+    checkpoint_every: int = 0  # also write last.ckpt every N optimiser steps (0: once per epoch only)
+    on_nan: str = "stop"  # stop | skip: what a non-finite loss or gradient does
+    ema_decay: float = 0.0  # exponential moving average of the weights (e.g. 0.999; 0: off)
+    monitor: str = "val_accuracy"  # metric for best.ckpt, early stopping and plateau: val_accuracy | val_loss
+    early_stopping: int = 0  # stop after N epochs without improvement of monitor (0: off)
+    min_delta: float = 0.0  # smallest change of monitor that counts as an improvement
+    compile: bool = False  # torch.compile the model (falls back to eager with a message)
+    tta: str = "none"  # none | flip | flip+shift: test-time augmentation at the final evaluation
+    tensorboard: bool = False  # write TensorBoard event files to <run>/tensorboard
+    devices: int = 1  # processes for DistributedDataParallel (cnnkit train --devices N)
 
 
 @dataclass

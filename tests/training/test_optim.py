@@ -1,10 +1,12 @@
 import pytest
 import torch
+from torch import nn
 
 from cnnkit.config import OptimConfig, ScheduleConfig
 from cnnkit.errors import ConfigError
 from cnnkit.models import create_model
-from cnnkit.training.optim import build_optimizer, build_scheduler
+from cnnkit.training.loop import l1_penalty
+from cnnkit.training.optim import build_optimizer, build_scheduler, l1_parameters, param_groups
 
 
 def _model():
@@ -19,15 +21,55 @@ def test_no_weight_decay_on_norms_and_biases():
     assert opt.defaults["nesterov"] is True
 
 
-def test_adamw_and_unknown_optimiser():
-    assert isinstance(build_optimizer(_model(), OptimConfig(name="adamw", lr=1e-3)), torch.optim.AdamW)
-    with pytest.raises(ConfigError, match="unknown optimiser 'adam'"):
-        build_optimizer(_model(), OptimConfig(name="adam"))
+@pytest.mark.parametrize("name, cls", [("sgd", torch.optim.SGD), ("adamw", torch.optim.AdamW), ("adam", torch.optim.Adam), ("rmsprop", torch.optim.RMSprop)])
+def test_optimisers(name, cls):
+    opt = build_optimizer(_model(), OptimConfig(name=name, lr=1e-3, momentum=0.5))
+    assert type(opt) is cls and opt.param_groups[0]["lr"] == 1e-3
+    if name in ("sgd", "rmsprop"):
+        assert opt.param_groups[0]["momentum"] == 0.5
 
 
-def _lrs(name, steps=100, warmup=0.2):
+def test_unknown_optimiser():
+    with pytest.raises(ConfigError, match="unknown optimiser 'lion'; choose one of sgd, adamw, adam, rmsprop"):
+        build_optimizer(_model(), OptimConfig(name="lion"))
+
+
+def test_per_group_learning_rates_for_discriminative_fine_tuning():
+    model = _model()
+    groups = [{"params": model.features.parameters(), "lr_scale": 0.1, "name": "backbone"}]
+    opt = build_optimizer(model, OptimConfig(lr=1.0, weight_decay=0.01), groups)
+    by = {(g.get("name"), g["weight_decay"]): g for g in opt.param_groups}
+    assert by[("backbone", 0.01)]["lr"] == pytest.approx(0.1) and by[("backbone", 0.0)]["lr"] == pytest.approx(0.1)
+    head = [g for g in opt.param_groups if g.get("name") is None]
+    assert {g["lr"] for g in head} == {1.0}  # the head (not in any group) gets the base rate
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
+    sched = build_scheduler(opt, ScheduleConfig(name="constant"), 10)
+    opt.step()
+    sched.step()
+    assert by[("backbone", 0.01)]["lr"] == pytest.approx(0.1)  # the schedule scales each group's own rate
+
+
+def test_param_groups_keep_every_parameter_once():
+    model = _model()
+    pg = param_groups(model, 0.5)
+    ids = [id(p) for g in pg for p in g["params"]]
+    assert len(ids) == len(set(ids)) == len(list(model.parameters()))
+
+
+def test_l1_penalty_changes_the_loss_by_the_expected_amount():
+    model = nn.Sequential(nn.Linear(2, 2))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, -2.0], [0.5, 0.0]]))
+        model[0].bias.fill_(3.0)
+    params = l1_parameters(model)
+    assert len(params) == 1  # weights only, never the bias
+    assert float(l1_penalty(params, 0.1).detach()) == pytest.approx(0.1 * 3.5)
+    assert l1_parameters(model, "nomatch*") == []
+
+
+def _lrs(name, steps=100, warmup=0.2, **kw):
     opt = build_optimizer(_model(), OptimConfig(lr=1.0))
-    sched = build_scheduler(opt, ScheduleConfig(name=name, warmup_fraction=warmup), steps)
+    sched = build_scheduler(opt, ScheduleConfig(name=name, warmup_fraction=warmup, **kw), steps, steps_per_epoch=10)
     out = []
     for _ in range(steps):
         out.append(opt.param_groups[0]["lr"])
@@ -49,7 +91,22 @@ def test_cosine_with_warmup():
     assert lrs[60] == pytest.approx(0.5, abs=0.05) and lrs[-1] < 0.01
 
 
+def test_step_schedule():
+    lrs = _lrs("step", step_epochs=3, gamma=0.5)  # 10 steps per epoch: halve every 30 steps
+    assert lrs[0] == lrs[29] == 1.0 and lrs[30] == pytest.approx(0.5) and lrs[60] == pytest.approx(0.25) and lrs[99] == pytest.approx(0.125)
+
+
+def test_reduce_on_plateau_is_per_epoch():
+    opt = build_optimizer(_model(), OptimConfig(lr=1.0))
+    sched = build_scheduler(opt, ScheduleConfig(name="plateau", plateau_patience=1, plateau_factor=0.1), 100, mode="max")
+    for acc in (0.5, 0.6, 0.6):  # one epoch without improvement: patience 1 not yet exceeded
+        sched.step(acc)
+    assert opt.param_groups[0]["lr"] == pytest.approx(1.0)
+    sched.step(0.6)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
+
+
 def test_unknown_schedule():
     opt = build_optimizer(_model(), OptimConfig())
-    with pytest.raises(ConfigError, match="unknown schedule 'step'"):
-        build_scheduler(opt, ScheduleConfig(name="step"), 10)
+    with pytest.raises(ConfigError, match="unknown schedule 'linear'"):
+        build_scheduler(opt, ScheduleConfig(name="linear"), 10)

@@ -3,7 +3,6 @@ import io
 import json
 
 import pytest
-import yaml
 
 from cnnkit.config import Config, load_config
 from cnnkit.errors import ConfigError
@@ -16,6 +15,7 @@ TINY = {
     "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
     "train.epochs": 2,
     "train.batch_size": 25,
+    "train.num_threads": 1,
 }
 
 

@@ -20,16 +20,21 @@ class DatasetInfo:
     num_classes: int | None
     size: str  # e.g. "10,000 train / 2,000 test, 1x28x28"
     location: str  # where it is looked for
+    status: Callable[[str | None], tuple[str, str]] | None = None  # data root -> (where it looks, "present" / ...)
+
+    def find(self, root: str | None = None) -> tuple[str, str]:
+        """(where this dataset is looked for under `root`, whether it is there), reading no image."""
+        return self.status(root) if self.status is not None else (self.location, "-")
 
 
 _DATASETS: dict[str, DatasetInfo] = {}
 
 
-def register_dataset(name: str, *, description: str, num_classes: int | None, size: str, location: str):
+def register_dataset(name: str, *, description: str, num_classes: int | None, size: str, location: str, status=None):
     def wrap(fn: Callable[[DataConfig, int], Dataset]):
         if name in _DATASETS:
             raise ValueError(f"dataset {name!r} is already registered")
-        _DATASETS[name] = DatasetInfo(name, fn, description, num_classes, size, location)
+        _DATASETS[name] = DatasetInfo(name, fn, description, num_classes, size, location, status)
         return fn
 
     return wrap
@@ -49,27 +54,61 @@ def build_dataset(cfg: DataConfig, seed: int = 0) -> Dataset:
         close = difflib.get_close_matches(cfg.dataset, list(_DATASETS), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"data.dataset: unknown dataset {cfg.dataset!r}.{hint} Known: {', '.join(sorted(_DATASETS))}.")
-    if cfg.path is not None and cfg.dataset != "folder":
-        raise ConfigError(f"data.path is only used with data.dataset 'folder' (got dataset {cfg.dataset!r}); use --data PATH")
+    if cfg.path is not None and cfg.dataset not in PATH_DATASETS:
+        raise ConfigError(f"data.path is only used with data.dataset 'folder' or 'manifest' (got dataset {cfg.dataset!r}); use --data PATH")
     if cfg.channels not in (None, 1, 3):
         raise ConfigError(f"data.channels must be 1 or 3, got {cfg.channels}")
+    if cfg.balance not in BALANCE_MODES:
+        raise ConfigError(f"data.balance must be one of {', '.join(BALANCE_MODES)}, got {cfg.balance!r}")
+    if cfg.subset_per_class is not None and cfg.subset_per_class < 1:
+        raise ConfigError(f"data.subset_per_class must be at least 1, got {cfg.subset_per_class}")
     data = _DATASETS[cfg.dataset].builder(cfg, seed)
+    if cfg.channels is not None and cfg.channels != data.channels:
+        data = convert_channels(data, cfg.channels)
     if cfg.subset_per_class is not None:
-        if cfg.subset_per_class < 1:
-            raise ConfigError(f"data.subset_per_class must be at least 1, got {cfg.subset_per_class}")
         data.train = data.train.subset(subset_per_class(data.train.labels, cfg.subset_per_class, seed))
+    if cfg.balance == "oversample":
+        from cnnkit.data.balance import oversample_indices
+
+        data.train = data.train.subset(oversample_indices(data.train.labels, seed))
     return data
+
+
+PATH_DATASETS = ("folder", "manifest")
+BALANCE_MODES = ("none", "oversample")
+
+
+def convert_channels(data: Dataset, channels: int) -> Dataset:
+    """The dataset with 1-channel images repeated to RGB, or RGB turned to luma (ITU-R 601);
+    mean/std recomputed. For built-ins, whose files have a fixed channel count."""
+    import dataclasses
+
+    def conv(split):
+        if split is None:
+            return None
+        x = split.images
+        if channels == 3:
+            y = x.expand(-1, 3, -1, -1).contiguous()
+        else:
+            w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+            y = (x.float() * w).sum(1, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
+        return dataclasses.replace(split, images=y)
+
+    return dataclasses.replace(data, train=conv(data.train), val=conv(data.val), test=conv(data.test), mean=(), std=())
 
 
 def subset_per_class(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     """Sorted indices of (at most) `n` seeded-random examples of each class."""
+    from cnnkit.data.types import strata
+
     g = torch.Generator().manual_seed(seed + 1)
+    groups = strata(labels)
     keep = []
-    for c in torch.unique(labels).tolist():
-        idx = torch.nonzero(labels == c).flatten()
+    for c in torch.unique(groups).tolist():
+        idx = torch.nonzero(groups == c).flatten()
         keep.append(idx[torch.randperm(len(idx), generator=g)[:n]])
     return torch.sort(torch.cat(keep)).values
 
 
 def _ensure_builtins() -> None:
-    from cnnkit.data import folder, mnist  # noqa: F401  (registration on import)
+    from cnnkit.data import cifar, folder, manifest, mnist  # noqa: F401  (registration on import)

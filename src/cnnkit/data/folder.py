@@ -2,8 +2,10 @@
 
 Class names are the folder names, sorted. Hidden files and files without an image
 extension are ignored. Every image is decoded once, through the one loader, into a
-uint8 tensor at the training size. A file that cannot be read is skipped with a warning
-naming it and recorded (`Dataset.skipped`); `strict` turns that into an error.
+uint8 tensor at the training size, memory-mapped from the on-disk cache (`cache.py`) on
+later runs. A file that cannot be read is skipped with a warning naming it and recorded
+(`Dataset.skipped`); `strict` turns that into an error. `--data labels.csv` (a manifest
+file rather than a folder) is read by `manifest.py`.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ import logging
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from cnnkit.config import DataConfig
 from cnnkit.data._registry import register_dataset
-from cnnkit.data.images import ImageError, is_image_file, load_image
+from cnnkit.data.cache import decode_files, default_cache_dir
+from cnnkit.data.images import is_image_file
 from cnnkit.data.types import Dataset, SkippedFile, Split, stratified_split
 from cnnkit.errors import DataError
 
@@ -31,45 +33,57 @@ def _visible_dirs(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
 
 
+def list_image_files(folder: Path) -> list[Path]:
+    """Image files under `folder` (recursive, sorted, hidden entries skipped), without opening any."""
+    found: list[Path] = []
+    stack = [str(folder)]
+    while stack:
+        d = stack.pop()
+        try:
+            entries = sorted(os.scandir(d), key=lambda e: e.name)
+        except OSError as e:
+            log.warning("skipping unreadable folder %s (%s)", d, e)
+            continue
+        subdirs = []
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            if e.is_dir():
+                subdirs.append(e.path)
+            elif is_image_file(e.name):
+                found.append(Path(e.path))
+        stack.extend(reversed(subdirs))
+    return sorted(found)
+
+
 def scan_class_folders(folder: Path) -> dict[str, list[Path]]:
     """{class name: image files (recursive, sorted)} without decoding anything."""
-    classes = {}
-    for d in _visible_dirs(folder):
-        files = []
-        for dirpath, dirnames, filenames in os.walk(d):
-            dirnames[:] = sorted(n for n in dirnames if not n.startswith("."))
-            files.extend(Path(dirpath) / f for f in sorted(filenames) if is_image_file(f))
-        classes[d.name] = files
+    classes = {d.name: list_image_files(d) for d in _visible_dirs(folder)}
     if not classes:
         raise DataError(f"{folder}: no class folders found; expected {folder}/<class name>/<images>")
     return classes
 
 
+def decode_labelled(
+    files: list[Path], labels: list, channels: int, size: tuple[int, int], cfg: DataConfig, skipped: list[SkippedFile], source: str
+) -> tuple[torch.Tensor, list, list[str]]:
+    """Decode `files` once (through the cache when data.cache is on): (images, labels kept, paths kept)."""
+    cache_dir = default_cache_dir(cfg.cache_dir) if cfg.cache else None
+    dec = decode_files(files, channels, size, strict=cfg.strict, cache_dir=cache_dir, source=source)
+    skipped.extend(dec.skipped)
+    return dec.images, [labels[i] for i in dec.kept], [str(files[i]) for i in dec.kept]
+
+
 def decode_split(
-    files: dict[str, list[Path]], class_names: list[str], channels: int, size: tuple[int, int], strict: bool, skipped: list[SkippedFile]
+    files: dict[str, list[Path]], class_names: list[str], channels: int, size: tuple[int, int], cfg: DataConfig, skipped: list[SkippedFile], source: str
 ) -> Split:
-    images, labels, paths = [], [], []
+    flat = [(p, label) for label, name in enumerate(class_names) for p in files.get(name, [])]
+    images, labels, paths = decode_labelled([p for p, _ in flat], [lab for _, lab in flat], channels, size, cfg, skipped, source)
+    present = set(labels)
     for label, name in enumerate(class_names):
-        n_ok = 0
-        for path in files.get(name, []):
-            try:
-                images.append(load_image(path, channels, size))
-            except ImageError as e:
-                if strict:
-                    raise DataError(f"{e} (remove the file, or train without --strict to skip bad files)") from e
-                log.warning("skipping %s", e)
-                skipped.append(SkippedFile(str(path), str(e).removeprefix(f"{path}: ")))
-                continue
-            labels.append(label)
-            paths.append(str(path))
-            n_ok += 1
-        if files.get(name) is not None and n_ok == 0:
+        if name in files and label not in present:
             raise DataError(f"class folder {name!r} has no readable image (looked in the folder for {name!r}); add images or remove the folder")
-    if not images:
-        arr = np.zeros((0, channels, *size), dtype=np.uint8)
-    else:
-        arr = np.stack(images)
-    return Split(torch.from_numpy(arr), torch.tensor(labels, dtype=torch.int64), paths)
+    return Split(images, torch.tensor(labels, dtype=torch.int64), paths)
 
 
 @register_dataset(
@@ -80,9 +94,13 @@ def decode_split(
     location="--data PATH",
 )
 def build_folder(cfg: DataConfig, seed: int) -> Dataset:
+    from cnnkit.data.manifest import MANIFEST_SUFFIXES, build_manifest
+
     if not cfg.path:
         raise DataError("dataset 'folder' needs a path: --data PATH (a folder of class folders)")
     root = Path(cfg.path).expanduser()
+    if root.is_file() and root.suffix.lower() in MANIFEST_SUFFIXES:
+        return build_manifest(cfg, seed)
     if not root.is_dir():
         raise DataError(f"--data {root}: not a folder")
     channels = cfg.channels or 3
@@ -96,7 +114,7 @@ def build_folder(cfg: DataConfig, seed: int) -> Dataset:
         if extra:
             raise DataError(f"{root / split}: classes {extra} do not appear in {root / 'train'}; every class needs training images")
     skipped: list[SkippedFile] = []
-    splits = {s: decode_split(scan, class_names, channels, size, cfg.strict, skipped) for s, scan in scans.items()}
+    splits = {s: decode_split(scan, class_names, channels, size, cfg, skipped, str(root / s if has_splits else root)) for s, scan in scans.items()}
     train = splits["train"]
     if "val" in splits:
         val = splits["val"]

@@ -10,7 +10,6 @@ naming the file.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -80,14 +79,18 @@ def open_image(path: str | os.PathLike) -> Image.Image:
     try:
         if path.stat().st_size == 0:
             raise ImageError(f"{path}: empty file (0 bytes)")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                im.seek(0)
-                im.load()
-                img = ImageOps.exif_transpose(im) or im
-                if img is im:
-                    img = im.copy()
+        # The pixel limit is checked here, on the header, rather than by turning Pillow's
+        # DecompressionBombWarning into an error with warnings.catch_warnings: that changes
+        # process-wide state and is not safe with the decoding thread pool (cache.py).
+        with Image.open(path) as im:
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit is not None and im.width * im.height > limit:
+                raise Image.DecompressionBombError(f"{im.width}x{im.height} = {im.width * im.height} pixels exceeds the limit of {limit}")
+            im.seek(0)
+            im.load()
+            img = ImageOps.exif_transpose(im) or im
+            if img is im:
+                img = im.copy()
         return img
     except ImageError:
         raise
@@ -111,4 +114,4 @@ def pil_to_array(img: Image.Image, channels: int, size: tuple[int, int] | None =
     if size is not None:
         img = resize_center_crop(img, size)
     arr = np.asarray(img, dtype=np.uint8)
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1).copy()
+    return arr[None].copy() if arr.ndim == 2 else arr.transpose(2, 0, 1).copy()  # writable, own memory

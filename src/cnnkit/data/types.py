@@ -9,7 +9,11 @@ import torch
 
 @dataclass
 class Split:
-    """One split: images (N, C, H, W) uint8 and labels (N,) int64, decoded once."""
+    """One split: images (N, C, H, W) uint8 and labels, decoded once.
+
+    Labels are (N,) int64 class indices, or (N, K) float32 multi-hot rows for multi-label
+    data (several classes per image; train those with a sigmoid/BCE head).
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -18,9 +22,13 @@ class Split:
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
             raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
-        if self.labels.shape != (self.images.shape[0],):
+        if self.labels.ndim not in (1, 2) or self.labels.shape[0] != self.images.shape[0]:
             raise ValueError(f"labels shape {tuple(self.labels.shape)} does not match {self.images.shape[0]} images")
-        self.labels = self.labels.long()
+        self.labels = self.labels.long() if self.labels.ndim == 1 else self.labels.float()
+
+    @property
+    def multi_label(self) -> bool:
+        return self.labels.ndim == 2
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -30,6 +38,9 @@ class Split:
         return Split(self.images[index], self.labels[index], paths)
 
     def class_counts(self, num_classes: int) -> list[int]:
+        """Images per class (multi-label: images carrying each class)."""
+        if self.multi_label:
+            return self.labels.sum(0).round().long().tolist()
         return torch.bincount(self.labels, minlength=num_classes).tolist()
 
 
@@ -60,6 +71,10 @@ class Dataset:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def multi_label(self) -> bool:
+        return self.train.multi_label
 
     @property
     def channels(self) -> int:
@@ -96,16 +111,33 @@ def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float,
     return tuple(round(v, 6) for v in mean.tolist()), tuple(round(v, 6) for v in std.tolist())
 
 
+def strata(labels: torch.Tensor) -> torch.Tensor:
+    """(N,) group of each example for stratification: its class, or for multi-hot rows the
+    rarest class it carries (-1 for a row with none), so every class is spread over splits."""
+    if labels.ndim == 1:
+        return labels
+    pos = labels > 0.5
+    counts = pos.sum(0).float()
+    rarity = torch.where(pos, counts.expand_as(pos), torch.full_like(pos, float("inf"), dtype=torch.float32))
+    group = rarity.argmin(1)
+    return torch.where(pos.any(1), group, torch.full_like(group, -1))
+
+
 def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices (keep, held_out): `fraction` of each class held out (at least one when a class has two)."""
+    """Indices (keep, held_out): `fraction` of each class held out (at least one when a class has two).
+
+    Seeded: the same labels and seed give the same split. Multi-hot labels are stratified by
+    each row's rarest class (`strata`).
+    """
     if not 0.0 < fraction < 1.0:
         from cnnkit.errors import ConfigError
 
         raise ConfigError(f"data.val_fraction must be between 0 and 1 (exclusive), got {fraction}")
     g = torch.Generator().manual_seed(seed)
+    groups = strata(labels)
     keep, held = [], []
-    for c in torch.unique(labels).tolist():
-        idx = torch.nonzero(labels == c).flatten()
+    for c in torch.unique(groups).tolist():
+        idx = torch.nonzero(groups == c).flatten()
         idx = idx[torch.randperm(len(idx), generator=g)]
         k = int(round(len(idx) * fraction))
         if len(idx) >= 2:

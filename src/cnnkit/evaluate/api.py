@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
 
 from cnnkit.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
 from cnnkit.config import Config
@@ -11,7 +16,7 @@ from cnnkit.data import build_dataset
 from cnnkit.data.preprocess import Normalize
 from cnnkit.data.types import Split
 from cnnkit.errors import DataError
-from cnnkit.evaluate.metrics import classification_metrics
+from cnnkit.evaluate.metrics import classification_metrics, hardest_examples, multilabel_metrics
 from cnnkit.training.device import resolve_device
 from cnnkit.training.loop import predict_logits
 
@@ -23,13 +28,33 @@ def _align_classes(split: Split, data_classes: list[str], model_classes: list[st
     if sorted(data_classes) != sorted(model_classes):
         missing = sorted(set(data_classes) - set(model_classes))
         raise DataError(f"the data has classes the model does not know: {missing}; the model was trained on {model_classes}")
-    import torch
-
     mapping = torch.tensor([model_classes.index(c) for c in data_classes])
+    if split.labels.ndim == 2:  # multi-hot rows: move each column to the model's class position
+        labels = torch.zeros_like(split.labels)
+        labels[:, mapping] = split.labels
+        return Split(split.images, labels, split.paths)
     return Split(split.images, mapping[split.labels], split.paths)
 
 
-def evaluate_checkpoint(
+@dataclass
+class Predictions:
+    """A checkpoint's logits on one split, with what they were computed from."""
+
+    checkpoint_path: Path
+    checkpoint: dict
+    dataset: str
+    split_name: str
+    split: Split  # labels in the model's class order
+    logits: torch.Tensor  # (N, classes), float32, CPU
+    model: torch.nn.Module
+    normalize: Normalize
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.checkpoint["class_names"])
+
+
+def predict_split(
     path: str | os.PathLike,
     *,
     dataset: str | None = None,
@@ -38,9 +63,10 @@ def evaluate_checkpoint(
     split: str = "test",
     batch_size: int = 500,
     device: str = "cpu",
-) -> dict:
-    """Metrics of the checkpoint (or run folder) at `path` on a split of its own dataset,
-    or of the dataset / image folder given. Returns the metrics dict (see classification_metrics)."""
+    tta: str = "none",
+) -> Predictions:
+    """Logits of the checkpoint (or run folder) at `path` on a split of its own dataset, or of
+    the dataset / image folder given. `tta`: none, flip or flip+shift (softmax averaged over views)."""
     ckpt_path = resolve_checkpoint(path)
     ckpt = load_checkpoint(ckpt_path)
     cfg = Config.from_dict(ckpt["config"], source=f"{ckpt_path} (stored config)")
@@ -63,7 +89,81 @@ def evaluate_checkpoint(
     dev = resolve_device(device)
     model = model_from_checkpoint(ckpt).to(dev)
     normalize = Normalize(ckpt["input"]["mean"], ckpt["input"]["std"], dev)
-    logits = predict_logits(model, target, normalize=normalize, batch_size=batch_size)
-    result = classification_metrics(logits, target.labels, ckpt["class_names"])
-    result.update({"checkpoint": str(ckpt_path), "dataset": ds.name, "split": split})
+    if tta != "none":
+        from cnnkit.training.tta import predict_logits_tta
+
+        logits = predict_logits_tta(model, target, normalize=normalize, mode=tta, batch_size=batch_size)
+    else:
+        logits = predict_logits(model, target, normalize=normalize, batch_size=batch_size)
+    return Predictions(ckpt_path, ckpt, ds.name, split, target, logits, model, normalize)
+
+
+def evaluate_predictions(p: Predictions, hardest: int = 16) -> dict:
+    """The metrics dict (see classification_metrics; multilabel_metrics for multi-hot labels)
+    plus the hardest examples, the checkpoint, dataset and split."""
+    if p.split.labels.ndim == 2:
+        result = multilabel_metrics(p.logits, p.split.labels, p.class_names)
+        result.update({"checkpoint": str(p.checkpoint_path), "dataset": p.dataset, "split": p.split_name})
+        return result
+    result = classification_metrics(p.logits, p.split.labels, p.class_names)
+    result["hardest"] = hardest_examples(p.logits, p.split.labels, hardest)
+    if p.split.paths is not None:
+        for h in result["hardest"]:
+            h["path"] = p.split.paths[h["index"]]
+    result.update({"checkpoint": str(p.checkpoint_path), "dataset": p.dataset, "split": p.split_name})
     return result
+
+
+def evaluate_checkpoint(
+    path: str | os.PathLike,
+    *,
+    dataset: str | None = None,
+    data: str | None = None,
+    data_root: str | None = None,
+    split: str = "test",
+    batch_size: int = 500,
+    device: str = "cpu",
+    tta: str = "none",
+    plots: str | os.PathLike | None = None,
+) -> dict:
+    """Metrics of the checkpoint (or run folder) at `path` on a split of its own dataset,
+    or of the dataset / image folder given. Returns the metrics dict (see classification_metrics).
+    With `plots`, also writes into that folder: the row-normalised confusion matrix (PNG and
+    JSON), the reliability diagram, the hardest-examples gallery and metrics.json."""
+    p = predict_split(path, dataset=dataset, data=data, data_root=data_root, split=split, batch_size=batch_size, device=device, tta=tta)
+    result = evaluate_predictions(p)
+    if tta != "none":
+        result["tta"] = tta
+    if plots is not None:
+        result["files"] = [str(f) for f in write_evaluation(result, p, plots)]
+    return result
+
+
+def write_evaluation(result: dict, p: Predictions, out_dir: str | os.PathLike) -> list[Path]:
+    """PNGs and JSON of an evaluation, into `out_dir`. Returns the files written."""
+    from cnnkit.evaluate.plots import plot_confusion_matrix, plot_hardest_examples, plot_reliability_diagram
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if result.get("task") == "multilabel":  # no confusion matrix or top-1 calibration for several labels
+        metrics = out / "metrics.json"
+        metrics.write_text(json.dumps(result, indent=2))
+        return [metrics]
+    names = result["class_names"]
+    where = f"{result['dataset']} {result['split']}"
+    cm_json = out / "confusion_matrix.json"
+    cm_json.write_text(
+        json.dumps({"class_names": names, "rows": "true class", "columns": "predicted class", "counts": result["confusion_matrix"], "normalized": result["confusion_matrix_normalized"]}, indent=1)
+    )
+    cm_png = out / "confusion_matrix.png"
+    plot_confusion_matrix(result["confusion_matrix"], names, cm_png, title=f"Confusion matrix, row-normalised ({where})", normalized=True)
+    rel = out / "reliability_diagram.png"
+    plot_reliability_diagram(result["calibration"], result["ece"], rel, title=f"Calibration ({where})")
+    hard = out / "hardest_examples.png"
+    items = result["hardest"]
+    images = p.split.images[[h["index"] for h in items]] if items else p.split.images[:0]
+    captions = [f"true {names[h['true']]}, pred {names[h['predicted']]}\np(pred) {h['probability_predicted']:.0%}, loss {h['loss']:.2f}" for h in items]
+    plot_hardest_examples(images, captions, hard, title=f"Hardest examples (highest loss), {where}")
+    metrics = out / "metrics.json"
+    metrics.write_text(json.dumps(result, indent=2))
+    return [cm_png, cm_json, rel, hard, metrics]

@@ -29,7 +29,11 @@ def plot_learning_curves(rows: list[dict], path: str | Path) -> None:
     plt.close(fig)
 
 
-def plot_confusion_matrix(matrix: list[list[int]], class_names: list[str], path: str | Path, title: str = "Confusion matrix") -> None:
+def plot_confusion_matrix(
+    matrix: list[list[int]], class_names: list[str], path: str | Path, title: str = "Confusion matrix", normalized: bool = False
+) -> None:
+    """Cells coloured by the row-normalised value (the share of each true class); the text is
+    the count, or with `normalized` the share in per cent."""
     cm = np.asarray(matrix, dtype=np.int64)
     n = len(class_names)
     row_sum = cm.sum(1, keepdims=True)
@@ -40,10 +44,58 @@ def plot_confusion_matrix(matrix: list[list[int]], class_names: list[str], path:
     if n <= 30:
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8, color="white" if norm[i, j] > 0.5 else "black")
+                text = f"{100 * norm[i, j]:.0f}" if normalized else str(cm[i, j])
+                if normalized and cm[i, j] == 0:
+                    text = "·"
+                ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if norm[i, j] > 0.5 else "black")
         ax.set_xticks(range(n), class_names, rotation=90 if n > 10 else 0)
         ax.set_yticks(range(n), class_names)
-    ax.set(xlabel="predicted", ylabel="true", title=title)
+    ax.set(xlabel="predicted", ylabel="true", title=title + (" (% of each true class)" if normalized else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_reliability_diagram(bins: list[dict], ece: float, path: str | Path, title: str = "Calibration") -> None:
+    """Accuracy against confidence per bin (bars), the diagonal of perfect calibration, the gap
+    shaded, and how many samples fall in each bin below."""
+    lower = np.array([b["lower"] for b in bins])
+    width = np.array([b["upper"] - b["lower"] for b in bins])
+    count = np.array([b["count"] for b in bins])
+    acc = np.array([b["accuracy"] if b["count"] else 0.0 for b in bins])
+    conf = np.array([b["confidence"] if b["count"] else 0.0 for b in bins])
+    fig, (ax, ax_n) = plt.subplots(2, 1, figsize=(5, 6), height_ratios=[3, 1], sharex=True)
+    has = count > 0
+    ax.bar(lower[has], acc[has], width=width[has], align="edge", color="#4c72b0", edgecolor="white", label="accuracy")
+    gap_lo, gap_hi = np.minimum(acc, conf), np.maximum(acc, conf)
+    ax.bar(lower[has], (gap_hi - gap_lo)[has], bottom=gap_lo[has], width=width[has], align="edge", color="#dd8452", alpha=0.5, edgecolor="#dd8452", label="gap to confidence")
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    ax.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title=f"{title}\nexpected calibration error {100 * ece:.2f} %")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax_n.bar(lower, count, width=width, align="edge", color="#888888", edgecolor="white")
+    ax_n.set(xlabel="confidence (top-1 probability)", ylabel="samples")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_hardest_examples(images, captions: list[str], path: str | Path, title: str = "Hardest examples", columns: int = 8) -> None:
+    """A gallery of uint8 images (N, C, H, W), each captioned (true / predicted label, loss)."""
+    imgs = np.asarray(images)
+    n = len(imgs)
+    cols = min(columns, max(n, 1))
+    rows = max(1, -(-n // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.2 * rows + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, cap in zip(axes.flat, imgs, captions):
+        pic = img.transpose(1, 2, 0)
+        ax.imshow(pic[..., 0] if pic.shape[-1] == 1 else pic, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(cap, fontsize=7)
+    if n == 0:
+        axes[0, 0].text(0.5, 0.5, "no examples", ha="center", va="center")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
     plt.close(fig)

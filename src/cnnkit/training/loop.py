@@ -1,9 +1,16 @@
-"""`train_one_epoch` and `evaluate`: plain functions with explicit arguments returning metric dicts."""
+"""`train_one_epoch` and `evaluate`: plain functions with explicit arguments returning metric dicts.
+
+Hook points for other areas, all plain arguments of `train_one_epoch`:
+    loss_fn(logits, targets) -> loss       class weights, custom losses (default: cross-entropy
+                                           with label smoothing); targets may be soft (N, C)
+    batch_transform(x, y, generator)       mixup / cutmix on the normalised batch; returns (x, targets)
+    on_step(step, steps, loss, acc, images) after every optimiser step (progress, checkpoints)
+"""
 
 from __future__ import annotations
 
-import math
 import time
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -17,10 +24,55 @@ from cnnkit.errors import CnnkitError
 from cnnkit.training.device import autocast
 
 StepCallback = Callable[[int, int, float, float, int], None]  # (step, steps, loss, acc, images)
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, targets) -> scalar loss
+BatchTransform = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 
 
 class NonFiniteLossError(CnnkitError):
-    pass
+    """The loss or the gradient became NaN/Inf (with on_nan="stop")."""
+
+    def __init__(self, message: str, *, step: int, value: float, last_finite: float | None):
+        super().__init__(message)
+        self.step, self.value, self.last_finite = step, value, last_finite
+
+
+@dataclass
+class EpochState:
+    """Where an epoch stands: its data order, steps done and running sums (a step checkpoint resumes from it)."""
+
+    order: torch.Tensor  # the epoch's permutation of the training set
+    step: int = 0  # optimiser steps done in this epoch
+    loss_sum: torch.Tensor = field(default_factory=lambda: torch.zeros(()))
+    l1_sum: torch.Tensor = field(default_factory=lambda: torch.zeros(()))
+    correct: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.long))
+    seen: int = 0
+    skipped: int = 0  # non-finite steps skipped (on_nan="skip")
+    last_finite_loss: float | None = None
+
+    @classmethod
+    def start(cls, n: int, generator: torch.Generator) -> "EpochState":
+        return cls(order=torch.randperm(n, generator=generator))
+
+    def state_dict(self) -> dict:
+        return {
+            "order": self.order.clone(), "step": self.step, "loss_sum": self.loss_sum.detach().cpu().clone(),
+            "l1_sum": self.l1_sum.detach().cpu().clone(), "correct": self.correct.detach().cpu().clone(), "seen": self.seen,
+            "skipped": self.skipped, "last_finite_loss": self.last_finite_loss,
+        }
+
+    @classmethod
+    def from_state_dict(cls, d: dict) -> "EpochState":
+        return cls(**d)
+
+
+def l1_penalty(params: list[torch.Tensor], coef: float) -> torch.Tensor:
+    """coef * sum(|p|) over `params`."""
+    return coef * torch.stack([p.abs().sum() for p in params]).sum()
+
+
+def _shard(t: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+    per = t.shape[0] // world
+    return t[rank * per : (rank + 1) * per]
 
 
 def train_one_epoch(
@@ -34,45 +86,123 @@ def train_one_epoch(
     generator: torch.Generator,
     augment: BatchAugment | None = None,
     label_smoothing: float = 0.0,
+    loss_fn: LossFn | None = None,
+    batch_transform: BatchTransform | None = None,
     precision: str = "fp32",
+    scaler: torch.amp.GradScaler | None = None,
+    grad_clip: float | None = None,
+    l1: float = 0.0,
+    l1_params: list[torch.Tensor] | None = None,
+    on_nan: str = "stop",
+    ema=None,
+    state: EpochState | None = None,
+    rank: int = 0,
+    world_size: int = 1,
     on_step: StepCallback | None = None,
 ) -> dict[str, float]:
-    """One pass over `data` (shuffled, last partial batch dropped). Returns loss, accuracy, images, seconds."""
+    """One pass over `data` (shuffled, last partial batch dropped). Returns loss, accuracy, images, seconds.
+
+    `state` continues an epoch from a step checkpoint (its order and sums); without it a new
+    order is drawn from `generator`. With `world_size` > 1 each rank takes its contiguous
+    share of every global batch (batch_size is the global batch) and the sums are reduced.
+    """
     model.train()
     device = normalize.device
     steps = num_batches(len(data), batch_size, drop_last=True)
-    total_loss = torch.zeros((), device=device)
-    total_correct = torch.zeros((), device=device, dtype=torch.long)
-    seen = 0
+    if state is None:
+        state = EpochState.start(len(data), generator)
+    state.loss_sum, state.l1_sum, state.correct = state.loss_sum.to(device), state.l1_sum.to(device), state.correct.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    fp16 = scaler is not None and scaler.is_enabled()
     t0 = time.perf_counter()
-    for step, idx in enumerate(batches(len(data), batch_size, shuffle=True, generator=generator, drop_last=True)):
+    stop = len(data) - len(data) % batch_size if len(data) >= batch_size else len(data)
+    for start in range(state.step * batch_size, stop, batch_size):
+        idx = state.order[start : start + batch_size]
         x = data.images[idx]
         if augment is not None and augment.active:
             x = augment(x, generator)
+        y = data.labels[idx]
+        if world_size > 1:
+            x, y = _shard(x, rank, world_size), _shard(y, rank, world_size)
         x = normalize(x)
-        y = data.labels[idx].to(device, non_blocking=True)
+        y = y.to(device, non_blocking=True)
+        targets = y
+        if batch_transform is not None:
+            x, targets = batch_transform(x, y, generator)
         with autocast(device, precision):
             logits = model(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+            if loss_fn is not None:
+                loss = loss_fn(logits.float(), targets)
+            else:
+                loss = F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
+        penalty = l1_penalty(l1_params, l1) if l1 and l1_params else None
+        total = loss + penalty if penalty is not None else loss
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if fp16:
+            scaler.scale(total).backward()
+            scaler.unscale_(optimizer)
+        else:
+            total.backward()
+        if grad_clip:
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        elif not fp16:
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+        # one sync per step; with fp16 the scaler skips steps with inf gradients itself
+        finite = bool(torch.isfinite(total)) if fp16 else bool(torch.isfinite(total) & torch.isfinite(grad_norm))
+        if world_size > 1:
+            flag = torch.tensor([0.0 if finite else 1.0], device=device)
+            torch.distributed.all_reduce(flag)
+            finite = float(flag) == 0.0
+        global_idx = start // batch_size + 1
+        if not finite:
+            value = float(total.detach())
+            if on_nan == "skip":
+                optimizer.zero_grad(set_to_none=True)
+                if fp16:
+                    scaler.update()
+                if scheduler is not None:
+                    scheduler.step()
+                state.step = global_idx
+                state.skipped += 1
+                if on_step is not None:
+                    on_step(global_idx, steps, value, float(state.correct) / max(state.seen, 1), state.seen)
+                continue
+            raise NonFiniteLossError(
+                f"the loss or gradient became non-finite ({value}) at step {global_idx} of this epoch", step=global_idx, value=value,
+                last_finite=state.last_finite_loss,
+            )
+        if fp16:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
         if scheduler is not None:
             scheduler.step()
+        if ema is not None:
+            ema.update(model)
         n = y.shape[0]
-        seen += n
-        total_loss += loss.detach() * n
-        total_correct += (logits.detach().argmax(1) == y).sum()
-        loss_value = float(loss.detach())
-        if not math.isfinite(loss_value):
-            raise NonFiniteLossError(
-                f"the loss became {loss_value} at step {step + 1} of this epoch; the learning rate is likely too high "
-                f"(lower --lr) or the data holds invalid values"
-            )
+        state.seen += n
+        state.step = global_idx
+        state.loss_sum += total.detach().float() * n
+        if penalty is not None:
+            state.l1_sum += penalty.detach().float() * n
+        state.correct += (logits.detach().argmax(1) == y).sum()
+        loss_value = float(total.detach())
+        state.last_finite_loss = loss_value
         if on_step is not None:
-            on_step(step + 1, steps, loss_value, float(total_correct) / seen, seen)
-    loss_avg = float(total_loss) / max(seen, 1)
-    return {"loss": loss_avg, "accuracy": float(total_correct) / max(seen, 1), "images": seen, "seconds": time.perf_counter() - t0}
+            on_step(global_idx, steps, loss_value, float(state.correct) / state.seen, state.seen)
+    loss_sum, l1_sum, correct, seen = state.loss_sum.clone(), state.l1_sum.clone(), state.correct.clone(), state.seen
+    if world_size > 1:
+        sums = torch.stack([loss_sum.double(), l1_sum.double(), correct.double(), torch.tensor(float(seen), dtype=torch.float64, device=device)])
+        torch.distributed.all_reduce(sums)
+        loss_sum, l1_sum, correct, seen = sums[0], sums[1], sums[2], int(sums[3])
+    out = {
+        "loss": float(loss_sum) / max(seen, 1), "accuracy": float(correct) / max(seen, 1), "images": seen,
+        "seconds": time.perf_counter() - t0, "skipped_steps": state.skipped,
+    }
+    if l1:
+        out["l1"] = float(l1_sum) / max(seen, 1)
+    return out
 
 
 @torch.no_grad()

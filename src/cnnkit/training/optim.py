@@ -1,7 +1,15 @@
-"""Optimisers and learning-rate schedules from their config groups."""
+"""Optimisers, parameter groups and learning-rate schedules from their config groups.
+
+Per-group learning rates (transfer learning's discriminative rates): pass `groups`, a list
+of ``{"params": [...], "lr_scale": 0.1}`` dicts (extra keys such as "name" are kept), to
+`build_optimizer`; every group is still split into decay / no-decay parts, parameters not
+named in any group form a last group at the base rate, and the schedules scale each
+group's own rate.
+"""
 
 from __future__ import annotations
 
+import fnmatch
 import math
 
 import torch
@@ -10,30 +18,62 @@ from torch import nn
 from cnnkit.config import OptimConfig, ScheduleConfig
 from cnnkit.errors import ConfigError
 
-OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("onecycle", "cosine", "constant")
+OPTIMIZERS = ("sgd", "adamw", "adam", "rmsprop")
+SCHEDULES = ("onecycle", "cosine", "step", "plateau", "constant")
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on conv/linear weights only; none on norms and biases."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.ndim > 1 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def param_groups(model: nn.Module, weight_decay: float, groups: list[dict] | None = None) -> list[dict]:
+    """Weight decay on conv/linear weights only (ndim > 1); none on norms and biases.
+
+    Each of `groups` (default: one group of every parameter) becomes two optimiser groups
+    carrying its other keys (lr_scale, name...).
+    """
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if groups is None:
+        groups = [{"params": trainable}]
+    else:
+        groups = [dict(g, params=list(g["params"])) for g in groups]
+        named = {id(p) for g in groups for p in g["params"]}
+        rest = [p for p in trainable if id(p) not in named]
+        if rest:
+            groups.append({"params": rest})
+    out = []
+    for g in groups:
+        extra = {k: v for k, v in g.items() if k != "params"}
+        params = [p for p in g["params"] if p.requires_grad]
+        decay = [p for p in params if p.ndim > 1]
+        no_decay = [p for p in params if p.ndim <= 1]
+        wd = extra.pop("weight_decay", weight_decay)
+        if decay or len(groups) == 1:
+            out.append({**extra, "params": decay, "weight_decay": wd})
+        if no_decay or len(groups) == 1:
+            out.append({**extra, "params": no_decay, "weight_decay": 0.0})
+    return out
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    groups = param_groups(model, cfg.weight_decay)
+def l1_parameters(model: nn.Module, pattern: str = "*weight") -> list[torch.Tensor]:
+    """Conv/linear weights (ndim > 1) whose names match the fnmatch `pattern` (optim.l1_params)."""
+    return [p for name, p in model.named_parameters() if p.requires_grad and p.ndim > 1 and fnmatch.fnmatch(name, pattern)]
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig, groups: list[dict] | None = None) -> torch.optim.Optimizer:
+    pg = param_groups(model, cfg.weight_decay, groups)
+    for g in pg:
+        g["lr"] = cfg.lr * g.pop("lr_scale", 1.0)
     if cfg.name == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+        return torch.optim.SGD(pg, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
     if cfg.name == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr)
+        return torch.optim.AdamW(pg, lr=cfg.lr)
+    if cfg.name == "adam":
+        # Adam's weight decay is L2 added to the gradient (AdamW decouples it)
+        return torch.optim.Adam(pg, lr=cfg.lr)
+    if cfg.name == "rmsprop":
+        return torch.optim.RMSprop(pg, lr=cfg.lr, momentum=cfg.momentum)
     raise ConfigError(f"optim.name: unknown optimiser {cfg.name!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """A per-step schedule over `total_steps`."""
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, total_steps: int, steps_per_epoch: int = 1, mode: str = "max"):
+    """A per-step schedule over `total_steps`; "plateau" is per epoch (ReduceLROnPlateau on train.monitor, `mode` max/min)."""
     if not 0.0 <= cfg.warmup_fraction < 1.0:
         raise ConfigError(f"schedule.warmup_fraction must be in [0, 1), got {cfg.warmup_fraction}")
     total_steps = max(total_steps, 1)
@@ -43,11 +83,22 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, total
         lam = lambda step: warmup_cosine(step, total_steps, warmup, start=1 / 25, end=1e-4)  # noqa: E731
     elif cfg.name == "cosine":
         lam = lambda step: warmup_cosine(step, total_steps, warmup, start=1 / max(warmup, 1), end=0.0)  # noqa: E731
+    elif cfg.name == "step":
+        if cfg.step_epochs < 1:
+            raise ConfigError(f"schedule.step_epochs must be at least 1, got {cfg.step_epochs}")
+        every = cfg.step_epochs * max(steps_per_epoch, 1)
+        lam = lambda step: cfg.gamma ** (step // every)  # noqa: E731
+    elif cfg.name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=cfg.plateau_factor, patience=cfg.plateau_patience)
     elif cfg.name == "constant":
         lam = lambda step: 1.0  # noqa: E731
     else:
         raise ConfigError(f"schedule.name: unknown schedule {cfg.name!r}; choose one of {', '.join(SCHEDULES)}")
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lam)
+
+
+def is_per_epoch(scheduler) -> bool:
+    return isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
 
 
 def warmup_cosine(step: int, total: int, warmup: int, start: float, end: float) -> float:

@@ -1,4 +1,15 @@
-"""`train(config) -> Run`: build data and model, fit, evaluate, and write the run folder."""
+"""`train(config) -> Run`: build data and model, fit, evaluate, and write the run folder.
+
+last.ckpt holds the model (self-describing, like best.ckpt) plus `train_state`: optimiser,
+scheduler, scaler, EMA, epoch/step, every RNG state, the epoch's data order and position,
+the metric rows so far and the early-stopping record. `train(resume=run_dir)` continues from
+it and ends with the same metrics and weights as an uninterrupted run (same seed, CPU).
+
+Hooks for other areas (keyword arguments of `train`): `loss_fn` (class weights...),
+`batch_transform` (mixup / cutmix), `param_groups` (a function model -> groups with
+"lr_scale", for discriminative rates), `on_step(epoch, step, loss)` and `on_end(run)`
+(an HTML report, say).
+"""
 
 from __future__ import annotations
 
@@ -11,28 +22,36 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, TextIO
 
 import torch
 
-from cnnkit.checkpoint import atomic_save, make_checkpoint, unwrap
-from cnnkit.config import Config, save_config
+from cnnkit.checkpoint import load_checkpoint, make_checkpoint, unwrap
+from cnnkit.config import Config, load_config, save_config
 from cnnkit.data import build_dataset
 from cnnkit.data.augment import BatchAugment
 from cnnkit.data.preprocess import Normalize, num_batches
 from cnnkit.data.types import Dataset
-from cnnkit.errors import ConfigError
+from cnnkit.errors import CheckpointError, CnnkitError, ConfigError
 from cnnkit.evaluate.metrics import classification_metrics
 from cnnkit.evaluate.plots import plot_confusion_matrix, plot_learning_curves
 from cnnkit.models import create_model, model_info
 from cnnkit.report import write_report
 from cnnkit.rundir import create_run_dir
+from cnnkit.training import distributed
+from cnnkit.training.compile import maybe_compile
 from cnnkit.training.device import resolve_device, seed_everything
-from cnnkit.training.loop import predict_logits, train_one_epoch, evaluate
-from cnnkit.training.optim import build_optimizer, build_scheduler
+from cnnkit.training.early_stopping import MONITORS, EarlyStopping
+from cnnkit.training.ema import EMA
+from cnnkit.training.interrupt import GracefulInterrupt, TrainingInterrupted
+from cnnkit.training.loop import BatchTransform, EpochState, LossFn, NonFiniteLossError, evaluate, predict_logits, train_one_epoch
+from cnnkit.training.optim import build_optimizer, build_scheduler, is_per_epoch, l1_parameters
 from cnnkit.training.progress import Progress
+from cnnkit.training.rng import rng_state, set_rng_state
+from cnnkit.training.run_files import METRIC_COLUMNS, nan_message, save, tensorboard, write_metrics, writing
+from cnnkit.training.tta import TTA_MODES, predict_logits_tta
 
-METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+StepHook = Callable[[int, int, float], None]  # (epoch, step within the epoch, loss)
 
 
 @dataclass
@@ -43,6 +62,7 @@ class Run:
     config: Config
     metrics: list[dict]
     summary: dict
+    model: torch.nn.Module | None = dataclasses.field(default=None, repr=False)  # rank 0: best weights; other ranks: last
 
     @property
     def best_checkpoint(self) -> Path:
@@ -77,14 +97,6 @@ def _resolve(cfg: Config, data: Dataset, run_dir: Path) -> Config:
     return dataclasses.replace(cfg, data=resolved_data, run=dataclasses.replace(cfg.run, name=run_dir.name))
 
 
-def _write_metrics(rows: list[dict], path: Path) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in METRIC_COLUMNS})
-
-
 def _environment(device: torch.device) -> dict:
     from cnnkit import __version__
 
@@ -99,15 +111,88 @@ def _environment(device: torch.device) -> dict:
     }
 
 
-def train(config: Config | None = None, *, stream: TextIO | None = None, interactive: bool | None = None, quiet: bool = False) -> Run:
-    """Train a model as `config` says and write a complete run folder. Returns the Run."""
-    cfg = config or Config()
+def _check(cfg: Config, world_size: int) -> None:
     tc = cfg.train
     if tc.epochs < 1 or tc.batch_size < 1:
         raise ConfigError(f"train.epochs and train.batch_size must be at least 1 (got {tc.epochs}, {tc.batch_size})")
+    if tc.on_nan not in ("stop", "skip"):
+        raise ConfigError(f"train.on_nan: {tc.on_nan!r} is not one of stop, skip")
+    if tc.tta not in TTA_MODES:
+        raise ConfigError(f"train.tta: {tc.tta!r} is not one of {', '.join(TTA_MODES)}")
+    if tc.monitor not in MONITORS:
+        raise ConfigError(f"train.monitor: {tc.monitor!r} is not one of {', '.join(MONITORS)}")
+    if tc.checkpoint_every < 0:
+        raise ConfigError(f"train.checkpoint_every must be >= 0, got {tc.checkpoint_every}")
+    if not (tc.ema_decay == 0.0 or 0.0 < tc.ema_decay < 1.0):
+        raise ConfigError(f"train.ema_decay must be 0 (off) or in (0, 1), got {tc.ema_decay}")
+    if tc.batch_size % world_size:
+        raise ConfigError(f"train.batch_size {tc.batch_size} (the global batch) must be divisible by the {world_size} processes")
+
+
+def resume_config(run_dir: str | Path) -> Config:
+    """The saved config of a run folder (what `cnnkit train --resume` continues with).
+
+    Bit-identical parity with an uninterrupted run needs the same device and thread count
+    (train.num_threads / --threads): float reductions depend on how work is split.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise CheckpointError(f"{run_dir}: no config.yaml here; --resume takes a run folder written by cnnkit train")
+    return load_config(run_dir / "config.yaml")
+
+
+def train(
+    config: Config | None = None,
+    *,
+    stream: TextIO | None = None,
+    interactive: bool | None = None,
+    quiet: bool = False,
+    resume: str | Path | None = None,
+    run_dir: Path | None = None,
+    loss_fn: LossFn | None = None,
+    batch_transform: BatchTransform | None = None,
+    param_groups: Callable[[torch.nn.Module], list[dict]] | None = None,
+    on_step: StepHook | None = None,
+    on_end: Callable[[Run], None] | None = None,
+) -> Run:
+    """Train a model as `config` says and write a complete run folder. Returns the Run.
+
+    resume: a run folder to continue from its last.ckpt (its config.yaml is used when
+    `config` is None). run_dir: an existing empty folder to write to (the multi-process
+    launcher's). Raises TrainingInterrupted (exit_code 130/143) after Ctrl-C / SIGTERM.
+    """
+    if resume is not None:
+        resume = Path(resume)
+        cfg = config or resume_config(resume)
+    else:
+        cfg = config or Config()
+    tc = cfg.train
+    _check(cfg, distributed.world()[1])
+    prev_threads = torch.get_num_threads()
     if tc.num_threads:
         torch.set_num_threads(tc.num_threads)
-    device = resolve_device(tc.device)
+    try:
+        return _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_transform, param_groups, on_step, on_end)
+    finally:
+        torch.set_num_threads(prev_threads)  # a library call leaves the process as it found it
+
+
+def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_transform, param_groups, on_step, on_end) -> Run:
+    rank, world_size, local_rank = distributed.world()
+    device = distributed.device_for_rank(resolve_device(tc.device), local_rank)
+    if world_size > 1:
+        distributed.init(device)
+    is_main = rank == 0
+    quiet = quiet or not is_main
+
+    ckpt = None
+    if resume is not None:
+        ckpt = load_checkpoint(resume / "last.ckpt")
+        if "train_state" not in ckpt:
+            raise CheckpointError(f"{resume / 'last.ckpt'}: holds no training state to resume from (written by an older cnnkit?)")
+        if ckpt["train_state"].get("finished"):
+            raise CnnkitError(f"{resume}: this run already finished; start a new one with: cnnkit train --config {resume / 'config.yaml'}")
+
     data = build_dataset(cfg.data, seed=tc.seed)
     if len(data.train) < tc.batch_size:
         raise ConfigError(f"train.batch_size {tc.batch_size} is larger than the {len(data.train)} training images; use a smaller --batch-size")
@@ -117,79 +202,217 @@ def train(config: Config | None = None, *, stream: TextIO | None = None, interac
     model.to(device)
     if tc.channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, cfg.optim)
+    optimizer = build_optimizer(model, cfg.optim, param_groups(model) if param_groups is not None else None)
+    l1_params = l1_parameters(model, cfg.optim.l1_params) if cfg.optim.l1 else None
     steps_per_epoch = num_batches(len(data.train), tc.batch_size, drop_last=True)
-    scheduler = build_scheduler(optimizer, cfg.schedule, tc.epochs * steps_per_epoch)
+    scheduler = build_scheduler(optimizer, cfg.schedule, tc.epochs * steps_per_epoch, steps_per_epoch, mode=MONITORS[tc.monitor])
+    per_epoch_schedule = is_per_epoch(scheduler)
+    scaler = torch.amp.GradScaler(device.type, enabled=tc.precision == "fp16" and device.type == "cuda")
+    ema = EMA(model, tc.ema_decay) if tc.ema_decay else None
+    stopper = EarlyStopping(tc.monitor, tc.early_stopping, tc.min_delta)
     normalize = Normalize(data.mean, data.std, device, channels_last=tc.channels_last)
     augment = BatchAugment(translate=cfg.augment.translate, hflip=cfg.augment.hflip)
 
-    run_dir = create_run_dir(cfg.run.runs_dir, cfg.run.name, dataset=data.name, model=cfg.model.name)
-    cfg = _resolve(cfg, data, run_dir)
-    save_config(cfg, run_dir / "config.yaml")
-    env = _environment(device)
-    (run_dir / "environment.json").write_text(json.dumps(env, indent=2))
-    if data.skipped:
-        with open(run_dir / "skipped.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["path", "reason"])
-            w.writerows((s.path, s.reason) for s in data.skipped)
+    rows: list[dict] = []
+    start_epoch, epoch_state, skipped, elapsed, epoch_lr = 1, None, 0, 0.0, None
+    if ckpt is not None:
+        st = ckpt["train_state"]
+        try:
+            unwrap(model).load_state_dict(ckpt["state_dict"])
+            optimizer.load_state_dict(st["optimizer"])
+            scheduler.load_state_dict(st["scheduler"])
+            if st["scaler"]:
+                scaler.load_state_dict(st["scaler"])
+            if ema is not None and st["ema"] is not None:
+                ema.load_state_dict(st["ema"])
+            stopper.load_state_dict(st["early_stopping"])
+            rows = list(st["rows"])
+            start_epoch = st["epoch"] + 1
+            epoch_state = EpochState.from_state_dict(st["epoch_state"]) if st["epoch_state"] is not None else None
+            epoch_lr = st.get("epoch_lr")
+            skipped, elapsed = st["skipped_steps"], st["train_seconds"]
+            set_rng_state(st["rng"], generator)
+        except (RuntimeError, KeyError, ValueError, TypeError) as e:
+            raise CheckpointError(f"{resume / 'last.ckpt'}: its training state does not fit this run's config ({type(e).__name__}: {str(e)[:200]})") from e
 
-    def checkpoint(epoch: int, metrics: dict) -> dict:
-        return make_checkpoint(
+    train_model = model
+    if world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        train_model = DDP(model, device_ids=[local_rank] if device.type == "cuda" else None)
+
+    out = stream or sys.stdout
+    train_model = maybe_compile(train_model, tc.compile, lambda text: print(text, file=sys.stderr, flush=True))
+
+    # the run folder: a new one, the launcher's, or the resumed one (rank 0 names it for the others)
+    if resume is not None:
+        run_dir = resume
+    elif run_dir is None and is_main:
+        try:
+            run_dir = create_run_dir(cfg.run.runs_dir, cfg.run.name, dataset=data.name, model=cfg.model.name)
+        except OSError as e:
+            raise CnnkitError(f"{cfg.run.runs_dir}: cannot create the run folder there ({e.strerror or e}); use --runs-dir with a writable folder") from e
+    if world_size > 1 and resume is None:
+        run_dir = Path(distributed.broadcast_object(str(run_dir) if run_dir is not None else None))
+    run_dir = Path(run_dir)
+    if resume is None:
+        cfg = _resolve(cfg, data, run_dir)
+    env = _environment(device)
+    if is_main and resume is None:
+        with writing(run_dir / "config.yaml"):
+            save_config(cfg, run_dir / "config.yaml")
+            (run_dir / "environment.json").write_text(json.dumps(env, indent=2))
+            (run_dir / "plots").mkdir(exist_ok=True)
+            if data.skipped:
+                with open(run_dir / "skipped.csv", "w", newline="") as f:
+                    w = csv.writer(f)
+                    w.writerow(["path", "reason"])
+                    w.writerows((s.path, s.reason) for s in data.skipped)
+    writer = tensorboard(run_dir) if tc.tensorboard and is_main else None
+
+    def model_checkpoint(epoch: int, metrics: dict) -> dict:
+        ck = make_checkpoint(
             model, class_names=data.class_names, channels=data.channels, size=data.image_size, mean=data.mean, std=data.std,
             config=cfg.to_dict(), dataset=data.name, epoch=epoch, metrics=metrics,
         )
+        if ema is not None:
+            ck["ema_state_dict"] = ema.state_dict()["state_dict"]
+        return ck
+
+    def train_state(epochs_done: int, state: EpochState | None, lr_at_start: float | None, seconds: float) -> dict:
+        return {
+            "epoch": epochs_done, "epoch_state": state.state_dict() if state is not None else None, "epoch_lr": lr_at_start,
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+            "ema": ema.state_dict() if ema is not None else None, "early_stopping": stopper.state_dict(), "rows": [dict(r) for r in rows],
+            "rng": rng_state(generator), "skipped_steps": skipped, "train_seconds": seconds, "finished": False,
+        }
+
+    saved = {"epoch": start_epoch - 1, "step": epoch_state.step if epoch_state is not None else 0}
+
+    def save_last(epochs_done: int, state: EpochState | None, lr_at_start: float | None, seconds: float, metrics: dict | None = None) -> dict:
+        ck = model_checkpoint(epochs_done, metrics or {})
+        if is_main:
+            save({**ck, "train_state": train_state(epochs_done, state, lr_at_start, seconds)}, run_dir / "last.ckpt")
+        saved.update(epoch=epochs_done, step=state.step if state is not None else 0)
+        return ck
 
     prev_deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(tc.deterministic, warn_only=True)
-    rows: list[dict] = []
-    best = {"epoch": 0, "val_accuracy": -1.0, "val_loss": float("inf")}
-    t_train = time.perf_counter()
+    t_train = time.perf_counter() - elapsed
+    stopped_early = False
+    epoch = start_epoch
     try:
-        with Progress(tc.epochs, steps_per_epoch, stream=stream, interactive=interactive, quiet=quiet) as progress:
+        with Progress(tc.epochs, steps_per_epoch, stream=stream, interactive=interactive, quiet=quiet) as progress, GracefulInterrupt(progress.message) as interrupt:
+            verb = f"resuming at epoch {start_epoch}" + (f", step {epoch_state.step + 1}" if epoch_state is not None else "") if ckpt is not None else "training"
             progress.message(
-                f"cnnkit: training {cfg.model.name} on {data.name} ({len(data.train)} train / {len(data.val)} val"
+                f"cnnkit: {verb} {cfg.model.name} on {data.name} ({len(data.train)} train / {len(data.val)} val"
                 f"{f' / {len(data.test)} test' if data.test is not None else ''} images, {data.num_classes} classes) "
-                f"on {device}; run folder {run_dir}"
+                f"on {device}{f' x {world_size} processes' if world_size > 1 else ''}; run folder {run_dir}"
             )
-            for epoch in range(1, tc.epochs + 1):
+            for epoch in range(start_epoch, tc.epochs + 1):
+                if stopper.should_stop:
+                    break
                 progress.start_epoch(epoch)
                 t0 = time.perf_counter()
-                lr = optimizer.param_groups[0]["lr"]
-                tr = train_one_epoch(
-                    model, data.train, optimizer=optimizer, scheduler=scheduler, normalize=normalize, batch_size=tc.batch_size,
-                    generator=generator, augment=augment, label_smoothing=cfg.optim.label_smoothing, precision=tc.precision,
-                    on_step=progress.step,
-                )
+                if epoch_state is None:
+                    epoch_state = EpochState.start(len(data.train), generator)
+                    epoch_lr = optimizer.param_groups[0]["lr"]
+                state, lr = epoch_state, epoch_lr
+
+                def step_hook(step: int, steps: int, loss: float, acc: float, images: int) -> None:
+                    progress.step(step, steps, loss, acc, images)
+                    if on_step is not None:
+                        on_step(epoch, step, loss)
+                    global_step = (epoch - 1) * steps + step
+                    if tc.checkpoint_every and global_step % tc.checkpoint_every == 0 and step < steps:
+                        save_last(epoch - 1, state, lr, time.perf_counter() - t_train)
+                    stop = interrupt.requested
+                    if world_size > 1:
+                        flag = torch.tensor([1.0 if stop else 0.0], device=device)
+                        torch.distributed.all_reduce(flag)
+                        stop = float(flag) > 0
+                    if stop:
+                        save_last(epoch - 1, state, lr, time.perf_counter() - t_train)
+                        progress.message(f"cnnkit: interrupted; checkpoint saved at epoch {epoch}, step {step}. Resume with: cnnkit train --resume {run_dir}")
+                        raise TrainingInterrupted(f"interrupted at epoch {epoch}, step {step}; resume with: cnnkit train --resume {run_dir}", interrupt.exit_code)
+
+                try:
+                    tr = train_one_epoch(
+                        train_model, data.train, optimizer=optimizer, scheduler=None if per_epoch_schedule else scheduler, normalize=normalize,
+                        batch_size=tc.batch_size, generator=generator, augment=augment, label_smoothing=cfg.optim.label_smoothing,
+                        loss_fn=loss_fn, batch_transform=batch_transform, precision=tc.precision, scaler=scaler, grad_clip=cfg.optim.grad_clip,
+                        l1=cfg.optim.l1, l1_params=l1_params, on_nan=tc.on_nan, ema=ema, state=state, rank=rank, world_size=world_size,
+                        on_step=step_hook,
+                    )
+                except NonFiniteLossError as e:
+                    last = e.last_finite if e.last_finite is not None else (rows[-1]["train_loss"] if rows else None)
+                    raise NonFiniteLossError(
+                        nan_message(e, epoch=epoch, steps=steps_per_epoch, global_step=(epoch - 1) * steps_per_epoch + e.step, last_finite=last,
+                                     lr=optimizer.param_groups[0]["lr"], precision=tc.precision, run_dir=run_dir, saved_epoch=saved["epoch"], saved_step=saved["step"]),
+                        step=e.step, value=e.value, last_finite=last,
+                    ) from None
+                skipped += tr["skipped_steps"]
+                epoch_state = None
                 va = evaluate(model, data.val, normalize=normalize, batch_size=tc.eval_batch_size, precision=tc.precision)
+                if world_size > 1:  # rank 0's numbers decide for everyone (BatchNorm buffers may differ a little)
+                    va = distributed.broadcast_object(va)
                 row = {
                     "epoch": epoch, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"], "val_loss": va["loss"],
                     "val_accuracy": va["accuracy"], "lr": lr, "seconds": time.perf_counter() - t0,
                 }
+                if "l1" in tr:
+                    row["train_l1"] = tr["l1"]
+                if ema is not None:
+                    ve = evaluate(ema.module, data.val, normalize=normalize, batch_size=tc.eval_batch_size, precision=tc.precision)
+                    row.update(val_loss_ema=ve["loss"], val_accuracy_ema=ve["accuracy"])
                 rows.append(row)
-                _write_metrics(rows, run_dir / "metrics.csv")
+                if per_epoch_schedule:
+                    scheduler.step(row[tc.monitor])
+                improved = stopper.update(row[tc.monitor], epoch, tiebreak=row["val_loss"] if tc.monitor == "val_accuracy" else None)
+                if is_main:
+                    write_metrics(rows, run_dir / "metrics.csv")
+                    if writer is not None:
+                        for k, v in row.items():
+                            if k != "epoch":
+                                writer.add_scalar(k, v, epoch)
+                        writer.flush()
                 progress.end_epoch(row)
-                ckpt = checkpoint(epoch, {k: row[k] for k in METRIC_COLUMNS[1:]})
-                atomic_save(ckpt, run_dir / "last.ckpt")
-                if (va["accuracy"], -va["loss"]) > (best["val_accuracy"], -best["val_loss"]):
-                    best = {"epoch": epoch, "val_accuracy": va["accuracy"], "val_loss": va["loss"]}
-                    atomic_save(ckpt, run_dir / "best.ckpt")
+                ck = save_last(epoch, None, None, time.perf_counter() - t_train, {k: row[k] for k in METRIC_COLUMNS[1:]})
+                if improved and is_main:
+                    save(ck, run_dir / "best.ckpt")
+                if stopper.should_stop and epoch < tc.epochs:
+                    stopped_early = True
+                    progress.message(f"cnnkit: early stopping: {tc.monitor} has not improved for {stopper.patience} epochs (best {stopper.best:.4g} at epoch {stopper.best_epoch})")
             train_seconds = time.perf_counter() - t_train
+            if not is_main:
+                return Run(run_dir, cfg, rows, {}, model=model)
 
             # Test metrics come from the best checkpoint, on the test split only.
-            best_state = torch.load(run_dir / "best.ckpt", map_location="cpu", weights_only=True)["state_dict"]
-            unwrap(model).load_state_dict(best_state)
+            best_ckpt = torch.load(run_dir / "best.ckpt", map_location="cpu", weights_only=True)
+            unwrap(model).load_state_dict(best_ckpt["state_dict"])
             eval_split = data.test if data.test is not None else data.val
             split_name = "test" if data.test is not None else "val"
-            logits = predict_logits(model, eval_split, normalize=normalize, batch_size=tc.eval_batch_size, precision=tc.precision)
-            final = classification_metrics(logits, eval_split.labels, data.class_names)
+
+            def final_logits(m) -> torch.Tensor:
+                if tc.tta != "none":
+                    return predict_logits_tta(m, eval_split, normalize=normalize, mode=tc.tta, batch_size=tc.eval_batch_size, precision=tc.precision)
+                return predict_logits(m, eval_split, normalize=normalize, batch_size=tc.eval_batch_size, precision=tc.precision)
+
+            final = classification_metrics(final_logits(model), eval_split.labels, data.class_names)
+            final_ema = None
+            if ema is not None and "ema_state_dict" in best_ckpt:
+                ema.module.load_state_dict(best_ckpt["ema_state_dict"])
+                final_ema = classification_metrics(final_logits(ema.module), eval_split.labels, data.class_names)
     finally:
         torch.use_deterministic_algorithms(prev_deterministic)
+        if writer is not None:
+            writer.close()
 
     (run_dir / f"{split_name}_metrics.json").write_text(json.dumps(final, indent=2))
     plot_learning_curves(rows, run_dir / "plots" / "learning_curves.png")
-    plot_confusion_matrix(final["confusion_matrix"], data.class_names, run_dir / "plots" / "confusion_matrix.png", title=f"Confusion matrix ({split_name}, best epoch {best['epoch']})")
+    plot_confusion_matrix(final["confusion_matrix"], data.class_names, run_dir / "plots" / "confusion_matrix.png", title=f"Confusion matrix ({split_name}, best epoch {stopper.best_epoch})")
     headline = {k: final[k] for k in ("accuracy", "loss", "top5_accuracy", "num_samples") if k in final}
+    steps_run = sum(1 for _ in rows) * steps_per_epoch - skipped
     summary = {
         "run": run_dir.name,
         "dataset": data.name,
@@ -201,19 +424,34 @@ def train(config: Config | None = None, *, stream: TextIO | None = None, interac
         "class_counts": {"train": data.train.class_counts(data.num_classes)},
         "skipped_files": len(data.skipped),
         "epochs": tc.epochs,
+        "epochs_run": len(rows),
+        "stopped_early": stopped_early,
         "train_seconds": round(train_seconds, 2),
-        "images_per_second": round(tc.epochs * steps_per_epoch * tc.batch_size / train_seconds, 1),
-        "best_epoch": best["epoch"],
-        "best_val_accuracy": best["val_accuracy"],
+        "images_per_second": round(steps_run * tc.batch_size / train_seconds, 1),
+        "best_epoch": stopper.best_epoch,
+        "monitor": tc.monitor,
+        "best_val_accuracy": max((r["val_accuracy"] for r in rows), default=float("nan")) if tc.monitor != "val_accuracy" else stopper.best,
+        "nonfinite_steps_skipped": skipped,
         "test": headline if split_name == "test" else None,
         "val": headline if split_name == "val" else None,
+        "tta": tc.tta,
         "device": str(device),
+        "processes": world_size,
+        "compiled": bool(getattr(train_model, "compiled", False)),
         "parameters": sum(p.numel() for p in model.parameters()),
         "cnnkit_version": env["cnnkit"],
     }
+    if final_ema is not None:
+        summary[f"{split_name}_ema"] = {k: final_ema[k] for k in ("accuracy", "loss", "top5_accuracy", "num_samples") if k in final_ema}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     write_report(run_dir, cfg, summary, rows, final, data.skipped)
+    last = load_checkpoint(run_dir / "last.ckpt")
+    last["train_state"]["finished"] = True
+    save(last, run_dir / "last.ckpt")
+    run = Run(run_dir, cfg, rows, summary, model=model)
+    if on_end is not None:
+        on_end(run)
     if not quiet:
         acc = headline["accuracy"]
-        print(f"{split_name} accuracy {acc:.2%} (best epoch {best['epoch']}), {train_seconds:.1f}s of training. Run folder: {run_dir}", file=stream or sys.stdout, flush=True)
-    return Run(run_dir, cfg, rows, summary)
+        print(f"{split_name} accuracy {acc:.2%} (best epoch {stopper.best_epoch}), {train_seconds:.1f}s of training. Run folder: {run_dir}", file=out, flush=True)
+    return run

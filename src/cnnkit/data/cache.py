@@ -1,0 +1,205 @@
+"""Decode once, on disk: image files decoded into a memory-mapped uint8 cache.
+
+An entry is keyed by every file's path, size and modification time plus the decode
+settings (channels, size, loader version), so any change to the files or the settings
+makes a new key and the entry is rebuilt; the stale entry for the same source is removed.
+An entry is two files in the cache folder: `<source>-<key>.u8` (raw (N, C, H, W) uint8
+rows of the readable files) and `<source>-<key>.json` (which files those rows are, and
+which files were skipped and why). Both are written under temporary names and renamed
+into place, the JSON last, so a crash never leaves an entry that looks complete.
+
+Later runs only `stat` the files (no decoding, no PIL) and map the array.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cnnkit.data.images import ImageError, load_image
+from cnnkit.data.types import SkippedFile
+from cnnkit.errors import DataError
+
+log = logging.getLogger("cnnkit")
+
+CACHE_VERSION = 1  # bump when decoding changes (loader, resize), so old entries are not reused
+
+
+def default_cache_dir(cache_dir: str | None = None) -> Path:
+    """data.cache_dir, else $CNNKIT_CACHE, else <XDG cache>/cnnkit/decoded."""
+    if cache_dir:
+        return Path(cache_dir).expanduser()
+    if os.environ.get("CNNKIT_CACHE"):
+        return Path(os.environ["CNNKIT_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "cnnkit" / "decoded"
+
+
+@dataclass
+class FileStat:
+    path: str
+    size: int
+    mtime_ns: int
+
+
+def stat_files(paths: list[Path]) -> list[FileStat]:
+    out = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+            out.append(FileStat(str(p), st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append(FileStat(str(p), -1, 0))
+    return out
+
+
+def cache_key(files: list[FileStat], channels: int, size: tuple[int, int]) -> str:
+    h = hashlib.sha256(json.dumps({"v": CACHE_VERSION, "channels": channels, "size": list(size)}).encode())
+    for f in files:
+        h.update(f"\n{f.path}\t{f.size}\t{f.mtime_ns}".encode())
+    return h.hexdigest()[:24]
+
+
+def source_id(source: str, channels: int, size: tuple[int, int]) -> str:
+    return hashlib.sha256(f"{os.path.abspath(source)}|{channels}|{size[0]}x{size[1]}".encode()).hexdigest()[:16]
+
+
+@dataclass
+class Decoded:
+    """The readable files decoded: `images[i]` is file `paths[kept[i]]`."""
+
+    images: torch.Tensor  # (n_ok, C, H, W) uint8
+    kept: list[int]
+    skipped: list[SkippedFile] = field(default_factory=list)
+    cache_hit: bool = False
+    cache_file: Path | None = None
+    seconds: float = 0.0
+
+
+def _decode_into(out: np.ndarray, paths: list[Path], channels: int, size: tuple[int, int], strict: bool, workers: int):
+    """Decode every file into `out` rows (compacted); returns (kept indices, skipped)."""
+    kept: list[int] = []
+    skipped: list[SkippedFile] = []
+
+    def one(i: int):
+        try:
+            return i, load_image(paths[i], channels, size), None
+        except ImageError as e:
+            return i, None, e
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # PIL decodes outside the GIL
+        for i, arr, err in pool.map(one, range(len(paths)), chunksize=64):
+            if err is not None:
+                if strict:
+                    raise DataError(f"{err} (remove the file, or train without --strict to skip bad files)") from err
+                log.warning("skipping %s", err)
+                skipped.append(SkippedFile(str(paths[i]), str(err).removeprefix(f"{paths[i]}: ")))
+                continue
+            out[len(kept)] = arr
+            kept.append(i)
+    return kept, skipped
+
+
+def decode_files(
+    paths: list[Path], channels: int, size: tuple[int, int], *, strict: bool = False, cache_dir: Path | None = None,
+    source: str = "", workers: int | None = None,
+) -> Decoded:
+    """Decode `paths` once into uint8 (N, C, H, W) through the one image loader.
+
+    With `cache_dir`, the result is memory-mapped from (or written to) the cache, keyed by
+    the files' paths, sizes and mtimes and the settings. Unreadable files are skipped with a
+    warning naming each (also on a cache hit), or raise DataError when `strict`.
+    """
+    t0 = time.perf_counter()
+    workers = workers or min(8, os.cpu_count() or 1)
+    c, (h, w) = channels, size
+    if cache_dir is None:
+        buf = np.empty((len(paths), c, h, w), dtype=np.uint8)
+        kept, skipped = _decode_into(buf, paths, channels, size, strict, workers)
+        return Decoded(torch.from_numpy(buf[: len(kept)]), kept, skipped, seconds=time.perf_counter() - t0)
+
+    stats = stat_files(paths)
+    sid = source_id(source or (str(Path(paths[0]).parent) if paths else ""), channels, size)
+    key = cache_key(stats, channels, size)
+    data_file, meta_file = cache_dir / f"{sid}-{key}.u8", cache_dir / f"{sid}-{key}.json"
+    hit = _load(data_file, meta_file, len(paths), (c, h, w))
+    if hit is not None:
+        kept, skipped, images = hit
+        if strict and skipped:
+            raise DataError(f"{skipped[0].path}: {skipped[0].reason} (remove the file, or train without --strict to skip bad files)")
+        for s in skipped:
+            log.warning("skipping %s: %s", s.path, s.reason)
+        return Decoded(images, kept, skipped, cache_hit=True, cache_file=data_file, seconds=time.perf_counter() - t0)
+
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        probe = cache_dir / f".probe-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        log.warning("decode cache folder %s is not writable (%s); decoding in memory (set data.cache_dir)", cache_dir, e)
+        return decode_files(paths, channels, size, strict=strict, cache_dir=None, workers=workers)
+    tmp = data_file.with_name(f"{data_file.name}.tmp-{os.getpid()}")
+    try:
+        out = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=(max(len(paths), 1), c, h, w))
+        kept, skipped = _decode_into(out, paths, channels, size, strict, workers)
+        out.flush()
+        del out
+        os.truncate(tmp, len(kept) * c * h * w)
+        os.replace(tmp, data_file)
+    finally:
+        tmp.unlink(missing_ok=True)
+    meta = {
+        "version": CACHE_VERSION, "source": os.path.abspath(source) if source else "", "shape": [len(kept), c, h, w],
+        "num_files": len(paths), "kept": kept, "skipped": [[s.path, s.reason] for s in skipped],
+    }
+    tmp_meta = meta_file.with_name(f"{meta_file.name}.tmp-{os.getpid()}")
+    tmp_meta.write_text(json.dumps(meta))
+    os.replace(tmp_meta, meta_file)
+    _prune(cache_dir, sid, keep=key)
+    loaded = _load(data_file, meta_file, len(paths), (c, h, w))
+    assert loaded is not None
+    log.info("decoded %d images into the cache %s in %.1fs", len(kept), data_file, time.perf_counter() - t0)
+    return Decoded(loaded[2], kept, skipped, cache_hit=False, cache_file=data_file, seconds=time.perf_counter() - t0)
+
+
+def _load(data_file: Path, meta_file: Path, num_files: int, chw: tuple[int, int, int]):
+    if not meta_file.is_file() or not data_file.is_file():
+        return None
+    try:
+        meta = json.loads(meta_file.read_text())
+        n = meta["shape"][0]
+        if meta.get("version") != CACHE_VERSION or meta["num_files"] != num_files or tuple(meta["shape"][1:]) != chw:
+            return None
+        if data_file.stat().st_size != n * chw[0] * chw[1] * chw[2]:
+            return None
+        # copy-on-write map: pages are read lazily from the file, writes never reach it
+        arr = np.memmap(data_file, dtype=np.uint8, mode="c", shape=(n, *chw)) if n else np.zeros((0, *chw), np.uint8)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return meta["kept"], [SkippedFile(p, r) for p, r in meta["skipped"]], torch.from_numpy(arr)
+
+
+def _prune(cache_dir: Path, sid: str, keep: str) -> None:
+    """Remove stale entries of this source, and entries whose source folder no longer exists."""
+    for meta_file in cache_dir.glob("*.json"):
+        stem = meta_file.stem
+        stale = stem.startswith(f"{sid}-") and stem != f"{sid}-{keep}"
+        if not stale:
+            try:
+                src = json.loads(meta_file.read_text()).get("source")
+                stale = bool(src) and not os.path.exists(src.split("#", 1)[0])
+            except (OSError, ValueError):
+                stale = False
+        if stale:
+            meta_file.unlink(missing_ok=True)
+            meta_file.with_suffix(".u8").unlink(missing_ok=True)

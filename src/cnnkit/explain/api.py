@@ -1,0 +1,126 @@
+"""`explain_files(checkpoint, paths, method=...)`: heat-map PNGs for image files and folders."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+
+from cnnkit.errors import ConfigError, DataError
+from cnnkit.explain.attribution import LAYER_METHODS, attribute, resolve_layer
+from cnnkit.explain.render import METHOD_TITLES, save_contact_sheet, save_panel
+
+
+@dataclass
+class Explained:
+    source: str
+    label: str  # the prediction
+    probability: float  # of the prediction
+    target: str  # the class explained
+    path: Path  # the PNG
+
+
+@dataclass
+class ExplainResult:
+    items: list[Explained] = field(default_factory=list)
+    contact_sheet: Path | None = None
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    out_dir: Path | None = None
+
+
+def class_index(class_names: list[str], name: str | None) -> int | None:
+    if name is None:
+        return None
+    if name in class_names:
+        return class_names.index(name)
+    raise ConfigError(f"--class {name!r} is not one of the model's classes: {', '.join(class_names)}")
+
+
+def explain_batch(clf, images: torch.Tensor, method: str = "gradcam", targets: list[int] | None = None, layer: str | None = None) -> tuple[np.ndarray, torch.Tensor]:
+    """Heat maps (B, H, W) in [0, 1] and class probabilities (B, K) for uint8 images (B, C, H, W)
+    already at the model's input size. Integrated gradients start from a black image."""
+    x = clf.normalize(images)
+    with torch.no_grad():
+        probs = torch.softmax(clf.model(x).float(), 1).cpu()
+    if targets is None:
+        targets = probs.argmax(1).tolist()
+    baseline = clf.normalize(torch.zeros_like(images)) if method == "integrated-gradients" else None
+    heat = attribute(clf.model, x, method, targets, layer=layer, baseline=baseline)
+    return heat, probs
+
+
+def _unique_names(files: list[Path]) -> list[str]:
+    seen: dict[str, int] = {}
+    names = []
+    for f in files:
+        stem = f.stem if f.parent.name in ("", ".") else f"{f.parent.name}_{f.stem}"
+        seen[stem] = seen.get(stem, 0) + 1
+        names.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
+    return names
+
+
+def explain_files(
+    checkpoint: str | os.PathLike,
+    paths: Iterable[str | os.PathLike],
+    *,
+    method: str = "gradcam",
+    layer: str | None = None,
+    class_name: str | None = None,
+    out: str | os.PathLike | None = None,
+    device: str = "cpu",
+    batch_size: int = 32,
+    sheet_limit: int = 60,
+) -> ExplainResult:
+    """Explain each image (folders expanded): one PNG per image (original | heat map | overlay,
+    titled with the prediction and its probability) and, for several images, a contact sheet.
+    Output goes to `out` (default: explain/<method>/ beside the checkpoint)."""
+    from cnnkit.checkpoint import resolve_checkpoint
+    from cnnkit.data.images import ImageError, open_image, pil_to_array
+    from cnnkit.inference import expand_paths, load
+
+    paths = list(paths)
+    clf = load(checkpoint, device=device)
+    target = class_index(clf.class_names, class_name)
+    layer_name = resolve_layer(clf.model, layer)[0] if method in LAYER_METHODS else None
+    out_dir = Path(out) if out is not None else resolve_checkpoint(checkpoint).parent / "explain" / method.replace("+", "p")
+    result = ExplainResult(out_dir=out_dir)
+    files = expand_paths(paths)
+    if not files:
+        raise DataError(f"no image files found in {', '.join(map(str, paths))}")
+    names = dict(zip(files, _unique_names(files)))
+    sheet: tuple[list, list, list] = ([], [], [])
+    how = METHOD_TITLES[method] + (f" at {layer_name}" if layer_name else "")
+    for start in range(0, len(files), batch_size):
+        ok, arrays = [], []
+        for f in files[start : start + batch_size]:
+            try:
+                arrays.append(pil_to_array(open_image(f), clf.channels, clf.size))
+                ok.append(f)
+            except (ImageError, DataError) as e:
+                result.errors.append((str(f), str(e).removeprefix(f"{f}: ")))
+        if not arrays:
+            continue
+        images = torch.from_numpy(np.stack(arrays))
+        targets = [target] * len(ok) if target is not None else None
+        heat, probs = explain_batch(clf, images, method, targets, layer_name)
+        for f, img, h, p in zip(ok, images.numpy(), heat, probs):
+            pred = int(p.argmax())
+            t = pred if target is None else target
+            label, prob = clf.class_names[pred], float(p[pred])
+            title = f"{f.name}: predicted {label} ({prob:.1%})"
+            if t != pred:
+                title += f"; explaining {clf.class_names[t]} ({float(p[t]):.1%})"
+            png = save_panel(img, h, out_dir / f"{names[f]}.png", title=f"{title}\n{how}", method=method)
+            result.items.append(Explained(str(f), label, prob, clf.class_names[t], png))
+            if len(sheet[0]) < sheet_limit:
+                sheet[0].append(img)
+                sheet[1].append(h)
+                sheet[2].append(f"{names[f][:18]}\n{label} {prob:.0%}" + (f" (→{clf.class_names[t]})" if t != pred else ""))
+    if len(result.items) > 1:
+        shown = f" (first {sheet_limit} of {len(result.items)})" if len(result.items) > sheet_limit else ""
+        result.contact_sheet = save_contact_sheet(*sheet, out_dir / "contact_sheet.png", title=f"{how}{shown}")
+    return result

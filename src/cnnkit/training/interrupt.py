@@ -1,0 +1,57 @@
+"""Ctrl-C / SIGTERM during training: finish the step, checkpoint, exit 130 / 143."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+from cnnkit.errors import CnnkitError
+
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class TrainingInterrupted(CnnkitError):
+    """Training stopped on a signal after writing a checkpoint; `exit_code` is 130 (SIGINT) or 143 (SIGTERM)."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class GracefulInterrupt:
+    """While active, the first SIGINT/SIGTERM only sets `signum`; a second SIGINT raises KeyboardInterrupt at once.
+
+    Handlers are installed only in the main thread and restored on exit. Checkpoints are
+    written atomically, so stopping at once never leaves a half-written file behind.
+    """
+
+    def __init__(self, notify=None):
+        self.signum: int | None = None
+        self._notify = notify or (lambda text: print(text, file=sys.stderr, flush=True))
+        self._previous: dict = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES.get(self.signum, 130)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        self._notify(f"cnnkit: {signal.Signals(signum).name} received: finishing this step and saving a checkpoint (Ctrl-C again stops at once)")
+
+    def __enter__(self) -> "GracefulInterrupt":
+        if threading.current_thread() is threading.main_thread():
+            for s in EXIT_CODES:
+                self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous.clear()

@@ -1,0 +1,45 @@
+"""Test-time augmentation: average the softmax over flipped / shifted views (the data area's kernels)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cnnkit.data.augment import hflip, translate
+from cnnkit.data.preprocess import Normalize, batches
+from cnnkit.data.types import Split
+from cnnkit.errors import ConfigError
+from cnnkit.training.device import autocast
+
+TTA_MODES = ("none", "flip", "flip+shift")
+
+
+def tta_views(x: torch.Tensor, mode: str) -> list[torch.Tensor]:
+    """The views of a uint8 batch that `mode` averages over (the identity first)."""
+    if mode not in TTA_MODES:
+        raise ConfigError(f"train.tta: {mode!r} is not one of {', '.join(TTA_MODES)}")
+    n = x.shape[0]
+    views = [x]
+    if mode in ("flip", "flip+shift"):
+        views.append(hflip(x, torch.ones(n, dtype=torch.bool)))
+    if mode == "flip+shift":
+        for dy, dx in ((1, 1), (-1, -1)):
+            shifts = torch.tensor([[dy, dx]]).expand(n, 2)
+            views += [translate(v, shifts) for v in views[:2]]
+    return views
+
+
+@torch.no_grad()
+def predict_logits_tta(model: nn.Module, data: Split, *, normalize: Normalize, mode: str = "flip", batch_size: int = 500, precision: str = "fp32") -> torch.Tensor:
+    """Log of the mean softmax over the views: usable as logits (argmax, cross-entropy). (N, classes), CPU."""
+    model.eval()
+    out = []
+    for idx in batches(len(data), batch_size):
+        probs = None
+        views = tta_views(data.images[idx], mode)
+        for v in views:
+            with autocast(normalize.device, precision):
+                p = model(normalize(v)).float().softmax(1).cpu()
+            probs = p if probs is None else probs + p
+        out.append((probs / len(views)).clamp_min(1e-12).log())
+    return torch.cat(out) if out else torch.zeros(0, 0)

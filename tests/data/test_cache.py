@@ -1,0 +1,133 @@
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnkit.config import DataConfig
+from cnnkit.data import build_dataset, cache
+from cnnkit.data.cache import decode_files
+from cnnkit.data.folder import list_image_files
+from cnnkit.errors import DataError
+from tests.conftest import make_image_folder
+
+
+def _cfg(folder, tmp_path, **kw):
+    return DataConfig(dataset="folder", path=str(folder), image_size=8, cache_dir=str(tmp_path / "cache"), **kw)
+
+
+def _no_decoding(monkeypatch):
+    def refuse(*a, **k):
+        raise AssertionError("an image was decoded")
+
+    monkeypatch.setattr(cache, "load_image", refuse)
+
+
+def test_second_build_reads_the_cache_without_decoding(tmp_path, image_folder, monkeypatch):
+    first = build_dataset(_cfg(image_folder, tmp_path), seed=0)
+    entries = sorted(p.suffix for p in (tmp_path / "cache").iterdir())
+    assert entries == [".json", ".u8"]
+    _no_decoding(monkeypatch)
+    second = build_dataset(_cfg(image_folder, tmp_path), seed=0)
+    assert torch.equal(first.train.images, second.train.images) and torch.equal(first.val.labels, second.val.labels)
+    assert first.train.paths == second.train.paths
+
+
+def test_cache_file_holds_the_decoded_rows(tmp_path, image_folder):
+    files = list_image_files(image_folder)
+    dec = decode_files(files, 3, (8, 8), cache_dir=tmp_path / "c", source=str(image_folder))
+    assert not dec.cache_hit and dec.cache_file.stat().st_size == len(files) * 3 * 8 * 8
+    raw = np.fromfile(dec.cache_file, dtype=np.uint8).reshape(-1, 3, 8, 8)
+    assert np.array_equal(raw, dec.images.numpy()) and dec.kept == list(range(len(files)))
+    again = decode_files(files, 3, (8, 8), cache_dir=tmp_path / "c", source=str(image_folder))
+    assert again.cache_hit and torch.equal(again.images, dec.images)
+
+
+def test_changed_file_rebuilds_and_removes_the_stale_entry(tmp_path, image_folder, monkeypatch):
+    build_dataset(_cfg(image_folder, tmp_path), seed=0)
+    old = {p.name for p in (tmp_path / "cache").iterdir()}
+    target = image_folder / "cat" / "000.png"
+    Image.new("RGB", (12, 12), (1, 2, 3)).save(target)
+    os.utime(target, ns=(1_000_000_000, 1_000_000_000))
+    ds = build_dataset(_cfg(image_folder, tmp_path, val_fraction=0.5), seed=0)
+    new = {p.name for p in (tmp_path / "cache").iterdir()}
+    assert len(new) == 2 and not (old & new)
+    i = (ds.train.paths + ds.val.paths).index(str(target))
+    images = torch.cat([ds.train.images, ds.val.images])
+    assert images[i, :, 0, 0].tolist() == [1, 2, 3]
+
+
+def test_resize_settings_are_part_of_the_key(tmp_path, image_folder):
+    a = build_dataset(_cfg(image_folder, tmp_path), seed=0)
+    b = build_dataset(DataConfig(dataset="folder", path=str(image_folder), image_size=6, cache_dir=str(tmp_path / "cache")), seed=0)
+    assert a.image_size == (8, 8) and b.image_size == (6, 6)
+    assert len(list((tmp_path / "cache").glob("*.u8"))) == 2
+
+
+def test_skipped_files_are_reported_again_from_the_cache(tmp_path, image_folder, monkeypatch, caplog):
+    (image_folder / "dog" / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    first = build_dataset(_cfg(image_folder, tmp_path), seed=0)
+    assert [s.path.rsplit("/", 1)[1] for s in first.skipped] == ["broken.jpg"]
+    caplog.clear()
+    _no_decoding(monkeypatch)
+    second = build_dataset(_cfg(image_folder, tmp_path), seed=0)
+    assert [(s.path, s.reason) for s in second.skipped] == [(s.path, s.reason) for s in first.skipped]
+    assert "broken.jpg" in caplog.text
+    with pytest.raises(DataError, match=r"broken.jpg.*without --strict"):
+        build_dataset(_cfg(image_folder, tmp_path, strict=True), seed=0)
+
+
+def test_cache_off_decodes_every_time(tmp_path, image_folder, monkeypatch):
+    build_dataset(_cfg(image_folder, tmp_path, cache=False), seed=0)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_default_cache_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNKIT_CACHE", str(tmp_path / "x"))
+    assert cache.default_cache_dir() == tmp_path / "x"
+    assert cache.default_cache_dir(str(tmp_path / "y")) == tmp_path / "y"
+
+
+def test_scan_lists_images_recursively_without_hidden_entries(tmp_path):
+    root = make_image_folder(tmp_path / "imgs", classes=("a",), per_class=2, size=4)
+    (root / "a" / "deeper").mkdir()
+    (root / "a" / "deeper" / "x.JPG").write_bytes(b"")
+    (root / "a" / ".hidden").mkdir()
+    (root / "a" / ".hidden" / "y.png").write_bytes(b"")
+    (root / "a" / "notes.txt").write_text("x")
+    names = [p.relative_to(root).as_posix() for p in list_image_files(root)]
+    assert names == ["a/000.png", "a/001.png", "a/deeper/x.JPG"]
+
+
+def test_entries_of_deleted_folders_are_pruned(tmp_path):
+    c = tmp_path / "cache"
+    one = make_image_folder(tmp_path / "one", per_class=2, size=4)
+    decode_files(list_image_files(one), 3, (4, 4), cache_dir=c, source=str(one))
+    import shutil
+
+    shutil.rmtree(one)
+    two = make_image_folder(tmp_path / "two", per_class=2, size=4)
+    decode_files(list_image_files(two), 3, (4, 4), cache_dir=c, source=str(two))
+    assert len(list(c.glob("*.u8"))) == 1
+
+
+def test_bomb_is_refused_in_the_thread_pool_without_touching_warning_filters(tmp_path, monkeypatch):
+    import warnings
+
+    root = make_image_folder(tmp_path / "imgs", classes=("a",), per_class=6, size=8)
+    Image.new("L", (64, 64)).save(root / "a" / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    before = list(warnings.filters)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow's own warning at open is fine; it must still be refused
+        dec = decode_files(list_image_files(root), 1, (8, 8), workers=4)
+    assert [s.path.rsplit("/", 1)[1] for s in dec.skipped] == ["big.png"] and "refused, image too large" in dec.skipped[0].reason
+    assert len(dec.kept) == 6 and warnings.filters == before
+
+
+def test_unwritable_cache_folder_falls_back_to_memory(tmp_path, image_folder, caplog):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    dec = decode_files(list_image_files(image_folder), 3, (8, 8), cache_dir=blocker / "cache", source=str(image_folder))
+    assert dec.images.shape == (12, 3, 8, 8) and dec.cache_file is None and "not writable" in caplog.text

@@ -1,0 +1,82 @@
+"""DistributedDataParallel on the CPU: 2 gloo processes against one process with the same global batch."""
+
+import json
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from cnnkit.config import Config
+from cnnkit.training.trainer import train
+
+# LeNet-5 has no BatchNorm or dropout, so the 2-process run is the 1-process run up to float rounding
+TINY = {
+    "data.subset_per_class": 10,
+    "model.name": "lenet5",
+    "train.epochs": 2,
+    "train.batch_size": 20,
+    "train.num_threads": 1,
+    "optim.lr": 0.05,
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank(rank: int, port: int, runs: str, out: str) -> None:
+    os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    import torch.distributed as dist
+
+    cfg = Config().with_overrides({**TINY, "run.runs_dir": runs, "run.name": "ddp", "train.device": "cpu"})
+    losses = []
+    run = train(cfg, quiet=True, on_step=lambda epoch, step, loss: losses.append(loss))
+    torch.save({"state_dict": run.model.state_dict(), "rows": run.metrics, "dir": str(run.dir), "losses": losses}, os.path.join(out, f"rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def test_two_gloo_processes_match_one_process(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    out.mkdir()
+    mp.start_processes(_rank, args=(_free_port(), str(runs), str(out)), nprocs=2, join=True, start_method="spawn")
+    r0 = torch.load(out / "rank0.pt", weights_only=True)
+    r1 = torch.load(out / "rank1.pt", weights_only=True)
+    assert r0["dir"] == r1["dir"] == str(runs / "ddp")
+    assert [p.name for p in runs.iterdir()] == ["ddp"]  # rank 1 wrote no run folder of its own
+    last = torch.load(runs / "ddp" / "last.ckpt", weights_only=True)
+    # identical weights on both ranks after training (rank 0's are in last.ckpt; rank 1 returned its own)
+    assert all(torch.equal(last["state_dict"][k], r1["state_dict"][k]) for k in last["state_dict"])
+    assert [r["val_accuracy"] for r in r0["rows"]] == [r["val_accuracy"] for r in r1["rows"]]
+
+    losses = []
+    single = train(Config().with_overrides({**TINY, "run.runs_dir": str(tmp_path / "single"), "train.device": "cpu"}), quiet=True,
+                   on_step=lambda epoch, step, loss: losses.append(loss))
+    # each rank saw its own half of every global batch: different losses, whose mean is the global batch's
+    assert len(r0["losses"]) == len(r1["losses"]) == len(losses) == 10
+    assert all(abs(a - b) > 1e-6 for a, b in zip(r0["losses"], r1["losses"]))
+    assert all(abs((a + b) / 2 - c) < 1e-4 for a, b, c in zip(r0["losses"], r1["losses"], losses))
+    one = torch.load(single.last_checkpoint, weights_only=True)["state_dict"]
+    for k in one:
+        assert torch.allclose(one[k], last["state_dict"][k], atol=1e-5, rtol=1e-4), k
+    rows = single.metrics
+    for a, b in zip(rows, r0["rows"]):
+        assert abs(a["train_loss"] - b["train_loss"]) < 1e-4  # the train loss is reduced over both ranks
+        assert abs(a["val_loss"] - b["val_loss"]) < 1e-4
+    summary = json.loads((runs / "ddp" / "summary.json").read_text())
+    assert summary["processes"] == 2 and summary["test"]["num_samples"] == 2000
+
+
+@pytest.mark.slow
+def test_cli_devices_launches_two_processes(tmp_path, capsys):
+    from cnnkit.cli import main
+
+    args = ["train", "--devices", "2", "--model", "lenet5", "--subset", "10", "--epochs", "1", "--batch-size", "20", "--threads", "1",
+            "--runs-dir", str(tmp_path), "--name", "d", "--quiet"]
+    assert main(args) == 0
+    assert f"Run folder: {tmp_path / 'd'}" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "d" / "summary.json").read_text())
+    assert summary["processes"] == 2 and [p.name for p in tmp_path.iterdir()] == ["d"]
