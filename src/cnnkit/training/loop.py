@@ -98,6 +98,7 @@ def train_one_epoch(
     state: EpochState | None = None,
     rank: int = 0,
     world_size: int = 1,
+    set_train_mode: Callable[[], None] | None = None,
     on_step: StepCallback | None = None,
 ) -> dict[str, float]:
     """One pass over `data` (shuffled, last partial batch dropped). Returns loss, accuracy, images, seconds.
@@ -106,7 +107,10 @@ def train_one_epoch(
     order is drawn from `generator`. With `world_size` > 1 each rank takes its contiguous
     share of every global batch (batch_size is the global batch) and the sums are reduced.
     """
-    model.train()
+    if set_train_mode is not None:
+        set_train_mode()  # e.g. fine-tuning: frozen batch norms stay in eval mode
+    else:
+        model.train()
     device = normalize.device
     steps = num_batches(len(data), batch_size, drop_last=True)
     if state is None:

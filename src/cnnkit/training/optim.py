@@ -29,6 +29,7 @@ def param_groups(model: nn.Module, weight_decay: float, groups: list[dict] | Non
     carrying its other keys (lr_scale, name...).
     """
     trainable = [p for p in model.parameters() if p.requires_grad]
+    explicit = groups is not None
     if groups is None:
         groups = [{"params": trainable}]
     else:
@@ -40,7 +41,9 @@ def param_groups(model: nn.Module, weight_decay: float, groups: list[dict] | Non
     out = []
     for g in groups:
         extra = {k: v for k, v in g.items() if k != "params"}
-        params = [p for p in g["params"] if p.requires_grad]
+        # explicit groups keep frozen parameters too, so that unfreezing later (gradual
+        # fine-tuning) needs no new optimiser; optimisers skip parameters without gradients
+        params = list(g["params"]) if explicit else [p for p in g["params"] if p.requires_grad]
         decay = [p for p in params if p.ndim > 1]
         no_decay = [p for p in params if p.ndim <= 1]
         wd = extra.pop("weight_decay", weight_decay)

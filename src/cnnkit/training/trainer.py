@@ -29,13 +29,13 @@ import torch
 from cnnkit.checkpoint import load_checkpoint, make_checkpoint, unwrap
 from cnnkit.config import Config, load_config, save_config
 from cnnkit.data import build_dataset
-from cnnkit.data.augment import BatchAugment
+from cnnkit.data.augment import BatchAugment, Mixer
 from cnnkit.data.preprocess import Normalize, num_batches
 from cnnkit.data.types import Dataset
 from cnnkit.errors import CheckpointError, CnnkitError, ConfigError
 from cnnkit.evaluate.metrics import classification_metrics
 from cnnkit.evaluate.plots import plot_confusion_matrix, plot_learning_curves
-from cnnkit.models import create_model, model_info
+from cnnkit.models import model_info, transfer
 from cnnkit.report import write_report
 from cnnkit.rundir import create_run_dir
 from cnnkit.training import distributed
@@ -87,6 +87,12 @@ def _model_kwargs(cfg: Config, data: Dataset) -> dict:
     if "image_size" in params and "image_size" not in kwargs:
         kwargs["image_size"] = data.image_size[0]
     return kwargs
+
+
+def _finetune_groups(model: torch.nn.Module, cfg: Config) -> list[dict]:
+    """Transfer learning's groups (head / backbone, discriminative rates) as lr_scale groups."""
+    groups = transfer.param_groups_for(model, cfg.model, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    return [{**{k: v for k, v in g.items() if k != "lr"}, "lr_scale": g["lr"] / cfg.optim.lr} for g in groups]
 
 
 def _resolve(cfg: Config, data: Dataset, run_dir: Path) -> Config:
@@ -198,7 +204,15 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
         raise ConfigError(f"train.batch_size {tc.batch_size} is larger than the {len(data.train)} training images; use a smaller --batch-size")
 
     generator = seed_everything(tc.seed)
-    model = create_model(cfg.model.name, num_classes=data.num_classes, in_chans=data.channels, **_model_kwargs(cfg, data))
+    mcfg = dataclasses.replace(cfg.model, kwargs=_model_kwargs(cfg, data))
+    model = transfer.build_model(mcfg, num_classes=data.num_classes, in_chans=data.channels, image_size=data.image_size[0])
+    prep = transfer.preprocessing(model, data.channels)  # pretrained weights bring their own normalisation
+    mean, std = (tuple(prep["mean"]), tuple(prep["std"])) if prep else (data.mean, data.std)
+    if param_groups is None and cfg.model.finetune:
+        param_groups = lambda m: _finetune_groups(m, cfg)  # noqa: E731
+    if batch_transform is None:
+        mixer = Mixer.from_config(cfg.augment, data.num_classes)
+        batch_transform = mixer if mixer.active else None
     model.to(device)
     if tc.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -210,8 +224,8 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
     scaler = torch.amp.GradScaler(device.type, enabled=tc.precision == "fp16" and device.type == "cuda")
     ema = EMA(model, tc.ema_decay) if tc.ema_decay else None
     stopper = EarlyStopping(tc.monitor, tc.early_stopping, tc.min_delta)
-    normalize = Normalize(data.mean, data.std, device, channels_last=tc.channels_last)
-    augment = BatchAugment(translate=cfg.augment.translate, hflip=cfg.augment.hflip)
+    normalize = Normalize(mean, std, device, channels_last=tc.channels_last)
+    augment = BatchAugment.from_config(cfg.augment)
 
     rows: list[dict] = []
     start_epoch, epoch_state, skipped, elapsed, epoch_lr = 1, None, 0, 0.0, None
@@ -272,9 +286,11 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
 
     def model_checkpoint(epoch: int, metrics: dict) -> dict:
         ck = make_checkpoint(
-            model, class_names=data.class_names, channels=data.channels, size=data.image_size, mean=data.mean, std=data.std,
+            model, class_names=data.class_names, channels=data.channels, size=data.image_size, mean=mean, std=std,
             config=cfg.to_dict(), dataset=data.name, epoch=epoch, metrics=metrics,
         )
+        if prep:
+            ck["weights"] = {"source": str(prep.get("source", "")), "mean": list(mean), "std": list(std)}
         if ema is not None:
             ck["ema_state_dict"] = ema.state_dict()["state_dict"]
         return ck
@@ -336,12 +352,15 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
                         progress.message(f"cnnkit: interrupted; checkpoint saved at epoch {epoch}, step {step}. Resume with: cnnkit train --resume {run_dir}")
                         raise TrainingInterrupted(f"interrupted at epoch {epoch}, step {step}; resume with: cnnkit train --resume {run_dir}", interrupt.exit_code)
 
+                if cfg.model.finetune:
+                    transfer.start_epoch(model, cfg.model, epoch - 1, tc.epochs)  # gradual unfreezing
                 try:
                     tr = train_one_epoch(
                         train_model, data.train, optimizer=optimizer, scheduler=None if per_epoch_schedule else scheduler, normalize=normalize,
                         batch_size=tc.batch_size, generator=generator, augment=augment, label_smoothing=cfg.optim.label_smoothing,
                         loss_fn=loss_fn, batch_transform=batch_transform, precision=tc.precision, scaler=scaler, grad_clip=cfg.optim.grad_clip,
                         l1=cfg.optim.l1, l1_params=l1_params, on_nan=tc.on_nan, ema=ema, state=state, rank=rank, world_size=world_size,
+                        set_train_mode=(lambda: transfer.start_epoch(model, cfg.model, epoch - 1, tc.epochs)) if cfg.model.finetune else None,
                         on_step=step_hook,
                     )
                 except NonFiniteLossError as e:
@@ -419,7 +438,7 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
         "model": cfg.model.name,
         "num_classes": data.num_classes,
         "class_names": data.class_names,
-        "input": {"channels": data.channels, "size": list(data.image_size), "mean": list(data.mean), "std": list(data.std)},
+        "input": {"channels": data.channels, "size": list(data.image_size), "mean": list(mean), "std": list(std)},
         "split_sizes": {"train": len(data.train), "val": len(data.val), "test": len(data.test) if data.test is not None else 0},
         "class_counts": {"train": data.train.class_counts(data.num_classes)},
         "skipped_files": len(data.skipped),
@@ -445,6 +464,13 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
         summary[f"{split_name}_ema"] = {k: final_ema[k] for k in ("accuracy", "loss", "top5_accuracy", "num_samples") if k in final_ema}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     write_report(run_dir, cfg, summary, rows, final, data.skipped)
+    if cfg.run.html_report:
+        try:
+            from cnnkit.evaluate.report_html import write_html_report
+
+            write_html_report(run_dir)
+        except Exception as e:  # the run itself is complete: a report failure must not lose it
+            print(f"cnnkit: warning: report.html could not be written ({type(e).__name__}: {e}); rebuild it with: cnnkit report {run_dir}", file=sys.stderr, flush=True)
     last = load_checkpoint(run_dir / "last.ckpt")
     last["train_state"]["finished"] = True
     save(last, run_dir / "last.ckpt")
