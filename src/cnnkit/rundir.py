@@ -19,7 +19,8 @@ def create_run_dir(runs_dir: str | Path, name: str | None, *, dataset: str, mode
     """
     runs = Path(runs_dir)
     runs.mkdir(parents=True, exist_ok=True)
-    base = _slug(name) if name else f"{_slug(dataset)}-{_slug(model)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    model_part = "spec" if "(" in model else _slug(model)  # a layer spec would make an unreadable name
+    base = _slug(name) if name else f"{_slug(dataset)}-{model_part}-{time.strftime('%Y%m%d-%H%M%S')}"
     for i in range(1, 10_000):
         candidate = runs / (base if i == 1 else f"{base}-{i}")
         try:

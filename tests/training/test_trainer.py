@@ -55,6 +55,8 @@ def test_run_names_never_overwrite(tmp_path):
     assert second.name == "exp-2" and (first / "keep.txt").read_text() == "x"
     auto = create_run_dir(tmp_path, None, dataset="mnist-mini", model="simple_cnn")
     assert auto.name.startswith("mnist-mini-simple_cnn-")
+    spec = create_run_dir(tmp_path, None, dataset="mnist-mini", model="conv(8,3)-bn-relu-gap-fc")
+    assert spec.name.startswith("mnist-mini-spec-")
 
 
 def test_batch_size_larger_than_dataset(tmp_path):

@@ -62,3 +62,13 @@ def test_finetune_groups_carry_discriminative_scales():
     head = {id(p) for p in model.fc.parameters()}
     for g in opt.param_groups:
         assert all((id(p) in head) == (round(g["lr"], 6) == 0.2) for p in g["params"])
+
+
+def test_augment_preset_is_expanded_into_the_resolved_config(tmp_path):
+    from cnnkit.config import load_config
+
+    cfg = Config().with_overrides({**TINY, "run.runs_dir": str(tmp_path), "augment.preset": "strong", "augment.rotate": 5.0})
+    run = train(cfg, quiet=True)
+    saved = load_config(run.dir / "config.yaml").augment
+    assert saved.preset is None and saved.rotate == 5.0  # the key set explicitly wins over the preset's 15
+    assert saved.erase == 0.25 and saved.shear == 10.0 and saved.hflip is False  # the preset for digits: no flips

@@ -1,7 +1,15 @@
 """Datasets (one registry), the one image loader, and batched augmentation."""
 
-from cnnkit.data._registry import build_dataset, list_datasets, register_dataset
-from cnnkit.data.images import ImageError, load_image
-from cnnkit.data.types import Dataset, Split
+from cnnkit._lazy import lazy_attributes
 
-__all__ = ["Dataset", "ImageError", "Split", "build_dataset", "list_datasets", "load_image", "register_dataset"]
+_NAMES = {
+    "build_dataset": "cnnkit.data._registry",
+    "list_datasets": "cnnkit.data._registry",
+    "register_dataset": "cnnkit.data._registry",
+    "ImageError": "cnnkit.data.images",
+    "load_image": "cnnkit.data.images",
+    "Dataset": "cnnkit.data.types",
+    "Split": "cnnkit.data.types",
+}
+__all__ = sorted(_NAMES)
+__getattr__ = lazy_attributes(__name__, _NAMES)

@@ -1,6 +1,13 @@
 """Models: one registry (`create_model`, `list_models`), one interface (`ClassifierBase`)."""
 
-from cnnkit.models._registry import create_model, list_models, model_info, register_model
-from cnnkit.models.base import ClassifierBase
+from cnnkit._lazy import lazy_attributes
 
-__all__ = ["ClassifierBase", "create_model", "list_models", "model_info", "register_model"]
+_NAMES = {
+    "create_model": "cnnkit.models._registry",
+    "list_models": "cnnkit.models._registry",
+    "model_info": "cnnkit.models._registry",
+    "register_model": "cnnkit.models._registry",
+    "ClassifierBase": "cnnkit.models.base",
+}
+__all__ = sorted(_NAMES)
+__getattr__ = lazy_attributes(__name__, _NAMES)

@@ -27,9 +27,10 @@ from typing import Callable, TextIO
 import torch
 
 from cnnkit.checkpoint import load_checkpoint, make_checkpoint, unwrap
-from cnnkit.config import Config, load_config, save_config
+from cnnkit.config import AugmentConfig, Config, load_config, save_config
 from cnnkit.data import build_dataset
 from cnnkit.data.augment import BatchAugment, Mixer
+from cnnkit.data.presets import apply_preset
 from cnnkit.data.preprocess import Normalize, num_batches
 from cnnkit.data.types import Dataset
 from cnnkit.errors import CheckpointError, CnnkitError, ConfigError
@@ -87,6 +88,14 @@ def _model_kwargs(cfg: Config, data: Dataset) -> dict:
     if "image_size" in params and "image_size" not in kwargs:
         kwargs["image_size"] = data.image_size[0]
     return kwargs
+
+
+def _with_preset(aug: AugmentConfig, dataset: str, image_size: int) -> AugmentConfig:
+    """The preset's augmentation, with any key the config sets to a non-default value kept.
+    The resolved config records the expanded keys (preset: null), so the run reproduces."""
+    defaults = AugmentConfig()
+    explicit = {f.name: getattr(aug, f.name) for f in dataclasses.fields(aug) if f.name != "preset" and getattr(aug, f.name) != getattr(defaults, f.name)}
+    return dataclasses.replace(apply_preset(aug, aug.preset, dataset=dataset, image_size=image_size), **explicit, preset=None)
 
 
 def _finetune_groups(model: torch.nn.Module, cfg: Config) -> list[dict]:
@@ -200,6 +209,8 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
             raise CnnkitError(f"{resume}: this run already finished; start a new one with: cnnkit train --config {resume / 'config.yaml'}")
 
     data = build_dataset(cfg.data, seed=tc.seed)
+    if cfg.augment.preset:
+        cfg = dataclasses.replace(cfg, augment=_with_preset(cfg.augment, cfg.data.dataset, data.image_size[0]))
     if len(data.train) < tc.batch_size:
         raise ConfigError(f"train.batch_size {tc.batch_size} is larger than the {len(data.train)} training images; use a smaller --batch-size")
 
