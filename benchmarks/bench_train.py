@@ -45,7 +45,9 @@ def _test_accuracy(model, data, normalize) -> float:
     return evaluate(model, data.test, normalize=normalize)["accuracy"]
 
 
-def run_cnnkit(epochs: int, target: float, precision: str = "fp32", stop_at_target: bool = True) -> dict:
+def run_cnnkit(epochs: int, target: float, precision: str = "fp32", stop_at_target: bool = True, data=None, overrides: dict | None = None) -> dict:
+    """cnnkit's loop functions with the config's recipe (defaults: the mnist-mini one);
+    `data` (a cnnkit Dataset) and `overrides` (dotted config keys) let other benchmarks reuse it."""
     import torch
 
     from cnnkit.config import Config
@@ -56,10 +58,10 @@ def run_cnnkit(epochs: int, target: float, precision: str = "fp32", stop_at_targ
     from cnnkit.training.loop import train_one_epoch
     from cnnkit.training.optim import build_optimizer, build_scheduler
 
-    cfg = Config().with_overrides({"train.epochs": epochs, "train.precision": precision})
-    data = _data()
+    cfg = Config().with_overrides({"train.epochs": epochs, "train.precision": precision, **(overrides or {})})
+    data = data if data is not None else _data()
     gen = seed_everything(cfg.train.seed)
-    model = create_model(cfg.model.name, num_classes=data.num_classes, in_chans=data.channels).to(memory_format=torch.channels_last)
+    model = create_model(cfg.model.name, num_classes=data.num_classes, in_chans=data.channels, **cfg.model.kwargs).to(memory_format=torch.channels_last)
     opt = build_optimizer(model, cfg.optim)
     steps = num_batches(len(data.train), cfg.train.batch_size, drop_last=True)
     sched = build_scheduler(opt, cfg.schedule, epochs * steps, steps)
