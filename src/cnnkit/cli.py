@@ -255,16 +255,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _add_predict(sub) -> None:
-    p = sub.add_parser("predict", help="top-k classes for image files and folders")
+    p = sub.add_parser("predict", help="top-k classes for image files and folders", description="Top-k classes of each image; for a multi-label model, every label whose sigmoid probability reaches --threshold.")
     p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint, or a run folder (its best.ckpt)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
     p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--threshold", type=float, default=0.5, help="multi-label models: report every label with probability >= this (default 0.5)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_predict)
 
 
 def format_predictions(report, fmt: str) -> str:
+    """Single-label: the top-k classes of each image. Multi-label (predictions with `labels`):
+    every label at or above the threshold (CSV: one row per label; an image with none, one empty row)."""
+    multi = any(getattr(p, "labels", None) is not None for p in report.predictions)
     if fmt == "json":
         return json.dumps({"predictions": [p.to_dict() for p in report.predictions], "errors": [{"source": s, "error": e} for s, e in report.errors]}, indent=2)
     if fmt == "csv":
@@ -272,13 +276,17 @@ def format_predictions(report, fmt: str) -> str:
         w = csv.writer(buf)
         w.writerow(["source", "rank", "label", "probability"])
         for p in report.predictions:
-            for rank, (label, prob) in enumerate(p.top_k, 1):
+            chosen = p.labels if multi else p.top_k
+            for rank, (label, prob) in enumerate(chosen, 1):
                 w.writerow([p.source, rank, label, f"{prob:.6f}"])
+            if multi and not chosen:
+                w.writerow([p.source, "", "", ""])
         return buf.getvalue().rstrip("\n")
     width = max([len(p.source or "") for p in report.predictions] + [5])
-    lines = [f"{'image':<{width}}  prediction"]
+    lines = [f"{'image':<{width}}  {'labels (multi-label)' if multi else 'prediction'}"]
     for p in report.predictions:
-        lines.append(f"{p.source:<{width}}  " + "  ".join(f"{label} {prob:.1%}" for label, prob in p.top_k))
+        chosen = p.labels if multi else p.top_k
+        lines.append(f"{p.source:<{width}}  " + ("  ".join(f"{label} {prob:.1%}" for label, prob in chosen) or "(no label above the threshold)"))
     return "\n".join(lines)
 
 
@@ -286,7 +294,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from cnnkit.inference import load
 
     clf = load(args.checkpoint, device=args.device)
-    report = clf.predict_files(args.paths, top_k=args.top_k)
+    if not 0.0 <= args.threshold <= 1.0:
+        raise CnnkitError(f"--threshold must be between 0 and 1, got {args.threshold}")
+    report = clf.predict_files(args.paths, top_k=args.top_k, threshold=args.threshold)
     if report.predictions or args.format == "json":
         print(format_predictions(report, args.format))
     for source, error in report.errors:

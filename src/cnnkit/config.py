@@ -34,7 +34,7 @@ class DataConfig:
     download: bool = True  # fetch missing built-in datasets (with checksums)
     cifar100_labels: str = "fine"  # cifar100: fine (100 classes) | coarse (20 superclasses)
     label_delimiter: str | None = None  # manifests: split each label cell on this (e.g. ";") into a multi-hot label
-    balance: str = "none"  # none | oversample: repeat training images of rare classes up to the largest class
+    balance: str = "none"  # none | oversample: repeat training images of rare classes up to the largest class | sampler: each epoch drawn with every class equally likely
     cache: bool = True  # folders/manifests: decode once into a memory-mapped uint8 cache reused by later runs
     cache_dir: str | None = None  # where that cache lives; None: $CNNKIT_CACHE, else ~/.cache/cnnkit/decoded
 
@@ -61,6 +61,7 @@ class OptimConfig:
     l1: float = 0.0  # L1 penalty coefficient, added to the loss and reported as train_l1
     l1_params: str = "*weight"  # fnmatch pattern on parameter names the L1 penalty covers (ndim > 1 only)
     label_smoothing: float = 0.1
+    class_weights: str = "none"  # none | balanced (inverse class frequency) | sqrt: weighted loss (multi-label: BCE pos_weight)
     grad_clip: float | None = None  # clip the global gradient norm to this value
 
 

@@ -1,4 +1,9 @@
-"""`cnnkit.load(path) -> Classifier`: predictions with the preprocessing the checkpoint stores."""
+"""`cnnkit.load(path) -> Classifier`: predictions with the preprocessing the checkpoint stores.
+
+Single-label checkpoints give softmax probabilities and the top-k classes. Multi-label ones
+(`checkpoint["task"] == "multi_label"`, trained on rows with several labels) give each label's
+sigmoid probability, and every label at or above `threshold` (default 0.5) in `Prediction.labels`.
+"""
 
 from __future__ import annotations
 
@@ -22,13 +27,17 @@ ImageLike = Any  # PIL.Image | str | os.PathLike | np.ndarray | torch.Tensor
 
 @dataclass
 class Prediction:
-    label: str
+    label: str  # the most probable class
     probability: float
     top_k: list[tuple[str, float]]
     source: str | None = None
+    labels: list[tuple[str, float]] | None = None  # multi-label models: every label at or above the threshold, most probable first
 
     def to_dict(self) -> dict:
-        return {"source": self.source, "label": self.label, "probability": self.probability, "top_k": [{"label": l, "probability": p} for l, p in self.top_k]}
+        d = {"source": self.source, "label": self.label, "probability": self.probability, "top_k": [{"label": l, "probability": p} for l, p in self.top_k]}
+        if self.labels is not None:
+            d["labels"] = [{"label": l, "probability": p} for l, p in self.labels]
+        return d
 
 
 @dataclass
@@ -99,6 +108,12 @@ class Classifier:
         self.channels: int = inp["channels"]
         self.size: tuple[int, int] = tuple(inp["size"])  # type: ignore[assignment]
         self.normalize = Normalize(inp["mean"], inp["std"], self.device)
+        self.multi_label: bool = checkpoint.get("task") == "multi_label"  # sigmoid per label instead of a softmax
+
+    def _probs(self, x: torch.Tensor) -> torch.Tensor:
+        """Probabilities of a uint8 batch: softmax, or each label's sigmoid for multi-label models."""
+        logits = self.model(self.normalize(x)).float()
+        return (torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, 1)).cpu()
 
     def preprocess(self, images: ImageLike | Sequence[ImageLike]) -> torch.Tensor:
         """uint8 batch (B, C, H, W): channels converted (gray <-> RGB), resized as in training."""
@@ -107,17 +122,19 @@ class Classifier:
 
     @torch.no_grad()
     def predict_proba(self, images: ImageLike | Sequence[ImageLike], batch_size: int = 256) -> torch.Tensor:
+        """(N, classes): softmax rows, or independent sigmoids for a multi-label model."""
         x = self.preprocess(images)
-        out = [torch.softmax(self.model(self.normalize(x[i : i + batch_size])).float(), 1).cpu() for i in range(0, len(x), batch_size)]
+        out = [self._probs(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
         return torch.cat(out) if out else torch.zeros(0, len(self.class_names))
 
-    def predict(self, images: ImageLike | Sequence[ImageLike], top_k: int = 5) -> list[Prediction]:
-        """Top-k predictions for one image or a sequence of images (paths, PIL, arrays, tensors)."""
+    def predict(self, images: ImageLike | Sequence[ImageLike], top_k: int = 5, threshold: float = 0.5) -> list[Prediction]:
+        """Top-k predictions for one image or a sequence of images (paths, PIL, arrays, tensors).
+        Multi-label models also list every label with probability >= `threshold` (`Prediction.labels`)."""
         items = _as_list(images)
         probs = self.predict_proba(items)
-        return [self._prediction(p, top_k, str(src) if isinstance(src, (str, os.PathLike)) else None) for p, src in zip(probs, items)]
+        return [self._prediction(p, top_k, str(src) if isinstance(src, (str, os.PathLike)) else None, threshold) for p, src in zip(probs, items)]
 
-    def predict_files(self, paths: Iterable[str | os.PathLike], top_k: int = 5, batch_size: int = 256) -> PredictionReport:
+    def predict_files(self, paths: Iterable[str | os.PathLike], top_k: int = 5, batch_size: int = 256, threshold: float = 0.5) -> PredictionReport:
         """Predict every readable file (folders expanded); unreadable ones are listed, not fatal."""
         report = PredictionReport()
         files = expand_paths(paths)
@@ -131,15 +148,19 @@ class Classifier:
                     report.errors.append((str(f), str(e).removeprefix(f"{f}: ")))
             if arrays:
                 with torch.no_grad():
-                    probs = torch.softmax(self.model(self.normalize(torch.from_numpy(np.stack(arrays)))).float(), 1).cpu()
-                report.predictions.extend(self._prediction(p, top_k, str(f)) for p, f in zip(probs, ok))
+                    probs = self._probs(torch.from_numpy(np.stack(arrays)))
+                report.predictions.extend(self._prediction(p, top_k, str(f), threshold) for p, f in zip(probs, ok))
         return report
 
-    def _prediction(self, probs: torch.Tensor, top_k: int, source: str | None) -> Prediction:
+    def _prediction(self, probs: torch.Tensor, top_k: int, source: str | None, threshold: float = 0.5) -> Prediction:
         k = max(1, min(top_k, len(self.class_names)))
         values, idx = probs.topk(k)
         top = [(self.class_names[i], float(v)) for v, i in zip(values.tolist(), idx.tolist())]
-        return Prediction(top[0][0], top[0][1], top, source)
+        labels = None
+        if self.multi_label:
+            order = torch.argsort(probs, descending=True, stable=True).tolist()
+            labels = [(self.class_names[i], float(probs[i])) for i in order if float(probs[i]) >= threshold]
+        return Prediction(top[0][0], top[0][1], top, source, labels)
 
 
 def load(path: str | os.PathLike, device: str = "cpu") -> Classifier:

@@ -12,9 +12,27 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f} %"
 
 
+def _balance_line(summary: dict) -> list[str]:
+    """The class-imbalance sentence: ratio of the training counts and the correction used."""
+    b = summary.get("class_balance")
+    if not b:
+        return []
+    fixes = []
+    if b.get("class_weights", "none") != "none":
+        fixes.append(f"class-weighted loss ({b['class_weights']})")
+    if b.get("balance", "none") == "sampler":
+        fixes.append("balanced sampling of each epoch")
+    elif b.get("balance", "none") == "oversample":
+        fixes.append("rare classes oversampled (the train column counts the repeats)")
+    return ["", f"Class balance: the largest training class has {b['imbalance_ratio']:.3g}x the images of the smallest; "
+            f"correction: {', '.join(fixes) or 'none'}."]
+
+
 def write_report(run_dir: Path, cfg: Config, summary: dict, rows: list[dict], final: dict, skipped: list[SkippedFile]) -> Path:
     split = "test" if summary.get("test") else "val"
     head = summary[split]
+    multi = final.get("task") == "multilabel"
+    train_counts = summary.get("class_counts", {}).get("train") or []
     lines = [
         f"# Run `{summary['run']}`",
         "",
@@ -23,13 +41,20 @@ def write_report(run_dir: Path, cfg: Config, summary: dict, rows: list[dict], fi
         "",
         "| | |",
         "|---|---|",
-        f"| {split} accuracy | **{_pct(head['accuracy'])}** ({head['num_samples']} images) |",
     ]
+    if multi:
+        lines += [
+            f"| {split} mean AP | **{head['mean_ap']:.4f}** ({head['num_samples']} images, several labels each) |",
+            f"| {split} exact match (every label right at {final['threshold']}) | {_pct(head['exact_match'])} |",
+            f"| {split} macro F1 | {head['macro_f1']:.4f} |",
+        ]
+    else:
+        lines.append(f"| {split} accuracy | **{_pct(head['accuracy'])}** ({head['num_samples']} images) |")
     if "top5_accuracy" in head:
         lines.append(f"| {split} top-5 accuracy | {_pct(head['top5_accuracy'])} |")
     lines += [
-        f"| {split} loss | {head['loss']:.4f} |",
-        f"| best epoch (by val accuracy) | {summary['best_epoch']} ({_pct(summary['best_val_accuracy'])}) |",
+        f"| {split} loss | {head['loss']:.4f}{' (binary cross-entropy)' if multi else ''} |",
+        f"| best epoch (by val {'exact match' if multi else 'accuracy'}) | {summary['best_epoch']} ({_pct(summary['best_val_accuracy'])}) |",
         f"| parameters | {summary['parameters']:,} |",
         f"| images (train / val / test) | {summary['split_sizes']['train']} / {summary['split_sizes']['val']} / {summary['split_sizes']['test']} |",
         f"| input | {summary['input']['channels']}x{summary['input']['size'][0]}x{summary['input']['size'][1]}, "
@@ -39,27 +64,34 @@ def write_report(run_dir: Path, cfg: Config, summary: dict, rows: list[dict], fi
         "",
         "![learning curves](plots/learning_curves.png)",
         "",
-        "| epoch | train loss | train acc | val loss | val acc | lr | seconds |",
+        "| epoch | train loss | train acc | val loss | val acc | lr | seconds |" if not multi else "| epoch | train loss | train exact match | val loss | val exact match | lr | seconds |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
         f"| {r['epoch']} | {r['train_loss']:.4f} | {_pct(r['train_accuracy'])} | {r['val_loss']:.4f} | {_pct(r['val_accuracy'])} | {r['lr']:.3g} | {r['seconds']:.1f} |"
         for r in rows
     ]
+    train_n = lambda i: str(train_counts[i]) if i < len(train_counts) else "-"  # noqa: E731
     lines += [
         "",
         f"## Per class ({split} split, best checkpoint)",
         "",
-        "![confusion matrix](plots/confusion_matrix.png)",
+        "![per-class AP and F1](plots/per_class.png)" if multi else "![confusion matrix](plots/confusion_matrix.png)",
         "",
-        "| class | precision | recall | F1 | support |",
-        "|---|---:|---:|---:|---:|",
+        f"| class | train images |{' AP |' if multi else ''} precision | recall | F1 | support |",
+        f"|---|---:|{'---:|' if multi else ''}---:|---:|---:|---:|",
     ]
+    ap = lambda v: f" {v:.3f} |" if multi else ""  # noqa: E731  (the AP column of multi-label runs)
     lines += [
-        f"| {name} | {_pct(m['precision'])} | {_pct(m['recall'])} | {m['f1']:.3f} | {m['support']} |" for name, m in final["per_class"].items()
+        f"| {name} | {train_n(i)} |{ap(m.get('ap'))} {_pct(m['precision'])} | {_pct(m['recall'])} | {m['f1']:.3f} | {m['support']} |"
+        for i, (name, m) in enumerate(final["per_class"].items())
     ]
     m = final["macro"]
-    lines.append(f"| **macro** | {_pct(m['precision'])} | {_pct(m['recall'])} | {m['f1']:.3f} | {final['num_samples']} |")
+    total = "-" if multi else sum(train_counts)
+    lines.append(f"| **macro** | {total} |{ap(final.get('mean_ap'))} {_pct(m['precision'])} | {_pct(m['recall'])} | {m['f1']:.3f} | {final['num_samples']} |")
+    if multi:
+        lines += ["", f"Precision, recall and F1 at sigmoid >= {final['threshold']}; AP (average precision) needs no threshold. Support: {split} images carrying the class."]
+    lines += _balance_line(summary)
     if skipped:
         lines += ["", f"## Skipped files ({len(skipped)})", "", "Unreadable files were left out (also in `skipped.csv`):", ""]
         lines += [f"- `{s.path}`: {s.reason}" for s in skipped[:50]]

@@ -75,7 +75,7 @@ def build_dataset(cfg: DataConfig, seed: int = 0) -> Dataset:
 
 
 PATH_DATASETS = ("folder", "manifest")
-BALANCE_MODES = ("none", "oversample")
+BALANCE_MODES = ("none", "oversample", "sampler")  # sampler: applied by the trainer to each epoch's order
 
 
 def convert_channels(data: Dataset, channels: int) -> Dataset:

@@ -6,7 +6,7 @@ does not pull in the data pipeline and torchmetrics.
 
 from __future__ import annotations
 
-import importlib
+from cnnkit._lazy import lazy_attributes
 
 _PUBLIC = {
     "classification_metrics": "cnnkit.evaluate.metrics",
@@ -18,9 +18,4 @@ _PUBLIC = {
 }
 
 __all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name: str):
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'cnnkit.evaluate' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _PUBLIC)

@@ -92,7 +92,7 @@ def predict_split(
     if tta != "none":
         from cnnkit.training.tta import predict_logits_tta
 
-        logits = predict_logits_tta(model, target, normalize=normalize, mode=tta, batch_size=batch_size)
+        logits = predict_logits_tta(model, target, normalize=normalize, mode=tta, batch_size=batch_size, multi_label=ckpt.get("task") == "multi_label")
     else:
         logits = predict_logits(model, target, normalize=normalize, batch_size=batch_size)
     return Predictions(ckpt_path, ckpt, ds.name, split, target, logits, model, normalize)
@@ -100,9 +100,13 @@ def predict_split(
 
 def evaluate_predictions(p: Predictions, hardest: int = 16) -> dict:
     """The metrics dict (see classification_metrics; multilabel_metrics for multi-hot labels)
-    plus the hardest examples, the checkpoint, dataset and split."""
-    if p.split.labels.ndim == 2:
-        result = multilabel_metrics(p.logits, p.split.labels, p.class_names)
+    plus the hardest examples, the checkpoint, dataset and split. A multi-label model on
+    single-label data (a class folder, say) is scored as multi-label with one label per image."""
+    labels = p.split.labels
+    if labels.ndim == 1 and p.checkpoint.get("task") == "multi_label":
+        labels = torch.nn.functional.one_hot(labels, len(p.class_names)).float()
+    if labels.ndim == 2:
+        result = multilabel_metrics(p.logits, labels, p.class_names)
         result.update({"checkpoint": str(p.checkpoint_path), "dataset": p.dataset, "split": p.split_name})
         return result
     result = classification_metrics(p.logits, p.split.labels, p.class_names)
@@ -146,9 +150,13 @@ def write_evaluation(result: dict, p: Predictions, out_dir: str | os.PathLike) -
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if result.get("task") == "multilabel":  # no confusion matrix or top-1 calibration for several labels
+        from cnnkit.evaluate.plots import plot_per_class
+
+        bars = out / "per_class.png"
+        plot_per_class(result, bars, title=f"Per-class AP and F1 ({result['dataset']} {result['split']})")
         metrics = out / "metrics.json"
         metrics.write_text(json.dumps(result, indent=2))
-        return [metrics]
+        return [bars, metrics]
     names = result["class_names"]
     where = f"{result['dataset']} {result['split']}"
     cm_json = out / "confusion_matrix.json"

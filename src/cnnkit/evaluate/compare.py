@@ -53,7 +53,7 @@ ROWS = [
     ("parameters", lambda r: f"{r.summary['parameters']:,}" if "parameters" in r.summary else "?"),
     ("epochs", lambda r: str(r.summary.get("epochs", "?"))),
     ("train seconds", lambda r: f"{r.summary['train_seconds']:.1f}" if "train_seconds" in r.summary else "?"),
-    ("accuracy", lambda r: f"{r.metrics['accuracy']:.2%}"),
+    ("accuracy", lambda r: f"{r.metrics['accuracy']:.2%}" if "accuracy" in r.metrics else "-"),
     ("top-5 accuracy", lambda r: f"{r.metrics['top5_accuracy']:.2%}" if "top5_accuracy" in r.metrics else "-"),
     ("loss", lambda r: f"{r.metrics['loss']:.4f}"),
     ("macro F1", lambda r: f"{r.metrics['macro']['f1']:.4f}"),
@@ -61,14 +61,19 @@ ROWS = [
     ("ECE", lambda r: f"{_ece(r.metrics):.2%}" if _ece(r.metrics) is not None else "-"),
     ("test images", lambda r: str(r.metrics["num_samples"])),
 ]
+MULTILABEL_ROWS = [  # shown when a run is multi-label (several labels per image)
+    ("mean AP", lambda r: f"{r.metrics['mean_ap']:.4f}" if "mean_ap" in r.metrics else "-"),
+    ("exact match", lambda r: f"{r.metrics['exact_match']:.2%}" if "exact_match" in r.metrics else "-"),
+]
 
 
 def format_comparison(runs: list[RunNumbers]) -> str:
     """A table of key numbers (one column per run), then per-class F1 of each run and its
     difference from the first run (when the class names match)."""
     names = [r.name for r in runs]
-    table = [(label, [get(r) for r in runs]) for label, get in ROWS]
-    label_w = max(len(label) for label, _ in ROWS) + 2
+    rows = ROWS + (MULTILABEL_ROWS if any(r.metrics.get("task") == "multilabel" for r in runs) else [])
+    table = [(label, [get(r) for r in runs]) for label, get in rows]
+    label_w = max(len(label) for label, _ in rows) + 2
     col_w = max(10, *(len(n) + 2 for n in names), *(len(v) + 2 for _, vals in table for v in vals))
     out = ["".ljust(label_w) + "".join(n.rjust(col_w) for n in names)]
     out += [label.ljust(label_w) + "".join(v.rjust(col_w) for v in vals) for label, vals in table]

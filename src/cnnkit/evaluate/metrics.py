@@ -133,7 +133,7 @@ def multilabel_metrics(logits: torch.Tensor, targets: torch.Tensor, class_names:
         "task": "multilabel",
         "num_samples": int(y.shape[0]),
         "threshold": threshold,
-        "exact_match": float(((probs >= threshold).long() == y).all(1).float().mean()) if len(y) else float("nan"),
+        "exact_match": int(((probs >= threshold).long() == y).all(1).sum()) / len(y) if len(y) else float("nan"),
         "loss": float(F.binary_cross_entropy_with_logits(logits, targets.float())) if len(y) else float("nan"),
         "mean_ap": float(ap.nanmean()),
         "macro": {"precision": float(precision.mean()), "recall": float(recall.mean()), "f1": float(f1.mean())},

@@ -11,7 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def plot_learning_curves(rows: list[dict], path: str | Path) -> None:
+def plot_learning_curves(rows: list[dict], path: str | Path, accuracy: str = "accuracy") -> None:
+    """Loss and accuracy per epoch; `accuracy` names what the accuracy columns measure (e.g. "exact match")."""
     epochs = [r["epoch"] for r in rows]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train (with label smoothing)")
@@ -19,7 +20,7 @@ def plot_learning_curves(rows: list[dict], path: str | Path) -> None:
     ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
     ax_acc.plot(epochs, [100 * r["train_accuracy"] for r in rows], "o-", label="train")
     ax_acc.plot(epochs, [100 * r["val_accuracy"] for r in rows], "o-", label="val")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+    ax_acc.set(xlabel="epoch", ylabel=f"{accuracy} (%)", title=accuracy[:1].upper() + accuracy[1:])
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
@@ -98,4 +99,25 @@ def plot_hardest_examples(images, captions: list[str], path: str | Path, title: 
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_per_class(metrics: dict, path: str | Path, title: str = "Per-class metrics") -> None:
+    """Multi-label runs (see multilabel_metrics): average precision and F1 at the threshold of
+    each class as grouped bars, with the support under each class name and mean AP as a line."""
+    names = list(metrics["class_names"])
+    pc = metrics["per_class"]
+    ap = np.array([pc[n]["ap"] for n in names], dtype=float)
+    f1 = np.array([pc[n]["f1"] for n in names], dtype=float)
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(min(max(5.0, 0.6 * len(names) + 2), 30.0), 4))
+    ax.bar(x - 0.2, np.nan_to_num(ap), width=0.4, color="#4c72b0", label="AP")
+    ax.bar(x + 0.2, f1, width=0.4, color="#dd8452", label=f"F1 at {metrics.get('threshold', 0.5)}")
+    ax.axhline(metrics["mean_ap"], color="k", ls="--", lw=1, label=f"mean AP {metrics['mean_ap']:.3f}")
+    ax.set_xticks(x, [f"{n}\n({pc[n]['support']})" for n in names], rotation=90 if len(names) > 12 else 0, fontsize=8)
+    ax.set(ylim=(0, 1.05), ylabel="score", title=title)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -221,7 +221,7 @@ def write_html_report(run_dir: str | os.PathLike, *, gradcam_examples: int = 4, 
     overview = "".join(f'<span class="kpi">{html.escape(k)}<b>{html.escape(v)}</b></span>' for k, v in kpis)
     overview += (
         f"<p>{html.escape(summary.get('model', '?'))} on {html.escape(summary.get('dataset', '?'))}, {summary.get('epochs', '?')} epochs, "
-        f"best epoch {summary.get('best_epoch', '?')} (val accuracy {_pct(summary.get('best_val_accuracy'))}). "
+        f"best epoch {summary.get('best_epoch', '?')} (val {'exact match' if multi else 'accuracy'} {_pct(summary.get('best_val_accuracy'))}). "
         f"Metrics below are on the {split} split ({m['num_samples']} images), from best.ckpt.</p>"
     )
     sections.append(("overview", "Overview", overview))
@@ -266,7 +266,9 @@ def write_html_report(run_dir: str | os.PathLike, *, gradcam_examples: int = 4, 
     for avg in ("macro",) if multi else ("macro", "weighted"):
         a = m[avg]
         pc_rows.append([f"<b>{avg}</b>", *([f"{m['mean_ap']:.3f}"] if multi else []), _pct(a["precision"]), _pct(a["recall"]), f"{a['f1']:.3f}", str(m["num_samples"])])
-    sections.append(("per-class", "Per-class metrics", _table(["class", *(["AP"] if multi else []), "precision", "recall", "F1", "support"], pc_rows)))
+    bars = _file_uri(run / "plots" / "per_class.png") if multi else None  # the trainer's AP / F1 chart of a multi-label run
+    pc_html = (_img(bars, "per-class AP and F1", 700, pixelated=False) if bars else "") + _table(["class", *(["AP"] if multi else []), "precision", "recall", "F1", "support"], pc_rows)
+    sections.append(("per-class", "Per-class metrics", pc_html))
     if multi:
         sections += [("confusion", "Confusion matrix", single), ("calibration", "Calibration", single), ("hardest", "Hardest examples", single)]
     else:

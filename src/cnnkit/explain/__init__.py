@@ -5,7 +5,7 @@ Public names load on first use, so `cnnkit --help` (which imports explain.comman
 
 from __future__ import annotations
 
-import importlib
+from cnnkit._lazy import lazy_attributes
 
 _PUBLIC = {
     "METHODS": "cnnkit.explain.attribution",
@@ -19,9 +19,4 @@ _PUBLIC = {
 }
 
 __all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name: str):
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'cnnkit.explain' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _PUBLIC)

@@ -4,7 +4,8 @@ Modes (`model.finetune`):
   head     feature extraction: the backbone is frozen (its batch norms in eval mode, so their
            running statistics stay the pretrained ones) and only the classifier trains; when no
            augmentation needs fresh passes, the backbone's features are computed once per image
-           (`FeatureCache`) and the head trains on them in seconds.
+           and the head trains on them in seconds (`FeatureCache` / `fit_head` here for library use;
+           `cnnkit train` does it in cnnkit.training.head_only, through its ordinary loop).
   full     everything trains; the backbone at `backbone_lr_scale` x the head's learning rate
            (discriminative learning rates).
   gradual  the head first, then the backbone's stages unfrozen one by one from the top

@@ -6,7 +6,8 @@
     for epoch in range(epochs):
         start_epoch(model, cfg.model, epoch, epochs)   # gradual unfreezing + train mode
         ...
-    if use_feature_cache(cfg.model, augmenting=...): train the head on FeatureCache batches
+    if use_feature_cache(cfg.model, augmenting=...): the head trains on features computed once
+        (cnnkit.training.head_only: the trainer's loop, run on cached features)
 
 `model.pretrained` / `model.weights` choose the starting weights (never recorded in the
 checkpoint's model kwargs: its state dict carries them); `model.finetune` chooses what trains.

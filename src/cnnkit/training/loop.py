@@ -2,9 +2,14 @@
 
 Hook points for other areas, all plain arguments of `train_one_epoch`:
     loss_fn(logits, targets) -> loss       class weights, custom losses (default: cross-entropy
-                                           with label smoothing); targets may be soft (N, C)
+                                           with label smoothing; multi-hot labels: binary
+                                           cross-entropy, see training/losses.py); targets may be soft (N, C)
     batch_transform(x, y, generator)       mixup / cutmix on the normalised batch; returns (x, targets)
     on_step(step, steps, loss, acc, images) after every optimiser step (progress, checkpoints)
+    EpochState.start(n, generator, sampler)  sampler(generator) -> the epoch's order (balanced sampling)
+
+Multi-label splits (labels (N, K) multi-hot) are detected from the labels: their default loss
+is BCE on each logit and "accuracy" is the exact match (every label right at sigmoid >= 0.5).
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ from cnnkit.data.preprocess import Normalize, batches, num_batches
 from cnnkit.data.types import Split
 from cnnkit.errors import CnnkitError
 from cnnkit.training.device import autocast
+from cnnkit.training.losses import multilabel_bce
 
 StepCallback = Callable[[int, int, float, float, int], None]  # (step, steps, loss, acc, images)
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, targets) -> scalar loss
 BatchTransform = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+Sampler = Callable[[torch.Generator], torch.Tensor]  # generator -> an epoch's order (indices into the split)
 
 
 class NonFiniteLossError(CnnkitError):
@@ -50,8 +57,10 @@ class EpochState:
     last_finite_loss: float | None = None
 
     @classmethod
-    def start(cls, n: int, generator: torch.Generator) -> "EpochState":
-        return cls(order=torch.randperm(n, generator=generator))
+    def start(cls, n: int, generator: torch.Generator, sampler: Sampler | None = None) -> "EpochState":
+        """A new epoch: a permutation of the n images, or the order `sampler` draws (e.g. balanced,
+        with replacement). The order is part of the state, so a resumed epoch replays it exactly."""
+        return cls(order=torch.randperm(n, generator=generator) if sampler is None else sampler(generator))
 
     def state_dict(self) -> dict:
         return {
@@ -137,6 +146,8 @@ def train_one_epoch(
             logits = model(x)
             if loss_fn is not None:
                 loss = loss_fn(logits.float(), targets)
+            elif data.multi_label:
+                loss = multilabel_bce(logits.float(), targets, label_smoothing=label_smoothing)
             else:
                 loss = F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
         penalty = l1_penalty(l1_params, l1) if l1 and l1_params else None
@@ -190,7 +201,7 @@ def train_one_epoch(
         state.loss_sum += total.detach().float() * n
         if penalty is not None:
             state.l1_sum += penalty.detach().float() * n
-        state.correct += (logits.detach().argmax(1) == y).sum()
+        state.correct += _correct(logits.detach(), y)
         loss_value = float(total.detach())
         state.last_finite_loss = loss_value
         if on_step is not None:
@@ -209,6 +220,13 @@ def train_one_epoch(
     return out
 
 
+def _correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Images right: top-1 class, or for multi-hot y every label right at sigmoid >= 0.5 (exact match)."""
+    if y.ndim == 2:
+        return ((torch.sigmoid(logits.float()) >= 0.5) == (y > 0.5)).all(1).sum()
+    return (logits.argmax(1) == y).sum()
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, data: Split, *, normalize: Normalize, batch_size: int = 500, precision: str = "fp32") -> torch.Tensor:
     """Logits (N, num_classes) as float32 on the CPU, in data order."""
@@ -223,11 +241,11 @@ def predict_logits(model: nn.Module, data: Split, *, normalize: Normalize, batch
 
 
 def evaluate(model: nn.Module, data: Split, *, normalize: Normalize, batch_size: int = 500, precision: str = "fp32") -> dict[str, float]:
-    """Loss and accuracy of `model` on `data` (no label smoothing)."""
+    """Loss and accuracy of `model` on `data` (no label smoothing). Multi-label: mean BCE and exact match."""
     t0 = time.perf_counter()
     logits = predict_logits(model, data, normalize=normalize, batch_size=batch_size, precision=precision)
     if len(data) == 0:
         return {"loss": float("nan"), "accuracy": float("nan"), "images": 0, "seconds": 0.0}
-    loss = F.cross_entropy(logits, data.labels).item()
-    acc = int((logits.argmax(1) == data.labels).sum()) / len(data)
+    loss = (multilabel_bce(logits, data.labels) if data.multi_label else F.cross_entropy(logits, data.labels)).item()
+    acc = int(_correct(logits, data.labels)) / len(data)
     return {"loss": loss, "accuracy": acc, "images": len(data), "seconds": time.perf_counter() - t0}

@@ -5,7 +5,13 @@ scheduler, scaler, EMA, epoch/step, every RNG state, the epoch's data order and 
 the metric rows so far and the early-stopping record. `train(resume=run_dir)` continues from
 it and ends with the same metrics and weights as an uninterrupted run (same seed, CPU).
 
-Hooks for other areas (keyword arguments of `train`): `loss_fn` (class weights...),
+Class imbalance: `optim.class_weights` (balanced | sqrt) builds a weighted loss (training/losses.py)
+and `data.balance: sampler` draws each epoch's order class-balanced (stored like any order, so
+resume stays exact). Multi-label data (manifest rows with several labels) trains with BCE,
+reports exact match as accuracy and per-class AP / mean AP at the end; its checkpoints say
+`task: multi_label`.
+
+Hooks for other areas (keyword arguments of `train`): `loss_fn` (replaces the configured loss),
 `batch_transform` (mixup / cutmix), `param_groups` (a function model -> groups with
 "lr_scale", for discriminative rates), `on_step(epoch, step, loss)` and `on_end(run)`
 (an HTML report, say).
@@ -34,18 +40,19 @@ from cnnkit.data.presets import apply_preset
 from cnnkit.data.preprocess import Normalize, num_batches
 from cnnkit.data.types import Dataset
 from cnnkit.errors import CheckpointError, CnnkitError, ConfigError
-from cnnkit.evaluate.metrics import classification_metrics
-from cnnkit.evaluate.plots import plot_confusion_matrix, plot_learning_curves
+from cnnkit.evaluate.metrics import classification_metrics, multilabel_metrics
+from cnnkit.evaluate.plots import plot_confusion_matrix, plot_learning_curves, plot_per_class
 from cnnkit.models import model_info, transfer
 from cnnkit.report import write_report
 from cnnkit.rundir import create_run_dir
-from cnnkit.training import distributed
+from cnnkit.training import distributed, head_only
 from cnnkit.training.compile import maybe_compile
 from cnnkit.training.device import resolve_device, seed_everything
 from cnnkit.training.early_stopping import MONITORS, EarlyStopping
 from cnnkit.training.ema import EMA
 from cnnkit.training.interrupt import GracefulInterrupt, TrainingInterrupted
 from cnnkit.training.loop import BatchTransform, EpochState, LossFn, NonFiniteLossError, evaluate, predict_logits, train_one_epoch
+from cnnkit.training.losses import build_loss
 from cnnkit.training.optim import build_optimizer, build_scheduler, is_per_epoch, l1_parameters
 from cnnkit.training.progress import Progress
 from cnnkit.training.rng import rng_state, set_rng_state
@@ -144,6 +151,38 @@ def _check(cfg: Config, world_size: int) -> None:
         raise ConfigError(f"train.batch_size {tc.batch_size} (the global batch) must be divisible by the {world_size} processes")
 
 
+def _epoch_sampler(cfg: Config, data: Dataset):
+    """data.balance: sampler: each epoch's order drawn (with replacement) so every class is equally likely."""
+    if cfg.data.balance != "sampler":
+        return None
+    from cnnkit.data.balance import balanced_indices
+
+    labels, n = data.train.labels, len(data.train)
+    return lambda g: balanced_indices(labels, n, g)
+
+
+def _headline(final: dict) -> dict:
+    """summary.json's numbers from a final evaluation. Multi-label: `accuracy` is the exact match
+    (every label right at sigmoid >= 0.5, as in metrics.csv), with mean AP and macro F1."""
+    if final.get("task") == "multilabel":
+        keys = ("mean_ap", "exact_match", "loss", "num_samples")
+        return {"accuracy": final["exact_match"], **{k: final[k] for k in keys}, "macro_f1": final["macro"]["f1"]}
+    return {k: final[k] for k in ("accuracy", "loss", "top5_accuracy", "num_samples") if k in final}
+
+
+def _class_balance(cfg: Config, data: Dataset) -> dict:
+    """What summary.json says about class imbalance: counts, ratio and the correction used."""
+    from cnnkit.data.balance import imbalance_ratio
+    from cnnkit.training.losses import loss_weights
+
+    counts = data.train.class_counts(data.num_classes)
+    w = loss_weights(cfg.optim.class_weights, data.train.labels, data.num_classes)
+    return {
+        "imbalance_ratio": round(imbalance_ratio(counts), 4), "balance": cfg.data.balance, "class_weights": cfg.optim.class_weights,
+        "loss_weights": [round(float(v), 6) for v in w] if w is not None else None,
+    }
+
+
 def resume_config(run_dir: str | Path) -> Config:
     """The saved config of a run folder (what `cnnkit train --resume` continues with).
 
@@ -221,6 +260,14 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
     mean, std = (tuple(prep["mean"]), tuple(prep["std"])) if prep else (data.mean, data.std)
     if param_groups is None and cfg.model.finetune:
         param_groups = lambda m: _finetune_groups(m, cfg)  # noqa: E731
+    if cfg.data.balance == "sampler" and cfg.optim.class_weights != "none" and not data.multi_label:
+        raise ConfigError(
+            "data.balance: sampler already shows every class equally often; optim.class_weights on top would over-correct "
+            "(rare classes weighted ~ratio^2). Use one of them"
+        )
+    if loss_fn is None:  # optim.class_weights: a weighted loss (None: the loop's default, CE or multi-label BCE)
+        loss_fn = build_loss(cfg.optim.class_weights, data.train.labels, data.num_classes, label_smoothing=cfg.optim.label_smoothing)
+    epoch_sampler = _epoch_sampler(cfg, data)
     if batch_transform is None:
         mixer = Mixer.from_config(cfg.augment, data.num_classes)
         batch_transform = mixer if mixer.active else None
@@ -302,6 +349,8 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
         )
         if prep:
             ck["weights"] = {"source": str(prep.get("source", "")), "mean": list(mean), "std": list(std)}
+        if data.multi_label:  # sigmoid outputs, several labels per image (predict / evaluate read this)
+            ck["task"] = "multi_label"
         if ema is not None:
             ck["ema_state_dict"] = ema.state_dict()["state_dict"]
         return ck
@@ -336,13 +385,20 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
                 f"{f' / {len(data.test)} test' if data.test is not None else ''} images, {data.num_classes} classes) "
                 f"on {device}{f' x {world_size} processes' if world_size > 1 else ''}; run folder {run_dir}"
             )
+            # head-only fine-tuning without augmentation: the frozen backbone's features once, the head on them
+            step_model, train_split, val_model, val_split, feed = train_model, data.train, model, data.val, normalize
+            if world_size == 1 and transfer.use_feature_cache(cfg.model, augmenting=augment.active or batch_transform is not None):
+                cached = head_only.prepare(model, data.train, data.val, normalize, batch_size=tc.eval_batch_size, precision=tc.precision, message=progress.message)
+                step_model, train_split, val_model, val_split, feed = cached.head, cached.train, cached.head, cached.val, cached.feed
+            elif cfg.model.finetune == "head" and cfg.model.cache_features:
+                progress.message("cnnkit: head-only training with augmentation passes every image through the backbone each epoch; --augment none computes its features once (seconds on a CPU)")
             for epoch in range(start_epoch, tc.epochs + 1):
                 if stopper.should_stop:
                     break
                 progress.start_epoch(epoch)
                 t0 = time.perf_counter()
                 if epoch_state is None:
-                    epoch_state = EpochState.start(len(data.train), generator)
+                    epoch_state = EpochState.start(len(data.train), generator, sampler=epoch_sampler)
                     epoch_lr = optimizer.param_groups[0]["lr"]
                 state, lr = epoch_state, epoch_lr
 
@@ -367,7 +423,7 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
                     transfer.start_epoch(model, cfg.model, epoch - 1, tc.epochs)  # gradual unfreezing
                 try:
                     tr = train_one_epoch(
-                        train_model, data.train, optimizer=optimizer, scheduler=None if per_epoch_schedule else scheduler, normalize=normalize,
+                        step_model, train_split, optimizer=optimizer, scheduler=None if per_epoch_schedule else scheduler, normalize=feed,
                         batch_size=tc.batch_size, generator=generator, augment=augment, label_smoothing=cfg.optim.label_smoothing,
                         loss_fn=loss_fn, batch_transform=batch_transform, precision=tc.precision, scaler=scaler, grad_clip=cfg.optim.grad_clip,
                         l1=cfg.optim.l1, l1_params=l1_params, on_nan=tc.on_nan, ema=ema, state=state, rank=rank, world_size=world_size,
@@ -383,7 +439,7 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
                     ) from None
                 skipped += tr["skipped_steps"]
                 epoch_state = None
-                va = evaluate(model, data.val, normalize=normalize, batch_size=tc.eval_batch_size, precision=tc.precision)
+                va = evaluate(val_model, val_split, normalize=feed, batch_size=tc.eval_batch_size, precision=tc.precision)
                 if world_size > 1:  # rank 0's numbers decide for everyone (BatchNorm buffers may differ a little)
                     va = distributed.broadcast_object(va)
                 row = {
@@ -425,23 +481,27 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
 
             def final_logits(m) -> torch.Tensor:
                 if tc.tta != "none":
-                    return predict_logits_tta(m, eval_split, normalize=normalize, mode=tc.tta, batch_size=tc.eval_batch_size, precision=tc.precision)
+                    return predict_logits_tta(m, eval_split, normalize=normalize, mode=tc.tta, batch_size=tc.eval_batch_size, precision=tc.precision, multi_label=data.multi_label)
                 return predict_logits(m, eval_split, normalize=normalize, batch_size=tc.eval_batch_size, precision=tc.precision)
 
-            final = classification_metrics(final_logits(model), eval_split.labels, data.class_names)
+            metrics_fn = multilabel_metrics if data.multi_label else classification_metrics  # per-class AP / F1, mean AP for several labels
+            final = metrics_fn(final_logits(model), eval_split.labels, data.class_names)
             final_ema = None
             if ema is not None and "ema_state_dict" in best_ckpt:
                 ema.module.load_state_dict(best_ckpt["ema_state_dict"])
-                final_ema = classification_metrics(final_logits(ema.module), eval_split.labels, data.class_names)
+                final_ema = metrics_fn(final_logits(ema.module), eval_split.labels, data.class_names)
     finally:
         torch.use_deterministic_algorithms(prev_deterministic)
         if writer is not None:
             writer.close()
 
     (run_dir / f"{split_name}_metrics.json").write_text(json.dumps(final, indent=2))
-    plot_learning_curves(rows, run_dir / "plots" / "learning_curves.png")
-    plot_confusion_matrix(final["confusion_matrix"], data.class_names, run_dir / "plots" / "confusion_matrix.png", title=f"Confusion matrix ({split_name}, best epoch {stopper.best_epoch})")
-    headline = {k: final[k] for k in ("accuracy", "loss", "top5_accuracy", "num_samples") if k in final}
+    plot_learning_curves(rows, run_dir / "plots" / "learning_curves.png", accuracy="exact match" if data.multi_label else "accuracy")
+    if data.multi_label:  # no confusion matrix for several labels per image: per-class AP and F1 instead
+        plot_per_class(final, run_dir / "plots" / "per_class.png", title=f"Per-class AP and F1 ({split_name}, best epoch {stopper.best_epoch})")
+    else:
+        plot_confusion_matrix(final["confusion_matrix"], data.class_names, run_dir / "plots" / "confusion_matrix.png", title=f"Confusion matrix ({split_name}, best epoch {stopper.best_epoch})")
+    headline = _headline(final)
     steps_run = sum(1 for _ in rows) * steps_per_epoch - skipped
     summary = {
         "run": run_dir.name,
@@ -451,7 +511,9 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
         "class_names": data.class_names,
         "input": {"channels": data.channels, "size": list(data.image_size), "mean": list(mean), "std": list(std)},
         "split_sizes": {"train": len(data.train), "val": len(data.val), "test": len(data.test) if data.test is not None else 0},
+        "task": "multi_label" if data.multi_label else "single_label",
         "class_counts": {"train": data.train.class_counts(data.num_classes)},
+        "class_balance": _class_balance(cfg, data),
         "skipped_files": len(data.skipped),
         "epochs": tc.epochs,
         "epochs_run": len(rows),
@@ -472,7 +534,7 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
         "cnnkit_version": env["cnnkit"],
     }
     if final_ema is not None:
-        summary[f"{split_name}_ema"] = {k: final_ema[k] for k in ("accuracy", "loss", "top5_accuracy", "num_samples") if k in final_ema}
+        summary[f"{split_name}_ema"] = _headline(final_ema)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     write_report(run_dir, cfg, summary, rows, final, data.skipped)
     if cfg.run.html_report:
@@ -490,5 +552,6 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
         on_end(run)
     if not quiet:
         acc = headline["accuracy"]
-        print(f"{split_name} accuracy {acc:.2%} (best epoch {stopper.best_epoch}), {train_seconds:.1f}s of training. Run folder: {run_dir}", file=out, flush=True)
+        what = f"{split_name} mean AP {headline['mean_ap']:.4f}, exact match {acc:.2%}" if data.multi_label else f"{split_name} accuracy {acc:.2%}"
+        print(f"{what} (best epoch {stopper.best_epoch}), {train_seconds:.1f}s of training. Run folder: {run_dir}", file=out, flush=True)
     return run

@@ -30,8 +30,11 @@ def tta_views(x: torch.Tensor, mode: str) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def predict_logits_tta(model: nn.Module, data: Split, *, normalize: Normalize, mode: str = "flip", batch_size: int = 500, precision: str = "fp32") -> torch.Tensor:
-    """Log of the mean softmax over the views: usable as logits (argmax, cross-entropy). (N, classes), CPU."""
+def predict_logits_tta(
+    model: nn.Module, data: Split, *, normalize: Normalize, mode: str = "flip", batch_size: int = 500, precision: str = "fp32", multi_label: bool = False
+) -> torch.Tensor:
+    """Log of the mean softmax over the views: usable as logits (argmax, cross-entropy). (N, classes), CPU.
+    `multi_label`: the mean sigmoid of each label instead, returned as its logit."""
     model.eval()
     out = []
     for idx in batches(len(data), batch_size):
@@ -39,7 +42,9 @@ def predict_logits_tta(model: nn.Module, data: Split, *, normalize: Normalize, m
         views = tta_views(data.images[idx], mode)
         for v in views:
             with autocast(normalize.device, precision):
-                p = model(normalize(v)).float().softmax(1).cpu()
+                z = model(normalize(v)).float()
+                p = (z.sigmoid() if multi_label else z.softmax(1)).cpu()
             probs = p if probs is None else probs + p
-        out.append((probs / len(views)).clamp_min(1e-12).log())
+        mean = probs / len(views)
+        out.append(torch.logit(mean, eps=1e-7) if multi_label else mean.clamp_min(1e-12).log())
     return torch.cat(out) if out else torch.zeros(0, 0)

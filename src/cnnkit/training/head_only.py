@@ -1,0 +1,107 @@
+"""Head-only training on cached features (`model.finetune: head` with no augmentation).
+
+A frozen backbone (batch norm in eval mode, no augmentation) gives every image the same
+features in every epoch, so they are computed once (`prepare`) and the training loop runs
+on them unchanged: `train_one_epoch` / `evaluate` get a `HeadOnly` module (the model's
+`forward_head`), `FeatureSplit`s in place of the image splits and a `Feed` in place of the
+normaliser. Everything else is the ordinary run: the same data order, optimiser, schedule,
+dropout draws, metrics.csv, and checkpoints holding the whole model's state dict (the
+backbone untouched), so evaluate / predict and `--resume` work as for any run. The test
+split is evaluated at the end through the whole model, as in every run.
+
+The results equal those of head training through the backbone up to float rounding
+(convolutions batched differently); features are kept in float32 unless they would take
+more than `MAX_FLOAT32_BYTES`, in which case float16 halves the memory.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from cnnkit.data.preprocess import Normalize, batches
+from cnnkit.data.types import Split
+from cnnkit.training.device import autocast
+
+MAX_FLOAT32_BYTES = 2 * 1024**3
+
+
+class FeatureSplit(Split):
+    """A Split whose `images` are cached features (float, any shape) instead of uint8 images."""
+
+    def __post_init__(self) -> None:
+        if self.labels.shape[0] != self.images.shape[0]:
+            raise ValueError(f"labels shape {tuple(self.labels.shape)} does not match {self.images.shape[0]} feature rows")
+        self.labels = self.labels.long() if self.labels.ndim == 1 else self.labels.float()
+
+
+class HeadOnly(nn.Module):
+    """`model.forward_head` as a module. The whole model is its `module`, so `unwrap()` (EMA,
+    checkpoints) finds the model itself; only the head's parameters require gradients."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.module = model
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.module.forward_head(features)
+
+
+class Feed:
+    """Stands in for `Normalize` on cached features: they only move to the device (as float32)."""
+
+    def __init__(self, device: torch.device | str):
+        self.device = torch.device(device)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self.device, non_blocking=True).float()
+
+
+@dataclass
+class HeadOnlyData:
+    head: HeadOnly
+    train: FeatureSplit
+    val: FeatureSplit
+    feed: Feed
+    seconds: float  # time spent computing the features
+    dtype: torch.dtype
+
+
+@torch.no_grad()
+def split_features(model: nn.Module, split: Split, normalize: Normalize, *, batch_size: int = 256, precision: str = "fp32", dtype: torch.dtype | None = None, max_float32_bytes: int = MAX_FLOAT32_BYTES) -> FeatureSplit:
+    """`model.forward_features` of every image of `split` (eval mode, in data order), on the CPU."""
+    was_training = model.training
+    model.eval()
+    rows: list[torch.Tensor] = []
+    try:
+        for idx in batches(len(split), batch_size):
+            with autocast(normalize.device, precision):
+                f = model.forward_features(normalize(split.images[idx]))
+            if dtype is None:  # decided on the first batch: float32 unless the whole split would be too big
+                per_image = f[0].numel() * 4
+                dtype = torch.float32 if per_image * len(split) <= max_float32_bytes else torch.float16
+            rows.append(f.to("cpu", dtype))
+    finally:
+        model.train(was_training)
+    if not rows:
+        return FeatureSplit(torch.zeros(0), split.labels[:0])
+    return FeatureSplit(torch.cat(rows), split.labels)
+
+
+def prepare(model: nn.Module, train: Split, val: Split, normalize: Normalize, *, batch_size: int = 256, precision: str = "fp32", message: Callable[[str], None] | None = None) -> HeadOnlyData:
+    """Compute the frozen backbone's features of the train and val splits once."""
+    t0 = time.perf_counter()
+    n = len(train) + len(val)
+    if message is not None:
+        message(f"cnnkit: head-only training: computing the frozen backbone's features once ({len(train)} train + {len(val)} val images)")
+    tr = split_features(model, train, normalize, batch_size=batch_size, precision=precision)
+    va = split_features(model, val, normalize, batch_size=batch_size, precision=precision, dtype=tr.images.dtype if len(tr) else None)
+    seconds = time.perf_counter() - t0
+    if message is not None:
+        shape = "x".join(str(s) for s in tr.images.shape[1:])
+        message(f"cnnkit: features ready in {seconds:.1f}s ({n} images, {shape} {str(tr.images.dtype).removeprefix('torch.')} each); the head trains on them")
+    return HeadOnlyData(HeadOnly(model), tr, va, Feed(normalize.device), seconds, tr.images.dtype)
