@@ -20,7 +20,7 @@ def cli_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def test_pngs(tmp_path_factory):
+def mini_test_pngs(tmp_path_factory):
     """The whole mnist-mini test split as PNG files in class folders."""
     root = tmp_path_factory.mktemp("pngs")
     ds = build_dataset(DataConfig(), seed=0)
@@ -50,8 +50,8 @@ def test_evaluate_agrees_with_summary(cli_run, tmp_path, capsys):
     assert "top-5 accuracy" in printed and "precision" in printed and "confusion matrix" in printed
 
 
-def test_predict_agrees_with_summary(cli_run, test_pngs, capsys):
-    code = main(["predict", str(cli_run / "best.ckpt"), str(test_pngs), "--format", "json", "--top-k", "1"])
+def test_predict_agrees_with_summary(cli_run, mini_test_pngs, capsys):
+    code = main(["predict", str(cli_run / "best.ckpt"), str(mini_test_pngs), "--format", "json", "--top-k", "1"])
     assert code == 0
     preds = json.loads(capsys.readouterr().out)["predictions"]
     assert len(preds) == 2000
@@ -61,13 +61,13 @@ def test_predict_agrees_with_summary(cli_run, test_pngs, capsys):
     assert summary["test"]["accuracy"] > 0.6  # it learned: chance is 0.1
 
 
-def test_evaluate_on_an_image_folder(cli_run, test_pngs, capsys):
-    assert main(["evaluate", str(cli_run), "--data", str(test_pngs), "--split", "val"]) == 0
+def test_evaluate_on_an_image_folder(cli_run, mini_test_pngs, capsys):
+    assert main(["evaluate", str(cli_run), "--data", str(mini_test_pngs), "--split", "val"]) == 0
     assert "accuracy" in capsys.readouterr().out
 
 
-def test_predict_formats_and_bad_file(cli_run, test_pngs, tmp_path, capsys):
-    files = sorted((test_pngs / "3").iterdir())[:2]
+def test_predict_formats_and_bad_file(cli_run, mini_test_pngs, tmp_path, capsys):
+    files = sorted((mini_test_pngs / "3").iterdir())[:2]
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"nope")
     code = main(["predict", str(cli_run), *map(str, files), str(bad), "--format", "csv", "--top-k", "2"])
