@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from cnnkit.errors import ConfigError
+from cnnkit.explain.render import save_figure
 
 
 @dataclass
@@ -108,12 +109,7 @@ def save_grid(layer: LayerOutput, path: str | Path, max_channels: int = 32, imag
         f"values {lo:.2f} to {hi:.2f}, {neg:.0%} negative, {float((maps == 0).mean()):.0%} exactly zero",
         fontsize=9,
     )
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def featuremaps_command(checkpoint: str | os.PathLike, image: str | os.PathLike, *, layers: list[str] | None, steps: bool, list_only: bool, max_channels: int, out: str | os.PathLike | None) -> int:

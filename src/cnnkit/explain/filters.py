@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from cnnkit.errors import ConfigError
+from cnnkit.explain.render import save_figure
 
 
 def first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
@@ -125,11 +126,7 @@ def _grid(pictures: list[np.ndarray], captions: list[str], title: str, path: Pat
         ax.imshow(pic, cmap=cmap if pic.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(cap, fontsize=7)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def save_kernels(model: nn.Module, path: str | Path) -> Path:

@@ -64,12 +64,7 @@ def save_panel(image: np.ndarray, heat: np.ndarray, path: str | Path, *, title: 
         ax.set_title(name, fontsize=10)
         ax.axis("off")
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def save_contact_sheet(images: list[np.ndarray], heats: list[np.ndarray], captions: list[str], path: str | Path, *, title: str, columns: int = 6) -> Path:
@@ -89,9 +84,16 @@ def save_contact_sheet(images: list[np.ndarray], heats: list[np.ndarray], captio
         ax.imshow(overlay(img, heat), interpolation="nearest")
         ax.set_title(cap, fontsize=8)
     fig.suptitle(title, fontsize=11)
+    return save_figure(fig, path, dpi=90)
+
+
+def save_figure(fig, path: str | Path, dpi: int = 90) -> Path:
+    """Lay out `fig`, write it to `path` (creating the folder) and free it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
