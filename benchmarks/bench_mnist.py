@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train import run_cnnkit  # noqa: E402
+from bench_train import run_cnnkit, time_to_target  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FAST_RECIPE = {"train.batch_size": 128, "optim.lr": 0.2}
@@ -51,24 +51,20 @@ def run_textbook(data, epochs: int, target: float, seed: int = 0) -> dict:
     opt = torch.optim.Adadelta(net.parameters(), lr=1.0)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.7)
     test_x = norm(data.test.images)
-    curve, elapsed, reached = [], 0.0, None
-    for epoch in range(1, epochs + 1):
+    def train_epoch() -> None:
         net.train()
-        t0 = time.perf_counter()
         for xb, yb in loader:
             opt.zero_grad()
             F.cross_entropy(net(xb), yb).backward()
             opt.step()
         sched.step()
-        elapsed += time.perf_counter() - t0
+
+    @torch.no_grad()
+    def test_accuracy() -> float:
         net.eval()
-        with torch.no_grad():
-            acc = sum(int((net(test_x[i : i + 1000]).argmax(1) == data.test.labels[i : i + 1000]).sum()) for i in range(0, len(test_x), 1000)) / len(test_x)
-        curve.append({"epoch": epoch, "seconds": round(elapsed, 2), "test_accuracy": acc})
-        if acc >= target:
-            reached = elapsed
-            break
-    return {"curve": curve, "seconds_to_target": reached, "final_accuracy": curve[-1]["test_accuracy"], "train_seconds": elapsed}
+        return sum(int((net(test_x[i : i + 1000]).argmax(1) == data.test.labels[i : i + 1000]).sum()) for i in range(0, len(test_x), 1000)) / len(test_x)
+
+    return time_to_target(train_epoch, test_accuracy, epochs, target)
 
 
 def markdown(r: dict) -> str:

@@ -45,6 +45,23 @@ def _test_accuracy(model, data, normalize) -> float:
     return evaluate(model, data.test, normalize=normalize)["accuracy"]
 
 
+def time_to_target(train_epoch, test_accuracy, epochs: int, target: float, stop_at_target: bool = True) -> dict:
+    """Run `train_epoch()` up to `epochs` times, timing only it; `test_accuracy()` after each
+    epoch (untimed). Returns the accuracy curve and the training seconds until `target`."""
+    curve, elapsed, reached = [], 0.0, None
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        train_epoch()
+        elapsed += time.perf_counter() - t0
+        acc = test_accuracy()
+        curve.append({"epoch": epoch, "seconds": round(elapsed, 2), "test_accuracy": acc})
+        if reached is None and acc >= target:
+            reached = elapsed
+            if stop_at_target:
+                break
+    return {"curve": curve, "seconds_to_target": reached, "final_accuracy": curve[-1]["test_accuracy"], "train_seconds": elapsed}
+
+
 def run_cnnkit(epochs: int, target: float, precision: str = "fp32", stop_at_target: bool = True, data=None, overrides: dict | None = None) -> dict:
     """cnnkit's loop functions with the config's recipe (defaults: the mnist-mini one);
     `data` (a cnnkit Dataset) and `overrides` (dotted config keys) let other benchmarks reuse it."""
@@ -67,19 +84,11 @@ def run_cnnkit(epochs: int, target: float, precision: str = "fp32", stop_at_targ
     sched = build_scheduler(opt, cfg.schedule, epochs * steps, steps)
     norm = Normalize(data.mean, data.std, "cpu", channels_last=True)
     aug = BatchAugment(translate=cfg.augment.translate)
-    curve, elapsed, reached = [], 0.0, None
-    for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
-        train_one_epoch(model, data.train, optimizer=opt, scheduler=sched, normalize=norm, batch_size=cfg.train.batch_size, generator=gen,
-                        augment=aug, label_smoothing=cfg.optim.label_smoothing, precision=precision)
-        elapsed += time.perf_counter() - t0
-        acc = _test_accuracy(model, data, norm)
-        curve.append({"epoch": epoch, "seconds": round(elapsed, 2), "test_accuracy": acc})
-        if reached is None and acc >= target:
-            reached = elapsed
-            if stop_at_target:
-                break
-    return {"curve": curve, "seconds_to_target": reached, "final_accuracy": curve[-1]["test_accuracy"], "train_seconds": elapsed}
+    return time_to_target(
+        lambda: train_one_epoch(model, data.train, optimizer=opt, scheduler=sched, normalize=norm, batch_size=cfg.train.batch_size, generator=gen,
+                                augment=aug, label_smoothing=cfg.optim.label_smoothing, precision=precision),
+        lambda: _test_accuracy(model, data, norm), epochs, target, stop_at_target,
+    )
 
 
 def run_textbook(epochs: int, target: float, stop_at_target: bool = True) -> dict:
@@ -98,23 +107,14 @@ def run_textbook(epochs: int, target: float, stop_at_target: bool = True) -> dic
     model = create_model("simple_cnn", num_classes=data.num_classes, in_chans=data.channels)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     norm = Normalize(data.mean, data.std, "cpu")
-    curve, elapsed, reached = [], 0.0, None
-    for epoch in range(1, epochs + 1):
+    def train_epoch() -> None:
         model.train()
-        t0 = time.perf_counter()
         for xb, yb in loader:
             opt.zero_grad()
-            loss = F.cross_entropy(model(xb), yb)
-            loss.backward()
+            F.cross_entropy(model(xb), yb).backward()
             opt.step()
-        elapsed += time.perf_counter() - t0
-        acc = _test_accuracy(model, data, norm)
-        curve.append({"epoch": epoch, "seconds": round(elapsed, 2), "test_accuracy": acc})
-        if reached is None and acc >= target:
-            reached = elapsed
-            if stop_at_target:
-                break
-    return {"curve": curve, "seconds_to_target": reached, "final_accuracy": curve[-1]["test_accuracy"], "train_seconds": elapsed}
+
+    return time_to_target(train_epoch, lambda: _test_accuracy(model, data, norm), epochs, target, stop_at_target)
 
 
 RECIPES = {
