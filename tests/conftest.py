@@ -47,7 +47,7 @@ def tiny_run(tmp_path_factory) -> Path:
     cfg = Config().with_overrides(
         {
             "data.subset_per_class": 20,
-            "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
+            "model.name": "simple_cnn", "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
             "train.epochs": 2,
             "train.batch_size": 32,
             "run.runs_dir": str(runs),

@@ -6,12 +6,12 @@ from cnnkit.config import Config, ConfigError, all_keys, load_config, save_confi
 def test_defaults_are_the_mnist_mini_recipe():
     cfg = Config()
     assert cfg.data.dataset == "mnist-mini"
-    assert cfg.model.name == "simple_cnn"
+    assert cfg.model.name == "auto" and cfg.train.recipe == "auto"  # mnist-mini's recipe makes it fastnet_t
     assert cfg.train.epochs == 8 and cfg.optim.lr == 0.2
 
 
 def test_yaml_round_trip(tmp_path):
-    cfg = Config().with_overrides({"optim.lr": 0.05, "model.kwargs": {"width": 8}, "run.name": "x"})
+    cfg = Config().with_overrides({"optim.lr": 0.05, "model.name": "simple_cnn", "model.kwargs": {"width": 8}, "run.name": "x"})
     save_config(cfg, tmp_path / "c.yaml")
     assert load_config(tmp_path / "c.yaml") == cfg
 

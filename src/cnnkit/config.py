@@ -37,11 +37,14 @@ class DataConfig:
     balance: str = "none"  # none | oversample: repeat training images of rare classes up to the largest class | sampler: each epoch drawn with every class equally likely
     cache: bool = True  # folders/manifests: decode once into a memory-mapped uint8 cache reused by later runs
     cache_dir: str | None = None  # where that cache lives; None: $CNNKIT_CACHE, else ~/.cache/cnnkit/decoded
+    cache_max_gb: float = 4.0  # with stream: auto, folders/manifests whose decoded uint8 images would exceed this many GB (1e9 bytes) stream
+    stream: bool | str = "auto"  # auto | true: read folder/manifest images from their files each epoch, decoded in DataLoader workers | false: always decode once
+    workers: int = 2  # streaming: DataLoader processes decoding images (0: in the training process)
 
 
 @dataclass
 class ModelConfig:
-    name: str = "simple_cnn"  # a registered model (`cnnkit models`) or a layer spec "conv(32,3)-bn-relu-gap-fc"
+    name: str = "auto"  # a registered model (`cnnkit models`), a layer spec "conv(32,3)-bn-relu-gap-fc", or auto: fastnet_t (1 channel) / fastnet_s (3 channels) up to 64 px, resnet18 above
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra constructor arguments (e.g. small_input: true)
     pretrained: bool | str = False  # published weights (torchvision / timm hub cache, Lite0 package); a string names them
     weights: str | None = None  # a local .safetensors / .pth / .pt file to start from (loaded with weights_only=True)
@@ -63,12 +66,15 @@ class OptimConfig:
     label_smoothing: float = 0.1
     class_weights: str = "none"  # none | balanced (inverse class frequency) | sqrt: weighted loss (multi-label: BCE pos_weight)
     grad_clip: float | None = None  # clip the global gradient norm to this value
+    bias_lr_scale: float = 1.0  # learning-rate multiplier for norm shifts/scales and biases (speed-record nets: 64)
 
 
 @dataclass
 class ScheduleConfig:
-    name: str = "onecycle"  # onecycle | cosine | step | plateau | constant
-    warmup_fraction: float = 0.25  # onecycle: fraction of steps rising; cosine: linear warmup
+    name: str = "onecycle"  # onecycle | triangle | cosine | step | plateau | constant
+    warmup_fraction: float = 0.25  # onecycle, triangle: fraction of steps rising; cosine: linear warmup
+    initial_factor: float = 0.04  # onecycle, triangle: the rate starts at this x optim.lr
+    final_factor: float = 1e-4  # onecycle, triangle: and ends at this x optim.lr
     step_epochs: int = 3  # step: multiply the rate by gamma every N epochs
     gamma: float = 0.1  # step: decay factor
     plateau_patience: int = 2  # plateau: epochs without improvement of train.monitor before reducing
@@ -101,18 +107,20 @@ class AugmentConfig:
 
 @dataclass
 class TrainConfig:
+    recipe: str = "auto"  # auto: the dataset's tuned settings (`cnnkit recipes`) under the keys you set | none | a recipe name
     epochs: int = 8
     batch_size: int = 64
     eval_batch_size: int = 500
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 on CUDA only)
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 on CUDA only) | auto: bf16 where the device computes it natively, else fp32
     channels_last: bool = True
     num_threads: int | None = None  # CPU threads; None: PyTorch's default
     deterministic: bool = True  # deterministic algorithms where the device has them
     checkpoint_every: int = 0  # also write last.ckpt every N optimiser steps (0: once per epoch only)
     on_nan: str = "stop"  # stop | skip: what a non-finite loss or gradient does
     ema_decay: float = 0.0  # exponential moving average of the weights (e.g. 0.999; 0: off)
+    lookahead: bool = False  # every 5 steps pull the weights toward their slow average (growing pull), ending on it (speed-record recipes)
     monitor: str = "val_accuracy"  # metric for best.ckpt, early stopping and plateau: val_accuracy | val_loss
     early_stopping: int = 0  # stop after N epochs without improvement of monitor (0: off)
     min_delta: float = 0.0  # smallest change of monitor that counts as an improvement

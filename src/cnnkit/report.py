@@ -6,6 +6,7 @@ from pathlib import Path
 
 from cnnkit.config import Config
 from cnnkit.data.types import SkippedFile
+from cnnkit.rundir import atomic_write_text
 
 
 def _pct(x: float) -> str:
@@ -29,6 +30,14 @@ def _balance_line(summary: dict) -> list[str]:
 
 
 def write_report(run_dir: Path, cfg: Config, summary: dict, rows: list[dict], final: dict, skipped: list[SkippedFile]) -> Path:
+    """Write <run_dir>/report.md (atomically: a full disk leaves the previous file or none)."""
+    path = run_dir / "report.md"
+    atomic_write_text(path, render_report(run_dir, cfg, summary, rows, final, skipped))
+    return path
+
+
+def render_report(run_dir: Path, cfg: Config, summary: dict, rows: list[dict], final: dict, skipped: list[SkippedFile]) -> str:
+    """report.md's text."""
     split = "test" if summary.get("test") else "val"
     head = summary[split]
     multi = final.get("task") == "multilabel"
@@ -108,6 +117,4 @@ def write_report(run_dir: Path, cfg: Config, summary: dict, rows: list[dict], fi
         f"Learning rate {cfg.optim.lr} ({cfg.optim.name}, {cfg.schedule.name} schedule), batch size {cfg.train.batch_size}, seed {cfg.train.seed}.",
         "",
     ]
-    path = run_dir / "report.md"
-    path.write_text("\n".join(lines))
-    return path
+    return "\n".join(lines)

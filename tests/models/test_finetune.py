@@ -114,7 +114,7 @@ def test_build_model_refuses_pretrained_without_published_weights():
     with pytest.raises(ConfigError, match="vgg11 has no published weights"):
         transfer.build_model(Config().with_overrides({"model.name": "vgg11", "model.pretrained": True}).model, num_classes=10, in_chans=3)
     with pytest.raises(ConfigError, match="fine-tuning needs starting weights"):
-        transfer.build_model(Config().with_overrides({"model.finetune": "full"}).model, num_classes=10, in_chans=1)
+        transfer.build_model(Config().with_overrides({"model.name": "simple_cnn", "model.finetune": "full"}).model, num_classes=10, in_chans=1)
     spec = transfer.build_model(Config().with_overrides({"model.name": "conv(4,3)-flatten-fc"}).model, num_classes=2, in_chans=1, image_size=6)
     assert spec.cnnkit_spec["kwargs"]["image_size"] == 6 and spec.head[-1].in_features == 4 * 6 * 6
 

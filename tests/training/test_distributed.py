@@ -80,3 +80,20 @@ def test_cli_devices_launches_two_processes(tmp_path, capsys):
     assert f"Run folder: {tmp_path / 'd'}" in capsys.readouterr().out
     summary = json.loads((tmp_path / "d" / "summary.json").read_text())
     assert summary["processes"] == 2 and [p.name for p in tmp_path.iterdir()] == ["d"]
+
+
+def test_each_rank_resumes_its_own_running_sums_of_the_epoch():
+    from cnnkit.training.distributed import epoch_state_for_rank
+
+    saved = {"order": torch.arange(4), "step": 2, "loss_sum": torch.tensor(3.5), "l1_sum": torch.tensor(0.0), "correct": torch.tensor(7), "seen": 20}
+    sums = torch.tensor([[3.5, 0.0, 7.0, 20.0], [4.25, 0.0, 9.0, 20.0]], dtype=torch.float64)  # rank 0 saved its own and rank 1's
+    r1 = epoch_state_for_rank(saved, sums, rank=1, world_size=2)
+    assert (float(r1["loss_sum"]), int(r1["correct"]), r1["seen"], r1["step"]) == (4.25, 9, 20, 2)
+    assert r1["loss_sum"].dtype == torch.float32 and r1["correct"].dtype == torch.long
+    # resumed by one process: it carries the totals
+    one = epoch_state_for_rank(saved, sums, rank=0, world_size=1)
+    assert (float(one["loss_sum"]), int(one["correct"]), one["seen"]) == (7.75, 16, 40)
+    # a one-process checkpoint resumed by two: rank 0 carries it, rank 1 starts from zero
+    assert epoch_state_for_rank(saved, None, rank=0, world_size=1) is saved
+    r0, r1 = (epoch_state_for_rank(saved, None, rank=r, world_size=2) for r in (0, 1))
+    assert (float(r0["loss_sum"]), r0["seen"], float(r1["loss_sum"]), r1["seen"]) == (3.5, 20, 0.0, 0)

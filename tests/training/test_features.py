@@ -9,7 +9,7 @@ import torch
 from cnnkit.config import Config
 from cnnkit.training.trainer import train
 
-TINY = {"data.subset_per_class": 10, "model.kwargs": {"width": 4, "stages": 2, "depth": 1}, "train.epochs": 2, "train.batch_size": 25, "train.num_threads": 1}
+TINY = {"data.subset_per_class": 10, "model.name": "simple_cnn", "model.kwargs": {"width": 4, "stages": 2, "depth": 1}, "train.epochs": 2, "train.batch_size": 25, "train.num_threads": 1}
 
 
 def _cfg(tmp_path, **extra):

@@ -39,7 +39,7 @@ def imbalanced_folder(root: Path, size: int = 12) -> Path:
 def _cfg(root: Path, runs: Path, **extra) -> Config:
     return Config().with_overrides({
         "data.dataset": "folder", "data.path": str(root), "data.image_size": 12, "data.val_fraction": 0.25,
-        "model.kwargs": {"width": 4, "stages": 2, "depth": 1}, "train.epochs": 3, "train.batch_size": 8,
+        "model.name": "simple_cnn", "model.kwargs": {"width": 4, "stages": 2, "depth": 1}, "train.epochs": 3, "train.batch_size": 8,
         "train.num_threads": 1, "run.runs_dir": str(runs), "run.html_report": False, **extra,
     })
 

@@ -36,7 +36,7 @@ def test_range_test_on_a_toy_problem():
 
 def test_lr_find_cli_writes_a_plot_and_a_suggestion(tmp_path, capsys):
     out = tmp_path / "lr.png"
-    args = ["lr-find", "--subset", "20", "--batch-size", "25", "--steps", "30", "--set", "model.kwargs={width: 4, stages: 1, depth: 1}", "--out", str(out)]
+    args = ["lr-find", "--subset", "20", "--batch-size", "25", "--steps", "30", "--model", "simple_cnn", "--set", "model.kwargs={width: 4, stages: 1, depth: 1}", "--out", str(out)]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -51,7 +51,7 @@ def write_multilabel_manifest(root: Path, n: int = 48, seed: int = 0) -> Path:
 
 
 TRAIN = ["--image-size", str(SIZE), "--epochs", "15", "--batch-size", "8", "--lr", "0.1", "--threads", "1", "--plain", "--quiet",
-         "--set", "data.label_delimiter=;", "--set", "model.kwargs={width: 8}", "--set", "data.val_fraction=0.25"]
+         "--set", "data.label_delimiter=;", "--model", "simple_cnn", "--set", "model.kwargs={width: 8}", "--set", "data.val_fraction=0.25"]
 
 
 @pytest.fixture(scope="module")

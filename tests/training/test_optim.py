@@ -110,3 +110,18 @@ def test_unknown_schedule():
     opt = build_optimizer(_model(), OptimConfig())
     with pytest.raises(ConfigError, match="unknown schedule 'linear'"):
         build_scheduler(opt, ScheduleConfig(name="linear"), 10)
+
+
+def test_triangle_schedule_rises_and_falls_linearly():
+    lrs = _lrs("triangle", warmup=0.25, initial_factor=0.2, final_factor=0.07)
+    assert lrs[0] == pytest.approx(0.2) and lrs[25] == pytest.approx(1.0)
+    assert lrs[12] == pytest.approx(0.2 + 0.8 * 12 / 25)  # linear rise
+    assert lrs[50] == pytest.approx(1.0 - 0.93 * 25 / 75) and lrs[-1] == pytest.approx(1.0 - 0.93 * 74 / 75)  # linear fall toward 0.07
+
+
+def test_bias_lr_scale_multiplies_the_rate_of_norms_and_biases_only():
+    opt = build_optimizer(_model(), OptimConfig(lr=0.1, bias_lr_scale=64.0))
+    decay, no_decay = opt.param_groups
+    assert decay["lr"] == pytest.approx(0.1) and no_decay["lr"] == pytest.approx(6.4)
+    with pytest.raises(ConfigError, match="bias_lr_scale"):
+        build_optimizer(_model(), OptimConfig(bias_lr_scale=0.0))

@@ -22,7 +22,8 @@ from cnnkit.training.trainer import train
 # 100 training images, 4 steps per epoch, 3 epochs; step checkpoints at global steps 2, 6, 10
 TINY = {
     "data.subset_per_class": 10,
-    "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
+    "model.name": "simple_cnn",
+    "model.name": "simple_cnn", "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
     "train.epochs": 3,
     "train.batch_size": 25,
     "train.checkpoint_every": 2,
@@ -121,7 +122,7 @@ def test_cli_resume_and_exit_code_on_sigterm(reference, tmp_path, capsys, monkey
     def train_with_sigterm(*args, **kwargs):
         return real_train(*args, on_step=lambda e, s, loss: os.kill(os.getpid(), signal.SIGTERM) if (e, s) == (1, 3) else None, **kwargs)
 
-    args = ["train", "--subset", "10", "--epochs", "3", "--batch-size", "25", "--checkpoint-every", "2", "--threads", "1", "--set", "model.kwargs={width: 4, stages: 2, depth: 1}"]
+    args = ["train", "--subset", "10", "--epochs", "3", "--batch-size", "25", "--checkpoint-every", "2", "--threads", "1", "--model", "simple_cnn", "--set", "model.kwargs={width: 4, stages: 2, depth: 1}"]
     monkeypatch.setattr(trainer, "train", train_with_sigterm)
     assert main([*args, "--runs-dir", str(tmp_path), "--name", "r", "--quiet"]) == 143
     monkeypatch.setattr(trainer, "train", real_train)
@@ -152,8 +153,8 @@ def test_failed_save_is_a_clear_error_and_the_previous_checkpoint_survives(refer
     calls = []
 
     def disk_fills_up(obj, f, *a, **k):
-        calls.append(1)
-        if len(calls) == 4:  # epoch 1: last, best; step checkpoint at step 6: last; epoch 2 end: fails
+        calls.append(os.path.basename(f.name).split(".")[1])  # the temporary file .last.ckpt.XXXX.tmp
+        if calls.count("last") == 3 and calls[-1] == "last":  # epoch 1 end; step checkpoint at step 6; epoch 2 end: fails
             f.write(b"half a checkpoint")
             raise OSError(28, "No space left on device")
         return real_save(obj, f, *a, **k)
@@ -203,7 +204,7 @@ def test_on_nan_skip_counts_the_skipped_steps(tmp_path):
 def test_sigint_in_a_subprocess_exits_130_with_a_loadable_checkpoint(tmp_path):
     """A real Ctrl-C to a real process: the step finishes, last.ckpt is written, exit 130."""
     cmd = [sys.executable, "-m", "cnnkit", "train", "--subset", "100", "--epochs", "3", "--batch-size", "10", "--plain",
-           "--set", "model.kwargs={width: 4, stages: 1, depth: 1}", "--runs-dir", str(tmp_path), "--name", "r"]
+           "--model", "simple_cnn", "--set", "model.kwargs={width: 4, stages: 1, depth: 1}", "--runs-dir", str(tmp_path), "--name", "r"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
     for line in proc.stdout:
         if line.startswith("cnnkit: training"):

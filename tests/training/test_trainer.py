@@ -12,7 +12,7 @@ from cnnkit.training.trainer import METRIC_COLUMNS, train
 
 TINY = {
     "data.subset_per_class": 10,
-    "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
+    "model.name": "simple_cnn", "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
     "train.epochs": 2,
     "train.batch_size": 25,
     "train.num_threads": 1,

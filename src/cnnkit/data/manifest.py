@@ -8,7 +8,8 @@
 Paths are relative to the manifest's folder (absolute paths are kept). With
 `data.label_delimiter` set (e.g. ";"), each label cell is split on it and the labels become
 multi-hot rows (N, K): several classes per image. Without a split column, val (and no test)
-is held out of the rows by a seeded stratified split.
+is held out of the rows by a seeded stratified split. Large manifests stream like folders
+(data.stream, data.cache_max_gb: see `folder.py`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 
 from cnnkit.config import DataConfig
 from cnnkit.data._registry import register_dataset
-from cnnkit.data.types import Dataset, SkippedFile, Split, stratified_split
+from cnnkit.data.types import Dataset, SkippedFile, Split
 from cnnkit.errors import DataError
 
 MANIFEST_SUFFIXES = (".csv", ".json", ".jsonl")
@@ -100,7 +101,7 @@ def read_manifest(path: Path, label_delimiter: str | None = None) -> list[tuple[
     location="--data FILE.csv|.json|.jsonl",
 )
 def build_manifest(cfg: DataConfig, seed: int) -> Dataset:
-    from cnnkit.data.folder import DEFAULT_SIZE, decode_labelled
+    from cnnkit.data.folder import DEFAULT_SIZE, decide_streaming, decode_labelled, finish
 
     if not cfg.path:
         raise DataError("dataset 'manifest' needs a file: --data FILE.csv (rows path,label[,split])")
@@ -124,6 +125,7 @@ def build_manifest(cfg: DataConfig, seed: int) -> Dataset:
         row[[index[c] for c in labels]] = 1.0
         return row
 
+    stream = decide_streaming(cfg, len(rows), channels, size, manifest)
     skipped: list[SkippedFile] = []
     splits: dict[str, Split] = {}
     for split in ("train", "val", "test") if has_split else ("train",):
@@ -132,7 +134,7 @@ def build_manifest(cfg: DataConfig, seed: int) -> Dataset:
             continue
         files = [p if Path(p).is_absolute() else manifest.parent / p for p, _ in chosen]
         files = [Path(f) for f in files]
-        images, targets, paths = decode_labelled(files, [target(lab) for _, lab in chosen], channels, size, cfg, skipped, f"{manifest}#{split}")
+        images, targets, paths = decode_labelled(files, [target(lab) for _, lab in chosen], channels, size, cfg, skipped, f"{manifest}#{split}", stream)
         if multi:
             y = torch.stack(targets) if targets else torch.zeros(0, len(class_names))
         else:
@@ -140,10 +142,4 @@ def build_manifest(cfg: DataConfig, seed: int) -> Dataset:
         splits[split] = Split(images, y, paths)
     if "train" not in splits or len(splits["train"]) == 0:
         raise DataError(f"{manifest}: no readable training image")
-    train = splits["train"]
-    if "val" in splits:
-        val = splits["val"]
-    else:
-        keep, held = stratified_split(train.labels, cfg.val_fraction, seed)
-        train, val = train.subset(keep), train.subset(held)
-    return Dataset(manifest.stem, class_names, train, val, splits.get("test"), source=str(manifest), skipped=skipped)
+    return finish(manifest.stem, class_names, splits, cfg, seed, str(manifest), skipped)

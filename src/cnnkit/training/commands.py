@@ -21,6 +21,24 @@ def register(sub) -> None:
     g.add_argument("--end-lr", type=float, default=10.0)
     g.add_argument("--out", default="lr_find.png", metavar="FILE.png", help="where the plot goes (a .json with the curve is written beside it)")
     p.set_defaults(func=cmd_lr_find)
+    p = sub.add_parser("recipes", help="list the tuned per-dataset recipes (train.recipe / --recipe)")
+    p.add_argument("--show", metavar="NAME", help="print one recipe's settings")
+    p.set_defaults(func=cmd_recipes)
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from cnnkit.training.recipes import RECIPES, recipe_for
+
+    if args.show:
+        r = recipe_for(args.show, "")
+        print(f"{r.name}: {r.description}\ndefault for: {', '.join(r.datasets) or '-'}")
+        for key, value in r.overrides.items():
+            print(f"  {key} = {value}")
+        return 0
+    for r in RECIPES.values():
+        print(f"{r.name:12s} {', '.join(r.datasets):24s} {r.description}")
+    print("\ntrain.recipe auto (the default) applies the dataset's recipe under the keys you set; none turns it off. --show NAME lists the settings.")
+    return 0
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:

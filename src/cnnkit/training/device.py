@@ -31,6 +31,28 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bf16 in hardware (CUDA Ampere+, CPUs with AVX512-BF16 / AMX or
+    Arm BF16); elsewhere bf16 autocast is emulated and slower than fp32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith(("flags", "Features"))), [])
+    except OSError:
+        return False
+    return bool({"avx512_bf16", "amx_bf16", "bf16"} & set(flags))
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """train.precision with "auto" made concrete: bf16 where `device` has it natively, else fp32."""
+    if precision != "auto":
+        return precision
+    return "bf16" if native_bf16(device) else "fp32"
+
+
 def autocast(device: torch.device, precision: str):
     """An autocast context for `precision` (fp32: none)."""
     if precision not in _DTYPES:

@@ -1,7 +1,7 @@
 """DistributedDataParallel through PyTorch's own launcher (torchrun) or `cnnkit train --devices N`.
 
-torchrun sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT; `launch` sets the
-same for N local processes. Every rank sees the same data order (same seed); each takes its
+torchrun sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT; training/launcher.py
+sets the same for N local processes. Every rank sees the same data order (same seed); each takes its
 share of every global batch; gradients are averaged by DDP; rank 0 alone writes the run folder.
 
     cnnkit train --devices 2 ...                                  # one machine, 2 processes
@@ -17,12 +17,8 @@ node sees at the same path, since rank 0 writes and --resume reads it.
 from __future__ import annotations
 
 import os
-import socket
-from pathlib import Path
 
 import torch
-
-from cnnkit.errors import ConfigError
 
 
 def world() -> tuple[int, int, int]:
@@ -55,40 +51,30 @@ def broadcast_object(obj, src: int = 0):
     return box[0]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def gather_epoch_sums(state, device: torch.device) -> torch.Tensor:
+    """(world_size, 4) float64: every rank's running sums of the epoch so far (loss, L1, correct, images).
+
+    Each rank sums only its share of every batch, so a step checkpoint keeps every rank's row;
+    `epoch_state_for_rank` hands each its own back on resume. A collective: all ranks call it.
+    """
+    import torch.distributed as dist
+
+    mine = torch.stack([state.loss_sum.detach().double(), state.l1_sum.detach().double(), state.correct.detach().double(),
+                        torch.tensor(float(state.seen), dtype=torch.float64, device=state.loss_sum.device)]).to(device)
+    rows = [torch.empty_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(rows, mine)
+    return torch.stack(rows).cpu()
 
 
-def _worker(local_rank: int, world_size: int, port: int, cfg, run_dir: str, kwargs: dict) -> None:  # pragma: no cover - in a child
-    os.environ.update({"RANK": str(local_rank), "LOCAL_RANK": str(local_rank), "WORLD_SIZE": str(world_size), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
-    from cnnkit.training.trainer import train
-
-    try:
-        resume = kwargs.get("resume")
-        train(cfg, run_dir=None if resume else Path(run_dir), resume=resume, quiet=kwargs.get("quiet", False) or local_rank != 0, interactive=False)
-    finally:
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
-def launch(cfg, devices: int, *, quiet: bool = False, resume: str | Path | None = None) -> Path:
-    """Train with `devices` local processes (gloo on the CPU); returns the run folder rank 0 wrote."""
-    import torch.multiprocessing as mp
-
-    from cnnkit.rundir import create_run_dir
-
-    if devices < 2:
-        raise ConfigError(f"--devices {devices}: launch needs at least 2 processes")
-    if cfg.train.batch_size % devices:
-        raise ConfigError(f"train.batch_size {cfg.train.batch_size} must be divisible by --devices {devices} (it is the global batch)")
-    if resume is not None:
-        run_dir = Path(resume)
+def epoch_state_for_rank(saved: dict, sums: torch.Tensor | None, rank: int, world_size: int) -> dict:
+    """A step checkpoint's epoch state with this rank's running sums: its own row if the run had as
+    many processes; else the totals on rank 0 and zeros elsewhere (the epoch's all-reduce adds them up)."""
+    if sums is None:  # written by one process: its sums are the totals
+        if world_size == 1:
+            return saved
+        sums = torch.tensor([[float(saved["loss_sum"]), float(saved["l1_sum"]), float(saved["correct"]), float(saved["seen"])]], dtype=torch.float64)
+    if len(sums) == world_size:
+        row = sums[rank]
     else:
-        run_dir = create_run_dir(cfg.run.runs_dir, cfg.run.name, dataset=cfg.data.dataset, model=cfg.model.name)
-    kwargs = {"quiet": quiet, "resume": str(resume) if resume is not None else None}
-    mp.start_processes(_worker, args=(devices, _free_port(), cfg, str(run_dir), kwargs), nprocs=devices, join=True, start_method="spawn")
-    return run_dir
+        row = sums.sum(0) if rank == 0 else torch.zeros(4, dtype=torch.float64)
+    return {**saved, "loss_sum": row[0].float(), "l1_sum": row[1].float(), "correct": row[2].round().long(), "seen": int(row[3])}

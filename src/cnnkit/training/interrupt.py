@@ -18,9 +18,13 @@ class TrainingInterrupted(CnnkitError):
         super().__init__(message)
         self.exit_code = exit_code
 
+    def __reduce__(self):  # pickles with its exit code (the --devices launcher receives it from rank 0)
+        return type(self), (str(self), self.exit_code)
+
 
 class GracefulInterrupt:
-    """While active, the first SIGINT/SIGTERM only sets `signum`; a second SIGINT raises KeyboardInterrupt at once.
+    """While active, the first SIGINT/SIGTERM only sets `signum`; a second SIGINT raises KeyboardInterrupt at once
+    (a repeated SIGTERM changes nothing: schedulers and dying parents may send it more than once).
 
     Handlers are installed only in the main thread and restored on exit. Checkpoints are
     written atomically, so stopping at once never leaves a half-written file behind.
@@ -41,7 +45,9 @@ class GracefulInterrupt:
 
     def _handle(self, signum, frame) -> None:
         if self.signum is not None:
-            raise KeyboardInterrupt
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return  # another SIGTERM: already stopping (only a second Ctrl-C means "at once")
         self.signum = signum
         self._notify(f"cnnkit: {signal.Signals(signum).name} received: finishing this step and saving a checkpoint (Ctrl-C again stops at once)")
 

@@ -8,6 +8,9 @@ Hook points for other areas, all plain arguments of `train_one_epoch`:
     on_step(step, steps, loss, acc, images) after every optimiser step (progress, checkpoints)
     EpochState.start(n, generator, sampler)  sampler(generator) -> the epoch's order (balanced sampling)
 
+A streamed split (its images a `cnnkit.data.stream.FileImages`, for data too large to decode
+once) is read in the same order through DataLoader workers; the rest of the step is the same.
+
 Multi-label splits (labels (N, K) multi-hot) are detected from the labels: their default loss
 is BCE on each logit and "accuracy" is the exact match (every label right at sigmoid >= 0.5).
 """
@@ -24,6 +27,7 @@ from torch import nn
 
 from cnnkit.data.augment import BatchAugment
 from cnnkit.data.preprocess import Normalize, batches, num_batches
+from cnnkit.data.stream import is_streamed, load_batches
 from cnnkit.data.types import Split
 from cnnkit.errors import CnnkitError
 from cnnkit.training.device import autocast
@@ -129,12 +133,14 @@ def train_one_epoch(
     fp16 = scaler is not None and scaler.is_enabled()
     t0 = time.perf_counter()
     stop = len(data) - len(data) % batch_size if len(data) >= batch_size else len(data)
-    for start in range(state.step * batch_size, stop, batch_size):
-        idx = state.order[start : start + batch_size]
-        x = data.images[idx]
+    for start, x, y in _train_batches(data, state.order, range(state.step * batch_size, stop, batch_size), batch_size, device):
+        if x.shape[0] == 0:  # streamed, and every file of the batch unreadable (reported): nothing to learn from
+            state.step = start // batch_size + 1
+            if scheduler is not None:
+                scheduler.step()
+            continue
         if augment is not None and augment.active:
             x = augment(x, generator)
-        y = data.labels[idx]
         if world_size > 1:
             x, y = _shard(x, rank, world_size), _shard(y, rank, world_size)
         x = normalize(x)
@@ -220,6 +226,27 @@ def train_one_epoch(
     return out
 
 
+def _train_batches(data: Split, order: torch.Tensor, starts: range, batch_size: int, device: torch.device):
+    """(start, uint8 images, labels) of the batches of `order` beginning at `starts`: indexed from the
+    decoded tensor, or for a streamed split decoded in DataLoader workers (unreadable files left out)."""
+    if is_streamed(data):
+        index = [order[s : s + batch_size] for s in starts]
+        yield from ((s, x, y) for s, (x, y) in zip(starts, load_batches(data.images, data.labels, index, device=device)))
+        return
+    for s in starts:
+        idx = order[s : s + batch_size]
+        yield s, data.images[idx], data.labels[idx]
+
+
+def _eval_batches(data: Split, batch_size: int, device: torch.device):
+    """uint8 images in data order, in batches (streamed splits: unreadable files as black images)."""
+    if is_streamed(data):
+        yield from (x for x, _ in load_batches(data.images, data.labels, list(batches(len(data), batch_size)), device=device, drop_unreadable=False))
+        return
+    for idx in batches(len(data), batch_size):
+        yield data.images[idx]
+
+
 def _correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Images right: top-1 class, or for multi-hot y every label right at sigmoid >= 0.5 (exact match)."""
     if y.ndim == 2:
@@ -232,9 +259,9 @@ def predict_logits(model: nn.Module, data: Split, *, normalize: Normalize, batch
     """Logits (N, num_classes) as float32 on the CPU, in data order."""
     model.eval()
     out = []
-    for idx in batches(len(data), batch_size):
+    for x in _eval_batches(data, batch_size, normalize.device):
         with autocast(normalize.device, precision):
-            out.append(model(normalize(data.images[idx])).float().cpu())
+            out.append(model(normalize(x)).float().cpu())
     if not out:
         return torch.zeros(0, 0)
     return torch.cat(out)

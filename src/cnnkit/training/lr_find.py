@@ -134,14 +134,17 @@ def lr_find(cfg, *, out: str | Path = "lr_find.png", steps: int = 100, start_lr:
     from cnnkit.models import create_model
     from cnnkit.training.device import resolve_device, seed_everything
     from cnnkit.training.optim import build_optimizer
-    from cnnkit.training.trainer import _model_kwargs
+    from cnnkit.training.recipes import apply_recipe
+    from cnnkit.training.trainer import _model_kwargs, resolve_auto_model
 
+    cfg = apply_recipe(cfg)
     tc = cfg.train
     if tc.num_threads:
         torch.set_num_threads(tc.num_threads)
     device = resolve_device(tc.device)
     data = build_dataset(cfg.data, seed=tc.seed)
     generator = seed_everything(tc.seed)
+    cfg = resolve_auto_model(cfg, data)
     model = create_model(cfg.model.name, num_classes=data.num_classes, in_chans=data.channels, **_model_kwargs(cfg, data)).to(device)
     if tc.channels_last:
         model.to(memory_format=torch.channels_last)

@@ -19,9 +19,11 @@ Hooks for other areas (keyword arguments of `train`): `loss_fn` (replaces the co
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import inspect
+import io
 import json
 import platform
 import sys
@@ -32,31 +34,31 @@ from typing import Callable, TextIO
 
 import torch
 
-from cnnkit.checkpoint import load_checkpoint, make_checkpoint, unwrap
+from cnnkit.checkpoint import CheckpointWriteError, atomic_save, load_checkpoint, make_checkpoint, unwrap
 from cnnkit.config import AugmentConfig, Config, load_config, save_config
 from cnnkit.data import build_dataset
 from cnnkit.data.augment import BatchAugment, Mixer
 from cnnkit.data.presets import apply_preset
 from cnnkit.data.preprocess import Normalize, num_batches
-from cnnkit.data.types import Dataset
+from cnnkit.data.stream import is_streamed
+from cnnkit.data.types import Dataset, Split
 from cnnkit.errors import CheckpointError, CnnkitError, ConfigError
-from cnnkit.evaluate.metrics import classification_metrics, multilabel_metrics
-from cnnkit.evaluate.plots import plot_confusion_matrix, plot_learning_curves, plot_per_class
 from cnnkit.models import model_info, transfer
-from cnnkit.report import write_report
-from cnnkit.rundir import create_run_dir
+from cnnkit.report import render_report
+from cnnkit.rundir import atomic_write, atomic_write_text, create_run_dir
 from cnnkit.training import distributed, head_only
 from cnnkit.training.compile import maybe_compile
-from cnnkit.training.device import resolve_device, seed_everything
+from cnnkit.training.device import resolve_device, resolve_precision, seed_everything
 from cnnkit.training.early_stopping import MONITORS, EarlyStopping
-from cnnkit.training.ema import EMA
+from cnnkit.training.ema import EMA, Lookahead
 from cnnkit.training.interrupt import GracefulInterrupt, TrainingInterrupted
 from cnnkit.training.loop import BatchTransform, EpochState, LossFn, NonFiniteLossError, evaluate, predict_logits, train_one_epoch
 from cnnkit.training.losses import build_loss
 from cnnkit.training.optim import build_optimizer, build_scheduler, is_per_epoch, l1_parameters
 from cnnkit.training.progress import Progress
+from cnnkit.training.recipes import apply_recipe
 from cnnkit.training.rng import rng_state, set_rng_state
-from cnnkit.training.run_files import METRIC_COLUMNS, nan_message, save, tensorboard, write_metrics, writing
+from cnnkit.training.run_files import METRIC_COLUMNS, nan_message, save, tensorboard, text, warn, write_final_files, write_metrics, writing
 from cnnkit.training.tta import TTA_MODES, predict_logits_tta
 
 StepHook = Callable[[int, int, float], None]  # (epoch, step within the epoch, loss)
@@ -84,6 +86,21 @@ class Run:
         from cnnkit.inference import load
 
         return load(self.best_checkpoint, device=device)
+
+
+def auto_model(channels: int, size: int) -> str:
+    """model.name auto: the fast family up to 64 px (fastnet_t for one channel, fastnet_s for
+    colour), ResNet-18 for larger images."""
+    if size <= 64:
+        return "fastnet_t" if channels == 1 else "fastnet_s"
+    return "resnet18"
+
+
+def resolve_auto_model(cfg: Config, data: Dataset) -> Config:
+    """`cfg` with model.name auto made concrete for `data` (recorded so the run reproduces)."""
+    if cfg.model.name != "auto":
+        return cfg
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, name=auto_model(data.channels, max(data.image_size))))
 
 
 def _model_kwargs(cfg: Config, data: Dataset) -> dict:
@@ -151,6 +168,16 @@ def _check(cfg: Config, world_size: int) -> None:
         raise ConfigError(f"train.batch_size {tc.batch_size} (the global batch) must be divisible by the {world_size} processes")
 
 
+def _init_from_data(model: torch.nn.Module, train: Split, normalize: Normalize, seed: int, n: int = 5000) -> None:
+    """Data-dependent initialisation (fastnet's whitening stem) from up to `n` normalised
+    training images, drawn with the run's seed so every process and every rerun agrees."""
+    init = getattr(model, "init_from_data", None)
+    if init is None:
+        return
+    idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    init(normalize(train.images[idx]))
+
+
 def _epoch_sampler(cfg: Config, data: Dataset):
     """data.balance: sampler: each epoch's order drawn (with replacement) so every class is equally likely."""
     if cfg.data.balance != "sampler":
@@ -168,6 +195,14 @@ def _headline(final: dict) -> dict:
         keys = ("mean_ap", "exact_match", "loss", "num_samples")
         return {"accuracy": final["exact_match"], **{k: final[k] for k in keys}, "macro_f1": final["macro"]["f1"]}
     return {k: final[k] for k in ("accuracy", "loss", "top5_accuracy", "num_samples") if k in final}
+
+
+def _skipped_csv(skipped) -> str:
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    w.writerow(["path", "reason"])
+    w.writerows((s.path, s.reason) for s in skipped)
+    return text.getvalue()
 
 
 def _class_balance(cfg: Config, data: Dataset) -> dict:
@@ -220,6 +255,7 @@ def train(
         cfg = config or resume_config(resume)
     else:
         cfg = config or Config()
+    cfg = apply_recipe(cfg)  # the dataset's tuned settings under the keys the config sets (resumed runs: already expanded)
     tc = cfg.train
     _check(cfg, distributed.world()[1])
     prev_threads = torch.get_num_threads()
@@ -234,6 +270,9 @@ def train(
 def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_transform, param_groups, on_step, on_end) -> Run:
     rank, world_size, local_rank = distributed.world()
     device = distributed.device_for_rank(resolve_device(tc.device), local_rank)
+    if tc.precision == "auto":  # made concrete, so config.yaml records what ran
+        tc = dataclasses.replace(tc, precision=resolve_precision(tc.precision, device))
+        cfg = dataclasses.replace(cfg, train=tc)
     if world_size > 1:
         distributed.init(device)
     is_main = rank == 0
@@ -254,6 +293,7 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
         raise ConfigError(f"train.batch_size {tc.batch_size} is larger than the {len(data.train)} training images; use a smaller --batch-size")
 
     generator = seed_everything(tc.seed)
+    cfg = resolve_auto_model(cfg, data)
     mcfg = dataclasses.replace(cfg.model, kwargs=_model_kwargs(cfg, data))
     model = transfer.build_model(mcfg, num_classes=data.num_classes, in_chans=data.channels, image_size=data.image_size[0])
     prep = transfer.preprocessing(model, data.channels)  # pretrained weights bring their own normalisation
@@ -281,9 +321,12 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
     per_epoch_schedule = is_per_epoch(scheduler)
     scaler = torch.amp.GradScaler(device.type, enabled=tc.precision == "fp16" and device.type == "cuda")
     ema = EMA(model, tc.ema_decay) if tc.ema_decay else None
+    lookahead = Lookahead(model, tc.epochs * steps_per_epoch) if tc.lookahead else None
     stopper = EarlyStopping(tc.monitor, tc.early_stopping, tc.min_delta)
     normalize = Normalize(mean, std, device, channels_last=tc.channels_last)
     augment = BatchAugment.from_config(cfg.augment)
+    if ckpt is None and not cfg.model.weights and not cfg.model.pretrained:
+        _init_from_data(unwrap(model), data.train, normalize, tc.seed)  # e.g. fastnet's whitening stem
 
     rows: list[dict] = []
     start_epoch, epoch_state, skipped, elapsed, epoch_lr = 1, None, 0, 0.0, None
@@ -297,10 +340,13 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
                 scaler.load_state_dict(st["scaler"])
             if ema is not None and st["ema"] is not None:
                 ema.load_state_dict(st["ema"])
+            if lookahead is not None:
+                lookahead.load_state_dict(st["lookahead"])
             stopper.load_state_dict(st["early_stopping"])
             rows = list(st["rows"])
             start_epoch = st["epoch"] + 1
-            epoch_state = EpochState.from_state_dict(st["epoch_state"]) if st["epoch_state"] is not None else None
+            if st["epoch_state"] is not None:  # with several processes, each resumes its own running sums
+                epoch_state = EpochState.from_state_dict(distributed.epoch_state_for_rank(st["epoch_state"], st.get("epoch_sums"), rank, world_size))
             epoch_lr = st.get("epoch_lr")
             skipped, elapsed = st["skipped_steps"], st["train_seconds"]
             set_rng_state(st["rng"], generator)
@@ -320,10 +366,7 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
     if resume is not None:
         run_dir = resume
     elif run_dir is None and is_main:
-        try:
-            run_dir = create_run_dir(cfg.run.runs_dir, cfg.run.name, dataset=data.name, model=cfg.model.name)
-        except OSError as e:
-            raise CnnkitError(f"{cfg.run.runs_dir}: cannot create the run folder there ({e.strerror or e}); use --runs-dir with a writable folder") from e
+        run_dir = create_run_dir(cfg.run.runs_dir, cfg.run.name, dataset=data.name, model=cfg.model.name)  # RunDirError if it cannot
     if world_size > 1 and resume is None:
         run_dir = Path(distributed.broadcast_object(str(run_dir) if run_dir is not None else None))
     run_dir = Path(run_dir)
@@ -331,15 +374,15 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
         cfg = _resolve(cfg, data, run_dir)
     env = _environment(device)
     if is_main and resume is None:
-        with writing(run_dir / "config.yaml"):
+        with writing(run_dir / "config.yaml", started=False):
             save_config(cfg, run_dir / "config.yaml")
-            (run_dir / "environment.json").write_text(json.dumps(env, indent=2))
+        with writing(run_dir / "environment.json", started=False):
+            atomic_write_text(run_dir / "environment.json", json.dumps(env, indent=2))
+        with writing(run_dir / "plots", started=False):
             (run_dir / "plots").mkdir(exist_ok=True)
-            if data.skipped:
-                with open(run_dir / "skipped.csv", "w", newline="") as f:
-                    w = csv.writer(f)
-                    w.writerow(["path", "reason"])
-                    w.writerows((s.path, s.reason) for s in data.skipped)
+        if data.skipped:
+            with writing(run_dir / "skipped.csv", started=False):
+                atomic_write(run_dir / "skipped.csv", lambda f: f.write(_skipped_csv(data.skipped).encode("utf-8")))
     writer = tensorboard(run_dir) if tc.tensorboard and is_main else None
 
     def model_checkpoint(epoch: int, metrics: dict) -> dict:
@@ -359,18 +402,20 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
         return {
             "epoch": epochs_done, "epoch_state": state.state_dict() if state is not None else None, "epoch_lr": lr_at_start,
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-            "ema": ema.state_dict() if ema is not None else None, "early_stopping": stopper.state_dict(), "rows": [dict(r) for r in rows],
+            "ema": ema.state_dict() if ema is not None else None,
+            "lookahead": lookahead.state_dict() if lookahead is not None else None, "early_stopping": stopper.state_dict(), "rows": [dict(r) for r in rows],
             "rng": rng_state(generator), "skipped_steps": skipped, "train_seconds": seconds, "finished": False,
         }
 
     saved = {"epoch": start_epoch - 1, "step": epoch_state.step if epoch_state is not None else 0}
 
-    def save_last(epochs_done: int, state: EpochState | None, lr_at_start: float | None, seconds: float, metrics: dict | None = None) -> dict:
-        ck = model_checkpoint(epochs_done, metrics or {})
+    def save_last(epochs_done: int, state: EpochState | None, lr_at_start: float | None, seconds: float, ck: dict | None = None) -> None:
+        # mid-epoch with several processes: every rank's running sums (a collective, so every rank calls save_last)
+        sums = distributed.gather_epoch_sums(state, device) if world_size > 1 and state is not None else None
         if is_main:
-            save({**ck, "train_state": train_state(epochs_done, state, lr_at_start, seconds)}, run_dir / "last.ckpt")
+            ck = ck if ck is not None else model_checkpoint(epochs_done, {})
+            save({**ck, "train_state": {**train_state(epochs_done, state, lr_at_start, seconds), "epoch_sums": sums}}, run_dir / "last.ckpt")
         saved.update(epoch=epochs_done, step=state.step if state is not None else 0)
-        return ck
 
     prev_deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(tc.deterministic, warn_only=True)
@@ -380,11 +425,15 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
     try:
         with Progress(tc.epochs, steps_per_epoch, stream=stream, interactive=interactive, quiet=quiet) as progress, GracefulInterrupt(progress.message) as interrupt:
             verb = f"resuming at epoch {start_epoch}" + (f", step {epoch_state.step + 1}" if epoch_state is not None else "") if ckpt is not None else "training"
+            if ckpt is not None and (start_epoch > tc.epochs or stopper.should_stop):  # the end-of-run files had failed to be written
+                verb = "every epoch done; repeating only the final evaluation of"
             progress.message(
                 f"cnnkit: {verb} {cfg.model.name} on {data.name} ({len(data.train)} train / {len(data.val)} val"
                 f"{f' / {len(data.test)} test' if data.test is not None else ''} images, {data.num_classes} classes) "
                 f"on {device}{f' x {world_size} processes' if world_size > 1 else ''}; run folder {run_dir}"
             )
+            if is_streamed(data.train):
+                progress.message(f"cnnkit: streaming the images from their files, decoded in {data.train.images.workers} DataLoader workers (data.stream, data.cache_max_gb)")
             # head-only fine-tuning without augmentation: the frozen backbone's features once, the head on them
             step_model, train_split, val_model, val_split, feed = train_model, data.train, model, data.val, normalize
             if world_size == 1 and transfer.use_feature_cache(cfg.model, augmenting=augment.active or batch_transform is not None):
@@ -392,6 +441,7 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
                 step_model, train_split, val_model, val_split, feed = cached.head, cached.train, cached.head, cached.val, cached.feed
             elif cfg.model.finetune == "head" and cfg.model.cache_features:
                 progress.message("cnnkit: head-only training with augmentation passes every image through the backbone each epoch; --augment none computes its features once (seconds on a CPU)")
+            skipped_files = len(data.skipped)
             for epoch in range(start_epoch, tc.epochs + 1):
                 if stopper.should_stop:
                     break
@@ -403,6 +453,8 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
                 state, lr = epoch_state, epoch_lr
 
                 def step_hook(step: int, steps: int, loss: float, acc: float, images: int) -> None:
+                    if lookahead is not None:
+                        lookahead.update(model)
                     progress.step(step, steps, loss, acc, images)
                     if on_step is not None:
                         on_step(epoch, step, loss)
@@ -439,7 +491,12 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
                     ) from None
                 skipped += tr["skipped_steps"]
                 epoch_state = None
+                if lookahead is not None and epoch == tc.epochs:
+                    lookahead.finish(model)  # the last epoch ends on the averaged weights
                 va = evaluate(val_model, val_split, normalize=feed, batch_size=tc.eval_batch_size, precision=tc.precision)
+                if is_main and len(data.skipped) > skipped_files:  # streaming finds unreadable files as it reads them
+                    skipped_files = len(data.skipped)
+                    atomic_write(run_dir / "skipped.csv", lambda f: f.write(_skipped_csv(data.skipped).encode("utf-8")))
                 if world_size > 1:  # rank 0's numbers decide for everyone (BatchNorm buffers may differ a little)
                     va = distributed.broadcast_object(va)
                 row = {
@@ -455,6 +512,7 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
                 if per_epoch_schedule:
                     scheduler.step(row[tc.monitor])
                 improved = stopper.update(row[tc.monitor], epoch, tiebreak=row["val_loss"] if tc.monitor == "val_accuracy" else None)
+                progress.end_epoch(row)  # shown before the files are written: a full disk does not hide the numbers
                 if is_main:
                     write_metrics(rows, run_dir / "metrics.csv")
                     if writer is not None:
@@ -462,10 +520,10 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
                             if k != "epoch":
                                 writer.add_scalar(k, v, epoch)
                         writer.flush()
-                progress.end_epoch(row)
-                ck = save_last(epoch, None, None, time.perf_counter() - t_train, {k: row[k] for k in METRIC_COLUMNS[1:]})
-                if improved and is_main:
-                    save(ck, run_dir / "best.ckpt")
+                    ck = model_checkpoint(epoch, {k: row[k] for k in METRIC_COLUMNS[1:]})
+                    if improved:  # before last.ckpt: if this save fails, resuming repeats the epoch and writes best.ckpt again
+                        save(ck, run_dir / "best.ckpt")
+                save_last(epoch, None, None, time.perf_counter() - t_train, ck if is_main else None)
                 if stopper.should_stop and epoch < tc.epochs:
                     stopped_early = True
                     progress.message(f"cnnkit: early stopping: {tc.monitor} has not improved for {stopper.patience} epochs (best {stopper.best:.4g} at epoch {stopper.best_epoch})")
@@ -484,6 +542,8 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
                     return predict_logits_tta(m, eval_split, normalize=normalize, mode=tc.tta, batch_size=tc.eval_batch_size, precision=tc.precision, multi_label=data.multi_label)
                 return predict_logits(m, eval_split, normalize=normalize, batch_size=tc.eval_batch_size, precision=tc.precision)
 
+            from cnnkit.evaluate.metrics import classification_metrics, multilabel_metrics  # torchmetrics takes seconds to import: rank 0 only, here
+
             metrics_fn = multilabel_metrics if data.multi_label else classification_metrics  # per-class AP / F1, mean AP for several labels
             final = metrics_fn(final_logits(model), eval_split.labels, data.class_names)
             final_ema = None
@@ -495,13 +555,8 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
         if writer is not None:
             writer.close()
 
-    (run_dir / f"{split_name}_metrics.json").write_text(json.dumps(final, indent=2))
-    plot_learning_curves(rows, run_dir / "plots" / "learning_curves.png", accuracy="exact match" if data.multi_label else "accuracy")
-    if data.multi_label:  # no confusion matrix for several labels per image: per-class AP and F1 instead
-        plot_per_class(final, run_dir / "plots" / "per_class.png", title=f"Per-class AP and F1 ({split_name}, best epoch {stopper.best_epoch})")
-    else:
-        plot_confusion_matrix(final["confusion_matrix"], data.class_names, run_dir / "plots" / "confusion_matrix.png", title=f"Confusion matrix ({split_name}, best epoch {stopper.best_epoch})")
     headline = _headline(final)
+    stopped_early = stopped_early or (stopper.should_stop and len(rows) < tc.epochs)  # also when resumed after it stopped
     steps_run = sum(1 for _ in rows) * steps_per_epoch - skipped
     summary = {
         "run": run_dir.name,
@@ -535,23 +590,50 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
     }
     if final_ema is not None:
         summary[f"{split_name}_ema"] = _headline(final_ema)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    write_report(run_dir, cfg, summary, rows, final, data.skipped)
-    if cfg.run.html_report:
+    acc = headline["accuracy"]
+    what = f"{split_name} mean AP {headline['mean_ap']:.4f}, exact match {acc:.2%}" if data.multi_label else f"{split_name} accuracy {acc:.2%}"
+    result = f"{what} (best epoch {stopper.best_epoch})"
+    final_line = f"{result}, {train_seconds:.1f}s of training. Run folder: {run_dir}"
+
+    # The results, each file atomically; if any cannot be written, last.ckpt stays unfinished so --resume writes them again.
+    from cnnkit.evaluate.plots import plot_confusion_matrix, plot_learning_curves, plot_per_class
+
+    plots = run_dir / "plots"
+    with contextlib.suppress(OSError):
+        plots.mkdir(exist_ok=True)
+    if data.multi_label:  # no confusion matrix for several labels per image: per-class AP and F1 instead
+        per_class = (plots / "per_class.png", lambda f: plot_per_class(final, f, title=f"Per-class AP and F1 ({split_name}, best epoch {stopper.best_epoch})"))
+    else:
+        per_class = (plots / "confusion_matrix.png", lambda f: plot_confusion_matrix(
+            final["confusion_matrix"], data.class_names, f, title=f"Confusion matrix ({split_name}, best epoch {stopper.best_epoch})"))
+    try:
+        write_final_files(run_dir, [
+            (run_dir / f"{split_name}_metrics.json", text(json.dumps(final, indent=2))),
+            (run_dir / "summary.json", text(json.dumps(summary, indent=2))),
+            (run_dir / "report.md", text(render_report(run_dir, cfg, summary, rows, final, data.skipped))),
+            (plots / "learning_curves.png", lambda f: plot_learning_curves(rows, f, accuracy="exact match" if data.multi_label else "accuracy")),
+            per_class,
+        ], result)
+    except CheckpointWriteError:
+        if not quiet:
+            print(final_line, file=out, flush=True)
+        raise
+    if cfg.run.html_report:  # optional: a failure is a warning, and `cnnkit report` rebuilds it
         try:
             from cnnkit.evaluate.report_html import write_html_report
 
             write_html_report(run_dir)
         except Exception as e:  # the run itself is complete: a report failure must not lose it
-            print(f"cnnkit: warning: report.html could not be written ({type(e).__name__}: {e}); rebuild it with: cnnkit report {run_dir}", file=sys.stderr, flush=True)
-    last = load_checkpoint(run_dir / "last.ckpt")
-    last["train_state"]["finished"] = True
-    save(last, run_dir / "last.ckpt")
+            warn(f"report.html could not be written ({type(e).__name__}: {e}); rebuild it with: cnnkit report {run_dir}")
+    try:
+        last = load_checkpoint(run_dir / "last.ckpt")
+        last["train_state"]["finished"] = True
+        atomic_save(last, run_dir / "last.ckpt")
+    except OSError as e:  # every result is written; only a later --resume would repeat the final evaluation instead of refusing
+        warn(f"{run_dir / 'last.ckpt'} could not be marked finished ({e.strerror or e}); the run is complete and its files are written")
     run = Run(run_dir, cfg, rows, summary, model=model)
     if on_end is not None:
         on_end(run)
     if not quiet:
-        acc = headline["accuracy"]
-        what = f"{split_name} mean AP {headline['mean_ap']:.4f}, exact match {acc:.2%}" if data.multi_label else f"{split_name} accuracy {acc:.2%}"
-        print(f"{what} (best epoch {stopper.best_epoch}), {train_seconds:.1f}s of training. Run folder: {run_dir}", file=out, flush=True)
+        print(final_line, file=out, flush=True)
     return run

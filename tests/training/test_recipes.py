@@ -1,0 +1,47 @@
+import pytest
+import torch
+
+from cnnkit.config import Config
+from cnnkit.errors import ConfigError
+from cnnkit.training.device import resolve_precision
+from cnnkit.training.recipes import RECIPES, apply_recipe, recipe_for
+from cnnkit.training.trainer import auto_model
+
+
+def test_auto_picks_the_datasets_recipe_and_records_none():
+    cfg = apply_recipe(Config().with_overrides({"data.dataset": "mnist"}))
+    assert cfg.model.name == "fastnet_t" and cfg.train.epochs == 1 and cfg.train.batch_size == 128
+    assert cfg.train.recipe == "none"  # expanded: the saved config reproduces without recipes
+    assert apply_recipe(cfg) == cfg
+
+
+def test_keys_the_user_sets_win_over_the_recipe():
+    cfg = apply_recipe(Config().with_overrides({"data.dataset": "cifar10", "train.epochs": 3, "model.name": "resnet18"}))
+    assert cfg.train.epochs == 3 and cfg.model.name == "resnet18"
+    assert cfg.optim.bias_lr_scale == 64.0 and cfg.train.lookahead and cfg.schedule.name == "triangle"
+
+
+def test_none_and_datasets_without_a_recipe_keep_the_defaults():
+    plain = Config().with_overrides({"data.dataset": "mnist", "train.recipe": "none"})
+    assert apply_recipe(plain).model.name == "auto" and apply_recipe(plain).train.epochs == 8
+    assert recipe_for("auto", "folder") is None
+
+
+def test_unknown_recipe_names_the_key_and_suggests():
+    with pytest.raises(ConfigError, match="train.recipe.*cifar-fast"):
+        recipe_for("cifar-fats", "cifar10")
+
+
+def test_every_recipe_key_is_a_config_key():
+    for r in RECIPES.values():
+        Config().with_overrides(r.overrides)  # strict: raises on a typo
+
+
+def test_auto_model_by_channels_and_size():
+    assert auto_model(1, 28) == "fastnet_t" and auto_model(3, 32) == "fastnet_s" and auto_model(3, 64) == "fastnet_s"
+    assert auto_model(3, 224) == "resnet18"
+
+
+def test_auto_precision_is_concrete():
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    assert resolve_precision("auto", torch.device("cpu")) in ("bf16", "fp32")
