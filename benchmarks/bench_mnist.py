@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train import time_to_target  # noqa: E402
+from bench_train import time_to_target, write_results  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -151,11 +151,7 @@ def main(argv=None) -> int:
         for name, runs in r["recipes"].items()
     }
     r["load_after"] = [round(v, 2) for v in os.getloadavg()]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(r, indent=2))
-    out.with_suffix(".md").write_text(markdown(r))
-    print(markdown(r))
+    write_results(r, args.out, markdown)
     return 0
 
 

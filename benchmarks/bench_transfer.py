@@ -91,15 +91,21 @@ def run_configs(folder: Path, runs_dir: Path, size: int, args) -> dict[str, dict
                           "augment.preset": "standard", "train.epochs": args.epochs, "train.batch_size": 32, "optim.name": "adamw",
                           "optim.lr": 2e-3, "optim.weight_decay": 1e-4, "schedule.name": "onecycle", "run.name": "b_full"},
         },
+        "e": {
+            "label": f"e) Lite0 pretrained, finetune gradual ({size}px, standard aug)",
+            "overrides": {**lite, "model.pretrained": True, "model.finetune": "gradual", "model.backbone_lr_scale": args.backbone_lr_scale,
+                          "augment.preset": "standard", "train.epochs": args.epochs, "train.batch_size": 32, "optim.name": "adamw",
+                          "optim.lr": 2e-3, "optim.weight_decay": 1e-4, "schedule.name": "onecycle", "run.name": "e_gradual"},
+        },
         "c": {
             "label": f"c) Lite0 from scratch ({size}px, standard aug)",
             "overrides": {**lite, "augment.preset": "standard", "train.epochs": args.epochs, "train.batch_size": 32, "optim.name": "adamw",
                           "optim.lr": 2e-3, "optim.weight_decay": 1e-4, "schedule.name": "onecycle", "run.name": "c_scratch"},
         },
         "d": {
-            "label": "d) simple_cnn from scratch (32px, standard aug, default recipe)",
-            "overrides": {**common, "model.name": "simple_cnn", "data.image_size": 32, "augment.preset": "standard",
-                          "train.epochs": args.small_epochs, "train.batch_size": 64, "run.name": "d_simple_cnn"},
+            "label": "d) the default small CNN from scratch (model auto: fastnet_s at 32px, standard aug, default settings)",
+            "overrides": {**common, "data.image_size": 32, "augment.preset": "standard",
+                          "train.epochs": args.small_epochs, "train.batch_size": 64, "run.name": "d_default"},
         },
     }
 
@@ -115,7 +121,7 @@ def main(argv=None) -> int:
     p.add_argument("--small-epochs", type=int, default=30)
     p.add_argument("--backbone-lr-scale", type=float, default=0.25)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--runs", nargs="+", default=["a", "b", "c", "d"], choices=["a", "b", "c", "d"])
+    p.add_argument("--runs", nargs="+", default=["a", "b", "c", "d", "e"], choices=["a", "b", "c", "d", "e"])
     p.add_argument("--tarball", type=Path, default=TARBALL)
     p.add_argument("--out", default="bench_transfer", help="results file stem under benchmarks/results/")
     args = p.parse_args(argv)
@@ -170,7 +176,7 @@ def main(argv=None) -> int:
     result["load_avg_after"] = load_avg()
     result["total_seconds"] = round(time.perf_counter() - t_all, 1)
     by = {r["run"]: r for r in result["runs"]}
-    pre = [by[k]["test_accuracy"] for k in ("a", "b") if k in by]
+    pre = [by[k]["test_accuracy"] for k in ("a", "b", "e") if k in by]
     scratch = [by[k]["test_accuracy"] for k in ("c", "d") if k in by]
     targets = {}
     if pre and scratch:

@@ -32,7 +32,7 @@ def test_dirac_init_passes_the_input_through_the_first_filters():
     torch.testing.assert_close(conv(x)[:, :4], x)
 
 
-@pytest.mark.parametrize("name,in_chans,size,shape", [("fastnet_t", 1, 28, (64, 3, 3)), ("fastnet_s", 3, 32, (256, 3, 3)), ("fastnet_l", 3, 32, (512, 3, 3))])
+@pytest.mark.parametrize("name,in_chans,size,shape", [("fastnet_t", 1, 28, (64, 3, 3)), ("fastnet_s", 3, 32, (128, 3, 3)), ("fastnet_m", 3, 32, (256, 3, 3)), ("fastnet_l", 3, 32, (512, 3, 3))])
 def test_variants_shapes_and_heads(name, in_chans, size, shape):
     with torch.device("meta"):
         m = create_model(name, num_classes=10, in_chans=in_chans)

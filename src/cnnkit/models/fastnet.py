@@ -18,9 +18,9 @@ residual branch. Three more choices make a variant:
 
     fastnet_t  no stem, widths 16-32-64, one extra layer at 3x3, grid head: MNIST-type glyphs
                (2.3 MMACs at 28 px)
-    fastnet_s  whitening stem, 64-256-256, one layer per stage: airbench94's size
-               (~118 MMACs at 32 px)
-    fastnet_m  whitening stem, 128-384-384 (~350 MMACs)
+    fastnet_s  whitening stem, 32-128-128, one layer per stage (~33 MMACs at 32 px): the
+               CPU-sized one, ~1,100 training images/s on 2 cores in bf16
+    fastnet_m  whitening stem, 64-256-256: airbench94's size (~118 MMACs, ~480 images/s)
     fastnet_l  whitening stem, 128-384-512, two residual layers per stage (ResNet-9-like)
 """
 
@@ -51,8 +51,8 @@ class Variant:
 
 VARIANTS = {
     "fastnet_t": Variant("none", (16, 32, 64), (0, 0, 1), head="grid", scale=1.0, bn_momentum=0.1, bn_scale=True),
-    "fastnet_s": Variant("whiten", (64, 256, 256), (1, 1, 1)),
-    "fastnet_m": Variant("whiten", (128, 384, 384), (1, 1, 1)),
+    "fastnet_s": Variant("whiten", (32, 128, 128), (1, 1, 1)),
+    "fastnet_m": Variant("whiten", (64, 256, 256), (1, 1, 1)),
     "fastnet_l": Variant("whiten", (128, 384, 512), (2, 2, 2), residual=True),
 }
 
@@ -169,6 +169,6 @@ def _register(name: str, description: str, default_input: tuple[int, int, int]) 
 
 
 _register("fastnet_t", "tiny fast net for 28-32 px glyphs (MNIST-type): 3 conv-pool-BN-GELU stages, 3x3 grid head", (1, 28, 28))
-_register("fastnet_s", "fast net for 28-64 px (speed-record style, airbench94's size): whitening stem, 64-256-256", (3, 32, 32))
-_register("fastnet_m", "fast net for 28-64 px, wider: whitening stem, 128-384-384", (3, 32, 32))
+_register("fastnet_s", "fast net for 28-64 px colour images (speed-record style, CPU-sized): whitening stem, 32-128-128", (3, 32, 32))
+_register("fastnet_m", "fast net for 28-64 px, airbench94's size: whitening stem, 64-256-256", (3, 32, 32))
 _register("fastnet_l", "fast net for 28-64 px, residual: whitening stem, 128-384-512, two residual layers per stage", (3, 32, 32))

@@ -11,6 +11,20 @@ from cnnkit.errors import CnnkitError
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
+def install_handlers(handler) -> dict:
+    """Make `handler` the SIGINT and SIGTERM handler (main thread only: Python allows no other);
+    returns the previous handlers for `restore_handlers`."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.signal(s, handler) for s in EXIT_CODES}
+
+
+def restore_handlers(previous: dict) -> None:
+    for s, handler in previous.items():
+        signal.signal(s, handler)
+    previous.clear()
+
+
 class TrainingInterrupted(CnnkitError):
     """Training stopped on a signal after writing a checkpoint; `exit_code` is 130 (SIGINT) or 143 (SIGTERM)."""
 
@@ -52,12 +66,8 @@ class GracefulInterrupt:
         self._notify(f"cnnkit: {signal.Signals(signum).name} received: finishing this step and saving a checkpoint (Ctrl-C again stops at once)")
 
     def __enter__(self) -> "GracefulInterrupt":
-        if threading.current_thread() is threading.main_thread():
-            for s in EXIT_CODES:
-                self._previous[s] = signal.signal(s, self._handle)
+        self._previous = install_handlers(self._handle)
         return self
 
     def __exit__(self, *exc) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
-        self._previous.clear()
+        restore_handlers(self._previous)

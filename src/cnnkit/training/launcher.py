@@ -23,12 +23,11 @@ import signal
 import socket
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from cnnkit.errors import CnnkitError, ConfigError
-from cnnkit.training.interrupt import EXIT_CODES, TrainingInterrupted
+from cnnkit.training.interrupt import EXIT_CODES, TrainingInterrupted, install_handlers, restore_handlers
 
 INTERRUPTED = set(EXIT_CODES.values())  # a worker's exit code after a signal: 130 / 143
 FAILED = 2  # a worker's exit code after a CnnkitError
@@ -113,14 +112,11 @@ class _Relay:
             self._forward(signum)
 
     def __enter__(self) -> "_Relay":
-        if threading.current_thread() is threading.main_thread():
-            for s in EXIT_CODES:
-                self._previous[s] = signal.signal(s, self._handle)
+        self._previous = install_handlers(self._handle)
         return self
 
     def __exit__(self, *exc) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
+        restore_handlers(self._previous)
 
 
 def _join(processes, relay: _Relay) -> list[int]:

@@ -31,7 +31,7 @@ _GLYPHS = {"model.name": "fastnet_t", "train.precision": "auto"}
 
 # the speed-record recipe (airbench's hyperparameters, in PyTorch's mean-loss units for batch 512)
 _CIFAR = {
-    "model.name": "fastnet_s", "train.precision": "auto", "train.batch_size": 512, "train.epochs": 8,
+    "model.name": "fastnet_s", "train.precision": "auto", "train.batch_size": 512, "train.epochs": 10,
     "optim.name": "sgd", "optim.lr": 0.75, "optim.momentum": 0.85, "optim.nesterov": True, "optim.weight_decay": 1.36e-3,
     "optim.bias_lr_scale": 64.0, "optim.label_smoothing": 0.2,
     "schedule.name": "triangle", "schedule.warmup_fraction": 0.23, "schedule.initial_factor": 0.2, "schedule.final_factor": 0.07,
