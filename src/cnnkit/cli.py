@@ -109,7 +109,7 @@ def _add_train(sub, name: str = "train", help: str = "train a model and write a 
     g.add_argument("--name", help="run folder name (a taken name gets a -2, -3... suffix)")
     g.add_argument("--runs-dir", help="where run folders go (default runs/)")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any config key, e.g. --set optim.weight_decay=1e-4 (repeatable)")
-    g.add_argument("--quiet", action="store_true", help="print only the final line")
+    g.add_argument("--quiet", action="store_true", help="print nothing but errors (the results are in the run folder)")
     g.add_argument("--plain", action="store_true", help="plain log lines even on a terminal")
     p.set_defaults(func=cmd_train)
     return p
