@@ -3,6 +3,7 @@ import io
 import json
 
 import pytest
+import torch
 
 from cnnkit.config import Config, load_config
 from cnnkit.errors import ConfigError
@@ -83,3 +84,21 @@ def test_live_progress_renders_on_a_terminal():
         p.start_epoch(1)
         p.step(4, 4, 0.25, 0.5, 128)
     assert "epoch 1/1" in out.getvalue() and "img/s" in out.getvalue()
+
+
+def test_init_from_data_gets_normalised_images_capped_by_size():
+    from cnnkit.data.preprocess import Normalize
+    from cnnkit.data.types import Split
+    from cnnkit.training.trainer import _init_from_data
+
+    seen = []
+
+    class Model(torch.nn.Module):
+        def init_from_data(self, x):
+            seen.append(x)
+
+    images = torch.full((3000, 1, 64, 64), 255, dtype=torch.uint8)
+    _init_from_data(Model(), Split(images, torch.zeros(3000, dtype=torch.long)), Normalize((0.5,), (0.5,)), seed=0)
+    assert seen[0].shape == (1250, 1, 64, 64) and torch.allclose(seen[0], torch.ones(()))  # 5,000 x 32 x 32 pixels; (1 - 0.5) / 0.5
+    _init_from_data(torch.nn.Linear(1, 1), Split(images[:2], torch.zeros(2, dtype=torch.long)), Normalize((0.5,), (0.5,)), seed=0)  # no hook: nothing
+    assert len(seen) == 1

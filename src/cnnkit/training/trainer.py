@@ -168,12 +168,15 @@ def _check(cfg: Config, world_size: int) -> None:
         raise ConfigError(f"train.batch_size {tc.batch_size} (the global batch) must be divisible by the {world_size} processes")
 
 
-def _init_from_data(model: torch.nn.Module, train: Split, normalize: Normalize, seed: int, n: int = 5000) -> None:
-    """Data-dependent initialisation (fastnet's whitening stem) from up to `n` normalised
-    training images, drawn with the run's seed so every process and every rerun agrees."""
+def _init_from_data(model: torch.nn.Module, train: Split, normalize: Normalize, seed: int, pixels: int = 5000 * 32 * 32) -> None:
+    """Data-dependent initialisation (fastnet's whitening stem) from normalised training images
+    (5,000 at 32 px, fewer for larger ones: the patches stay ~250 MB), drawn with the run's
+    seed so every process and every rerun agrees."""
     init = getattr(model, "init_from_data", None)
     if init is None:
         return
+    h, w = train.images.shape[-2:]
+    n = max(64, pixels // (h * w))
     idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n].sort().values
     init(normalize(train.images[idx]))
 
