@@ -34,7 +34,10 @@ def test_unknown_recipe_names_the_key_and_suggests():
 
 def test_every_recipe_key_is_a_config_key():
     for r in RECIPES.values():
-        Config().with_overrides(r.overrides)  # strict: raises on a typo
+        cfg = Config().with_overrides(r.overrides)  # strict: a typo in a key raises here
+        for key, value in r.overrides.items():
+            group, name = key.split(".")
+            assert getattr(getattr(cfg, group), name) == value, (r.name, key)
 
 
 def test_auto_model_by_channels_and_size():

@@ -258,7 +258,8 @@ def train(
         cfg = config or resume_config(resume)
     else:
         cfg = config or Config()
-    cfg = apply_recipe(cfg)  # the dataset's tuned settings under the keys the config sets (resumed runs: already expanded)
+    if resume is None:  # a resumed run continues exactly as configured (its config.yaml holds the expanded recipe)
+        cfg = apply_recipe(cfg)  # the dataset's tuned settings under the keys the config sets
     tc = cfg.train
     _check(cfg, distributed.world()[1])
     prev_threads = torch.get_num_threads()
