@@ -36,6 +36,8 @@ TRAIN_FLAGS = {
     "lr": "optim.lr",
     "schedule": "schedule.name",
     "epochs": "train.epochs",
+    "time_budget": "train.time_budget",
+    "progressive_resize": "train.progressive_resize",
     "batch_size": "train.batch_size",
     "seed": "train.seed",
     "device": "train.device",
@@ -83,8 +85,13 @@ def _add_train(sub, name: str = "train", help: str = "train a model and write a 
     g.add_argument("--finetune", choices=("head", "full", "gradual"), help="transfer learning: train the head only, everything (lower backbone rate), or unfreeze gradually")
     g.add_argument("--optimizer", choices=("sgd", "adamw", "adam", "rmsprop"))
     g.add_argument("--lr", type=float, help="peak learning rate")
-    g.add_argument("--schedule", choices=("onecycle", "cosine", "step", "plateau", "constant"))
+    g.add_argument("--schedule", choices=("onecycle", "triangle", "cosine", "step", "plateau", "constant"))
     g.add_argument("--epochs", type=int)
+    if name == "train":
+        g.add_argument("--time-budget", type=_duration, metavar="TIME", help="train for this long instead of --epochs (600, 600s, 10m, 1.5h; validation included, "
+                       "the final evaluation after it): the schedule is planned from the measured speed")
+        g.add_argument("--progressive-resize", type=float, metavar="FRACTION", help="start on images scaled to this fraction of their side (e.g. 0.75), "
+                       "growing to the full size by train.progressive_end of the epochs")
     g.add_argument("--batch-size", type=int, help="the global batch (split across --devices)")
     g.add_argument("--weight-decay", type=float, help="L2 on conv/linear weights (never on norms and biases)")
     g.add_argument("--l1", type=float, help="L1 penalty coefficient on the weights matching optim.l1_params")
@@ -113,6 +120,16 @@ def _add_train(sub, name: str = "train", help: str = "train a model and write a 
     g.add_argument("--plain", action="store_true", help="plain log lines even on a terminal")
     p.set_defaults(func=cmd_train)
     return p
+
+
+def _duration(text: str) -> float:
+    from cnnkit.errors import ConfigError
+    from cnnkit.training.budget import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("train.time_budget: ")) from None
 
 
 def build_config(args: argparse.Namespace):

@@ -86,6 +86,7 @@ class AugmentConfig:
     preset: str | None = None  # none | light | standard | strong, chosen per dataset; keys set to non-default values win
     translate: int = 2  # random shift of up to N pixels (crop with zero padding)
     hflip: bool = False  # random horizontal flip (off for digits and text)
+    alternate_flip: bool = False  # with hflip: each image mirrored in every other epoch (a fixed half start mirrored) instead of by chance (airbench)
     vflip: bool = False  # random vertical flip
     crop_scale: float = 0.0  # random resized crop: smallest area fraction kept, e.g. 0.35 (0: off)
     rotate: float = 0.0  # random rotation of up to N degrees either way (0: off)
@@ -109,6 +110,9 @@ class AugmentConfig:
 class TrainConfig:
     recipe: str = "auto"  # auto: the dataset's tuned settings (`cnnkit recipes`) under the keys you set | none | a recipe name
     epochs: int = 8
+    time_budget: float = 0.0  # seconds of training incl. validation (0: off); replaces epochs: steps planned from measured speed (--time-budget 10m)
+    progressive_resize: float = 0.0  # start at this fraction of the image side (e.g. 0.75), growing to full size (0: off)
+    progressive_end: float = 0.6  # fraction of the epochs by which progressive resizing reaches the full size
     batch_size: int = 64
     eval_batch_size: int = 500
     seed: int = 0

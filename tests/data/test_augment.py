@@ -36,3 +36,30 @@ def test_batch_augment_inactive_is_identity():
     x = torch.rand(3, 1, 5, 5)
     aug = BatchAugment(translate=0, hflip=False)
     assert not aug.active and torch.equal(aug(x, None), x)
+
+
+def test_alternating_flips_mirror_half_and_switch_every_epoch():
+    from cnnkit.data.augment import alternating_flips
+
+    index = torch.arange(10_000)
+    first, second, third = (alternating_flips(index, e) for e in (1, 2, 3))
+    assert abs(first.float().mean().item() - 0.5) < 0.02  # a fixed half starts mirrored
+    assert torch.equal(second, ~first) and torch.equal(third, first)  # every image both ways in two epochs
+    some = torch.tensor([9_999, 3, 512])
+    assert torch.equal(alternating_flips(some, 1), first[some])  # a function of the image, not of its place in the batch
+
+
+def test_batch_augment_alternate_flip_follows_index_and_epoch():
+    from cnnkit.data.augment import BatchAugment, alternating_flips
+
+    x = torch.arange(2 * 1 * 2 * 3, dtype=torch.uint8).view(2, 1, 2, 3).repeat(4, 1, 1, 1)  # 8 images
+    aug = BatchAugment(hflip=True, alternate_flip=True)
+    index = torch.tensor([5, 0, 7, 3, 2, 9, 1, 4])
+    for epoch in (1, 2):
+        out = aug(x, torch.Generator().manual_seed(0), index=index, epoch=epoch)
+        mask = alternating_flips(index, epoch)
+        for i in range(8):
+            assert torch.equal(out[i], x[i].flip(-1) if mask[i] else x[i])
+    # without the index (e.g. a caller that has none) the flips are random again, still valid mirrors
+    out = aug(x, torch.Generator().manual_seed(0))
+    assert all(torch.equal(out[i], x[i]) or torch.equal(out[i], x[i].flip(-1)) for i in range(8))

@@ -73,6 +73,15 @@ def sample_flips(n: int, p: float = 0.5, generator: torch.Generator | None = Non
     return torch.rand(n, generator=generator) < p
 
 
+def alternating_flips(index: torch.Tensor, epoch: int) -> torch.Tensor:
+    """Which images of a batch to mirror under airbench's alternating flip: image i is mirrored
+    in epoch e iff coin(i) XOR (e is even), coin(i) a fixed pseudo-random bit per image (a
+    Fibonacci hash of its index, half of them set). Every image is seen both ways in any two
+    consecutive epochs, instead of by chance. index: the images' indices in the split (B,)."""
+    h = (index.long() * 0x9E3779B1) % (1 << 32)
+    return (h >= (1 << 31)) ^ (epoch % 2 == 0)
+
+
 def hflip(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mirror the images where mask is True."""
     mask = mask.to(x.device).view(-1, *([1] * (x.ndim - 1)))
@@ -418,7 +427,7 @@ class BatchAugment:
         self, translate: int = 0, hflip: bool = False, *, vflip: bool = False, crop_scale: float = 0.0, rotate: float = 0.0,
         scale: float = 0.0, shear: float = 0.0, shift: float = 0.0, brightness: float = 0.0, contrast: float = 0.0,
         saturation: float = 0.0, hue: float = 0.0, grayscale: float = 0.0, blur: float = 0.0, blur_sigma: float = 1.0,
-        erase: float = 0.0, auto: str = "none",
+        erase: float = 0.0, auto: str = "none", alternate_flip: bool = False,
     ) -> None:
         from cnnkit.errors import ConfigError
 
@@ -427,7 +436,7 @@ class BatchAugment:
         if not 0.0 <= crop_scale <= 1.0 or not 0.0 <= hue <= 0.5 or not 0.0 <= scale < 1.0:
             raise ConfigError("augment.crop_scale must be in [0, 1], augment.hue in [0, 0.5] and augment.scale in [0, 1)")
         self.max_shift = translate
-        self.hflip = hflip
+        self.hflip, self.alternate_flip = hflip, alternate_flip
         self.vflip, self.crop_scale, self.auto = vflip, crop_scale, auto
         self.rotate, self.scale, self.shear, self.shift = rotate, scale, shear, shift
         self.brightness, self.contrast, self.saturation, self.hue = brightness, contrast, saturation, hue
@@ -438,7 +447,7 @@ class BatchAugment:
         """From an AugmentConfig (mixup/cutmix excluded: they go through `Mixer`)."""
         keys = (
             "vflip", "crop_scale", "rotate", "scale", "shear", "shift", "brightness", "contrast", "saturation", "hue",
-            "grayscale", "blur", "blur_sigma", "erase", "auto",
+            "grayscale", "blur", "blur_sigma", "erase", "auto", "alternate_flip",
         )
         return cls(cfg.translate, cfg.hflip, **{k: getattr(cfg, k) for k in keys})
 
@@ -453,14 +462,16 @@ class BatchAugment:
             or self.saturation or self.hue or self.grayscale or self.blur or self.erase or self.auto != "none"
         )
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None, *, index: torch.Tensor | None = None, epoch: int = 1) -> torch.Tensor:
+        """`index` (the images' indices in the split) and `epoch` drive alternate_flip; without them flips are random."""
         n, _, h, w = x.shape
         if self.auto != "none":
             x = auto_augment(x, self.auto, generator)
         if self.crop_scale:
             x = resized_crop(x, sample_resized_crop(n, h, w, (self.crop_scale, 1.0), generator=generator))
         if self.hflip:
-            x = hflip(x, sample_flips(x.shape[0], generator=generator))
+            alternate = self.alternate_flip and index is not None and len(index) == x.shape[0]
+            x = hflip(x, alternating_flips(index, epoch) if alternate else sample_flips(x.shape[0], generator=generator))
         if self.vflip:
             x = vflip(x, sample_flips(n, generator=generator))
         if self._affine:

@@ -32,6 +32,7 @@ from cnnkit.data.types import Split
 from cnnkit.errors import CnnkitError
 from cnnkit.training.device import autocast
 from cnnkit.training.losses import multilabel_bce
+from cnnkit.training.progressive import resize_batch
 
 StepCallback = Callable[[int, int, float, float, int], None]  # (step, steps, loss, acc, images)
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, targets) -> scalar loss
@@ -113,10 +114,15 @@ def train_one_epoch(
     world_size: int = 1,
     set_train_mode: Callable[[], None] | None = None,
     on_step: StepCallback | None = None,
+    stop_at: Callable[[], int] | None = None,
+    epoch: int = 1,
+    resize_to: tuple[int, int] | None = None,
 ) -> dict[str, float]:
     """One pass over `data` (shuffled, last partial batch dropped). Returns loss, accuracy, images, seconds.
 
-    `state` continues an epoch from a step checkpoint (its order and sums); without it a new
+    `epoch` (1-based) drives augment.alternate_flip; `resize_to` (H, W) resizes the normalised
+    batches (progressive resizing). `stop_at() -> n` ends the epoch after its n-th step (checked before each step: a time
+    budget's last, partial epoch). `state` continues an epoch from a step checkpoint (its order and sums); without it a new
     order is drawn from `generator`. With `world_size` > 1 each rank takes its contiguous
     share of every global batch (batch_size is the global batch) and the sums are reduced.
     """
@@ -134,16 +140,20 @@ def train_one_epoch(
     t0 = time.perf_counter()
     stop = len(data) - len(data) % batch_size if len(data) >= batch_size else len(data)
     for start, x, y in _train_batches(data, state.order, range(state.step * batch_size, stop, batch_size), batch_size, device):
+        if stop_at is not None and start // batch_size >= stop_at():
+            break
         if x.shape[0] == 0:  # streamed, and every file of the batch unreadable (reported): nothing to learn from
             state.step = start // batch_size + 1
             if scheduler is not None:
                 scheduler.step()
             continue
         if augment is not None and augment.active:
-            x = augment(x, generator)
+            x = augment(x, generator, index=state.order[start : start + batch_size], epoch=epoch)
         if world_size > 1:
             x, y = _shard(x, rank, world_size), _shard(y, rank, world_size)
         x = normalize(x)
+        if resize_to is not None:  # progressive resizing: this epoch's smaller size
+            x = resize_batch(x, resize_to)
         y = y.to(device, non_blocking=True)
         targets = y
         if batch_transform is not None:

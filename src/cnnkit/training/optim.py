@@ -79,20 +79,25 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, groups: list[dict] | Non
     raise ConfigError(f"optim.name: unknown optimiser {cfg.name!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, total_steps: int, steps_per_epoch: int = 1, mode: str = "max"):
-    """A per-step schedule over `total_steps`; "plateau" is per epoch (ReduceLROnPlateau on train.monitor, `mode` max/min)."""
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, total_steps, steps_per_epoch: int = 1, mode: str = "max"):
+    """A per-step schedule over `total_steps` (an int, or a callable giving the current plan: a
+    time budget re-plans it); "plateau" is per epoch (ReduceLROnPlateau on train.monitor, `mode` max/min)."""
     if not 0.0 <= cfg.warmup_fraction < 1.0:
         raise ConfigError(f"schedule.warmup_fraction must be in [0, 1), got {cfg.warmup_fraction}")
-    total_steps = max(total_steps, 1)
-    warmup = int(total_steps * cfg.warmup_fraction)
+    planned = total_steps if callable(total_steps) else (lambda: total_steps)
+
+    def ends() -> tuple[int, int]:
+        total = max(int(planned()), 1)
+        return total, int(total * cfg.warmup_fraction)
+
     if cfg.name == "onecycle":
         # Smith's one-cycle: linear rise from lr/25 to lr, then cosine annealing to lr/1e4 (the defaults).
-        lam = lambda step: warmup_cosine(step, total_steps, warmup, start=cfg.initial_factor, end=cfg.final_factor)  # noqa: E731
+        lam = lambda step: warmup_cosine(step, *ends(), start=cfg.initial_factor, end=cfg.final_factor)  # noqa: E731
     elif cfg.name == "triangle":
         # the speed-record schedule: linear rise, then linear fall (airbench: 0.2 -> 1 over 23 %, -> 0.07)
-        lam = lambda step: warmup_linear(step, total_steps, warmup, start=cfg.initial_factor, end=cfg.final_factor)  # noqa: E731
+        lam = lambda step: warmup_linear(step, *ends(), start=cfg.initial_factor, end=cfg.final_factor)  # noqa: E731
     elif cfg.name == "cosine":
-        lam = lambda step: warmup_cosine(step, total_steps, warmup, start=1 / max(warmup, 1), end=0.0)  # noqa: E731
+        lam = lambda step: warmup_cosine(step, *ends(), start=1 / max(ends()[1], 1), end=0.0)  # noqa: E731
     elif cfg.name == "step":
         if cfg.step_epochs < 1:
             raise ConfigError(f"schedule.step_epochs must be at least 1, got {cfg.step_epochs}")

@@ -35,7 +35,7 @@ _CIFAR = {
     "optim.name": "sgd", "optim.lr": 0.75, "optim.momentum": 0.85, "optim.nesterov": True, "optim.weight_decay": 1.36e-3,
     "optim.bias_lr_scale": 64.0, "optim.label_smoothing": 0.2,
     "schedule.name": "triangle", "schedule.warmup_fraction": 0.23, "schedule.initial_factor": 0.2, "schedule.final_factor": 0.07,
-    "train.lookahead": True, "train.tta": "flip+shift", "augment.translate": 2, "augment.hflip": True,
+    "train.lookahead": True, "train.tta": "flip+shift", "augment.translate": 2, "augment.hflip": True, "augment.alternate_flip": True,
 }
 
 RECIPES: dict[str, Recipe] = {
@@ -49,7 +49,7 @@ RECIPES: dict[str, Recipe] = {
         Recipe("glyphs", "fastnet_t, 10 epochs, batch 128: Fashion-MNIST and KMNIST", ("fashion-mnist", "kmnist"), {**_GLYPHS, "train.epochs": 10, "train.batch_size": 128}),
         Recipe(
             "cifar-fast", "the CIFAR-10 speed-record recipe (airbench-style): fastnet_s with a whitening stem, Nesterov SGD with a "
-            "triangular schedule, 64x bias rates, lookahead, label smoothing 0.2, flips and 2 px shifts, flip+shift TTA",
+            "triangular schedule, 64x bias rates, lookahead, label smoothing 0.2, alternating flips and 2 px shifts, flip+shift TTA",
             ("cifar10", "cifar100"), dict(_CIFAR),
         ),
     )

@@ -48,6 +48,7 @@ from cnnkit.report import render_report
 from cnnkit.rundir import atomic_write, atomic_write_text, create_run_dir
 from cnnkit.training import distributed, head_only
 from cnnkit.training.compile import maybe_compile
+from cnnkit.training.budget import TimeBudget
 from cnnkit.training.device import resolve_device, resolve_precision, seed_everything
 from cnnkit.training.early_stopping import MONITORS, EarlyStopping
 from cnnkit.training.ema import EMA, Lookahead
@@ -56,6 +57,7 @@ from cnnkit.training.loop import BatchTransform, EpochState, LossFn, NonFiniteLo
 from cnnkit.training.losses import build_loss
 from cnnkit.training.optim import build_optimizer, build_scheduler, is_per_epoch, l1_parameters
 from cnnkit.training.progress import Progress
+from cnnkit.training.progressive import Resize, check_resizable
 from cnnkit.training.recipes import apply_recipe
 from cnnkit.training.rng import rng_state, set_rng_state
 from cnnkit.training.run_files import METRIC_COLUMNS, nan_message, save, tensorboard, text, warn, write_final_files, write_metrics, writing
@@ -164,6 +166,8 @@ def _check(cfg: Config, world_size: int) -> None:
         raise ConfigError(f"train.checkpoint_every must be >= 0, got {tc.checkpoint_every}")
     if not (tc.ema_decay == 0.0 or 0.0 < tc.ema_decay < 1.0):
         raise ConfigError(f"train.ema_decay must be 0 (off) or in (0, 1), got {tc.ema_decay}")
+    if tc.time_budget < 0:
+        raise ConfigError(f"train.time_budget must be >= 0 seconds (0: off), got {tc.time_budget}")
     if tc.batch_size % world_size:
         raise ConfigError(f"train.batch_size {tc.batch_size} (the global batch) must be divisible by the {world_size} processes")
 
@@ -179,6 +183,14 @@ def _init_from_data(model: torch.nn.Module, train: Split, normalize: Normalize, 
     n = max(64, pixels // (h * w))
     idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n].sort().values
     init(normalize(train.images[idx]))
+
+
+def _epochs(start: int, planned: Callable[[], int]):
+    """start, start + 1, ... while the (possibly re-planned) number of epochs allows."""
+    epoch = start
+    while epoch <= planned():
+        yield epoch
+        epoch += 1
 
 
 def _epoch_sampler(cfg: Config, data: Dataset):
@@ -321,7 +333,16 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
     optimizer = build_optimizer(model, cfg.optim, param_groups(model) if param_groups is not None else None)
     l1_params = l1_parameters(model, cfg.optim.l1_params) if cfg.optim.l1 else None
     steps_per_epoch = num_batches(len(data.train), tc.batch_size, drop_last=True)
-    scheduler = build_scheduler(optimizer, cfg.schedule, tc.epochs * steps_per_epoch, steps_per_epoch, mode=MONITORS[tc.monitor])
+    resize = Resize(data.image_size, tc.progressive_resize, tc.progressive_end) if tc.progressive_resize else None
+    if resize is not None:
+        check_resizable(model, data.channels, resize.size(1, tc.epochs), cfg.model.name, device)
+    budget = TimeBudget(tc.time_budget, steps_per_epoch, tc.epochs * steps_per_epoch, work=resize.work if resize else None) if tc.time_budget else None
+    planned_steps = (lambda: budget.total) if budget is not None else tc.epochs * steps_per_epoch  # noqa: E731
+
+    def planned_epochs() -> int:
+        return budget.epochs if budget is not None else tc.epochs
+
+    scheduler = build_scheduler(optimizer, cfg.schedule, planned_steps, steps_per_epoch, mode=MONITORS[tc.monitor])
     per_epoch_schedule = is_per_epoch(scheduler)
     scaler = torch.amp.GradScaler(device.type, enabled=tc.precision == "fp16" and device.type == "cuda")
     ema = EMA(model, tc.ema_decay) if tc.ema_decay else None
@@ -347,6 +368,10 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
             if lookahead is not None:
                 lookahead.load_state_dict(st["lookahead"])
             stopper.load_state_dict(st["early_stopping"])
+            if budget is not None and st.get("budget"):
+                budget.load_state_dict(st["budget"])
+                if lookahead is not None:
+                    lookahead.total = budget.total
             rows = list(st["rows"])
             start_epoch = st["epoch"] + 1
             if st["epoch_state"] is not None:  # with several processes, each resumes its own running sums
@@ -408,7 +433,7 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
             "ema": ema.state_dict() if ema is not None else None,
             "lookahead": lookahead.state_dict() if lookahead is not None else None, "early_stopping": stopper.state_dict(), "rows": [dict(r) for r in rows],
-            "rng": rng_state(generator), "skipped_steps": skipped, "train_seconds": seconds, "finished": False,
+            "budget": budget.state_dict() if budget is not None else None, "rng": rng_state(generator), "skipped_steps": skipped, "train_seconds": seconds, "finished": False,
         }
 
     saved = {"epoch": start_epoch - 1, "step": epoch_state.step if epoch_state is not None else 0}
@@ -427,9 +452,9 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
     stopped_early = False
     epoch = start_epoch
     try:
-        with Progress(tc.epochs, steps_per_epoch, stream=stream, interactive=interactive, quiet=quiet) as progress, GracefulInterrupt(progress.message) as interrupt:
+        with Progress(planned_epochs(), steps_per_epoch, stream=stream, interactive=interactive, quiet=quiet) as progress, GracefulInterrupt(progress.message) as interrupt:
             verb = f"resuming at epoch {start_epoch}" + (f", step {epoch_state.step + 1}" if epoch_state is not None else "") if ckpt is not None else "training"
-            if ckpt is not None and (start_epoch > tc.epochs or stopper.should_stop):  # the end-of-run files had failed to be written
+            if ckpt is not None and (start_epoch > planned_epochs() or stopper.should_stop):  # the end-of-run files had failed to be written
                 verb = "every epoch done; repeating only the final evaluation of"
             progress.message(
                 f"cnnkit: {verb} {cfg.model.name} on {data.name} ({len(data.train)} train / {len(data.val)} val"
@@ -446,10 +471,31 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
             elif cfg.model.finetune == "head" and cfg.model.cache_features:
                 progress.message("cnnkit: head-only training with augmentation passes every image through the backbone each epoch; --augment none computes its features once (seconds on a CPU)")
             skipped_files = len(data.skipped)
-            for epoch in range(start_epoch, tc.epochs + 1):
+            if budget is not None:
+                progress.message(f"cnnkit: time budget {tc.time_budget:.0f} s: the number of steps is planned from the measured speed (train.epochs is not used)")
+
+            def replan(update) -> None:  # a time budget's new plan, the same on every process
+                update()
+                if world_size > 1:
+                    budget.total = int(distributed.broadcast_object(budget.total))
+                if lookahead is not None:
+                    lookahead.total = budget.total
+                progress.epochs = planned_epochs()
+
+            if resize is not None and step_model is not train_model:
+                progress.message("cnnkit: progressive resizing does not apply to head-only training on cached features; every epoch uses the full size")
+                resize = None
+                if budget is not None:
+                    budget.work = lambda epoch, epochs: 1.0
+            elif resize is not None:
+                h, w = resize.size(1, planned_epochs())
+                progress.message(f"cnnkit: progressive resizing: {h}x{w} px in epoch 1, growing to the full {data.image_size[0]}x{data.image_size[1]} "
+                                 f"by {tc.progressive_end:.0%} of the epochs (train.progressive_resize)")
+            for epoch in _epochs(start_epoch, planned_epochs):
                 if stopper.should_stop:
                     break
                 progress.start_epoch(epoch)
+                size = resize.size(epoch, planned_epochs()) if resize is not None else None
                 t0 = time.perf_counter()
                 if epoch_state is None:
                     epoch_state = EpochState.start(len(data.train), generator, sampler=epoch_sampler)
@@ -457,6 +503,8 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
                 state, lr = epoch_state, epoch_lr
 
                 def step_hook(step: int, steps: int, loss: float, acc: float, images: int) -> None:
+                    if budget is not None and not budget.planned and world_size == 1:  # several processes plan at the epoch's end
+                        replan(lambda: budget.observe((epoch - 1) * steps_per_epoch + step, time.perf_counter() - t_train))
                     if lookahead is not None:
                         lookahead.update(model)
                     progress.step(step, steps, loss, acc, images)
@@ -476,15 +524,16 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
                         raise TrainingInterrupted(f"interrupted at epoch {epoch}, step {step}; resume with: cnnkit train --resume {run_dir}", interrupt.exit_code)
 
                 if cfg.model.finetune:
-                    transfer.start_epoch(model, cfg.model, epoch - 1, tc.epochs)  # gradual unfreezing
+                    transfer.start_epoch(model, cfg.model, epoch - 1, planned_epochs())  # gradual unfreezing
                 try:
                     tr = train_one_epoch(
                         step_model, train_split, optimizer=optimizer, scheduler=None if per_epoch_schedule else scheduler, normalize=feed,
                         batch_size=tc.batch_size, generator=generator, augment=augment, label_smoothing=cfg.optim.label_smoothing,
                         loss_fn=loss_fn, batch_transform=batch_transform, precision=tc.precision, scaler=scaler, grad_clip=cfg.optim.grad_clip,
                         l1=cfg.optim.l1, l1_params=l1_params, on_nan=tc.on_nan, ema=ema, state=state, rank=rank, world_size=world_size,
-                        set_train_mode=(lambda: transfer.start_epoch(model, cfg.model, epoch - 1, tc.epochs)) if cfg.model.finetune else None,
-                        on_step=step_hook,
+                        set_train_mode=(lambda: transfer.start_epoch(model, cfg.model, epoch - 1, planned_epochs())) if cfg.model.finetune else None,
+                        on_step=step_hook, stop_at=(lambda: budget.steps_in_epoch(epoch)) if budget is not None else None, epoch=epoch,
+                        resize_to=size if size != tuple(data.image_size) else None,
                     )
                 except NonFiniteLossError as e:
                     last = e.last_finite if e.last_finite is not None else (rows[-1]["train_loss"] if rows else None)
@@ -495,7 +544,9 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
                     ) from None
                 skipped += tr["skipped_steps"]
                 epoch_state = None
-                if lookahead is not None and epoch == tc.epochs:
+                if budget is not None:  # re-plan before deciding whether this epoch was the last
+                    replan(lambda: budget.end_epoch(min(epoch * steps_per_epoch, budget.total), time.perf_counter() - t_train))
+                if lookahead is not None and epoch >= planned_epochs():
                     lookahead.finish(model)  # the last epoch ends on the averaged weights
                 va = evaluate(val_model, val_split, normalize=feed, batch_size=tc.eval_batch_size, precision=tc.precision)
                 if is_main and len(data.skipped) > skipped_files:  # streaming finds unreadable files as it reads them
@@ -528,7 +579,7 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
                     if improved:  # before last.ckpt: if this save fails, resuming repeats the epoch and writes best.ckpt again
                         save(ck, run_dir / "best.ckpt")
                 save_last(epoch, None, None, time.perf_counter() - t_train, ck if is_main else None)
-                if stopper.should_stop and epoch < tc.epochs:
+                if stopper.should_stop and epoch < planned_epochs():
                     stopped_early = True
                     progress.message(f"cnnkit: early stopping: {tc.monitor} has not improved for {stopper.patience} epochs (best {stopper.best:.4g} at epoch {stopper.best_epoch})")
             train_seconds = time.perf_counter() - t_train
@@ -560,8 +611,8 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
             writer.close()
 
     headline = _headline(final)
-    stopped_early = stopped_early or (stopper.should_stop and len(rows) < tc.epochs)  # also when resumed after it stopped
-    steps_run = sum(1 for _ in rows) * steps_per_epoch - skipped
+    stopped_early = stopped_early or (stopper.should_stop and len(rows) < planned_epochs())  # also when resumed after it stopped
+    steps_run = len(rows) * steps_per_epoch if budget is None else min(len(rows) * steps_per_epoch, budget.total)
     summary = {
         "run": run_dir.name,
         "dataset": data.name,
@@ -574,11 +625,13 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
         "class_counts": {"train": data.train.class_counts(data.num_classes)},
         "class_balance": _class_balance(cfg, data),
         "skipped_files": len(data.skipped),
-        "epochs": tc.epochs,
+        "epochs": planned_epochs(),
+        "time_budget": tc.time_budget or None,
+        "steps": steps_run,
         "epochs_run": len(rows),
         "stopped_early": stopped_early,
         "train_seconds": round(train_seconds, 2),
-        "images_per_second": round(steps_run * tc.batch_size / train_seconds, 1),
+        "images_per_second": round((steps_run - skipped) * tc.batch_size / train_seconds, 1),
         "best_epoch": stopper.best_epoch,
         "monitor": tc.monitor,
         "best_val_accuracy": max((r["val_accuracy"] for r in rows), default=float("nan")) if tc.monitor != "val_accuracy" else stopper.best,
