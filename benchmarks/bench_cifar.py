@@ -90,18 +90,18 @@ def calibrate(cfg, steps: int = 6) -> dict:
     return {"seconds_per_step": step, "seconds_per_eval_image": eval_image, "batch_size": cfg.train.batch_size, "precision": prec}
 
 
-def run_cnnkit(data: Path, budget: float, seed: int = 0, epochs: int | None = None) -> dict:
+def run_cnnkit(data: Path, budget: float, seed: int = 0, epochs: int | None = None, extra: dict | None = None) -> dict:
     from cnnkit.training.trainer import train
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cnnkit-bench-cifar-") as runs:
-        cal = calibrate(cnnkit_config(data, runs, seed=seed))
+        cal = calibrate(cnnkit_config(data, runs, seed=seed, extra=extra))
         n_test = 10_000
         # after training: the test set x 6 views (flip+shift TTA), x 1.2, and 20 s for loading the
         # cache, the whitening init, the best checkpoint, plots and report
         final_s = 1.2 * 6 * n_test * cal["seconds_per_eval_image"] + 20
         time_budget = None if epochs else round(budget - (time.perf_counter() - t0) - final_s, 1)
-        run = train(cnnkit_config(data, runs, epochs=epochs, seed=seed, time_budget=time_budget), quiet=True)
+        run = train(cnnkit_config(data, runs, epochs=epochs, seed=seed, time_budget=time_budget, extra=extra), quiet=True)
         total = time.perf_counter() - t0
         s = run.summary
         return {
@@ -109,7 +109,9 @@ def run_cnnkit(data: Path, budget: float, seed: int = 0, epochs: int | None = No
             "steps": s["steps"], "time_budget": time_budget, "calibration": cal, "train_seconds": s["train_seconds"],
             "seconds_in_budget": round(total, 1), "within_budget": total <= budget, "images_per_second": s["images_per_second"],
             "val_accuracy_per_epoch": [round(r["val_accuracy"], 4) for r in run.metrics], "tta": s["tta"],
-            "recipe": {"model": run.config.model.name, "batch_size": run.config.train.batch_size, "lr": run.config.optim.lr, "precision": run.config.train.precision},
+            "recipe": {"model": run.config.model.name, "batch_size": run.config.train.batch_size, "lr": run.config.optim.lr, "precision": run.config.train.precision,
+                       "progressive_resize": run.config.train.progressive_resize, "progressive_end": run.config.train.progressive_end,
+                       "alternate_flip": run.config.augment.alternate_flip, "overrides": extra or {}},
         }
 
 
@@ -206,12 +208,16 @@ def main(argv=None) -> int:
     p.add_argument("--budget", type=float, default=600.0, help="seconds for everything after the cache is built (default 600)")
     p.add_argument("--recipes", nargs="+", default=["cnnkit", "textbook"], choices=["cnnkit", "textbook"])
     p.add_argument("--epochs", type=int, help="cnnkit: train this many epochs instead of fitting them to the budget")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="cnnkit: a config key over the recipe (repeatable), e.g. train.progressive_resize=0.5")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(RESULTS / "bench_cifar"))
     args = p.parse_args(argv)
 
     import torch
 
+    from cnnkit.config import parse_value
+
+    extra = {k: parse_value(v) for k, _, v in (item.partition("=") for item in args.set)}
     with tempfile.TemporaryDirectory(prefix="cnnkit-cifar-") as tmp:
         data = Path(args.data) if args.data else Path(tmp) / "cifar10"
         if not args.data:
@@ -227,7 +233,7 @@ def main(argv=None) -> int:
         }
         for name in args.recipes:
             print(f"{name}...", flush=True)
-            x = run_cnnkit(data, args.budget, args.seed, args.epochs) if name == "cnnkit" else run_textbook(data, args.budget, args.seed)
+            x = run_cnnkit(data, args.budget, args.seed, args.epochs, extra) if name == "cnnkit" else run_textbook(data, args.budget, args.seed)
             r["recipes"][name] = x
             print(f"  {name}: {100 * x['test_accuracy']:.2f} % in {x['seconds_in_budget']} s ({x['epochs']} epochs)", flush=True)
         r["load_after"] = [round(v, 2) for v in os.getloadavg()]

@@ -103,8 +103,10 @@ class Whiten(nn.Conv2d):
         nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # the bias added outside the convolution: with frozen filters, backward skips the convolution
-        return nn.functional.conv2d(x, self.weight) + self.bias.view(1, -1, 1, 1)
+        # the bias inside the convolution: with frozen filters and an input that needs no gradient,
+        # its backward only sums the bias gradient (adding the bias outside, in fp32, made every
+        # step ~12 % slower in bf16: a float32 copy of the stem's output and its GELU)
+        return nn.functional.conv2d(x, self.weight, self.bias)
 
     @torch.no_grad()
     def init_from_data(self, images: torch.Tensor, eps: float = 5e-4) -> None:
