@@ -66,7 +66,7 @@ class OptimConfig:
     label_smoothing: float = 0.1
     class_weights: str = "none"  # none | balanced (inverse class frequency) | sqrt: weighted loss (multi-label: BCE pos_weight)
     grad_clip: float | None = None  # clip the global gradient norm to this value
-    bias_lr_scale: float = 1.0  # learning-rate multiplier for norm shifts/scales and biases (speed-record nets: 64)
+    bias_lr_scale: float = 1.0  # learning-rate multiplier for normalisation layers' shifts/scales (speed-record nets: 64); other biases keep the base rate
 
 
 @dataclass

@@ -119,9 +119,14 @@ def test_triangle_schedule_rises_and_falls_linearly():
     assert lrs[50] == pytest.approx(1.0 - 0.93 * 25 / 75) and lrs[-1] == pytest.approx(1.0 - 0.93 * 74 / 75)  # linear fall toward 0.07
 
 
-def test_bias_lr_scale_multiplies_the_rate_of_norms_and_biases_only():
-    opt = build_optimizer(_model(), OptimConfig(lr=0.1, bias_lr_scale=64.0))
-    decay, no_decay = opt.param_groups
-    assert decay["lr"] == pytest.approx(0.1) and no_decay["lr"] == pytest.approx(6.4)
+def test_bias_lr_scale_multiplies_the_rate_of_norm_layers_only():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, bias=True), torch.nn.BatchNorm2d(4), torch.nn.Flatten(), torch.nn.LazyLinear(3))
+    model(torch.zeros(1, 1, 5, 5))
+    opt = build_optimizer(model, OptimConfig(lr=0.1, bias_lr_scale=64.0))
+    decay, norms, biases = opt.param_groups
+    assert decay["lr"] == pytest.approx(0.1) and norms["lr"] == pytest.approx(6.4) and biases["lr"] == pytest.approx(0.1)
+    assert {id(p) for p in norms["params"]} == {id(model[1].weight), id(model[1].bias)}  # batch norm's scale and shift
+    assert {id(p) for p in biases["params"]} == {id(model[0].bias), id(model[3].bias)}  # the conv's and the head's biases: base rate
+    assert norms["weight_decay"] == biases["weight_decay"] == 0.0
     with pytest.raises(ConfigError, match="bias_lr_scale"):
         build_optimizer(_model(), OptimConfig(bias_lr_scale=0.0))

@@ -19,12 +19,15 @@ from cnnkit.config import OptimConfig, ScheduleConfig
 from cnnkit.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adamw", "adam", "rmsprop")
+NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 SCHEDULES = ("onecycle", "triangle", "cosine", "step", "plateau", "constant")
 
 
 def param_groups(model: nn.Module, weight_decay: float, groups: list[dict] | None = None, bias_lr_scale: float = 1.0) -> list[dict]:
-    """Weight decay on conv/linear weights only (ndim > 1); none on norms and biases, whose
-    learning rate is multiplied by `bias_lr_scale` (optim.bias_lr_scale).
+    """Weight decay on conv/linear weights only (ndim > 1); none on norms and biases. The
+    normalisation layers' parameters (batch norm's shift and scale...) learn at `bias_lr_scale`
+    times the rate (optim.bias_lr_scale; airbench's 64x for BatchNorm shifts); other biases
+    (a convolution's, the head's) keep the base rate.
 
     Each of `groups` (default: one group of every parameter) becomes two optimiser groups
     carrying its other keys (lr_scale, name...).
@@ -39,6 +42,7 @@ def param_groups(model: nn.Module, weight_decay: float, groups: list[dict] | Non
         rest = [p for p in trainable if id(p) not in named]
         if rest:
             groups.append({"params": rest})
+    norms = {id(p) for m in model.modules() if isinstance(m, NORM_LAYERS) for p in m.parameters(recurse=False)}
     out = []
     for g in groups:
         extra = {k: v for k, v in g.items() if k != "params"}
@@ -50,9 +54,13 @@ def param_groups(model: nn.Module, weight_decay: float, groups: list[dict] | Non
         wd = extra.pop("weight_decay", weight_decay)
         if decay or len(groups) == 1:
             out.append({**extra, "params": decay, "weight_decay": wd})
-        if no_decay or len(groups) == 1:
-            scale = extra.get("lr_scale", 1.0) * bias_lr_scale
-            out.append({**extra, "params": no_decay, "weight_decay": 0.0, **({"lr_scale": scale} if bias_lr_scale != 1.0 else {})})
+        if bias_lr_scale != 1.0:
+            scaled = [p for p in no_decay if id(p) in norms]
+            no_decay = [p for p in no_decay if id(p) not in norms]
+            if scaled:
+                out.append({**extra, "params": scaled, "weight_decay": 0.0, "lr_scale": extra.get("lr_scale", 1.0) * bias_lr_scale})
+        if no_decay or (len(groups) == 1 and len(out) == 1):
+            out.append({**extra, "params": no_decay, "weight_decay": 0.0})
     return out
 
 
