@@ -3,9 +3,10 @@ cnnkit's CIFAR recipe against a textbook Keras-style CNN, in the same run.
 
 - cnnkit: `cnnkit train --data <cifar10 jpg folder> --image-size 32 --recipe cifar-fast`
   through `cnnkit.training.trainer.train` (`cnnkit recipes --show cifar-fast`): fastnet_s
-  with a whitening stem, Nesterov SGD with a triangular schedule, 64x bias rates,
-  lookahead, label smoothing 0.2, flips and 2 px shifts, bf16 where the CPU has it,
-  flip+shift test-time augmentation. The run is given `train.time_budget` (what
+  with a whitening stem, Nesterov SGD with a triangular schedule, 64x batch-norm rates,
+  lookahead, label smoothing 0.2, alternating flips and 2 px shifts, progressive resizing
+  (24 px growing to 32 px by 60 % of the epochs), bf16 where the CPU has it, flip+shift
+  test-time augmentation. The run is given `train.time_budget` (what
   `cnnkit train --time-budget` sets): the trainer plans its steps from the measured speed
   and re-plans after every epoch, so the schedule ends on the budget. That budget is the
   benchmark's budget less the time already spent and the final evaluation, whose cost a
