@@ -97,3 +97,43 @@ def test_each_rank_resumes_its_own_running_sums_of_the_epoch():
     assert epoch_state_for_rank(saved, None, rank=0, world_size=1) is saved
     r0, r1 = (epoch_state_for_rank(saved, None, rank=r, world_size=2) for r in (0, 1))
     assert (float(r0["loss_sum"]), r0["seen"], float(r1["loss_sum"]), r1["seen"]) == (3.5, 20, 0.0, 0)
+
+
+def _rank_budget(rank: int, port: int, runs: str, out: str) -> None:
+    os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    import time
+
+    import torch.distributed as dist
+
+    cfg = Config().with_overrides({**TINY, "run.runs_dir": runs, "run.name": "ddp", "train.device": "cpu", "train.time_budget": 3.0, "train.epochs": 100})
+    losses = []
+
+    def step(epoch, step, loss):
+        losses.append(loss)
+        if rank == 1:
+            time.sleep(0.01)  # rank 1 measures a slower clock: only rank 0's plan may count
+
+    run = train(cfg, quiet=True, on_step=step)
+    torch.save({"state_dict": run.model.state_dict(), "losses": losses}, os.path.join(out, f"rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_time_budget_plan(tmp_path):
+    """Each rank times itself differently; the plan is rank 0's, so both stop at the same step (no hang)."""
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    out.mkdir()
+    ctx = mp.start_processes(_rank_budget, args=(_free_port(), str(runs), str(out)), nprocs=2, join=False, start_method="spawn")
+    import time
+
+    deadline = time.monotonic() + 120
+    while not ctx.join(timeout=1):
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail("the two processes did not finish: their time-budget plans disagreed")
+    r0 = torch.load(out / "rank0.pt", weights_only=True)
+    r1 = torch.load(out / "rank1.pt", weights_only=True)
+    summary = json.loads((runs / "ddp" / "summary.json").read_text())
+    assert len(r0["losses"]) == len(r1["losses"]) == summary["steps"] > 0
+    assert all(torch.equal(r0["state_dict"][k], r1["state_dict"][k]) for k in r0["state_dict"])
