@@ -16,8 +16,6 @@ before training starts.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -81,6 +79,3 @@ def check_resizable(model: nn.Module, channels: int, size: tuple[int, int], name
     finally:
         model.train(was_training)
 
-
-def epochs_for(total_steps: int, steps_per_epoch: int) -> int:
-    return max(1, math.ceil(total_steps / max(steps_per_epoch, 1)))
