@@ -28,6 +28,7 @@ the textbook uses all 50,000) and are scored on the 10,000 test images.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -91,11 +92,11 @@ def calibrate(cfg, steps: int = 6) -> dict:
     return {"seconds_per_step": step, "seconds_per_eval_image": eval_image, "batch_size": cfg.train.batch_size, "precision": prec}
 
 
-def run_cnnkit(data: Path, budget: float, seed: int = 0, epochs: int | None = None, extra: dict | None = None) -> dict:
+def run_cnnkit(data: Path, budget: float, seed: int = 0, epochs: int | None = None, extra: dict | None = None, keep_runs: str | None = None) -> dict:
     from cnnkit.training.trainer import train
 
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="cnnkit-bench-cifar-") as runs:
+    with contextlib.nullcontext(keep_runs) if keep_runs else tempfile.TemporaryDirectory(prefix="cnnkit-bench-cifar-") as runs:
         cal = calibrate(cnnkit_config(data, runs, seed=seed, extra=extra))
         n_test = 10_000
         # after training: the test set x 6 views (flip+shift TTA), x 1.2, and 20 s for loading the
@@ -211,6 +212,7 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, help="cnnkit: train this many epochs instead of fitting them to the budget")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="cnnkit: a config key over the recipe (repeatable), e.g. train.progressive_resize=0.5")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--keep-runs", metavar="DIR", help="cnnkit: write its run folder under DIR and keep it (default: a temp dir, deleted)")
     p.add_argument("--out", default=str(RESULTS / "bench_cifar"))
     args = p.parse_args(argv)
 
@@ -234,7 +236,7 @@ def main(argv=None) -> int:
         }
         for name in args.recipes:
             print(f"{name}...", flush=True)
-            x = run_cnnkit(data, args.budget, args.seed, args.epochs, extra) if name == "cnnkit" else run_textbook(data, args.budget, args.seed)
+            x = run_cnnkit(data, args.budget, args.seed, args.epochs, extra, args.keep_runs) if name == "cnnkit" else run_textbook(data, args.budget, args.seed)
             r["recipes"][name] = x
             print(f"  {name}: {100 * x['test_accuracy']:.2f} % in {x['seconds_in_budget']} s ({x['epochs']} epochs)", flush=True)
         r["load_after"] = [round(v, 2) for v in os.getloadavg()]

@@ -19,11 +19,8 @@ Hooks for other areas (keyword arguments of `train`): `loss_fn` (replaces the co
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import dataclasses
 import inspect
-import io
 import json
 import platform
 import sys
@@ -34,7 +31,7 @@ from typing import Callable, TextIO
 
 import torch
 
-from cnnkit.checkpoint import CheckpointWriteError, atomic_save, load_checkpoint, make_checkpoint, unwrap
+from cnnkit.checkpoint import load_checkpoint, make_checkpoint, unwrap
 from cnnkit.config import AugmentConfig, Config, load_config, save_config
 from cnnkit.data import build_dataset
 from cnnkit.data.augment import BatchAugment, Mixer
@@ -44,7 +41,6 @@ from cnnkit.data.stream import is_streamed
 from cnnkit.data.types import Dataset, Split
 from cnnkit.errors import CheckpointError, CnnkitError, ConfigError
 from cnnkit.models import model_info, transfer
-from cnnkit.report import render_report
 from cnnkit.rundir import atomic_write, atomic_write_text, create_run_dir
 from cnnkit.training import distributed, head_only
 from cnnkit.training.compile import maybe_compile
@@ -53,15 +49,16 @@ from cnnkit.training.device import resolve_device, resolve_precision, seed_every
 from cnnkit.training.early_stopping import MONITORS, EarlyStopping
 from cnnkit.training.ema import EMA, Lookahead
 from cnnkit.training.interrupt import GracefulInterrupt, TrainingInterrupted
-from cnnkit.training.loop import BatchTransform, EpochState, LossFn, NonFiniteLossError, evaluate, predict_logits, train_one_epoch
+from cnnkit.training.loop import BatchTransform, EpochState, LossFn, NonFiniteLossError, evaluate, train_one_epoch
 from cnnkit.training.losses import build_loss
 from cnnkit.training.optim import build_optimizer, build_scheduler, is_per_epoch, l1_parameters
 from cnnkit.training.progress import Progress
 from cnnkit.training.progressive import Resize, check_resizable
 from cnnkit.training.recipes import apply_recipe
 from cnnkit.training.rng import rng_state, set_rng_state
-from cnnkit.training.run_files import METRIC_COLUMNS, nan_message, save, tensorboard, text, warn, write_final_files, write_metrics, writing
-from cnnkit.training.tta import TTA_MODES, predict_logits_tta
+from cnnkit.training.run_files import METRIC_COLUMNS, nan_message, save, tensorboard, write_metrics, writing
+from cnnkit.training.results import class_balance, final_evaluation, headline, skipped_csv, write_results
+from cnnkit.training.tta import TTA_MODES
 
 StepHook = Callable[[int, int, float], None]  # (epoch, step within the epoch, loss)
 
@@ -152,6 +149,20 @@ def _environment(device: torch.device) -> dict:
     }
 
 
+def _write_run_start(run_dir: Path, cfg: Config, env: dict, data: Dataset) -> None:
+    """A new run folder's first files: config.yaml (resolved, so the run reproduces), environment.json,
+    plots/ and skipped.csv (the files the dataset could not use)."""
+    with writing(run_dir / "config.yaml", started=False):
+        save_config(cfg, run_dir / "config.yaml")
+    with writing(run_dir / "environment.json", started=False):
+        atomic_write_text(run_dir / "environment.json", json.dumps(env, indent=2))
+    with writing(run_dir / "plots", started=False):
+        (run_dir / "plots").mkdir(exist_ok=True)
+    if data.skipped:
+        with writing(run_dir / "skipped.csv", started=False):
+            atomic_write(run_dir / "skipped.csv", lambda f: f.write(skipped_csv(data.skipped).encode("utf-8")))
+
+
 def _check(cfg: Config, world_size: int) -> None:
     tc = cfg.train
     if tc.epochs < 1 or tc.batch_size < 1:
@@ -203,34 +214,32 @@ def _epoch_sampler(cfg: Config, data: Dataset):
     return lambda g: balanced_indices(labels, n, g)
 
 
-def _headline(final: dict) -> dict:
-    """summary.json's numbers from a final evaluation. Multi-label: `accuracy` is the exact match
-    (every label right at sigmoid >= 0.5, as in metrics.csv), with mean AP and macro F1."""
-    if final.get("task") == "multilabel":
-        keys = ("mean_ap", "exact_match", "loss", "num_samples")
-        return {"accuracy": final["exact_match"], **{k: final[k] for k in keys}, "macro_f1": final["macro"]["f1"]}
-    return {k: final[k] for k in ("accuracy", "loss", "top5_accuracy", "num_samples") if k in final}
-
-
-def _skipped_csv(skipped) -> str:
-    text = io.StringIO(newline="")
-    w = csv.writer(text)
-    w.writerow(["path", "reason"])
-    w.writerows((s.path, s.reason) for s in skipped)
-    return text.getvalue()
-
-
-def _class_balance(cfg: Config, data: Dataset) -> dict:
-    """What summary.json says about class imbalance: counts, ratio and the correction used."""
-    from cnnkit.data.balance import imbalance_ratio
-    from cnnkit.training.losses import loss_weights
-
-    counts = data.train.class_counts(data.num_classes)
-    w = loss_weights(cfg.optim.class_weights, data.train.labels, data.num_classes)
-    return {
-        "imbalance_ratio": round(imbalance_ratio(counts), 4), "balance": cfg.data.balance, "class_weights": cfg.optim.class_weights,
-        "loss_weights": [round(float(v), 6) for v in w] if w is not None else None,
-    }
+def _restore(ckpt: dict, path: Path, *, model, optimizer, scheduler, scaler, ema, lookahead, stopper, budget, generator, rank: int, world_size: int):
+    """Load last.ckpt's training state into this run's fresh objects. Returns where to go on:
+    (metric rows, first epoch, the interrupted epoch's state or None, its starting lr, skipped steps, seconds trained)."""
+    st = ckpt["train_state"]
+    try:
+        unwrap(model).load_state_dict(ckpt["state_dict"])
+        optimizer.load_state_dict(st["optimizer"])
+        scheduler.load_state_dict(st["scheduler"])
+        if st["scaler"]:
+            scaler.load_state_dict(st["scaler"])
+        if ema is not None and st["ema"] is not None:
+            ema.load_state_dict(st["ema"])
+        if lookahead is not None:
+            lookahead.load_state_dict(st["lookahead"])
+        stopper.load_state_dict(st["early_stopping"])
+        if budget is not None and st.get("budget"):
+            budget.load_state_dict(st["budget"])
+            if lookahead is not None:
+                lookahead.total = budget.total
+        epoch_state = None
+        if st["epoch_state"] is not None:  # with several processes, each resumes its own running sums
+            epoch_state = EpochState.from_state_dict(distributed.epoch_state_for_rank(st["epoch_state"], st.get("epoch_sums"), rank, world_size))
+        set_rng_state(st["rng"], generator)
+        return list(st["rows"]), st["epoch"] + 1, epoch_state, st.get("epoch_lr"), st["skipped_steps"], st["train_seconds"]
+    except (RuntimeError, KeyError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{path}: its training state does not fit this run's config ({type(e).__name__}: {str(e)[:200]})") from e
 
 
 def resume_config(run_dir: str | Path) -> Config:
@@ -356,31 +365,10 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
     rows: list[dict] = []
     start_epoch, epoch_state, skipped, elapsed, epoch_lr = 1, None, 0, 0.0, None
     if ckpt is not None:
-        st = ckpt["train_state"]
-        try:
-            unwrap(model).load_state_dict(ckpt["state_dict"])
-            optimizer.load_state_dict(st["optimizer"])
-            scheduler.load_state_dict(st["scheduler"])
-            if st["scaler"]:
-                scaler.load_state_dict(st["scaler"])
-            if ema is not None and st["ema"] is not None:
-                ema.load_state_dict(st["ema"])
-            if lookahead is not None:
-                lookahead.load_state_dict(st["lookahead"])
-            stopper.load_state_dict(st["early_stopping"])
-            if budget is not None and st.get("budget"):
-                budget.load_state_dict(st["budget"])
-                if lookahead is not None:
-                    lookahead.total = budget.total
-            rows = list(st["rows"])
-            start_epoch = st["epoch"] + 1
-            if st["epoch_state"] is not None:  # with several processes, each resumes its own running sums
-                epoch_state = EpochState.from_state_dict(distributed.epoch_state_for_rank(st["epoch_state"], st.get("epoch_sums"), rank, world_size))
-            epoch_lr = st.get("epoch_lr")
-            skipped, elapsed = st["skipped_steps"], st["train_seconds"]
-            set_rng_state(st["rng"], generator)
-        except (RuntimeError, KeyError, ValueError, TypeError) as e:
-            raise CheckpointError(f"{resume / 'last.ckpt'}: its training state does not fit this run's config ({type(e).__name__}: {str(e)[:200]})") from e
+        rows, start_epoch, epoch_state, epoch_lr, skipped, elapsed = _restore(
+            ckpt, resume / "last.ckpt", model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, ema=ema, lookahead=lookahead,
+            stopper=stopper, budget=budget, generator=generator, rank=rank, world_size=world_size,
+        )
 
     train_model = model
     if world_size > 1:
@@ -403,15 +391,7 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
         cfg = _resolve(cfg, data, run_dir)
     env = _environment(device)
     if is_main and resume is None:
-        with writing(run_dir / "config.yaml", started=False):
-            save_config(cfg, run_dir / "config.yaml")
-        with writing(run_dir / "environment.json", started=False):
-            atomic_write_text(run_dir / "environment.json", json.dumps(env, indent=2))
-        with writing(run_dir / "plots", started=False):
-            (run_dir / "plots").mkdir(exist_ok=True)
-        if data.skipped:
-            with writing(run_dir / "skipped.csv", started=False):
-                atomic_write(run_dir / "skipped.csv", lambda f: f.write(_skipped_csv(data.skipped).encode("utf-8")))
+        _write_run_start(run_dir, cfg, env, data)
     writer = tensorboard(run_dir) if tc.tensorboard and is_main else None
 
     def model_checkpoint(epoch: int, metrics: dict) -> dict:
@@ -551,7 +531,7 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
                 va = evaluate(val_model, val_split, normalize=feed, batch_size=tc.eval_batch_size, precision=tc.precision)
                 if is_main and len(data.skipped) > skipped_files:  # streaming finds unreadable files as it reads them
                     skipped_files = len(data.skipped)
-                    atomic_write(run_dir / "skipped.csv", lambda f: f.write(_skipped_csv(data.skipped).encode("utf-8")))
+                    atomic_write(run_dir / "skipped.csv", lambda f: f.write(skipped_csv(data.skipped).encode("utf-8")))
                 if world_size > 1:  # rank 0's numbers decide for everyone (BatchNorm buffers may differ a little)
                     va = distributed.broadcast_object(va)
                 row = {
@@ -585,32 +565,13 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
             train_seconds = time.perf_counter() - t_train
             if not is_main:
                 return Run(run_dir, cfg, rows, {}, model=model)
-
-            # Test metrics come from the best checkpoint, on the test split only.
-            best_ckpt = torch.load(run_dir / "best.ckpt", map_location="cpu", weights_only=True)
-            unwrap(model).load_state_dict(best_ckpt["state_dict"])
-            eval_split = data.test if data.test is not None else data.val
-            split_name = "test" if data.test is not None else "val"
-
-            def final_logits(m) -> torch.Tensor:
-                if tc.tta != "none":
-                    return predict_logits_tta(m, eval_split, normalize=normalize, mode=tc.tta, batch_size=tc.eval_batch_size, precision=tc.precision, multi_label=data.multi_label)
-                return predict_logits(m, eval_split, normalize=normalize, batch_size=tc.eval_batch_size, precision=tc.precision)
-
-            from cnnkit.evaluate.metrics import classification_metrics, multilabel_metrics  # torchmetrics takes seconds to import: rank 0 only, here
-
-            metrics_fn = multilabel_metrics if data.multi_label else classification_metrics  # per-class AP / F1, mean AP for several labels
-            final = metrics_fn(final_logits(model), eval_split.labels, data.class_names)
-            final_ema = None
-            if ema is not None and "ema_state_dict" in best_ckpt:
-                ema.module.load_state_dict(best_ckpt["ema_state_dict"])
-                final_ema = metrics_fn(final_logits(ema.module), eval_split.labels, data.class_names)
+            split_name, final, final_ema = final_evaluation(model, ema, run_dir, data, cfg, normalize)  # from best.ckpt, on the test split only
     finally:
         torch.use_deterministic_algorithms(prev_deterministic)
         if writer is not None:
             writer.close()
 
-    headline = _headline(final)
+    head = headline(final)
     stopped_early = stopped_early or (stopper.should_stop and len(rows) < planned_epochs())  # also when resumed after it stopped
     steps_run = len(rows) * steps_per_epoch if budget is None else min(len(rows) * steps_per_epoch, budget.total)
     summary = {
@@ -623,7 +584,7 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
         "split_sizes": {"train": len(data.train), "val": len(data.val), "test": len(data.test) if data.test is not None else 0},
         "task": "multi_label" if data.multi_label else "single_label",
         "class_counts": {"train": data.train.class_counts(data.num_classes)},
-        "class_balance": _class_balance(cfg, data),
+        "class_balance": class_balance(cfg, data),
         "skipped_files": len(data.skipped),
         "epochs": planned_epochs(),
         "time_budget": tc.time_budget or None,
@@ -636,8 +597,8 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
         "monitor": tc.monitor,
         "best_val_accuracy": max((r["val_accuracy"] for r in rows), default=float("nan")) if tc.monitor != "val_accuracy" else stopper.best,
         "nonfinite_steps_skipped": skipped,
-        "test": headline if split_name == "test" else None,
-        "val": headline if split_name == "val" else None,
+        "test": head if split_name == "test" else None,
+        "val": head if split_name == "val" else None,
         "tta": tc.tta,
         "device": str(device),
         "processes": world_size,
@@ -646,48 +607,12 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
         "cnnkit_version": env["cnnkit"],
     }
     if final_ema is not None:
-        summary[f"{split_name}_ema"] = _headline(final_ema)
-    acc = headline["accuracy"]
-    what = f"{split_name} mean AP {headline['mean_ap']:.4f}, exact match {acc:.2%}" if data.multi_label else f"{split_name} accuracy {acc:.2%}"
+        summary[f"{split_name}_ema"] = headline(final_ema)
+    acc = head["accuracy"]
+    what = f"{split_name} mean AP {head['mean_ap']:.4f}, exact match {acc:.2%}" if data.multi_label else f"{split_name} accuracy {acc:.2%}"
     result = f"{what} (best epoch {stopper.best_epoch})"
     final_line = f"{result}, {train_seconds:.1f}s of training. Run folder: {run_dir}"
-
-    # The results, each file atomically; if any cannot be written, last.ckpt stays unfinished so --resume writes them again.
-    from cnnkit.evaluate.plots import plot_confusion_matrix, plot_learning_curves, plot_per_class
-
-    plots = run_dir / "plots"
-    with contextlib.suppress(OSError):
-        plots.mkdir(exist_ok=True)
-    if data.multi_label:  # no confusion matrix for several labels per image: per-class AP and F1 instead
-        per_class = (plots / "per_class.png", lambda f: plot_per_class(final, f, title=f"Per-class AP and F1 ({split_name}, best epoch {stopper.best_epoch})"))
-    else:
-        per_class = (plots / "confusion_matrix.png", lambda f: plot_confusion_matrix(
-            final["confusion_matrix"], data.class_names, f, title=f"Confusion matrix ({split_name}, best epoch {stopper.best_epoch})"))
-    try:
-        write_final_files(run_dir, [
-            (run_dir / f"{split_name}_metrics.json", text(json.dumps(final, indent=2))),
-            (run_dir / "summary.json", text(json.dumps(summary, indent=2))),
-            (run_dir / "report.md", text(render_report(run_dir, cfg, summary, rows, final, data.skipped))),
-            (plots / "learning_curves.png", lambda f: plot_learning_curves(rows, f, accuracy="exact match" if data.multi_label else "accuracy")),
-            per_class,
-        ], result)
-    except CheckpointWriteError:
-        if not quiet:
-            print(final_line, file=out, flush=True)
-        raise
-    if cfg.run.html_report:  # optional: a failure is a warning, and `cnnkit report` rebuilds it
-        try:
-            from cnnkit.evaluate.report_html import write_html_report
-
-            write_html_report(run_dir)
-        except Exception as e:  # the run itself is complete: a report failure must not lose it
-            warn(f"report.html could not be written ({type(e).__name__}: {e}); rebuild it with: cnnkit report {run_dir}")
-    try:
-        last = load_checkpoint(run_dir / "last.ckpt")
-        last["train_state"]["finished"] = True
-        atomic_save(last, run_dir / "last.ckpt")
-    except OSError as e:  # every result is written; only a later --resume would repeat the final evaluation instead of refusing
-        warn(f"{run_dir / 'last.ckpt'} could not be marked finished ({e.strerror or e}); the run is complete and its files are written")
+    write_results(run_dir, cfg, data, summary, rows, final, split_name, result=result, final_line=final_line, quiet=quiet, out=out)
     run = Run(run_dir, cfg, rows, summary, model=model)
     if on_end is not None:
         on_end(run)
