@@ -113,6 +113,10 @@ def test_sigterm_to_the_launcher_exits_143_and_leaves_no_process(tmp_path):
 @pytest.mark.slow
 def test_second_ctrl_c_stops_at_once_and_corrupts_nothing(tmp_path):
     proc, workers = _start(tmp_path, "r")
+    run = tmp_path / "r"
+    deadline = time.monotonic() + 10  # epoch 1's line is shown before its files are written: wait for its checkpoint
+    while not (run / "last.ckpt").exists() and time.monotonic() < deadline:
+        time.sleep(0.002)
     os.killpg(proc.pid, signal.SIGINT)
     os.killpg(proc.pid, signal.SIGINT)
     t0 = time.monotonic()
@@ -120,7 +124,6 @@ def test_second_ctrl_c_stops_at_once_and_corrupts_nothing(tmp_path):
     assert proc.returncode == 130, err
     assert time.monotonic() - t0 < 15
     assert not any(_running(pid) for pid in workers)
-    run = tmp_path / "r"
     assert "Traceback" not in err and err.strip().startswith("cnnkit train:")
     assert load_checkpoint(run / "last.ckpt")["train_state"]["epoch"] >= 1  # whichever was written last, it is whole
     assert not list(run.glob(".*.tmp"))
