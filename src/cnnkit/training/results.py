@@ -18,6 +18,7 @@ from cnnkit.config import Config
 from cnnkit.data.preprocess import Normalize
 from cnnkit.data.types import Dataset
 from cnnkit.report import render_report
+from cnnkit.rundir import atomic_write
 from cnnkit.training.loop import predict_logits
 from cnnkit.training.run_files import text, warn, write_final_files
 from cnnkit.training.tta import predict_logits_tta
@@ -64,6 +65,11 @@ def skipped_csv(skipped) -> str:
     w.writerow(["path", "reason"])
     w.writerows((s.path, s.reason) for s in skipped)
     return out.getvalue()
+
+
+def write_skipped_csv(run_dir: Path, skipped) -> None:
+    """skipped.csv in the run folder, replaced atomically (at the start, and as streaming finds more)."""
+    atomic_write(run_dir / "skipped.csv", lambda f: f.write(skipped_csv(skipped).encode("utf-8")))
 
 
 def class_balance(cfg: Config, data: Dataset) -> dict:

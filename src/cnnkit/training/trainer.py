@@ -41,7 +41,7 @@ from cnnkit.data.stream import is_streamed
 from cnnkit.data.types import Dataset, Split
 from cnnkit.errors import CheckpointError, CnnkitError, ConfigError
 from cnnkit.models import model_info, transfer
-from cnnkit.rundir import atomic_write, atomic_write_text, create_run_dir
+from cnnkit.rundir import atomic_write_text, create_run_dir
 from cnnkit.training import distributed, head_only
 from cnnkit.training.compile import maybe_compile
 from cnnkit.training.budget import TimeBudget
@@ -57,7 +57,7 @@ from cnnkit.training.progressive import Resize, check_resizable
 from cnnkit.training.recipes import apply_recipe
 from cnnkit.training.rng import rng_state, set_rng_state
 from cnnkit.training.run_files import METRIC_COLUMNS, nan_message, save, tensorboard, write_metrics, writing
-from cnnkit.training.results import class_balance, final_evaluation, headline, skipped_csv, write_results
+from cnnkit.training.results import class_balance, final_evaluation, headline, write_results, write_skipped_csv
 from cnnkit.training.tta import TTA_MODES
 
 StepHook = Callable[[int, int, float], None]  # (epoch, step within the epoch, loss)
@@ -160,7 +160,7 @@ def _write_run_start(run_dir: Path, cfg: Config, env: dict, data: Dataset) -> No
         (run_dir / "plots").mkdir(exist_ok=True)
     if data.skipped:
         with writing(run_dir / "skipped.csv", started=False):
-            atomic_write(run_dir / "skipped.csv", lambda f: f.write(skipped_csv(data.skipped).encode("utf-8")))
+            write_skipped_csv(run_dir, data.skipped)
 
 
 def _check(cfg: Config, world_size: int) -> None:
@@ -531,7 +531,7 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
                 va = evaluate(val_model, val_split, normalize=feed, batch_size=tc.eval_batch_size, precision=tc.precision)
                 if is_main and len(data.skipped) > skipped_files:  # streaming finds unreadable files as it reads them
                     skipped_files = len(data.skipped)
-                    atomic_write(run_dir / "skipped.csv", lambda f: f.write(skipped_csv(data.skipped).encode("utf-8")))
+                    write_skipped_csv(run_dir, data.skipped)
                 if world_size > 1:  # rank 0's numbers decide for everyone (BatchNorm buffers may differ a little)
                     va = distributed.broadcast_object(va)
                 row = {
