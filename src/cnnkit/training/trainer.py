@@ -58,6 +58,7 @@ from cnnkit.training.recipes import apply_recipe
 from cnnkit.training.rng import rng_state, set_rng_state
 from cnnkit.training.run_files import METRIC_COLUMNS, nan_message, save, tensorboard, write_metrics, writing
 from cnnkit.training.results import class_balance, final_evaluation, headline, write_results, write_skipped_csv
+from cnnkit.training.threads import follow_load
 from cnnkit.training.tta import TTA_MODES
 
 StepHook = Callable[[int, int, float], None]  # (epoch, step within the epoch, loss)
@@ -286,6 +287,8 @@ def train(
     prev_threads = torch.get_num_threads()
     if tc.num_threads:
         torch.set_num_threads(tc.num_threads)
+    else:  # auto: the cores other programs leave free, re-checked while training (training/threads.py)
+        on_step = follow_load(on_step, tc.device, None if quiet else (stream or sys.stderr))
     try:
         return _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_transform, param_groups, on_step, on_end)
     finally:

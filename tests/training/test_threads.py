@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cnnkit.training import threads
+from cnnkit.training.threads import CpuSample, ThreadGovernor, busy_cores_of_others, read_sample, threads_for
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.mark.parametrize(("cores", "others", "want"), [
+    (2, 0.0, 2), (2, 0.3, 2), (2, 0.45, 1), (2, 1.0, 1), (2, 1.9, 1), (2, 3.5, 1),
+    (8, 0.0, 8), (8, 2.0, 6), (8, 2.5, 5), (1, 0.0, 1),
+])
+def test_threads_for_leaves_the_cores_others_use(cores, others, want):
+    assert threads_for(cores, others) == want
+
+
+def test_busy_cores_of_others_subtracts_this_process(monkeypatch):
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    # 1 s on 2 cores at 100 ticks/s: 200 ticks; 150 busy, of which this process used 0.5 s (50 ticks)
+    a = CpuSample(total=1000, busy=400, own=10.0, at=0.0)
+    b = CpuSample(total=1200, busy=550, own=10.5, at=1.0)
+    assert busy_cores_of_others(a, b, cores=2, ticks_per_second=100) == pytest.approx(1.0)
+    # no time passed, or the process alone: nobody else
+    assert busy_cores_of_others(a, a, cores=2, ticks_per_second=100) == 0.0
+    c = CpuSample(total=1200, busy=500, own=11.0, at=1.0)
+    assert busy_cores_of_others(a, c, cores=2, ticks_per_second=100) == 0.0
+
+
+def test_read_sample_parses_proc_stat(tmp_path):
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 5 50 800 20 3 2 0 0 0\ncpu0 50 2 25 400 10 1 1 0 0 0\n")
+    s = read_sample(str(stat))
+    assert s.total == 980 and s.busy == 160
+    assert read_sample(str(tmp_path / "missing")) is None
+
+
+def _feed(samples):
+    it = iter(samples)
+    return lambda: next(it)
+
+
+def _s(total, busy, at, own=0.0):
+    return CpuSample(total=total, busy=busy, own=own, at=at)
+
+
+def test_governor_uses_the_free_cores_and_follows_a_change(monkeypatch):
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(threads.time, "sleep", lambda s: None)
+    clock = iter([0.0, 100.0, 100.0, 200.0, 200.0, 300.0])
+    monkeypatch.setattr(threads.time, "monotonic", lambda: next(clock))
+    seen = []
+    samples = [
+        _s(0, 0, 0.0), _s(200, 100, 0.25),  # probe: others keep one core busy -> 1 thread
+        _s(400, 110, 3.5),  # idle window: a change is pending, not made
+        _s(600, 120, 7.0),  # idle again: back to 2 threads
+    ]
+    gov = ThreadGovernor(cores=2, ticks_per_second=100, sample=_feed(samples), on_change=lambda o, n, b: seen.append((o, n)))
+    torch.set_num_threads(2)
+    assert gov.start() == 1 and torch.get_num_threads() == 1
+    gov.tick()
+    assert torch.get_num_threads() == 1  # one idle window is not enough
+    gov.tick()
+    assert torch.get_num_threads() == 2
+    assert seen == [(2, 1), (1, 2)]
+    assert [n for _, n in gov.changes] == [1, 2]
+
+
+def test_governor_stays_off_without_proc_stat():
+    torch.set_num_threads(2)
+    gov = ThreadGovernor(cores=2, sample=lambda: None)
+    assert gov.start() == 2 and not gov.active
+    gov.tick()
+    assert torch.get_num_threads() == 2
+
+
+def test_fixed_threads_turn_the_governor_off(monkeypatch, tmp_path):
+    """--threads N: the count is never touched by the governor (train() skips follow_load)."""
+    from cnnkit.config import Config
+    from cnnkit.training import trainer
+
+    calls = []
+    monkeypatch.setattr(trainer, "follow_load", lambda *a: calls.append(a) or a[0])
+    cfg = Config().with_overrides({
+        "data.subset_per_class": 3, "model.name": "simple_cnn", "model.kwargs": {"width": 4, "stages": 1, "depth": 1},
+        "train.epochs": 1, "train.batch_size": 10, "train.num_threads": 1, "train.recipe": "none",
+        "run.runs_dir": str(tmp_path), "run.html_report": False,
+    })
+    trainer.train(cfg, quiet=True)
+    assert calls == []
+    trainer.train(cfg.with_overrides({"train.num_threads": None}), quiet=True)
+    assert len(calls) == 1 and calls[0][1] == "auto"
