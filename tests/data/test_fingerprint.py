@@ -56,3 +56,15 @@ def test_builtin_dataset_is_fingerprinted_by_its_images():
     assert fingerprint(build_dataset(DataConfig(subset_per_class=5), seed=0))["digest"] == a["digest"]
     b = fingerprint(build_dataset(DataConfig(subset_per_class=5), seed=1))  # another subset
     assert changes(a, b) == ["the train split's images differ (50 before, 50 now)", "the val split's images differ (1000 before, 1000 now)"]
+
+
+def test_multi_label_row_relabelled_is_a_changed_file(tmp_path):
+    make_image_folder(tmp_path / "imgs", classes=("a", "b"), per_class=3, size=8)
+    rows = [f"imgs/{c}/{i:03d}.png,a;b" if i == 0 else f"imgs/{c}/{i:03d}.png,{c}" for c in "ab" for i in range(3)]
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,label\n" + "\n".join(rows) + "\n")
+    cfg = DataConfig(dataset="folder", path=str(csv), image_size=8, label_delimiter=";", cache_dir=str(tmp_path / "cache"))
+    before = fingerprint(build_dataset(cfg, seed=0))
+    assert before["files"][:, 0].tolist() == [-1] * 6
+    csv.write_text("path,label\n" + "\n".join(rows).replace("imgs/b/000.png,a;b", "imgs/b/000.png,b") + "\n")
+    assert changes(before, fingerprint(build_dataset(cfg, seed=0))) == ["files: 1 changed (size, labels or modification time)"]

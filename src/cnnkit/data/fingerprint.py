@@ -67,13 +67,21 @@ def _file_rows(splits: dict[str, Split], class_names: list[str], source: str) ->
             in_class = _hash64("/".join(parts))
             try:
                 st = os.stat(path)
-                stat = hash((st.st_size, st.st_mtime_ns))  # int tuples hash the same in every process
+                stat = _mix(st.st_size, st.st_mtime_ns)
             except OSError:
                 stat = -1
-            rows.append((label, ident, in_class, stat) if single else (-1, ident, in_class, hash((stat, label))))  # multi-label: the labels are part of the state
+            if not single:  # multi-label: the labels are part of the file's state
+                stat = _mix(stat, _hash64(",".join(map(str, label))))
+            rows.append((label if single else -1, ident, in_class, stat))
     if not rows:
         return torch.zeros(0, 4, dtype=torch.int64)
     return torch.unique(torch.tensor(rows, dtype=torch.int64), dim=0)  # sorted, duplicates (oversampling) once
+
+
+def _mix(a: int, b: int) -> int:
+    """Two integers as one signed 64-bit value (the same in every process and Python version, unlike hash())."""
+    x = (a * 0x9E3779B97F4A7C15 ^ b) & 0xFFFF_FFFF_FFFF_FFFF
+    return x - (1 << 64) if x >= 1 << 63 else x
 
 
 def _hash64(text: str) -> int:
@@ -145,6 +153,6 @@ def _file_changes(before: dict, now: dict, renamed: dict[str, str]) -> list[str]
     moved = len({i for _, i in gone} & {i for _, i in new})
     changed = sum(1 for k in b.keys() & n.keys() if b[k] != n[k])
     parts = [f"{len(new) - moved} added" if len(new) > moved else "", f"{len(gone) - moved} removed" if len(gone) > moved else "",
-             f"{changed} changed (size or modification time)" if changed else "", f"{moved} moved to another class" if moved else ""]
+             f"{changed} changed (size{', labels' if any(k[0] is None for k in n) else ''} or modification time)" if changed else "", f"{moved} moved to another class" if moved else ""]
     parts = [p for p in parts if p]
     return [f"files: {', '.join(parts)}"] if parts else []
