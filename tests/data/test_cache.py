@@ -172,7 +172,7 @@ def test_training_on_a_corrupted_cache_matches_an_uncorrupted_run(tmp_path, imag
             "--set", "model.kwargs={width: 4, stages: 1, depth: 1}", "--epochs", "2", "--batch-size", "4", "--threads", "1",
             "--runs-dir", str(tmp_path / "runs"), "--quiet"]
     assert main([*args, "--name", "clean"]) == 0
-    meta, u8 = _entry(tmp_path)
+    _meta, u8 = _entry(tmp_path)
     u8.write_bytes(bytes(255 - b for b in u8.read_bytes()))  # other bytes, the same size
     capsys.readouterr()
     assert main([*args, "--name", "rebuilt"]) == 0

@@ -40,7 +40,7 @@ def test_renamed_class_is_told_apart_from_removed_and_added(tmp_path):
 
 
 def test_manifest_relabel_is_a_move_to_another_class(tmp_path):
-    root = make_image_folder(tmp_path / "imgs", classes=("a", "b"), per_class=3, size=8)
+    make_image_folder(tmp_path / "imgs", classes=("a", "b"), per_class=3, size=8)
     rows = [f"imgs/{c}/{i:03d}.png,{c}" for c in "ab" for i in range(3)]
     csv = tmp_path / "labels.csv"
     csv.write_text("path,label\n" + "\n".join(rows) + "\n")

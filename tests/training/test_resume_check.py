@@ -11,7 +11,6 @@ import torch
 from cnnkit.checkpoint import load_checkpoint
 from cnnkit.cli import main
 from cnnkit.config import Config
-from cnnkit.errors import CnnkitError
 from cnnkit.training.trainer import train
 from tests.conftest import make_image_folder
 
@@ -55,6 +54,8 @@ def test_resume_after_a_class_folder_rename_is_refused(tmp_path, capsys):
     assert "the labels now mean ['b', 'zz'] instead of ['a', 'b']" in err
     assert f"cnnkit train --config {run / 'config.yaml'} --weights {run / 'last.ckpt'}" in err
     assert "files:" not in err  # the renamed folder's files are the same files
+    assert main(["train", "--config", str(run / "config.yaml"), "--weights", str(run / "last.ckpt"), "--quiet"]) == 0  # the advice works
+    assert load_checkpoint(run.parent / "r-2" / "best.ckpt")["class_names"] == ["b", "zz"]
 
 
 def test_resume_names_files_added_removed_changed_and_classes_added(tmp_path, capsys):
@@ -72,14 +73,14 @@ def test_resume_names_files_added_removed_changed_and_classes_added(tmp_path, ca
 
 
 def test_resume_on_unchanged_data_continues(tmp_path):
-    data, run = _stopped_after_epoch_1(tmp_path)
+    _data, run = _stopped_after_epoch_1(tmp_path)
     resumed = train(resume=run, quiet=True)
     assert [r["epoch"] for r in resumed.metrics] == [1, 2]
     assert load_checkpoint(run / "last.ckpt")["train_state"]["dataset"]["kind"] == "files"
 
 
 def test_hand_edited_config_is_refused_naming_each_key(tmp_path, capsys):
-    data, run = _stopped_after_epoch_1(tmp_path)
+    _data, run = _stopped_after_epoch_1(tmp_path)
     text = (run / "config.yaml").read_text()
     assert "epochs: 2" in text and "lr: 0.2" in text
     (run / "config.yaml").write_text(text.replace("epochs: 2", "epochs: 5").replace("lr: 0.2", "lr: 0.05"))
@@ -95,7 +96,7 @@ def test_hand_edited_config_is_refused_naming_each_key(tmp_path, capsys):
 
 
 def test_old_checkpoint_without_fingerprint_resumes_with_a_note(tmp_path, capsys):
-    data, run = _stopped_after_epoch_1(tmp_path)
+    _data, run = _stopped_after_epoch_1(tmp_path)
     ckpt = torch.load(run / "last.ckpt", weights_only=True)
     del ckpt["train_state"]["dataset"]
     torch.save(ckpt, run / "last.ckpt")
@@ -120,7 +121,7 @@ def test_killed_before_the_first_checkpoint_resume_says_start_again(tmp_path, ca
 
 
 def test_stray_temporaries_are_removed_when_a_run_resumes(tmp_path):
-    data, run = _stopped_after_epoch_1(tmp_path)
+    _data, run = _stopped_after_epoch_1(tmp_path)
     strays = [run / ".last.ckpt.abcd1234.tmp", run / ".best.ckpt.zz_00000.tmp", run / "plots" / ".loss.png.a1b2c3d4.tmp"]
     for p in strays:
         p.write_bytes(b"partial")
@@ -130,8 +131,11 @@ def test_stray_temporaries_are_removed_when_a_run_resumes(tmp_path):
     assert not any(p.exists() for p in strays) and keep.exists()
 
 
-def test_disk_full_at_the_first_best_ckpt_advises_starting_again(tmp_path, monkeypatch):
+def test_disk_full_at_the_first_best_ckpt_advises_starting_again(tmp_path, monkeypatch, capsys):
     data = make_image_folder(tmp_path / "images", classes=("a", "b"), per_class=6, size=12)
+    run = tmp_path / "runs" / "r"
+    args = ["train", "--data", str(data), "--image-size", "12", "--model", "simple_cnn", "--set", "model.kwargs={width: 4, stages: 1, depth: 1}",
+            "--epochs", "2", "--batch-size", "4", "--threads", "1", "--runs-dir", str(tmp_path / "runs"), "--name", "r", "--quiet"]
     real_save = torch.save
 
     def disk_full_for_best(obj, f, *a, **k):
@@ -140,12 +144,11 @@ def test_disk_full_at_the_first_best_ckpt_advises_starting_again(tmp_path, monke
         return real_save(obj, f, *a, **k)
 
     monkeypatch.setattr(torch, "save", disk_full_for_best)
-    with pytest.raises(CnnkitError) as info:
-        train(_cfg(data, tmp_path / "runs"), quiet=True)
+    assert main(args) == 2
     monkeypatch.setattr(torch, "save", real_save)
-    run = tmp_path / "runs" / "r"
-    msg = str(info.value)
+    msg = capsys.readouterr().err
     assert f"{run / 'best.ckpt'}: could not be written (No space left on device). No last.ckpt was written yet" in msg
     assert f"free some disk space, then start the run again: cnnkit train --config {run / 'config.yaml'}" in msg
     assert "--resume" not in msg
     assert not (run / "last.ckpt").exists() and not [p for p in os.listdir(run) if p.endswith(".tmp")]
+    assert main(["train", "--config", str(run / "config.yaml"), "--quiet"]) == 0  # the advice works
