@@ -17,8 +17,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnkit.checkpoint_check import check_shapes, validate
 from cnnkit.errors import CheckpointError
 from cnnkit.rundir import atomic_write
+from cnnkit.safe_pickle import refusal
 
 FORMAT = "cnnkit.checkpoint/1"
 
@@ -67,7 +69,8 @@ def make_checkpoint(model: nn.Module, *, class_names: list[str], channels: int, 
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a checkpoint safely (`weights_only=True`); errors name the file."""
+    """Read a checkpoint safely (`weights_only=True`) and check what it describes before anything is
+    built from it (checkpoint_check.py); errors name the file and the key."""
     path = Path(path)
     if path.is_dir():
         path = resolve_checkpoint(path)
@@ -76,12 +79,17 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, unsafe pickle, not a torch file...
+        refused = refusal(e)
+        if refused is not None:
+            raise CheckpointError(f"{path}: {refused}. A cnnkit checkpoint holds only tensors and plain values") from e
         raise CheckpointError(f"{path}: not a readable cnnkit checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]}); it may be truncated or corrupt") from e
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED):
         missing = [k for k in REQUIRED if not isinstance(ckpt, dict) or k not in ckpt]
         raise CheckpointError(f"{path}: not a cnnkit checkpoint (missing {', '.join(missing)})")
     if ckpt["format"] != FORMAT:
         raise CheckpointError(f"{path}: checkpoint format {ckpt['format']!r} is not supported by this cnnkit ({FORMAT})")
+    validate(ckpt, path)
+    check_shapes(ckpt, path)
     return ckpt
 
 

@@ -131,3 +131,55 @@ def test_unwritable_cache_folder_falls_back_to_memory(tmp_path, image_folder, ca
     blocker.write_text("a file where the cache folder should be")
     dec = decode_files(list_image_files(image_folder), 3, (8, 8), cache_dir=blocker / "cache", source=str(image_folder))
     assert dec.images.shape == (12, 3, 8, 8) and dec.cache_file is None and "not writable" in caplog.text
+
+
+def _entry(tmp_path):
+    (meta,) = (tmp_path / "cache").glob("*.json")
+    return meta, meta.with_suffix(".u8")
+
+
+@pytest.mark.parametrize(
+    "corrupt, bad_file, reason",
+    [
+        (lambda meta, u8: u8.write_bytes(bytes(reversed(u8.read_bytes()))), ".u8", "its bytes do not match the checksum written with it"),
+        (lambda meta, u8: meta.write_text(meta.read_text().replace('"kept": [0, ', '"kept": [99, ')), ".json", "'kept' indices must increase within 0..11"),
+        (lambda meta, u8: meta.write_text(meta.read_text().replace('"kept": [0, ', '"kept": [')), ".json", "'kept' must list 12 file indices"),
+        (lambda meta, u8: meta.write_text("{not json"), ".json", "Expecting property name"),
+        (lambda meta, u8: meta.write_text(meta.read_text().replace('"skipped": []', '"skipped": [["x", "y"]]')), ".json", "'skipped' must name exactly the files not kept"),
+    ],
+)
+def test_corrupt_entry_is_rebuilt_with_one_warning_naming_the_file(tmp_path, image_folder, caplog, corrupt, bad_file, reason):
+    """Issue 21 rows 2 and 3: a cache that lies is rebuilt, never trained on or crashed over."""
+    first = build_dataset(_cfg(image_folder, tmp_path), seed=0)
+    meta, u8 = _entry(tmp_path)
+    corrupt(meta, u8)
+    caplog.clear()
+    again = build_dataset(_cfg(image_folder, tmp_path), seed=0)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(f"decode cache file {meta.with_suffix(bad_file)} failed its check (") and reason in warnings[0]
+    assert warnings[0].endswith("rebuilding the entry")
+    assert torch.equal(first.train.images, again.train.images) and torch.equal(first.val.labels, again.val.labels)
+    caplog.clear()
+    build_dataset(_cfg(image_folder, tmp_path), seed=0)  # the rebuilt entry passes its check
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_training_on_a_corrupted_cache_matches_an_uncorrupted_run(tmp_path, image_folder, capsys):
+    from cnnkit.cli import main
+
+    args = ["train", "--data", str(image_folder), "--image-size", "8", "--set", f"data.cache_dir={tmp_path / 'cache'}", "--model", "simple_cnn",
+            "--set", "model.kwargs={width: 4, stages: 1, depth: 1}", "--epochs", "2", "--batch-size", "4", "--threads", "1",
+            "--runs-dir", str(tmp_path / "runs"), "--quiet"]
+    assert main([*args, "--name", "clean"]) == 0
+    _meta, u8 = _entry(tmp_path)
+    u8.write_bytes(bytes(255 - b for b in u8.read_bytes()))  # other bytes, the same size
+    capsys.readouterr()
+    assert main([*args, "--name", "rebuilt"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("failed its check") == 1 and f"decode cache file {u8} failed its check" in err
+
+    def metrics(name):
+        return [line.rsplit(",", 1)[0] for line in (tmp_path / "runs" / name / "metrics.csv").read_text().splitlines()]  # without seconds
+
+    assert metrics("rebuilt") == metrics("clean") and len(metrics("clean")) == 3

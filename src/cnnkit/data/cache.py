@@ -8,12 +8,19 @@ rows of the readable files) and `<source>-<key>.json` (which files those rows ar
 which files were skipped and why). Both are written under temporary names and renamed
 into place, the JSON last, so a crash never leaves an entry that looks complete.
 
-Later runs only `stat` the files (no decoding, no PIL) and map the array.
+Later runs only `stat` the files (no decoding, no PIL) and map the array. An entry verifies
+itself first: the JSON is checked against its schema (types, lengths, `kept` indices strictly
+increasing and in range, the skipped files being exactly the files not kept) and the array's
+xxh3-128 checksum, computed when it was written, against its bytes. For 50,000 32x32x3 images
+(154 MB) the checks cost ~0.22 s per load, 0.15 s of it the checksum (blake2b: ~1 s), measured
+at load average ~7 on 2 shared cores. An entry that fails is rebuilt, with one warning naming
+the file and what was wrong.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -24,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import xxhash
 
 from cnnkit.data.images import ImageError, load_image
 from cnnkit.data.types import SkippedFile
@@ -31,7 +39,7 @@ from cnnkit.errors import DataError
 
 log = logging.getLogger("cnnkit")
 
-CACHE_VERSION = 1  # bump when decoding changes (loader, resize), so old entries are not reused
+CACHE_VERSION = 2  # bump when decoding or the entry format changes, so old entries are not reused (2: checksums)
 
 
 def default_cache_dir(cache_dir: str | None = None) -> Path:
@@ -131,7 +139,7 @@ def decode_files(
     sid = source_id(source or (str(Path(paths[0]).parent) if paths else ""), channels, size)
     key = cache_key(stats, channels, size)
     data_file, meta_file = cache_dir / f"{sid}-{key}.u8", cache_dir / f"{sid}-{key}.json"
-    hit = _load(data_file, meta_file, len(paths), (c, h, w))
+    hit = _load(data_file, meta_file, paths, (c, h, w))
     if hit is not None:
         kept, skipped, images = hit
         if strict and skipped:
@@ -155,38 +163,90 @@ def decode_files(
         out.flush()
         del out
         os.truncate(tmp, len(kept) * c * h * w)
+        digest = checksum(tmp)
         os.replace(tmp, data_file)
     finally:
         tmp.unlink(missing_ok=True)
     meta = {
         "version": CACHE_VERSION, "source": os.path.abspath(source) if source else "", "shape": [len(kept), c, h, w],
-        "num_files": len(paths), "kept": kept, "skipped": [[s.path, s.reason] for s in skipped],
+        "num_files": len(paths), "kept": kept, "skipped": [[s.path, s.reason] for s in skipped], "xxh3_128": digest,
     }
     tmp_meta = meta_file.with_name(f"{meta_file.name}.tmp-{os.getpid()}")
     tmp_meta.write_text(json.dumps(meta))
     os.replace(tmp_meta, meta_file)
     _prune(cache_dir, sid, keep=key)
-    loaded = _load(data_file, meta_file, len(paths), (c, h, w))
-    assert loaded is not None
     log.info("decoded %d images into the cache %s in %.1fs", len(kept), data_file, time.perf_counter() - t0)
-    return Decoded(loaded[2], kept, skipped, cache_hit=False, cache_file=data_file, seconds=time.perf_counter() - t0)
+    return Decoded(_map(data_file, len(kept), (c, h, w)), kept, skipped, cache_hit=False, cache_file=data_file, seconds=time.perf_counter() - t0)
 
 
-def _load(data_file: Path, meta_file: Path, num_files: int, chw: tuple[int, int, int]):
+def checksum(file: Path, chunk: int = 1 << 24) -> str:
+    """xxh3-128 of a file's bytes (hex)."""
+    h = xxhash.xxh3_128()
+    with open(file, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _map(data_file: Path, n: int, chw: tuple[int, int, int]) -> torch.Tensor:
+    # copy-on-write map: pages are read lazily from the file, writes never reach it
+    arr = np.memmap(data_file, dtype=np.uint8, mode="c", shape=(n, *chw)) if n else np.zeros((0, *chw), np.uint8)
+    return torch.from_numpy(arr)
+
+
+class _Invalid(Exception):
+    """What is wrong with a cache entry."""
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_meta(meta, paths: list[Path], chw: tuple[int, int, int]) -> None:
+    """Raise _Invalid unless `meta` is an entry of this version for `paths` decoded at `chw`."""
+    if not isinstance(meta, dict):
+        raise _Invalid("not a JSON object")
+    if meta.get("version") != CACHE_VERSION:
+        raise _Invalid(f"version {meta.get('version')!r}, expected {CACHE_VERSION}")
+    shape, kept, skipped = meta.get("shape"), meta.get("kept"), meta.get("skipped")
+    if not isinstance(shape, list) or len(shape) != 4 or not all(_is_int(v) and v >= 0 for v in shape) or tuple(shape[1:]) != chw:
+        raise _Invalid(f"shape {str(shape)[:60]}, expected [N, {', '.join(map(str, chw))}]")
+    if meta.get("num_files") != len(paths):
+        raise _Invalid(f"num_files {str(meta.get('num_files'))[:20]}, expected {len(paths)}")
+    if not isinstance(kept, list) or len(kept) != shape[0] or not all(_is_int(i) for i in kept):
+        raise _Invalid(f"'kept' must list {shape[0]} file indices")
+    if any(not 0 <= i < len(paths) for i in kept) or any(a >= b for a, b in itertools.pairwise(kept)):
+        raise _Invalid(f"'kept' indices must increase within 0..{len(paths) - 1}")
+    if not isinstance(skipped, list) or not all(isinstance(e, list) and len(e) == 2 and all(isinstance(x, str) for x in e) for e in skipped):
+        raise _Invalid("'skipped' must list [path, reason] pairs")
+    kept_set = set(kept)
+    if [e[0] for e in skipped] != [str(p) for i, p in enumerate(paths) if i not in kept_set]:
+        raise _Invalid("'skipped' must name exactly the files not kept")
+    if not isinstance(meta.get("xxh3_128"), str):
+        raise _Invalid("no checksum")
+
+
+def _load(data_file: Path, meta_file: Path, paths: list[Path], chw: tuple[int, int, int]):
+    """The entry's (kept, skipped, images), or None: when there is none, or (with one warning naming
+    the file) when it fails its check, so that it is rebuilt."""
     if not meta_file.is_file() or not data_file.is_file():
         return None
+    bad = meta_file
     try:
         meta = json.loads(meta_file.read_text())
+        _check_meta(meta, paths, chw)
+        bad = data_file
         n = meta["shape"][0]
-        if meta.get("version") != CACHE_VERSION or meta["num_files"] != num_files or tuple(meta["shape"][1:]) != chw:
-            return None
-        if data_file.stat().st_size != n * chw[0] * chw[1] * chw[2]:
-            return None
-        # copy-on-write map: pages are read lazily from the file, writes never reach it
-        arr = np.memmap(data_file, dtype=np.uint8, mode="c", shape=(n, *chw)) if n else np.zeros((0, *chw), np.uint8)
-    except (OSError, ValueError, KeyError, TypeError):
+        size = data_file.stat().st_size
+        if size != n * chw[0] * chw[1] * chw[2]:
+            raise _Invalid(f"{size} bytes, expected {n * chw[0] * chw[1] * chw[2]}")
+        if checksum(data_file) != meta["xxh3_128"]:
+            raise _Invalid("its bytes do not match the checksum written with it")
+        images = _map(data_file, n, chw)
+    except (OSError, ValueError, _Invalid) as e:
+        log.warning("decode cache file %s failed its check (%s); rebuilding the entry", bad, e)
         return None
-    return meta["kept"], [SkippedFile(p, r) for p, r in meta["skipped"]], torch.from_numpy(arr)
+    return meta["kept"], [SkippedFile(p, r) for p, r in meta["skipped"]], images
 
 
 def _prune(cache_dir: Path, sid: str, keep: str) -> None:

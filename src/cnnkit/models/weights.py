@@ -57,6 +57,11 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | N
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
+        from cnnkit.safe_pickle import refusal
+
+        refused = refusal(e)
+        if refused is not None:
+            raise ConfigError(f"--weights {path}: {refused}; convert it to .safetensors with the tool that wrote it") from e
         raise ConfigError(f"--weights {path}: refused: it is not a plain tensor file that torch.load(weights_only=True) accepts ({type(e).__name__}: {str(e).splitlines()[0][:160]}). cnnkit never unpickles arbitrary objects; convert it to .safetensors") from e
     preprocessing = None
     if isinstance(obj, dict) and isinstance(obj.get("input"), dict) and "mean" in obj["input"]:

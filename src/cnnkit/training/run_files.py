@@ -29,15 +29,18 @@ Writer = Callable[[BinaryIO], None]  # writes one file's bytes to an open binary
 def writing(path: Path, *, started: bool = True):
     """Turn an OSError while writing `path` (disk full, read-only folder) into a clear error.
 
-    started: training has begun (a checkpoint may exist), so the advice is to resume; before
-    that, it is to start again with another --runs-dir.
+    started: training has begun, so the advice is to resume when last.ckpt exists, else to start
+    the run again (from its config.yaml); before that, it is to start again with another --runs-dir.
     """
     try:
         yield
     except OSError as e:
         reason, cure = explain_os_error(e)
         run = path.parent
-        if started:
+        if started and not (run / "last.ckpt").exists():  # the first epoch's files: no checkpoint to resume from yet
+            then = (f"No last.ckpt was written yet (the first one is written at the end of epoch 1), so there is nothing to resume; "
+                    f"{cure}, then start the run again: cnnkit train --config {run / 'config.yaml'}")
+        elif started:
             then = (f"Files already in {run} are unchanged (checkpoints are replaced atomically); {cure}, then continue with: "
                     f"cnnkit train --resume {run} (or copy the folder to another disk and resume the copy)")
         else:

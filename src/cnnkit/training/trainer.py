@@ -31,7 +31,7 @@ from typing import Callable, TextIO
 
 import torch
 
-from cnnkit.checkpoint import load_checkpoint, make_checkpoint, unwrap
+from cnnkit.checkpoint import make_checkpoint, unwrap
 from cnnkit.config import AugmentConfig, Config, load_config, save_config
 from cnnkit.data import build_dataset
 from cnnkit.data.augment import BatchAugment, Mixer
@@ -42,7 +42,7 @@ from cnnkit.data.types import Dataset, Split
 from cnnkit.errors import CheckpointError, CnnkitError, ConfigError
 from cnnkit.models import model_info, transfer
 from cnnkit.rundir import atomic_write_text, create_run_dir
-from cnnkit.training import distributed, head_only
+from cnnkit.training import distributed, head_only, resume_check
 from cnnkit.training.compile import maybe_compile
 from cnnkit.training.budget import TimeBudget
 from cnnkit.training.device import resolve_device, resolve_precision, seed_everything
@@ -308,13 +308,14 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
 
     ckpt = None
     if resume is not None:
-        ckpt = load_checkpoint(resume / "last.ckpt")
+        ckpt = resume_check.load_last(resume, tc.checkpoint_every)  # stray temporary files removed; no last.ckpt yet: start again
         if "train_state" not in ckpt:
             raise CheckpointError(f"{resume / 'last.ckpt'}: holds no training state to resume from (written by an older cnnkit?)")
         if ckpt["train_state"].get("finished"):
             raise CnnkitError(f"{resume}: this run already finished; start a new one with: cnnkit train --config {resume / 'config.yaml'}")
 
     data = build_dataset(cfg.data, seed=tc.seed)
+    data_fingerprint = resume_check.check(ckpt, cfg, data, resume, quiet=quiet)  # on resume: refuses a changed config or dataset
     if cfg.augment.preset:
         cfg = dataclasses.replace(cfg, augment=_with_preset(cfg.augment, cfg.data.dataset, data.image_size[0]))
     if len(data.train) < tc.batch_size:
@@ -417,6 +418,7 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
             "ema": ema.state_dict() if ema is not None else None,
             "lookahead": lookahead.state_dict() if lookahead is not None else None, "early_stopping": stopper.state_dict(), "rows": [dict(r) for r in rows],
             "budget": budget.state_dict() if budget is not None else None, "rng": rng_state(generator), "skipped_steps": skipped, "train_seconds": seconds, "finished": False,
+            "dataset": data_fingerprint,
         }
 
     saved = {"epoch": start_epoch - 1, "step": epoch_state.step if epoch_state is not None else 0}
