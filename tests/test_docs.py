@@ -1,0 +1,132 @@
+"""The documentation site's generated pages (docs/hooks.py): the CLI and configuration
+references cover every verb, flag and key, and the README sections the guide is made of exist.
+The generator functions are called directly (no MkDocs needed, well under a second)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+from cnnkit.cli import build_parser
+from cnnkit.config import all_keys
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def hooks():
+    spec = importlib.util.spec_from_file_location("cnnkit_docs_hooks", ROOT / "docs" / "hooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def cli_page(hooks):
+    return hooks.cli_reference()
+
+
+def _parsers(parser: argparse.ArgumentParser, prefix: str = ""):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield f"{prefix}{name}", sub
+                yield from _parsers(sub, f"{prefix}{name} ")
+
+
+def test_cli_reference_has_every_verb_and_flag(hooks, cli_page):
+    verbs = dict(_parsers(build_parser()))
+    assert len(verbs) >= 16  # train, evaluate, predict, ... report
+    assert hooks.cli_verbs() == list(verbs)
+    headings = re.findall(r"^## cnnkit (.+)$", cli_page, flags=re.M)
+    assert headings == list(verbs)
+    for verb, parser in verbs.items():
+        section = cli_page.split(f"## cnnkit {verb}\n", 1)[1].split("\n## cnnkit ", 1)[0]
+        for action in parser._actions:
+            for flag in action.option_strings:
+                if flag not in ("-h", "--help"):
+                    assert f"`{flag}" in section or f", {flag}" in section, f"{verb}: {flag} missing"
+            if action.help and action.help != argparse.SUPPRESS and not action.option_strings:
+                assert f"`{action.metavar or action.dest}`" in section
+
+
+def test_cli_reference_shows_help_defaults_and_config_keys(cli_page):
+    train = cli_page.split("## cnnkit train\n", 1)[1].split("\n## cnnkit ", 1)[0]
+    # the help text, the config key a flag sets (linked to the configuration page), choices
+    assert "`--epochs EPOCHS` (config key [`train.epochs`](config.md#trainepochs))" in train
+    assert "`--time-budget TIME` - train for this long instead of --epochs" in train
+    assert "`--precision {fp32,bf16,fp16}`" in train
+    evaluate = cli_page.split("## cnnkit evaluate\n", 1)[1].split("\n## cnnkit ", 1)[0]
+    assert "`--split {train,val,test}` (default: `test`)" in evaluate
+    # HTML-like text is escaped outside code spans, so it is shown rather than swallowed
+    assert "runs/\\<name\\>/config.yaml" in train
+
+
+def test_config_reference_has_every_key_with_type_default_and_help(hooks):
+    page = hooks.config_reference()
+    keys = all_keys()
+    assert len(keys) > 80
+    for key in keys:
+        assert f"`{key}`" in page, key
+        assert f'id="{key.replace(".", "")}"' in page, key
+    rows = {k.key: k for k in hooks.config_keys()}
+    assert list(rows) == keys
+    assert rows["optim.lr"].default == 0.2 and rows["optim.lr"].type == "float"
+    assert rows["data.image_size"].type == "int or null"
+    assert rows["data.val_fraction"].help == "held out of train when the dataset has no validation split"
+    # a `|` in a help text is escaped so that it does not split the table row
+    assert '| `"sgd"` | sgd (momentum, Nesterov) \\| adamw \\| adam \\| rmsprop |' in page
+    assert "| `optim.lr` |" not in page  # every key cell carries its anchor
+    assert re.search(r"<span id=\"optimlr\"></span>`optim.lr` \| float \| `0.2` \|", page)
+
+
+def test_field_comments_span_wrapped_fields(hooks, tmp_path, monkeypatch):
+    # after a formatting pass a long field may wrap; its comments are still found
+    src = tmp_path / "wrapped_cfg.py"
+    src.write_text(
+        "from dataclasses import dataclass, field\n\n"
+        "@dataclass\nclass C:\n"
+        "    a: int = 1  # the first\n"
+        "    b: dict = field(\n        default_factory=dict  # the second,\n    )  # wrapped\n"
+        "    c: int = 3\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import wrapped_cfg
+
+    assert hooks._field_comments(wrapped_cfg.C) == {"a": "the first", "b": "the second, wrapped", "c": ""}
+
+
+def test_readme_sections_of_the_guide_exist(hooks):
+    for _title, sections in hooks.GUIDE.values():
+        for heading, subsections in sections:
+            body = hooks.readme_section(heading, subsections=subsections)
+            assert len(body) > 100, heading
+    assert "make demo" in hooks.readme_section("The two commands")
+    # a heading inside a fenced code block is not a section boundary
+    text = "# T\n\n## A\none\n```bash\n# not a heading\n```\ntwo\n### A.1\nthree\n## B\nfour\n"
+    assert hooks.readme_section("A", text=text) == "one\n```bash\n# not a heading\n```\ntwo\n### A.1\nthree\n"
+    assert hooks.readme_section("A", subsections=False, text=text) == "one\n```bash\n# not a heading\n```\ntwo\n"
+    with pytest.raises(KeyError, match="no section 'Nope'"):
+        hooks.readme_section("Nope", text=text)
+
+
+def test_recipes_list_names_every_recipe_and_its_keys(hooks):
+    from cnnkit.training.recipes import RECIPES
+
+    text = hooks.recipes_list()
+    for recipe in RECIPES.values():
+        assert f"### {recipe.name}\n" in text
+        for key in recipe.overrides:
+            assert f"\n{key}: " in text
+    assert "optim.lr: 0.75" in text  # cifar-fast's peak rate
+
+
+def test_mkdocs_nav_lists_every_generated_page(hooks):
+    nav = (ROOT / "mkdocs.yml").read_text()
+    for path in [*hooks.GUIDE, "reference/cli.md", "reference/config.md", "benchmarks.md"]:
+        assert f": {path}\n" in nav, path
+        assert not (ROOT / "docs" / path).exists(), f"{path} is generated: do not commit it"
