@@ -113,7 +113,7 @@ def _parser_section(verb: str, parser: argparse.ArgumentParser, summary: str, fl
     description = parser.description or summary
     if description:
         lines += [_md(description), ""]
-    with _columns(100):
+    with _columns(78):  # fits the code block of the page's text column
         usage = parser.format_usage().strip()
     lines += ["```text", usage, "```", ""]
     for group in parser._action_groups:
