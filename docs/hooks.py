@@ -288,11 +288,18 @@ GUIDE: dict[str, tuple[str, list[tuple[str, bool]]]] = {
 }
 
 
+def _relink(markdown: str, page: str) -> str:
+    """Relative links of README text (written from the repository root) as seen from `page`:
+    the README's own links name files that the site carries at its root (CONTRIBUTING.md...)."""
+    up = "../" * page.count("/")
+    return re.sub(r"\]\((?![a-z]+:|#|/)([^)]+)\)", lambda m: f"]({up}{m.group(1)})", markdown)
+
+
 def guide_page(path: str) -> str:
     title, sections = GUIDE[path]
     lines = [f"# {title}", ""]
     for heading, subs in sections:
-        body = readme_section(heading, subsections=subs)
+        body = _relink(readme_section(heading, subsections=subs), path)
         if heading != title:
             lines += [f"## {heading}", ""]
         lines += [body, ""]
@@ -335,7 +342,7 @@ def recipes_list() -> str:
 
 
 def benchmarks_page() -> str:
-    lines = ["# Benchmarks", "", readme_section("Development"), "", "## Measured results", ""]
+    lines = ["# Benchmarks", "", _relink(readme_section("Development"), "benchmarks.md"), "", "## Measured results", ""]
     lines += [
         "Each benchmark writes its results to `benchmarks/results/`; these are the files in this",
         "checkout, as measured (the machine and date are in each).",
@@ -348,9 +355,14 @@ def benchmarks_page() -> str:
     return "\n".join(lines)
 
 
+# the repository's own Markdown files that the site carries unchanged (the README links them)
+REPO_PAGES = ("CONTRIBUTING.md", "CHANGELOG.md")
+
+
 def generated_pages() -> dict[str, str]:
     """{path under docs/: Markdown} of every generated page."""
     pages = {"reference/cli.md": cli_reference(), "reference/config.md": config_reference()}
+    pages.update({name: (ROOT / name).read_text() for name in REPO_PAGES})
     pages.update({path: guide_page(path) for path in GUIDE})
     pages["benchmarks.md"] = benchmarks_page()
     return pages

@@ -114,6 +114,14 @@ def test_readme_sections_of_the_guide_exist(hooks):
         hooks.readme_section("Nope", text=text)
 
 
+def test_readme_links_are_relinked_for_pages_in_folders(hooks):
+    text = "see [C](CONTRIBUTING.md), [web](https://x.org/a.md), [here](#top) and [D](docs/x.md)"
+    assert hooks._relink(text, "benchmarks.md") == text
+    assert hooks._relink(text, "guide/datasets.md") == (
+        "see [C](../CONTRIBUTING.md), [web](https://x.org/a.md), [here](#top) and [D](../docs/x.md)"
+    )
+
+
 def test_recipes_list_names_every_recipe_and_its_keys(hooks):
     from cnnkit.training.recipes import RECIPES
 
@@ -127,6 +135,6 @@ def test_recipes_list_names_every_recipe_and_its_keys(hooks):
 
 def test_mkdocs_nav_lists_every_generated_page(hooks):
     nav = (ROOT / "mkdocs.yml").read_text()
-    for path in [*hooks.GUIDE, "reference/cli.md", "reference/config.md", "benchmarks.md"]:
+    for path in [*hooks.GUIDE, "reference/cli.md", "reference/config.md", "benchmarks.md", *hooks.REPO_PAGES]:
         assert f": {path}\n" in nav, path
         assert not (ROOT / "docs" / path).exists(), f"{path} is generated: do not commit it"
