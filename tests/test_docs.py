@@ -17,12 +17,16 @@ from cnnkit.config import all_keys
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def hooks():
+def _load_hooks():
     spec = importlib.util.spec_from_file_location("cnnkit_docs_hooks", ROOT / "docs" / "hooks.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def hooks():
+    return _load_hooks()
 
 
 @pytest.fixture(scope="module")
@@ -54,34 +58,61 @@ def test_cli_reference_has_every_verb_and_flag(hooks, cli_page):
                 assert f"`{action.metavar or action.dest}`" in section
 
 
-def test_cli_reference_shows_help_defaults_and_config_keys(cli_page):
-    train = cli_page.split("## cnnkit train\n", 1)[1].split("\n## cnnkit ", 1)[0]
-    # the help text, the config key a flag sets (linked to the configuration page), choices
-    assert "`--epochs EPOCHS` (config key [`train.epochs`](config.md#trainepochs))" in train
-    assert "`--time-budget TIME` - train for this long instead of --epochs" in train
-    assert "`--precision {fp32,bf16,fp16}`" in train
-    evaluate = cli_page.split("## cnnkit evaluate\n", 1)[1].split("\n## cnnkit ", 1)[0]
-    assert "`--split {train,val,test}` (default: `test`)" in evaluate
-    # HTML-like text is escaped outside code spans, so it is shown rather than swallowed
-    assert "runs/\\<name\\>/config.yaml" in train
+def _section(page: str, verb: str) -> str:
+    return page.split(f"## cnnkit {verb}\n", 1)[1].split("\n## cnnkit ", 1)[0]
+
+
+def test_cli_reference_shows_every_help_text_and_the_config_key_of_each_train_flag(hooks, cli_page):
+    from cnnkit.cli import TRAIN_FLAGS
+
+    for verb, parser in _parsers(build_parser()):
+        section = _section(cli_page, verb)
+        for action in parser._actions:
+            if action.help and action.help != argparse.SUPPRESS and not isinstance(action, argparse._HelpAction):
+                assert hooks._md(parser._get_formatter()._expand_help(action)) in section, f"{verb}: {action.dest}"
+    train = _section(cli_page, "train")
+    dests = {a.dest for a in dict(_parsers(build_parser()))["train"]._actions}
+    linked = [key for dest, key in TRAIN_FLAGS.items() if dest in dests]
+    assert len(linked) > 20
+    for key in linked:
+        assert f"(config key [`{key}`](config.md#{key.replace('.', '')}))" in train
+
+
+def test_cli_reference_formats_choices_defaults_and_markup():
+    parser = argparse.ArgumentParser(prog="cnnkit")
+    sub = parser.add_subparsers()
+    p = sub.add_parser("demo", help="a demo verb", description="Demo: writes <run>/x.")
+    p.add_argument("--mode", choices=("a", "b"), default="a", help="how (*not* markup) `<code stays>`")
+    p.add_argument("--n", type=int, default=3, metavar="N", help="%(default)s by default")
+    p.add_argument("path", help="a file")
+    hooks_module = _load_hooks()
+    page = "\n".join(hooks_module._parser_section("demo", p, "a demo verb", {"n": "train.epochs"}))
+    assert "Demo: writes \\<run\\>/x." in page  # shown, not swallowed as an HTML tag
+    assert "- `--mode {a,b}` - how (\\*not\\* markup) `<code stays>` (default: `a`)" in page
+    assert "- `--n N` - 3 by default (default: `3`) (config key [`train.epochs`](config.md#trainepochs))" in page
+    assert "- `path` - a file" in page
+    assert "usage: cnnkit demo [-h] [--mode {a,b}] [--n N] path" in page
 
 
 def test_config_reference_has_every_key_with_type_default_and_help(hooks):
+    from cnnkit.config import Config
+
     page = hooks.config_reference()
     keys = all_keys()
     assert len(keys) > 80
-    for key in keys:
-        assert f"`{key}`" in page, key
-        assert f'id="{key.replace(".", "")}"' in page, key
     rows = {k.key: k for k in hooks.config_keys()}
     assert list(rows) == keys
-    assert rows["optim.lr"].default == 0.2 and rows["optim.lr"].type == "float"
-    assert rows["data.image_size"].type == "int or null"
-    assert rows["data.val_fraction"].help == "held out of train when the dataset has no validation split"
-    # a `|` in a help text is escaped so that it does not split the table row
-    assert '| `"sgd"` | sgd (momentum, Nesterov) \\| adamw \\| adam \\| rmsprop |' in page
-    assert "| `optim.lr` |" not in page  # every key cell carries its anchor
-    assert re.search(r"<span id=\"optimlr\"></span>`optim.lr` \| float \| `0.2` \|", page)
+    defaults = Config()
+    for key in keys:
+        group, name = key.split(".")
+        row = rows[key]
+        assert row.default == getattr(getattr(defaults, group), name), key
+        line = next(line for line in page.splitlines() if f'<span id="{group}{name}"></span>`{key}`' in line)
+        # a `|` in a help text is escaped so that it does not split the table row
+        assert line.endswith(f"| {hooks._cell(row.help)} |") and line.count(" | ") == 3, line
+    assert rows["data.image_size"].type == "int or null" and rows["optim.lr"].type == "float"
+    assert sum(bool(r.help) for r in rows.values()) > 0.8 * len(rows)  # the comments beside the fields are found
+    assert hooks._cell("none | oversample") == "none \\| oversample"
 
 
 def test_field_comments_span_wrapped_fields(hooks, tmp_path, monkeypatch):
