@@ -113,3 +113,22 @@ def test_archive_is_downloaded_with_checksum(tmp_path, monkeypatch, small_counts
     monkeypatch.setattr(cifar, "CIFAR10", replace(rel, sha256="0" * 64))
     with pytest.raises(DataError, match="SHA-256 mismatch"):
         build_dataset(DataConfig(dataset="cifar10", root=str(tmp_path / "other")))
+
+
+def test_corrupt_archive_names_it(tmp_path):
+    (tmp_path / "cifar10").mkdir()
+    (tmp_path / "cifar10" / "cifar-10-binary.tar.gz").write_bytes(b"\x1f\x8b\x08\x00 not really gzip")
+    with pytest.raises(DataError, match=r"(?s)cifar-10-binary.tar.gz: cannot be read .*delete it to download it again"):
+        build_dataset(DataConfig(dataset="cifar10", root=str(tmp_path), download=False))
+
+
+def test_missing_batch_and_out_of_range_label_are_named(tmp_path, small_counts):
+    _fake_cifar10(tmp_path / "cifar10")
+    batch = tmp_path / "cifar10" / "cifar-10-batches-bin" / "data_batch_2.bin"
+    data = batch.read_bytes()
+    batch.unlink()
+    with pytest.raises(DataError, match=r"cifar-10-batches-bin: data_batch_2.bin is missing; the cifar10 binary release is incomplete"):
+        build_dataset(DataConfig(dataset="cifar10", root=str(tmp_path)))
+    batch.write_bytes(bytes([12]) + data[1:])  # the first record's label byte: 12 of 10 classes
+    with pytest.raises(DataError, match=r"label 12 out of range 0-9 in data_batch_1.bin"):
+        build_dataset(DataConfig(dataset="cifar10", root=str(tmp_path)))

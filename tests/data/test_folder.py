@@ -67,3 +67,18 @@ def test_images_are_decoded_once_into_uint8(image_folder):
     ds = build_dataset(DataConfig(dataset="folder", path=str(image_folder), image_size=12), seed=0)
     assert ds.train.images.dtype == torch.uint8 and ds.train.images.shape[1:] == (3, 12, 12)
     assert ds.train.paths is not None and len(ds.train.paths) == len(ds.train)
+
+
+def test_folder_without_class_folders_names_it(tmp_path):
+    root = tmp_path / "flat"
+    root.mkdir()
+    (root / "a.png").write_bytes(b"")  # images directly in the folder, no class folders
+    with pytest.raises(DataError, match=r"flat: no class folders found; expected .*flat/<class name>/<images>"):
+        build_dataset(DataConfig(dataset="folder", path=str(root), image_size=8))
+
+
+def test_a_class_missing_from_train_is_an_error(tmp_path):
+    make_image_folder(tmp_path / "train", per_class=2)
+    make_image_folder(tmp_path / "val", classes=("cat", "bird"), per_class=1)
+    with pytest.raises(DataError, match=r"val: classes \['bird'\] do not appear in .*train; every class needs training images"):
+        build_dataset(DataConfig(dataset="folder", path=str(tmp_path), image_size=8))

@@ -49,3 +49,22 @@ def test_corrupt_gzip(tmp_path):
     p.write_bytes(b"\x1f\x8b\x08\x00garbage")
     with pytest.raises(DataError, match=r"c.gz"):
         read_idx(p)
+
+
+def test_missing_file_names_it(tmp_path):
+    with pytest.raises(DataError, match=r"nope-idx3-ubyte: file not found"):
+        read_idx(tmp_path / "nope-idx3-ubyte")
+
+
+def test_unsupported_element_type_names_it(tmp_path):
+    p = tmp_path / "floats-idx1"
+    p.write_bytes(bytes([0, 0, 0x0D, 1]) + (2).to_bytes(4, "big") + b"\0" * 8)  # 0x0D: float32
+    with pytest.raises(DataError, match=r"floats-idx1: IDX element type 0x0d is not supported \(expected unsigned byte 0x08\)"):
+        read_idx(p)
+
+
+def test_truncated_header_names_the_file(tmp_path):
+    p = tmp_path / "h-idx3-ubyte"
+    p.write_bytes(bytes([0, 0, 8, 3]) + (5).to_bytes(4, "big"))  # 3 dimensions promised, 1 given
+    with pytest.raises(DataError, match=r"h-idx3-ubyte: truncated IDX header"):
+        read_idx(p)

@@ -94,3 +94,46 @@ def test_mixed_split_rows_are_an_error(photos):
     (photos / "m.csv").write_text("path,label,split\nimgs/0.png,a,train\nimgs/1.png,a,\n")
     with pytest.raises(DataError, match="some rows name a split and some do not"):
         build_dataset(DataConfig(dataset="manifest", path=str(photos / "m.csv"), image_size=4))
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("missing.csv", None, r"missing.csv: manifest not found"),
+        ("latin.csv", b"path,label\nimgs/0.png,caf\xe9\n", r"latin.csv: cannot be read \(.*utf-8"),
+        ("obj.json", b'{"rows": []}', r"obj.json: expected a JSON list of \{'path': ..., 'label': ...\} objects"),
+        ("broken.json", b'[{"path": "imgs/0.png",', r"broken.json: not valid JSON"),
+        ("broken.jsonl", b'{"path": "imgs/0.png", "label": "a"}\n{nope}\n', r"broken.jsonl: not valid JSON"),
+        ("labels.txt", b"imgs/0.png a\n", r"labels.txt: unknown manifest type '.txt'; use .csv, .json, .jsonl"),
+        ("empty.csv", b"path,label\n", r"empty.csv: the manifest lists no images"),
+        ("item.json", b'[{"path": "imgs/0.png", "label": "a"}, {"label": "b"}]', r"item.json: item 2 has no path"),
+    ],
+)
+def test_unreadable_manifests_name_the_file_and_the_problem(photos, name, content, message):
+    if content is not None:
+        (photos / name).write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        read_manifest(photos / name)
+
+
+def test_multi_label_row_without_labels_is_an_all_zero_target(photos):
+    (photos / "m.jsonl").write_text(
+        '{"path": "imgs/0.png", "label": "cat;dog"}\n{"path": "imgs/1.png"}\n{"path": "imgs/2.png", "label": "dog"}\n'
+    )
+    assert read_manifest(photos / "m.jsonl", ";") == [("imgs/0.png", ["cat", "dog"], None), ("imgs/1.png", [], None), ("imgs/2.png", ["dog"], None)]
+    cfg = DataConfig(dataset="manifest", path=str(photos / "m.jsonl"), image_size=4, label_delimiter=";", val_fraction=0.34)
+    ds = build_dataset(cfg, seed=0)
+    labels = torch.cat([ds.train.labels, ds.val.labels])
+    assert ds.class_names == ["cat", "dog"] and labels.shape == (3, 2)
+    assert sorted(labels.sum(1).tolist()) == [0.0, 1.0, 2.0]
+
+
+def test_manifest_dataset_errors(photos):
+    with pytest.raises(DataError, match=r"dataset 'manifest' needs a file: --data FILE.csv"):
+        build_dataset(DataConfig(dataset="manifest", image_size=4))
+    (photos / "nt.csv").write_text("path,label,split\nimgs/0.png,a,val\nimgs/1.png,b,test\n")
+    with pytest.raises(DataError, match=r"nt.csv: no row is in the train split"):
+        build_dataset(DataConfig(dataset="manifest", path=str(photos / "nt.csv"), image_size=4))
+    (photos / "gone.csv").write_text("path,label,split\nimgs/missing1.png,a,train\nimgs/missing2.png,b,train\nimgs/0.png,a,val\n")
+    with pytest.raises(DataError, match=r"gone.csv: no readable training image"):
+        build_dataset(DataConfig(dataset="manifest", path=str(photos / "gone.csv"), image_size=4))

@@ -106,3 +106,14 @@ def test_full_mnist_from_shared_data_root():
     assert len(ds.train) + len(ds.val) == 60000 and len(ds.test) == 10000
     assert ds.test.class_counts(10) == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     assert 0.1 < ds.mean[0] < 0.15  # black background after the polarity check
+
+
+def test_read_idx_pair_names_a_missing_file_and_a_wrong_image_size(tmp_path):
+    _write_fake_mnist(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match=r"missing t10k-labels-idx1-ubyte.gz"):
+        mnist.read_idx_pair(tmp_path, "t10k", expected=10)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((10, 32, 32), np.uint8))
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(10, np.uint8))
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte.gz: images are 32x32, expected 28x28"):
+        mnist.read_idx_pair(tmp_path, "t10k", expected=10)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import difflib
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, TypeVar
 
 from torch import nn
 
@@ -29,28 +30,50 @@ class ModelInfo:
 
 _MODELS: dict[str, ModelInfo] = {}
 
+Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
+
 # arguments that say where the starting weights come from: they are not part of how the
 # model is built, so a checkpoint never records them (rebuilding from it must not download)
 WEIGHT_ARGS = ("pretrained",)
 
 
-def register_model(name: str | None = None, *, description: str = "", default_input=(1, 28, 28), pretrained: str = ""):
+def register_model(
+    name: str | None = None,
+    *,
+    description: str = "",
+    default_input: tuple[int, int, int] = (1, 28, 28),
+    pretrained: str = "",
+) -> Callable[[Builder], Builder]:
     """Register a builder `fn(num_classes, in_chans, **kwargs) -> nn.Module` under `name`."""
 
-    def wrap(fn):
+    def wrap(fn: Builder) -> Builder:
         key = name or fn.__name__
         if key in _MODELS:
             raise ValueError(f"model {key!r} is already registered")
         doc = description or (inspect.getdoc(fn) or "").split("\n")[0]
         family = fn.__module__.rsplit(".", 1)[-1]
-        _MODELS[key] = ModelInfo(key, fn, doc, tuple(default_input), pretrained, family)
+        c, h, w = default_input
+        _MODELS[key] = ModelInfo(key, fn, doc, (c, h, w), pretrained, family)
         return fn
 
     return wrap
 
 
 def _ensure_builtins() -> None:
-    from cnnkit.models import alexnet, convnext, densenet, efficientnet, fastnet, googlenet, lenet, mobilenet, resnet, simple, spec, vgg  # noqa: F401  (registration on import)
+    from cnnkit.models import (  # noqa: F401  (registration on import)
+        alexnet,
+        convnext,
+        densenet,
+        efficientnet,
+        fastnet,
+        googlenet,
+        lenet,
+        mobilenet,
+        resnet,
+        simple,
+        spec,
+        vgg,
+    )
 
 
 def list_models() -> list[str]:
@@ -79,7 +102,9 @@ def model_info(name: str) -> ModelInfo:
     if name not in _MODELS:
         close = difflib.get_close_matches(name, list(_MODELS), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"model.name: unknown model {name!r}.{hint} Known: {', '.join(sorted(_MODELS))} (see `cnnkit models`), or a layer spec such as 'conv(32,3)-bn-relu-gap-fc(10)'.")
+        raise ConfigError(
+            f"model.name: unknown model {name!r}.{hint} Known: {', '.join(sorted(_MODELS))} (see `cnnkit models`), or a layer spec such as 'conv(32,3)-bn-relu-gap-fc(10)'."
+        )
     return _MODELS[name]
 
 
@@ -99,7 +124,9 @@ def create_model(name: str, num_classes: int = 10, in_chans: int = 1, **kwargs: 
     _ensure_builtins()
     if looks_like_spec(name):
         if "spec" in kwargs:
-            raise ConfigError(f"model.name is a layer spec ({name!r}) and model.kwargs.spec is set too: give one of them")
+            raise ConfigError(
+                f"model.name is a layer spec ({name!r}) and model.kwargs.spec is set too: give one of them"
+            )
         kwargs = {"spec": name, **kwargs}
         name = "spec"
     info = model_info(name)
@@ -110,10 +137,13 @@ def create_model(name: str, num_classes: int = 10, in_chans: int = 1, **kwargs: 
             valid = [k for k in params if k not in ("num_classes", "in_chans")]
             close = difflib.get_close_matches(unknown[0], valid, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"model.kwargs: {name} takes no argument {unknown[0]!r}.{hint} Valid: {', '.join(valid) or 'none'}.")
+            raise ConfigError(
+                f"model.kwargs: {name} takes no argument {unknown[0]!r}.{hint} Valid: {', '.join(valid) or 'none'}."
+            )
     model = info.builder(num_classes=num_classes, in_chans=in_chans, **kwargs)
     recorded = {k: v for k, v in kwargs.items() if k not in WEIGHT_ARGS}
     if name == "spec" and hasattr(model, "spec_string"):
         recorded["spec"] = model.spec_string  # the canonical one-line form (a YAML list becomes a string)
-    model.cnnkit_spec = {"name": name, "kwargs": {"num_classes": num_classes, "in_chans": in_chans, **recorded}}
+    spec = {"name": name, "kwargs": {"num_classes": num_classes, "in_chans": in_chans, **recorded}}
+    model.cnnkit_spec = spec  # type: ignore[assignment]  # torch types module attributes as Tensor | Module
     return model
