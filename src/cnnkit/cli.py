@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from cnnkit.errors import CnnkitError
+from cnnkit.ranges import Range, flag_type
 
 # Each area adds its verbs from its own module: `register(subparsers)` adds parsers whose
 # `func(args) -> int` does the work. Keep those modules light to import (import torch and
@@ -136,6 +137,9 @@ def build_config(args: argparse.Namespace):
     from cnnkit.config import Config, ConfigError, load_config, parse_value
 
     overrides = {key: getattr(args, dest) for dest, key in TRAIN_FLAGS.items() if getattr(args, dest, None) is not None}
+    for dest, key in TRAIN_FLAGS.items():  # each flag checked alone, so an error names it: "--lr 'optim.lr': must be in [0, 10]..."
+        if getattr(args, dest, None) is not None:
+            Config().with_overrides({key: getattr(args, dest)}, source="--" + dest.replace("_", "-"))
     if getattr(args, "resume", None):
         from cnnkit.training.trainer import resume_config
 
@@ -191,7 +195,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--dataset", help="evaluate on this built-in dataset instead")
     p.add_argument("--data-root")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
-    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--batch-size", type=flag_type(Range(1)), default=500)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", metavar="FILE.json", help="write the metrics as JSON")
     p.add_argument("--tta", choices=("none", "flip", "flip+shift"), default="none", help="test-time augmentation: average the softmax over flipped / shifted views")
@@ -277,8 +281,8 @@ def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="top-k classes for image files and folders", description="Top-k classes of each image; for a multi-label model, every label whose sigmoid probability reaches --threshold.")
     p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint, or a run folder (its best.ckpt)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
-    p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--threshold", type=float, default=0.5, help="multi-label models: report every label with probability >= this (default 0.5)")
+    p.add_argument("--top-k", type=flag_type(Range(1)), default=3, help="classes shown per image (default 3; at most the model's classes)")
+    p.add_argument("--threshold", type=flag_type(Range(0, 1), float), default=0.5, help="multi-label models: report every label with probability >= this (default 0.5)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_predict)
@@ -313,8 +317,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from cnnkit.inference import load
 
     clf = load(args.checkpoint, device=args.device)
-    if not 0.0 <= args.threshold <= 1.0:
-        raise CnnkitError(f"--threshold must be between 0 and 1, got {args.threshold}")
     report = clf.predict_files(args.paths, top_k=args.top_k, threshold=args.threshold)
     if report.predictions or args.format == "json":
         print(format_predictions(report, args.format))

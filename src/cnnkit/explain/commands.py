@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cnnkit.ranges import Range, flag_type
+
 METHODS = ("gradcam", "gradcam++", "saliency", "smoothgrad", "integrated-gradients")
 
 
@@ -42,7 +44,7 @@ def register(sub) -> None:
     p.add_argument("--layers", nargs="+", metavar="NAME", help="module names (default: each stage); see --list")
     p.add_argument("--steps", action="store_true", help="every module inside the layers: conv, batch norm, ReLU, pooling (before/after)")
     p.add_argument("--list", action="store_true", help="print the module names and output shapes, write nothing")
-    p.add_argument("--max-channels", type=int, default=32)
+    p.add_argument("--max-channels", type=flag_type(Range(1)), default=32, help="channels shown per layer (default 32)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: featuremaps/ beside the checkpoint)")
     p.set_defaults(func=cmd_featuremaps)
 
@@ -52,8 +54,8 @@ def register(sub) -> None:
     )
     p.add_argument("checkpoint", metavar="CKPT_OR_RUN")
     p.add_argument("--layer", metavar="NAME", help="a deeper module: show what excites its channels (activation maximisation)")
-    p.add_argument("--channels", type=int, default=16, help="how many channels of --layer (default 16)")
-    p.add_argument("--steps", type=int, default=128, help="optimisation steps for --layer (default 128)")
+    p.add_argument("--channels", type=flag_type(Range(1)), default=16, help="how many channels of --layer (default 16)")
+    p.add_argument("--steps", type=flag_type(Range(1)), default=128, help="optimisation steps for --layer (default 128)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: filters/ beside the checkpoint)")
     p.set_defaults(func=cmd_filters)
 
