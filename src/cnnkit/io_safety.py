@@ -49,9 +49,9 @@ class Interrupted(KeyboardInterrupt):
 
     def summary(self) -> str:
         """One line: what was written (complete) and what was left as it was."""
-        done = f"wrote {', '.join(self.written)} (complete)" if self.written else "nothing was written"
-        kept = f" ({', '.join(self.kept)}: previous files, if any, unchanged)" if self.kept else ""
-        return f"stopped by {signal.Signals(self.signum).name}: {done}; nothing else was written{kept}"
+        done = f"wrote {', '.join(self.written)} (complete); nothing else was written" if self.written else "nothing was written"
+        kept = f" ({', '.join(self.kept)} left as it was)" if self.kept else ""
+        return f"stopped by {signal.Signals(self.signum).name}: {done}{kept}"
 
 
 class _Guard:
@@ -134,7 +134,7 @@ def writing(path: str | os.PathLike, hint: str = "") -> Iterator[None]:
     except OSError as e:
         reason, cure = explain_os_error(e)
         path, name = Path(path), Path(str(e.filename or ""))
-        where = f" ({name})" if e.filename and name != path and path.parent not in name.parents else ""  # another file failed
+        where = f" ({name})" if e.filename and name not in (path, path.parent) and path.parent not in name.parents else ""  # another file failed
         raise OutputError(f"{path}: could not be written ({reason}{where}); {cure}{', ' + hint if hint else ''}. Nothing was left half-written there.") from e
 
 
@@ -147,7 +147,7 @@ def write_file(path: str | os.PathLike, content: str | bytes | Callable[[BinaryI
     with writing(path, hint), deferred_signals():
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, write)
-    _record(path)
+        _record(path)  # before a held signal is raised, so its message lists the file
     return path
 
 
