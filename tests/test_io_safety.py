@@ -17,7 +17,14 @@ import pytest
 from PIL import Image
 
 from cnnkit.cli import main
-from cnnkit.io_safety import Interrupted, OutputError, interruptible, printable, staged_folder, write_file
+from cnnkit.io_safety import (
+    Interrupted,
+    OutputError,
+    interruptible,
+    printable,
+    staged_folder,
+    write_file,
+)
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -80,38 +87,35 @@ def test_staged_folder_moves_files_in_at_the_end_and_keeps_other_files(tmp_path)
 
 def test_staged_folder_error_leaves_previous_files_and_no_stage(tmp_path):
     dest = tmp_path / "out"
-    with pytest.raises(RuntimeError):
-        with staged_folder(dest) as stage:
-            (stage / "a.txt").write_text("new")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), staged_folder(dest) as stage:
+        (stage / "a.txt").write_text("new")
+        raise RuntimeError("boom")
     assert not dest.exists() and _leftovers(tmp_path) == []
 
 
 def test_interrupt_inside_staged_folder_says_what_was_kept(tmp_path):
     dest = tmp_path / "out"
-    with pytest.raises(Interrupted) as e:
-        with interruptible(), staged_folder(dest) as stage:
-            (stage / "a.txt").write_text("new")
-            os.kill(os.getpid(), signal.SIGTERM)
+    with pytest.raises(Interrupted) as e, interruptible(), staged_folder(dest) as stage:
+        (stage / "a.txt").write_text("new")
+        os.kill(os.getpid(), signal.SIGTERM)
     assert e.value.exit_code == 143 and not dest.exists() and _leftovers(tmp_path) == []
     assert e.value.summary() == f"stopped by SIGTERM: nothing was written ({dest} left as it was)"
 
 
 def test_signal_during_a_file_write_is_held_until_the_file_is_complete(tmp_path, monkeypatch):
-    import cnnkit.io_safety as io_safety
+    from cnnkit import io_safety
 
     real = io_safety.atomic_write
     monkeypatch.setattr(io_safety, "atomic_write", lambda path, write: real(path, lambda f: (f.write(b"half "), os.kill(os.getpid(), signal.SIGINT), f.write(b"and rest"))))
-    with pytest.raises(Interrupted) as e:
-        with interruptible():
-            write_file(tmp_path / "a.txt", "ignored")
+    with pytest.raises(Interrupted) as e, interruptible():
+        write_file(tmp_path / "a.txt", "ignored")
     assert (tmp_path / "a.txt").read_bytes() == b"half and rest" and e.value.exit_code == 130
     assert e.value.summary() == f"stopped by SIGINT: wrote {tmp_path / 'a.txt'} (complete); nothing else was written"
     assert _leftovers(tmp_path) == []
 
 
 def test_write_file_disk_full_is_one_clear_error(tmp_path, monkeypatch):
-    import cnnkit.rundir as rundir
+    from cnnkit import rundir
 
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -216,14 +220,14 @@ def test_evaluate_sigterm_keeps_the_complete_previous_output(tiny_run, tmp_path)
         sys.exit(main(["evaluate", {str(tiny_run)!r}, "--plots", {str(plots)!r}]))
     """)
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120, check=False)
     assert proc.returncode == 143, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == f"cnnkit evaluate: stopped by SIGTERM: nothing was written ({plots} left as it was)"
     assert {p.name: p.read_bytes() for p in plots.iterdir()} == before and _leftovers(tmp_path) == []
 
 
 def test_report_sigterm_leaves_no_stray_temporary_file(tiny_run, monkeypatch, capsys):  # row 9
-    import cnnkit.io_safety as io_safety
+    from cnnkit import io_safety
 
     real = io_safety.atomic_write
     page = tiny_run / "report.html"
@@ -244,7 +248,7 @@ def test_report_sigterm_leaves_no_stray_temporary_file(tiny_run, monkeypatch, ca
 
 
 def test_report_sigterm_before_writing_keeps_the_previous_report(tiny_run, monkeypatch, capsys):  # row 9
-    import cnnkit.evaluate.report_html as report_html
+    from cnnkit.evaluate import report_html
 
     page = tiny_run / "report.html"
     page.write_text("previous")
@@ -257,7 +261,7 @@ def test_report_sigterm_before_writing_keeps_the_previous_report(tiny_run, monke
 
 
 def test_explain_interrupted_writes_no_panel(tiny_run, tmp_path, digit_png, monkeypatch, capsys):
-    import cnnkit.explain.api as api
+    from cnnkit.explain import api
 
     real = api.save_panel
     monkeypatch.setattr(api, "save_panel", lambda *a, **k: (real(*a, **k), os.kill(os.getpid(), signal.SIGTERM)))

@@ -10,7 +10,6 @@ import io
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import Sequence
 
 from cnnkit.errors import CnnkitError
@@ -308,7 +307,8 @@ def format_predictions(report, fmt: str) -> str:
             if multi and not chosen:
                 w.writerow([p.source, "", "", ""])
         return buf.getvalue().rstrip("\n")
-    from cnnkit.io_safety import printable  # a newline or escape sequence in a file name must not break the table
+    # a newline or escape sequence in a file name must not break the table
+    from cnnkit.io_safety import printable
 
     width = max([len(printable(p.source or "")) for p in report.predictions] + [5])
     lines = [f"{'image':<{width}}  {'labels (multi-label)' if multi else 'prediction'}"]

@@ -267,7 +267,8 @@ def load_config(path: str | Path) -> Config:
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    from cnnkit.rundir import atomic_write_text  # complete or not there, like every file of a run
+    # complete or not there, like every file of a run
+    from cnnkit.rundir import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 

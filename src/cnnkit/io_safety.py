@@ -24,8 +24,9 @@ import secrets
 import shutil
 import signal
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
 
 from cnnkit.errors import CnnkitError
 from cnnkit.rundir import atomic_write, explain_os_error

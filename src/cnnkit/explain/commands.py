@@ -79,13 +79,15 @@ def cmd_conv_demo(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     from cnnkit.explain.api import explain_files
 
+    from cnnkit.io_safety import printable
+
     result = explain_files(args.checkpoint, args.images, method=args.method, layer=args.layer, class_name=args.class_name, out=args.out, device=args.device)
     for item in result.items:
-        print(f"{item.source}: {item.label} {item.probability:.1%} (explained: {item.target}) -> {item.path}")
+        print(f"{printable(item.source)}: {item.label} {item.probability:.1%} (explained: {item.target}) -> {printable(str(item.path))}")
     if result.contact_sheet:
         print(f"contact sheet: {result.contact_sheet}")
     for source, error in result.errors:
-        print(f"cnnkit explain: could not read {source}: {error}")
+        print(f"cnnkit explain: could not read {printable(source)}: {printable(error)}")
     return 1 if result.errors or not result.items else 0
 
 
