@@ -148,12 +148,13 @@ def test_real_read_only_folder(tiny_run, tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "verb",
-    ["evaluate", "evaluate --out", "report", "explain", "featuremaps", "filters", "predict --out"],
+    ["evaluate", "evaluate (run folder)", "evaluate --out", "report", "explain", "featuremaps", "filters", "predict --out"],
 )
 def test_read_only_folder_is_one_clear_error(verb, tiny_run, tmp_path, digit_png, read_only, capsys):  # row 6
     ro = tmp_path / "ro"
     argv = {
         "evaluate": ["evaluate", str(tiny_run), "--plots", str(ro / "plots")],
+        "evaluate (run folder)": ["evaluate", str(tiny_run)],  # the default: evaluation/own-test/ inside the run
         "evaluate --out": ["evaluate", str(tiny_run), "--no-plots", "--out", str(ro / "m.json")],
         "report": ["report", str(tiny_run)],
         "explain": ["explain", str(tiny_run), str(digit_png), "--out", str(ro / "x")],
@@ -161,7 +162,7 @@ def test_read_only_folder_is_one_clear_error(verb, tiny_run, tmp_path, digit_png
         "filters": ["filters", str(tiny_run), "--out", str(ro / "x")],
         "predict --out": ["predict", str(tiny_run), str(digit_png), "--out", str(ro / "p.txt")],
     }[verb]
-    target = tiny_run if verb == "report" else ro
+    target = tiny_run if verb in ("report", "evaluate (run folder)") else ro
     before = sorted(p.name for p in tiny_run.iterdir())
     read_only(target)
     assert main(argv) == 2

@@ -127,3 +127,15 @@ def test_other_verbs_flags_out_of_range(argv, expected, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 2 and expected in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("preset", ["light", "standard", "strong"])
+@pytest.mark.parametrize("dataset,size", [("mnist", 28), ("cifar10", 32), ("folder", 224)])
+def test_recipes_and_augment_presets_stay_inside_the_ranges(preset, dataset, size):
+    """Presets set keys with dataclasses.replace (no loader): their values must fit the declared ranges too."""
+    from cnnkit.data.presets import preset_overrides
+    from cnnkit.training.recipes import RECIPES
+
+    Config().with_overrides({f"augment.{k}": v for k, v in preset_overrides(preset, dataset=dataset, image_size=size).items()}, source=preset)
+    for recipe in RECIPES.values():
+        Config().with_overrides(recipe.overrides, source=recipe.name)

@@ -419,7 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:  # a disk or permission problem no writer turned into a clearer error
         reason = e.strerror or str(e)
         print(f"cnnkit {args.command}: error: {e.filename or 'a file'}: {reason}; check the disk and the folder's permissions", file=sys.stderr)
-        return 1
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover
