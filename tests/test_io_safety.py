@@ -127,6 +127,18 @@ def test_write_file_disk_full_is_one_clear_error(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_writing_names_the_output_but_passes_other_files_errors_unchanged(tmp_path):
+    from cnnkit.io_safety import writing
+
+    out = tmp_path / "report.html"
+    with pytest.raises(OutputError, match=r"report.html: could not be written \(Read-only file system\); make the folder writable"):
+        with writing(out):
+            raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / ".report.html.x1.tmp"))
+    with pytest.raises(FileNotFoundError):  # reading another file is not a write error
+        with writing(out):
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(tmp_path / "metrics.csv"))
+
+
 def test_printable_escapes_control_characters():
     assert printable("a\nb\tc\x1b[31md\u2028") == "a\\nb\\tc\\x1b[31md\\u2028" and printable("é 猫.png") == "é 猫.png"
 

@@ -1,6 +1,7 @@
 """Safe outputs for every command: complete files or none, clean stops on signals, clear disk errors.
 
-- `write_file(path, text_or_writer)`: one file, replaced atomically (rundir.atomic_write).
+- `write_file(path, text_or_writer)`: one file, replaced atomically (rundir.atomic_write);
+  `replace_file` the same for library code, its OSErrors unchanged.
 - `save_figure(fig, path)`: a matplotlib figure, through the same atomic writer.
 - `staged_folder(dest)`: a command's set of files, built in a hidden sibling folder and moved
   into `dest` at the end, so an interrupted or failed command leaves `dest`'s previous files
@@ -129,27 +130,44 @@ def _record(path: Path) -> None:
 @contextlib.contextmanager
 def writing(path: str | os.PathLike, hint: str = "") -> Iterator[None]:
     """Turn an OSError while writing `path` into an OutputError: the path, why, and what to do
-    (`hint` adds a command's own way out, e.g. "or write elsewhere with --out DIR")."""
+    (`hint` adds a command's own way out, e.g. "or write elsewhere with --out DIR"). An OSError
+    about another file (one being read, say) passes unchanged."""
     try:
         yield
     except OSError as e:
+        path = Path(path)
+        if not _about(path, e.filename):
+            raise
         reason, cure = explain_os_error(e)
-        path, name = Path(path), Path(str(e.filename or ""))
-        where = f" ({name})" if e.filename and name not in (path, path.parent) and path.parent not in name.parents else ""  # another file failed
-        raise OutputError(f"{path}: could not be written ({reason}{where}); {cure}{', ' + hint if hint else ''}. Nothing was left half-written there.") from e
+        raise OutputError(f"{path}: could not be written ({reason}); {cure}{', ' + hint if hint else ''}. Nothing was left half-written there.") from e
 
 
-def write_file(path: str | os.PathLike, content: str | bytes | Callable[[BinaryIO], None], *, hint: str = "") -> Path:
-    """Write one output file atomically (creating its folder); returns its path."""
+def _about(path: Path, filename) -> bool:
+    """Whether an OSError's file is `path`, a folder above it, or one of its temporary files / staging folder."""
+    if not filename:  # fsync, a writer's own error: the file being written
+        return True
+    name = Path(os.fsdecode(filename))
+    return name == path or name in path.parents or any(part.startswith(f".{path.name}.") for part in name.parts)
+
+
+def replace_file(path: str | os.PathLike, content: str | bytes | Callable[[BinaryIO], None]) -> Path:
+    """Write one file atomically (creating its folder), a signal held until it is complete; OSErrors
+    pass unchanged (library code; commands use write_file, or wrap this in `writing`)."""
     path = Path(path)
     if isinstance(content, str):
         content = content.encode("utf-8")
     write = content if callable(content) else (lambda f, data=content: f.write(data))
-    with writing(path, hint), deferred_signals():
+    with deferred_signals():
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, write)
         _record(path)  # before a held signal is raised, so its message lists the file
     return path
+
+
+def write_file(path: str | os.PathLike, content: str | bytes | Callable[[BinaryIO], None], *, hint: str = "") -> Path:
+    """Write one output file atomically (creating its folder); an OSError becomes an OutputError naming it."""
+    with writing(path, hint):
+        return replace_file(path, content)
 
 
 def save_figure(fig, path: str | os.PathLike, *, dpi: int = 100) -> Path:

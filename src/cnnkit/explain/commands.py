@@ -111,7 +111,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from cnnkit.evaluate.report_html import write_html_report
+    from pathlib import Path
 
-    print(f"wrote {write_html_report(args.run)}")
+    from cnnkit.evaluate.report_html import write_html_report
+    from cnnkit.io_safety import writing
+
+    with writing(Path(args.run) / "report.html", hint="or copy the run folder somewhere writable and run cnnkit report on the copy"):
+        print(f"wrote {write_html_report(args.run)}")
     return 0
