@@ -131,12 +131,10 @@ def test_writing_names_the_output_but_passes_other_files_errors_unchanged(tmp_pa
     from cnnkit.io_safety import writing
 
     out = tmp_path / "report.html"
-    with pytest.raises(OutputError, match=r"report.html: could not be written \(Read-only file system\); make the folder writable"):
-        with writing(out):
-            raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / ".report.html.x1.tmp"))
-    with pytest.raises(FileNotFoundError):  # reading another file is not a write error
-        with writing(out):
-            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(tmp_path / "metrics.csv"))
+    with pytest.raises(OutputError, match=r"report.html: could not be written \(Read-only file system\); make the folder writable"), writing(out):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / ".report.html.x1.tmp"))
+    with pytest.raises(FileNotFoundError), writing(out):  # reading another file is not a write error
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(tmp_path / "metrics.csv"))
 
 
 def test_printable_escapes_control_characters():
