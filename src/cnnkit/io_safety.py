@@ -35,6 +35,20 @@ from cnnkit.rundir import atomic_write, explain_os_error
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
+def install_handlers(handler) -> dict:
+    """Make `handler` the SIGINT and SIGTERM handler (main thread only: Python allows no other);
+    returns the previous handlers for `restore_handlers`."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.signal(s, handler) for s in EXIT_CODES}
+
+
+def restore_handlers(previous: dict) -> None:
+    for s, handler in previous.items():
+        signal.signal(s, handler)
+    previous.clear()
+
+
 class OutputError(CnnkitError):
     """An output file or folder could not be written (read-only folder, full disk, no permission)."""
 
@@ -64,8 +78,10 @@ class _Guard:
         self.fired = False
 
     def handle(self, signum, frame) -> None:
-        if self.fired:
-            return  # already stopping: let the clean-up finish
+        if self.fired:  # already stopping: let the clean-up finish (a second Ctrl-C stops at once)
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
         if self.defer:
             self.signum = self.signum or signum
             return
@@ -88,14 +104,13 @@ def interruptible() -> Iterator[None]:
         yield
         return
     guard = _Guard()
-    previous = {s: signal.signal(s, guard.handle) for s in EXIT_CODES}
+    previous = install_handlers(guard.handle)
     _GUARDS.append(guard)
     try:
         yield
     finally:
         _GUARDS.remove(guard)
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        restore_handlers(previous)
 
 
 @contextlib.contextmanager
