@@ -309,3 +309,28 @@ def test_predict_out_is_written_atomically(tiny_run, tmp_path, digit_png, capsys
     assert main(["predict", str(tiny_run), str(digit_png), "--format", "json", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert out.read_text() == printed and _leftovers(tmp_path) == []
+
+
+def test_library_refuses_top_k_zero(tiny_run, digit_png):  # row 16, for library callers too
+    import cnnkit
+    from cnnkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="top_k must be at least 1, got 0"):
+        cnnkit.load(tiny_run).predict_files([digit_png], top_k=0)
+
+
+def test_config_yaml_is_written_atomically(tmp_path, monkeypatch):
+    from cnnkit import rundir
+    from cnnkit.config import Config, load_config, save_config
+
+    path = tmp_path / "config.yaml"
+    save_config(Config(), path)
+    before = path.read_text()
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(rundir.os, "fsync", full)
+    with pytest.raises(OSError, match="No space left"):
+        save_config(Config().with_overrides({"optim.lr": 0.05}), path)
+    assert path.read_text() == before and load_config(path).optim.lr == 0.2 and _leftovers(tmp_path) == []
