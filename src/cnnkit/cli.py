@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import importlib
 import io
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import Sequence
 
 from cnnkit.errors import CnnkitError
+from cnnkit.ranges import Range, flag_type
 
 # Each area adds its verbs from its own module: `register(subparsers)` adds parsers whose
 # `func(args) -> int` does the work. Keep those modules light to import (import torch and
@@ -136,6 +137,9 @@ def build_config(args: argparse.Namespace):
     from cnnkit.config import Config, ConfigError, load_config, parse_value
 
     overrides = {key: getattr(args, dest) for dest, key in TRAIN_FLAGS.items() if getattr(args, dest, None) is not None}
+    for dest, key in TRAIN_FLAGS.items():  # each flag checked alone, so an error names it: "--lr 'optim.lr': must be in [0, 10]..."
+        if getattr(args, dest, None) is not None:
+            Config().with_overrides({key: getattr(args, dest)}, source="--" + dest.replace("_", "-"))
     if getattr(args, "resume", None):
         from cnnkit.training.trainer import resume_config
 
@@ -191,7 +195,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--dataset", help="evaluate on this built-in dataset instead")
     p.add_argument("--data-root")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
-    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--batch-size", type=flag_type(Range(1)), default=500)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", metavar="FILE.json", help="write the metrics as JSON")
     p.add_argument("--tta", choices=("none", "flip", "flip+shift"), default="none", help="test-time augmentation: average the softmax over flipped / shifted views")
@@ -267,8 +271,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if m.get("files"):
         print("\nwrote " + "\n      ".join(m["files"]))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(m, indent=2))
+        from cnnkit.io_safety import write_file
+
+        write_file(args.out, json.dumps(m, indent=2), hint="or choose another --out")
         print(f"\nwrote {args.out}")
     return 0
 
@@ -277,9 +282,10 @@ def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="top-k classes for image files and folders", description="Top-k classes of each image; for a multi-label model, every label whose sigmoid probability reaches --threshold.")
     p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint, or a run folder (its best.ckpt)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
-    p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--threshold", type=float, default=0.5, help="multi-label models: report every label with probability >= this (default 0.5)")
+    p.add_argument("--top-k", type=flag_type(Range(1)), default=3, help="classes shown per image (default 3; at most the model's classes)")
+    p.add_argument("--threshold", type=flag_type(Range(0, 1), float), default=0.5, help="multi-label models: report every label with probability >= this (default 0.5)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--out", metavar="FILE", help="also write the predictions (in --format) to this file, atomically")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_predict)
 
@@ -301,11 +307,14 @@ def format_predictions(report, fmt: str) -> str:
             if multi and not chosen:
                 w.writerow([p.source, "", "", ""])
         return buf.getvalue().rstrip("\n")
-    width = max([len(p.source or "") for p in report.predictions] + [5])
+    # a newline or escape sequence in a file name must not break the table
+    from cnnkit.io_safety import printable
+
+    width = max([len(printable(p.source or "")) for p in report.predictions] + [5])
     lines = [f"{'image':<{width}}  {'labels (multi-label)' if multi else 'prediction'}"]
     for p in report.predictions:
         chosen = p.labels if multi else p.top_k
-        lines.append(f"{p.source:<{width}}  " + ("  ".join(f"{label} {prob:.1%}" for label, prob in chosen) or "(no label above the threshold)"))
+        lines.append(f"{printable(p.source or ''):<{width}}  " + ("  ".join(f"{label} {prob:.1%}" for label, prob in chosen) or "(no label above the threshold)"))
     return "\n".join(lines)
 
 
@@ -313,13 +322,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from cnnkit.inference import load
 
     clf = load(args.checkpoint, device=args.device)
-    if not 0.0 <= args.threshold <= 1.0:
-        raise CnnkitError(f"--threshold must be between 0 and 1, got {args.threshold}")
     report = clf.predict_files(args.paths, top_k=args.top_k, threshold=args.threshold)
     if report.predictions or args.format == "json":
-        print(format_predictions(report, args.format))
+        text = format_predictions(report, args.format)
+        print(text)
+        if args.out:
+            from cnnkit.io_safety import write_file
+
+            write_file(args.out, text + "\n", hint="or choose another --out")
+            print(f"wrote {args.out}", file=sys.stderr)
+    from cnnkit.io_safety import printable
+
     for source, error in report.errors:
-        print(f"cnnkit predict: could not read {source}: {error}", file=sys.stderr)
+        print(f"cnnkit predict: could not read {printable(source)}: {printable(error)}", file=sys.stderr)
     if not report.predictions and not report.errors:
         print("cnnkit predict: no image files found in the given paths", file=sys.stderr)
         return 1
@@ -384,14 +399,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     _log_to_stderr()
+    from cnnkit.io_safety import Interrupted, interruptible
+
+    # train handles its own signals (finish the step, checkpoint); every other verb stops at once,
+    # its writers removing their temporary files, and says what was written
+    guard = interruptible() if args.command != "train" else contextlib.nullcontext()
     try:
-        return args.func(args)
+        with guard:
+            return args.func(args)
     except CnnkitError as e:
         print(f"cnnkit {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        print(f"cnnkit {args.command}: {e.summary()}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print(f"cnnkit {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # a disk or permission problem no writer turned into a clearer error
+        reason = e.strerror or str(e)
+        print(f"cnnkit {args.command}: error: {e.filename or 'a file'}: {reason}; check the disk and the folder's permissions", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,8 +2,9 @@
 
 Options are grouped by concern (data, model, optim, schedule, augment, train, run) and
 each function receives only its group. Unknown keys and wrong types are errors that name
-the key and suggest the nearest valid one. Values are parsed with `yaml.safe_load` (never
-`eval`).
+the key and suggest the nearest valid one. Every number declares its valid range in its type
+(`Annotated[float, Range(0, 10)]`, see cnnkit.ranges), checked for YAML, `--set` and flags alike;
+NaN and infinity are refused. Values are parsed with `yaml.safe_load` (never `eval`).
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 
 from cnnkit.errors import ConfigError
+from cnnkit.ranges import Range, ranged
+
+UNIT, NONNEG, POSITIVE = Range(0, 1), Range(0), Range(1)  # [0, 1]: fractions and probabilities; >= 0; >= 1
 
 
 @dataclass
@@ -26,10 +30,10 @@ class DataConfig:
     dataset: str = "mnist-mini"  # a registered dataset name (`cnnkit datasets`), "folder" or "manifest"
     path: str | None = None  # image folder, or CSV/JSON manifest, for dataset "folder"/"manifest" (--data)
     root: str | None = None  # where built-in datasets live (--data-root, $CNNKIT_DATA)
-    val_fraction: float = 0.1  # held out of train when the dataset has no validation split
-    image_size: int | None = None  # resize side for folders; None: the dataset's native size (folders: 64)
-    channels: int | None = None  # 1 or 3; None: the dataset's own (folders: 3)
-    subset_per_class: int | None = None  # keep only N training images per class (quick runs, few-shot)
+    val_fraction: Annotated[float, Range(0, 1, lo_open=True, hi_open=True)] = 0.1  # held out of train when the dataset has no validation split
+    image_size: Annotated[int | None, Range(1, 8192)] = None  # resize side for folders; None: the dataset's native size (folders: 64)
+    channels: Annotated[int | None, Range(1, 3)] = None  # 1 or 3; None: the dataset's own (folders: 3)
+    subset_per_class: Annotated[int | None, POSITIVE] = None  # keep only N training images per class (quick runs, few-shot)
     strict: bool = False  # a bad image file is an error instead of a skipped, reported file
     download: bool = True  # fetch missing built-in datasets (with checksums)
     cifar100_labels: str = "fine"  # cifar100: fine (100 classes) | coarse (20 superclasses)
@@ -37,9 +41,9 @@ class DataConfig:
     balance: str = "none"  # none | oversample: repeat training images of rare classes up to the largest class | sampler: each epoch drawn with every class equally likely
     cache: bool = True  # folders/manifests: decode once into a memory-mapped uint8 cache reused by later runs
     cache_dir: str | None = None  # where that cache lives; None: $CNNKIT_CACHE, else ~/.cache/cnnkit/decoded
-    cache_max_gb: float = 4.0  # with stream: auto, folders/manifests whose decoded uint8 images would exceed this many GB (1e9 bytes) stream
+    cache_max_gb: Annotated[float, NONNEG] = 4.0  # with stream: auto, folders/manifests whose decoded uint8 images would exceed this many GB (1e9 bytes) stream
     stream: bool | str = "auto"  # auto | true: read folder/manifest images from their files each epoch, decoded in DataLoader workers | false: always decode once
-    workers: int = 2  # streaming: DataLoader processes decoding images (0: in the training process)
+    workers: Annotated[int, Range(0, 256)] = 2  # streaming: DataLoader processes decoding images (0: in the training process)
 
 
 @dataclass
@@ -50,88 +54,88 @@ class ModelConfig:
     weights: str | None = None  # a local .safetensors / .pth / .pt file to start from (loaded with weights_only=True)
     strict_weights: bool = True  # keys of --weights that do not fit are an error (false: load what fits)
     finetune: str | None = None  # head | full | gradual; None: every layer trains at one learning rate
-    backbone_lr_scale: float = 0.1  # full / gradual: backbone learning rate = this x the head's
+    backbone_lr_scale: Annotated[float, Range(0, 100)] = 0.1  # full / gradual: backbone learning rate = this x the head's
     cache_features: bool = True  # head: compute the frozen backbone's features once when no augmentation is on
 
 
 @dataclass
 class OptimConfig:
     name: str = "sgd"  # sgd (momentum, Nesterov) | adamw | adam | rmsprop
-    lr: float = 0.2
-    momentum: float = 0.9  # sgd and rmsprop
+    lr: Annotated[float, Range(0, 10, note="the peak learning rate")] = 0.2
+    momentum: Annotated[float, Range(0, 1, hi_open=True)] = 0.9  # sgd and rmsprop
     nesterov: bool = True
-    weight_decay: float = 5e-4  # L2 on conv/linear weights (never on norms and biases)
-    l1: float = 0.0  # L1 penalty coefficient, added to the loss and reported as train_l1
+    weight_decay: Annotated[float, UNIT] = 5e-4  # L2 on conv/linear weights (never on norms and biases)
+    l1: Annotated[float, UNIT] = 0.0  # L1 penalty coefficient, added to the loss and reported as train_l1
     l1_params: str = "*weight"  # fnmatch pattern on parameter names the L1 penalty covers (ndim > 1 only)
-    label_smoothing: float = 0.1
+    label_smoothing: Annotated[float, Range(0, 1, hi_open=True)] = 0.1
     class_weights: str = "none"  # none | balanced (inverse class frequency) | sqrt: weighted loss (multi-label: BCE pos_weight)
-    grad_clip: float | None = None  # clip the global gradient norm to this value
-    bias_lr_scale: float = 1.0  # learning-rate multiplier for normalisation layers' shifts/scales (speed-record nets: 64); other biases keep the base rate
+    grad_clip: Annotated[float | None, Range(0, note='0 or null: off')] = None  # clip the global gradient norm to this value
+    bias_lr_scale: Annotated[float, Range(0, 1000, lo_open=True)] = 1.0  # learning-rate multiplier for normalisation layers' shifts/scales (speed-record nets: 64); other biases keep the base rate
 
 
 @dataclass
 class ScheduleConfig:
     name: str = "onecycle"  # onecycle | triangle | cosine | step | plateau | constant
-    warmup_fraction: float = 0.25  # onecycle, triangle: fraction of steps rising; cosine: linear warmup
-    initial_factor: float = 0.04  # onecycle, triangle: the rate starts at this x optim.lr
-    final_factor: float = 1e-4  # onecycle, triangle: and ends at this x optim.lr
-    step_epochs: int = 3  # step: multiply the rate by gamma every N epochs
-    gamma: float = 0.1  # step: decay factor
-    plateau_patience: int = 2  # plateau: epochs without improvement of train.monitor before reducing
-    plateau_factor: float = 0.1  # plateau: reduction factor
+    warmup_fraction: Annotated[float, Range(0, 1, hi_open=True)] = 0.25  # onecycle, triangle: fraction of steps rising; cosine: linear warmup
+    initial_factor: Annotated[float, UNIT] = 0.04  # onecycle, triangle: the rate starts at this x optim.lr
+    final_factor: Annotated[float, UNIT] = 1e-4  # onecycle, triangle: and ends at this x optim.lr
+    step_epochs: Annotated[int, POSITIVE] = 3  # step: multiply the rate by gamma every N epochs
+    gamma: Annotated[float, Range(0, 1, lo_open=True)] = 0.1  # step: decay factor
+    plateau_patience: Annotated[int, NONNEG] = 2  # plateau: epochs without improvement of train.monitor before reducing
+    plateau_factor: Annotated[float, Range(0, 1, lo_open=True, hi_open=True)] = 0.1  # plateau: reduction factor
 
 
 @dataclass
 class AugmentConfig:
     preset: str | None = None  # none | light | standard | strong, chosen per dataset; keys set to non-default values win
-    translate: int = 2  # random shift of up to N pixels (crop with zero padding)
+    translate: Annotated[int, Range(0, 256)] = 2  # random shift of up to N pixels (crop with zero padding)
     hflip: bool = False  # random horizontal flip (off for digits and text)
     alternate_flip: bool = False  # with hflip: each image mirrored in every other epoch (a fixed half start mirrored) instead of by chance (airbench)
     vflip: bool = False  # random vertical flip
-    crop_scale: float = 0.0  # random resized crop: smallest area fraction kept, e.g. 0.35 (0: off)
-    rotate: float = 0.0  # random rotation of up to N degrees either way (0: off)
-    scale: float = 0.0  # random zoom by a factor in [1 - s, 1 + s] (0: off)
-    shear: float = 0.0  # random shear of up to N degrees (0: off)
-    shift: float = 0.0  # random affine translation, fraction of the image side (0: off)
-    brightness: float = 0.0  # colour jitter: factor in [1 - b, 1 + b] (0: off)
-    contrast: float = 0.0  # colour jitter: factor in [1 - c, 1 + c] (0: off)
-    saturation: float = 0.0  # colour jitter: factor in [1 - s, 1 + s] (0: off; RGB only)
-    hue: float = 0.0  # colour jitter: hue shift in [-h, h] turns, h <= 0.5 (0: off; RGB only)
-    grayscale: float = 0.0  # probability of turning an RGB image gray
-    blur: float = 0.0  # probability of a Gaussian blur with sigma in [0.1, blur_sigma]
-    blur_sigma: float = 1.0
-    erase: float = 0.0  # cutout / random erasing: probability of erasing one rectangle (2-33% of the area)
+    crop_scale: Annotated[float, UNIT] = 0.0  # random resized crop: smallest area fraction kept, e.g. 0.35 (0: off)
+    rotate: Annotated[float, Range(0, 180)] = 0.0  # random rotation of up to N degrees either way (0: off)
+    scale: Annotated[float, Range(0, 1, hi_open=True)] = 0.0  # random zoom by a factor in [1 - s, 1 + s] (0: off)
+    shear: Annotated[float, Range(0, 90, hi_open=True)] = 0.0  # random shear of up to N degrees (0: off)
+    shift: Annotated[float, UNIT] = 0.0  # random affine translation, fraction of the image side (0: off)
+    brightness: Annotated[float, UNIT] = 0.0  # colour jitter: factor in [1 - b, 1 + b] (0: off)
+    contrast: Annotated[float, UNIT] = 0.0  # colour jitter: factor in [1 - c, 1 + c] (0: off)
+    saturation: Annotated[float, UNIT] = 0.0  # colour jitter: factor in [1 - s, 1 + s] (0: off; RGB only)
+    hue: Annotated[float, Range(0, 0.5)] = 0.0  # colour jitter: hue shift in [-h, h] turns, h <= 0.5 (0: off; RGB only)
+    grayscale: Annotated[float, UNIT] = 0.0  # probability of turning an RGB image gray
+    blur: Annotated[float, UNIT] = 0.0  # probability of a Gaussian blur with sigma in [0.1, blur_sigma]
+    blur_sigma: Annotated[float, Range(0, 100, lo_open=True)] = 1.0
+    erase: Annotated[float, UNIT] = 0.0  # cutout / random erasing: probability of erasing one rectangle (2-33% of the area)
     auto: str = "none"  # automatic policy from torchvision v2: none | randaugment | trivialaugment
-    mixup: float = 0.0  # mixup Beta(a, a) parameter (0: off); mixes labels: see cnnkit.data.augment.mix_batch
-    cutmix: float = 0.0  # cutmix Beta(a, a) parameter (0: off); with mixup too, one of the two per batch
+    mixup: Annotated[float, Range(0, 100)] = 0.0  # mixup Beta(a, a) parameter (0: off); mixes labels: see cnnkit.data.augment.mix_batch
+    cutmix: Annotated[float, Range(0, 100)] = 0.0  # cutmix Beta(a, a) parameter (0: off); with mixup too, one of the two per batch
 
 
 @dataclass
 class TrainConfig:
     recipe: str = "auto"  # auto: the dataset's tuned settings (`cnnkit recipes`) under the keys you set | none | a recipe name
-    epochs: int = 8
-    time_budget: float = 0.0  # seconds of training incl. validation (0: off); replaces epochs: steps planned from measured speed (--time-budget 10m)
-    progressive_resize: float = 0.0  # start at this fraction of the image side (e.g. 0.75), growing to full size (0: off)
-    progressive_end: float = 0.6  # fraction of the epochs by which progressive resizing reaches the full size
-    batch_size: int = 64
-    eval_batch_size: int = 500
-    seed: int = 0
+    epochs: Annotated[int, Range(1, 1_000_000)] = 8
+    time_budget: Annotated[float, NONNEG] = 0.0  # seconds of training incl. validation (0: off); replaces epochs: steps planned from measured speed (--time-budget 10m)
+    progressive_resize: Annotated[float, UNIT] = 0.0  # start at this fraction of the image side (e.g. 0.75), growing to full size (0: off)
+    progressive_end: Annotated[float, Range(0, 1, lo_open=True)] = 0.6  # fraction of the epochs by which progressive resizing reaches the full size
+    batch_size: Annotated[int, POSITIVE] = 64
+    eval_batch_size: Annotated[int, POSITIVE] = 500
+    seed: Annotated[int, Range(0, 2**63 - 1)] = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 on CUDA only) | auto: bf16 where the device computes it natively, else fp32
     channels_last: bool = True
-    num_threads: int | None = None  # CPU threads; None: PyTorch's default
+    num_threads: Annotated[int | None, Range(1, 1024)] = None  # CPU threads; None: PyTorch's default
     deterministic: bool = True  # deterministic algorithms where the device has them
-    checkpoint_every: int = 0  # also write last.ckpt every N optimiser steps (0: once per epoch only)
+    checkpoint_every: Annotated[int, NONNEG] = 0  # also write last.ckpt every N optimiser steps (0: once per epoch only)
     on_nan: str = "stop"  # stop | skip: what a non-finite loss or gradient does
-    ema_decay: float = 0.0  # exponential moving average of the weights (e.g. 0.999; 0: off)
+    ema_decay: Annotated[float, Range(0, 1, hi_open=True)] = 0.0  # exponential moving average of the weights (e.g. 0.999; 0: off)
     lookahead: bool = False  # every 5 steps pull the weights toward their slow average (growing pull), ending on it (speed-record recipes)
     monitor: str = "val_accuracy"  # metric for best.ckpt, early stopping and plateau: val_accuracy | val_loss
-    early_stopping: int = 0  # stop after N epochs without improvement of monitor (0: off)
-    min_delta: float = 0.0  # smallest change of monitor that counts as an improvement
+    early_stopping: Annotated[int, NONNEG] = 0  # stop after N epochs without improvement of monitor (0: off)
+    min_delta: Annotated[float, NONNEG] = 0.0  # smallest change of monitor that counts as an improvement
     compile: bool = False  # torch.compile the model (falls back to eager with a message)
     tta: str = "none"  # none | flip | flip+shift: test-time augmentation at the final evaluation
     tensorboard: bool = False  # write TensorBoard event files to <run>/tensorboard
-    devices: int = 1  # processes for DistributedDataParallel (cnnkit train --devices N)
+    devices: Annotated[int, Range(1, 1024)] = 1  # processes for DistributedDataParallel (cnnkit train --devices N)
 
 
 @dataclass
@@ -228,6 +232,7 @@ def merge(base: Any, updates: dict[str, Any], *, source: str, prefix: str = "") 
     if not isinstance(updates, dict):
         raise ConfigError(f"{source} {prefix.rstrip('.') or 'top level'}: expected a mapping, got {updates!r}")
     hints = typing.get_type_hints(type(base))
+    ranges = {k: ranged(t) for k, t in typing.get_type_hints(type(base), include_extras=True).items()}
     valid = [f.name for f in dataclasses.fields(base)]
     changes = {}
     for key, value in updates.items():
@@ -239,6 +244,8 @@ def merge(base: Any, updates: dict[str, Any], *, source: str, prefix: str = "") 
             changes[key] = merge(current, value, source=source, prefix=f"{full}.")
         else:
             changes[key] = _check_type(value, hints[key], full, source)
+            if ranges[key] is not None and changes[key] is not None:
+                ranges[key].check(changes[key], f"{source} {full!r}")
     return dataclasses.replace(base, **changes)
 
 
@@ -260,7 +267,10 @@ def load_config(path: str | Path) -> Config:
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    # complete or not there, like every file of a run
+    from cnnkit.rundir import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
 def parse_value(text: str) -> Any:

@@ -19,7 +19,7 @@ from PIL import Image
 from cnnkit.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
 from cnnkit.data.images import ImageError, is_image_file, open_image, pil_to_array
 from cnnkit.data.preprocess import Normalize
-from cnnkit.errors import DataError
+from cnnkit.errors import ConfigError, DataError
 from cnnkit.training.device import resolve_device
 
 ImageLike = Any  # PIL.Image | str | os.PathLike | np.ndarray | torch.Tensor
@@ -153,7 +153,9 @@ class Classifier:
         return report
 
     def _prediction(self, probs: torch.Tensor, top_k: int, source: str | None, threshold: float = 0.5) -> Prediction:
-        k = max(1, min(top_k, len(self.class_names)))
+        if top_k < 1:  # not silently one class: the caller asked for none
+            raise ConfigError(f"top_k must be at least 1, got {top_k}")
+        k = min(top_k, len(self.class_names))
         values, idx = probs.topk(k)
         top = [(self.class_names[i], float(v)) for v, i in zip(values.tolist(), idx.tolist())]
         labels = None

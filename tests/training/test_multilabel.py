@@ -141,7 +141,9 @@ def test_predict_gives_every_label_above_the_threshold(ml_run, tmp_path, capsys)
     # a threshold of 1 keeps (almost) nothing; the table says so
     assert main(["predict", str(run), str(next(iter(truth))), "--threshold", "1.0"]) == 0
     assert "(no label above the threshold)" in capsys.readouterr().out
-    assert main(["predict", str(run), str(next(iter(truth))), "--threshold", "2"]) == 2
+    with pytest.raises(SystemExit) as refused:  # checked by the flag's type, before the checkpoint is loaded
+        main(["predict", str(run), str(next(iter(truth))), "--threshold", "2"])
+    assert refused.value.code == 2 and "argument --threshold: must be in [0, 1], got 2.0" in capsys.readouterr().err
     # the library call: the same labels
     import cnnkit
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from cnnkit.ranges import Range, flag_type
+
 
 def register(sub) -> None:
     """Add this area's subcommands to the `cnnkit` parser."""
@@ -26,7 +28,7 @@ def register(sub) -> None:
     g.add_argument("--dataset", help="built-in dataset name (default mnist-mini)")
     g.add_argument("--data", metavar="PATH", help="a folder of class folders, or a CSV/JSON manifest")
     p.add_argument("--data-root")
-    p.add_argument("--image-size", type=int)
+    p.add_argument("--image-size", type=flag_type(Range(1, 8192)))
     p.add_argument("--channels", type=int, choices=(1, 3))
     p.add_argument("--label-delimiter", help="manifests: separator of several labels in one cell (multi-label)")
     p.add_argument("--seed", type=int, default=0)
@@ -38,11 +40,11 @@ def register(sub) -> None:
     g.add_argument("--dataset", help="built-in dataset name (default mnist-mini)")
     g.add_argument("--data", metavar="PATH", help="a folder of class folders, or a CSV/JSON manifest")
     p.add_argument("--data-root")
-    p.add_argument("--image-size", type=int)
+    p.add_argument("--image-size", type=flag_type(Range(1, 8192)))
     p.add_argument("--augment", default=None, help="preset: none, light, standard or strong (default: the config's augment section)")
     p.add_argument("--set", action="append", default=[], metavar="augment.KEY=VALUE", help="override an augment key (repeatable)")
-    p.add_argument("--rows", type=int, default=8, help="images (rows)")
-    p.add_argument("--versions", type=int, default=6, help="augmented versions per image (columns after the original)")
+    p.add_argument("--rows", type=flag_type(Range(1, 1000)), default=8, help="images (rows)")
+    p.add_argument("--versions", type=flag_type(Range(0, 100)), default=6, help="augmented versions per image (columns after the original)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="augment_preview.png")
     p.set_defaults(func=cmd_augment_preview)
@@ -174,7 +176,8 @@ def cmd_augment_preview(args: argparse.Namespace) -> int:
     idx = torch.randperm(len(ds.train), generator=g)[: args.rows]
     grid = preview_grid(ds.train.images[idx], BatchAugment.from_config(aug_cfg), args.versions, g)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid).save(out)
+    from cnnkit.io_safety import write_file
+
+    write_file(out, lambda f: Image.fromarray(grid).save(f, format=Image.registered_extensions().get(out.suffix.lower(), "PNG")), hint="or choose another --out")
     print(f"wrote {out} ({len(idx)} images x {args.versions} augmented versions)")
     return 0

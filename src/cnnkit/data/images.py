@@ -10,6 +10,7 @@ naming the file.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +78,10 @@ def open_image(path: str | os.PathLike) -> Image.Image:
     """Open and fully decode an image (first frame), refusing decompression bombs."""
     path = Path(path)
     try:
-        if path.stat().st_size == 0:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block open(); a folder or device is no image either
+            raise ImageError(f"{path}: not a regular file ({_file_kind(st.st_mode)}); give image files or folders of them")
+        if st.st_size == 0:
             raise ImageError(f"{path}: empty file (0 bytes)")
         # The pixel limit is checked here, on the header, rather than by turning Pillow's
         # DecompressionBombWarning into an error with warnings.catch_warnings: that changes
@@ -102,6 +106,11 @@ def open_image(path: str | os.PathLike) -> Image.Image:
         raise ImageError(f"{path}: file not found") from e
     except (OSError, ValueError, SyntaxError) as e:
         raise ImageError(f"{path}: corrupt or truncated image ({e})") from e
+
+
+def _file_kind(mode: int) -> str:
+    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
+    return next((name for test, name in kinds if test(mode)), "not a plain file")
 
 
 def load_image(path: str | os.PathLike, channels: int, size: tuple[int, int] | None = None) -> np.ndarray:

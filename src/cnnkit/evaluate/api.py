@@ -143,12 +143,24 @@ def evaluate_checkpoint(
     return result
 
 
+PLOTS_HINT = "or write them elsewhere with --plots DIR (or skip them with --no-plots)"
+
+
 def write_evaluation(result: dict, p: Predictions, out_dir: str | os.PathLike) -> list[Path]:
-    """PNGs and JSON of an evaluation, into `out_dir`. Returns the files written."""
-    from cnnkit.evaluate.plots import plot_confusion_matrix, plot_hardest_examples, plot_reliability_diagram
+    """PNGs and JSON of an evaluation, into `out_dir`, as one set: built in a hidden folder beside it
+    and moved in at the end, so a full disk or a signal leaves the previous set (or none), never
+    half of one; an OSError becomes an OutputError naming the folder. Returns the files written."""
+    from cnnkit.io_safety import staged_folder
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with staged_folder(out, hint=PLOTS_HINT) as stage:
+        files = _write_evaluation_files(result, p, stage)
+    return [out / f.name for f in files]
+
+
+def _write_evaluation_files(result: dict, p: Predictions, out: Path) -> list[Path]:
+    from cnnkit.evaluate.plots import plot_confusion_matrix, plot_hardest_examples, plot_reliability_diagram
+
     if result.get("task") == "multilabel":  # no confusion matrix or top-1 calibration for several labels
         from cnnkit.evaluate.plots import plot_per_class
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from cnnkit.errors import DataError
-from cnnkit.rundir import atomic_write_text
+from cnnkit.io_safety import replace_file
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#fafafa}
@@ -342,5 +342,5 @@ def write_html_report(run_dir: str | os.PathLike, *, gradcam_examples: int = 4, 
         f"Rebuild with <code>cnnkit report {html.escape(str(run))}</code>.</p></main></body></html>"
     )
     out = run / "report.html"
-    atomic_write_text(out, page)  # a full disk leaves the previous report (or none), never half of one
+    replace_file(out, page)  # a full disk or a signal leaves the previous report (or none), never half of one
     return out

@@ -13,6 +13,7 @@ import torch
 from cnnkit.errors import ConfigError, DataError
 from cnnkit.explain.attribution import LAYER_METHODS, attribute, resolve_layer
 from cnnkit.explain.render import METHOD_TITLES, save_contact_sheet, save_panel
+from cnnkit.io_safety import staged_folder
 
 
 @dataclass
@@ -94,33 +95,37 @@ def explain_files(
     names = dict(zip(files, _unique_names(files)))
     sheet: tuple[list, list, list] = ([], [], [])
     how = METHOD_TITLES[method] + (f" at {layer_name}" if layer_name else "")
-    for start in range(0, len(files), batch_size):
-        ok, arrays = [], []
-        for f in files[start : start + batch_size]:
-            try:
-                arrays.append(pil_to_array(open_image(f), clf.channels, clf.size))
-                ok.append(f)
-            except (ImageError, DataError) as e:
-                result.errors.append((str(f), str(e).removeprefix(f"{f}: ")))
-        if not arrays:
-            continue
-        images = torch.from_numpy(np.stack(arrays))
-        targets = [target] * len(ok) if target is not None else None
-        heat, probs = explain_batch(clf, images, method, targets, layer_name)
-        for f, img, h, p in zip(ok, images.numpy(), heat, probs):
-            pred = int(p.argmax())
-            t = pred if target is None else target
-            label, prob = clf.class_names[pred], float(p[pred])
-            title = f"{f.name}: predicted {label} ({prob:.1%})"
-            if t != pred:
-                title += f"; explaining {clf.class_names[t]} ({float(p[t]):.1%})"
-            png = save_panel(img, h, out_dir / f"{names[f]}.png", title=f"{title}\n{how}", method=method)
-            result.items.append(Explained(str(f), label, prob, clf.class_names[t], png))
-            if len(sheet[0]) < sheet_limit:
-                sheet[0].append(img)
-                sheet[1].append(h)
-                sheet[2].append(f"{names[f][:18]}\n{label} {prob:.0%}" + (f" (→{clf.class_names[t]})" if t != pred else ""))
-    if len(result.items) > 1:
-        shown = f" (first {sheet_limit} of {len(result.items)})" if len(result.items) > sheet_limit else ""
-        result.contact_sheet = save_contact_sheet(*sheet, out_dir / "contact_sheet.png", title=f"{how}{shown}")
+    # built in a hidden folder and moved into out_dir at the end: a signal or a full disk leaves its previous files
+    with staged_folder(out_dir, hint="or write elsewhere with --out DIR") as stage:
+        for start in range(0, len(files), batch_size):
+            ok, arrays = [], []
+            for f in files[start : start + batch_size]:
+                try:
+                    arrays.append(pil_to_array(open_image(f), clf.channels, clf.size))
+                    ok.append(f)
+                except (ImageError, DataError) as e:
+                    result.errors.append((str(f), str(e).removeprefix(f"{f}: ")))
+            if not arrays:
+                continue
+            images = torch.from_numpy(np.stack(arrays))
+            targets = [target] * len(ok) if target is not None else None
+            heat, probs = explain_batch(clf, images, method, targets, layer_name)
+            for f, img, h, p in zip(ok, images.numpy(), heat, probs):
+                pred = int(p.argmax())
+                t = pred if target is None else target
+                label, prob = clf.class_names[pred], float(p[pred])
+                title = f"{f.name}: predicted {label} ({prob:.1%})"
+                if t != pred:
+                    title += f"; explaining {clf.class_names[t]} ({float(p[t]):.1%})"
+                save_panel(img, h, stage / f"{names[f]}.png", title=f"{title}\n{how}", method=method)
+                png = out_dir / f"{names[f]}.png"
+                result.items.append(Explained(str(f), label, prob, clf.class_names[t], png))
+                if len(sheet[0]) < sheet_limit:
+                    sheet[0].append(img)
+                    sheet[1].append(h)
+                    sheet[2].append(f"{names[f][:18]}\n{label} {prob:.0%}" + (f" (→{clf.class_names[t]})" if t != pred else ""))
+        if len(result.items) > 1:
+            shown = f" (first {sheet_limit} of {len(result.items)})" if len(result.items) > sheet_limit else ""
+            save_contact_sheet(*sheet, stage / "contact_sheet.png", title=f"{how}{shown}")
+            result.contact_sheet = out_dir / "contact_sheet.png"
     return result

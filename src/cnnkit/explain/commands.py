@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cnnkit.ranges import Range, flag_type
+
 METHODS = ("gradcam", "gradcam++", "saliency", "smoothgrad", "integrated-gradients")
 
 
@@ -42,7 +44,7 @@ def register(sub) -> None:
     p.add_argument("--layers", nargs="+", metavar="NAME", help="module names (default: each stage); see --list")
     p.add_argument("--steps", action="store_true", help="every module inside the layers: conv, batch norm, ReLU, pooling (before/after)")
     p.add_argument("--list", action="store_true", help="print the module names and output shapes, write nothing")
-    p.add_argument("--max-channels", type=int, default=32)
+    p.add_argument("--max-channels", type=flag_type(Range(1)), default=32, help="channels shown per layer (default 32)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: featuremaps/ beside the checkpoint)")
     p.set_defaults(func=cmd_featuremaps)
 
@@ -52,8 +54,8 @@ def register(sub) -> None:
     )
     p.add_argument("checkpoint", metavar="CKPT_OR_RUN")
     p.add_argument("--layer", metavar="NAME", help="a deeper module: show what excites its channels (activation maximisation)")
-    p.add_argument("--channels", type=int, default=16, help="how many channels of --layer (default 16)")
-    p.add_argument("--steps", type=int, default=128, help="optimisation steps for --layer (default 128)")
+    p.add_argument("--channels", type=flag_type(Range(1)), default=16, help="how many channels of --layer (default 16)")
+    p.add_argument("--steps", type=flag_type(Range(1)), default=128, help="optimisation steps for --layer (default 128)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: filters/ beside the checkpoint)")
     p.set_defaults(func=cmd_filters)
 
@@ -77,13 +79,15 @@ def cmd_conv_demo(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     from cnnkit.explain.api import explain_files
 
+    from cnnkit.io_safety import printable
+
     result = explain_files(args.checkpoint, args.images, method=args.method, layer=args.layer, class_name=args.class_name, out=args.out, device=args.device)
     for item in result.items:
-        print(f"{item.source}: {item.label} {item.probability:.1%} (explained: {item.target}) -> {item.path}")
+        print(f"{printable(item.source)}: {item.label} {item.probability:.1%} (explained: {item.target}) -> {printable(str(item.path))}")
     if result.contact_sheet:
         print(f"contact sheet: {result.contact_sheet}")
     for source, error in result.errors:
-        print(f"cnnkit explain: could not read {source}: {error}")
+        print(f"cnnkit explain: could not read {printable(source)}: {printable(error)}")
     return 1 if result.errors or not result.items else 0
 
 
@@ -107,7 +111,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from cnnkit.evaluate.report_html import write_html_report
+    from pathlib import Path
 
-    print(f"wrote {write_html_report(args.run)}")
+    from cnnkit.evaluate.report_html import write_html_report
+    from cnnkit.io_safety import writing
+
+    with writing(Path(args.run) / "report.html", hint="or copy the run folder somewhere writable and run cnnkit report on the copy"):
+        print(f"wrote {write_html_report(args.run)}")
     return 0

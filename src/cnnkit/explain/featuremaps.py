@@ -12,6 +12,7 @@ from torch import nn
 
 from cnnkit.errors import ConfigError
 from cnnkit.explain.render import save_figure
+from cnnkit.io_safety import staged_folder
 
 
 @dataclass
@@ -127,11 +128,14 @@ def featuremaps_command(checkpoint: str | os.PathLike, image: str | os.PathLike,
     images = clf.preprocess(image)
     recorded = feature_maps(clf.model, clf.normalize(images), names)
     out_dir = Path(out) if out is not None else resolve_checkpoint(checkpoint).parent / "featuremaps" / Path(image).stem
-    for i, layer in enumerate(recorded):
-        line = f"{layer.name:<28} {layer.kind:<18} {'x'.join(map(str, layer.shape))}"
-        if list_only:
-            print(line)
-            continue
-        path = save_grid(layer, out_dir / f"{i:02d}_{layer.name.replace('.', '_')}.png", max_channels, image=images[0].numpy() if i == 0 else None)
-        print(f"{line}  -> {path}")
+    lines = [f"{layer.name:<28} {layer.kind:<18} {'x'.join(map(str, layer.shape))}" for layer in recorded]
+    if list_only:
+        print("\n".join(lines))
+        return 0
+    names = [f"{i:02d}_{layer.name.replace('.', '_')}.png" for i, layer in enumerate(recorded)]
+    with staged_folder(out_dir, hint="or write elsewhere with --out DIR") as stage:  # all grids or none: a signal or a full disk leaves the previous ones
+        for i, (layer, name) in enumerate(zip(recorded, names)):
+            save_grid(layer, stage / name, max_channels, image=images[0].numpy() if i == 0 else None)
+    for line, name in zip(lines, names):
+        print(f"{line}  -> {out_dir / name}")
     return 0

@@ -17,6 +17,7 @@ from torch import nn
 
 from cnnkit.errors import ConfigError
 from cnnkit.explain.render import save_figure
+from cnnkit.io_safety import writing
 
 
 def first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
@@ -166,9 +167,13 @@ def filters_command(checkpoint: str | os.PathLike, *, layer: str | None, channel
     clf = load(checkpoint)
     out_dir = Path(out) if out is not None else resolve_checkpoint(checkpoint).parent / "filters"
     if layer is None:
-        print(f"wrote {save_kernels(clf.model, out_dir / 'first_layer_kernels.png')}")
+        path = out_dir / "first_layer_kernels.png"
+        with writing(path, hint="or write elsewhere with --out DIR"):  # one file, replaced atomically (render.save_figure)
+            print(f"wrote {save_kernels(clf.model, path)}")
         return 0
-    path, start, end = save_activation_maximisation(clf, layer, out_dir / f"{layer.replace('.', '_')}_activation_max.png", channels, steps)
+    path = out_dir / f"{layer.replace('.', '_')}_activation_max.png"
+    with writing(path, hint="or write elsewhere with --out DIR"):
+        path, start, end = save_activation_maximisation(clf, layer, path, channels, steps)
     print(f"{layer}: mean activation of channels 0-{len(end) - 1} rose from {float(start.mean()):.3f} (faint noise) to {float(end.mean()):.3f}")
     print(f"wrote {path}")
     return 0

@@ -88,12 +88,10 @@ def save_contact_sheet(images: list[np.ndarray], heats: list[np.ndarray], captio
 
 
 def save_figure(fig, path: str | Path, dpi: int = 90) -> Path:
-    """Lay out `fig`, write it to `path` (creating the folder) and free it."""
-    import matplotlib.pyplot as plt
+    """Lay out `fig`, write it to `path` atomically (creating the folder) and free it."""
+    from cnnkit.io_safety import save_figure as save_atomically
 
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
+    return save_atomically(fig, path, dpi=dpi)

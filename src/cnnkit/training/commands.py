@@ -10,15 +10,16 @@ from pathlib import Path
 def register(sub) -> None:
     """Add this area's subcommands to the `cnnkit` parser."""
     from cnnkit.cli import _add_train
+    from cnnkit.ranges import Range, flag_type
 
     p = _add_train(
         sub, name="lr-find", help="learning-rate range test: a plot and a suggested rate",
         description="Train briefly with the learning rate rising from --start-lr to --end-lr; plot the loss and suggest a rate. Takes the train flags.",
     )
     g = p.add_argument_group("range test")
-    g.add_argument("--steps", type=int, default=100, help="optimiser steps (default 100)")
-    g.add_argument("--start-lr", type=float, default=1e-6)
-    g.add_argument("--end-lr", type=float, default=10.0)
+    g.add_argument("--steps", type=flag_type(Range(2)), default=100, help="optimiser steps (default 100)")
+    g.add_argument("--start-lr", type=flag_type(Range(0, 10, lo_open=True), float), default=1e-6)
+    g.add_argument("--end-lr", type=flag_type(Range(0, 1e3, lo_open=True), float), default=10.0)
     g.add_argument("--out", default="lr_find.png", metavar="FILE.png", help="where the plot goes (a .json with the curve is written beside it)")
     p.set_defaults(func=cmd_lr_find)
     p = sub.add_parser("recipes", help="list the tuned per-dataset recipes (train.recipe / --recipe)")
@@ -47,7 +48,9 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
     cfg = build_config(args)
     result = lr_find(cfg, out=args.out, steps=args.steps, start_lr=args.start_lr, end_lr=args.end_lr)
-    Path(args.out).with_suffix(".json").write_text(json.dumps(result.to_dict(), indent=2))
+    from cnnkit.io_safety import write_file
+
+    write_file(Path(args.out).with_suffix(".json"), json.dumps(result.to_dict(), indent=2), hint="or choose another --out")
     print(f"suggested learning rate: {result.suggestion:.3g} (steepest fall of the loss; {len(result.lrs)} steps{', stopped when the loss diverged' if result.diverged else ''})")
     print(f"plot: {args.out}   use it with: cnnkit train --lr {result.suggestion:.3g}")
     return 0

@@ -4,25 +4,11 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
 
 from cnnkit.errors import CnnkitError
 
-EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
-
-
-def install_handlers(handler) -> dict:
-    """Make `handler` the SIGINT and SIGTERM handler (main thread only: Python allows no other);
-    returns the previous handlers for `restore_handlers`."""
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    return {s: signal.signal(s, handler) for s in EXIT_CODES}
-
-
-def restore_handlers(previous: dict) -> None:
-    for s, handler in previous.items():
-        signal.signal(s, handler)
-    previous.clear()
+# shared with every command (cnnkit.io_safety); the launcher imports them from here
+from cnnkit.io_safety import EXIT_CODES, install_handlers, restore_handlers
 
 
 class TrainingInterrupted(CnnkitError):

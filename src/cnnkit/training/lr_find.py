@@ -123,8 +123,10 @@ def plot_lr_find(result: LRFinderResult, path: str | Path) -> Path:
     ax.set_title("Learning-rate range test")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    from cnnkit.io_safety import save_figure, writing
+
+    with writing(path, hint="or choose another --out"):
+        save_figure(fig, path, dpi=100)  # atomically: a signal or a full disk leaves the previous plot
     return path
 
 
