@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import csv
 import html
+import importlib
 import io
 import json
 import os
@@ -83,6 +84,10 @@ def _table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
     body = "".join("<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{c}</td>' for i, c in enumerate(r)) + "</tr>" for r in rows)
     return f"<table><tr>{th}</tr>{body}</table>"
 
+
+# Modules with `report_section(run_dir) -> (id, title, html) | None`: the sections other areas add
+# (robustness, deployment...) from the result files they keep in the run folder.
+EXTRA_SECTIONS: list[str] = []
 
 # ---------- sections -------------------------------------------------------------------
 
@@ -332,6 +337,10 @@ def write_html_report(run_dir: str | os.PathLike, *, gradcam_examples: int = 4, 
     per_module = [[html.escape(n), type(mod).__name__, f"{sum(q.numel() for q in mod.parameters()):,}"] for n, mod in clf.model.named_children()]
     sections.append(("model", "Model", _table(["module", "type", "parameters"], per_module, left=2) + f"<pre>{html.escape(str(clf.model))}</pre>"))
 
+    for module in EXTRA_SECTIONS:  # other areas' sections, from the files they wrote into the run folder
+        extra = importlib.import_module(module).report_section(run)
+        if extra is not None:
+            sections.append(extra)
     nav = "".join(f'<a href="#{sid}">{html.escape(title)}</a>' for sid, title, _ in sections)
     body = "".join(f'<section id="{sid}"><h2>{html.escape(title)}</h2>{content}</section>' for sid, title, content in sections)
     page = (
