@@ -24,6 +24,7 @@ TRAIN_FLAGS = {
     "dataset": "data.dataset",
     "data_root": "data.root",
     "val_fraction": "data.val_fraction",
+    "test_fraction": "data.test_fraction",
     "subset": "data.subset_per_class",
     "image_size": "data.image_size",
     "channels": "data.channels",
@@ -71,6 +72,7 @@ def _add_train(sub, name: str = "train", help: str = "train a model and write a 
     g.add_argument("--data", metavar="PATH", help="a folder of class folders (optionally inside train/ val/ test/)")
     g.add_argument("--data-root", help="folder holding built-in datasets (default $CNNKIT_DATA or ~/.cache/cnnkit/datasets)")
     g.add_argument("--val-fraction", type=float, help="fraction of train held out for validation when the data has no val split")
+    g.add_argument("--test-fraction", type=float, help="fraction of train held out as a test split when the data has none (an unbiased final number)")
     g.add_argument("--subset", type=int, metavar="N", help="keep only N training images per class (quick runs, few-shot)")
     g.add_argument("--image-size", type=int, help="resize folder images to this side (default 64)")
     g.add_argument("--channels", type=int, choices=(1, 3), help="1 (grayscale) or 3 (RGB) for folder images")
@@ -190,7 +192,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--data", metavar="PATH", help="evaluate on this image folder instead of the run's dataset")
     p.add_argument("--dataset", help="evaluate on this built-in dataset instead")
     p.add_argument("--data-root")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--split", choices=("train", "val", "test"), help="default: test, or val when the data has no test split (that number is optimistic: val chose the epoch)")
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", metavar="FILE.json", help="write the metrics as JSON")
@@ -219,6 +221,8 @@ def format_metrics(m: dict) -> str:
         out.append(f"{'macro':<{width}} {m['mean_ap']:9.4f} {mac['precision']:9.2%} {mac['recall']:9.2%} {mac['f1']:9.4f}")
         return "\n".join(out)
     out = [f"{m.get('dataset', '')} {m.get('split', '')}: {m['num_samples']} images", f"accuracy       {m['accuracy']:.2%}"]
+    if m.get("note"):
+        out.append(f"               ({m['note']})")
     if "top5_accuracy" in m:
         out.append(f"top-5 accuracy {m['top5_accuracy']:.2%}")
     out.append(f"loss           {m['loss']:.4f}")
@@ -259,7 +263,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from cnnkit.checkpoint import resolve_checkpoint
 
         where = "folder" if args.data else (args.dataset or "own")
-        plots = args.plots or resolve_checkpoint(args.checkpoint).parent / "evaluation" / f"{where}-{args.split}{'' if args.tta == 'none' else '-tta-' + args.tta.replace('+', '-')}"
+        folder = resolve_checkpoint(args.checkpoint).parent / "evaluation"
+        plots = args.plots or (lambda split: folder / f"{where}-{split}{'' if args.tta == 'none' else '-tta-' + args.tta.replace('+', '-')}")
     m = evaluate_checkpoint(
         args.checkpoint, dataset=args.dataset, data=args.data, data_root=args.data_root, split=args.split, batch_size=args.batch_size, device=args.device, tta=args.tta, plots=plots
     )

@@ -27,6 +27,7 @@ class DataConfig:
     path: str | None = None  # image folder, or CSV/JSON manifest, for dataset "folder"/"manifest" (--data)
     root: str | None = None  # where built-in datasets live (--data-root, $CNNKIT_DATA)
     val_fraction: float = 0.1  # held out of train when the dataset has no validation split
+    test_fraction: float = 0.0  # folders/manifests without test/: hold out this fraction of train as a seeded, stratified test split (0: none)
     image_size: int | None = None  # resize side for folders; None: the dataset's native size (folders: 64)
     channels: int | None = None  # 1 or 3; None: the dataset's own (folders: 3)
     subset_per_class: int | None = None  # keep only N training images per class (quick runs, few-shot)

@@ -40,6 +40,7 @@ from cnnkit.data.preprocess import Normalize, num_batches
 from cnnkit.data.stream import is_streamed
 from cnnkit.data.types import Dataset, Split
 from cnnkit.errors import CheckpointError, CnnkitError, ConfigError
+from cnnkit.evaluate.caveats import result_text
 from cnnkit.models import model_info, transfer
 from cnnkit.rundir import atomic_write_text, create_run_dir
 from cnnkit.training import distributed, head_only
@@ -610,7 +611,7 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
         summary[f"{split_name}_ema"] = headline(final_ema)
     acc = head["accuracy"]
     what = f"{split_name} mean AP {head['mean_ap']:.4f}, exact match {acc:.2%}" if data.multi_label else f"{split_name} accuracy {acc:.2%}"
-    result = f"{what} (best epoch {stopper.best_epoch})"
+    result = result_text(what, stopper.best_epoch, split_name)  # the validation split that chose the epoch is labelled optimistic
     final_line = f"{result}, {train_seconds:.1f}s of training. Run folder: {run_dir}"
     write_results(run_dir, cfg, data, summary, rows, final, split_name, result=result, final_line=final_line, quiet=quiet, out=out)
     run = Run(run_dir, cfg, rows, summary, model=model)
