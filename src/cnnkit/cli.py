@@ -346,7 +346,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from cnnkit import __version__
 
-    parser = argparse.ArgumentParser(prog="cnnkit", description="Convolutional neural networks on images: train, evaluate, predict.")
+    from cnnkit._argparse import SuggestingParser  # unknown flags and verbs get "did you mean"
+
+    parser = SuggestingParser(prog="cnnkit", description="Convolutional neural networks on images: train, evaluate, predict.")
     parser.add_argument("--version", action="version", version=f"cnnkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train(sub)
@@ -383,8 +385,10 @@ def _log_to_stderr() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from cnnkit._argparse import parse_args
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -397,6 +401,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"cnnkit {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `cnnkit predict ... | head`: the reader left; end quietly
+        from cnnkit._pipes import quiet_stdout
+
+        return quiet_stdout()
 
 
 if __name__ == "__main__":  # pragma: no cover
