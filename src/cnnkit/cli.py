@@ -26,6 +26,7 @@ TRAIN_FLAGS = {
     "val_fraction": "data.val_fraction",
     "test_fraction": "data.test_fraction",
     "subset": "data.subset_per_class",
+    "balance": "data.balance",
     "image_size": "data.image_size",
     "channels": "data.channels",
     "model": "model.name",
@@ -76,6 +77,7 @@ def _add_train(sub, name: str = "train", help: str = "train a model and write a 
     g.add_argument("--subset", type=int, metavar="N", help="keep only N training images per class (quick runs, few-shot)")
     g.add_argument("--image-size", type=int, help="resize folder images to this side (default 64)")
     g.add_argument("--channels", type=int, choices=(1, 3), help="1 (grayscale) or 3 (RGB) for folder images")
+    g.add_argument("--balance", choices=("none", "oversample", "sampler"), help="class imbalance: draw each epoch class-balanced (sampler) or repeat rare classes' images (oversample)")
     g.add_argument("--strict", action="store_true", default=None, help="a bad image file is an error instead of being skipped")
     g.add_argument("--augment", choices=("none", "light", "standard", "strong"), help="augmentation preset for the dataset (no flips on digits); augment.* keys you set win")
     g = p.add_argument_group("model and optimisation")

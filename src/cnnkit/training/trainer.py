@@ -45,6 +45,7 @@ from cnnkit.models import model_info, transfer
 from cnnkit.rundir import atomic_write_text, create_run_dir
 from cnnkit.training import distributed, head_only
 from cnnkit.training.compile import maybe_compile
+from cnnkit.training.data_warnings import data_warnings
 from cnnkit.training.budget import TimeBudget
 from cnnkit.training.device import resolve_device, resolve_precision, seed_everything
 from cnnkit.training.early_stopping import MONITORS, EarlyStopping
@@ -57,7 +58,7 @@ from cnnkit.training.progress import Progress
 from cnnkit.training.progressive import Resize, check_resizable
 from cnnkit.training.recipes import apply_recipe
 from cnnkit.training.rng import rng_state, set_rng_state
-from cnnkit.training.run_files import METRIC_COLUMNS, nan_message, save, tensorboard, write_metrics, writing
+from cnnkit.training.run_files import METRIC_COLUMNS, nan_message, save, tensorboard, warn, write_metrics, writing
 from cnnkit.training.results import class_balance, final_evaluation, headline, write_results, write_skipped_csv
 from cnnkit.training.tta import TTA_MODES
 
@@ -434,14 +435,17 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
     epoch = start_epoch
     try:
         with Progress(planned_epochs(), steps_per_epoch, stream=stream, interactive=interactive, quiet=quiet) as progress, GracefulInterrupt(progress.message) as interrupt:
-            verb = f"resuming at epoch {start_epoch}" + (f", step {epoch_state.step + 1}" if epoch_state is not None else "") if ckpt is not None else "training"
+            verb, at = ("resuming", f" from epoch {start_epoch}" + (f", step {epoch_state.step + 1}" if epoch_state is not None else "")) if ckpt is not None else ("training", "")
             if ckpt is not None and (start_epoch > planned_epochs() or stopper.should_stop):  # the end-of-run files had failed to be written
-                verb = "every epoch done; repeating only the final evaluation of"
+                verb, at = "every epoch is done; repeating only the final evaluation of", ""
             progress.message(
                 f"cnnkit: {verb} {cfg.model.name} on {data.name} ({len(data.train)} train / {len(data.val)} val"
                 f"{f' / {len(data.test)} test' if data.test is not None else ''} images, {data.num_classes} classes) "
-                f"on {device}{f' x {world_size} processes' if world_size > 1 else ''}; run folder {run_dir}"
+                f"on {device}{f' x {world_size} processes' if world_size > 1 else ''}{at}; run folder {run_dir}"
             )
+            if is_main:  # even with --quiet (stderr): imbalance and unreadable files, one line each
+                for line in data_warnings(cfg, data, run_dir):
+                    warn(line)
             if is_streamed(data.train):
                 progress.message(f"cnnkit: streaming the images from their files, decoded in {data.train.images.workers} DataLoader workers (data.stream, data.cache_max_gb)")
             # head-only fine-tuning without augmentation: the frozen backbone's features once, the head on them
@@ -501,8 +505,8 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
                         stop = float(flag) > 0
                     if stop:
                         save_last(epoch - 1, state, lr, time.perf_counter() - t_train)
-                        progress.message(f"cnnkit: interrupted; checkpoint saved at epoch {epoch}, step {step}. Resume with: cnnkit train --resume {run_dir}")
-                        raise TrainingInterrupted(f"interrupted at epoch {epoch}, step {step}; resume with: cnnkit train --resume {run_dir}", interrupt.exit_code)
+                        raise TrainingInterrupted(  # printed once, by whoever catches it (the CLI)
+                            f"interrupted at epoch {epoch}, step {step}; the checkpoint is saved in {run_dir / 'last.ckpt'}. Resume with: cnnkit train --resume {run_dir}", interrupt.exit_code)
 
                 if cfg.model.finetune:
                     transfer.start_epoch(model, cfg.model, epoch - 1, planned_epochs())  # gradual unfreezing
