@@ -44,6 +44,7 @@ from cnnkit.evaluate.caveats import result_text
 from cnnkit.models import model_info, transfer
 from cnnkit.rundir import atomic_write_text, create_run_dir
 from cnnkit.training import distributed, head_only
+from cnnkit.training.batching import clamp_batch_size
 from cnnkit.training.compile import maybe_compile
 from cnnkit.training.data_warnings import data_warnings
 from cnnkit.training.budget import TimeBudget
@@ -316,8 +317,9 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
     data = build_dataset(cfg.data, seed=tc.seed)
     if cfg.augment.preset:
         cfg = dataclasses.replace(cfg, augment=_with_preset(cfg.augment, cfg.data.dataset, data.image_size[0]))
-    if len(data.train) < tc.batch_size:
-        raise ConfigError(f"train.batch_size {tc.batch_size} is larger than the {len(data.train)} training images; use a smaller --batch-size")
+    if len(data.train) < tc.batch_size:  # a small dataset: one step per epoch, recorded in config.yaml
+        tc = dataclasses.replace(tc, batch_size=clamp_batch_size(tc.batch_size, len(data.train), world_size, quiet=quiet))
+        cfg = dataclasses.replace(cfg, train=tc)
 
     generator = seed_everything(tc.seed)
     cfg = resolve_auto_model(cfg, data)
@@ -506,7 +508,7 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
                     if stop:
                         save_last(epoch - 1, state, lr, time.perf_counter() - t_train)
                         raise TrainingInterrupted(  # printed once, by whoever catches it (the CLI)
-                            f"interrupted at epoch {epoch}, step {step}; the checkpoint is saved in {run_dir / 'last.ckpt'}. Resume with: cnnkit train --resume {run_dir}", interrupt.exit_code)
+                            f"interrupted at epoch {epoch}, step {step}; the checkpoint is saved in {run_dir / 'last.ckpt'}; resume with: cnnkit train --resume {run_dir}", interrupt.exit_code)
 
                 if cfg.model.finetune:
                     transfer.start_epoch(model, cfg.model, epoch - 1, planned_epochs())  # gradual unfreezing
