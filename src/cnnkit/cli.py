@@ -17,7 +17,7 @@ from cnnkit.errors import CnnkitError
 # Each area adds its verbs from its own module: `register(subparsers)` adds parsers whose
 # `func(args) -> int` does the work. Keep those modules light to import (import torch and
 # friends inside the command functions), so `cnnkit --help` stays fast.
-COMMAND_MODULES: list[str] = ["cnnkit.data.commands", "cnnkit.models.commands", "cnnkit.training.commands", "cnnkit.explain.commands"]
+COMMAND_MODULES: list[str] = ["cnnkit.data.commands", "cnnkit.models.commands", "cnnkit.training.commands", "cnnkit.explain.commands", "cnnkit.data.samples"]
 
 # flag dest -> dotted config key (the everyday flags; anything else through --set key=value)
 TRAIN_FLAGS = {
@@ -287,6 +287,8 @@ def _add_predict(sub) -> None:
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--threshold", type=float, default=0.5, help="multi-label models: report every label with probability >= this (default 0.5)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--invert", choices=("no", "auto", "yes"), default="no", help="grayscale models trained on dark backgrounds (MNIST): auto inverts images "
+                   "with a light background (dark ink on paper), yes inverts every image (default no: such images get a warning)")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_predict)
 
@@ -320,6 +322,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from cnnkit.inference import load
 
     clf = load(args.checkpoint, device=args.device)
+    clf.invert = args.invert
     if not 0.0 <= args.threshold <= 1.0:
         raise CnnkitError(f"--threshold must be between 0 and 1, got {args.threshold}")
     report = clf.predict_files(args.paths, top_k=args.top_k, threshold=args.threshold)
@@ -327,6 +330,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(format_predictions(report, args.format))
     for source, error in report.errors:
         print(f"cnnkit predict: could not read {source}: {error}", file=sys.stderr)
+    if report.light_background:  # one line, however many
+        from cnnkit.background import background_warning
+
+        print(f"cnnkit predict: warning: {background_warning(report.light_background)}", file=sys.stderr)
     if not report.predictions and not report.errors:
         print("cnnkit predict: no image files found in the given paths", file=sys.stderr)
         return 1
