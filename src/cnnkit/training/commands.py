@@ -19,7 +19,8 @@ def register(sub) -> None:
     g.add_argument("--steps", type=int, default=100, help="optimiser steps (default 100)")
     g.add_argument("--start-lr", type=float, default=1e-6)
     g.add_argument("--end-lr", type=float, default=10.0)
-    g.add_argument("--out", default="lr_find.png", metavar="FILE.png", help="where the plot goes (a .json with the curve is written beside it)")
+    g.add_argument("--out", metavar="DIR_OR_FILE.png", help="where the plot goes (a .json with the curve beside it): a folder, or a .png file; "
+                   "default: a new folder runs/lr-find-<dataset>-<model>-<time>/ (--runs-dir, --name)")
     p.set_defaults(func=cmd_lr_find)
     p = sub.add_parser("recipes", help="list the tuned per-dataset recipes (train.recipe / --recipe)")
     p.add_argument("--show", metavar="NAME", help="print one recipe's settings")
@@ -45,9 +46,14 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     from cnnkit.cli import build_config
     from cnnkit.training.lr_find import lr_find
 
+    from cnnkit.output_dir import output_file
+    from cnnkit.rundir import atomic_write_text
+
     cfg = build_config(args)
-    result = lr_find(cfg, out=args.out, steps=args.steps, start_lr=args.start_lr, end_lr=args.end_lr)
-    Path(args.out).with_suffix(".json").write_text(json.dumps(result.to_dict(), indent=2))
+    dataset = cfg.data.dataset if cfg.data.dataset != "folder" else Path(cfg.data.path or "folder").name
+    out = output_file(args.out, "lr_find.png", runs_dir=cfg.run.runs_dir, name=cfg.run.name, what="lr-find", dataset=dataset, model=cfg.model.name)
+    result = lr_find(cfg, out=out, steps=args.steps, start_lr=args.start_lr, end_lr=args.end_lr)
+    atomic_write_text(out.with_suffix(".json"), json.dumps(result.to_dict(), indent=2))
     print(f"suggested learning rate: {result.suggestion:.3g} (steepest fall of the loss; {len(result.lrs)} steps{', stopped when the loss diverged' if result.diverged else ''})")
-    print(f"plot: {args.out}   use it with: cnnkit train --lr {result.suggestion:.3g}")
+    print(f"plot: {out}   use it with: cnnkit train --lr {result.suggestion:.3g}")
     return 0
