@@ -289,6 +289,7 @@ def _add_predict(sub) -> None:
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument("--invert", choices=("no", "auto", "yes"), default="no", help="grayscale models trained on dark backgrounds (MNIST): auto inverts images "
                    "with a light background (dark ink on paper), yes inverts every image (default no: such images get a warning)")
+    p.add_argument("--save-images", metavar="DIR", help="also write each image with its top classes drawn on it into DIR (PNG)")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_predict)
 
@@ -330,6 +331,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(format_predictions(report, args.format))
     for source, error in report.errors:
         print(f"cnnkit predict: could not read {source}: {error}", file=sys.stderr)
+    if args.save_images and report.predictions:
+        from cnnkit.annotate import save_annotated
+
+        print(f"cnnkit predict: wrote {len(save_annotated(report.predictions, args.save_images))} annotated images into {args.save_images}", file=sys.stderr)
     if report.light_background:  # one line, however many
         from cnnkit.background import background_warning
 
