@@ -47,6 +47,9 @@ def test_no_test_split_final_line_report_and_evaluate_say_optimistic(folder_run,
     report = (folder_run / "report.md").read_text()
     assert "| val accuracy |" in report and "optimistic: used for model selection" in report
     assert "epoch chosen on this same split" in report
+    page = (folder_run / "report.html").read_text()
+    assert "No test split:</b> this is the validation accuracy of the epoch chosen on this same split (optimistic: used for model selection)" in page
+    assert "blue: accuracy per confidence bin" in page
     assert main(["evaluate", str(folder_run), "--out", str(folder_run / "ev.json")]) == 0
     out = capsys.readouterr().out
     assert "im val: 2 images" in out and "optimistic: used for model selection" in out
