@@ -508,7 +508,7 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
                     if stop:
                         save_last(epoch - 1, state, lr, time.perf_counter() - t_train)
                         raise TrainingInterrupted(  # printed once, by whoever catches it (the CLI)
-                            f"interrupted at epoch {epoch}, step {step}; the checkpoint is saved in {run_dir / 'last.ckpt'}; resume with: cnnkit train --resume {run_dir}", interrupt.exit_code)
+                            f"interrupted at epoch {epoch}, step {step}; resume with: cnnkit train --resume {run_dir}", interrupt.exit_code)
 
                 if cfg.model.finetune:
                     transfer.start_epoch(model, cfg.model, epoch - 1, planned_epochs())  # gradual unfreezing
