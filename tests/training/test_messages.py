@@ -6,7 +6,9 @@ import signal
 
 from cnnkit.cli import main
 
-TINY = ["--subset", "4", "--model", "simple_cnn", "--set", "model.kwargs={width: 4, stages: 1, depth: 1}", "--batch-size", "8", "--epochs", "2"]
+from tests.conftest import make_image_folder
+
+TINY = ["--image-size", "12", "--model", "simple_cnn", "--set", "model.kwargs={width: 4, stages: 1, depth: 1}", "--batch-size", "4", "--epochs", "2"]
 
 
 def test_interrupt_resume_and_finished_messages(tmp_path, monkeypatch, capsys):
@@ -23,7 +25,8 @@ def test_interrupt_resume_and_finished_messages(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(trainer, "train_one_epoch", interrupted_once)
     run = tmp_path / "runs" / "r"
-    assert main(["train", *TINY, "--runs-dir", str(tmp_path / "runs"), "--name", "r", "--plain"]) == 143
+    data = make_image_folder(tmp_path / "pets", per_class=10)
+    assert main(["train", "--data", str(data), *TINY, "--runs-dir", str(tmp_path / "runs"), "--name", "r", "--plain"]) == 143
     cap = capsys.readouterr()
     both = cap.out + cap.err
     assert both.count("interrupted at epoch 1, step 1") == 1
@@ -32,7 +35,7 @@ def test_interrupt_resume_and_finished_messages(tmp_path, monkeypatch, capsys):
 
     assert main(["train", "--resume", str(run), "--plain"]) == 0
     out = capsys.readouterr().out
-    assert "cnnkit: resuming simple_cnn on mnist-mini (" in out and "on cpu from epoch 1, step 2; run folder" in out
+    assert "cnnkit: resuming simple_cnn on pets (" in out and "on cpu from epoch 1, step 2; run folder" in out
 
     assert main(["train", "--resume", str(run)]) == 2
     err = capsys.readouterr().err
