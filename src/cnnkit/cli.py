@@ -230,6 +230,8 @@ def format_metrics(m: dict) -> str:
     out.append(f"loss           {m['loss']:.4f}")
     if "ece" in m:
         out.append(f"calibration    {m['ece']:.2%} expected calibration error ({len(m['calibration'])} bins)")
+        if m.get("calibration_note"):
+            out.append(f"               {m['calibration_note'].removeprefix('Calibration: ')}")
     if m.get("tta"):
         out.append(f"TTA            {m['tta']}")
     width = max(8, *(len(n) for n in names))

@@ -53,6 +53,8 @@ def test_no_test_split_final_line_report_and_evaluate_say_optimistic(folder_run,
     assert main(["evaluate", str(folder_run), "--out", str(folder_run / "ev.json")]) == 0
     out = capsys.readouterr().out
     assert "im val: 2 images" in out and "optimistic: used for model selection" in out
+    ev = json.loads((folder_run / "ev.json").read_text())
+    assert ev.get("calibration_note") is None or ev["calibration_note"].removeprefix("Calibration: ") in out  # the gap's sign, when over a point
     assert (folder_run / "evaluation" / "own-val" / "reliability_diagram.png").is_file()
     assert json.loads((folder_run / "ev.json").read_text())["split"] == "val"
     assert main(["evaluate", str(folder_run), "--split", "test"]) == 2

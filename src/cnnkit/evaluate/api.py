@@ -149,6 +149,13 @@ def evaluate_checkpoint(
     result = evaluate_predictions(p)
     if p.note:
         result["note"] = p.note
+    if result.get("calibration"):  # over- or under-confident, and whether label smoothing explains it
+        from cnnkit.evaluate.caveats import calibration_note
+
+        smoothing = float(p.checkpoint.get("config", {}).get("optim", {}).get("label_smoothing", 0.0) or 0.0)
+        note = calibration_note(result, smoothing)
+        if note:
+            result["calibration_note"] = note
     if tta != "none":
         result["tta"] = tta
     if callable(plots):  # a folder that depends on the split chosen (split None)
