@@ -43,3 +43,4 @@ def test_a_closed_pipe_ends_quietly_with_141(tiny_run, tmp_path, monkeypatch, ca
     monkeypatch.setattr("sys.stdout", ClosedPipe())
     assert main(["predict", str(tiny_run), str(tmp_path / "a.png")]) == 141
     assert capsys.readouterr().err == ""
+

@@ -313,16 +313,20 @@ def format_predictions(report, fmt: str) -> str:
             if multi and not chosen:
                 w.writerow([p.source, "", "", ""])
         return buf.getvalue().rstrip("\n")
-    width = max([len(p.source or "") for p in report.predictions] + [5])
+    from cnnkit._text import printable  # a newline in a file name must not break the table
+
+    width = max([len(printable(p.source or "")) for p in report.predictions] + [5])
     lines = [f"{'image':<{width}}  {'labels (multi-label)' if multi else 'prediction'}"]
     for p in report.predictions:
         chosen = p.labels if multi else p.top_k
-        lines.append(f"{p.source:<{width}}  " + ("  ".join(f"{label} {prob:.1%}" for label, prob in chosen) or "(no label above the threshold)"))
+        lines.append(f"{printable(p.source or ''):<{width}}  " + ("  ".join(f"{label} {prob:.1%}" for label, prob in chosen) or "(no label above the threshold)"))
     return "\n".join(lines)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from cnnkit.inference import load
+
+    from cnnkit._text import printable as printable_text
 
     clf = load(args.checkpoint, device=args.device)
     clf.invert = args.invert
@@ -332,7 +336,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if report.predictions or args.format == "json":
         print(format_predictions(report, args.format))
     for source, error in report.errors:
-        print(f"cnnkit predict: could not read {source}: {error}", file=sys.stderr)
+        print(f"cnnkit predict: could not read {printable_text(source)}: {error}", file=sys.stderr)
     if args.save_images and report.predictions:
         from cnnkit.annotate import save_annotated
 

@@ -28,7 +28,9 @@ def data_warnings(cfg: Config, data: Dataset, run_dir: Path) -> list[str]:
             )
     if data.skipped:
         n = len(data.skipped)
+        from cnnkit._text import printable
+
         first = data.skipped[0]
-        lines.append(f"{n} file{'s' if n != 1 else ''} could not be read and {'were' if n != 1 else 'was'} left out ({first.path}: {first.reason}"
+        lines.append(f"{n} file{'s' if n != 1 else ''} could not be read and {'were' if n != 1 else 'was'} left out ({printable(first.path)}: {printable(first.reason)}"
                      f"{'' if n == 1 else ', ...'}); the list and the reasons are in {run_dir / 'skipped.csv'}")
     return lines
