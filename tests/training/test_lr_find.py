@@ -46,11 +46,14 @@ def test_lr_find_cli_writes_a_plot_and_a_suggestion(tmp_path, capsys):
 
 
 def test_lr_find_defaults_to_a_folder_in_the_runs_folder(tmp_path, capsys):
-    args = ["lr-find", "--subset", "5", "--batch-size", "10", "--steps", "5", "--model", "simple_cnn", "--set", "model.kwargs={width: 4, stages: 1, depth: 1}",
-            "--runs-dir", str(tmp_path / "runs")]
+    from tests.conftest import make_image_folder
+
+    data = make_image_folder(tmp_path / "pets", per_class=10)
+    args = ["lr-find", "--data", str(data), "--image-size", "12", "--batch-size", "4", "--steps", "5", "--model", "simple_cnn",
+            "--set", "model.kwargs={width: 4, stages: 1, depth: 1}", "--runs-dir", str(tmp_path / "runs")]
     assert main(args) == 0
     (folder,) = (tmp_path / "runs").iterdir()
-    assert folder.name.startswith("lr-find-mnist-mini-simple_cnn-")
+    assert folder.name.startswith("lr-find-pets-simple_cnn-")
     assert sorted(p.name for p in folder.iterdir()) == ["lr_find.json", "lr_find.png"]
     assert f"plot: {folder / 'lr_find.png'}" in capsys.readouterr().out
     assert main([*args[:-2], "--out", str(tmp_path / "lr")]) == 0  # --out DIR: the files inside it
