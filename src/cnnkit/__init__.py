@@ -4,7 +4,7 @@ evaluated model, with one command each.
     import cnnkit
     run = cnnkit.train(cnnkit.Config())          # mnist-mini, the default small CNN
     clf = cnnkit.load(run.dir)                    # best.ckpt
-    clf.predict("digit.png")
+    clf.predict(cnnkit.samples_dir() / "7.png")  # a sample digit that ships with cnnkit
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "Classifier", "Run", "create_model", "evaluate_checkpoint", "list_models", "load", "train", "__version__"]
+__all__ = ["Config", "Classifier", "Run", "create_model", "evaluate_checkpoint", "list_models", "load", "samples_dir", "train", "__version__"]
 
 _LAZY = {
     "Config": "cnnkit.config",
@@ -24,6 +24,7 @@ _LAZY = {
     "create_model": "cnnkit.models",
     "list_models": "cnnkit.models",
     "evaluate_checkpoint": "cnnkit.evaluate.api",
+    "samples_dir": "cnnkit.data.samples",
 }
 
 
@@ -36,8 +37,14 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'cnnkit' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    """The public API (the lazy names included), for dir(cnnkit) and tab completion."""
+    return sorted(__all__)
+
+
 if TYPE_CHECKING:  # pragma: no cover
     from cnnkit.config import Config
+    from cnnkit.data.samples import samples_dir
     from cnnkit.evaluate.api import evaluate_checkpoint
     from cnnkit.inference import Classifier, load
     from cnnkit.models import create_model, list_models

@@ -18,14 +18,16 @@ from cnnkit.ranges import Range, flag_type
 # Each area adds its verbs from its own module: `register(subparsers)` adds parsers whose
 # `func(args) -> int` does the work. Keep those modules light to import (import torch and
 # friends inside the command functions), so `cnnkit --help` stays fast.
-COMMAND_MODULES: list[str] = ["cnnkit.data.commands", "cnnkit.models.commands", "cnnkit.training.commands", "cnnkit.explain.commands"]
+COMMAND_MODULES: list[str] = ["cnnkit.data.commands", "cnnkit.models.commands", "cnnkit.training.commands", "cnnkit.explain.commands", "cnnkit.data.samples"]
 
 # flag dest -> dotted config key (the everyday flags; anything else through --set key=value)
 TRAIN_FLAGS = {
     "dataset": "data.dataset",
     "data_root": "data.root",
     "val_fraction": "data.val_fraction",
+    "test_fraction": "data.test_fraction",
     "subset": "data.subset_per_class",
+    "balance": "data.balance",
     "image_size": "data.image_size",
     "channels": "data.channels",
     "model": "model.name",
@@ -72,9 +74,11 @@ def _add_train(sub, name: str = "train", help: str = "train a model and write a 
     g.add_argument("--data", metavar="PATH", help="a folder of class folders (optionally inside train/ val/ test/)")
     g.add_argument("--data-root", help="folder holding built-in datasets (default $CNNKIT_DATA or ~/.cache/cnnkit/datasets)")
     g.add_argument("--val-fraction", type=float, help="fraction of train held out for validation when the data has no val split")
+    g.add_argument("--test-fraction", type=float, help="fraction of train held out as a test split when the data has none (an unbiased final number)")
     g.add_argument("--subset", type=int, metavar="N", help="keep only N training images per class (quick runs, few-shot)")
     g.add_argument("--image-size", type=int, help="resize folder images to this side (default 64)")
     g.add_argument("--channels", type=int, choices=(1, 3), help="1 (grayscale) or 3 (RGB) for folder images")
+    g.add_argument("--balance", choices=("none", "oversample", "sampler"), help="class imbalance: draw each epoch class-balanced (sampler) or repeat rare classes' images (oversample)")
     g.add_argument("--strict", action="store_true", default=None, help="a bad image file is an error instead of being skipped")
     g.add_argument("--augment", choices=("none", "light", "standard", "strong"), help="augmentation preset for the dataset (no flips on digits); augment.* keys you set win")
     g = p.add_argument_group("model and optimisation")
@@ -194,7 +198,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--data", metavar="PATH", help="evaluate on this image folder instead of the run's dataset")
     p.add_argument("--dataset", help="evaluate on this built-in dataset instead")
     p.add_argument("--data-root")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--split", choices=("train", "val", "test"), help="default: test, or val when the data has no test split (that number is optimistic: val chose the epoch)")
     p.add_argument("--batch-size", type=flag_type(Range(1)), default=500)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", metavar="FILE.json", help="write the metrics as JSON")
@@ -223,11 +227,15 @@ def format_metrics(m: dict) -> str:
         out.append(f"{'macro':<{width}} {m['mean_ap']:9.4f} {mac['precision']:9.2%} {mac['recall']:9.2%} {mac['f1']:9.4f}")
         return "\n".join(out)
     out = [f"{m.get('dataset', '')} {m.get('split', '')}: {m['num_samples']} images", f"accuracy       {m['accuracy']:.2%}"]
+    if m.get("note"):
+        out.append(f"               ({m['note']})")
     if "top5_accuracy" in m:
         out.append(f"top-5 accuracy {m['top5_accuracy']:.2%}")
     out.append(f"loss           {m['loss']:.4f}")
     if "ece" in m:
         out.append(f"calibration    {m['ece']:.2%} expected calibration error ({len(m['calibration'])} bins)")
+        if m.get("calibration_note"):
+            out.append(f"               {m['calibration_note'].removeprefix('Calibration: ')}")
     if m.get("tta"):
         out.append(f"TTA            {m['tta']}")
     width = max(8, *(len(n) for n in names))
@@ -263,7 +271,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from cnnkit.checkpoint import resolve_checkpoint
 
         where = "folder" if args.data else (args.dataset or "own")
-        plots = args.plots or resolve_checkpoint(args.checkpoint).parent / "evaluation" / f"{where}-{args.split}{'' if args.tta == 'none' else '-tta-' + args.tta.replace('+', '-')}"
+        folder = resolve_checkpoint(args.checkpoint).parent / "evaluation"
+        plots = args.plots or (lambda split: folder / f"{where}-{split}{'' if args.tta == 'none' else '-tta-' + args.tta.replace('+', '-')}")
     m = evaluate_checkpoint(
         args.checkpoint, dataset=args.dataset, data=args.data, data_root=args.data_root, split=args.split, batch_size=args.batch_size, device=args.device, tta=args.tta, plots=plots
     )
@@ -286,6 +295,9 @@ def _add_predict(sub) -> None:
     p.add_argument("--threshold", type=flag_type(Range(0, 1), float), default=0.5, help="multi-label models: report every label with probability >= this (default 0.5)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument("--out", metavar="FILE", help="also write the predictions (in --format) to this file, atomically")
+    p.add_argument("--invert", choices=("no", "auto", "yes"), default="no", help="grayscale models trained on dark backgrounds (MNIST): auto inverts images "
+                   "with a light background (dark ink on paper), yes inverts every image (default no: such images get a warning)")
+    p.add_argument("--save-images", metavar="DIR", help="also write each image with its top classes drawn on it into DIR (PNG)")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_predict)
 
@@ -308,7 +320,7 @@ def format_predictions(report, fmt: str) -> str:
                 w.writerow([p.source, "", "", ""])
         return buf.getvalue().rstrip("\n")
     # a newline or escape sequence in a file name must not break the table
-    from cnnkit.io_safety import printable
+    from cnnkit._text import printable
 
     width = max([len(printable(p.source or "")) for p in report.predictions] + [5])
     lines = [f"{'image':<{width}}  {'labels (multi-label)' if multi else 'prediction'}"]
@@ -322,6 +334,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from cnnkit.inference import load
 
     clf = load(args.checkpoint, device=args.device)
+    clf.invert = args.invert
     report = clf.predict_files(args.paths, top_k=args.top_k, threshold=args.threshold)
     if report.predictions or args.format == "json":
         text = format_predictions(report, args.format)
@@ -331,10 +344,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
             write_file(args.out, text + "\n", hint="or choose another --out")
             print(f"wrote {args.out}", file=sys.stderr)
-    from cnnkit.io_safety import printable
+    from cnnkit._text import printable
 
     for source, error in report.errors:
         print(f"cnnkit predict: could not read {printable(source)}: {printable(error)}", file=sys.stderr)
+    if args.save_images and report.predictions:
+        from cnnkit.annotate import save_annotated
+
+        print(f"cnnkit predict: wrote {len(save_annotated(report.predictions, args.save_images))} annotated images into {args.save_images}", file=sys.stderr)
+    if report.light_background:  # one line, however many
+        from cnnkit.background import background_warning
+
+        print(f"cnnkit predict: warning: {background_warning(report.light_background)}", file=sys.stderr)
     if not report.predictions and not report.errors:
         print("cnnkit predict: no image files found in the given paths", file=sys.stderr)
         return 1
@@ -356,7 +377,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from cnnkit import __version__
 
-    parser = argparse.ArgumentParser(prog="cnnkit", description="Convolutional neural networks on images: train, evaluate, predict.")
+    from cnnkit._argparse import SuggestingParser  # unknown flags and verbs get "did you mean"
+
+    parser = SuggestingParser(prog="cnnkit", description="Convolutional neural networks on images: train, evaluate, predict.")
     parser.add_argument("--version", action="version", version=f"cnnkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train(sub)
@@ -393,8 +416,10 @@ def _log_to_stderr() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from cnnkit._argparse import parse_args
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -416,6 +441,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"cnnkit {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `cnnkit predict ... | head`: the reader left; end quietly
+        from cnnkit._pipes import quiet_stdout
+
+        return quiet_stdout()
     except OSError as e:  # a disk or permission problem no writer turned into a clearer error
         reason = e.strerror or str(e)
         print(f"cnnkit {args.command}: error: {e.filename or 'a file'}: {reason}; check the disk and the folder's permissions", file=sys.stderr)

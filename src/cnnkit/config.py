@@ -31,6 +31,7 @@ class DataConfig:
     path: str | None = None  # image folder, or CSV/JSON manifest, for dataset "folder"/"manifest" (--data)
     root: str | None = None  # where built-in datasets live (--data-root, $CNNKIT_DATA)
     val_fraction: Annotated[float, Range(0, 1, lo_open=True, hi_open=True)] = 0.1  # held out of train when the dataset has no validation split
+    test_fraction: Annotated[float, Range(0, 1, hi_open=True)] = 0.0  # folders/manifests without test/: hold out this fraction of train as a seeded, stratified test split (0: none)
     image_size: Annotated[int | None, Range(1, 8192)] = None  # resize side for folders; None: the dataset's native size (folders: 64)
     channels: Annotated[int | None, Range(1, 3)] = None  # 1 or 3; None: the dataset's own (folders: 3)
     subset_per_class: Annotated[int | None, POSITIVE] = None  # keep only N training images per class (quick runs, few-shot)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cnnkit.background import fix_background
 from cnnkit.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
 from cnnkit.data.images import ImageError, is_image_file, open_image, pil_to_array
 from cnnkit.data.preprocess import Normalize
@@ -46,6 +47,8 @@ class PredictionReport:
 
     predictions: list[Prediction] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
+    light_background: list[str] = field(default_factory=list)  # light-background files a dark-background model got as they are
+    inverted: list[str] = field(default_factory=list)  # files inverted before predicting (invert auto / yes)
 
 
 def _array_to_pil(arr: np.ndarray) -> Image.Image:
@@ -109,6 +112,7 @@ class Classifier:
         self.size: tuple[int, int] = tuple(inp["size"])  # type: ignore[assignment]
         self.normalize = Normalize(inp["mean"], inp["std"], self.device)
         self.multi_label: bool = checkpoint.get("task") == "multi_label"  # sigmoid per label instead of a softmax
+        self.invert: str = "no"  # no | auto (invert light-background images for a dark-background model) | yes (invert all): background.py
 
     def _probs(self, x: torch.Tensor) -> torch.Tensor:
         """Probabilities of a uint8 batch: softmax, or each label's sigmoid for multi-label models."""
@@ -123,7 +127,7 @@ class Classifier:
     @torch.no_grad()
     def predict_proba(self, images: ImageLike | Sequence[ImageLike], batch_size: int = 256) -> torch.Tensor:
         """(N, classes): softmax rows, or independent sigmoids for a multi-label model."""
-        x = self.preprocess(images)
+        x = fix_background(self.preprocess(images), self.invert, self.checkpoint)[0]
         out = [self._probs(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
         return torch.cat(out) if out else torch.zeros(0, len(self.class_names))
 
@@ -147,8 +151,11 @@ class Classifier:
                 except (ImageError, DataError) as e:
                     report.errors.append((str(f), str(e).removeprefix(f"{f}: ")))
             if arrays:
+                x, mismatched, inverted = fix_background(torch.from_numpy(np.stack(arrays)), self.invert, self.checkpoint)
+                report.light_background += [str(f) for f, m, i in zip(ok, mismatched.tolist(), inverted.tolist()) if m and not i]
+                report.inverted += [str(f) for f, i in zip(ok, inverted.tolist()) if i]
                 with torch.no_grad():
-                    probs = self._probs(torch.from_numpy(np.stack(arrays)))
+                    probs = self._probs(x)
                 report.predictions.extend(self._prediction(p, top_k, str(f), threshold) for p, f in zip(probs, ok))
         return report
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -127,14 +126,6 @@ def deferred_signals() -> Iterator[None]:
         guard.defer -= 1
         if not guard.defer and guard.signum is not None and not guard.fired:
             guard.raise_now(guard.signum)
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def printable(text: str) -> str:
-    """`text` with control characters escaped (a newline in a file name becomes \\n), for one-line table output."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _record(path: Path) -> None:

@@ -29,6 +29,16 @@ def _balance_line(summary: dict) -> list[str]:
             f"correction: {', '.join(fixes) or 'none'}."]
 
 
+def _notes(split: str, final: dict, cfg: Config) -> list[str]:
+    """What the headline number means (validation = optimistic) and the calibration gap's sign."""
+    from cnnkit.evaluate.caveats import calibration_note, selection_note
+
+    notes = [n for n in (selection_note(split), calibration_note(final, cfg.optim.label_smoothing)) if n]
+    if split == "val":
+        notes[0] = f"The {split} number above is the {notes[0]}."
+    return [line for n in notes for line in ("", n)]
+
+
 def write_report(run_dir: Path, cfg: Config, summary: dict, rows: list[dict], final: dict, skipped: list[SkippedFile]) -> Path:
     """Write <run_dir>/report.md (atomically: a full disk leaves the previous file or none)."""
     path = run_dir / "report.md"
@@ -58,7 +68,7 @@ def render_report(run_dir: Path, cfg: Config, summary: dict, rows: list[dict], f
             f"| {split} macro F1 | {head['macro_f1']:.4f} |",
         ]
     else:
-        lines.append(f"| {split} accuracy | **{_pct(head['accuracy'])}** ({head['num_samples']} images) |")
+        lines.append(f"| {split} accuracy | **{_pct(head['accuracy'])}** ({head['num_samples']} images{', optimistic: used for model selection' if split == 'val' else ''}) |")
     if "top5_accuracy" in head:
         lines.append(f"| {split} top-5 accuracy | {_pct(head['top5_accuracy'])} |")
     lines += [
@@ -100,6 +110,7 @@ def render_report(run_dir: Path, cfg: Config, summary: dict, rows: list[dict], f
     lines.append(f"| **macro** | {total} |{ap(final.get('mean_ap'))} {_pct(m['precision'])} | {_pct(m['recall'])} | {m['f1']:.3f} | {final['num_samples']} |")
     if multi:
         lines += ["", f"Precision, recall and F1 at sigmoid >= {final['threshold']}; AP (average precision) needs no threshold. Support: {split} images carrying the class."]
+    lines += _notes(split, final, cfg)
     lines += _balance_line(summary)
     if skipped:
         lines += ["", f"## Skipped files ({len(skipped)})", "", "Unreadable files were left out (also in `skipped.csv`):", ""]

@@ -66,6 +66,7 @@ def test_resize_settings_are_part_of_the_key(tmp_path, image_folder):
 
 
 def test_skipped_files_are_reported_again_from_the_cache(tmp_path, image_folder, monkeypatch, caplog):
+    caplog.set_level("DEBUG", logger="cnnkit")  # the per-file line is a debug message: train prints one line with the count
     (image_folder / "dog" / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
     first = build_dataset(_cfg(image_folder, tmp_path), seed=0)
     assert [s.path.rsplit("/", 1)[1] for s in first.skipped] == ["broken.jpg"]

@@ -32,6 +32,7 @@ def test_hidden_and_non_image_files_are_ignored(image_folder):
 
 
 def test_corrupt_image_is_skipped_and_reported_by_name(image_folder, caplog):
+    caplog.set_level("DEBUG", logger="cnnkit")  # the per-file line is a debug message: train prints one line with the count
     (image_folder / "dog" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
     (image_folder / "dog" / "empty.png").write_bytes(b"")
     ds = build_dataset(DataConfig(dataset="folder", path=str(image_folder), image_size=8), seed=0)

@@ -43,3 +43,18 @@ def test_lr_find_cli_writes_a_plot_and_a_suggestion(tmp_path, capsys):
     curve = json.loads(out.with_suffix(".json").read_text())
     assert f"suggested learning rate: {curve['suggestion']:.3g}" in printed and math.isfinite(curve["suggestion"])
     assert len(curve["lrs"]) == len(curve["losses"]) <= 30
+
+
+def test_lr_find_defaults_to_a_folder_in_the_runs_folder(tmp_path, capsys):
+    from tests.conftest import make_image_folder
+
+    data = make_image_folder(tmp_path / "pets", per_class=10)
+    args = ["lr-find", "--data", str(data), "--image-size", "12", "--batch-size", "4", "--steps", "5", "--model", "simple_cnn",
+            "--set", "model.kwargs={width: 4, stages: 1, depth: 1}", "--runs-dir", str(tmp_path / "runs")]
+    assert main(args) == 0
+    (folder,) = (tmp_path / "runs").iterdir()
+    assert folder.name.startswith("lr-find-pets-simple_cnn-")
+    assert sorted(p.name for p in folder.iterdir()) == ["lr_find.json", "lr_find.png"]
+    assert f"plot: {folder / 'lr_find.png'}" in capsys.readouterr().out
+    assert main([*args[:-2], "--out", str(tmp_path / "lr")]) == 0  # --out DIR: the files inside it
+    assert (tmp_path / "lr" / "lr_find.png").is_file() and (tmp_path / "lr" / "lr_find.json").is_file()

@@ -60,11 +60,13 @@ def test_run_names_never_overwrite(tmp_path):
     assert spec.name.startswith("mnist-mini-spec-")
 
 
-def test_batch_size_larger_than_dataset(tmp_path):
-    cfg = Config().with_overrides({**TINY, "train.batch_size": 5000, "run.runs_dir": str(tmp_path)})
-    with pytest.raises(ConfigError, match="batch_size 5000 is larger than the 100 training images"):
-        train(cfg, quiet=True)
-    assert not any(tmp_path.iterdir())  # no run folder for a run that never started
+def test_batch_size_larger_than_dataset_is_clamped_with_a_note(tmp_path, capsys):
+    # (was an error until the batch size was clamped: a deliberate change, issue 12)
+    cfg = Config().with_overrides({**TINY, "train.epochs": 1, "train.batch_size": 5000, "run.runs_dir": str(tmp_path)})
+    run = train(cfg, stream=__import__("io").StringIO())
+    assert "train.batch_size 5000 is larger than the 100 training images; using 100 (one step per epoch)" in capsys.readouterr().err
+    assert run.config.train.batch_size == 100 and run.summary["steps"] == 1
+    assert "batch_size: 100" in (run.dir / "config.yaml").read_text()  # the run reproduces from its config
 
 
 def test_plain_progress_lines():

@@ -62,6 +62,8 @@ def build_dataset(cfg: DataConfig, seed: int = 0) -> Dataset:
         raise ConfigError(f"data.balance must be one of {', '.join(BALANCE_MODES)}, got {cfg.balance!r}")
     if cfg.subset_per_class is not None and cfg.subset_per_class < 1:
         raise ConfigError(f"data.subset_per_class must be at least 1, got {cfg.subset_per_class}")
+    if cfg.test_fraction and cfg.dataset not in PATH_DATASETS:
+        raise ConfigError(f"data.test_fraction holds out a test split from a folder or manifest; {cfg.dataset!r} has its own test split, drop --test-fraction")
     data = _DATASETS[cfg.dataset].builder(cfg, seed)
     if cfg.channels is not None and cfg.channels != data.channels:
         data = convert_channels(data, cfg.channels)

@@ -109,7 +109,7 @@ def _decode_into(out: np.ndarray, paths: list[Path], channels: int, size: tuple[
             if err is not None:
                 if strict:
                     raise DataError(f"{err} (remove the file, or train without --strict to skip bad files)") from err
-                log.warning("skipping %s", err)
+                log.debug("skipping %s", err)  # train says it once: the count and skipped.csv
                 skipped.append(SkippedFile(str(paths[i]), str(err).removeprefix(f"{paths[i]}: ")))
                 continue
             out[len(kept)] = arr
@@ -145,7 +145,7 @@ def decode_files(
         if strict and skipped:
             raise DataError(f"{skipped[0].path}: {skipped[0].reason} (remove the file, or train without --strict to skip bad files)")
         for s in skipped:
-            log.warning("skipping %s: %s", s.path, s.reason)
+            log.debug("skipping %s: %s", s.path, s.reason)
         return Decoded(images, kept, skipped, cache_hit=True, cache_file=data_file, seconds=time.perf_counter() - t0)
 
     try:

@@ -46,7 +46,8 @@ def register(sub) -> None:
     p.add_argument("--rows", type=flag_type(Range(1, 1000)), default=8, help="images (rows)")
     p.add_argument("--versions", type=flag_type(Range(0, 100)), default=6, help="augmented versions per image (columns after the original)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="augment_preview.png")
+    p.add_argument("--out", metavar="DIR_OR_FILE.png", help="a folder or a .png file; default: a new folder runs/augment-preview-<dataset>-<preset>-<time>/")
+    p.add_argument("--runs-dir", default="runs", help="where that default folder goes (default runs/)")
     p.set_defaults(func=cmd_augment_preview)
 
 
@@ -129,7 +130,8 @@ def cmd_data_info(args: argparse.Namespace) -> int:
 
 
 def preview_grid(images, augment, versions: int, generator, scale: int = 3, gap: int = 2):
-    """(H', W', 3) uint8 grid: row i = image i, then `versions` augmented copies of it."""
+    """(H', W', 3) uint8 grid: row i = image i, then `versions` augmented copies of it; a header
+    band names the columns ("original", "augmented 1", ...)."""
     import numpy as np
     import torch
 
@@ -145,7 +147,21 @@ def preview_grid(images, augment, versions: int, generator, scale: int = 3, gap:
         for j in range(len(cols)):
             y, x = gap + i * (th + gap), gap + j * (tw + gap)
             grid[y : y + th, x : x + tw] = tiles[i, j].permute(1, 2, 0).numpy()
-    return grid
+    return _with_header(grid, ["original"] + [f"augmented {v}" for v in range(1, versions + 1)], tw, gap)
+
+
+def _with_header(grid, labels: list[str], tile_width: int, gap: int, height: int = 14):
+    """The grid with a white band on top naming each column (the originals' column first)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    band = Image.new("RGB", (grid.shape[1], height), "white")
+    draw = ImageDraw.Draw(band)
+    for j, text in enumerate(labels):
+        if draw.textlength(text) > tile_width:  # narrow tiles: a shorter label
+            text = "orig." if j == 0 else f"aug {j}"
+        draw.text((gap + j * (tile_width + gap) + 1, 1), text, fill=(200, 0, 0) if j == 0 else (0, 0, 0))
+    return np.concatenate([np.asarray(band), grid], 0)
 
 
 def cmd_augment_preview(args: argparse.Namespace) -> int:
@@ -175,9 +191,10 @@ def cmd_augment_preview(args: argparse.Namespace) -> int:
     g = torch.Generator().manual_seed(args.seed)
     idx = torch.randperm(len(ds.train), generator=g)[: args.rows]
     grid = preview_grid(ds.train.images[idx], BatchAugment.from_config(aug_cfg), args.versions, g)
-    out = Path(args.out)
+    from cnnkit.output_dir import output_file
     from cnnkit.io_safety import write_file
 
-    write_file(out, lambda f: Image.fromarray(grid).save(f, format=Image.registered_extensions().get(out.suffix.lower(), "PNG")), hint="or choose another --out")
-    print(f"wrote {out} ({len(idx)} images x {args.versions} augmented versions)")
+    out = output_file(args.out, "augment_preview.png", runs_dir=args.runs_dir, name=None, what="augment-preview", dataset=ds.name, model=args.augment or "config")
+    write_file(out, lambda f: Image.fromarray(grid).save(f, format="PNG"), hint="or choose another --out")
+    print(f"wrote {out} ({len(idx)} images: the original in the first column, then {args.versions} augmented versions)")
     return 0

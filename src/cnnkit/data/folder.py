@@ -92,14 +92,24 @@ def decide_streaming(cfg: DataConfig, num_images: int, channels: int, size: tupl
 
 def finish(name: str, class_names: list[str], splits: dict[str, Split], cfg: DataConfig, seed: int, source: str, skipped: list[SkippedFile]) -> Dataset:
     """The Dataset of these splits, val held out of train when there is none (folders and manifests)."""
-    train = splits["train"]
+    if len(class_names) < 2:
+        found = f"only one class, {class_names[0]!r}" if class_names else "no class"
+        where = "folder" if Path(source).is_dir() else "manifest"
+        raise DataError(f"{source}: {found}; a classifier needs at least two classes "
+                        + ("(one subfolder of images per class, e.g. cats/ and dogs/)" if where == "folder" else "(a label column with two or more values)"))
+    train, test = splits["train"], splits.get("test")
+    if cfg.test_fraction:  # held out first, with its own seed, so the validation split never overlaps it
+        if test is not None:
+            raise ConfigError(f"data.test_fraction: {source} already has a test split; drop --test-fraction")
+        keep, held = stratified_split(train.labels, cfg.test_fraction, seed + 1, key="data.test_fraction")
+        train, test = subset(train, keep), subset(train, held)
     if "val" in splits:
         val = splits["val"]
     else:
         keep, held = stratified_split(train.labels, cfg.val_fraction, seed)
         train, val = subset(train, keep), subset(train, held)
     stats = sample_stats(train.images, seed) if is_streamed(train) else ((), ())  # type: ignore[arg-type]
-    return Dataset(name, class_names, train, val, splits.get("test"), source=source, skipped=skipped, mean=stats[0], std=stats[1])
+    return Dataset(name, class_names, train, val, test, source=source, skipped=skipped, mean=stats[0], std=stats[1])
 
 
 @register_dataset(

@@ -123,7 +123,7 @@ def strata(labels: torch.Tensor) -> torch.Tensor:
     return torch.where(pos.any(1), group, torch.full_like(group, -1))
 
 
-def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def stratified_split(labels: torch.Tensor, fraction: float, seed: int, key: str = "data.val_fraction") -> tuple[torch.Tensor, torch.Tensor]:
     """Indices (keep, held_out): `fraction` of each class held out (at least one when a class has two).
 
     Seeded: the same labels and seed give the same split. Multi-hot labels are stratified by
@@ -132,7 +132,7 @@ def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[
     if not 0.0 < fraction < 1.0:
         from cnnkit.errors import ConfigError
 
-        raise ConfigError(f"data.val_fraction must be between 0 and 1 (exclusive), got {fraction}")
+        raise ConfigError(f"{key} must be between 0 and 1 (exclusive), got {fraction}")
     g = torch.Generator().manual_seed(seed)
     groups = strata(labels)
     keep, held = [], []

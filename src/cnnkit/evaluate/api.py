@@ -7,6 +7,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -48,6 +49,7 @@ class Predictions:
     logits: torch.Tensor  # (N, classes), float32, CPU
     model: torch.nn.Module
     normalize: Normalize
+    note: str | None = None  # what the number means when the split was chosen for the user (validation: optimistic)
 
     @property
     def class_names(self) -> list[str]:
@@ -60,13 +62,15 @@ def predict_split(
     dataset: str | None = None,
     data: str | None = None,
     data_root: str | None = None,
-    split: str = "test",
+    split: str | None = None,
     batch_size: int = 500,
     device: str = "cpu",
     tta: str = "none",
 ) -> Predictions:
     """Logits of the checkpoint (or run folder) at `path` on a split of its own dataset, or of
-    the dataset / image folder given. `tta`: none, flip or flip+shift (softmax averaged over views)."""
+    the dataset / image folder given. `tta`: none, flip or flip+shift (softmax averaged over views).
+    `split` None: test, or the validation split when there is no test split (with a `note` saying
+    that number is optimistic: the same split chose the best epoch)."""
     ckpt_path = resolve_checkpoint(path)
     ckpt = load_checkpoint(ckpt_path)
     cfg = Config.from_dict(ckpt["config"], source=f"{ckpt_path} (stored config)")
@@ -85,6 +89,12 @@ def predict_split(
             f"{ds.name} images are {ds.channels}x{ds.image_size[0]}x{ds.image_size[1]} but the model expects "
             f"{ckpt['input']['channels']}x{ckpt['input']['size'][0]}x{ckpt['input']['size'][1]}"
         )
+    note = None
+    if split is None:
+        from cnnkit.evaluate.caveats import selection_note
+
+        split = "test" if ds.test is not None else "val"
+        note = selection_note(split) if data is None and dataset is None else None  # other data did not choose the epoch
     target = _align_classes(ds.split(split), ds.class_names, ckpt["class_names"])
     dev = resolve_device(device)
     model = model_from_checkpoint(ckpt).to(dev)
@@ -95,7 +105,7 @@ def predict_split(
         logits = predict_logits_tta(model, target, normalize=normalize, mode=tta, batch_size=batch_size, multi_label=ckpt.get("task") == "multi_label")
     else:
         logits = predict_logits(model, target, normalize=normalize, batch_size=batch_size)
-    return Predictions(ckpt_path, ckpt, ds.name, split, target, logits, model, normalize)
+    return Predictions(ckpt_path, ckpt, ds.name, split, target, logits, model, normalize, note)
 
 
 def evaluate_predictions(p: Predictions, hardest: int = 16) -> dict:
@@ -124,20 +134,32 @@ def evaluate_checkpoint(
     dataset: str | None = None,
     data: str | None = None,
     data_root: str | None = None,
-    split: str = "test",
+    split: str | None = None,
     batch_size: int = 500,
     device: str = "cpu",
     tta: str = "none",
-    plots: str | os.PathLike | None = None,
+    plots: str | os.PathLike | Callable[[str], str | os.PathLike] | None = None,
 ) -> dict:
     """Metrics of the checkpoint (or run folder) at `path` on a split of its own dataset,
     or of the dataset / image folder given. Returns the metrics dict (see classification_metrics).
     With `plots`, also writes into that folder: the row-normalised confusion matrix (PNG and
-    JSON), the reliability diagram, the hardest-examples gallery and metrics.json."""
+    JSON), the reliability diagram, the hardest-examples gallery and metrics.json (`plots` may be
+    a function of the split's name). `split` None: as in predict_split."""
     p = predict_split(path, dataset=dataset, data=data, data_root=data_root, split=split, batch_size=batch_size, device=device, tta=tta)
     result = evaluate_predictions(p)
+    if p.note:
+        result["note"] = p.note
+    if result.get("calibration"):  # over- or under-confident, and whether label smoothing explains it
+        from cnnkit.evaluate.caveats import calibration_note
+
+        smoothing = float(p.checkpoint.get("config", {}).get("optim", {}).get("label_smoothing", 0.0) or 0.0)
+        note = calibration_note(result, smoothing)
+        if note:
+            result["calibration_note"] = note
     if tta != "none":
         result["tta"] = tta
+    if callable(plots):  # a folder that depends on the split chosen (split None)
+        plots = plots(p.split_name)
     if plots is not None:
         result["files"] = [str(f) for f in write_evaluation(result, p, plots)]
     return result

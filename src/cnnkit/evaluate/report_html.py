@@ -106,6 +106,15 @@ def _confusion_table(names: list[str], counts: list[list[int]], norm: list[list[
     return f'<table class="cm">{head}{"".join(rows)}</table><p class="note">Per cent of each true class (rows); hover for counts.</p>'
 
 
+def _calibration_note(m: dict, checkpoint: dict) -> str:
+    """The sign of the calibration gap as a paragraph (label smoothing named when it explains it)."""
+    from cnnkit.evaluate.caveats import calibration_note
+
+    smoothing = float(checkpoint.get("config", {}).get("optim", {}).get("label_smoothing", 0.0) or 0.0)
+    note = calibration_note(m, smoothing)
+    return f"<p>{html.escape(note)}</p>" if note else ""
+
+
 def _reliability_svg(bins: list[dict], ece: float) -> str:
     """An inline SVG reliability diagram: accuracy per confidence bin against the diagonal."""
     W, H, pad = 360, 300, 40
@@ -129,7 +138,7 @@ def _reliability_svg(bins: list[dict], ece: float) -> str:
         parts.append(f'<text x="{pad - 6}" y="{sy(t) + 4}" font-size="11" text-anchor="end">{t}</text>')
     parts.append(f'<text x="{W / 2}" y="{H - 6}" font-size="12" text-anchor="middle">confidence (top-1 probability)</text>')
     parts.append(f'<text x="12" y="{H / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 12 {H / 2})">accuracy</text>')
-    parts.append(f'<text x="{W / 2}" y="{pad - 12}" font-size="12" text-anchor="middle">ECE {100 * ece:.2f} % (blue: accuracy; orange: gap to confidence)</text>')
+    parts.append(f'<text x="{W / 2}" y="{pad - 12}" font-size="12" text-anchor="middle">ECE {100 * ece:.2f} % (blue: accuracy per confidence bin; orange: gap to its mean confidence)</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -230,6 +239,10 @@ def write_html_report(run_dir: str | os.PathLike, *, gradcam_examples: int = 4, 
         f"best epoch {summary.get('best_epoch', '?')} (val {'exact match' if multi else 'accuracy'} {_pct(summary.get('best_val_accuracy'))}). "
         f"Metrics below are on the {split} split ({m['num_samples']} images), from best.ckpt.</p>"
     )
+    if split == "val":  # the split that chose the epoch: say what the number is
+        from cnnkit.evaluate.caveats import selection_note
+
+        overview += f"<p><b>No test split:</b> this is the {html.escape(selection_note(split))}.</p>"
     sections.append(("overview", "Overview", overview))
 
     config_file = run / "config.yaml"
@@ -287,7 +300,8 @@ def write_html_report(run_dir: str | os.PathLike, *, gradcam_examples: int = 4, 
                 "Calibration",
                 _reliability_svg(m["calibration"], m["ece"])
                 + f"<p>Expected calibration error {_pct(m['ece'])}: the mean gap between how sure the model is and how often it is right, "
-                "over 15 confidence bins weighted by their size. Bars under the diagonal: over-confident.</p>",
+                "over 15 confidence bins weighted by their size. Bars under the diagonal: over-confident.</p>"
+                + _calibration_note(m, p.checkpoint),
             )
         )
         figs = [

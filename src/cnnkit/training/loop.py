@@ -30,6 +30,7 @@ from cnnkit.data.preprocess import Normalize, batches, num_batches
 from cnnkit.data.stream import is_streamed, load_batches
 from cnnkit.data.types import Split
 from cnnkit.errors import CnnkitError
+from cnnkit.training.batching import batch_end
 from cnnkit.training.device import autocast
 from cnnkit.training.losses import multilabel_bce
 from cnnkit.training.progressive import resize_batch
@@ -118,7 +119,7 @@ def train_one_epoch(
     epoch: int = 1,
     resize_to: tuple[int, int] | None = None,
 ) -> dict[str, float]:
-    """One pass over `data` (shuffled, last partial batch dropped). Returns loss, accuracy, images, seconds.
+    """One pass over `data` (shuffled; the last batch also takes the remainder, see training/batching.py). Returns loss, accuracy, images, seconds.
 
     `epoch` (1-based) drives augment.alternate_flip; `resize_to` (H, W) resizes the normalised
     batches (progressive resizing). `stop_at() -> n` ends the epoch after its n-th step (checked before each step: a time
@@ -139,7 +140,9 @@ def train_one_epoch(
     fp16 = scaler is not None and scaler.is_enabled()
     t0 = time.perf_counter()
     stop = len(data) - len(data) % batch_size if len(data) >= batch_size else len(data)
+    n_order = len(state.order)
     for start, x, y in _train_batches(data, state.order, range(state.step * batch_size, stop, batch_size), batch_size, device):
+        end = batch_end(start, batch_size, n_order)  # the last batch also takes the remainder (training/batching.py)
         if stop_at is not None and start // batch_size >= stop_at():
             break
         if x.shape[0] == 0:  # streamed, and every file of the batch unreadable (reported): nothing to learn from
@@ -148,7 +151,7 @@ def train_one_epoch(
                 scheduler.step()
             continue
         if augment is not None and augment.active:
-            x = augment(x, generator, index=state.order[start : start + batch_size], epoch=epoch)
+            x = augment(x, generator, index=state.order[start:end], epoch=epoch)
         if world_size > 1:
             x, y = _shard(x, rank, world_size), _shard(y, rank, world_size)
         x = normalize(x)
@@ -240,11 +243,11 @@ def _train_batches(data: Split, order: torch.Tensor, starts: range, batch_size: 
     """(start, uint8 images, labels) of the batches of `order` beginning at `starts`: indexed from the
     decoded tensor, or for a streamed split decoded in DataLoader workers (unreadable files left out)."""
     if is_streamed(data):
-        index = [order[s : s + batch_size] for s in starts]
+        index = [order[s : batch_end(s, batch_size, len(order))] for s in starts]
         yield from ((s, x, y) for s, (x, y) in zip(starts, load_batches(data.images, data.labels, index, device=device)))
         return
     for s in starts:
-        idx = order[s : s + batch_size]
+        idx = order[s : batch_end(s, batch_size, len(order))]
         yield s, data.images[idx], data.labels[idx]
 
 

@@ -81,15 +81,15 @@ class Progress:
             f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.2%} | lr {row['lr']:.3g} | {row['seconds']:.1f}s"
         )
         if self._live is not None:
-            self._live.console.print(line)
+            self._live.console.print(line, markup=False, highlight=False)
         elif not self.quiet:
             self._print(line)
 
     def message(self, text: str) -> None:
         if self.quiet:
             return
-        if self._live is not None:
-            self._live.console.print(text)
+        if self._live is not None:  # as written: a path with [brackets] is not rich markup
+            self._live.console.print(text, markup=False, highlight=False)
         else:
             self._print(text)
 

@@ -40,10 +40,13 @@ from cnnkit.data.preprocess import Normalize, num_batches
 from cnnkit.data.stream import is_streamed
 from cnnkit.data.types import Dataset, Split
 from cnnkit.errors import CheckpointError, CnnkitError, ConfigError
+from cnnkit.evaluate.caveats import result_text
 from cnnkit.models import model_info, transfer
 from cnnkit.rundir import atomic_write_text, create_run_dir
 from cnnkit.training import distributed, head_only, resume_check
+from cnnkit.training.batching import clamp_batch_size
 from cnnkit.training.compile import maybe_compile
+from cnnkit.training.data_warnings import data_warnings
 from cnnkit.training.budget import TimeBudget
 from cnnkit.training.device import resolve_device, resolve_precision, seed_everything
 from cnnkit.training.early_stopping import MONITORS, EarlyStopping
@@ -56,7 +59,7 @@ from cnnkit.training.progress import Progress
 from cnnkit.training.progressive import Resize, check_resizable
 from cnnkit.training.recipes import apply_recipe
 from cnnkit.training.rng import rng_state, set_rng_state
-from cnnkit.training.run_files import METRIC_COLUMNS, nan_message, save, tensorboard, write_metrics, writing
+from cnnkit.training.run_files import METRIC_COLUMNS, nan_message, save, tensorboard, warn, write_metrics, writing
 from cnnkit.training.results import class_balance, final_evaluation, headline, write_results, write_skipped_csv
 from cnnkit.training.threads import follow_load
 from cnnkit.training.tta import TTA_MODES
@@ -318,8 +321,9 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
     data_fingerprint = resume_check.check(ckpt, cfg, data, resume, quiet=quiet)  # on resume: refuses a changed config or dataset
     if cfg.augment.preset:
         cfg = dataclasses.replace(cfg, augment=_with_preset(cfg.augment, cfg.data.dataset, data.image_size[0]))
-    if len(data.train) < tc.batch_size:
-        raise ConfigError(f"train.batch_size {tc.batch_size} is larger than the {len(data.train)} training images; use a smaller --batch-size")
+    if len(data.train) < tc.batch_size:  # a small dataset: one step per epoch, recorded in config.yaml
+        tc = dataclasses.replace(tc, batch_size=clamp_batch_size(tc.batch_size, len(data.train), world_size, quiet=quiet))
+        cfg = dataclasses.replace(cfg, train=tc)
 
     generator = seed_everything(tc.seed)
     cfg = resolve_auto_model(cfg, data)
@@ -438,14 +442,17 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
     epoch = start_epoch
     try:
         with Progress(planned_epochs(), steps_per_epoch, stream=stream, interactive=interactive, quiet=quiet) as progress, GracefulInterrupt(progress.message) as interrupt:
-            verb = f"resuming at epoch {start_epoch}" + (f", step {epoch_state.step + 1}" if epoch_state is not None else "") if ckpt is not None else "training"
+            verb, at = ("resuming", f" from epoch {start_epoch}" + (f", step {epoch_state.step + 1}" if epoch_state is not None else "")) if ckpt is not None else ("training", "")
             if ckpt is not None and (start_epoch > planned_epochs() or stopper.should_stop):  # the end-of-run files had failed to be written
-                verb = "every epoch done; repeating only the final evaluation of"
+                verb, at = "every epoch is done; repeating only the final evaluation of", ""
             progress.message(
                 f"cnnkit: {verb} {cfg.model.name} on {data.name} ({len(data.train)} train / {len(data.val)} val"
                 f"{f' / {len(data.test)} test' if data.test is not None else ''} images, {data.num_classes} classes) "
-                f"on {device}{f' x {world_size} processes' if world_size > 1 else ''}; run folder {run_dir}"
+                f"on {device}{f' x {world_size} processes' if world_size > 1 else ''}{at}; run folder {run_dir}"
             )
+            if is_main:  # even with --quiet (stderr): imbalance and unreadable files, one line each
+                for line in data_warnings(cfg, data, run_dir):
+                    warn(line)
             if is_streamed(data.train):
                 progress.message(f"cnnkit: streaming the images from their files, decoded in {data.train.images.workers} DataLoader workers (data.stream, data.cache_max_gb)")
             # head-only fine-tuning without augmentation: the frozen backbone's features once, the head on them
@@ -505,8 +512,8 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
                         stop = float(flag) > 0
                     if stop:
                         save_last(epoch - 1, state, lr, time.perf_counter() - t_train)
-                        progress.message(f"cnnkit: interrupted; checkpoint saved at epoch {epoch}, step {step}. Resume with: cnnkit train --resume {run_dir}")
-                        raise TrainingInterrupted(f"interrupted at epoch {epoch}, step {step}; resume with: cnnkit train --resume {run_dir}", interrupt.exit_code)
+                        raise TrainingInterrupted(  # printed once, by whoever catches it (the CLI)
+                            f"interrupted at epoch {epoch}, step {step}; resume with: cnnkit train --resume {run_dir}", interrupt.exit_code)
 
                 if cfg.model.finetune:
                     transfer.start_epoch(model, cfg.model, epoch - 1, planned_epochs())  # gradual unfreezing
@@ -615,7 +622,7 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
         summary[f"{split_name}_ema"] = headline(final_ema)
     acc = head["accuracy"]
     what = f"{split_name} mean AP {head['mean_ap']:.4f}, exact match {acc:.2%}" if data.multi_label else f"{split_name} accuracy {acc:.2%}"
-    result = f"{what} (best epoch {stopper.best_epoch})"
+    result = result_text(what, stopper.best_epoch, split_name)  # the validation split that chose the epoch is labelled optimistic
     final_line = f"{result}, {train_seconds:.1f}s of training. Run folder: {run_dir}"
     write_results(run_dir, cfg, data, summary, rows, final, split_name, result=result, final_line=final_line, quiet=quiet, out=out)
     run = Run(run_dir, cfg, rows, summary, model=model)
