@@ -49,8 +49,9 @@ class ModelConfig:
     pretrained: bool | str = False  # published weights (torchvision / timm hub cache, Lite0 package); a string names them
     weights: str | None = None  # a local .safetensors / .pth / .pt file to start from (loaded with weights_only=True)
     strict_weights: bool = True  # keys of --weights that do not fit are an error (false: load what fits)
-    finetune: str | None = None  # head | full | gradual; None: every layer trains at one learning rate
-    backbone_lr_scale: float = 0.1  # full / gradual: backbone learning rate = this x the head's
+    finetune: str | None = None  # head | full | gradual | fine_tune (the head for head_epochs, then everything); None: one rate for all (--pretrained alone: fine_tune)
+    backbone_lr_scale: float = 0.1  # full / gradual / fine_tune: backbone learning rate = this x the head's
+    head_epochs: int = 2  # fine_tune: epochs of head-only training before the whole network trains
     cache_features: bool = True  # head: compute the frozen backbone's features once when no augmentation is on
 
 

@@ -10,6 +10,9 @@ Modes (`model.finetune`):
            (discriminative learning rates).
   gradual  the head first, then the backbone's stages unfrozen one by one from the top
            (`gradual_unfreeze(model, epoch, epochs)` at the start of every epoch).
+  fine_tune  fastai's schedule: the head alone for `head_epochs` epochs (the backbone frozen,
+           forward only), then everything at discriminative rates (`gradual_unfreeze` with
+           `stepwise=False`).
 
 Everything here is a plain function of the model; the training loop calls them.
 """
@@ -25,12 +28,12 @@ from torch import nn
 from cnnkit.errors import ConfigError
 from cnnkit.models.weights import classifier_name
 
-MODES = ("head", "full", "gradual")
+MODES = ("head", "full", "gradual", "fine_tune")
 
 
 def check_mode(mode: str | None) -> None:
     if mode is not None and mode not in MODES:
-        raise ConfigError(f"model.finetune: {mode!r} is not a fine-tuning mode; choose head, full or gradual (or leave it unset)")
+        raise ConfigError(f"model.finetune: {mode!r} is not a fine-tuning mode; choose head, full, gradual or fine_tune (or leave it unset)")
 
 
 def head_parameter_names(model: nn.Module) -> list[str]:
@@ -72,13 +75,15 @@ def unfreeze_top_stages(model: nn.Module, k: int) -> None:
         p.requires_grad_(i >= start or n in head)
 
 
-def gradual_unfreeze(model: nn.Module, epoch: int, epochs: int, head_epochs: int = 1) -> int:
+def gradual_unfreeze(model: nn.Module, epoch: int, epochs: int, head_epochs: int = 1, *, stepwise: bool = True) -> int:
     """Set which stages train in `epoch` (0-based): the head alone for `head_epochs`, then
-    one more stage from the top, spread so the whole model trains in the last epoch.
-    Returns the number of unfrozen stages."""
+    one more stage from the top, spread so the whole model trains in the last epoch
+    (`stepwise=False`: every stage at once). Returns the number of unfrozen stages."""
     n = len(backbone_stages(model))
     if epoch < head_epochs:
         k = 0
+    elif not stepwise:
+        k = n
     else:
         steps = max(1, epochs - head_epochs)
         k = math.ceil(n * (epoch - head_epochs + 1) / steps)
@@ -89,7 +94,7 @@ def gradual_unfreeze(model: nn.Module, epoch: int, epochs: int, head_epochs: int
 def prepare(model: nn.Module, mode: str | None) -> None:
     """Freeze for the start of training in `mode` (None or "full": everything trains)."""
     check_mode(mode)
-    if mode in ("head", "gradual"):
+    if mode in ("head", "gradual", "fine_tune"):
         freeze_backbone(model)
     else:
         for p in model.parameters():

@@ -42,7 +42,7 @@ from cnnkit.data.types import Dataset, Split
 from cnnkit.errors import CheckpointError, CnnkitError, ConfigError
 from cnnkit.models import model_info, transfer
 from cnnkit.rundir import atomic_write_text, create_run_dir
-from cnnkit.training import distributed, head_only
+from cnnkit.training import auto, distributed, head_only
 from cnnkit.training.compile import maybe_compile
 from cnnkit.training.budget import TimeBudget
 from cnnkit.training.device import resolve_device, resolve_precision, seed_everything
@@ -280,7 +280,7 @@ def train(
     else:
         cfg = config or Config()
     if resume is None:  # a resumed run continues exactly as configured (its config.yaml holds the expanded recipe)
-        cfg = apply_recipe(cfg)  # the dataset's tuned settings under the keys the config sets
+        cfg = apply_recipe(auto.plan(cfg, None if quiet else lambda text: print(text, file=stream or sys.stdout, flush=True)))  # photo defaults, then the tuned settings under the keys the config sets
     tc = cfg.train
     _check(cfg, distributed.world()[1])
     prev_threads = torch.get_num_threads()
