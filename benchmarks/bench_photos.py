@@ -14,8 +14,9 @@ timed end to end (interpreter start, decoding the JPEGs, training, final evaluat
 Runs (same stand-in, same process):
   default    cnnkit train --data DIR                       (no other flag: the new photo defaults)
   scratch    cnnkit train --data DIR --model fastnet_s     (the old default: auto -> fastnet_s, 64 px)
-  old_pre    cnnkit train --data DIR --model efficientnet_lite0 --pretrained --finetune head --augment none --image-size 128
-             (the README's old transfer-learning line)
+  old_pre    cnnkit train --data DIR --model efficientnet_lite0 --pretrained --finetune head --augment none --image-size 128 --recipe none
+             (the README's old transfer-learning line; --recipe none keeps the old SGD 0.2 / label smoothing 0.1 / 8 epochs,
+             which the transfer-head recipe now replaces)
 Extra runs can be given with --extra "name=--flag value ..." (e.g. the size trade-off).
 
 The decode cache is off (--set data.cache=false), so every run pays for decoding its JPEGs.
@@ -50,7 +51,7 @@ PAIRS = {"cat-dog": ("cat", "dog"), "automobile-horse": ("automobile", "horse")}
 RUNS = {
     "default": [],
     "scratch": ["--model", "fastnet_s"],
-    "old_pre": ["--model", "efficientnet_lite0", "--pretrained", "--finetune", "head", "--augment", "none", "--image-size", "128"],
+    "old_pre": ["--model", "efficientnet_lite0", "--pretrained", "--finetune", "head", "--augment", "none", "--image-size", "128", "--recipe", "none"],
 }
 
 
