@@ -44,7 +44,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "auto"  # a registered model (`cnnkit models`), a layer spec "conv(32,3)-bn-relu-gap-fc", or auto: fastnet_t (1 channel) / fastnet_s (3 channels) up to 64 px, resnet18 above
+    name: str = "auto"  # a registered model (`cnnkit models`), a layer spec "conv(32,3)-bn-relu-gap-fc", or auto: folders of colour photos the pretrained efficientnet_lite0 (head only; training/auto.py), else fastnet_t (1 channel) / fastnet_s (3 channels) up to 64 px, resnet18 above
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra constructor arguments (e.g. small_input: true)
     pretrained: bool | str = False  # published weights (torchvision / timm hub cache, Lite0 package); a string names them
     weights: str | None = None  # a local .safetensors / .pth / .pt file to start from (loaded with weights_only=True)

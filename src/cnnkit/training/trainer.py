@@ -280,7 +280,8 @@ def train(
     else:
         cfg = config or Config()
     if resume is None:  # a resumed run continues exactly as configured (its config.yaml holds the expanded recipe)
-        cfg = apply_recipe(auto.plan(cfg, None if quiet else lambda text: print(text, file=stream or sys.stdout, flush=True)))  # photo defaults, then the tuned settings under the keys the config sets
+        note = None if quiet or distributed.world()[0] != 0 else lambda text: print(text, file=stream or sys.stdout, flush=True)
+        cfg = apply_recipe(auto.plan(cfg, note))  # photo defaults (training/auto.py), then the tuned settings under the keys the config sets
     tc = cfg.train
     _check(cfg, distributed.world()[1])
     prev_threads = torch.get_num_threads()
