@@ -74,6 +74,14 @@ def test_digits_and_small_images_keep_the_old_auto_and_no_flips(tmp_path, monkey
     assert builtin == Config().with_overrides({"data.dataset": "mnist-mini"})
 
 
+def test_fine_tuning_photos_get_flips_digits_do_not(photos, tmp_path):
+    cfg = apply_recipe(auto.plan(folder_cfg(photos, **{"model.name": "efficientnet_lite0", "model.pretrained": True})))
+    assert cfg.model.finetune == "fine_tune" and cfg.augment.hflip
+    digits = make_image_folder(tmp_path / "digits", per_class=3, size=96, mode="L")
+    cfg = apply_recipe(auto.plan(folder_cfg(digits, **{"model.name": "efficientnet_lite0", "model.pretrained": True, "model.finetune": "full"})))
+    assert cfg.optim.name == "adamw" and not cfg.augment.hflip
+
+
 def test_pretrained_takes_the_weights_size_unless_the_user_set_one(photos):
     assert auto.plan(folder_cfg(photos, **{"model.name": "resnet18", "model.pretrained": True})).data.image_size == 224
     assert auto.plan(folder_cfg(photos, **{"model.name": "efficientnet_lite0", "model.pretrained": True, "data.image_size": 128})).data.image_size == 128

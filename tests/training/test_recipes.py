@@ -54,13 +54,13 @@ def test_transfer_recipes_follow_the_finetune_mode():
     head = apply_recipe(Config().with_overrides({"data.dataset": "folder", "model.pretrained": True, "model.finetune": "head"}))
     assert head.optim.name == "adamw" and head.optim.lr == 3e-3 and head.optim.label_smoothing == 0.0 and head.augment.translate == 0
     full = apply_recipe(Config().with_overrides({"data.dataset": "folder", "model.pretrained": True, "model.finetune": "full"}))
-    assert full.optim.lr == 1e-3 and full.augment.hflip and full.train.epochs == 5
+    assert full.optim.lr == 1e-3 and not full.augment.hflip and full.train.epochs == 5  # flips come from the photo check, never for digits
     assert apply_recipe(Config().with_overrides({"data.dataset": "folder", "model.finetune": "head"})).optim.name == "sgd"  # no weights: no transfer recipe
 
 
 def test_pretrained_alone_means_fine_tune_with_its_recipe():
     cfg = apply_recipe(Config().with_overrides({"data.dataset": "folder", "model.pretrained": True}))
-    assert cfg.model.finetune == "fine_tune" and cfg.model.head_epochs == 2 and cfg.optim.name == "adamw" and cfg.augment.hflip
+    assert cfg.model.finetune == "fine_tune" and cfg.model.head_epochs == 2 and cfg.optim.name == "adamw"
     mnist = apply_recipe(Config().with_overrides({"data.dataset": "mnist", "model.pretrained": True}))
     assert mnist.model.finetune is None  # the dataset's own recipe applies; no mode is imposed
     off = apply_recipe(Config().with_overrides({"data.dataset": "folder", "model.pretrained": True, "train.recipe": "none"}))

@@ -49,8 +49,8 @@ _HEAD = {
 }
 _FULL = {
     "optim.name": "adamw", "optim.lr": 1e-3, "optim.weight_decay": 0.05, "optim.label_smoothing": 0.0, "train.epochs": 5,
-    "train.batch_size": 32, "schedule.name": "onecycle", "model.backbone_lr_scale": 0.1, "augment.hflip": True,
-}
+    "train.batch_size": 32, "schedule.name": "onecycle", "model.backbone_lr_scale": 0.1,
+}  # no flips here: photos get them from training/auto.py, digits and text never
 
 RECIPES: dict[str, Recipe] = {
     r.name: r
@@ -72,12 +72,12 @@ RECIPES: dict[str, Recipe] = {
             "no label smoothing, 20 epochs of seconds each; the default for colour photos", (), dict(_HEAD), finetune="head",
         ),
         Recipe(
-            "transfer-full", "everything trains, the backbone at 0.1x the head's rate: AdamW 1e-3, no label smoothing, flips, 5 epochs",
+            "transfer-full", "everything trains, the backbone at 0.1x the head's rate: AdamW 1e-3, no label smoothing, 5 epochs (photos also get flips)",
             (), dict(_FULL), finetune="full",
         ),
         Recipe(
             "fine-tune", "fastai-style: the head alone for model.head_epochs (2) epochs, then the whole network at discriminative rates "
-            "(backbone 0.1x): AdamW 1e-3, no label smoothing, flips, 5 epochs in all; the default for --pretrained without --finetune",
+            "(backbone 0.1x): AdamW 1e-3, no label smoothing, 5 epochs in all (photos also get flips); the default for --pretrained without --finetune",
             (), dict(_FULL), finetune="fine_tune",
         ),
     )
