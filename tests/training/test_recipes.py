@@ -60,7 +60,7 @@ def test_transfer_recipes_follow_the_finetune_mode():
 
 def test_pretrained_alone_means_fine_tune_with_its_recipe():
     cfg = apply_recipe(Config().with_overrides({"data.dataset": "folder", "model.pretrained": True}))
-    assert cfg.model.finetune == "fine_tune" and cfg.model.head_epochs == 2 and cfg.optim.name == "adamw"
+    assert cfg.model.finetune == "fine_tune" and cfg.model.head_epochs == 10 and cfg.optim.name == "adamw"
     mnist = apply_recipe(Config().with_overrides({"data.dataset": "mnist", "model.pretrained": True}))
     assert mnist.model.finetune is None  # the dataset's own recipe applies; no mode is imposed
     off = apply_recipe(Config().with_overrides({"data.dataset": "folder", "model.pretrained": True, "train.recipe": "none"}))

@@ -10,9 +10,9 @@ Modes (`model.finetune`):
            (discriminative learning rates).
   gradual  the head first, then the backbone's stages unfrozen one by one from the top
            (`gradual_unfreeze(model, epoch, epochs)` at the start of every epoch).
-  fine_tune  fastai's schedule: the head alone for `head_epochs` epochs (the backbone frozen,
-           forward only), then everything at discriminative rates (`gradual_unfreeze` with
-           `stepwise=False`).
+  fine_tune  fastai's schedule: the head alone first (the trainer runs `fit_head` on cached
+           features for model.head_epochs epochs before epoch 1), then everything at
+           discriminative rates for train.epochs.
 
 Everything here is a plain function of the model; the training loop calls them.
 """
@@ -75,15 +75,13 @@ def unfreeze_top_stages(model: nn.Module, k: int) -> None:
         p.requires_grad_(i >= start or n in head)
 
 
-def gradual_unfreeze(model: nn.Module, epoch: int, epochs: int, head_epochs: int = 1, *, stepwise: bool = True) -> int:
+def gradual_unfreeze(model: nn.Module, epoch: int, epochs: int, head_epochs: int = 1) -> int:
     """Set which stages train in `epoch` (0-based): the head alone for `head_epochs`, then
-    one more stage from the top, spread so the whole model trains in the last epoch
-    (`stepwise=False`: every stage at once). Returns the number of unfrozen stages."""
+    one more stage from the top, spread so the whole model trains in the last epoch.
+    Returns the number of unfrozen stages."""
     n = len(backbone_stages(model))
     if epoch < head_epochs:
         k = 0
-    elif not stepwise:
-        k = n
     else:
         steps = max(1, epochs - head_epochs)
         k = math.ceil(n * (epoch - head_epochs + 1) / steps)
@@ -158,7 +156,7 @@ class FeatureCache:
             yield self.features[idx].to(device, torch.float32), self.labels[idx].to(device)
 
 
-def fit_head(model: nn.Module, cache: FeatureCache, *, epochs: int = 10, lr: float = 1e-3, batch_size: int = 64, weight_decay: float = 1e-4, seed: int = 0) -> list[float]:
+def fit_head(model: nn.Module, cache: FeatureCache, *, epochs: int = 10, lr: float = 1e-3, batch_size: int = 64, weight_decay: float = 1e-4, seed: int = 0, device: str | torch.device = "cpu") -> list[float]:
     """Train only the classifier on cached features (AdamW); returns the mean loss per epoch."""
     freeze_backbone(model)
     train_mode(model)
@@ -168,7 +166,7 @@ def fit_head(model: nn.Module, cache: FeatureCache, *, epochs: int = 10, lr: flo
     losses = []
     for _ in range(epochs):
         total, n = 0.0, 0
-        for f, y in cache.batches(batch_size, generator=g):
+        for f, y in cache.batches(batch_size, generator=g, device=device):
             loss = nn.functional.cross_entropy(model.forward_head(f), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()

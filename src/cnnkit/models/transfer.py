@@ -66,8 +66,8 @@ def start_epoch(model: nn.Module, mcfg, epoch: int, epochs: int) -> None:
     """Call at the start of every training epoch instead of model.train()."""
     if mcfg.finetune == "gradual":
         ft.gradual_unfreeze(model, epoch, epochs)
-    elif mcfg.finetune == "fine_tune":
-        ft.gradual_unfreeze(model, epoch, epochs, mcfg.head_epochs, stepwise=False)
+    elif mcfg.finetune == "fine_tune":  # the head trained alone before the first epoch (training/head_only.warm_up_head)
+        ft.prepare(model, "full")
     ft.train_mode(model)
 
 

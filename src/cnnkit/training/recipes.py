@@ -76,7 +76,7 @@ RECIPES: dict[str, Recipe] = {
             (), dict(_FULL), finetune="full",
         ),
         Recipe(
-            "fine-tune", "fastai-style: the head alone for model.head_epochs (2) epochs, then the whole network at discriminative rates "
+            "fine-tune", "fastai-style: the head alone on features computed once for model.head_epochs (10) epochs, then the whole network at discriminative rates "
             "(backbone 0.1x): AdamW 1e-3, no label smoothing, 5 epochs in all (photos also get flips); the default for --pretrained without --finetune",
             (), dict(_FULL), finetune="fine_tune",
         ),

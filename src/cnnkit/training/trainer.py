@@ -446,6 +446,9 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
                 progress.message(f"cnnkit: streaming the images from their files, decoded in {data.train.images.workers} DataLoader workers (data.stream, data.cache_max_gb)")
             # head-only fine-tuning without augmentation: the frozen backbone's features once, the head on them
             step_model, train_split, val_model, val_split, feed = train_model, data.train, model, data.val, normalize
+            if ckpt is None and cfg.model.finetune == "fine_tune":  # its first stage: the head alone, on features computed once
+                head_only.warm_up_head(model, data.train, data.val, normalize, epochs=cfg.model.head_epochs, lr=cfg.optim.lr * 3, weight_decay=cfg.optim.weight_decay,
+                                       batch_size=tc.batch_size, seed=tc.seed, precision=tc.precision, eval_batch_size=tc.eval_batch_size, message=progress.message)
             if world_size == 1 and transfer.use_feature_cache(cfg.model, augmenting=augment.active or batch_transform is not None):
                 cached = head_only.prepare(model, data.train, data.val, normalize, batch_size=tc.eval_batch_size, precision=tc.precision, message=progress.message)
                 step_model, train_split, val_model, val_split, feed = cached.head, cached.train, cached.head, cached.val, cached.feed
