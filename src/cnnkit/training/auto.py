@@ -40,11 +40,12 @@ def lite0_weights_available() -> bool:
     return lite0_package_path() is not None
 
 
-def _probe_files(root: Path, n: int = PROBE_FILES) -> list[Path]:
-    """Up to `n` image files spread over the tree (every k-th of the sorted listing)."""
-    from cnnkit.data.scan import walk
+def _probe_files(root: Path, cache_dir: Path | None, n: int = PROBE_FILES) -> list[Path]:
+    """Up to `n` image files spread over the tree (every k-th of the sorted listing). The listing
+    is the folder dataset's own (`scan_tree`, cached), so building the dataset next reuses it."""
+    from cnnkit.data.scan import scan_tree
 
-    files = walk(root).image_files()
+    files = scan_tree(root, cache_dir).image_files()
     step = max(1, len(files) // n)
     return [Path(f) for f in files[::step][:n]]
 
@@ -71,7 +72,9 @@ def looks_like_photos(cfg: Config) -> bool:
     from PIL import Image
 
     sides, colour = [], 0
-    for path in _probe_files(root):
+    from cnnkit.data.cache import default_cache_dir
+
+    for path in _probe_files(root, default_cache_dir(cfg.data.cache_dir) if cfg.data.cache else None):
         try:
             with Image.open(path) as img:
                 sides.append(min(img.size))
