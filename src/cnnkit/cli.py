@@ -83,7 +83,7 @@ def _add_train(sub, name: str = "train", help: str = "train a model and write a 
     g.add_argument("--weights", metavar="PATH", help="start from a local weights file (.pth, .pt, .safetensors, or a cnnkit checkpoint)")
     g.add_argument("--no-strict-weights", action="store_true", default=None, help="load what fits from --weights instead of failing on mismatched keys")
     g.add_argument("--finetune", choices=("head", "full", "gradual", "fine_tune"), help="transfer learning: train the head only, everything (lower backbone rate), "
-                   "unfreeze gradually, or the head first then everything (fine_tune, the default with --pretrained)")
+                   "unfreeze gradually, or the head first then everything (fine_tune); --pretrained alone: head")
     g.add_argument("--optimizer", choices=("sgd", "adamw", "adam", "rmsprop"))
     g.add_argument("--lr", type=float, help="peak learning rate")
     g.add_argument("--schedule", choices=("onecycle", "triangle", "cosine", "step", "plateau", "constant"))

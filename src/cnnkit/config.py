@@ -49,7 +49,7 @@ class ModelConfig:
     pretrained: bool | str = False  # published weights (torchvision / timm hub cache, Lite0 package); a string names them
     weights: str | None = None  # a local .safetensors / .pth / .pt file to start from (loaded with weights_only=True)
     strict_weights: bool = True  # keys of --weights that do not fit are an error (false: load what fits)
-    finetune: str | None = None  # head | full | gradual | fine_tune (the head for head_epochs, then everything); None: one rate for all (--pretrained alone: fine_tune)
+    finetune: str | None = None  # head | full | gradual | fine_tune (the head for head_epochs, then everything); None: one rate for all (--pretrained alone: head)
     backbone_lr_scale: float = 0.1  # full / gradual / fine_tune: backbone learning rate = this x the head's
     head_epochs: int = 10  # fine_tune: epochs of head-only training (on features computed once, at 3x optim.lr) before the whole network trains for train.epochs
     cache_features: bool = True  # head: compute the frozen backbone's features once when no augmentation is on

@@ -74,8 +74,13 @@ def test_digits_and_small_images_keep_the_old_auto_and_no_flips(tmp_path, monkey
     assert builtin == Config().with_overrides({"data.dataset": "mnist-mini"})
 
 
+def test_pretrained_alone_on_photos_trains_the_head_on_the_cache(photos):
+    cfg = apply_recipe(auto.plan(folder_cfg(photos, **{"model.name": "resnet18", "model.pretrained": True})))
+    assert cfg.model.finetune == "head" and not BatchAugment.from_config(cfg.augment).active and cfg.data.image_size == 224
+
+
 def test_fine_tuning_photos_get_flips_digits_do_not(photos, tmp_path):
-    cfg = apply_recipe(auto.plan(folder_cfg(photos, **{"model.name": "efficientnet_lite0", "model.pretrained": True})))
+    cfg = apply_recipe(auto.plan(folder_cfg(photos, **{"model.name": "efficientnet_lite0", "model.pretrained": True, "model.finetune": "fine_tune"})))
     assert cfg.model.finetune == "fine_tune" and cfg.augment.hflip
     digits = make_image_folder(tmp_path / "digits", per_class=3, size=96, mode="L")
     cfg = apply_recipe(auto.plan(folder_cfg(digits, **{"model.name": "efficientnet_lite0", "model.pretrained": True, "model.finetune": "full"})))

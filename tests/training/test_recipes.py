@@ -58,9 +58,11 @@ def test_transfer_recipes_follow_the_finetune_mode():
     assert apply_recipe(Config().with_overrides({"data.dataset": "folder", "model.finetune": "head"})).optim.name == "sgd"  # no weights: no transfer recipe
 
 
-def test_pretrained_alone_means_fine_tune_with_its_recipe():
+def test_pretrained_alone_means_head_with_its_recipe_and_fine_tune_has_its_own():
     cfg = apply_recipe(Config().with_overrides({"data.dataset": "folder", "model.pretrained": True}))
-    assert cfg.model.finetune == "fine_tune" and cfg.model.head_epochs == 10 and cfg.optim.name == "adamw"
+    assert cfg.model.finetune == "head" and cfg.optim.lr == 3e-3 and cfg.optim.name == "adamw" and cfg.augment.translate == 0
+    ft = apply_recipe(Config().with_overrides({"data.dataset": "folder", "model.pretrained": True, "model.finetune": "fine_tune"}))
+    assert ft.model.head_epochs == 10 and ft.optim.lr == 1e-3 and ft.model.backbone_lr_scale == 0.1
     mnist = apply_recipe(Config().with_overrides({"data.dataset": "mnist", "model.pretrained": True}))
     assert mnist.model.finetune is None  # the dataset's own recipe applies; no mode is imposed
     off = apply_recipe(Config().with_overrides({"data.dataset": "folder", "model.pretrained": True, "train.recipe": "none"}))

@@ -106,7 +106,8 @@ def plan(cfg: Config, note: Callable[[str], None] | None = None) -> Config:
         if note is not None:
             note(f"cnnkit: colour photos: fine-tuning the ImageNet-pretrained {PHOTO_MODEL} (head only, on features computed once); "
                  f"to train a network from scratch instead: {FROM_SCRATCH}")
-    if photos and cfg.model.finetune != "head":  # head mode trains on features computed once: no augmentation
+    head = cfg.model.finetune == "head" or (cfg.model.finetune is None and cfg.model.pretrained and cfg.train.recipe == "auto")  # --pretrained alone: head (recipes.py)
+    if photos and not head:  # head mode trains on features computed once: no augmentation
         cfg = _set_defaults(cfg, {"augment.hflip": True})
     if cfg.model.pretrained and cfg.data.image_size is None and cfg.data.dataset in ("folder", "manifest"):
         from cnnkit.models.transfer import weights_config

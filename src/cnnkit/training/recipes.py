@@ -69,7 +69,7 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe(
             "transfer-head", "pretrained backbone frozen, the head trained on its features computed once (no augmentation): AdamW 3e-3, "
-            "no label smoothing, 20 epochs of seconds each; the default for colour photos", (), dict(_HEAD), finetune="head",
+            "no label smoothing, 20 epochs of seconds each; the default for colour photos and for --pretrained alone", (), dict(_HEAD), finetune="head",
         ),
         Recipe(
             "transfer-full", "everything trains, the backbone at 0.1x the head's rate: AdamW 1e-3, no label smoothing, 5 epochs (photos also get flips)",
@@ -77,7 +77,7 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe(
             "fine-tune", "fastai-style: the head alone on features computed once for model.head_epochs (10) epochs, then the whole network at discriminative rates "
-            "(backbone 0.1x): AdamW 1e-3, no label smoothing, 5 epochs in all (photos also get flips); the default for --pretrained without --finetune",
+            "(backbone 0.1x): AdamW 1e-3, no label smoothing, 5 epochs in all (photos also get flips); measured below head-only on the stand-in",
             (), dict(_FULL), finetune="fine_tune",
         ),
     )
@@ -105,7 +105,7 @@ def apply_recipe(cfg):
     from cnnkit.config import Config
 
     if cfg.model.pretrained and cfg.model.finetune is None and cfg.train.recipe == "auto" and recipe_for("auto", cfg.data.dataset) is None:
-        cfg = cfg.with_overrides({"model.finetune": "fine_tune"}, source="--pretrained")  # alone: the fastai-style schedule
+        cfg = cfg.with_overrides({"model.finetune": "head"}, source="--pretrained")  # alone: head-only, measured best (README, bench_photos)
     recipe = recipe_for(cfg.train.recipe, cfg.data.dataset, cfg.model.finetune if (cfg.model.pretrained or cfg.model.weights) else None)
     if recipe is not None:
         defaults = Config()
