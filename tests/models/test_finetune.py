@@ -78,7 +78,7 @@ def test_feature_cache_matches_the_backbone_and_trains_the_head():
 
 
 def test_unknown_mode_is_an_error():
-    with pytest.raises(ConfigError, match="choose head, full or gradual"):
+    with pytest.raises(ConfigError, match="choose head, full, gradual or fine_tune"):
         ft.prepare(model(), "partial")
 
 
@@ -128,3 +128,19 @@ def test_preprocessing_follows_the_weights_and_the_channels():
     assert preprocessing(m, 3) == m.pretrained_cfg
     grey = preprocessing(m, 1)
     assert grey["source"] == "torchvision:x" and grey["mean"] == [pytest.approx(0.449)] and grey["std"] == [pytest.approx(0.226)]
+
+
+def test_fine_tune_mode_trains_the_head_then_everything():
+    from cnnkit.config import ModelConfig
+    from cnnkit.models import transfer
+
+    model = create_model("resnet18", num_classes=3, in_chans=3)
+    mcfg = ModelConfig(name="resnet18", finetune="fine_tune")
+    ft.prepare(model, "fine_tune")  # frozen for the head's stage (the trainer's warm_up_head)
+    n = sum(1 for _ in model.parameters())
+    trainable = lambda: sum(p.requires_grad for p in model.parameters())  # noqa: E731
+    assert trainable() == 2  # the classifier's weight and bias
+    transfer.start_epoch(model, mcfg, 0, 5)  # every epoch of the run trains everything
+    assert trainable() == n
+    groups = transfer.param_groups_for(model, mcfg, lr=1.0, weight_decay=0.0)
+    assert {g["name"]: g["lr"] for g in groups}["backbone"] == pytest.approx(0.1)

@@ -171,3 +171,15 @@ def test_lite0_head_run_on_real_cifar_beats_chance(tmp_path, prepare_calls):
     assert len(prepare_calls) == 1
     assert run.summary["test"]["num_samples"] == 200
     assert run.summary["test"]["accuracy"] >= 0.3, run.summary["test"]  # chance: 0.1; measured: 0.465
+
+
+def test_fine_tune_trains_the_head_on_cached_features_then_everything(base, tmp_path, prepare_calls):
+    """model.finetune: fine_tune: the head alone on features computed once, then the whole network."""
+    out = __import__("io").StringIO()
+    run = train(_head_cfg(base, tmp_path, "ft", **{"model.finetune": "fine_tune", "model.head_epochs": 3, "train.epochs": 1}), stream=out, interactive=False)
+    assert len(prepare_calls) == 1  # the head's stage, once
+    assert "fine_tune: the head trained alone for 3 epochs" in out.getvalue()
+    w0, w = _state(base.best_checkpoint), _state(run.dir / "last.ckpt")
+    assert not torch.equal(w["fc.weight"], w0["fc.weight"])
+    assert any(not torch.equal(w[k], w0[k]) for k in w if k.startswith("features.") and k.endswith("weight"))  # the backbone trained too
+    assert len(run.metrics) == 1

@@ -48,3 +48,33 @@ def test_auto_model_by_channels_and_size():
 def test_auto_precision_is_concrete():
     assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
     assert resolve_precision("auto", torch.device("cpu")) in ("bf16", "fp32")
+
+
+def test_transfer_recipes_follow_the_finetune_mode():
+    head = apply_recipe(Config().with_overrides({"data.dataset": "folder", "model.pretrained": True, "model.finetune": "head"}))
+    assert head.optim.name == "adamw" and head.optim.lr == 3e-3 and head.optim.label_smoothing == 0.0 and head.augment.translate == 0
+    full = apply_recipe(Config().with_overrides({"data.dataset": "folder", "model.pretrained": True, "model.finetune": "full"}))
+    assert full.optim.lr == 1e-3 and not full.augment.hflip and full.train.epochs == 5  # flips come from the photo check, never for digits
+    assert apply_recipe(Config().with_overrides({"data.dataset": "folder", "model.finetune": "head"})).optim.name == "sgd"  # no weights: no transfer recipe
+
+
+def test_pretrained_alone_means_head_with_its_recipe_and_fine_tune_has_its_own():
+    cfg = apply_recipe(Config().with_overrides({"data.dataset": "folder", "model.pretrained": True}))
+    assert cfg.model.finetune == "head" and cfg.optim.lr == 3e-3 and cfg.optim.name == "adamw" and cfg.augment.translate == 0
+    ft = apply_recipe(Config().with_overrides({"data.dataset": "folder", "model.pretrained": True, "model.finetune": "fine_tune"}))
+    assert ft.model.head_epochs == 10 and ft.optim.lr == 1e-3 and ft.model.backbone_lr_scale == 0.1
+    mnist = apply_recipe(Config().with_overrides({"data.dataset": "mnist", "model.pretrained": True}))
+    assert mnist.model.finetune is None  # the dataset's own recipe applies; no mode is imposed
+    off = apply_recipe(Config().with_overrides({"data.dataset": "folder", "model.pretrained": True, "train.recipe": "none"}))
+    assert off.model.finetune is None and off.optim.name == "sgd"
+
+
+def test_cnnkit_recipes_lists_the_transfer_recipes(capsys):
+    from cnnkit.cli import main
+
+    assert main(["recipes"]) == 0
+    out = capsys.readouterr().out
+    assert "transfer-head" in out and "--finetune head" in out and "fine-tune" in out and "--finetune fine_tune" in out
+    assert main(["recipes", "--show", "fine-tune"]) == 0
+    shown = capsys.readouterr().out
+    assert "default for: --finetune fine_tune" in shown and "optim.lr = 0.001" in shown and "model.backbone_lr_scale = 0.1" in shown

@@ -10,6 +10,9 @@ Modes (`model.finetune`):
            (discriminative learning rates).
   gradual  the head first, then the backbone's stages unfrozen one by one from the top
            (`gradual_unfreeze(model, epoch, epochs)` at the start of every epoch).
+  fine_tune  fastai's schedule: the head alone first (the trainer runs `fit_head` on cached
+           features for model.head_epochs epochs before epoch 1), then everything at
+           discriminative rates for train.epochs.
 
 Everything here is a plain function of the model; the training loop calls them.
 """
@@ -25,12 +28,12 @@ from torch import nn
 from cnnkit.errors import ConfigError
 from cnnkit.models.weights import classifier_name
 
-MODES = ("head", "full", "gradual")
+MODES = ("head", "full", "gradual", "fine_tune")
 
 
 def check_mode(mode: str | None) -> None:
     if mode is not None and mode not in MODES:
-        raise ConfigError(f"model.finetune: {mode!r} is not a fine-tuning mode; choose head, full or gradual (or leave it unset)")
+        raise ConfigError(f"model.finetune: {mode!r} is not a fine-tuning mode; choose head, full, gradual or fine_tune (or leave it unset)")
 
 
 def head_parameter_names(model: nn.Module) -> list[str]:
@@ -89,7 +92,7 @@ def gradual_unfreeze(model: nn.Module, epoch: int, epochs: int, head_epochs: int
 def prepare(model: nn.Module, mode: str | None) -> None:
     """Freeze for the start of training in `mode` (None or "full": everything trains)."""
     check_mode(mode)
-    if mode in ("head", "gradual"):
+    if mode in ("head", "gradual", "fine_tune"):
         freeze_backbone(model)
     else:
         for p in model.parameters():
@@ -153,7 +156,7 @@ class FeatureCache:
             yield self.features[idx].to(device, torch.float32), self.labels[idx].to(device)
 
 
-def fit_head(model: nn.Module, cache: FeatureCache, *, epochs: int = 10, lr: float = 1e-3, batch_size: int = 64, weight_decay: float = 1e-4, seed: int = 0) -> list[float]:
+def fit_head(model: nn.Module, cache: FeatureCache, *, epochs: int = 10, lr: float = 1e-3, batch_size: int = 64, weight_decay: float = 1e-4, seed: int = 0, device: str | torch.device = "cpu") -> list[float]:
     """Train only the classifier on cached features (AdamW); returns the mean loss per epoch."""
     freeze_backbone(model)
     train_mode(model)
@@ -163,7 +166,7 @@ def fit_head(model: nn.Module, cache: FeatureCache, *, epochs: int = 10, lr: flo
     losses = []
     for _ in range(epochs):
         total, n = 0.0, 0
-        for f, y in cache.batches(batch_size, generator=g):
+        for f, y in cache.batches(batch_size, generator=g, device=device):
             loss = nn.functional.cross_entropy(model.forward_head(f), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()

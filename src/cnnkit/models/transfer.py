@@ -58,7 +58,7 @@ def preprocessing(model: nn.Module, channels: int | None = None) -> dict | None:
 
 def param_groups_for(model: nn.Module, mcfg, *, lr: float, weight_decay: float) -> list[dict]:
     """Optimizer parameter groups: one rate without fine-tuning, discriminative rates with it."""
-    scale = mcfg.backbone_lr_scale if mcfg.finetune in ("full", "gradual") else 1.0
+    scale = mcfg.backbone_lr_scale if mcfg.finetune in ("full", "gradual", "fine_tune") else 1.0
     return ft.param_groups(model, lr, backbone_lr_scale=scale, weight_decay=weight_decay)
 
 
@@ -66,9 +66,36 @@ def start_epoch(model: nn.Module, mcfg, epoch: int, epochs: int) -> None:
     """Call at the start of every training epoch instead of model.train()."""
     if mcfg.finetune == "gradual":
         ft.gradual_unfreeze(model, epoch, epochs)
+    elif mcfg.finetune == "fine_tune":  # the head trained alone before the first epoch (training/head_only.warm_up_head)
+        ft.prepare(model, "full")
     ft.train_mode(model)
 
 
 def use_feature_cache(mcfg, *, augmenting: bool) -> bool:
     """Whether head-only training can run on features computed once per image."""
     return mcfg.finetune == "head" and mcfg.cache_features and not augmenting
+
+
+def weights_config(name: str) -> dict | None:
+    """What the published weights of model `name` expect as input, from the weights' own
+    configuration (timm's pretrained_cfg for Lite0, torchvision's weights transforms for the
+    torchvision models): {"size", "interpolation", "mean", "std", "source"}, or None when the
+    model has none. Nothing is downloaded; the Lite0 package's weights use (x - 127) / 128."""
+    try:
+        info = model_info(name)
+    except (ConfigError, KeyError, ValueError):
+        return None  # a layer spec or an unknown name: no published weights
+    if name == "efficientnet_lite0":
+        import timm
+
+        from cnnkit.models.efficientnet import LITE0_MEAN, LITE0_STD
+
+        cfg = timm.models.get_pretrained_cfg("tf_efficientnet_lite0")
+        return {"size": int(cfg.input_size[-1]), "interpolation": cfg.interpolation, "mean": list(LITE0_MEAN), "std": list(LITE0_STD), "source": "timm pretrained_cfg tf_efficientnet_lite0"}
+    if info.pretrained.startswith("torchvision"):
+        import torchvision
+
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+        t = weights.transforms()
+        return {"size": int(t.crop_size[0]), "interpolation": t.interpolation.value, "mean": list(t.mean), "std": list(t.std), "source": f"torchvision {name} {weights.name} transforms"}
+    return None

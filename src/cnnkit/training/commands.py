@@ -28,17 +28,21 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_recipes)
 
 
+def _default_for(r) -> str:
+    return ", ".join(r.datasets) or (f"--finetune {r.finetune}" if r.finetune else "-")
+
+
 def cmd_recipes(args: argparse.Namespace) -> int:
     from cnnkit.training.recipes import RECIPES, recipe_for
 
     if args.show:
         r = recipe_for(args.show, "")
-        print(f"{r.name}: {r.description}\ndefault for: {', '.join(r.datasets) or '-'}")
+        print(f"{r.name}: {r.description}\ndefault for: {_default_for(r)}")
         for key, value in r.overrides.items():
             print(f"  {key} = {value}")
         return 0
     for r in RECIPES.values():
-        print(f"{r.name:12s} {', '.join(r.datasets):24s} {r.description}")
+        print(f"{r.name:13s} {_default_for(r):24s} {r.description}")
     print("\ntrain.recipe auto (the default) applies the dataset's recipe under the keys you set; none turns it off. --show NAME lists the settings.")
     return 0
 

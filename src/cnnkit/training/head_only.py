@@ -105,3 +105,21 @@ def prepare(model: nn.Module, train: Split, val: Split, normalize: Normalize, *,
         shape = "x".join(str(s) for s in tr.images.shape[1:])
         message(f"cnnkit: features ready in {seconds:.1f}s ({n} images, {shape} {str(tr.images.dtype).removeprefix('torch.')} each); the head trains on them")
     return HeadOnlyData(HeadOnly(model), tr, va, Feed(normalize.device), seconds, tr.images.dtype)
+
+
+def warm_up_head(model: nn.Module, train: Split, val: Split, normalize: Normalize, *, epochs: int, lr: float, weight_decay: float, batch_size: int,
+                 seed: int, precision: str = "fp32", eval_batch_size: int = 256, message: Callable[[str], None] | None = None) -> float:
+    """`model.finetune: fine_tune`'s first stage: the head alone, `epochs` epochs on the frozen
+    backbone's features computed once (`prepare`, `finetune.fit_head`), before the whole network
+    trains. Returns the head's validation accuracy (also shown through `message`)."""
+    from cnnkit.models.finetune import FeatureCache, fit_head
+
+    cached = prepare(model, train, val, normalize, batch_size=eval_batch_size, precision=precision, message=message)
+    fit_head(model, FeatureCache(cached.train.images, cached.train.labels), epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, seed=seed, device=normalize.device)
+    with torch.no_grad():
+        model.eval()
+        logits = torch.cat([cached.head(cached.feed(f)) for f in cached.val.images.split(eval_batch_size)]) if len(cached.val) else torch.zeros(0, 1)
+    accuracy = float((logits.argmax(1).cpu() == cached.val.labels).float().mean()) if len(cached.val) else float("nan")
+    if message is not None:
+        message(f"cnnkit: fine_tune: the head trained alone for {epochs} epochs on those features (val accuracy {accuracy:.2%}); now the whole network trains")
+    return accuracy

@@ -43,7 +43,7 @@ from cnnkit.errors import CheckpointError, CnnkitError, ConfigError
 from cnnkit.evaluate.caveats import result_text
 from cnnkit.models import model_info, transfer
 from cnnkit.rundir import atomic_write_text, create_run_dir
-from cnnkit.training import distributed, head_only, resume_check
+from cnnkit.training import auto, distributed, head_only, resume_check
 from cnnkit.training.batching import clamp_batch_size
 from cnnkit.training.compile import maybe_compile
 from cnnkit.training.data_warnings import data_warnings
@@ -284,7 +284,8 @@ def train(
     else:
         cfg = config or Config()
     if resume is None:  # a resumed run continues exactly as configured (its config.yaml holds the expanded recipe)
-        cfg = apply_recipe(cfg)  # the dataset's tuned settings under the keys the config sets
+        note = None if quiet or distributed.world()[0] != 0 else lambda text: print(text, file=stream or sys.stdout, flush=True)
+        cfg = apply_recipe(auto.plan(cfg, note))  # photo defaults (training/auto.py), then the tuned settings under the keys the config sets
     tc = cfg.train
     _check(cfg, distributed.world()[1])
     prev_threads = torch.get_num_threads()
@@ -457,6 +458,9 @@ def _train(cfg, tc, resume, run_dir, stream, interactive, quiet, loss_fn, batch_
                 progress.message(f"cnnkit: streaming the images from their files, decoded in {data.train.images.workers} DataLoader workers (data.stream, data.cache_max_gb)")
             # head-only fine-tuning without augmentation: the frozen backbone's features once, the head on them
             step_model, train_split, val_model, val_split, feed = train_model, data.train, model, data.val, normalize
+            if ckpt is None and cfg.model.finetune == "fine_tune":  # its first stage: the head alone, on features computed once
+                head_only.warm_up_head(model, data.train, data.val, normalize, epochs=cfg.model.head_epochs, lr=cfg.optim.lr * 3, weight_decay=cfg.optim.weight_decay,
+                                       batch_size=tc.batch_size, seed=tc.seed, precision=tc.precision, eval_batch_size=tc.eval_batch_size, message=progress.message)
             if world_size == 1 and transfer.use_feature_cache(cfg.model, augmenting=augment.active or batch_transform is not None):
                 cached = head_only.prepare(model, data.train, data.val, normalize, batch_size=tc.eval_batch_size, precision=tc.precision, message=progress.message)
                 step_model, train_split, val_model, val_split, feed = cached.head, cached.train, cached.head, cached.val, cached.feed

