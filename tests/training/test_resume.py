@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.training.crash import Crash
+from tests.training.crash import crash_at as _crash_at
 
 from cnnkit.checkpoint import load_checkpoint
 from cnnkit.cli import main
@@ -22,7 +24,6 @@ from cnnkit.training.trainer import train
 # 100 training images, 4 steps per epoch, 3 epochs; step checkpoints at global steps 2, 6, 10
 TINY = {
     "data.subset_per_class": 10,
-    "model.name": "simple_cnn",
     "model.name": "simple_cnn", "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
     "train.epochs": 3,
     "train.batch_size": 25,
@@ -56,16 +57,6 @@ def reference(tmp_path_factory):
     return train(_cfg(tmp_path_factory.mktemp("ref"), "ref"), quiet=True)
 
 
-class Crash(Exception):
-    pass
-
-
-def _crash_at(epoch: int, step: int):
-    def hook(e: int, s: int, loss: float) -> None:
-        if (e, s) == (epoch, step):
-            raise Crash(f"injected at epoch {e} step {s}")
-
-    return hook
 
 
 @pytest.mark.parametrize(

@@ -7,24 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.conftest import make_image_folder
+from tests.training.crash import Crash
+from tests.training.crash import crash_at as _crash_at
 
 from cnnkit.checkpoint import load_checkpoint
 from cnnkit.cli import main
 from cnnkit.config import Config
 from cnnkit.training.trainer import train
-from tests.conftest import make_image_folder
-
-
-class Crash(Exception):
-    pass
-
-
-def _crash_at(epoch: int, step: int):
-    def hook(e: int, s: int, loss: float) -> None:
-        if (e, s) == (epoch, step):
-            raise Crash(f"injected at epoch {e} step {s}")
-
-    return hook
 
 
 def _cfg(data: Path, runs: Path, **extra) -> Config:
