@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, TypeVar
 
 import torch
 
 from cnnkit.config import DataConfig
-from cnnkit.data.types import Dataset
+from cnnkit.data.types import Dataset, Split
 from cnnkit.errors import ConfigError
 
 
@@ -29,9 +29,15 @@ class DatasetInfo:
 
 _DATASETS: dict[str, DatasetInfo] = {}
 
+DatasetBuilder = Callable[[DataConfig, int], Dataset]
+StatusFn = Callable[[str | None], tuple[str, str]]
+B = TypeVar("B", bound=DatasetBuilder)
 
-def register_dataset(name: str, *, description: str, num_classes: int | None, size: str, location: str, status=None):
-    def wrap(fn: Callable[[DataConfig, int], Dataset]):
+
+def register_dataset(
+    name: str, *, description: str, num_classes: int | None, size: str, location: str, status: StatusFn | None = None
+) -> Callable[[B], B]:
+    def wrap(fn: B) -> B:
         if name in _DATASETS:
             raise ValueError(f"dataset {name!r} is already registered")
         _DATASETS[name] = DatasetInfo(name, fn, description, num_classes, size, location, status)
@@ -85,7 +91,7 @@ def convert_channels(data: Dataset, channels: int) -> Dataset:
     mean/std recomputed. For built-ins, whose files have a fixed channel count."""
     import dataclasses
 
-    def conv(split):
+    def conv(split: Split | None) -> Split | None:
         if split is None:
             return None
         x = split.images

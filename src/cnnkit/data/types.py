@@ -87,7 +87,7 @@ class Dataset:
     def split(self, name: str) -> Split:
         if name not in ("train", "val", "test"):
             raise ValueError(f"unknown split {name!r}: use train, val or test")
-        s = getattr(self, name)
+        s: Split | None = getattr(self, name)
         if s is None:
             from cnnkit.errors import DataError
 
