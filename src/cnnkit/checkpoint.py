@@ -11,8 +11,8 @@ Anything that evaluates, predicts, explains, exports or serves rebuilds the mode
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import torch
 
@@ -91,9 +92,7 @@ def convert_channels(data: Dataset, channels: int) -> Dataset:
     mean/std recomputed. For built-ins, whose files have a fixed channel count."""
     import dataclasses
 
-    def conv(split: Split | None) -> Split | None:
-        if split is None:
-            return None
+    def conv(split: Split) -> Split:
         x = split.images
         if channels == 3:
             y = x.expand(-1, 3, -1, -1).contiguous()
@@ -102,7 +101,7 @@ def convert_channels(data: Dataset, channels: int) -> Dataset:
             y = (x.float() * w).sum(1, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
         return dataclasses.replace(split, images=y)
 
-    return dataclasses.replace(data, train=conv(data.train), val=conv(data.val), test=conv(data.test), mean=(), std=())
+    return dataclasses.replace(data, train=conv(data.train), val=conv(data.val), test=None if data.test is None else conv(data.test), mean=(), std=())
 
 
 def subset_per_class(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:

@@ -14,6 +14,7 @@ counts, label range), not by checksum.
 from __future__ import annotations
 
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,7 +151,7 @@ def build_cifar(rel: CifarRelease, cfg: DataConfig, seed: int, label_set: str) -
     return Dataset(name, _class_names(src, label_set, n), train.subset(keep), train.subset(held), test, source=src.where)
 
 
-def _status(rel: CifarRelease):
+def _status(rel: CifarRelease) -> Callable[[str | None], tuple[str, str]]:
     def find(root: str | None) -> tuple[str, str]:
         folder = data_root(root) / rel.name
         src = _Source(rel, folder)

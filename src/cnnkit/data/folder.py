@@ -14,13 +14,15 @@ file rather than a folder) is read by `manifest.py`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from cnnkit.config import DataConfig
 from cnnkit.data._registry import register_dataset
-from cnnkit.data.cache import decode_files, default_cache_dir
+from cnnkit.data.cache import FilePaths, decode_files, default_cache_dir
 from cnnkit.data.scan import TreeScan, scan_tree, walk
 from cnnkit.data.stream import FileImages, is_streamed, sample_stats, should_stream, subset
 from cnnkit.data.types import Dataset, SkippedFile, Split, stratified_split
@@ -52,9 +54,9 @@ def scan_class_folders(folder: Path) -> dict[str, list[Path]]:
 
 
 def decode_labelled(
-    files: list, labels: list, channels: int, size: tuple[int, int], cfg: DataConfig, skipped: list[SkippedFile], source: str,
+    files: FilePaths, labels: list[Any], channels: int, size: tuple[int, int], cfg: DataConfig, skipped: list[SkippedFile], source: str,
     stream: bool = False,
-) -> tuple[torch.Tensor | FileImages, list, list[str]]:
+) -> tuple[torch.Tensor | FileImages, list[Any], list[str]]:
     """Decode `files` once (through the cache when data.cache is on): (images, labels kept, paths kept).
     With `stream`, nothing is decoded: the images are the files (`FileImages`), all kept."""
     if stream:
@@ -66,7 +68,7 @@ def decode_labelled(
 
 
 def decode_split(
-    files: dict[str, list], class_names: list[str], channels: int, size: tuple[int, int], cfg: DataConfig, skipped: list[SkippedFile], source: str,
+    files: Mapping[str, FilePaths], class_names: list[str], channels: int, size: tuple[int, int], cfg: DataConfig, skipped: list[SkippedFile], source: str,
     stream: bool = False,
 ) -> Split:
     flat = [(p, label) for label, name in enumerate(class_names) for p in files.get(name, [])]
