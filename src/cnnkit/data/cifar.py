@@ -82,7 +82,7 @@ class _Source:
             if p.is_file():
                 return p.read_bytes()
         elif self._load_archive().get(name) is not None:
-            return self._members[name]  # type: ignore[index]
+            return self._members[name]  # type: ignore[index]  # _load_archive() just set _members
         if required:
             raise DataError(f"{self.where}: {name} is missing; the {self.rel.name} binary release is incomplete")
         return None
@@ -113,7 +113,7 @@ def parse_records(data: bytes, label_bytes: int, label_index: int, path: str) ->
 
 
 def _read_split(src: _Source, files: tuple[str, ...], label_index: int, num_classes: int, expected: int) -> Split:
-    parts = [parse_records(src.read(f), src.rel.label_bytes, label_index, f"{src.where}/{f}") for f in files]  # type: ignore[arg-type]
+    parts = [parse_records(src.read(f), src.rel.label_bytes, label_index, f"{src.where}/{f}") for f in files]  # type: ignore[arg-type]  # read(required=True) raises instead of returning None
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
     if images.shape[0] != expected:

@@ -52,13 +52,13 @@ def _base(source: str, paths: list[str]) -> str:
 
 def _file_rows(splits: dict[str, Split], class_names: list[str], source: str) -> torch.Tensor:
     rows: list[tuple[int, int, int, int]] = []  # (class, path, path in class, stat)
-    all_paths = [p for split in splits.values() for p in split.paths]  # type: ignore[union-attr]
+    all_paths = [p for split in splits.values() for p in split.paths]  # type: ignore[union-attr]  # the caller checked every split has paths
     base = _base(source, all_paths)
     prefix, abs_base = os.path.join(base, ""), os.path.abspath(base)
     for split in splits.values():
         single = split.labels.ndim == 1
         labels = split.labels.tolist() if single else [tuple(np.flatnonzero(r > 0.5).tolist()) for r in split.labels.numpy()]
-        for path, label in zip(split.paths, labels):  # type: ignore[arg-type]
+        for path, label in zip(split.paths, labels):  # type: ignore[arg-type]  # as above: paths present
             path = str(path)
             rel = path[len(prefix):] if path.startswith(prefix) else os.path.relpath(os.path.abspath(path), abs_base)
             parts = rel.replace(os.sep, "/").split("/")

@@ -77,7 +77,7 @@ def decode_split(
     for label, name in enumerate(class_names):
         if name in files and label not in present:
             raise DataError(f"class folder {name!r} has no readable image (looked in the folder for {name!r}); add images or remove the folder")
-    return Split(images, torch.tensor(labels, dtype=torch.int64), paths)  # type: ignore[arg-type]
+    return Split(images, torch.tensor(labels, dtype=torch.int64), paths)  # type: ignore[arg-type]  # a FileImages stands in for the tensor (stream.py)
 
 
 def decide_streaming(cfg: DataConfig, num_images: int, channels: int, size: tuple[int, int], source: Path) -> bool:
@@ -110,7 +110,7 @@ def finish(name: str, class_names: list[str], splits: dict[str, Split], cfg: Dat
     else:
         keep, held = stratified_split(train.labels, cfg.val_fraction, seed)
         train, val = subset(train, keep), subset(train, held)
-    stats = sample_stats(train.images, seed) if is_streamed(train) else ((), ())  # type: ignore[arg-type]
+    stats = sample_stats(train.images, seed) if is_streamed(train) else ((), ())  # type: ignore[arg-type]  # is_streamed: images is a FileImages
     return Dataset(name, class_names, train, val, test, source=source, skipped=skipped, mean=stats[0], std=stats[1])
 
 

@@ -82,7 +82,7 @@ class Dataset:
 
     @property
     def image_size(self) -> tuple[int, int]:
-        return tuple(self.train.images.shape[2:])  # type: ignore[return-value]
+        return tuple(self.train.images.shape[2:])  # type: ignore[return-value]  # images are 4-D: (H, W)
 
     def split(self, name: str) -> Split:
         if name not in ("train", "val", "test"):
