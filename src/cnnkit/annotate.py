@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image, ImageDraw
 
@@ -19,7 +21,7 @@ def annotate(img: Image.Image, lines: list[str]) -> Image.Image:
     img = img.convert("RGB")
     if img.width < MIN_SIDE:
         scale = -(-MIN_SIDE // img.width)
-        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+        img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
     draw_probe = ImageDraw.Draw(img)
     width = max([img.width] + [int(draw_probe.textlength(t)) + 8 for t in lines])
     out = Image.new("RGB", (width, img.height + LINE * len(lines) + 6), "white")
@@ -52,6 +54,11 @@ def save_annotated(predictions, out_dir: str | Path) -> list[Path]:
         image = annotate(open_image(p.source), caption(p))
         buf = io.BytesIO()
         image.save(buf, format="PNG")
-        atomic_write(out / name, lambda f, data=buf.getvalue(): f.write(data))
+        atomic_write(out / name, _writer(buf.getvalue()))
         written.append(out / name)
     return written
+
+
+def _writer(data: bytes) -> Callable[[BinaryIO], object]:
+    """A callback for atomic_write that writes `data` (bound now, not when the loop has moved on)."""
+    return lambda f: f.write(data)

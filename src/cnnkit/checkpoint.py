@@ -11,6 +11,7 @@ Anything that evaluates, predicts, explains, exports or serves rebuilds the mode
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
     """torch.save to a temporary file in the same folder, fsync, then rename over `path`.
 
     If anything fails (a full disk, say), the previous file at `path` is untouched and the
@@ -47,7 +48,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
 
 
-def make_checkpoint(model: nn.Module, *, class_names: list[str], channels: int, size: tuple[int, int], mean, std, config: dict, dataset: str, epoch: int, metrics: dict) -> dict:
+def make_checkpoint(model: nn.Module, *, class_names: list[str], channels: int, size: tuple[int, int], mean: Sequence[float], std: Sequence[float], config: dict[str, Any], dataset: str, epoch: int, metrics: dict[str, float]) -> dict[str, Any]:
     from cnnkit import __version__
 
     bare = unwrap(model)
@@ -68,7 +69,7 @@ def make_checkpoint(model: nn.Module, *, class_names: list[str], channels: int, 
     }
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict:
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a checkpoint safely (`weights_only=True`) and check what it describes before anything is
     built from it (checkpoint_check.py); errors name the file and the key."""
     path = Path(path)
@@ -93,7 +94,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return ckpt
 
 
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
+def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
     """A run folder means its best.ckpt (else last.ckpt); a file is itself."""
     path = Path(path)
     if path.is_dir():
@@ -104,7 +105,7 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     return path
 
 
-def model_from_checkpoint(ckpt: dict) -> nn.Module:
+def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     from cnnkit.models import create_model
 
     model = create_model(ckpt["model"]["name"], **ckpt["model"]["kwargs"])

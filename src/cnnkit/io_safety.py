@@ -31,7 +31,7 @@ from typing import BinaryIO
 from cnnkit.errors import CnnkitError
 from cnnkit.rundir import atomic_write, explain_os_error
 
-EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_CODES: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 def install_handlers(handler) -> dict:

@@ -57,7 +57,7 @@ def create_run_dir(runs_dir: str | Path, name: str | None, *, dataset: str, mode
     raise RunDirError(f"could not find a free run name for {base!r} in {runs}; choose another --name")
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
     """Call `write(f)` on a temporary file in `path`'s folder, fsync, then rename it over `path`.
 
     If anything fails (a full disk, say), the previous file at `path` is untouched and the

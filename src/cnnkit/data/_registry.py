@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import TypeVar
 
 import torch
 
 from cnnkit.config import DataConfig
-from cnnkit.data.types import Dataset
+from cnnkit.data.types import Dataset, Split
 from cnnkit.errors import ConfigError
 
 
@@ -29,9 +30,15 @@ class DatasetInfo:
 
 _DATASETS: dict[str, DatasetInfo] = {}
 
+DatasetBuilder = Callable[[DataConfig, int], Dataset]
+StatusFn = Callable[[str | None], tuple[str, str]]
+B = TypeVar("B", bound=DatasetBuilder)
 
-def register_dataset(name: str, *, description: str, num_classes: int | None, size: str, location: str, status=None):
-    def wrap(fn: Callable[[DataConfig, int], Dataset]):
+
+def register_dataset(
+    name: str, *, description: str, num_classes: int | None, size: str, location: str, status: StatusFn | None = None
+) -> Callable[[B], B]:
+    def wrap(fn: B) -> B:
         if name in _DATASETS:
             raise ValueError(f"dataset {name!r} is already registered")
         _DATASETS[name] = DatasetInfo(name, fn, description, num_classes, size, location, status)
@@ -85,9 +92,7 @@ def convert_channels(data: Dataset, channels: int) -> Dataset:
     mean/std recomputed. For built-ins, whose files have a fixed channel count."""
     import dataclasses
 
-    def conv(split):
-        if split is None:
-            return None
+    def conv(split: Split) -> Split:
         x = split.images
         if channels == 3:
             y = x.expand(-1, 3, -1, -1).contiguous()
@@ -96,7 +101,7 @@ def convert_channels(data: Dataset, channels: int) -> Dataset:
             y = (x.float() * w).sum(1, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
         return dataclasses.replace(split, images=y)
 
-    return dataclasses.replace(data, train=conv(data.train), val=conv(data.val), test=conv(data.test), mean=(), std=())
+    return dataclasses.replace(data, train=conv(data.train), val=conv(data.val), test=None if data.test is None else conv(data.test), mean=(), std=())
 
 
 def subset_per_class(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:

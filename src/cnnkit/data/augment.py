@@ -14,10 +14,14 @@ augmentation.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from cnnkit.config import AugmentConfig
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as PIL's "L" conversion
 
@@ -205,20 +209,20 @@ def _blend(a: torch.Tensor, b: torch.Tensor, factor: torch.Tensor) -> torch.Tens
     return (factor * a + (1 - factor) * b).clamp_(0, 1)
 
 
-def adjust_brightness(x: torch.Tensor, factor) -> torch.Tensor:
+def adjust_brightness(x: torch.Tensor, factor: torch.Tensor | float) -> torch.Tensor:
     """Multiply by `factor` (scalar or per image)."""
     xf = _to_float(x)
     return _restore(_blend(xf, torch.zeros_like(xf), _per_image(factor, x)), x.dtype)
 
 
-def adjust_contrast(x: torch.Tensor, factor) -> torch.Tensor:
+def adjust_contrast(x: torch.Tensor, factor: torch.Tensor | float) -> torch.Tensor:
     """Blend each image with its mean gray level by `factor` (0: flat gray, 1: unchanged)."""
     xf = _to_float(x)
     mean = to_gray(xf).mean(dim=(1, 2, 3), keepdim=True)
     return _restore(_blend(xf, mean, _per_image(factor, x)), x.dtype)
 
 
-def adjust_saturation(x: torch.Tensor, factor) -> torch.Tensor:
+def adjust_saturation(x: torch.Tensor, factor: torch.Tensor | float) -> torch.Tensor:
     """Blend each RGB image with its grayscale version by `factor` (0: gray, 1: unchanged)."""
     if x.shape[1] != 3:
         return x
@@ -241,12 +245,17 @@ def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
 
 def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
     h, s, v = x.unbind(1)
-    k = lambda n: (n + h * 6) % 6  # noqa: E731
-    f = lambda n: v - v * s * torch.clamp(torch.minimum(k(n), 4 - k(n)), 0, 1)  # noqa: E731
+
+    def k(n: int) -> torch.Tensor:
+        return (n + h * 6) % 6
+
+    def f(n: int) -> torch.Tensor:
+        return v - v * s * torch.clamp(torch.minimum(k(n), 4 - k(n)), 0, 1)
+
     return torch.stack([f(5), f(3), f(1)], 1)
 
 
-def adjust_hue(x: torch.Tensor, shift) -> torch.Tensor:
+def adjust_hue(x: torch.Tensor, shift: torch.Tensor | float) -> torch.Tensor:
     """Rotate the hue of RGB images by `shift` turns (in [-0.5, 0.5]; 1/3: red -> green)."""
     if x.shape[1] != 3:
         return x
@@ -270,7 +279,7 @@ def gaussian_kernel1d(sigma: torch.Tensor, size: int) -> torch.Tensor:
     return k / k.sum(1, keepdim=True)
 
 
-def gaussian_blur(x: torch.Tensor, sigma, kernel_size: int | None = None) -> torch.Tensor:
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor | float, kernel_size: int | None = None) -> torch.Tensor:
     """Separable Gaussian blur with a sigma per image (reflect padding at the borders)."""
     dtype, (b, c, h, w) = x.dtype, x.shape
     sigma = torch.as_tensor(sigma, dtype=torch.float32).reshape(-1).expand(b)
@@ -302,7 +311,7 @@ def sample_erase_boxes(
     return torch.stack([top, left, bh * apply, bw * apply], 1)
 
 
-def box_mask(boxes: torch.Tensor, height: int, width: int, device=None) -> torch.Tensor:
+def box_mask(boxes: torch.Tensor, height: int, width: int, device: torch.device | str | None = None) -> torch.Tensor:
     """(B, 1, H, W) bool: True inside each integer box (top, left, height, width)."""
     b = boxes.to(device).long()
     rows = torch.arange(height, device=device).view(1, -1)
@@ -314,7 +323,7 @@ def box_mask(boxes: torch.Tensor, height: int, width: int, device=None) -> torch
 
 def erase(x: torch.Tensor, boxes: torch.Tensor, value: float = 0.0) -> torch.Tensor:
     """Cutout / random erasing: set each image's box to `value` (dtype's scale)."""
-    return torch.where(box_mask(boxes, *x.shape[-2:], device=x.device), torch.tensor(value, dtype=x.dtype, device=x.device), x)
+    return torch.where(box_mask(boxes, x.shape[-2], x.shape[-1], device=x.device), torch.tensor(value, dtype=x.dtype, device=x.device), x)
 
 
 # ----------------------------------------------------------------------------- automatic policies
@@ -392,7 +401,7 @@ def mix_batch(
     perm = torch.randperm(x.shape[0], generator=generator)
     if which == "mixup":
         return mixup(_to_float(x), y_soft, sample_beta(mixup_alpha, generator), perm)
-    box = cutmix_box(sample_beta(cutmix_alpha, generator), *x.shape[-2:], generator=generator)
+    box = cutmix_box(sample_beta(cutmix_alpha, generator), x.shape[-2], x.shape[-1], generator=generator)
     return cutmix(x, y_soft, box, perm)
 
 
@@ -403,7 +412,7 @@ class Mixer:
         self.num_classes, self.mixup, self.cutmix = num_classes, mixup, cutmix
 
     @classmethod
-    def from_config(cls, cfg, num_classes: int) -> "Mixer":
+    def from_config(cls, cfg: AugmentConfig, num_classes: int) -> "Mixer":
         return cls(num_classes, mixup=cfg.mixup, cutmix=cfg.cutmix)
 
     @property
@@ -443,7 +452,7 @@ class BatchAugment:
         self.grayscale, self.blur, self.blur_sigma, self.erase = grayscale, blur, blur_sigma, erase
 
     @classmethod
-    def from_config(cls, cfg) -> "BatchAugment":
+    def from_config(cls, cfg: AugmentConfig) -> "BatchAugment":
         """From an AugmentConfig (mixup/cutmix excluded: they go through `Mixer`)."""
         keys = (
             "vflip", "crop_scale", "rotate", "scale", "shear", "shift", "brightness", "contrast", "saturation", "hue",
@@ -471,7 +480,7 @@ class BatchAugment:
             x = resized_crop(x, sample_resized_crop(n, h, w, (self.crop_scale, 1.0), generator=generator))
         if self.hflip:
             alternate = self.alternate_flip and index is not None and len(index) == x.shape[0]
-            x = hflip(x, alternating_flips(index, epoch) if alternate else sample_flips(x.shape[0], generator=generator))
+            x = hflip(x, alternating_flips(index, epoch) if alternate and index is not None else sample_flips(x.shape[0], generator=generator))
         if self.vflip:
             x = vflip(x, sample_flips(n, generator=generator))
         if self._affine:

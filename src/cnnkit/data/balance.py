@@ -52,7 +52,8 @@ def sample_weights(labels: torch.Tensor) -> torch.Tensor:
     """(N,) sampling weights that give every class (stratum for multi-hot rows) equal total weight."""
     groups = strata(labels)
     _, inverse, counts = torch.unique(groups, return_inverse=True, return_counts=True)
-    return (1.0 / counts.double())[inverse]
+    weights: torch.Tensor = (1.0 / counts.double())[inverse]  # torch.unique's tuple is untyped
+    return weights
 
 
 def balanced_indices(labels: torch.Tensor, num_samples: int, generator: torch.Generator | None = None) -> torch.Tensor:

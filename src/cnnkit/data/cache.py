@@ -25,9 +25,11 @@ import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,6 +38,8 @@ import xxhash
 from cnnkit.data.images import ImageError, load_image
 from cnnkit.data.types import SkippedFile
 from cnnkit.errors import DataError
+
+FilePaths = Sequence[str | Path]  # image files, as paths or strings
 
 log = logging.getLogger("cnnkit")
 
@@ -59,7 +63,7 @@ class FileStat:
     mtime_ns: int
 
 
-def stat_files(paths: list[Path]) -> list[FileStat]:
+def stat_files(paths: FilePaths) -> list[FileStat]:
     out = []
     for p in paths:
         try:
@@ -93,12 +97,14 @@ class Decoded:
     seconds: float = 0.0
 
 
-def _decode_into(out: np.ndarray, paths: list[Path], channels: int, size: tuple[int, int], strict: bool, workers: int):
+def _decode_into(
+    out: np.ndarray, paths: FilePaths, channels: int, size: tuple[int, int], strict: bool, workers: int
+) -> tuple[list[int], list[SkippedFile]]:
     """Decode every file into `out` rows (compacted); returns (kept indices, skipped)."""
     kept: list[int] = []
     skipped: list[SkippedFile] = []
 
-    def one(i: int):
+    def one(i: int) -> tuple[int, np.ndarray | None, ImageError | None]:
         try:
             return i, load_image(paths[i], channels, size), None
         except ImageError as e:
@@ -118,7 +124,7 @@ def _decode_into(out: np.ndarray, paths: list[Path], channels: int, size: tuple[
 
 
 def decode_files(
-    paths: list[Path], channels: int, size: tuple[int, int], *, strict: bool = False, cache_dir: Path | None = None,
+    paths: FilePaths, channels: int, size: tuple[int, int], *, strict: bool = False, cache_dir: Path | None = None,
     source: str = "", workers: int | None = None,
 ) -> Decoded:
     """Decode `paths` once into uint8 (N, C, H, W) through the one image loader.
@@ -198,11 +204,11 @@ class _Invalid(Exception):
     """What is wrong with a cache entry."""
 
 
-def _is_int(v) -> bool:
+def _is_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _check_meta(meta, paths: list[Path], chw: tuple[int, int, int]) -> None:
+def _check_meta(meta: Any, paths: FilePaths, chw: tuple[int, int, int]) -> None:
     """Raise _Invalid unless `meta` is an entry of this version for `paths` decoded at `chw`."""
     if not isinstance(meta, dict):
         raise _Invalid("not a JSON object")
@@ -226,7 +232,7 @@ def _check_meta(meta, paths: list[Path], chw: tuple[int, int, int]) -> None:
         raise _Invalid("no checksum")
 
 
-def _load(data_file: Path, meta_file: Path, paths: list[Path], chw: tuple[int, int, int]):
+def _load(data_file: Path, meta_file: Path, paths: FilePaths, chw: tuple[int, int, int]) -> tuple[list[int], list[SkippedFile], torch.Tensor] | None:
     """The entry's (kept, skipped, images), or None: when there is none, or (with one warning naming
     the file) when it fails its check, so that it is rebuilt."""
     if not meta_file.is_file() or not data_file.is_file():

@@ -14,6 +14,7 @@ counts, label range), not by checksum.
 from __future__ import annotations
 
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +82,7 @@ class _Source:
             if p.is_file():
                 return p.read_bytes()
         elif self._load_archive().get(name) is not None:
-            return self._members[name]  # type: ignore[index]
+            return self._members[name]  # type: ignore[index]  # _load_archive() just set _members
         if required:
             raise DataError(f"{self.where}: {name} is missing; the {self.rel.name} binary release is incomplete")
         return None
@@ -112,7 +113,7 @@ def parse_records(data: bytes, label_bytes: int, label_index: int, path: str) ->
 
 
 def _read_split(src: _Source, files: tuple[str, ...], label_index: int, num_classes: int, expected: int) -> Split:
-    parts = [parse_records(src.read(f), src.rel.label_bytes, label_index, f"{src.where}/{f}") for f in files]  # type: ignore[arg-type]
+    parts = [parse_records(src.read(f), src.rel.label_bytes, label_index, f"{src.where}/{f}") for f in files]  # type: ignore[arg-type]  # read(required=True) raises instead of returning None
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
     if images.shape[0] != expected:
@@ -150,7 +151,7 @@ def build_cifar(rel: CifarRelease, cfg: DataConfig, seed: int, label_set: str) -
     return Dataset(name, _class_names(src, label_set, n), train.subset(keep), train.subset(held), test, source=src.where)
 
 
-def _status(rel: CifarRelease):
+def _status(rel: CifarRelease) -> Callable[[str | None], tuple[str, str]]:
     def find(root: str | None) -> tuple[str, str]:
         folder = data_root(root) / rel.name
         src = _Source(rel, folder)

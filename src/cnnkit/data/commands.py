@@ -12,11 +12,20 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING, Any
 
 from cnnkit.ranges import Range, flag_type
 
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import torch
 
-def register(sub) -> None:
+    from cnnkit.data.augment import BatchAugment
+    from cnnkit.data.types import Dataset
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this area's subcommands to the `cnnkit` parser."""
     p = sub.choices.get("datasets") or sub.add_parser("datasets", help="list the built-in datasets and where they are looked for")
     p.add_argument("--data-root", help="folder holding built-in datasets (default $CNNKIT_DATA or ~/.cache/cnnkit/datasets)")
@@ -51,7 +60,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_augment_preview)
 
 
-def dataset_rows(root: str | None = None) -> list[dict]:
+def dataset_rows(root: str | None = None) -> list[dict[str, Any]]:
     from cnnkit.data import list_datasets
 
     rows = []
@@ -78,7 +87,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-def data_summary(ds) -> dict:
+def data_summary(ds: Dataset) -> dict[str, Any]:
     """Split sizes, per-class counts per split, imbalance ratio, normalisation and skipped files."""
     from cnnkit.data.balance import imbalance_ratio
 
@@ -94,7 +103,7 @@ def data_summary(ds) -> dict:
     }
 
 
-def format_summary(m: dict) -> str:
+def format_summary(m: dict[str, Any]) -> str:
     splits = list(m["split_sizes"])
     names = list(m["class_counts"]["train"])
     width = max(8, *(len(n) for n in names)) if names else 8
@@ -129,7 +138,9 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def preview_grid(images, augment, versions: int, generator, scale: int = 3, gap: int = 2):
+def preview_grid(
+    images: torch.Tensor, augment: BatchAugment, versions: int, generator: torch.Generator, scale: int = 3, gap: int = 2
+) -> npt.NDArray[np.uint8]:
     """(H', W', 3) uint8 grid: row i = image i, then `versions` augmented copies of it; a header
     band names the columns ("original", "augmented 1", ...)."""
     import numpy as np
@@ -150,7 +161,7 @@ def preview_grid(images, augment, versions: int, generator, scale: int = 3, gap:
     return _with_header(grid, ["original"] + [f"augmented {v}" for v in range(1, versions + 1)], tw, gap)
 
 
-def _with_header(grid, labels: list[str], tile_width: int, gap: int, height: int = 14):
+def _with_header(grid: npt.NDArray[np.uint8], labels: list[str], tile_width: int, gap: int, height: int = 14) -> npt.NDArray[np.uint8]:
     """The grid with a white band on top naming each column (the originals' column first)."""
     import numpy as np
     from PIL import Image, ImageDraw
@@ -181,7 +192,7 @@ def cmd_augment_preview(args: argparse.Namespace) -> int:
     aug_cfg = Config().augment
     if args.augment:
         aug_cfg = apply_preset(aug_cfg, args.augment, dataset=data_cfg.dataset, image_size=ds.image_size[0])
-    overrides = {}
+    overrides: dict[str, Any] = {}
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep or not key.startswith("augment."):

@@ -17,7 +17,7 @@ from cnnkit.errors import DataError
 CHUNK = 1 << 20
 
 
-def sha256_file(path: str | os.PathLike) -> str:
+def sha256_file(path: str | os.PathLike[str]) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(CHUNK), b""):
@@ -43,7 +43,7 @@ def _fetch(url: str, part: Path, timeout: float) -> None:
             os.fsync(out.fileno())
 
 
-def download(urls: list[str] | str, dest: str | os.PathLike, sha256: str, *, timeout: float = 60.0) -> Path:
+def download(urls: list[str] | str, dest: str | os.PathLike[str], sha256: str, *, timeout: float = 60.0) -> Path:
     """Download `dest` from the first mirror that works, verify its SHA-256, rename into place.
 
     A partial download is kept as `dest.part` and continued next time. A checksum mismatch

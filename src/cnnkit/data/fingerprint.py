@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,10 +27,10 @@ VERSION = 1
 SPLITS = ("train", "val", "test")
 
 
-def fingerprint(data: Dataset) -> dict:
+def fingerprint(data: Dataset) -> dict[str, Any]:
     """The fingerprint of `data` (plain values and one int64 tensor: it saves with weights_only)."""
     splits = {s: getattr(data, s) for s in SPLITS if getattr(data, s) is not None}
-    fp: dict = {"version": VERSION, "dataset": data.name, "class_names": list(data.class_names)}
+    fp: dict[str, Any] = {"version": VERSION, "dataset": data.name, "class_names": list(data.class_names)}
     if all(split.paths is not None for split in splits.values()):
         rows = _file_rows(splits, data.class_names, data.source)
         fp.update(kind="files", files=rows)
@@ -50,14 +51,14 @@ def _base(source: str, paths: list[str]) -> str:
 
 
 def _file_rows(splits: dict[str, Split], class_names: list[str], source: str) -> torch.Tensor:
-    rows: list[tuple[int, int, int]] = []
-    all_paths = [p for split in splits.values() for p in split.paths]  # type: ignore[union-attr]
+    rows: list[tuple[int, int, int, int]] = []  # (class, path, path in class, stat)
+    all_paths = [p for split in splits.values() for p in split.paths]  # type: ignore[union-attr]  # the caller checked every split has paths
     base = _base(source, all_paths)
     prefix, abs_base = os.path.join(base, ""), os.path.abspath(base)
     for split in splits.values():
         single = split.labels.ndim == 1
         labels = split.labels.tolist() if single else [tuple(np.flatnonzero(r > 0.5).tolist()) for r in split.labels.numpy()]
-        for path, label in zip(split.paths, labels):  # type: ignore[arg-type]
+        for path, label in zip(split.paths, labels):  # type: ignore[arg-type]  # as above: paths present
             path = str(path)
             rel = path[len(prefix):] if path.startswith(prefix) else os.path.relpath(os.path.abspath(path), abs_base)
             parts = rel.replace(os.sep, "/").split("/")
@@ -75,7 +76,8 @@ def _file_rows(splits: dict[str, Split], class_names: list[str], source: str) ->
             rows.append((label if single else -1, ident, in_class, stat))
     if not rows:
         return torch.zeros(0, 4, dtype=torch.int64)
-    return torch.unique(torch.tensor(rows, dtype=torch.int64), dim=0)  # sorted, duplicates (oversampling) once
+    unique: torch.Tensor = torch.unique(torch.tensor(rows, dtype=torch.int64), dim=0)  # sorted, duplicates (oversampling) once
+    return unique
 
 
 def _mix(a: int, b: int) -> int:
@@ -106,7 +108,7 @@ def _names(names: list[str]) -> str:
     return ", ".join(repr(n) for n in names)
 
 
-def changes(before: dict, now: dict) -> list[str]:
+def changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """What differs between two fingerprints, in words (empty when they match)."""
     if before.get("digest") == now.get("digest"):
         return []
@@ -142,10 +144,10 @@ def changes(before: dict, now: dict) -> list[str]:
     return out or ["the dataset's contents differ"]
 
 
-def _file_changes(before: dict, now: dict, renamed: dict[str, str]) -> list[str]:
+def _file_changes(before: dict[str, Any], now: dict[str, Any], renamed: dict[str, str]) -> list[str]:
     b_names, n_names = before["class_names"], now["class_names"]
 
-    def keyed(rows: torch.Tensor, names: list[str], skip: set[str]) -> dict[tuple, int]:  # renamed classes: the same files
+    def keyed(rows: torch.Tensor, names: list[str], skip: set[str]) -> dict[tuple[str | None, int], int]:  # renamed classes: the same files
         return {(names[c] if c >= 0 else None, i): s for c, i, _, s in rows.tolist() if c < 0 or names[c] not in skip}
 
     b, n = keyed(before["files"], b_names, set(renamed)), keyed(now["files"], n_names, set(renamed.values()))

@@ -14,13 +14,15 @@ file rather than a folder) is read by `manifest.py`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from cnnkit.config import DataConfig
 from cnnkit.data._registry import register_dataset
-from cnnkit.data.cache import decode_files, default_cache_dir
+from cnnkit.data.cache import FilePaths, decode_files, default_cache_dir
 from cnnkit.data.scan import TreeScan, scan_tree, walk
 from cnnkit.data.stream import FileImages, is_streamed, sample_stats, should_stream, subset
 from cnnkit.data.types import Dataset, SkippedFile, Split, stratified_split
@@ -52,9 +54,9 @@ def scan_class_folders(folder: Path) -> dict[str, list[Path]]:
 
 
 def decode_labelled(
-    files: list, labels: list, channels: int, size: tuple[int, int], cfg: DataConfig, skipped: list[SkippedFile], source: str,
+    files: FilePaths, labels: list[Any], channels: int, size: tuple[int, int], cfg: DataConfig, skipped: list[SkippedFile], source: str,
     stream: bool = False,
-) -> tuple[torch.Tensor | FileImages, list, list[str]]:
+) -> tuple[torch.Tensor | FileImages, list[Any], list[str]]:
     """Decode `files` once (through the cache when data.cache is on): (images, labels kept, paths kept).
     With `stream`, nothing is decoded: the images are the files (`FileImages`), all kept."""
     if stream:
@@ -66,7 +68,7 @@ def decode_labelled(
 
 
 def decode_split(
-    files: dict[str, list], class_names: list[str], channels: int, size: tuple[int, int], cfg: DataConfig, skipped: list[SkippedFile], source: str,
+    files: Mapping[str, FilePaths], class_names: list[str], channels: int, size: tuple[int, int], cfg: DataConfig, skipped: list[SkippedFile], source: str,
     stream: bool = False,
 ) -> Split:
     flat = [(p, label) for label, name in enumerate(class_names) for p in files.get(name, [])]
@@ -75,7 +77,7 @@ def decode_split(
     for label, name in enumerate(class_names):
         if name in files and label not in present:
             raise DataError(f"class folder {name!r} has no readable image (looked in the folder for {name!r}); add images or remove the folder")
-    return Split(images, torch.tensor(labels, dtype=torch.int64), paths)  # type: ignore[arg-type]
+    return Split(images, torch.tensor(labels, dtype=torch.int64), paths)  # type: ignore[arg-type]  # a FileImages stands in for the tensor (stream.py)
 
 
 def decide_streaming(cfg: DataConfig, num_images: int, channels: int, size: tuple[int, int], source: Path) -> bool:
@@ -108,7 +110,7 @@ def finish(name: str, class_names: list[str], splits: dict[str, Split], cfg: Dat
     else:
         keep, held = stratified_split(train.labels, cfg.val_fraction, seed)
         train, val = subset(train, keep), subset(train, held)
-    stats = sample_stats(train.images, seed) if is_streamed(train) else ((), ())  # type: ignore[arg-type]
+    stats = sample_stats(train.images, seed) if is_streamed(train) else ((), ())  # type: ignore[arg-type]  # is_streamed: images is a FileImages
     return Dataset(name, class_names, train, val, test, source=source, skipped=skipped, mean=stats[0], std=stats[1])
 
 

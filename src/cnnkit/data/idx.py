@@ -8,6 +8,7 @@ uint32 per dimension, then the raw data. Files may be gzip-compressed.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import struct
 from pathlib import Path
@@ -19,11 +20,11 @@ from cnnkit.errors import DataError
 _UBYTE = 0x08
 
 
-def _open(path: Path):
+def _open(path: Path) -> gzip.GzipFile | io.BufferedReader:
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
-def read_idx(path: str | os.PathLike, *, ndim: int | None = None) -> np.ndarray:
+def read_idx(path: str | os.PathLike[str], *, ndim: int | None = None) -> np.ndarray:
     """Read an unsigned-byte IDX file (optionally gzip'd) into a uint8 array.
 
     Raises DataError naming the file when the header or size is wrong.
@@ -57,7 +58,7 @@ def read_idx(path: str | os.PathLike, *, ndim: int | None = None) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8).reshape(dims).copy()
 
 
-def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
+def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
     """Write a uint8 array as an IDX file (gzip'd when the name ends in .gz)."""
     path = Path(path)
     array = np.ascontiguousarray(array, dtype=np.uint8)

@@ -26,7 +26,7 @@ class ImageError(DataError):
     """An image file that cannot be read; the message names the file."""
 
 
-def is_image_file(path: str | os.PathLike) -> bool:
+def is_image_file(path: str | os.PathLike[str]) -> bool:
     p = Path(path)
     return p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
 
@@ -74,7 +74,7 @@ def resize_center_crop(img: Image.Image, size: tuple[int, int]) -> Image.Image:
     return img.crop((left, top, left + w, top + h))
 
 
-def open_image(path: str | os.PathLike) -> Image.Image:
+def open_image(path: str | os.PathLike[str]) -> Image.Image:
     """Open and fully decode an image (first frame), refusing decompression bombs."""
     path = Path(path)
     try:
@@ -113,7 +113,7 @@ def _file_kind(mode: int) -> str:
     return next((name for test, name in kinds if test(mode)), "not a plain file")
 
 
-def load_image(path: str | os.PathLike, channels: int, size: tuple[int, int] | None = None) -> np.ndarray:
+def load_image(path: str | os.PathLike[str], channels: int, size: tuple[int, int] | None = None) -> np.ndarray:
     """Read a file into a uint8 array (C, H, W), converted to `channels` and resized to `size`."""
     return pil_to_array(open_image(path), channels, size)
 

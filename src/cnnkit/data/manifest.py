@@ -118,7 +118,7 @@ def build_manifest(cfg: DataConfig, seed: int) -> Dataset:
     if has_split and not any(s == "train" for _, _, s in rows):
         raise DataError(f"{manifest}: no row is in the train split")
 
-    def target(labels: list[str]):
+    def target(labels: list[str]) -> int | torch.Tensor:
         if not multi:
             return index[labels[0]]
         row = torch.zeros(len(class_names))
@@ -139,7 +139,7 @@ def build_manifest(cfg: DataConfig, seed: int) -> Dataset:
             y = torch.stack(targets) if targets else torch.zeros(0, len(class_names))
         else:
             y = torch.tensor(targets, dtype=torch.int64)
-        splits[split] = Split(images, y, paths)
+        splits[split] = Split(images, y, paths)  # type: ignore[arg-type]  # a FileImages stands in for the tensor (stream.py)
     if "train" not in splits or len(splits["train"]) == 0:
         raise DataError(f"{manifest}: no readable training image")
     return finish(manifest.stem, class_names, splits, cfg, seed, str(manifest), skipped)

@@ -9,6 +9,7 @@ canonical mirrors with SHA-256 checks.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -70,13 +71,14 @@ def _find(folder: Path, name: str) -> Path | None:
     return None
 
 
-def read_idx_pair(folder: Path, prefix: str, expected: int | None, shape=(28, 28), num_classes: int = 10, what: str = "MNIST") -> Split:
+def read_idx_pair(folder: Path, prefix: str, expected: int | None, shape: tuple[int, int] = (28, 28), num_classes: int = 10, what: str = "MNIST") -> Split:
     """Read `<prefix>-images-idx3-ubyte(.gz)` and its labels, checking counts and shapes."""
     img_path = _find(folder, f"{prefix}-images-idx3-ubyte.gz")
     lbl_path = _find(folder, f"{prefix}-labels-idx1-ubyte.gz")
     for p, name in ((img_path, "images"), (lbl_path, "labels")):
         if p is None:
             raise DataError(f"{folder}: missing {prefix}-{name}-idx{3 if name == 'images' else 1}-ubyte.gz")
+    assert img_path is not None and lbl_path is not None  # the loop above raised otherwise; narrows for mypy
     images = read_idx(img_path, ndim=3)
     labels = read_idx(lbl_path, ndim=1)
     if tuple(images.shape[1:]) != shape:
@@ -132,7 +134,7 @@ def build_idx_dataset(cfg: DataConfig, seed: int, *, name: str, what: str, class
     return _with_val(name, train, test, cfg, seed, source=str(folder), classes=classes)
 
 
-def idx_status(name: str, files: dict[str, str]):
+def idx_status(name: str, files: dict[str, str]) -> Callable[[str | None], tuple[str, str]]:
     """For `cnnkit datasets`: (folder looked in, status) of an MNIST-format dataset."""
 
     def find(root: str | None) -> tuple[str, str]:

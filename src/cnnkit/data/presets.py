@@ -9,9 +9,12 @@ augment.cutmix explicitly).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnnkit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cnnkit.config import AugmentConfig
 
 PRESETS = ("none", "light", "standard", "strong")
 GLYPH_DATASETS = frozenset({"mnist", "mnist-mini", "kmnist"})  # orientation carries the meaning
@@ -29,6 +32,7 @@ def preset_overrides(name: str, *, dataset: str, image_size: int) -> dict[str, A
     if name == "none":
         return off
     shift = max(1, round(image_size / 8))
+    steps: dict[str, dict[str, Any]]
     if dataset in GLYPH_DATASETS:
         steps = {
             "light": {"translate": 2},
@@ -44,12 +48,12 @@ def preset_overrides(name: str, *, dataset: str, image_size: int) -> dict[str, A
     return {**off, **steps[name]}
 
 
-def apply_preset(cfg, name: str, *, dataset: str, image_size: int):
+def apply_preset(cfg: AugmentConfig, name: str, *, dataset: str, image_size: int) -> AugmentConfig:
     """A copy of AugmentConfig `cfg` with the preset's values."""
     return dataclasses.replace(cfg, **preset_overrides(name, dataset=dataset, image_size=image_size))
 
 
-def _augment_config():
+def _augment_config() -> AugmentConfig:
     from cnnkit.config import AugmentConfig
 
     return AugmentConfig()

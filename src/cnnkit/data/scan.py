@@ -95,7 +95,7 @@ def walk(root: Path) -> TreeScan:
     """Scan `root` now (no cache)."""
     t0 = time.perf_counter()
     scan = TreeScan(Path(root), {})
-    stack: list[tuple[str, frozenset]] = [("", frozenset())]  # (folder, (device, inode) of the folders above it)
+    stack: list[tuple[str, frozenset[tuple[int, int]]]] = [("", frozenset())]  # (folder, (device, inode) of the folders above it)
     while stack:
         rel, above = stack.pop()
         path = os.path.join(root, rel) if rel else os.fspath(root)
@@ -111,17 +111,17 @@ def walk(root: Path) -> TreeScan:
             scan.skipped.append(SkippedFile(path, f"unreadable folder ({e.strerror or e})"))
             continue
         subdirs, files = [], []
-        for e in entries:
-            if e.name.startswith("."):
+        for entry in entries:
+            if entry.name.startswith("."):
                 continue
             try:
-                is_dir = e.is_dir()
+                is_dir = entry.is_dir()
             except OSError:
                 is_dir = False
             if is_dir:
-                subdirs.append(e.name)
-            elif os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS:
-                files.append(e.name)
+                subdirs.append(entry.name)
+            elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                files.append(entry.name)
             else:
                 scan.ignored += 1
         subdirs.sort()

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,6 +69,9 @@ class _Report:
             log.warning("skipping %s: %s", path, reason)
 
 
+Index = int | np.integer[Any] | list[int] | np.ndarray[Any, Any] | torch.Tensor  # what `FileImages[...]` accepts
+
+
 class FileImages:
     """Image files standing in for a decoded (N, C, H, W) uint8 tensor.
 
@@ -81,11 +85,11 @@ class FileImages:
     ndim = 4
 
     def __init__(
-        self, files: Sequence, channels: int, size: tuple[int, int], *, workers: int = 2, strict: bool = False,
+        self, files: Sequence[str | os.PathLike[str]], channels: int, size: tuple[int, int], *, workers: int = 2, strict: bool = False,
         skipped: list[SkippedFile] | None = None, _report: _Report | None = None,
     ):
         self.files = [str(f) for f in files]
-        self.channels, self.size, self.workers = channels, tuple(size), workers
+        self.channels, self.size, self.workers = channels, (size[0], size[1]), workers
         self.report = _report or _Report(skipped if skipped is not None else [], strict)
         self._packed: PathList | None = None
 
@@ -110,14 +114,14 @@ class FileImages:
     def __repr__(self) -> str:
         return f"FileImages({len(self.files)} files, {self.channels}x{self.size[0]}x{self.size[1]}, workers={self.workers})"
 
-    def _positions(self, index) -> torch.Tensor:
+    def _positions(self, index: Index) -> torch.Tensor:
         return torch.arange(len(self.files))[torch.as_tensor(index) if isinstance(index, (list, np.ndarray)) else index]
 
-    def take(self, index) -> "FileImages":
+    def take(self, index: Index) -> "FileImages":
         pos = self._positions(index).reshape(-1).tolist()
         return FileImages([self.files[i] for i in pos], self.channels, self.size, workers=self.workers, _report=self.report)
 
-    def decode(self, index) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(self, index: Index) -> tuple[torch.Tensor, torch.Tensor]:
         """(images, readable) of the files at `index`: unreadable ones are black and reported."""
         pos = self._positions(index).reshape(-1).tolist()
         out = np.zeros((len(pos), self.channels, *self.size), dtype=np.uint8)
@@ -139,7 +143,7 @@ class FileImages:
                 self.report(path, str(e).removeprefix(f"{path}: "))
         return torch.from_numpy(out), ok
 
-    def __getitem__(self, index) -> torch.Tensor:
+    def __getitem__(self, index: Index) -> torch.Tensor:
         images, _ = self.decode(index)
         return images[0] if isinstance(index, (int, np.integer)) else images
 
@@ -153,7 +157,8 @@ def subset(split: Split, index: torch.Tensor) -> Split:
     if not is_streamed(split):
         return split.subset(index)
     paths = [split.paths[i] for i in index.tolist()] if split.paths is not None else None
-    return Split(split.images.take(index), split.labels[index], paths)  # type: ignore[arg-type]
+    images: FileImages = split.images  # type: ignore[assignment]  # Split.images is typed as the tensor FileImages stands in for
+    return Split(images.take(index), split.labels[index], paths)  # type: ignore[arg-type]  # same stand-in
 
 
 def sample_stats(images: FileImages, seed: int = 0, n: int = STATS_SAMPLE) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -169,7 +174,7 @@ class PathList:
     copied page by page into every forked DataLoader worker as reading them touches their
     reference counts; these two arrays are shared, never written."""
 
-    def __init__(self, paths: Sequence):
+    def __init__(self, paths: Sequence[str | os.PathLike[str]]):
         encoded = [os.fsencode(p) for p in paths]
         self.buffer = np.frombuffer(b"".join(encoded), dtype=np.uint8)
         self.offsets = np.cumsum([0, *map(len, encoded)], dtype=np.int64)
@@ -181,17 +186,21 @@ class PathList:
         return os.fsdecode(self.buffer[self.offsets[i] : self.offsets[i + 1]].tobytes())
 
 
-class ImageFiles(torch.utils.data.Dataset):
+# one decoded file: (image or None, label, None or (path, reason) when unreadable)
+FileItem = tuple[torch.Tensor | None, torch.Tensor, tuple[str, str] | None]
+
+
+class ImageFiles(torch.utils.data.Dataset[FileItem]):
     """files[i] decoded to uint8 (C, H, W) at `size`, with labels[i]; errors returned, not raised."""
 
-    def __init__(self, files: Sequence | PathList, labels, channels: int, size: tuple[int, int]):
+    def __init__(self, files: Sequence[str | os.PathLike[str]] | PathList, labels: torch.Tensor | Sequence[Any], channels: int, size: tuple[int, int]):
         self.files = files if isinstance(files, PathList) else PathList([str(f) for f in files])
         self.labels, self.channels, self.size = torch.as_tensor(labels), channels, size
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int) -> FileItem:
         path = self.files[i]
         try:
             return torch.from_numpy(load_image(path, self.channels, self.size)), self.labels[i], None
@@ -209,15 +218,18 @@ class StreamBatch:
         return StreamBatch(self.images.pin_memory(), self.labels.pin_memory(), self.skipped)
 
 
-def collate(items) -> StreamBatch:
-    ok = [(x, y) for x, y, err in items if err is None]
+def collate(items: list[FileItem]) -> StreamBatch:
+    ok = [(x, y) for x, y, err in items if err is None and x is not None]  # x is None exactly when err is set
     skipped = [err for _, _, err in items if err is not None]
     if not ok:
         return StreamBatch(torch.zeros(0, dtype=torch.uint8), torch.zeros(0, dtype=torch.long), skipped)
     return StreamBatch(torch.stack([x for x, _ in ok]), torch.stack([y for _, y in ok]), skipped)
 
 
-def _loader(files, labels, channels, size, workers, device, generator=None, **kwargs) -> torch.utils.data.DataLoader:
+def _loader(
+    files: Sequence[str | os.PathLike[str]] | PathList, labels: torch.Tensor | Sequence[Any], channels: int, size: tuple[int, int],
+    workers: int, device: torch.device | str, generator: torch.Generator | None = None, **kwargs: Any,
+) -> torch.utils.data.DataLoader[FileItem]:
     # its own generator even unshuffled: the loader draws its workers' base seed from it, which
     # would otherwise advance the global RNG (dropout...) and make streamed training differ from cached
     return torch.utils.data.DataLoader(
@@ -257,9 +269,9 @@ def load_batches(
 
 
 def stream_batches(
-    files: list, labels, channels: int, size: tuple[int, int], batch_size: int, *, shuffle: bool = False, seed: int = 0,
+    files: list[str], labels: torch.Tensor | Sequence[Any], channels: int, size: tuple[int, int], batch_size: int, *, shuffle: bool = False, seed: int = 0,
     workers: int = 2, device: torch.device | str = "cpu", drop_last: bool = False,
-) -> torch.utils.data.DataLoader:
+) -> torch.utils.data.DataLoader[FileItem]:
     """A DataLoader of `StreamBatch`es over `files` decoded in `workers` processes (pinned memory on CUDA)."""
     return _loader(
         files, labels, channels, size, workers, device, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,

@@ -82,12 +82,12 @@ class Dataset:
 
     @property
     def image_size(self) -> tuple[int, int]:
-        return tuple(self.train.images.shape[2:])  # type: ignore[return-value]
+        return tuple(self.train.images.shape[2:])  # type: ignore[return-value]  # images are 4-D: (H, W)
 
     def split(self, name: str) -> Split:
         if name not in ("train", "val", "test"):
             raise ValueError(f"unknown split {name!r}: use train, val or test")
-        s = getattr(self, name)
+        s: Split | None = getattr(self, name)
         if s is None:
             from cnnkit.errors import DataError
 

@@ -8,6 +8,8 @@ inputs, adapt the first convolution to 1-channel images, and load published weig
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -41,7 +43,7 @@ class Backbone(ClassifierBase):
 
     @property
     def num_features(self) -> int:
-        return self.net.get_submodule(self.classifier_path).in_features
+        return cast(nn.Linear, self.net.get_submodule(self.classifier_path)).in_features
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_transform is not None:
@@ -65,7 +67,7 @@ class Backbone(ClassifierBase):
 
     def reset_classifier(self, num_classes: int) -> None:
         old = self.net.get_submodule(self.classifier_path)
-        set_submodule(self.net, self.classifier_path, nn.Linear(old.in_features, num_classes))
+        set_submodule(self.net, self.classifier_path, nn.Linear(cast(nn.Linear, old).in_features, num_classes))
 
 
 def set_submodule(root: nn.Module, path: str, module: nn.Module) -> None:
@@ -79,7 +81,7 @@ def adapt_first_conv(conv: nn.Conv2d, in_chans: int) -> nn.Conv2d:
     response), repeated and rescaled for more channels."""
     if conv.in_channels == in_chans:
         return conv
-    new = type(conv)(in_chans, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding, dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None)
+    new = type(conv)(in_chans, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding, dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None)  # type: ignore[arg-type]  # Conv2d holds 2-tuples; torch types them tuple[int, ...]
     if conv.weight.device.type != "meta":
         with torch.no_grad():
             w = conv.weight

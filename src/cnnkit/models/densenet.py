@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from torch import nn
 
 from cnnkit.models._backbone import Backbone, adapt_first_conv, finish, torchvision_net
@@ -22,7 +24,7 @@ def densenet121(num_classes: int = 1000, in_chans: int = 3, small_input: bool = 
         else:
             f.conv0 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)  # (B, 64, H, W)
         f.pool0 = nn.Identity()
-    f.conv0 = adapt_first_conv(f.conv0, in_chans)
+    f.conv0 = adapt_first_conv(cast(nn.Conv2d, f.conv0), in_chans)
     stages = ["features.conv0", "features.denseblock1", "features.denseblock2", "features.denseblock3", "features.denseblock4"]
     model = Backbone(net, features=["features"], head=["relu", "gap", "classifier"], classifier="classifier", stages=stages, target_layer="features.norm5", pretrained_cfg=cfg)  # features: (B, 1024, H/32, W/32)
     return finish(model, num_classes, 1000 if pretrained else None)

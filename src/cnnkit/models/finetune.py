@@ -50,8 +50,9 @@ def freeze_backbone(model: nn.Module) -> None:
 
 def backbone_stages(model: nn.Module) -> list[str]:
     """Module names of the backbone's stages, input to output (for gradual unfreezing)."""
-    if getattr(model, "stage_names", None):
-        return list(model.stage_names)
+    stage_names = getattr(model, "stage_names", None)
+    if stage_names:
+        return list(stage_names)
     features = getattr(model, "features", None)
     if isinstance(features, nn.Module):
         return [f"features.{n}" for n, _ in features.named_children()]

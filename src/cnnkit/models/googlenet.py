@@ -7,6 +7,8 @@ image enters the inception stages at 32x32 instead of 4x4 and leaves them at 8x8
 
 from __future__ import annotations
 
+from typing import cast
+
 from torch import nn
 
 from cnnkit.models._backbone import Backbone, adapt_first_conv, finish, torchvision_net
@@ -28,7 +30,7 @@ def googlenet(num_classes: int = 1000, in_chans: int = 3, small_input: bool = Fa
             net.conv1 = BasicConv2d(3, 64, kernel_size=3, stride=1, padding=1)  # (B, 64, H, W)
         net.maxpool1 = nn.Identity()
         net.maxpool2 = nn.Identity()
-    net.conv1.conv = adapt_first_conv(net.conv1.conv, in_chans)
+    net.conv1.conv = adapt_first_conv(cast(nn.Conv2d, net.conv1.conv), in_chans)
     # torchvision's pretrained GoogLeNet re-normalises its input (transform_input): keep that
     transform = "_transform_input" if (pretrained and in_chans == 3 and net.transform_input) else None
     model = Backbone(net, features=FEATURES, head=["gap", "dropout", "fc"], classifier="fc", stages=["conv1", "inception3a", "inception4a", "inception5a"], target_layer="inception5b", pretrained_cfg=cfg, input_transform=transform)

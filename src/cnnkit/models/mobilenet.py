@@ -6,6 +6,10 @@ a 32x32 image ends at 2x2 instead of 1x1); pretrained stem weights are kept.
 
 from __future__ import annotations
 
+from typing import cast
+
+from torch import nn
+
 from cnnkit.models._backbone import Backbone, adapt_first_conv, finish, torchvision_net
 from cnnkit.models._registry import register_model
 
@@ -15,11 +19,11 @@ VARIANTS = {"mobilenet_v2": "classifier.1", "mobilenet_v3_small": "classifier.3"
 
 def mobilenet(arch: str, num_classes: int, in_chans: int, small_input: bool, pretrained: bool | str) -> Backbone:
     net, cfg = torchvision_net(arch, num_classes, pretrained)
-    stem = net.features[0][0]
+    stem = cast(nn.Conv2d, net.features[0][0])  # torch types submodules as Tensor | Module
     if small_input:
         stem.stride = (1, 1)
-    net.features[0][0] = adapt_first_conv(stem, in_chans)
-    n = len(net.features)
+    cast(nn.Sequential, net.features[0])[0] = adapt_first_conv(stem, in_chans)
+    n = len(cast(nn.Sequential, net.features))
     stages = ["features.0"] + [f"features.{i}" for i in range(1, n)]
     model = Backbone(net, features=["features"], head=["gap", "classifier"], classifier=VARIANTS[arch], stages=stages, target_layer=f"features.{n - 1}", pretrained_cfg=cfg)
     return finish(model, num_classes, 1000 if pretrained else None)

@@ -8,6 +8,8 @@ kernel and weights and only loses the stride).
 
 from __future__ import annotations
 
+from typing import cast
+
 from torch import nn
 
 from cnnkit.models._backbone import Backbone, adapt_first_conv, finish, torchvision_net
@@ -20,11 +22,11 @@ def resnet(arch: str, num_classes: int, in_chans: int, small_input: bool, pretra
     net, cfg = torchvision_net(arch, num_classes, pretrained)
     if small_input:
         if pretrained:
-            net.conv1.stride = (1, 1)  # keep the 7x7 weights, drop the downsampling
+            cast(nn.Conv2d, net.conv1).stride = (1, 1)  # keep the 7x7 weights, drop the downsampling
         else:
             net.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)  # (B, 64, H, W)
         net.maxpool = nn.Identity()
-    net.conv1 = adapt_first_conv(net.conv1, in_chans)
+    net.conv1 = adapt_first_conv(cast(nn.Conv2d, net.conv1), in_chans)
     features = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]  # (B, 512 or 2048, H/32, W/32); H/8 with small_input
     model = Backbone(net, features=features, head=["gap", "fc"], classifier="fc", stages=STAGES, target_layer="layer4", pretrained_cfg=cfg)
     return finish(model, num_classes, 1000 if pretrained else None)

@@ -27,7 +27,7 @@ import difflib
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -248,7 +248,7 @@ class _Builder:
             if name == "conv":
                 out = _int(tok, spec, "out_channels", tok.get("out"))
                 bias = tok.get("bias", not followed_by_bn)
-                module = nn.Conv2d(c, out, k, stride=s, padding=pad, bias=bool(bias))
+                module: nn.Module = nn.Conv2d(c, out, k, stride=s, padding=pad, bias=bool(bias))
             else:
                 out = c * _int(tok, spec, "mult", tok.get("mult", 1))
                 module = nn.Conv2d(c, out, k, stride=s, padding=pad, groups=c, bias=not followed_by_bn)
@@ -359,9 +359,9 @@ class SpecNet(ClassifierBase):
     def reset_classifier(self, num_classes: int) -> None:
         fc = self.head[-1]
         if isinstance(fc, nn.Sequential):  # implicit flatten + linear
-            fc[-1] = nn.Linear(fc[-1].in_features, num_classes)
+            fc[-1] = nn.Linear(cast(nn.Linear, fc[-1]).in_features, num_classes)
         else:
-            self.head[-1] = nn.Linear(fc.in_features, num_classes)
+            self.head[-1] = nn.Linear(cast(nn.Linear, fc).in_features, num_classes)
 
 
 @register_model("spec", description="a network from a layer spec, e.g. 'conv(32,3)-bn-relu-gap-fc' (also: pass the spec as the model name)", default_input=(1, 28, 28))

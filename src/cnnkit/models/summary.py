@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 from torch import nn
@@ -152,10 +153,10 @@ def summarize(model: nn.Module, input_shape: tuple[int, int, int], *, batch_size
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     meta = model if _is_meta(model) else copy.deepcopy(model).to("meta")
     meta.eval()
-    summary = Summary(title or type(model).__name__, tuple(input_shape), params=params, trainable=trainable, batch_size=batch_size)
+    summary = Summary(title or type(model).__name__, cast("tuple[int, int, int]", tuple(input_shape)), params=params, trainable=trainable, batch_size=batch_size)
     names = {m: n for n, m in meta.named_modules()}
     rf_mode = ReceptiveFieldMode()
-    calls: list[tuple[nn.Module, tuple]] = []
+    calls: list[tuple[nn.Module, tuple[int, ...], int | None]] = []  # (module, output shape, receptive field)
 
     def hook(module, inputs, output):
         if isinstance(output, torch.Tensor):

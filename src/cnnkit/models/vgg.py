@@ -29,10 +29,10 @@ class VGG(ClassifierBase):
     def __init__(self, stages: list[list[int]], num_classes: int = 1000, in_chans: int = 3, batch_norm: bool = False, small_input: bool = False, dropout: float = 0.5):
         super().__init__()
         pool, hidden = (1, 512) if small_input else (7, 4096)
-        blocks = OrderedDict()
+        blocks: OrderedDict[str, nn.Module] = OrderedDict()
         c = in_chans
         for i, widths in enumerate(stages, 1):
-            layers = []
+            layers: list[nn.Module] = []
             for w in widths:
                 layers += [nn.Conv2d(c, w, 3, padding=1)] + ([nn.BatchNorm2d(w)] if batch_norm else []) + [nn.ReLU(inplace=True)]  # (B, w, H, W)
                 c = w

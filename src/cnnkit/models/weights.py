@@ -139,5 +139,5 @@ def load_weights(model: nn.Module, source: str | Path | dict, *, strict: bool = 
     if problems:
         log.warning("weights %s: non-strict load: %d missing, %d unexpected, %d mismatched keys left as they were", name, len(report.missing), len(report.unexpected), len(report.mismatched))
     if preprocessing:
-        model.pretrained_cfg = {"source": f"file:{name}", **preprocessing}
+        model.pretrained_cfg = {"source": f"file:{name}", **preprocessing}  # type: ignore[assignment]  # a plain attribute of cnnkit's models, not a submodule
     return report

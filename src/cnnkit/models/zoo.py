@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -69,7 +70,7 @@ def build_for_summary(target: str, input_shape: tuple[int, int, int] | None, *, 
     name = "spec" if looks_like_spec(target) else target
     info = model_info(name)
     shape = input_shape or info.default_input
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if small_input and accepts(name, "small_input"):
         kwargs["small_input"] = True
     if accepts(name, "image_size") and name in ("spec", "lenet5"):
@@ -77,4 +78,4 @@ def build_for_summary(target: str, input_shape: tuple[int, int, int] | None, *, 
     classes = num_classes or default_classes(shape)
     with torch.device("meta"):
         model = create_model(target, num_classes=classes, in_chans=shape[0], **kwargs)
-    return model, (f"spec {model.spec_string}" if name == "spec" else target), tuple(shape)
+    return model, (f"spec {model.spec_string}" if name == "spec" else target), cast("tuple[int, int, int]", tuple(shape))
