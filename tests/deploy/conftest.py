@@ -26,4 +26,6 @@ def tiny_onnx(tiny_run, tmp_path_factory):
     """The tiny run exported once (torchscript exporter: fast), for the tests that only read it."""
     from cnnkit.deploy.export import export_checkpoint
 
-    return export_checkpoint(tiny_run, out=tmp_path_factory.mktemp("onnx") / "model.onnx", exporter="torchscript", images=16).path
+    return export_checkpoint(
+        tiny_run, out=tmp_path_factory.mktemp("onnx") / "model.onnx", exporter="torchscript", images=16
+    ).path

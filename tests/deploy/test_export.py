@@ -14,7 +14,19 @@ from cnnkit.models._registry import accepts
 
 # the registry at small inputs: 32 px with the small-input stem where a model has one; these are
 # the ones whose export + onnxruntime run takes more than a few seconds on 2 busy cores
-HEAVY = {"convnext_tiny", "densenet121", "resnet34", "resnet50", "vgg16", "vgg16_bn", "googlenet", "efficientnet_b0", "efficientnet_lite0", "mobilenet_v3_large", "alexnet"}
+HEAVY = {
+    "convnext_tiny",
+    "densenet121",
+    "resnet34",
+    "resnet50",
+    "vgg16",
+    "vgg16_bn",
+    "googlenet",
+    "efficientnet_b0",
+    "efficientnet_lite0",
+    "mobilenet_v3_large",
+    "alexnet",
+}
 # models that cannot be exported, with the reason (none today: keep the list honest if one appears)
 CANNOT: dict[str, str] = {}
 # the TorchScript exporter cannot express these at 32 px (adaptive pooling to a size that does not divide
@@ -23,7 +35,13 @@ NEEDS_DYNAMO = {"alexnet"}
 
 
 def _meta(name: str, channels: int, size: int) -> dict:
-    return {"format": "cnnkit.onnx/1", "class_names": [str(i) for i in range(5)], "input": {"channels": channels, "size": [size, size], "mean": [0.5] * channels, "std": [0.25] * channels}, "task": "single_label", "model": {"name": name, "kwargs": {}}}
+    return {
+        "format": "cnnkit.onnx/1",
+        "class_names": [str(i) for i in range(5)],
+        "input": {"channels": channels, "size": [size, size], "mean": [0.5] * channels, "std": [0.25] * channels},
+        "task": "single_label",
+        "model": {"name": name, "kwargs": {}},
+    }
 
 
 def _registry_case(name: str, tmp_path, exporter: str = "torchscript"):
@@ -38,11 +56,22 @@ def _registry_case(name: str, tmp_path, exporter: str = "torchscript"):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         used = export_model(model, meta, path, exporter=exporter)
-    images = torch.randint(0, 256, (4, channels, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
-    return used, check_parity(model, path, images, Normalize(meta["input"]["mean"], meta["input"]["std"]), source="random inputs", tolerance=1e-3)
+    images = torch.randint(
+        0, 256, (4, channels, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
+    )
+    return used, check_parity(
+        model,
+        path,
+        images,
+        Normalize(meta["input"]["mean"], meta["input"]["std"]),
+        source="random inputs",
+        tolerance=1e-3,
+    )
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in list_models() if n not in CANNOT])
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in list_models() if n not in CANNOT]
+)
 def test_every_registry_model_exports_with_parity(name, tmp_path):
     expected = "dynamo" if name in NEEDS_DYNAMO else "torchscript"
     used, parity = _registry_case(name, tmp_path, exporter=expected)
@@ -90,7 +119,12 @@ def test_cli_export_fails_loudly_when_parity_fails(run_copy, monkeypatch, capsys
 
 def test_cli_export_ok(run_copy, tmp_path, capsys):
     out = tmp_path / "m.onnx"
-    assert main(["export", str(run_copy), "--exporter", "torchscript", "--images", "8", "--out", str(out), "--opset", "17"]) == 0
+    assert (
+        main(
+            ["export", str(run_copy), "--exporter", "torchscript", "--images", "8", "--out", str(out), "--opset", "17"]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert f"wrote {out}" in text and "parity passed on 8 images (test split)" in text
     assert json.loads((tmp_path / "m.parity.json").read_text())["opset"] == 17

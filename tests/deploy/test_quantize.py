@@ -27,19 +27,25 @@ def test_static_int8_with_accuracy_before_and_after(exported):
     assert meta["quantization"]["mode"] == "static" and meta["class_names"] == read_metadata(exported)["class_names"]
     import cnnkit
 
-    assert len(cnnkit.load(r.path).predict(__import__("torch").zeros(2, 1, 28, 28, dtype=__import__("torch").uint8))) == 2
+    assert (
+        len(cnnkit.load(r.path).predict(__import__("torch").zeros(2, 1, 28, 28, dtype=__import__("torch").uint8))) == 2
+    )
 
 
 def test_dynamic_int8(exported):
     r = quantize(exported, mode="dynamic", test_images=50)
-    assert r.path.name == "model.int8-dynamic.onnx" and r.report["format"] == "QOperator" and r.report["test_images"] == 50
+    assert (
+        r.path.name == "model.int8-dynamic.onnx" and r.report["format"] == "QOperator" and r.report["test_images"] == 50
+    )
 
 
 def test_the_accuracy_gate_fires_with_both_numbers(exported, monkeypatch, capsys):
     import cnnkit.deploy.quantize as q
 
     real = q.onnx_accuracy
-    monkeypatch.setattr(q, "onnx_accuracy", lambda path, *a, **k: real(path, *a, **k) - (0.05 if "int8" in path.name else 0.0))
+    monkeypatch.setattr(
+        q, "onnx_accuracy", lambda path, *a, **k: real(path, *a, **k) - (0.05 if "int8" in path.name else 0.0)
+    )
     with pytest.raises(QuantizationError, match=r"a drop of 5\.00 points exceeds --max-drop 1"):
         quantize(exported, mode="static", calib=8, test_images=50)
     code = main(["quantize", str(exported), "--calib", "8", "--max-drop", "2"])

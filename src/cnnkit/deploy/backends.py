@@ -47,7 +47,11 @@ def torch_backend(name: str, model: torch.nn.Module, example: torch.Tensor | Non
         return Backend(name, _no_grad(cl, channels_last=True))
     if name == "bf16":
         if not native_bf16(torch.device("cpu")):
-            return Backend(name, None, "this CPU has no native bf16 (AVX512-BF16/AMX): autocast would be emulated and slower than fp32")
+            return Backend(
+                name,
+                None,
+                "this CPU has no native bf16 (AVX512-BF16/AMX): autocast would be emulated and slower than fp32",
+            )
         return Backend(name, _no_grad(cl, channels_last=True, bf16=True))
     if name == "compile":
         try:
@@ -57,11 +61,15 @@ def torch_backend(name: str, model: torch.nn.Module, example: torch.Tensor | Non
                 run(example)  # compile now, so a failure is reported here and not timed later
             return Backend(name, run)
         except Exception as e:  # noqa: BLE001 - no C++ compiler, an unsupported op... reported in the table
-            return Backend(name, None, f"torch.compile failed: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}")
+            return Backend(
+                name,
+                None,
+                f"torch.compile failed: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}",
+            )
     raise CnnkitError(f"unknown backend {name!r}: choose one of {', '.join(NAMES)}")
 
 
-def _no_grad(model: torch.nn.Module, channels_last: bool = False, bf16: bool = False) -> Runner:
+def _no_grad(model: Callable[[torch.Tensor], torch.Tensor], channels_last: bool = False, bf16: bool = False) -> Runner:
     def run(x: torch.Tensor) -> torch.Tensor:
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

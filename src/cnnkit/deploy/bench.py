@@ -37,7 +37,15 @@ def _pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
-def measure(backend: Backend, x1: torch.Tensor, xb: torch.Tensor, test: tuple[torch.Tensor, torch.Tensor] | None, *, repeats: int = 30, budget_s: float = 10.0) -> dict:
+def measure(
+    backend: Backend,
+    x1: torch.Tensor,
+    xb: torch.Tensor,
+    test: tuple[torch.Tensor, torch.Tensor] | None,
+    *,
+    repeats: int = 30,
+    budget_s: float = 10.0,
+) -> dict:
     if backend.run is None:
         return {"backend": backend.name, "available": False, "reason": backend.reason}
     try:
@@ -46,10 +54,17 @@ def measure(backend: Backend, x1: torch.Tensor, xb: torch.Tensor, test: tuple[to
         acc = None
         if test is not None:
             xs, ys = test
-            correct = sum(int((backend.run(xs[i : i + len(xb)]).argmax(1) == ys[i : i + len(xb)]).sum()) for i in range(0, len(xs), len(xb)))
+            correct = sum(
+                int((backend.run(xs[i : i + len(xb)]).argmax(1) == ys[i : i + len(xb)]).sum())
+                for i in range(0, len(xs), len(xb))
+            )
             acc = correct / len(xs)
     except Exception as e:  # noqa: BLE001 - a backend failing at run time is a row with its reason, not a crash
-        return {"backend": backend.name, "available": False, "reason": f"failed while running: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"}
+        return {
+            "backend": backend.name,
+            "available": False,
+            "reason": f"failed while running: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}",
+        }
     return {
         "backend": backend.name,
         "available": True,
@@ -67,7 +82,7 @@ def ensure_onnx(src, exporter: str = "auto") -> tuple[Path | None, Path | None]:
     from cnnkit.deploy.export import export_checkpoint
     from cnnkit.deploy.quantize import quantize
 
-    if src.onnx is not None and src.checkpoint is None:
+    if src.onnx is not None:  # an ONNX file given: that one (its checkpoint, when found, runs the PyTorch rows)
         fp32 = src.onnx
     else:
         fp32 = src.export_dir / "model.onnx"
@@ -130,7 +145,9 @@ def bench_infer(
         rows.append(measure(b, x1, xb, test, repeats=repeats, budget_s=budget_s))
     if pruned is not None:
         pck = load_checkpoint(resolve_checkpoint(pruned))
-        row = measure(torch_backend("eager", model_from_checkpoint(pck), xb), x1, xb, test, repeats=repeats, budget_s=budget_s)
+        row = measure(
+            torch_backend("eager", model_from_checkpoint(pck), xb), x1, xb, test, repeats=repeats, budget_s=budget_s
+        )
         row["backend"] = "pruned (eager)"
         rows.append(row)
     result = {
@@ -164,7 +181,9 @@ def host_info() -> dict:
     except OSError:
         pass
     flags = cpu_flags()
-    simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "avx_vnni") if f in flags]
+    simd = [
+        f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "avx_vnni") if f in flags
+    ]
     versions = {"torch": torch.__version__}
     try:
         import onnxruntime
@@ -172,7 +191,13 @@ def host_info() -> dict:
         versions["onnxruntime"] = onnxruntime.__version__
     except ImportError:
         pass
-    return {"cpu": model, "cores": os.cpu_count(), "simd": simd, "load_average": [round(v, 2) for v in os.getloadavg()], "versions": versions}
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "simd": simd,
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "versions": versions,
+    }
 
 
 def table(result: dict) -> str:
@@ -186,7 +211,11 @@ def table(result: dict) -> str:
             continue
         speed = f"{r['throughput_img_s'] / base['throughput_img_s']:.2f}x" if base else "-"
         acc = f"{r['accuracy']:.2%}" if r["accuracy"] is not None else "-"
-        lines.append(f"{r['backend']:<18} {r['latency_ms_p50']:8.2f} {r['latency_ms_p95']:8.2f} {r['throughput_img_s']:11.1f} {speed:>8} {acc:>9}")
+        lines.append(
+            f"{r['backend']:<18} {r['latency_ms_p50']:8.2f} {r['latency_ms_p95']:8.2f} {r['throughput_img_s']:11.1f} {speed:>8} {acc:>9}"
+        )
     m = result["machine"]
-    lines.append(f"{result['threads']} threads, {m['cpu']} ({' '.join(m['simd']) or 'no AVX2'}), load average {m['load_average']}; accuracy on {result['test_images']} test images")
+    lines.append(
+        f"{result['threads']} threads, {m['cpu']} ({' '.join(m['simd']) or 'no AVX2'}), load average {m['load_average']}; accuracy on {result['test_images']} test images"
+    )
     return "\n".join(lines)

@@ -57,10 +57,21 @@ def export_checkpoint(
     used = export_model(model, meta, target, opset=opset, exporter=exporter)
     split = load_split(meta, "test", limit=images)
     x, where = (split.images, "test split") if split is not None else (random_images(meta, images), "random inputs")
-    parity = check_parity(model, target, x, Normalize(meta["input"]["mean"], meta["input"]["std"]), source=where, tolerance=tolerance)
+    parity = check_parity(
+        model, target, x, Normalize(meta["input"]["mean"], meta["input"]["std"]), source=where, tolerance=tolerance
+    )
     ppath = parity_path_for(target)
-    record = {"onnx": str(target), "checkpoint": str(src.checkpoint_path), "model": meta["model"]["name"], "exporter": used, "opset": opset, **parity.to_dict()}
+    record = {
+        "onnx": str(target),
+        "checkpoint": str(src.checkpoint_path),
+        "model": meta["model"]["name"],
+        "exporter": used,
+        "opset": opset,
+        **parity.to_dict(),
+    }
     atomic_write_text(ppath, json.dumps(record, indent=2) + "\n")
     if check and not parity.ok:
-        raise ParityError(f"{target}: the ONNX model does not match the checkpoint: {parity.text()} (numbers in {ppath})")
+        raise ParityError(
+            f"{target}: the ONNX model does not match the checkpoint: {parity.text()} (numbers in {ppath})"
+        )
     return ExportResult(target, used, parity, ppath)

@@ -24,11 +24,24 @@ def accuracy(model: nn.Module, split: Split, normalize: Normalize, batch_size: i
     model.eval()
     correct = 0
     for i in range(0, len(split), batch_size):
-        correct += int((model(normalize(split.images[i : i + batch_size])).argmax(1) == split.labels[i : i + batch_size]).sum())
+        correct += int(
+            (model(normalize(split.images[i : i + batch_size])).argmax(1) == split.labels[i : i + batch_size]).sum()
+        )
     return correct / max(len(split), 1)
 
 
-def finetune(model: nn.Module, train: Split, normalize: Normalize, *, epochs: int, lr: float = 0.01, batch_size: int = 64, weight_decay: float = 5e-4, seed: int = 0, val: Split | None = None) -> list[dict]:
+def finetune(
+    model: nn.Module,
+    train: Split,
+    normalize: Normalize,
+    *,
+    epochs: int,
+    lr: float = 0.01,
+    batch_size: int = 64,
+    weight_decay: float = 5e-4,
+    seed: int = 0,
+    val: Split | None = None,
+) -> list[dict]:
     """Train `model` in place for `epochs` on `train`; returns one record per epoch (loss, val accuracy)."""
     if epochs <= 0 or len(train) == 0:
         return []

@@ -13,7 +13,21 @@ from cnnkit.errors import CnnkitError
 
 FORMAT = "cnnkit.onnx/1"
 PREFIX = "cnnkit."
-KEYS = ("format", "cnnkit_version", "class_names", "input", "task", "model", "config", "dataset", "checkpoint", "exporter", "opset", "quantization", "pruning")
+KEYS = (
+    "format",
+    "cnnkit_version",
+    "class_names",
+    "input",
+    "task",
+    "model",
+    "config",
+    "dataset",
+    "checkpoint",
+    "exporter",
+    "opset",
+    "quantization",
+    "pruning",
+)
 
 
 class OnnxFileError(CnnkitError):
@@ -52,7 +66,7 @@ def write_metadata(model_proto, meta: dict[str, Any]) -> None:
 
 
 def load_model_proto(path: str | os.PathLike):
-    import onnx
+    onnx = require("onnx")
 
     p = Path(path)
     if not p.is_file():
@@ -60,18 +74,24 @@ def load_model_proto(path: str | os.PathLike):
     try:
         return onnx.load(str(p))
     except Exception as e:  # noqa: BLE001 - protobuf decode errors of a truncated or foreign file
-        raise OnnxFileError(f"{p}: not a readable ONNX file ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else 'decode error'}); it may be truncated or corrupt") from e
+        raise OnnxFileError(
+            f"{p}: not a readable ONNX file ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else 'decode error'}); it may be truncated or corrupt"
+        ) from e
 
 
 def metadata_of(model_proto, path: str | os.PathLike) -> dict[str, Any]:
     """The cnnkit metadata of a loaded model, checked; OnnxFileError naming `path` when absent or bad."""
     raw = {p.key[len(PREFIX) :]: p.value for p in model_proto.metadata_props if p.key.startswith(PREFIX)}
     if raw.get("format") is None:
-        raise OnnxFileError(f"{path}: an ONNX file without cnnkit metadata (class names, input size, mean/std); export the model with `cnnkit export` to use it here")
+        raise OnnxFileError(
+            f"{path}: an ONNX file without cnnkit metadata (class names, input size, mean/std); export the model with `cnnkit export` to use it here"
+        )
     try:
         meta = {k: json.loads(v) for k, v in raw.items()}
     except json.JSONDecodeError as e:
-        raise OnnxFileError(f"{path}: cnnkit metadata is not valid JSON ({e}); re-export the model with `cnnkit export`") from e
+        raise OnnxFileError(
+            f"{path}: cnnkit metadata is not valid JSON ({e}); re-export the model with `cnnkit export`"
+        ) from e
     if meta["format"] != FORMAT:
         raise OnnxFileError(f"{path}: cnnkit ONNX format {meta['format']!r} is not supported by this cnnkit ({FORMAT})")
     _check(meta, path)
@@ -104,3 +124,15 @@ def _check(meta: dict, path) -> None:
             raise bad(f"input.{key}", f"must be {c} numbers")
     if any(s <= 0 for s in inp["std"]):
         raise bad("input.std", "must be positive")
+
+
+def require(module: str):
+    """Import an optional deploy dependency, or say how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise CnnkitError(
+            f"{module} is not installed: cnnkit's deployment verbs need `pip install 'cnnkit[deploy]'` ({e})"
+        ) from e

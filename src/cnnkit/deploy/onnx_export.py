@@ -35,7 +35,12 @@ class ExportError(CnnkitError):
 def _export(model: torch.nn.Module, example: torch.Tensor, path: Path, opset: int, exporter: str) -> None:
     kwargs: dict[str, Any] = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME], "opset_version": opset}
     if exporter == "dynamo":
-        kwargs.update(dynamo=True, dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=65536)},), verbose=False, external_data=False)
+        kwargs.update(
+            dynamo=True,
+            dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=65536)},),
+            verbose=False,
+            external_data=False,
+        )
     else:
         kwargs.update(dynamo=False, dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -43,7 +48,18 @@ def _export(model: torch.nn.Module, example: torch.Tensor, path: Path, opset: in
         torch.onnx.export(model, (example,), str(path), **kwargs)
 
 
-def export_model(model: torch.nn.Module, meta: dict, out: str | os.PathLike, *, opset: int = DEFAULT_OPSET, exporter: str = "auto") -> str:
+def write_bytes(path: Path, data: bytes) -> None:
+    """`data` to `path`, atomically (complete or not there)."""
+
+    def write(f) -> None:
+        f.write(data)
+
+    atomic_write(path, write)
+
+
+def export_model(
+    model: torch.nn.Module, meta: dict, out: str | os.PathLike, *, opset: int = DEFAULT_OPSET, exporter: str = "auto"
+) -> str:
     """Write `model` (eval mode, CPU, fp32) to `out` with `meta` in its metadata; returns the exporter used.
     The file appears atomically (written beside, then renamed)."""
     import onnx
@@ -74,7 +90,7 @@ def export_model(model: torch.nn.Module, meta: dict, out: str | os.PathLike, *, 
         proto = onnx.load(str(tmp))
         write_metadata(proto, {**meta, "exporter": name, "opset": opset})
         data = proto.SerializeToString()
-        atomic_write(out, lambda f: f.write(data))
+        write_bytes(out, data)
     finally:
         tmp.unlink(missing_ok=True)
     return name

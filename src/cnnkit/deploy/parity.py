@@ -49,11 +49,28 @@ def compare_logits(ref: torch.Tensor, got: torch.Tensor, *, tolerance: float, so
     ties = int((differ & (gap <= tolerance)).sum())
     agree = int((~differ).sum()) + ties
     n = len(ref)
-    return Parity(n, source, float(diff.max()) if n else 0.0, float(diff.mean()) if n else 0.0, agree / n if n else 1.0, ties, tolerance)
+    return Parity(
+        n,
+        source,
+        float(diff.max()) if n else 0.0,
+        float(diff.mean()) if n else 0.0,
+        agree / n if n else 1.0,
+        ties,
+        tolerance,
+    )
 
 
 @torch.no_grad()
-def check_parity(model: torch.nn.Module, onnx_path: str | os.PathLike, images: torch.Tensor, normalize: Normalize, *, source: str, tolerance: float = DEFAULT_TOLERANCE, batch_size: int = 64) -> Parity:
+def check_parity(
+    model: torch.nn.Module,
+    onnx_path: str | os.PathLike,
+    images: torch.Tensor,
+    normalize: Normalize,
+    *,
+    source: str,
+    tolerance: float = DEFAULT_TOLERANCE,
+    batch_size: int = 64,
+) -> Parity:
     """Compare `model` (eager, fp32) with the ONNX file on uint8 `images`."""
     from cnnkit.deploy.runtime import run_logits, session
 

@@ -29,7 +29,9 @@ IMPORTANCE = ("l1", "l2", "taylor")
 
 
 def _importance(name: str):
-    import torch_pruning as tp
+    from cnnkit.deploy.metadata import require
+
+    tp = require("torch_pruning")
 
     if name == "l1":
         return tp.importance.MagnitudeImportance(p=1)
@@ -42,8 +44,10 @@ def _importance(name: str):
 
 def _head(model: nn.Module, num_classes: int) -> list[nn.Module]:
     """The classifier layer(s) whose outputs are the classes: never pruned."""
-    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
-    return [m for m in layers if getattr(m, "out_features", getattr(m, "out_channels", None)) == num_classes][-1:] or layers[-1:]
+    layers: list[nn.Module] = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    return [m for m in layers if getattr(m, "out_features", getattr(m, "out_channels", None)) == num_classes][
+        -1:
+    ] or layers[-1:]
 
 
 def count_macs(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
@@ -66,7 +70,9 @@ def structured_prune(
 ) -> nn.Module:
     """Prune `model` in place: to `target_macs` (share of MACs kept, 0..1) or by `amount` (share of
     channels removed per layer, in `steps` steps). Taylor importance needs `grad_batch` (normalised x, labels)."""
-    import torch_pruning as tp
+    from cnnkit.deploy.metadata import require
+
+    tp = require("torch_pruning")
 
     if (target_macs is None) == (amount is None):
         raise ConfigError("give one of --target-macs (share of MACs kept) or --amount (share of channels removed)")
@@ -77,7 +83,9 @@ def structured_prune(
     if steps < 1:
         raise ConfigError(f"--steps must be at least 1, got {steps}")
     if importance == "taylor" and grad_batch is None:
-        raise ConfigError("--importance taylor needs training images for its gradients; the run's data is not reachable (use l1 or l2)")
+        raise ConfigError(
+            "--importance taylor needs training images for its gradients; the run's data is not reachable (use l1 or l2)"
+        )
     model.eval()
     example = torch.randn(1, *input_shape)
     # a MAC target: uniform channel pruning by r keeps about (1 - r)^2 of the MACs, so the schedule aims
@@ -102,7 +110,11 @@ def structured_prune(
             macs = count_macs(model, input_shape)
     model.zero_grad(set_to_none=True)
     if target_macs is not None and macs > target_macs * base * 1.05:
-        log.warning("pruning stopped at %.0f%% of the MACs (target %.0f%%): the remaining layers are ignored or at their minimum width", 100 * macs / base, 100 * target_macs)
+        log.warning(
+            "pruning stopped at %.0f%% of the MACs (target %.0f%%): the remaining layers are ignored or at their minimum width",
+            100 * macs / base,
+            100 * target_macs,
+        )
     return model.eval()
 
 
@@ -189,24 +201,52 @@ def prune_run(
     need_train = finetune_epochs > 0 or (importance == "taylor" and not unstructured)
     train = load_split(ckpt, "train", limit=train_images, seed=seed) if need_train else None
     if finetune_epochs > 0 and train is None:
-        raise CnnkitError(f"{ckpt_path}: --finetune-epochs needs the run's training data, which is not reachable (see the warning above); use --finetune-epochs 0")
-    report: dict = {"parent": str(ckpt_path), "model": ckpt["model"]["name"], "method": "unstructured-l1" if unstructured else f"structured-{importance}", "target_macs": target_macs, "amount": amount, "steps": steps}
+        raise CnnkitError(
+            f"{ckpt_path}: --finetune-epochs needs the run's training data, which is not reachable (see the warning above); use --finetune-epochs 0"
+        )
+    report: dict = {
+        "parent": str(ckpt_path),
+        "model": ckpt["model"]["name"],
+        "method": "unstructured-l1" if unstructured else f"structured-{importance}",
+        "target_macs": target_macs,
+        "amount": amount,
+        "steps": steps,
+    }
     report["before"] = measure(model, shape, test, normalize)
     if unstructured:
         if amount is None:
             raise ConfigError("unstructured pruning takes --amount (the share of weights zeroed), not --target-macs")
         unstructured_prune(model, amount)
-        report["note"] = "unstructured pruning zeroes weights; dense kernels still multiply the zeros, so MACs and latency do not drop"
+        report["note"] = (
+            "unstructured pruning zeroes weights; dense kernels still multiply the zeros, so MACs and latency do not drop"
+        )
     else:
         grad = None
         if importance == "taylor" and train is not None:
             idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:64]
             grad = (normalize(train.images[idx]), train.labels[idx])
-        structured_prune(model, shape, len(ckpt["class_names"]), target_macs=target_macs, amount=amount, importance=importance, steps=steps, grad_batch=grad)
+        structured_prune(
+            model,
+            shape,
+            len(ckpt["class_names"]),
+            target_macs=target_macs,
+            amount=amount,
+            importance=importance,
+            steps=steps,
+            grad_batch=grad,
+        )
     report["after_pruning"] = measure(model, shape, test, normalize)
     if finetune_epochs > 0:
         assert train is not None
-        report["finetune"] = {"epochs": finetune_epochs, "lr": lr, "batch_size": batch_size, "train_images": len(train), "history": finetune(model, train, normalize, epochs=finetune_epochs, lr=lr, batch_size=batch_size, seed=seed, val=None)}
+        report["finetune"] = {
+            "epochs": finetune_epochs,
+            "lr": lr,
+            "batch_size": batch_size,
+            "train_images": len(train),
+            "history": finetune(
+                model, train, normalize, epochs=finetune_epochs, lr=lr, batch_size=batch_size, seed=seed, val=None
+            ),
+        }
         if unstructured:  # training moves zeroed weights: zero them again
             unstructured_prune(model, amount)  # type: ignore[arg-type]
         report["after_recovery"] = measure(model.eval(), shape, test, normalize)
@@ -219,8 +259,19 @@ def prune_run(
     new.pop("ema_state_dict", None)
     new["state_dict"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     final = report.get("after_recovery", report["after_pruning"])
-    new["metrics"] = {**{k: float(v) for k, v in ckpt.get("metrics", {}).items()}, **({"test_accuracy": float(final["accuracy"])} if final["accuracy"] is not None else {})}
-    new["pruning"] = {"structure": structure, "parent": str(ckpt_path), "method": report["method"], "target_macs": target_macs, "amount": amount, "macs": int(final["macs"]), "parent_macs": int(report["before"]["macs"])}
+    new["metrics"] = {
+        **{k: float(v) for k, v in ckpt.get("metrics", {}).items()},
+        **({"test_accuracy": float(final["accuracy"])} if final["accuracy"] is not None else {}),
+    }
+    new["pruning"] = {
+        "structure": structure,
+        "parent": str(ckpt_path),
+        "method": report["method"],
+        "target_macs": target_macs,
+        "amount": amount,
+        "macs": int(final["macs"]),
+        "parent_macs": int(report["before"]["macs"]),
+    }
     atomic_save(new, run_dir / "best.ckpt")
     report["checkpoint"] = str(run_dir / "best.ckpt")
     report["test_images"] = len(test) if test is not None else 0
@@ -243,7 +294,9 @@ def table(report: dict) -> str:
         acc = f"{r['accuracy']:.2%}" if r["accuracy"] is not None else "-"
         lines.append(f"{label:<10} {r['params']:>10,} {r['macs']:>12,} {r['latency_ms_b1']:>9.2f}ms {acc:>9}")
     b, a = report["before"], report.get("after_recovery", report["after_pruning"])
-    lines.append(f"MACs kept {a['macs'] / b['macs']:.0%}, params kept {a['params'] / b['params']:.0%}, batch-1 speed-up {b['latency_ms_b1'] / a['latency_ms_b1']:.2f}x (eager)")
+    lines.append(
+        f"MACs kept {a['macs'] / b['macs']:.0%}, params kept {a['params'] / b['params']:.0%}, batch-1 speed-up {b['latency_ms_b1'] / a['latency_ms_b1']:.2f}x (eager)"
+    )
     if report.get("note"):
         lines.append(f"note: {report['note']} (sparsity {a['sparsity']:.0%})")
     return "\n".join(lines)

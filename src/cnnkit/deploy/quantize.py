@@ -37,7 +37,9 @@ class QuantizationError(CnnkitError):
 def cpu_flags() -> set[str]:
     try:
         with open("/proc/cpuinfo") as f:
-            return set(next((line.split(":", 1)[1].split() for line in f if line.startswith(("flags", "Features"))), []))
+            return set(
+                next((line.split(":", 1)[1].split() for line in f if line.startswith(("flags", "Features"))), [])
+            )
     except OSError:
         return set()
 
@@ -71,9 +73,24 @@ class _Reader:
         self.i = 0
 
 
-def quantize_onnx(src: Path, dst: Path, meta: dict, *, mode: str = "static", calib: int = 256, reduce_range: bool | None = None, seed: int = 0) -> dict:
+def quantize_onnx(
+    src: Path,
+    dst: Path,
+    meta: dict,
+    *,
+    mode: str = "static",
+    calib: int = 256,
+    reduce_range: bool | None = None,
+    seed: int = 0,
+) -> dict:
     """Write the int8 model of `src` to `dst` (metadata kept, a `quantization` entry added); returns that entry."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from cnnkit.deploy.metadata import load_model_proto, write_metadata
@@ -81,7 +98,13 @@ def quantize_onnx(src: Path, dst: Path, meta: dict, *, mode: str = "static", cal
     if mode not in MODES:
         raise CnnkitError(f"--mode {mode!r}: choose static or dynamic")
     rr = (not has_vnni()) if reduce_range is None else reduce_range
-    info: dict = {"mode": mode, "per_channel": True, "reduce_range": rr, "format": "QDQ" if mode == "static" else "QOperator", "source": str(src)}
+    info: dict = {
+        "mode": mode,
+        "per_channel": True,
+        "reduce_range": rr,
+        "format": "QDQ" if mode == "static" else "QOperator",
+        "source": str(src),
+    }
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix=".quant.") as tmp:
         pre = Path(tmp) / "pre.onnx"
         try:  # shape inference + graph optimisation, as onnxruntime's quantization guide recommends
@@ -92,7 +115,11 @@ def quantize_onnx(src: Path, dst: Path, meta: dict, *, mode: str = "static", cal
         out = Path(tmp) / "int8.onnx"
         if mode == "static":
             split = load_split(meta, "train", limit=calib, seed=seed)
-            images, info["calibration"] = (split.images, "train split") if split is not None else (random_images(meta, calib, seed), "random inputs")
+            images, info["calibration"] = (
+                (split.images, "train split")
+                if split is not None
+                else (random_images(meta, calib, seed), "random inputs")
+            )
             info["calibration_images"] = len(images)
             reader = _Reader(images, Normalize(meta["input"]["mean"], meta["input"]["std"]), "input")
             CalibrationDataReader.register(_Reader)
@@ -106,13 +133,15 @@ def quantize_onnx(src: Path, dst: Path, meta: dict, *, mode: str = "static", cal
         proto = load_model_proto(out)
         write_metadata(proto, {**meta, "quantization": info})
         data = proto.SerializeToString()
-        from cnnkit.rundir import atomic_write
+        from cnnkit.deploy.onnx_export import write_bytes
 
-        atomic_write(dst, lambda f: f.write(data))
+        write_bytes(dst, data)
     return info
 
 
-def onnx_accuracy(path: Path, images: torch.Tensor, labels: torch.Tensor, normalize: Normalize, threads: int | None = None) -> float:
+def onnx_accuracy(
+    path: Path, images: torch.Tensor, labels: torch.Tensor, normalize: Normalize, threads: int | None = None
+) -> float:
     from cnnkit.deploy.runtime import run_logits, session
 
     sess = session(path, threads)
@@ -122,7 +151,18 @@ def onnx_accuracy(path: Path, images: torch.Tensor, labels: torch.Tensor, normal
     return correct / max(len(images), 1)
 
 
-def quantize(path: str | os.PathLike, *, exporter: str = "auto", mode: str = "static", calib: int = 256, max_drop: float = 1.0, out: str | os.PathLike | None = None, test_images: int | None = None, reduce_range: bool | None = None, check: bool = True) -> QuantResult:
+def quantize(
+    path: str | os.PathLike,
+    *,
+    exporter: str = "auto",
+    mode: str = "static",
+    calib: int = 256,
+    max_drop: float = 1.0,
+    out: str | os.PathLike | None = None,
+    test_images: int | None = None,
+    reduce_range: bool | None = None,
+    check: bool = True,
+) -> QuantResult:
     """Quantize a run / checkpoint (exported first, into export/model.onnx) or an exported ONNX file."""
     from cnnkit.deploy.export import export_checkpoint
     from cnnkit.deploy.metadata import read_metadata
@@ -135,16 +175,37 @@ def quantize(path: str | os.PathLike, *, exporter: str = "auto", mode: str = "st
     meta = read_metadata(fp32)
     if "quantization" in meta:
         raise CnnkitError(f"{fp32}: already quantized ({meta['quantization'].get('mode')}); give the fp32 model.onnx")
-    dst = Path(out) if out is not None else fp32.with_name(f"{fp32.stem}.int8.onnx" if mode == "static" else f"{fp32.stem}.int8-dynamic.onnx")
+    dst = (
+        Path(out)
+        if out is not None
+        else fp32.with_name(f"{fp32.stem}.int8.onnx" if mode == "static" else f"{fp32.stem}.int8-dynamic.onnx")
+    )
     info = quantize_onnx(fp32, dst, meta, mode=mode, calib=calib, reduce_range=reduce_range)
-    report: dict = {"fp32": str(fp32), "int8": str(dst), **info, "max_drop_points": max_drop, "size_bytes": {"fp32": fp32.stat().st_size, "int8": dst.stat().st_size}}
+    report: dict = {
+        "fp32": str(fp32),
+        "int8": str(dst),
+        **info,
+        "max_drop_points": max_drop,
+        "size_bytes": {"fp32": fp32.stat().st_size, "int8": dst.stat().st_size},
+    }
     split = load_split(meta, "test", limit=test_images) if test_images != 0 else None
     if split is not None and split.labels.ndim == 1:
         norm = Normalize(meta["input"]["mean"], meta["input"]["std"])
-        before, after = onnx_accuracy(fp32, split.images, split.labels, norm), onnx_accuracy(dst, split.images, split.labels, norm)
-        report.update(test_images=len(split), accuracy_fp32=before, accuracy_int8=after, drop_points=100 * (before - after))
+        before, after = (
+            onnx_accuracy(fp32, split.images, split.labels, norm),
+            onnx_accuracy(dst, split.images, split.labels, norm),
+        )
+        report.update(
+            test_images=len(split), accuracy_fp32=before, accuracy_int8=after, drop_points=100 * (before - after)
+        )
     else:
-        report.update(test_images=0, accuracy_fp32=None, accuracy_int8=None, drop_points=None, note="no labelled test data reachable: accuracy not measured")
+        report.update(
+            test_images=0,
+            accuracy_fp32=None,
+            accuracy_int8=None,
+            drop_points=None,
+            note="no labelled test data reachable: accuracy not measured",
+        )
     report_path = dst.with_name(dst.stem + ".json")
     atomic_write_text(report_path, json.dumps(report, indent=2) + "\n")
     if check and report["drop_points"] is not None and report["drop_points"] > max_drop:

@@ -17,9 +17,9 @@ from cnnkit.inference import Classifier
 
 def session(path: str | os.PathLike, threads: int | None = None):
     """An onnxruntime CPU session (all graph optimisations; `threads` intra-op threads, default torch's)."""
-    import onnxruntime as ort
+    from cnnkit.deploy.metadata import OnnxFileError, require
 
-    from cnnkit.deploy.metadata import OnnxFileError
+    ort = require("onnxruntime")
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = int(threads or torch.get_num_threads())
@@ -29,7 +29,9 @@ def session(path: str | os.PathLike, threads: int | None = None):
     try:
         return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types for bad graphs
-        raise OnnxFileError(f"{path}: onnxruntime cannot run this file ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
+        raise OnnxFileError(
+            f"{path}: onnxruntime cannot run this file ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+        ) from e
 
 
 def run_logits(sess, x: torch.Tensor | np.ndarray, batch_size: int = 256) -> torch.Tensor:
@@ -44,7 +46,7 @@ def run_logits(sess, x: torch.Tensor | np.ndarray, batch_size: int = 256) -> tor
 class OnnxClassifier(Classifier):
     """`cnnkit.load("model.onnx")`: a Classifier whose forward pass is onnxruntime."""
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None):  # noqa: D107 - no super(): there is no torch model
+    def __init__(self, path: str | os.PathLike, threads: int | None = None):
         from cnnkit.deploy.metadata import load_model_proto, metadata_of
 
         self.path = Path(path)
@@ -52,7 +54,9 @@ class OnnxClassifier(Classifier):
         self.session = session(self.path, threads)
         self.device = torch.device("cpu")
         self.model = None  # type: ignore[assignment]
-        self.checkpoint = {k: self.metadata.get(k) for k in ("class_names", "input", "task", "model", "config", "dataset")}
+        self.checkpoint = {
+            k: self.metadata.get(k) for k in ("class_names", "input", "task", "model", "config", "dataset")
+        }
         self.class_names = list(self.metadata["class_names"])
         inp = self.metadata["input"]
         self.channels = inp["channels"]

@@ -80,14 +80,23 @@ def load_split(meta: dict, split: str = "test", limit: int | None = None, seed: 
         cfg = Config.from_dict(config, source="the model's stored config")
         data_cfg = cfg.data
         if data_cfg.dataset == "folder":
-            data_cfg = dataclasses.replace(data_cfg, channels=meta["input"]["channels"], image_size=meta["input"]["size"][0])
+            data_cfg = dataclasses.replace(
+                data_cfg, channels=meta["input"]["channels"], image_size=meta["input"]["size"][0]
+            )
         ds = build_dataset(data_cfg, seed=cfg.train.seed)
         s = _align_classes(ds.split(split), ds.class_names, list(meta["class_names"]))
     except (CnnkitError, OSError, ValueError) as e:
-        log.warning("the model's %s data is not reachable (%s): measuring on random inputs", split, str(e).splitlines()[0][:200])
+        log.warning(
+            "the model's %s data is not reachable (%s): measuring on random inputs", split, str(e).splitlines()[0][:200]
+        )
         return None
     if list(s.images.shape[1:]) != [meta["input"]["channels"], *meta["input"]["size"]]:
-        log.warning("the %s images are %s, the model expects %s: measuring on random inputs", split, tuple(s.images.shape[1:]), meta["input"])
+        log.warning(
+            "the %s images are %s, the model expects %s: measuring on random inputs",
+            split,
+            tuple(s.images.shape[1:]),
+            meta["input"],
+        )
         return None
     if limit is not None and len(s) > limit:
         idx = torch.randperm(len(s), generator=torch.Generator().manual_seed(seed))[:limit].sort().values

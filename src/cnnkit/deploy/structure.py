@@ -62,12 +62,16 @@ def apply_structure(model: nn.Module, structure: dict, state_dict: dict, path: s
     for name, spec in structure.items():
         m = mods.get(name) if isinstance(name, str) else None
         if m is None or not isinstance(spec, dict) or spec.get("type") != type(m).__name__:
-            raise CheckpointError(f"{path}: pruning.structure names {str(name)[:80]!r}, which is not a {spec.get('type') if isinstance(spec, dict) else 'module'} of {type(model).__name__}; the file does not belong to this model")
+            raise CheckpointError(
+                f"{path}: pruning.structure names {str(name)[:80]!r}, which is not a {spec.get('type') if isinstance(spec, dict) else 'module'} of {type(model).__name__}; the file does not belong to this model"
+            )
         for a in _attrs(m):
             v = spec.get(a)
             vals = v if isinstance(v, list) else [v]
             if not all(isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= MAX_WIDTH for x in vals):
-                raise CheckpointError(f"{path}: pruning.structure.{name}.{a} is {str(v)[:40]}, not a width 1..{MAX_WIDTH:,}")
+                raise CheckpointError(
+                    f"{path}: pruning.structure.{name}.{a} is {str(v)[:40]}, not a width 1..{MAX_WIDTH:,}"
+                )
             setattr(m, a, tuple(v) if isinstance(v, list) else v)
     for key, t in model.state_dict().items():
         w = state_dict.get(key)
