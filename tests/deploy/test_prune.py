@@ -118,6 +118,10 @@ def test_prune_run_with_recovery_writes_a_reloadable_run(run_copy, capsys):
     assert res.returncode == 0, res.stderr
     params, label = res.stdout.split()
     assert int(params) == report["after_recovery"]["params"] and label in ckpt["class_names"]
+    from cnnkit.deploy.export import export_checkpoint  # and it exports like any other run
+
+    exported = export_checkpoint(pruned, exporter="torchscript", images=8)
+    assert exported.parity.ok and exported.path == pruned / "export" / "model.onnx"
 
 
 def test_a_tampered_structure_is_a_clear_error(run_copy, tmp_path):
