@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine_info
 
 RESULTS = Path(__file__).resolve().parent / "results"
+CONTENTION = "When the load average exceeds the cores, PyTorch's OpenMP threads (eager, channels-last, bf16, compile) wait on each other far more than onnxruntime's: the eager baseline and so every ratio here is inflated. Rerun on an idle machine before quoting a ratio; the accuracy numbers do not depend on load."
 
 
 def resnet18_checkpoint(folder: Path) -> Path:
@@ -190,6 +191,8 @@ def markdown(out: dict) -> str:
             + ", ".join(f"{k} {v:+.2f}" for k, v in a["accuracy_loss_points"].items()),
             f"- `cnnkit quantize --mode static --max-drop 0.5`: fp32 {100 * g['accuracy_fp32']:.2f} % -> int8 {100 * g['accuracy_int8']:.2f} % (drop {g['drop_points']:+.2f} points)",
         ]
+    if max(m["load_average"][0], out["machine_after"]["load_average"][0]) > (m["cores"] or 1):
+        lines += ["", "**" + CONTENTION + "**"]
     lines += ["", f"Command: `{out['command']}` ({out['seconds']:.0f} s)", ""]
     return "\n".join(lines)
 
