@@ -109,6 +109,10 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     from cnnkit.models import create_model
 
     model = create_model(ckpt["model"]["name"], **ckpt["model"]["kwargs"])
+    if "pruning" in ckpt:  # a structurally pruned model: its recorded widths (cnnkit.deploy.structure)
+        from cnnkit.deploy.structure import apply_pruning
+
+        apply_pruning(model, ckpt)
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:

@@ -108,6 +108,12 @@ def check_shapes(ckpt: dict, path: str | Path) -> None:
     try:
         with torch.device("meta"):
             meta = create_model(spec["name"], **spec["kwargs"])
+            if "pruning" in ckpt:  # a structurally pruned model: its recorded widths (cnnkit.deploy.structure)
+                from cnnkit.deploy.structure import apply_pruning
+
+                apply_pruning(meta, ckpt, path)
+    except CheckpointError:
+        raise
     except Exception:  # noqa: BLE001 - an op without a meta kernel: the real build reports any problem
         return
     weights = ckpt["state_dict"]

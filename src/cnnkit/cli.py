@@ -18,7 +18,7 @@ from cnnkit.ranges import Range, flag_type
 # Each area adds its verbs from its own module: `register(subparsers)` adds parsers whose
 # `func(args) -> int` does the work. Keep those modules light to import (import torch and
 # friends inside the command functions), so `cnnkit --help` stays fast.
-COMMAND_MODULES: list[str] = ["cnnkit.data.commands", "cnnkit.models.commands", "cnnkit.training.commands", "cnnkit.explain.commands", "cnnkit.data.samples"]
+COMMAND_MODULES: list[str] = ["cnnkit.data.commands", "cnnkit.models.commands", "cnnkit.training.commands", "cnnkit.explain.commands", "cnnkit.data.samples", "cnnkit.deploy.commands"]
 
 # flag dest -> dotted config key (the everyday flags; anything else through --set key=value)
 TRAIN_FLAGS = {
@@ -300,6 +300,7 @@ def _add_predict(sub) -> None:
                    "with a light background (dark ink on paper), yes inverts every image (default no: such images get a warning)")
     p.add_argument("--save-images", metavar="DIR", help="also write each image with its top classes drawn on it into DIR (PNG)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--backend", choices=("eager", "channels-last", "bf16", "compile", "onnxruntime", "onnxruntime-int8"), default="eager", help="how the model runs (cnnkit.deploy.backends; default eager; a .onnx file runs in onnxruntime)")
     p.set_defaults(func=cmd_predict)
 
 
@@ -334,7 +335,9 @@ def format_predictions(report, fmt: str) -> str:
 def cmd_predict(args: argparse.Namespace) -> int:
     from cnnkit.inference import load
 
-    clf = load(args.checkpoint, device=args.device)
+    from cnnkit.deploy.predict_backend import load_backend  # --backend: eager is load(), the rest are in cnnkit.deploy
+
+    clf = load(args.checkpoint, device=args.device) if args.backend == "eager" else load_backend(args.checkpoint, args.backend, device=args.device)
     clf.invert = args.invert
     report = clf.predict_files(args.paths, top_k=args.top_k, threshold=args.threshold)
     if report.predictions or args.format == "json":

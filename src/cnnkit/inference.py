@@ -173,6 +173,11 @@ class Classifier:
 
 
 def load(path: str | os.PathLike, device: str = "cpu") -> Classifier:
-    """Load a checkpoint (or a run folder: its best.ckpt) as a Classifier."""
+    """Load a checkpoint (or a run folder: its best.ckpt) as a Classifier; a `.onnx` file exported by
+    `cnnkit export` as an OnnxClassifier (same interface, onnxruntime inside)."""
+    if Path(path).suffix.lower() == ".onnx":
+        from cnnkit.deploy.runtime import OnnxClassifier
+
+        return OnnxClassifier(path)
     ckpt = load_checkpoint(resolve_checkpoint(path))
     return Classifier(model_from_checkpoint(ckpt), ckpt, device=device)

@@ -1,0 +1,302 @@
+"""`cnnkit prune`: structured channel pruning with Torch-Pruning's dependency graph (DepGraph:
+residual additions, concatenations and depthwise groups are pruned consistently), then recovery
+fine-tuning, into a new run folder whose checkpoint records its parent and its new widths (see
+structure.py). Unstructured magnitude pruning (`torch.nn.utils.prune`) is offered for teaching:
+it zeroes weights but dense kernels still multiply the zeros, so it saves no time.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnkit.data.preprocess import Normalize
+from cnnkit.data.types import Split
+from cnnkit.errors import CnnkitError, ConfigError
+from cnnkit.rundir import atomic_write_text
+
+log = logging.getLogger("cnnkit")
+IMPORTANCE = ("l1", "l2", "taylor")
+
+
+def _importance(name: str):
+    from cnnkit.deploy.metadata import require
+
+    tp = require("torch_pruning")
+
+    if name == "l1":
+        return tp.importance.MagnitudeImportance(p=1)
+    if name == "l2":
+        return tp.importance.MagnitudeImportance(p=2)
+    if name == "taylor":
+        return tp.importance.TaylorImportance()
+    raise ConfigError(f"--importance {name!r}: choose one of {', '.join(IMPORTANCE)}")
+
+
+def _head(model: nn.Module, num_classes: int) -> list[nn.Module]:
+    """The classifier layer(s) whose outputs are the classes: never pruned."""
+    layers: list[nn.Module] = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    return [m for m in layers if getattr(m, "out_features", getattr(m, "out_channels", None)) == num_classes][
+        -1:
+    ] or layers[-1:]
+
+
+def count_macs(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
+    from cnnkit.models.summary import count_macs as macs
+
+    return macs(model, input_shape)
+
+
+def structured_prune(
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    target_macs: float | None = None,
+    amount: float | None = None,
+    importance: str = "l2",
+    steps: int = 1,
+    grad_batch: tuple[torch.Tensor, torch.Tensor] | None = None,
+    round_to: int | None = None,
+) -> nn.Module:
+    """Prune `model` in place: to `target_macs` (share of MACs kept, 0..1) or by `amount` (share of
+    channels removed per layer, in `steps` steps). Taylor importance needs `grad_batch` (normalised x, labels)."""
+    from cnnkit.deploy.metadata import require
+
+    tp = require("torch_pruning")
+
+    if (target_macs is None) == (amount is None):
+        raise ConfigError("give one of --target-macs (share of MACs kept) or --amount (share of channels removed)")
+    if target_macs is not None and not 0 < target_macs < 1:
+        raise ConfigError(f"--target-macs must be between 0 and 1 (the share of MACs kept), got {target_macs:g}")
+    if amount is not None and not 0 < amount < 1:
+        raise ConfigError(f"--amount must be between 0 and 1 (the share of channels removed), got {amount:g}")
+    if steps < 1:
+        raise ConfigError(f"--steps must be at least 1, got {steps}")
+    if importance == "taylor" and grad_batch is None:
+        raise ConfigError(
+            "--importance taylor needs training images for its gradients; the run's data is not reachable (use l1 or l2)"
+        )
+    model.eval()
+    example = torch.randn(1, *input_shape)
+    # a MAC target: uniform channel pruning by r keeps about (1 - r)^2 of the MACs, so the schedule aims
+    # at r = 1 - sqrt(target) by ~70 % of its steps, and steps stop as soon as the target is met
+    n_steps = steps if amount is not None else max(steps, 16)
+    ratio = amount if amount is not None else min(0.95, (1 - (target_macs or 1) ** 0.5) / 0.7)
+    pruner = tp.pruner.MetaPruner(
+        model, example, importance=_importance(importance), pruning_ratio=ratio,
+        iterative_steps=n_steps, ignored_layers=_head(model, num_classes), round_to=round_to,
+    )  # fmt: skip
+    base = count_macs(model, input_shape)
+    macs = base
+    for _ in range(n_steps):
+        if target_macs is not None and macs <= target_macs * base:
+            break
+        if importance == "taylor":
+            assert grad_batch is not None
+            model.zero_grad()
+            F.cross_entropy(model(grad_batch[0]), grad_batch[1]).backward()
+        pruner.step()
+        if target_macs is not None:
+            macs = count_macs(model, input_shape)
+    model.zero_grad(set_to_none=True)
+    if target_macs is not None and macs > target_macs * base * 1.05:
+        log.warning(
+            "pruning stopped at %.0f%% of the MACs (target %.0f%%): the remaining layers are ignored or at their minimum width",
+            100 * macs / base,
+            100 * target_macs,
+        )
+    return model.eval()
+
+
+def unstructured_prune(model: nn.Module, amount: float) -> nn.Module:
+    """Zero the `amount` share of smallest-magnitude conv / linear weights (global L1), made permanent."""
+    import torch.nn.utils.prune as tprune
+
+    if not 0 < amount < 1:
+        raise ConfigError(f"--amount must be between 0 and 1 (the share of weights zeroed), got {amount:g}")
+    params = [(m, "weight") for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    tprune.global_unstructured(params, pruning_method=tprune.L1Unstructured, amount=amount)
+    for m, name in params:
+        tprune.remove(m, name)
+    return model
+
+
+def sparsity(model: nn.Module) -> float:
+    ws = [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    return float(sum(int((w == 0).sum()) for w in ws) / max(sum(w.numel() for w in ws), 1))
+
+
+@torch.no_grad()
+def latency_ms(model: nn.Module, input_shape: tuple[int, int, int], repeats: int = 20, budget_s: float = 5.0) -> float:
+    """Median batch-1 eager latency."""
+    model.eval()
+    x = torch.randn(1, *input_shape)
+    model(x)
+    model(x)
+    times: list[float] = []
+    stop = time.perf_counter() + budget_s
+    while len(times) < repeats and (len(times) < 3 or time.perf_counter() < stop):
+        t = time.perf_counter()
+        model(x)
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def measure(model: nn.Module, input_shape: tuple[int, int, int], test: Split | None, normalize: Normalize) -> dict:
+    from cnnkit.deploy.finetune import accuracy
+
+    return {
+        "params": sum(p.numel() for p in model.parameters()),
+        "macs": count_macs(model, input_shape),
+        "latency_ms_b1": latency_ms(model, input_shape),
+        "accuracy": accuracy(model, test, normalize) if test is not None else None,
+        "sparsity": sparsity(model),
+    }
+
+
+def prune_run(
+    path: str | os.PathLike,
+    *,
+    target_macs: float | None = None,
+    amount: float | None = None,
+    importance: str = "l2",
+    steps: int = 1,
+    unstructured: bool = False,
+    finetune_epochs: int = 0,
+    lr: float = 0.01,
+    batch_size: int = 64,
+    train_images: int | None = None,
+    test_images: int | None = None,
+    out: str | os.PathLike | None = None,
+    seed: int = 0,
+) -> dict:
+    """Prune the run / checkpoint at `path` and write a new run folder (default `<run>-pruned`) with
+    best.ckpt and prune.json (params, MACs, latency, accuracy: before, after pruning, after recovery)."""
+    from cnnkit.checkpoint import atomic_save, load_checkpoint, model_from_checkpoint, resolve_checkpoint
+    from cnnkit.deploy.finetune import finetune
+    from cnnkit.deploy.source import load_split
+    from cnnkit.deploy.structure import record_structure
+    from cnnkit.models import create_model
+
+    ckpt_path = resolve_checkpoint(path)
+    ckpt = load_checkpoint(ckpt_path)
+    if ckpt.get("task") == "multi_label":
+        raise CnnkitError(f"{ckpt_path}: pruning's accuracy and recovery are single-label only for now")
+    inp = ckpt["input"]
+    shape = (inp["channels"], *inp["size"])
+    normalize = Normalize(inp["mean"], inp["std"])
+    torch.manual_seed(seed)
+    model = model_from_checkpoint(ckpt)
+    test = load_split(ckpt, "test", limit=test_images)
+    need_train = finetune_epochs > 0 or (importance == "taylor" and not unstructured)
+    train = load_split(ckpt, "train", limit=train_images, seed=seed) if need_train else None
+    if finetune_epochs > 0 and train is None:
+        raise CnnkitError(
+            f"{ckpt_path}: --finetune-epochs needs the run's training data, which is not reachable (see the warning above); use --finetune-epochs 0"
+        )
+    report: dict = {
+        "parent": str(ckpt_path),
+        "model": ckpt["model"]["name"],
+        "method": "unstructured-l1" if unstructured else f"structured-{importance}",
+        "target_macs": target_macs,
+        "amount": amount,
+        "steps": steps,
+    }
+    report["before"] = measure(model, shape, test, normalize)
+    if unstructured:
+        if amount is None:
+            raise ConfigError("unstructured pruning takes --amount (the share of weights zeroed), not --target-macs")
+        unstructured_prune(model, amount)
+        report["note"] = (
+            "unstructured pruning zeroes weights; dense kernels still multiply the zeros, so MACs and latency do not drop"
+        )
+    else:
+        grad = None
+        if importance == "taylor" and train is not None:
+            idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:64]
+            grad = (normalize(train.images[idx]), train.labels[idx])
+        structured_prune(
+            model,
+            shape,
+            len(ckpt["class_names"]),
+            target_macs=target_macs,
+            amount=amount,
+            importance=importance,
+            steps=steps,
+            grad_batch=grad,
+        )
+    report["after_pruning"] = measure(model, shape, test, normalize)
+    if finetune_epochs > 0:
+        assert train is not None
+        report["finetune"] = {
+            "epochs": finetune_epochs,
+            "lr": lr,
+            "batch_size": batch_size,
+            "train_images": len(train),
+            "history": finetune(
+                model, train, normalize, epochs=finetune_epochs, lr=lr, batch_size=batch_size, seed=seed, val=None
+            ),
+        }
+        if unstructured:  # training moves zeroed weights: zero them again
+            unstructured_prune(model, amount)  # type: ignore[arg-type]
+        report["after_recovery"] = measure(model.eval(), shape, test, normalize)
+    fresh = create_model(ckpt["model"]["name"], **ckpt["model"]["kwargs"])
+    structure = record_structure(model, fresh)
+    run_dir = Path(out) if out is not None else ckpt_path.parent.with_name(ckpt_path.parent.name + "-pruned")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    new = copy.copy(ckpt)
+    new.pop("train_state", None)
+    new.pop("ema_state_dict", None)
+    new["state_dict"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    final = report.get("after_recovery", report["after_pruning"])
+    new["metrics"] = {
+        **{k: float(v) for k, v in ckpt.get("metrics", {}).items()},
+        **({"test_accuracy": float(final["accuracy"])} if final["accuracy"] is not None else {}),
+    }
+    new["pruning"] = {
+        "structure": structure,
+        "parent": str(ckpt_path),
+        "method": report["method"],
+        "target_macs": target_macs,
+        "amount": amount,
+        "macs": int(final["macs"]),
+        "parent_macs": int(report["before"]["macs"]),
+    }
+    atomic_save(new, run_dir / "best.ckpt")
+    report["checkpoint"] = str(run_dir / "best.ckpt")
+    report["test_images"] = len(test) if test is not None else 0
+    text = json.dumps(report, indent=2) + "\n"
+    for folder in (run_dir / "export", ckpt_path.parent / "export"):  # the pruned run's report and its parent's
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(folder / "prune.json", text)
+    report["run_dir"] = str(run_dir)
+    return report
+
+
+def table(report: dict) -> str:
+    stages = [("before", "before"), ("after_pruning", "pruned"), ("after_recovery", "recovered")]
+    head = f"{'':<10} {'params':>10} {'MACs':>12} {'latency b1':>11} {'accuracy':>9}"
+    lines = [head]
+    for key, label in stages:
+        r = report.get(key)
+        if r is None:
+            continue
+        acc = f"{r['accuracy']:.2%}" if r["accuracy"] is not None else "-"
+        lines.append(f"{label:<10} {r['params']:>10,} {r['macs']:>12,} {r['latency_ms_b1']:>9.2f}ms {acc:>9}")
+    b, a = report["before"], report.get("after_recovery", report["after_pruning"])
+    lines.append(
+        f"MACs kept {a['macs'] / b['macs']:.0%}, params kept {a['params'] / b['params']:.0%}, batch-1 speed-up {b['latency_ms_b1'] / a['latency_ms_b1']:.2f}x (eager)"
+    )
+    if report.get("note"):
+        lines.append(f"note: {report['note']} (sparsity {a['sparsity']:.0%})")
+    return "\n".join(lines)
