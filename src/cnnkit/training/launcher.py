@@ -54,6 +54,9 @@ def _worker(local_rank: int, world_size: int, port: int, cfg, run_dir: str, resu
     except CnnkitError as e:  # TrainingInterrupted included: the launcher shows rank 0's message
         code = e.exit_code if isinstance(e, TrainingInterrupted) else FAILED
         _report(outcomes, local_rank, e, code)
+        parent = multiprocessing.parent_process()
+        if local_rank == 0 and parent is not None and os.getppid() != parent.pid:  # the launcher is gone: nobody else will say it
+            print(f"cnnkit train: {e}", file=sys.stderr)
     except KeyboardInterrupt:  # a second Ctrl-C, or a signal before training started
         code = 130
     finally:
