@@ -65,6 +65,8 @@ def train_model(data, model_name: str, epochs: int, lr: float, seed: int, adv=No
             loss.backward()
             opt.step()
             sched.step()
+            if b % 100 == 0:
+                print(f"    step {b}/{steps}: {time.perf_counter() - t0:.0f} s", flush=True)
         print(f"  epoch {epoch + 1}/{epochs}: {time.perf_counter() - t0:.0f} s, last loss {loss.item():.3f}", flush=True)
     return model.eval(), time.perf_counter() - t0
 
@@ -131,8 +133,9 @@ def main() -> None:
     ap.add_argument("--l2-compare", action="store_true")
     ap.add_argument("--skip-std", action="store_true")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
 
     from cnnkit.config import DataConfig
     from cnnkit.data import build_dataset

@@ -54,7 +54,7 @@ def _fit(model, x, y, steps, perturb) -> nn.Module:
     return model.eval()
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     """Tiny tensors: one thread is 10x faster than two on a busy machine (no spinning workers)."""
     before = torch.get_num_threads()

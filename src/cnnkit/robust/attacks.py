@@ -104,7 +104,11 @@ def fgsm_step(forward: Forward, x: torch.Tensor, y: torch.Tensor, step: float, t
     """One signed-gradient step of size `step` (Captum's FGSM), clamped to [0, 1]."""
     from captum.robust import FGSM
 
-    return FGSM(forward, _loss, lower_bound=0.0, upper_bound=1.0).perturb(x.detach().requires_grad_(True), step, y, targeted=targeted).detach()
+    attack = FGSM(forward, _loss, lower_bound=0.0, upper_bound=1.0)
+    # Captum leaves pixels whose |gradient| <= 1e-6 where they are; a confident model's cross-entropy
+    # gradient is often smaller than that, yet its sign is right: only an exact 0 means no direction
+    attack.zero_thresh = 0.0
+    return attack.perturb(x.detach().requires_grad_(True), step, y, targeted=targeted).detach()
 
 
 def l2_step(forward: Forward, x: torch.Tensor, y: torch.Tensor, step: float, targeted: bool = False) -> torch.Tensor:
