@@ -32,12 +32,14 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine_info  # noqa: E402
+from machine import machine_info
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def train_model(data, model_name: str, epochs: int, lr: float, seed: int, adv=None, batch: int = 128) -> tuple[torch.nn.Module, float]:
+def train_model(
+    data, model_name: str, epochs: int, lr: float, seed: int, adv=None, batch: int = 128
+) -> tuple[torch.nn.Module, float]:
     from cnnkit.data.preprocess import Normalize
     from cnnkit.models import create_model
     from cnnkit.robust.training import perturb_batch
@@ -67,7 +69,9 @@ def train_model(data, model_name: str, epochs: int, lr: float, seed: int, adv=No
             sched.step()
             if b % 100 == 0:
                 print(f"    step {b}/{steps}: {time.perf_counter() - t0:.0f} s", flush=True)
-        print(f"  epoch {epoch + 1}/{epochs}: {time.perf_counter() - t0:.0f} s, last loss {loss.item():.3f}", flush=True)
+        print(
+            f"  epoch {epoch + 1}/{epochs}: {time.perf_counter() - t0:.0f} s, last loss {loss.item():.3f}", flush=True
+        )
     return model.eval(), time.perf_counter() - t0
 
 
@@ -105,11 +109,22 @@ def l2_compare(forward, x01, y, eps_list=(1.0, 1.5, 2.0), steps: int = 20) -> li
         alpha = 2.5 * eps / steps
         ours = pgd(forward, x01, y, eps, steps=steps, step_size=alpha, norm="l2", start=False)
         # captum: the same step size is the L∞ size of its sign step (its L2 length is alpha * sqrt(784))
-        cap_same = PGD(forward, lambda o, t: F.cross_entropy(o, t, reduction="none"), 0, 1).perturb(x01, eps, alpha, steps, y, norm="L2")
+        cap_same = PGD(forward, lambda o, t: F.cross_entropy(o, t, reduction="none"), 0, 1).perturb(
+            x01, eps, alpha, steps, y, norm="L2"
+        )
         alpha_px = alpha / (x01[0].numel() ** 0.5)  # a sign step of the same L2 length
-        cap_len = PGD(forward, lambda o, t: F.cross_entropy(o, t, reduction="none"), 0, 1).perturb(x01, eps, alpha_px, steps, y, norm="L2")
+        cap_len = PGD(forward, lambda o, t: F.cross_entropy(o, t, reduction="none"), 0, 1).perturb(
+            x01, eps, alpha_px, steps, y, norm="L2"
+        )
         with torch.no_grad():
-            acc = {k: float((forward(v).argmax(1) == y).float().mean()) for k, v in (("normalised_gradient_step", ours), ("captum_sign_step_same_alpha", cap_same), ("captum_sign_step_same_l2_length", cap_len))}
+            acc = {
+                k: float((forward(v).argmax(1) == y).float().mean())
+                for k, v in (
+                    ("normalised_gradient_step", ours),
+                    ("captum_sign_step_same_alpha", cap_same),
+                    ("captum_sign_step_same_l2_length", cap_len),
+                )
+            }
         out.append({"eps_l2": eps, "steps": steps, **acc})
         print(f"  L2 eps {eps}: {acc}", flush=True)
     return out
@@ -119,8 +134,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-root", required=True)
     ap.add_argument("--model", default="fastnet_t")
-    ap.add_argument("--std-epochs", type=int, default=2)
-    ap.add_argument("--adv-epochs", type=int, default=6)
+    ap.add_argument("--std-epochs", type=int, default=1)
+    ap.add_argument("--adv-epochs", type=int, default=1)
     ap.add_argument("--adv-method", default="fgsm-rs")
     ap.add_argument("--adv-eps", type=float, default=0.15)
     ap.add_argument("--adv-steps", type=int, default=7)
@@ -133,7 +148,12 @@ def main() -> None:
     ap.add_argument("--l2-compare", action="store_true")
     ap.add_argument("--skip-std", action="store_true")
     ap.add_argument("--tag", default="")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="1: on a busy 2-core machine two threads ran ~8x slower (spinning workers)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -149,7 +169,13 @@ def main() -> None:
     test_x, test_y = data.test.images.float() / 255.0, data.test.labels
     sub = torch.randperm(len(test_y), generator=torch.Generator().manual_seed(0))[: args.eval_n].sort().values
     eps_list = [float(e) for e in args.eps.split(",")]
-    adv_cfg = AdvTrainConfig(method=args.adv_method, eps=args.adv_eps, steps=args.adv_steps, warmup_epochs=args.adv_warmup, mode=args.adv_mode)
+    adv_cfg = AdvTrainConfig(
+        method=args.adv_method,
+        eps=args.adv_eps,
+        steps=args.adv_steps,
+        warmup_epochs=args.adv_warmup,
+        mode=args.adv_mode,
+    )
     models = {}
     if not args.skip_std:
         models["ordinary"] = (args.std_epochs, None)
@@ -162,7 +188,10 @@ def main() -> None:
         forward = pixel_forward(model, Normalize(data.mean, data.std))
         row = {"model": name, "architecture": args.model, "epochs": epochs, "train_seconds": round(seconds, 1), "load_during_training": [load0, machine_info()["load_average"]],
                "adv_train": None if adv is None else adv.__dict__, "clean_accuracy": clean_accuracy(forward, test_x, test_y), "pgd40": {}}  # fmt: skip
-        print(f"  clean {row['clean_accuracy']:.2%} after {seconds:.0f} s", flush=True)
+        from cnnkit.robust.evaluate import gradient_health
+
+        row["gradient_health"] = gradient_health(forward, test_x[sub][:500], test_y[sub][:500])
+        print(f"  clean {row['clean_accuracy']:.2%} after {seconds:.0f} s; {row['gradient_health']}", flush=True)
         t0 = time.perf_counter()
         for eps in eps_list:
             row["pgd40"][str(eps)] = pgd_accuracy(forward, test_x[sub], test_y[sub], eps, restarts=args.restarts)
@@ -185,7 +214,11 @@ def main() -> None:
 
 def markdown(r: dict) -> str:
     eps = list(r["rows"][0]["pgd40"])
-    head = "| model | epochs | train s | clean (10k) | " + " | ".join(f"PGD-40 eps {e} (1 / {r['restarts']} restarts)" for e in eps) + " |"
+    head = (
+        "| model | epochs | train s | clean (10k) | "
+        + " | ".join(f"PGD-40 eps {e} (1 / {r['restarts']} restarts)" for e in eps)
+        + " |"
+    )
     lines = [
         "# Robustness on MNIST: ordinary vs adversarial training", "",
         f"{r['started']}, {r['machine']['model']} ({r['machine']['simd']}), {r['threads']} threads, torch {r['torch']}; "
@@ -196,16 +229,25 @@ def markdown(r: dict) -> str:
     ]  # fmt: skip
     for row in r["rows"]:
         many = f"pgd_{r['restarts']}_restarts"
-        cells = " | ".join(f"{100 * row['pgd40'][e]['pgd_1_restart']:.1f} % / {100 * row['pgd40'][e][many]:.1f} %" for e in eps)
-        lines.append(f"| {row['model']} | {row['epochs']} | {row['train_seconds']:.0f} | {100 * row['clean_accuracy']:.2f} % | {cells} |")
+        cells = " | ".join(
+            f"{100 * row['pgd40'][e]['pgd_1_restart']:.1f} % / {100 * row['pgd40'][e][many]:.1f} %" for e in eps
+        )
+        lines.append(
+            f"| {row['model']} | {row['epochs']} | {row['train_seconds']:.0f} | {100 * row['clean_accuracy']:.2f} % | {cells} |"
+        )
     for row in r["rows"]:
         if row["adv_train"]:
-            lines += ["", f"Adversarial training: {json.dumps(row['adv_train'])} (perturb_batch in this benchmark's own loop; load during training {row['load_during_training']})."]
+            lines += [
+                "",
+                f"Adversarial training: {json.dumps(row['adv_train'])} (perturb_batch in this benchmark's own loop; load during training {row['load_during_training']}).",
+            ]
     if r.get("l2_step_comparison"):
-        lines += ["", "L2 PGD (ordinary model, 500 images, no random start): accuracy after the attack (lower = stronger)", "",
+        lines += ["", f"L2 PGD (ordinary model, {min(500, r['eval_n'])} images of the subset, no random start): accuracy after the attack (lower = stronger)", "",
                   "| eps (L2) | steps | normalised-gradient step | Captum sign step, same alpha | Captum sign step, same L2 length |", "|---:|---:|---:|---:|---:|"]  # fmt: skip
         for c in r["l2_step_comparison"]:
-            lines.append(f"| {c['eps_l2']} | {c['steps']} | {100 * c['normalised_gradient_step']:.1f} % | {100 * c['captum_sign_step_same_alpha']:.1f} % | {100 * c['captum_sign_step_same_l2_length']:.1f} % |")
+            lines.append(
+                f"| {c['eps_l2']} | {c['steps']} | {100 * c['normalised_gradient_step']:.1f} % | {100 * c['captum_sign_step_same_alpha']:.1f} % | {100 * c['captum_sign_step_same_l2_length']:.1f} % |"
+            )
     return "\n".join(lines) + "\n"
 
 

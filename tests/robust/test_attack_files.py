@@ -26,7 +26,26 @@ def digit_files(tmp_path_factory):
 
 def test_attack_folder_end_to_end_and_predict_round_trip(tiny_run, digit_files, tmp_path, capsys):
     out = tmp_path / "att"
-    assert main(["attack", str(tiny_run), str(digit_files), "--method", "pgd", "--eps", "0.3", "--steps", "5", "--restarts", "2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "attack",
+                str(tiny_run),
+                str(digit_files),
+                "--method",
+                "pgd",
+                "--eps",
+                "0.3",
+                "--steps",
+                "5",
+                "--restarts",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "predictions changed" in printed
     rows = list(csv.DictReader((out / "attack.csv").open()))
@@ -51,12 +70,33 @@ def test_attack_folder_end_to_end_and_predict_round_trip(tiny_run, digit_files, 
 
 def test_targeted_attack_on_one_image(tiny_run, digit_files, tmp_path, capsys):
     """The target: a class an untargeted attack reached on that image (this barely trained model cannot reach every class)."""
-    assert main(["attack", str(tiny_run), str(digit_files), "--eps", "0.3", "--steps", "5", "--out", str(tmp_path / "u")]) == 0
+    assert (
+        main(["attack", str(tiny_run), str(digit_files), "--eps", "0.3", "--steps", "5", "--out", str(tmp_path / "u")])
+        == 0
+    )
     fooled = [r for r in csv.DictReader((tmp_path / "u" / "attack.csv").open()) if r["fooled"] == "1"]
     assert fooled
     target = fooled[0]["pred_after"]
     out = tmp_path / "t"
-    assert main(["attack", str(tiny_run), fooled[0]["file"], "--targeted", "--target", target, "--eps", "0.3", "--steps", "10", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "attack",
+                str(tiny_run),
+                fooled[0]["file"],
+                "--targeted",
+                "--target",
+                target,
+                "--eps",
+                "0.3",
+                "--steps",
+                "10",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert f"targeted at {target}" not in capsys.readouterr().err
     rows = list(csv.DictReader((out / "attack.csv").open()))
     assert len(rows) == 1 and rows[0]["pred_after"] == target
@@ -64,8 +104,13 @@ def test_targeted_attack_on_one_image(tiny_run, digit_files, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    ("flags", "message"),
-    [(["--eps", "-0.1"], "--eps '-0.1': must be >= 0"), (["--eps", "8"], "--eps '8': must be <= 1"), (["--eps", "abc"], "--eps 'abc': not a number"), (["--step-size", "2"], "--step-size '2'")],
+    "flags, message",
+    [
+        (["--eps", "-0.1"], "--eps '-0.1': must be >= 0"),
+        (["--eps", "8"], "--eps '8': must be <= 1"),
+        (["--eps", "abc"], "--eps 'abc': not a number"),
+        (["--step-size", "2"], "--step-size '2'"),
+    ],
 )
 def test_bad_eps_names_the_flag(flags, message, capsys):
     with pytest.raises(SystemExit) as e:
@@ -87,4 +132,10 @@ def test_quantize_keeps_the_change_inside_the_ball():
     q = quantize(x, adv, 4.7 / 255, "linf")
     assert (q.int() - x.int()).abs().max() <= 4  # whole levels, never past eps
     q2 = quantize(x, adv, 1.0, "l2")
-    assert ((q2.float() - x.float()) / 255).flatten(1).norm(dim=1).le(((adv - x.float() / 255)).flatten(1).norm(dim=1) + 1e-6).all()
+    assert (
+        ((q2.float() - x.float()) / 255)
+        .flatten(1)
+        .norm(dim=1)
+        .le((adv - x.float() / 255).flatten(1).norm(dim=1) + 1e-6)
+        .all()
+    )

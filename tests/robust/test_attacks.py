@@ -45,7 +45,10 @@ def test_pgd_never_leaves_the_ball_nor_the_pixel_range(norm):
     x[:4] = x[:4].round()  # pixels at 0 and 1, where a step would leave the range
     y = torch.randint(0, 4, (16,))
     eps = 0.07 if norm == "linf" else 0.5
-    for spec in (AttackSpec("pgd", eps, norm, steps=7, step_size=eps, restarts=3, seed=5), AttackSpec("fgsm", eps, norm)):
+    for spec in (
+        AttackSpec("pgd", eps, norm, steps=7, step_size=eps, restarts=3, seed=5),
+        AttackSpec("fgsm", eps, norm),
+    ):
         adv = run_attack(f, x, y, spec).x_adv
         assert adv.min() >= 0 and adv.max() <= 1
         d = (adv - x).flatten(1)
@@ -127,7 +130,10 @@ def test_parse_eps_accepts_fractions_and_decimals():
     assert parse_eps_list("0.2, 0, 2/255,0.2") == pytest.approx([0, 2 / 255, 0.2])
 
 
-@pytest.mark.parametrize(("text", "why"), [("-0.1", ">= 0"), ("8", "<= 1"), ("eight", "not a number"), ("1/0", "not a number"), ("nan", ">= 0")])
+@pytest.mark.parametrize(
+    "text, why",
+    [("-0.1", ">= 0"), ("8", "<= 1"), ("eight", "not a number"), ("1/0", "not a number"), ("nan", ">= 0")],
+)
 def test_parse_eps_errors_name_the_flag(text, why):
     with pytest.raises(ConfigError, match=rf"--adv-eps '{text}': .*{why}"):
         parse_eps(text, "--adv-eps")

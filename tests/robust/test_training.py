@@ -2,13 +2,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.robust.conftest import fit, identity, linear_model
 from torch import nn
 
 from cnnkit.errors import ConfigError
 from cnnkit.robust.attacks import AttackSpec, pixel_forward, run_attack
 from cnnkit.robust.training import AdvTrainConfig, eps_at, perturb_batch
-
-from tests.robust.conftest import fit, identity, linear_model
 
 
 def pgd_accuracy(model, x, y, eps=0.1) -> float:
@@ -24,8 +23,14 @@ def test_eps_warms_up_linearly():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [({"method": "fgsm"}, "--adv-train 'fgsm'"), ({"eps": 2}, "--adv-eps 2"), ({"steps": 0}, "--adv-steps 0"), ({"fraction": 1.5}, "adv.fraction"), ({"step_size": 0}, "--adv-step-size")],
+    "kwargs, message",
+    [
+        ({"method": "fgsm"}, "--adv-train 'fgsm'"),
+        ({"eps": 2}, "--adv-eps 2"),
+        ({"steps": 0}, "--adv-steps 0"),
+        ({"fraction": 1.5}, "adv.fraction"),
+        ({"step_size": 0}, "--adv-step-size"),
+    ],
 )
 def test_config_errors_name_the_key(kwargs, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
@@ -35,7 +40,9 @@ def test_config_errors_name_the_key(kwargs, message):
 @pytest.mark.parametrize("method", ["fgsm-rs", "pgd"])
 def test_perturb_batch_stays_in_the_ball_changes_only_the_fraction_and_is_deterministic(method):
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 3)).train()
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 3)
+    ).train()
     bn = model[1]
     before = (bn.running_mean.clone(), bn.running_var.clone(), int(bn.num_batches_tracked))
     x, y = torch.rand(8, 1, 6, 6), torch.randint(0, 3, (8,))
@@ -48,7 +55,11 @@ def test_perturb_batch_stays_in_the_ball_changes_only_the_fraction_and_is_determ
     assert (d[:4] <= 0.1 + 1e-6).all() and (d[:4] > 0.05).all() and (d[4:] == 0).all()
     assert outs[0].min() >= 0 and outs[0].max() <= 1 and not outs[0].requires_grad
     assert model.training and bn.track_running_stats  # left as it was
-    assert torch.equal(bn.running_mean, before[0]) and torch.equal(bn.running_var, before[1]) and int(bn.num_batches_tracked) == before[2]
+    assert (
+        torch.equal(bn.running_mean, before[0])
+        and torch.equal(bn.running_var, before[1])
+        and int(bn.num_batches_tracked) == before[2]
+    )
     assert all(p.grad is None for p in model.parameters())  # no gradient left on the weights
 
 

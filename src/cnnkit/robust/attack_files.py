@@ -14,9 +14,9 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -104,8 +104,14 @@ def attack_files(
     if not files:
         raise DataError(f"no image files found in {', '.join(map(str, paths))}")
     if spec.norm == "linf" and spec.eps < 1 / 255:
-        raise ConfigError(f"--eps {spec.eps:.4g}: below one 0-255 level (1/255), so nothing would change in a PNG; use at least 1/255")
-    out_dir = Path(out) if out is not None else resolve_checkpoint(checkpoint).parent / "attack" / f"{spec.method}-{spec.norm}"
+        raise ConfigError(
+            f"--eps {spec.eps:.4g}: below one 0-255 level (1/255), so nothing would change in a PNG; use at least 1/255"
+        )
+    out_dir = (
+        Path(out)
+        if out is not None
+        else resolve_checkpoint(checkpoint).parent / "attack" / f"{spec.method}-{spec.norm}"
+    )
     result = AttackFilesResult(out_dir=out_dir)
     forward = pixel_forward(clf.model, clf.normalize)
     stems = dict(zip(files, _names(files)))
@@ -141,7 +147,18 @@ def attack_files(
                 stem = stems[f]
                 true = f.parent.name if f.parent.name in names else None
                 delta = (adv01[i] - x01[i]).flatten()
-                item = Attacked(str(f), true, names[a], float(p0[i, a]), names[b], float(p1[i, b]), float(delta.abs().max()), float(delta.norm()), out_dir / f"{stem}.png", out_dir / "adversarial" / f"{stem}.png")
+                item = Attacked(
+                    str(f),
+                    true,
+                    names[a],
+                    float(p0[i, a]),
+                    names[b],
+                    float(p1[i, b]),
+                    float(delta.abs().max()),
+                    float(delta.norm()),
+                    out_dir / f"{stem}.png",
+                    out_dir / "adversarial" / f"{stem}.png",
+                )
                 _save_png(adv_u8[i].cpu().numpy(), stage / "adversarial" / f"{stem}.png")
                 x_np, adv_np = x01[i].cpu().numpy(), adv01[i].cpu().numpy()
                 save_attack_panel(
@@ -156,7 +173,11 @@ def attack_files(
         if len(result.items) > 1:
             shown = f" (first {sheet_limit} of {len(result.items)})" if len(result.items) > sheet_limit else ""
             fooled = sum(it.fooled for it in result.items)
-            save_attack_sheet(sheet, stage / "contact_sheet.png", title=f"{how}: {fooled}/{len(result.items)} predictions changed{shown}")
+            save_attack_sheet(
+                sheet,
+                stage / "contact_sheet.png",
+                title=f"{how}: {fooled}/{len(result.items)} predictions changed{shown}",
+            )
             result.contact_sheet = out_dir / "contact_sheet.png"
         if rows:
             (stage / "attack.csv").write_text(_csv(rows))
@@ -176,5 +197,18 @@ def _csv(rows: list[Attacked]) -> str:
     w = csv.writer(buf)
     w.writerow(["file", "true", "pred_before", "p_before", "pred_after", "p_after", "fooled", "linf", "linf_255", "l2"])
     for r in rows:
-        w.writerow([r.source, r.true or "", r.before, f"{r.p_before:.4f}", r.after, f"{r.p_after:.4f}", int(r.fooled), f"{r.linf:.6f}", f"{r.linf * 255:.2f}", f"{r.l2:.6f}"])
+        w.writerow(
+            [
+                r.source,
+                r.true or "",
+                r.before,
+                f"{r.p_before:.4f}",
+                r.after,
+                f"{r.p_after:.4f}",
+                int(r.fooled),
+                f"{r.linf:.6f}",
+                f"{r.linf * 255:.2f}",
+                f"{r.l2:.6f}",
+            ]
+        )
     return buf.getvalue()

@@ -17,9 +17,9 @@ the L∞ norm the loop gives exactly Captum's PGD (tests/robust/test_attacks.py 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +41,9 @@ def parse_eps(text: str | float, flag: str = "--eps") -> float:
         try:
             value = float(Fraction(s)) if "/" in s else float(s)
         except (ValueError, ZeroDivisionError):
-            raise ConfigError(f"{flag} {text!r}: not a number; give a pixel size in 0..1 such as 8/255 or 0.1") from None
+            raise ConfigError(
+                f"{flag} {text!r}: not a number; give a pixel size in 0..1 such as 8/255 or 0.1"
+            ) from None
     if not math.isfinite(value) or value < 0:
         raise ConfigError(f"{flag} {text!r}: must be >= 0 (a pixel size in 0..1 such as 8/255 or 0.1)")
     if value > 1:
@@ -85,7 +87,11 @@ def random_start(x: torch.Tensor, eps: float, norm: str, generator: torch.Genera
         g = torch.randn(x.shape, generator=generator, device=generator.device if generator else x.device).to(x.device)
         g = F.normalize(g.flatten(1), dim=1).view_as(x)
         d = x[0].numel()
-        r = torch.rand(x.shape[0], generator=generator, device=generator.device if generator else x.device).to(x.device) ** (1.0 / d) * eps
+        r = (
+            torch.rand(x.shape[0], generator=generator, device=generator.device if generator else x.device).to(x.device)
+            ** (1.0 / d)
+            * eps
+        )
         delta = g * r.view(-1, *([1] * (x.dim() - 1)))
     return (x + delta).clamp(0, 1)
 
@@ -143,7 +149,9 @@ def pgd(
     return x_adv
 
 
-def fgsm(forward: Forward, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm: str = "linf", targeted: bool = False) -> torch.Tensor:
+def fgsm(
+    forward: Forward, x: torch.Tensor, y: torch.Tensor, eps: float, *, norm: str = "linf", targeted: bool = False
+) -> torch.Tensor:
     """Fast gradient sign method (Goodfellow et al. 2015): one step of size eps (L2: along the normalised gradient)."""
     return project(x, (fgsm_step if norm == "linf" else l2_step)(forward, x, y, eps, targeted), eps, norm)
 
@@ -209,7 +217,17 @@ def run_attack(forward: Forward, x: torch.Tensor, y: torch.Tensor, spec: AttackS
         if spec.method == "fgsm":
             adv = fgsm(forward, x, y, spec.eps, norm=spec.norm, targeted=spec.targeted)
         else:
-            adv = pgd(forward, x[todo], y[todo], spec.eps, steps=spec.steps, step_size=spec.step_size, norm=spec.norm, targeted=spec.targeted, generator=gen)
+            adv = pgd(
+                forward,
+                x[todo],
+                y[todo],
+                spec.eps,
+                steps=spec.steps,
+                step_size=spec.step_size,
+                norm=spec.norm,
+                targeted=spec.targeted,
+                generator=gen,
+            )
             adv = x.clone().index_put_((todo.nonzero().squeeze(1),), adv) if not todo.all() else adv
         with torch.no_grad():
             logits = forward(adv)

@@ -39,10 +39,31 @@ def _eps_list_type(flag: str):
 
 def add_robust_flags(p: argparse.ArgumentParser, prefix: str = "--robust-") -> None:
     """--robust-n, --robust-eps, --robust-steps, --robust-restarts (shared by robust-eval and evaluate --robust)."""
-    p.add_argument(f"{prefix}n", dest="robust_n", type=flag_type(Range(1)), default=None, help="images of the seeded test subset (default 500: about a minute on 2 cores)")
-    p.add_argument(f"{prefix}eps", dest="robust_eps", type=_eps_list_type(f"{prefix}eps"), default=None, metavar="LIST", help="comma-separated L∞ sizes, e.g. 0,2/255,8/255 (default: 0..8/255 for photos, 0..0.3 for 1-channel data)")
-    p.add_argument(f"{prefix}steps", dest="robust_steps", type=flag_type(Range(1)), default=10, help="PGD steps (default 10)")
-    p.add_argument(f"{prefix}restarts", dest="robust_restarts", type=flag_type(Range(1)), default=1, help="PGD random restarts (default 1)")
+    p.add_argument(
+        f"{prefix}n",
+        dest="robust_n",
+        type=flag_type(Range(1)),
+        default=None,
+        help="images of the seeded test subset (default 500: about a minute on 2 cores)",
+    )
+    p.add_argument(
+        f"{prefix}eps",
+        dest="robust_eps",
+        type=_eps_list_type(f"{prefix}eps"),
+        default=None,
+        metavar="LIST",
+        help="comma-separated L∞ sizes, e.g. 0,2/255,8/255 (default: 0..8/255 for photos, 0..0.3 for 1-channel data)",
+    )
+    p.add_argument(
+        f"{prefix}steps", dest="robust_steps", type=flag_type(Range(1)), default=10, help="PGD steps (default 10)"
+    )
+    p.add_argument(
+        f"{prefix}restarts",
+        dest="robust_restarts",
+        type=flag_type(Range(1)),
+        default=1,
+        help="PGD random restarts (default 1)",
+    )
 
 
 def register(sub) -> None:
@@ -58,12 +79,28 @@ def register(sub) -> None:
     p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help="a checkpoint, or a run folder (its best.ckpt)")
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
     p.add_argument("--method", choices=("fgsm", "pgd"), default="pgd")
-    p.add_argument("--eps", type=_eps_type("--eps"), default=8 / 255, help=f"size of the change, {EPS_HELP} (default 8/255)")
-    p.add_argument("--norm", choices=("linf", "l2"), default="linf", help="linf: each pixel moves at most eps; l2: the whole change has length eps")
+    p.add_argument(
+        "--eps", type=_eps_type("--eps"), default=8 / 255, help=f"size of the change, {EPS_HELP} (default 8/255)"
+    )
+    p.add_argument(
+        "--norm",
+        choices=("linf", "l2"),
+        default="linf",
+        help="linf: each pixel moves at most eps; l2: the whole change has length eps",
+    )
     p.add_argument("--steps", type=flag_type(Range(1)), default=10, help="PGD steps (default 10)")
-    p.add_argument("--step-size", type=_eps_type("--step-size"), default=None, help="PGD step (default 2.5 * eps / steps)")
-    p.add_argument("--restarts", type=flag_type(Range(1)), default=1, help="PGD random restarts; per image the first that succeeds is kept (default 1)")
-    p.add_argument("--targeted", action="store_true", help="push the images toward --target instead of away from their prediction")
+    p.add_argument(
+        "--step-size", type=_eps_type("--step-size"), default=None, help="PGD step (default 2.5 * eps / steps)"
+    )
+    p.add_argument(
+        "--restarts",
+        type=flag_type(Range(1)),
+        default=1,
+        help="PGD random restarts; per image the first that succeeds is kept (default 1)",
+    )
+    p.add_argument(
+        "--targeted", action="store_true", help="push the images toward --target instead of away from their prediction"
+    )
     p.add_argument("--target", metavar="CLASS", help="the class for --targeted")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", metavar="DIR", help="output folder (default: attack/<method>-<norm> beside the checkpoint)")
@@ -91,11 +128,22 @@ def cmd_attack(args: argparse.Namespace) -> int:
     from cnnkit.robust.attack_files import attack_files
     from cnnkit.robust.attacks import AttackSpec
 
-    spec = AttackSpec(method=args.method, eps=args.eps, norm=args.norm, steps=args.steps, step_size=args.step_size, restarts=args.restarts, targeted=args.targeted, seed=args.seed)
+    spec = AttackSpec(
+        method=args.method,
+        eps=args.eps,
+        norm=args.norm,
+        steps=args.steps,
+        step_size=args.step_size,
+        restarts=args.restarts,
+        targeted=args.targeted,
+        seed=args.seed,
+    )
     result = attack_files(args.checkpoint, args.images, spec, target=args.target, out=args.out, device=args.device)
     for it in result.items:
         mark = "FOOLED" if it.fooled else "held"
-        print(f"{printable(it.source)}: {it.before} {it.p_before:.1%} -> {it.after} {it.p_after:.1%} ({mark}; L∞ {it.linf * 255:.1f}/255, L2 {it.l2:.3f}) -> {printable(str(it.image))}")
+        print(
+            f"{printable(it.source)}: {it.before} {it.p_before:.1%} -> {it.after} {it.p_after:.1%} ({mark}; L∞ {it.linf * 255:.1f}/255, L2 {it.l2:.3f}) -> {printable(str(it.image))}"
+        )
     fooled = sum(it.fooled for it in result.items)
     print(f"{fooled}/{len(result.items)} predictions changed; wrote {result.out_dir}")
     for source, error in result.errors:
@@ -105,11 +153,17 @@ def cmd_attack(args: argparse.Namespace) -> int:
 
 def run_robust(checkpoint, args: argparse.Namespace, out=None) -> dict:
     """robust_evaluate with the --robust-* flags; prints the table and the files (used by evaluate --robust too)."""
+    from cnnkit.errors import ConfigError
     from cnnkit.robust.evaluate import DEFAULT_N, format_robust, robust_evaluate
 
+    if getattr(args, "data", None) or getattr(args, "dataset", None):
+        raise ConfigError(
+            "--robust measures the run's own dataset; drop --data / --dataset, or evaluate those without --robust"
+        )
     r = robust_evaluate(
         checkpoint, n=args.robust_n or DEFAULT_N, eps=args.robust_eps, steps=args.robust_steps, restarts=getattr(args, "robust_restarts", 1),
-        seed=getattr(args, "seed", 0) or 0, data_root=getattr(args, "data_root", None), device=getattr(args, "device", "cpu"), out=out,
+        seed=getattr(args, "seed", 0) or 0,
+        split=getattr(args, "split", "test"), data_root=getattr(args, "data_root", None), device=getattr(args, "device", "cpu"), out=out,
     )  # fmt: skip
     print(format_robust(r))
     print("\nwrote " + "\n      ".join(r["files"]))

@@ -13,7 +13,9 @@ Guards, recorded in the result's `warnings` (and `gradients_masked`):
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+import itertools
 import json
 import math
 import os
@@ -41,7 +43,12 @@ def gradient_health(forward: Forward, x: torch.Tensor, y: torch.Tensor) -> dict:
     (g,) = torch.autograd.grad(F.cross_entropy(forward(x), y, reduction="sum"), x)
     norms = g.flatten(1).norm(dim=1)
     bad = ~torch.isfinite(norms) | (norms < 1e-12)
-    return {"zero_or_nonfinite_gradient_share": float(bad.float().mean()), "median_gradient_norm": float(norms[torch.isfinite(norms)].median()) if torch.isfinite(norms).any() else math.nan}
+    return {
+        "zero_or_nonfinite_gradient_share": float(bad.float().mean()),
+        "median_gradient_norm": float(norms[torch.isfinite(norms)].median())
+        if torch.isfinite(norms).any()
+        else math.nan,
+    }
 
 
 def robust_accuracy(
@@ -74,15 +81,34 @@ def robust_accuracy(
         for i in range(0, len(x01), batch_size):
             xb, yb = x01[i : i + batch_size], y[i : i + batch_size]
             for method in ("fgsm", "pgd"):
-                spec = AttackSpec(method=method, eps=eps, steps=steps, restarts=restarts if method == "pgd" else 1, seed=seed + i)
+                spec = AttackSpec(
+                    method=method, eps=eps, steps=steps, restarts=restarts if method == "pgd" else 1, seed=seed + i
+                )
                 r = run_attack(forward, xb, yb, spec)
                 correct[method] += int((r.logits_adv.argmax(1) == yb).sum())
                 if method == "pgd":
                     loss_sum += float(F.cross_entropy(r.logits_adv, yb, reduction="sum"))
                     advs.append(r.x_adv)
         adv_examples[eps] = torch.cat(advs)
-        rows.append({"eps": eps, "fgsm": correct["fgsm"] / len(x01), "pgd": correct["pgd"] / len(x01), "pgd_loss": loss_sum / len(x01)})
-    result = {"n": len(x01), "norm": "linf", "steps": steps, "restarts": restarts, "step_size": "2.5 * eps / steps", "seed": seed, "clean_accuracy": clean_acc, "clean_loss": clean_loss, "rows": rows}
+        rows.append(
+            {
+                "eps": eps,
+                "fgsm": correct["fgsm"] / len(x01),
+                "pgd": correct["pgd"] / len(x01),
+                "pgd_loss": loss_sum / len(x01),
+            }
+        )
+    result = {
+        "n": len(x01),
+        "norm": "linf",
+        "steps": steps,
+        "restarts": restarts,
+        "step_size": "2.5 * eps / steps",
+        "seed": seed,
+        "clean_accuracy": clean_acc,
+        "clean_loss": clean_loss,
+        "rows": rows,
+    }
     result.update(guards(forward, x01[: min(len(x01), 256)], y[: min(len(y), 256)], rows, clean_loss))
     result["_adv"] = adv_examples  # popped before writing: the PGD images, for the examples
     return result
@@ -93,17 +119,25 @@ def guards(forward: Forward, x01: torch.Tensor, y: torch.Tensor, rows: list[dict
     health = gradient_health(forward, x01, y)
     warnings, masked = [], []
     if health["zero_or_nonfinite_gradient_share"] > 0.5:
-        masked.append(f"the input gradient is zero or not finite for {health['zero_or_nonfinite_gradient_share']:.0%} of the images")
+        masked.append(
+            f"the input gradient is zero or not finite for {health['zero_or_nonfinite_gradient_share']:.0%} of the images"
+        )
     attacked = [r for r in rows if r["eps"] > 0]
     if attacked and attacked[-1]["pgd_loss"] <= clean_loss + 1e-6:
-        masked.append(f"PGD did not raise the loss at eps {attacked[-1]['eps']:.4g} ({clean_loss:.4f} -> {attacked[-1]['pgd_loss']:.4f})")
+        masked.append(
+            f"PGD did not raise the loss at eps {attacked[-1]['eps']:.4g} ({clean_loss:.4f} -> {attacked[-1]['pgd_loss']:.4f})"
+        )
     tol = 1.0 / max(1, len(x01))
     for r in attacked:
         if r["pgd"] > r["fgsm"] + 1e-9:
-            warnings.append(f"PGD weaker than FGSM at eps {r['eps']:.4g} ({r['pgd']:.1%} vs {r['fgsm']:.1%}): the PGD attack is too weak there (more --robust-steps) or gradients are masked")
-    for a, b in zip(rows, rows[1:]):
+            warnings.append(
+                f"PGD weaker than FGSM at eps {r['eps']:.4g} ({r['pgd']:.1%} vs {r['fgsm']:.1%}): the PGD attack is too weak there (more --robust-steps) or gradients are masked"
+            )
+    for a, b in itertools.pairwise(rows):
         if b["pgd"] > a["pgd"] + tol:
-            warnings.append(f"PGD accuracy rises from eps {a['eps']:.4g} to {b['eps']:.4g} ({a['pgd']:.1%} -> {b['pgd']:.1%}): the attack is too weak at the larger eps")
+            warnings.append(
+                f"PGD accuracy rises from eps {a['eps']:.4g} to {b['eps']:.4g} ({a['pgd']:.1%} -> {b['pgd']:.1%}): the attack is too weak at the larger eps"
+            )
     if masked:
         warnings.insert(0, MASKED_MSG.format(why="; ".join(masked)))
     return {"gradient_health": health, "gradients_masked": bool(masked), "warnings": warnings}
@@ -113,7 +147,7 @@ def _split_subset(path, n: int, seed: int, split: str, data_root: str | None, de
     """The checkpoint, model, normalisation and a fixed seeded subset (x in [0, 1], y) of its dataset's `split`."""
     from cnnkit.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
     from cnnkit.config import Config
-    from cnnkit.data import build_dataset
+    from cnnkit.data._registry import build_dataset
     from cnnkit.data.preprocess import Normalize
     from cnnkit.errors import DataError
     from cnnkit.evaluate.api import _align_classes
@@ -126,8 +160,6 @@ def _split_subset(path, n: int, seed: int, split: str, data_root: str | None, de
     cfg = Config.from_dict(ckpt["config"], source=f"{ckpt_path} (stored config)")
     data_cfg = cfg.data
     if data_root is not None:
-        import dataclasses
-
         data_cfg = dataclasses.replace(data_cfg, root=data_root)
     ds = build_dataset(data_cfg, seed=cfg.train.seed)
     sp = _align_classes(ds.split(split), ds.class_names, ckpt["class_names"])
@@ -156,12 +188,20 @@ def robust_evaluate(
     (default: robust/ beside the checkpoint). Returns the result dict (with `files`)."""
     from cnnkit.io_safety import staged_folder
 
-    ckpt_path, ckpt, ds_name, model, normalize, x01, y, idx = _split_subset(path, n, seed, split, data_root, device)
+    ckpt_path, ckpt, ds_name, model, normalize, x01, y, _idx = _split_subset(path, n, seed, split, data_root, device)
     eps_list = eps if eps is not None else default_eps(int(ckpt["input"]["channels"]))
     forward = pixel_forward(model, normalize)
     result = robust_accuracy(forward, x01, y, eps_list, steps=steps, restarts=restarts, seed=seed)
     adv = result.pop("_adv")
-    result.update({"checkpoint": str(ckpt_path), "dataset": ds_name, "split": split, "subset_seed": seed, "class_names": list(ckpt["class_names"])})
+    result.update(
+        {
+            "checkpoint": str(ckpt_path),
+            "dataset": ds_name,
+            "split": split,
+            "subset_seed": seed,
+            "class_names": list(ckpt["class_names"]),
+        }
+    )
     out_dir = Path(out) if out is not None else ckpt_path.parent / "robust"
     with staged_folder(out_dir, hint="or write elsewhere with --robust-out DIR") as stage:
         names = write_robust_files(result, forward, x01, y, adv, stage)
@@ -169,7 +209,9 @@ def robust_evaluate(
     return result
 
 
-def write_robust_files(result: dict, forward: Forward, x01: torch.Tensor, y: torch.Tensor, adv: dict, out: Path) -> list[str]:
+def write_robust_files(
+    result: dict, forward: Forward, x01: torch.Tensor, y: torch.Tensor, adv: dict, out: Path
+) -> list[str]:
     """robust.json, robust.csv, accuracy_vs_eps.png and example_<i>.png (three attacks that flip the prediction)."""
     from cnnkit.robust.render import save_accuracy_plot, save_attack_panel
 
@@ -194,14 +236,27 @@ def write_robust_files(result: dict, forward: Forward, x01: torch.Tensor, y: tor
                 titles=(f"original: {names[a]} ({float(p0[i, a]):.0%})", f"adversarial: {names[b]} ({float(p1[i, b]):.0%})"),
                 suptitle=f"PGD-{result['steps']}, eps {eps:.4g} ({eps * 255:.1f}/255), true class {names[int(y[i])]}",
             )  # fmt: skip
-            examples.append({"file": fname, "eps": eps, "true": names[int(y[i])], "before": names[a], "after": names[b]})
+            examples.append(
+                {"file": fname, "eps": eps, "true": names[int(y[i])], "before": names[a], "after": names[b]}
+            )
     result["examples"] = examples
     save_accuracy_plot(result, out / "accuracy_vs_eps.png")
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["eps", "eps_255", "fgsm_accuracy", "pgd_accuracy", "pgd_loss", "n", "steps", "restarts"])
     for r in result["rows"]:
-        w.writerow([f"{r['eps']:.6g}", f"{r['eps'] * 255:.3g}", f"{r['fgsm']:.4f}", f"{r['pgd']:.4f}", f"{r['pgd_loss']:.4f}", result["n"], result["steps"], result["restarts"]])
+        w.writerow(
+            [
+                f"{r['eps']:.6g}",
+                f"{r['eps'] * 255:.3g}",
+                f"{r['fgsm']:.4f}",
+                f"{r['pgd']:.4f}",
+                f"{r['pgd_loss']:.4f}",
+                result["n"],
+                result["steps"],
+                result["restarts"],
+            ]
+        )
     (out / "robust.csv").write_text(buf.getvalue())
     (out / "robust.json").write_text(json.dumps(result, indent=2))
     return ["robust.json", "robust.csv", "accuracy_vs_eps.png"] + [e["file"] for e in examples]

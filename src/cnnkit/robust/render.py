@@ -27,7 +27,9 @@ def amplified(x01: np.ndarray, adv01: np.ndarray) -> tuple[np.ndarray, float]:
     return np.clip(0.5 + delta * scale, 0, 1), scale
 
 
-def save_attack_panel(x01: np.ndarray, adv01: np.ndarray, path: str | Path, *, titles: tuple[str, str], suptitle: str) -> Path:
+def save_attack_panel(
+    x01: np.ndarray, adv01: np.ndarray, path: str | Path, *, titles: tuple[str, str], suptitle: str
+) -> Path:
     """One PNG: original | perturbation (amplified, its scale written on it) | adversarial."""
     import matplotlib
 
@@ -37,17 +39,32 @@ def save_attack_panel(x01: np.ndarray, adv01: np.ndarray, path: str | Path, *, t
     pert, scale = amplified(x01, adv01)
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.5))
     linf = float(np.abs(np.asarray(adv01) - np.asarray(x01)).max())
-    for ax, pic, name in zip(axes, (_hwc(x01), pert, _hwc(adv01)), (titles[0], f"perturbation x{scale:.1f}\n(L∞ {linf * 255:.1f}/255)", titles[1])):
+    for ax, pic, name in zip(
+        axes,
+        (_hwc(x01), pert, _hwc(adv01)),
+        (titles[0], f"perturbation x{scale:.1f}\n(L∞ {linf * 255:.1f}/255)", titles[1]),
+    ):
         ax.imshow(np.clip(pic, 0, 1), interpolation="nearest", vmin=0, vmax=1)
         ax.set_title(name, fontsize=9)
         ax.axis("off")
-    axes[1].text(0.02, 0.02, f"x{scale:.1f}", transform=axes[1].transAxes, color="yellow", fontsize=12, fontweight="bold", bbox={"facecolor": "black", "alpha": 0.6})
+    axes[1].text(
+        0.02,
+        0.02,
+        f"x{scale:.1f}",
+        transform=axes[1].transAxes,
+        color="yellow",
+        fontsize=12,
+        fontweight="bold",
+        bbox={"facecolor": "black", "alpha": 0.6},
+    )
     fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     return save_figure(fig, path)
 
 
-def save_attack_sheet(pairs: list[tuple[np.ndarray, np.ndarray, str]], path: str | Path, *, title: str, columns: int = 6) -> Path:
+def save_attack_sheet(
+    pairs: list[tuple[np.ndarray, np.ndarray, str]], path: str | Path, *, title: str, columns: int = 6
+) -> Path:
     """A grid of adversarial images, each captioned (file, prediction before -> after)."""
     import matplotlib
 
@@ -78,7 +95,12 @@ def save_accuracy_plot(result: dict, path: str | Path) -> Path:
     eps = [r["eps"] for r in result["rows"]]
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     ax.plot(eps, [r["fgsm"] for r in result["rows"]], "o-", label="FGSM")
-    ax.plot(eps, [r["pgd"] for r in result["rows"]], "s-", label=f"PGD-{result['steps']} ({result['restarts']} restart{'s' if result['restarts'] != 1 else ''})")
+    ax.plot(
+        eps,
+        [r["pgd"] for r in result["rows"]],
+        "s-",
+        label=f"PGD-{result['steps']} ({result['restarts']} restart{'s' if result['restarts'] != 1 else ''})",
+    )
     ax.set_xlabel("eps (L∞, pixel units of the 0-1 image)")
     ax.set_ylabel("accuracy")
     ax.set_ylim(-0.02, 1.02)

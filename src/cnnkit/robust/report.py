@@ -31,11 +31,15 @@ def report_section(run_dir) -> tuple[str, str, str] | None:
     for w in r.get("warnings", []):
         parts.append(f'<p style="color:#b00020"><b>Warning:</b> {html.escape(w)}</p>')
     rows = "".join(
-        f"<tr><td>{e['eps']:.4g}</td><td>{e['eps'] * 255:.3g}</td><td>{100 * e['fgsm']:.1f} %</td><td>{100 * e['pgd']:.1f} %</td></tr>" for e in r["rows"]
+        f"<tr><td>{e['eps']:.4g}</td><td>{e['eps'] * 255:.3g}</td><td>{100 * e['fgsm']:.1f} %</td><td>{100 * e['pgd']:.1f} %</td></tr>"
+        for e in r["rows"]
     )
     parts.append(f"<table><tr><th>eps</th><th>eps&times;255</th><th>FGSM</th><th>PGD</th></tr>{rows}</table>")
     parts.append(_img(folder / "accuracy_vs_eps.png", "accuracy against eps", 520))
     examples = [_img(folder / e["file"], f"attack on a {e['true']} image", 600) for e in r.get("examples", [])[:3]]
     if examples:
-        parts.append("<h3>Example attacks (original | amplified perturbation | adversarial)</h3>" + "".join(f"<div>{x}</div>" for x in examples))
+        parts.append(
+            "<h3>Example attacks (original | amplified perturbation | adversarial)</h3>"
+            + "".join(f"<div>{x}</div>" for x in examples)
+        )
     return ("robustness", "Robustness", "".join(parts))

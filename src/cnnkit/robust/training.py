@@ -21,8 +21,8 @@ batches actually trained on, as in ordinary training). benchmarks/bench_robust.p
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import torch
 
@@ -50,7 +50,9 @@ class AdvTrainConfig:
         if self.method not in ADV_METHODS:
             raise ConfigError(f"--adv-train {self.method!r}: choose one of {', '.join(ADV_METHODS)}")
         if not (0 <= self.eps <= 1):
-            raise ConfigError(f"--adv-eps {self.eps}: must be in 0..1 (pixel units of the 0-1 image, e.g. 8/255 or 0.3)")
+            raise ConfigError(
+                f"--adv-eps {self.eps}: must be in 0..1 (pixel units of the 0-1 image, e.g. 8/255 or 0.3)"
+            )
         if self.steps < 1:
             raise ConfigError(f"--adv-steps {self.steps}: must be >= 1")
         if self.step_size is not None and not (0 < self.step_size <= 1):
@@ -58,7 +60,9 @@ class AdvTrainConfig:
         if self.warmup_epochs < 0:
             raise ConfigError(f"adv.warmup_epochs {self.warmup_epochs}: must be >= 0")
         if not (0 <= self.fraction <= 1):
-            raise ConfigError(f"adv.fraction {self.fraction}: must be in 0..1 (the share of each batch made adversarial)")
+            raise ConfigError(
+                f"adv.fraction {self.fraction}: must be in 0..1 (the share of each batch made adversarial)"
+            )
         if self.mode not in ("train", "eval"):
             raise ConfigError(f"adv.mode {self.mode!r}: choose train or eval")
 
