@@ -12,6 +12,7 @@ prediction before / after, L∞ and L2 size of the change in 0-1 pixel units).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 from collections.abc import Iterable
@@ -137,7 +138,7 @@ def attack_files(
             with torch.no_grad():
                 p0 = torch.softmax(forward(x01), 1)
             y = torch.full((len(ok),), names.index(target), device=clf.device) if target is not None else p0.argmax(1)
-            r = run_attack(forward, x01, y, AttackSpec(**{**spec.__dict__, "seed": spec.seed + start}))
+            r = run_attack(forward, x01, y, dataclasses.replace(spec, seed=spec.seed + start))
             adv_u8 = quantize(x_u8, r.x_adv, spec.eps, spec.norm)
             adv01 = adv_u8.float() / 255.0
             with torch.no_grad():

@@ -128,11 +128,11 @@ def guards(forward: Forward, x01: torch.Tensor, y: torch.Tensor, rows: list[dict
             f"PGD did not raise the loss at eps {attacked[-1]['eps']:.4g} ({clean_loss:.4f} -> {attacked[-1]['pgd_loss']:.4f})"
         )
     tol = 1.0 / max(1, len(x01))
-    for r in attacked:
-        if r["pgd"] > r["fgsm"] + 1e-9:
-            warnings.append(
-                f"PGD weaker than FGSM at eps {r['eps']:.4g} ({r['pgd']:.1%} vs {r['fgsm']:.1%}): the PGD attack is too weak there (more --robust-steps) or gradients are masked"
-            )
+    warnings.extend(
+        f"PGD weaker than FGSM at eps {r['eps']:.4g} ({r['pgd']:.1%} vs {r['fgsm']:.1%}): the PGD attack is too weak there (more --robust-steps) or gradients are masked"
+        for r in attacked
+        if r["pgd"] > r["fgsm"] + 1e-9
+    )
     for a, b in itertools.pairwise(rows):
         if b["pgd"] > a["pgd"] + tol:
             warnings.append(
@@ -269,7 +269,6 @@ def format_robust(result: dict) -> str:
         f"PGD-{result['steps']} with {result['restarts']} restart{'s' if result['restarts'] != 1 else ''}, step 2.5*eps/steps",
         f"{'eps':>8} {'eps*255':>8} {'FGSM':>8} {'PGD':>8}",
     ]
-    for r in result["rows"]:
-        lines.append(f"{r['eps']:8.4g} {r['eps'] * 255:8.3g} {r['fgsm']:8.2%} {r['pgd']:8.2%}")
+    lines.extend(f"{r['eps']:8.4g} {r['eps'] * 255:8.3g} {r['fgsm']:8.2%} {r['pgd']:8.2%}" for r in result["rows"])
     lines += [f"WARNING: {w}" for w in result.get("warnings", [])]
     return "\n".join(lines)

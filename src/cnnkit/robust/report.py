@@ -28,8 +28,7 @@ def report_section(run_dir) -> tuple[str, str, str] | None:
         f"on {int(r['n'])} images of the {html.escape(str(r.get('dataset', '')))} {html.escape(str(r.get('split', '')))} split (seeded subset). "
         "eps is in pixel units of the 0&ndash;1 image, before the model's normalisation.</p>"
     ]
-    for w in r.get("warnings", []):
-        parts.append(f'<p style="color:#b00020"><b>Warning:</b> {html.escape(w)}</p>')
+    parts.extend(f'<p style="color:#b00020"><b>Warning:</b> {html.escape(w)}</p>' for w in r.get("warnings", []))
     rows = "".join(
         f"<tr><td>{e['eps']:.4g}</td><td>{e['eps'] * 255:.3g}</td><td>{100 * e['fgsm']:.1f} %</td><td>{100 * e['pgd']:.1f} %</td></tr>"
         for e in r["rows"]
