@@ -191,7 +191,15 @@ def robust_evaluate(
     ckpt_path, ckpt, ds_name, model, normalize, x01, y, _idx = _split_subset(path, n, seed, split, data_root, device)
     eps_list = eps if eps is not None else default_eps(int(ckpt["input"]["channels"]))
     forward = pixel_forward(model, normalize)
-    result = robust_accuracy(forward, x01, y, eps_list, steps=steps, restarts=restarts, seed=seed)
+    threads = torch.get_num_threads()
+    if x01.device.type == "cpu":  # the cores other processes leave free, as training does (training/threads.py)
+        from cnnkit.training.threads import ThreadGovernor
+
+        ThreadGovernor().start()
+    try:
+        result = robust_accuracy(forward, x01, y, eps_list, steps=steps, restarts=restarts, seed=seed)
+    finally:
+        torch.set_num_threads(threads)
     adv = result.pop("_adv")
     result.update(
         {
