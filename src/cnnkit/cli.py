@@ -18,7 +18,7 @@ from cnnkit.ranges import Range, flag_type
 # Each area adds its verbs from its own module: `register(subparsers)` adds parsers whose
 # `func(args) -> int` does the work. Keep those modules light to import (import torch and
 # friends inside the command functions), so `cnnkit --help` stays fast.
-COMMAND_MODULES: list[str] = ["cnnkit.data.commands", "cnnkit.models.commands", "cnnkit.training.commands", "cnnkit.explain.commands", "cnnkit.data.samples", "cnnkit.deploy.commands"]
+COMMAND_MODULES: list[str] = ["cnnkit.data.commands", "cnnkit.models.commands", "cnnkit.training.commands", "cnnkit.explain.commands", "cnnkit.data.samples", "cnnkit.deploy.commands", "cnnkit.robust.commands"]
 
 # flag dest -> dotted config key (the everyday flags; anything else through --set key=value)
 TRAIN_FLAGS = {
@@ -206,6 +206,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--tta", choices=("none", "flip", "flip+shift"), default="none", help="test-time augmentation: average the softmax over flipped / shifted views")
     p.add_argument("--plots", metavar="DIR", help="where the confusion matrix, reliability diagram and hardest examples go (default: evaluation/<dataset>-<split>/ beside the checkpoint)")
     p.add_argument("--no-plots", action="store_true", help="print the metrics only")
+    p.add_argument("--robust", action="store_true", help="also accuracy against FGSM and PGD over several eps, into robust/ beside the checkpoint (see cnnkit robust-eval)")
+    importlib.import_module("cnnkit.robust.commands").add_robust_flags(p)
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -285,6 +287,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         write_file(args.out, json.dumps(m, indent=2), hint="or choose another --out")
         print(f"\nwrote {args.out}")
+    if args.robust:
+        print()
+        importlib.import_module("cnnkit.robust.commands").run_robust(args.checkpoint, args)
     return 0
 
 

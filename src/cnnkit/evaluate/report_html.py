@@ -87,7 +87,7 @@ def _table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
 
 # Modules with `report_section(run_dir) -> (id, title, html) | None`: the sections other areas add
 # (robustness, deployment...) from the result files they keep in the run folder.
-EXTRA_SECTIONS: list[str] = ["cnnkit.deploy.report_section"]
+EXTRA_SECTIONS: list[str] = ["cnnkit.robust.report", "cnnkit.deploy.report_section"]
 
 # ---------- sections -------------------------------------------------------------------
 
