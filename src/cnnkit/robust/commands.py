@@ -124,7 +124,7 @@ def register(sub) -> None:
 
 
 def cmd_attack(args: argparse.Namespace) -> int:
-    from cnnkit.io_safety import printable
+    from cnnkit._text import printable
     from cnnkit.robust.attack_files import attack_files
     from cnnkit.robust.attacks import AttackSpec
 
