@@ -50,6 +50,7 @@ def tiny_run(tmp_path_factory) -> Path:
             "model.name": "simple_cnn", "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
             "train.epochs": 2,
             "train.batch_size": 32,
+            "train.num_threads": 1,  # the same weights whatever the machine's load (threads change float sums)
             "run.runs_dir": str(runs),
             "run.name": "tiny",
         }

@@ -16,7 +16,7 @@ def exported(run_copy):
 
 
 def test_static_int8_with_accuracy_before_and_after(exported):
-    r = quantize(exported, mode="static", calib=16, test_images=100)
+    r = quantize(exported, mode="static", calib=16, test_images=100, max_drop=100)  # the gate has its own test: tiny_run is barely trained
     assert r.path == exported.with_name("model.int8.onnx") and r.path.is_file()
     rep = json.loads(r.report_path.read_text())
     assert rep["mode"] == "static" and rep["format"] == "QDQ" and rep["per_channel"] is True
@@ -33,7 +33,7 @@ def test_static_int8_with_accuracy_before_and_after(exported):
 
 
 def test_dynamic_int8(exported):
-    r = quantize(exported, mode="dynamic", test_images=50)
+    r = quantize(exported, mode="dynamic", test_images=50, max_drop=100)
     assert (
         r.path.name == "model.int8-dynamic.onnx" and r.report["format"] == "QOperator" and r.report["test_images"] == 50
     )
@@ -42,10 +42,7 @@ def test_dynamic_int8(exported):
 def test_the_accuracy_gate_fires_with_both_numbers(exported, monkeypatch, capsys):
     import cnnkit.deploy.quantize as q
 
-    real = q.onnx_accuracy
-    monkeypatch.setattr(
-        q, "onnx_accuracy", lambda path, *a, **k: real(path, *a, **k) - (0.05 if "int8" in path.name else 0.0)
-    )
+    monkeypatch.setattr(q, "onnx_accuracy", lambda path, *a, **k: 0.85 if "int8" in path.name else 0.90)
     with pytest.raises(QuantizationError, match=r"a drop of 5\.00 points exceeds --max-drop 1"):
         quantize(exported, mode="static", calib=8, test_images=50)
     code = main(["quantize", str(exported), "--calib", "8", "--max-drop", "2"])

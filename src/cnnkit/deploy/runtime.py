@@ -63,6 +63,7 @@ class OnnxClassifier(Classifier):
         self.size = tuple(inp["size"])  # type: ignore[assignment]
         self.normalize = Normalize(inp["mean"], inp["std"], self.device)
         self.multi_label = self.metadata.get("task") == "multi_label"
+        self.invert = "no"  # as Classifier: background.py's light-background check reads checkpoint["input"]
 
     def _probs(self, x: torch.Tensor) -> torch.Tensor:
         logits = run_logits(self.session, self.normalize(x))
