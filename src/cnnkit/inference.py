@@ -18,9 +18,9 @@ from PIL import Image
 
 from cnnkit.background import fix_background
 from cnnkit.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
-from cnnkit.data.images import ImageError, is_image_file, open_image, pil_to_array
+from cnnkit.data.images import is_image_file, open_image, pil_to_array, read_batches
 from cnnkit.data.preprocess import Normalize
-from cnnkit.errors import ConfigError, DataError
+from cnnkit.errors import ConfigError
 from cnnkit.training.device import resolve_device
 
 ImageLike = Any  # PIL.Image | str | os.PathLike | np.ndarray | torch.Tensor
@@ -142,21 +142,13 @@ class Classifier:
         """Predict every readable file (folders expanded); unreadable ones are listed, not fatal."""
         report = PredictionReport()
         files = expand_paths(paths)
-        for start in range(0, len(files), batch_size):
-            ok, arrays = [], []
-            for f in files[start : start + batch_size]:
-                try:
-                    arrays.append(pil_to_array(open_image(f), self.channels, self.size))
-                    ok.append(f)
-                except (ImageError, DataError) as e:
-                    report.errors.append((str(f), str(e).removeprefix(f"{f}: ")))
-            if arrays:
-                x, mismatched, inverted = fix_background(torch.from_numpy(np.stack(arrays)), self.invert, self.checkpoint)
-                report.light_background += [str(f) for f, m, i in zip(ok, mismatched.tolist(), inverted.tolist()) if m and not i]
-                report.inverted += [str(f) for f, i in zip(ok, inverted.tolist()) if i]
-                with torch.no_grad():
-                    probs = self._probs(x)
-                report.predictions.extend(self._prediction(p, top_k, str(f), threshold) for p, f in zip(probs, ok))
+        for ok, batch in read_batches(files, self.channels, self.size, batch_size, report.errors):
+            x, mismatched, inverted = fix_background(batch, self.invert, self.checkpoint)
+            report.light_background += [str(f) for f, m, i in zip(ok, mismatched.tolist(), inverted.tolist()) if m and not i]
+            report.inverted += [str(f) for f, i in zip(ok, inverted.tolist()) if i]
+            with torch.no_grad():
+                probs = self._probs(x)
+            report.predictions.extend(self._prediction(p, top_k, str(f), threshold) for p, f in zip(probs, ok))
         return report
 
     def _prediction(self, probs: torch.Tensor, top_k: int, source: str | None, threshold: float = 0.5) -> Prediction:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cnnkit.errors import DataError
@@ -124,3 +126,26 @@ def pil_to_array(img: Image.Image, channels: int, size: tuple[int, int] | None =
         img = resize_center_crop(img, size)
     arr = np.asarray(img, dtype=np.uint8)
     return arr[None].copy() if arr.ndim == 2 else arr.transpose(2, 0, 1).copy()  # writable, own memory
+
+
+def read_batches(
+    files: Sequence[str | os.PathLike[str]],
+    channels: int,
+    size: tuple[int, int],
+    batch_size: int,
+    errors: list[tuple[str, str]],
+) -> Iterator[tuple[list[str | os.PathLike[str]], torch.Tensor]]:
+    """The readable files in batches of up to `batch_size`, each as (files, uint8 tensor B x C x H x W).
+
+    An unreadable file goes to `errors` as (path, why) and is left out; a batch with no readable
+    file is skipped. Used by predict, explain and attack alike."""
+    for start in range(0, len(files), batch_size):
+        ok, arrays = [], []
+        for f in files[start : start + batch_size]:
+            try:
+                arrays.append(load_image(f, channels, size))
+                ok.append(f)
+            except DataError as e:  # ImageError included
+                errors.append((str(f), str(e).removeprefix(f"{f}: ")))
+        if arrays:
+            yield ok, torch.from_numpy(np.stack(arrays))

@@ -80,7 +80,7 @@ def explain_files(
     titled with the prediction and its probability) and, for several images, a contact sheet.
     Output goes to `out` (default: explain/<method>/ beside the checkpoint)."""
     from cnnkit.checkpoint import resolve_checkpoint
-    from cnnkit.data.images import ImageError, open_image, pil_to_array
+    from cnnkit.data.images import read_batches
     from cnnkit.inference import expand_paths, load
 
     paths = list(paths)
@@ -97,17 +97,7 @@ def explain_files(
     how = METHOD_TITLES[method] + (f" at {layer_name}" if layer_name else "")
     # built in a hidden folder and moved into out_dir at the end: a signal or a full disk leaves its previous files
     with staged_folder(out_dir, hint="or write elsewhere with --out DIR") as stage:
-        for start in range(0, len(files), batch_size):
-            ok, arrays = [], []
-            for f in files[start : start + batch_size]:
-                try:
-                    arrays.append(pil_to_array(open_image(f), clf.channels, clf.size))
-                    ok.append(f)
-                except (ImageError, DataError) as e:
-                    result.errors.append((str(f), str(e).removeprefix(f"{f}: ")))
-            if not arrays:
-                continue
-            images = torch.from_numpy(np.stack(arrays))
+        for ok, images in read_batches(files, clf.channels, clf.size, batch_size, result.errors):
             targets = [target] * len(ok) if target is not None else None
             heat, probs = explain_batch(clf, images, method, targets, layer_name)
             for f, img, h, p in zip(ok, images.numpy(), heat, probs):

@@ -85,7 +85,7 @@ def attack_files(
     Untargeted attacks push each image away from the model's own prediction; targeted ones
     (`spec.targeted`, `target` a class name) toward `target`."""
     from cnnkit.checkpoint import resolve_checkpoint
-    from cnnkit.data.images import ImageError, open_image, pil_to_array
+    from cnnkit.data.images import read_batches
     from cnnkit.inference import expand_paths, load
     from cnnkit.io_safety import staged_folder
     from cnnkit.robust.render import save_attack_panel, save_attack_sheet
@@ -123,22 +123,13 @@ def attack_files(
         how += f", targeted at {target}"
     with staged_folder(out_dir, hint="or write elsewhere with --out DIR") as stage:
         (stage / "adversarial").mkdir()
-        for start in range(0, len(files), batch_size):
-            ok, arrays = [], []
-            for f in files[start : start + batch_size]:
-                try:
-                    arrays.append(pil_to_array(open_image(f), clf.channels, clf.size))
-                    ok.append(f)
-                except (ImageError, DataError) as e:
-                    result.errors.append((str(f), str(e).removeprefix(f"{f}: ")))
-            if not arrays:
-                continue
-            x_u8 = torch.from_numpy(np.stack(arrays)).to(clf.device)
+        for bi, (ok, x_u8) in enumerate(read_batches(files, clf.channels, clf.size, batch_size, result.errors)):
+            x_u8 = x_u8.to(clf.device)
             x01 = x_u8.float() / 255.0
             with torch.no_grad():
                 p0 = torch.softmax(forward(x01), 1)
             y = torch.full((len(ok),), names.index(target), device=clf.device) if target is not None else p0.argmax(1)
-            r = run_attack(forward, x01, y, dataclasses.replace(spec, seed=spec.seed + start))
+            r = run_attack(forward, x01, y, dataclasses.replace(spec, seed=spec.seed + bi * batch_size))
             adv_u8 = quantize(x_u8, r.x_adv, spec.eps, spec.norm)
             adv01 = adv_u8.float() / 255.0
             with torch.no_grad():

@@ -163,7 +163,7 @@ def run_robust(checkpoint, args: argparse.Namespace, out=None) -> dict:
     r = robust_evaluate(
         checkpoint, n=args.robust_n or DEFAULT_N, eps=args.robust_eps, steps=args.robust_steps, restarts=getattr(args, "robust_restarts", 1),
         seed=getattr(args, "seed", 0) or 0,
-        split=getattr(args, "split", "test"), data_root=getattr(args, "data_root", None), device=getattr(args, "device", "cpu"), out=out,
+        split=getattr(args, "split", None) or "test", data_root=getattr(args, "data_root", None), device=getattr(args, "device", "cpu"), out=out,
     )  # fmt: skip
     print(format_robust(r))
     print("\nwrote " + "\n      ".join(r["files"]))
