@@ -21,7 +21,7 @@ from cnnkit.checkpoint import load_checkpoint, model_from_checkpoint, resolve_ch
 from cnnkit.data.images import ImageError, is_image_file, open_image, pil_to_array
 from cnnkit.data.preprocess import Normalize
 from cnnkit.errors import ConfigError, DataError
-from cnnkit.training.device import resolve_device
+from cnnkit.device import resolve_device
 
 ImageLike = Any  # PIL.Image | str | os.PathLike | np.ndarray | torch.Tensor
 
