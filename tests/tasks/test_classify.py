@@ -19,7 +19,9 @@ def test_classification_loss_and_top1():
     logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 3.0]])
     y = torch.tensor([0, 1])
     assert int(CLASSIFICATION.correct(logits, y)) == 1
-    assert float(CLASSIFICATION.train_loss(logits, y, label_smoothing=0.1)) == pytest.approx(float(F.cross_entropy(logits, y, label_smoothing=0.1)))
+    assert float(CLASSIFICATION.train_loss(logits, y, label_smoothing=0.1)) == pytest.approx(
+        float(F.cross_entropy(logits, y, label_smoothing=0.1))
+    )
     assert float(CLASSIFICATION.eval_loss(logits, y)) == pytest.approx(float(F.cross_entropy(logits, y)))
 
 
@@ -45,6 +47,10 @@ def test_evaluate_reports_the_split_tasks_numbers():
 
     norm = Normalize((0.0,), (1.0,))
     single = evaluate(model, Split(images, torch.tensor([0, 0, 1, 1])), normalize=norm)
-    multi = evaluate(model, Split(images, torch.tensor([[1.0, 0.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])), normalize=norm)
+    multi = evaluate(
+        model, Split(images, torch.tensor([[1.0, 0.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])), normalize=norm
+    )
     assert single["accuracy"] == 0.5 and multi["accuracy"] == 0.5  # top-1 right twice; exact match twice
-    assert single["loss"] == pytest.approx(float(F.cross_entropy(torch.tensor([[2.0, -2.0]] * 4), torch.tensor([0, 0, 1, 1]))))
+    assert single["loss"] == pytest.approx(
+        float(F.cross_entropy(torch.tensor([[2.0, -2.0]] * 4), torch.tensor([0, 0, 1, 1])))
+    )
