@@ -26,10 +26,11 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 import torch
 
@@ -67,7 +68,7 @@ from cnnkit.training.setup import finetune_groups as _finetune_groups
 from cnnkit.training.setup import init_from_data as _init_from_data
 from cnnkit.training.threads import follow_load
 
-__all__ = ["Run", "train", "resume_config", "auto_model", "resolve_auto_model", "resolve_config", "METRIC_COLUMNS", "StepHook", "Hooks", "RunParts"]
+__all__ = ["METRIC_COLUMNS", "Hooks", "Run", "RunParts", "StepHook", "auto_model", "resolve_auto_model", "resolve_config", "resume_config", "train"]
 _COMPAT = (_check, _epoch_sampler, _finetune_groups, _init_from_data, _model_kwargs)  # older imports of trainer._name keep working
 
 
