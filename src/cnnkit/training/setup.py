@@ -282,17 +282,17 @@ def setup_run(
     if ckpt is not None:
         restore(state, model, ckpt, resume / "last.ckpt", rank=rank, world_size=world_size)
     train_model = _wrap(model, tc.compile, device, local_rank, world_size)
-    run_dir, env, writer = None, environment(device), None
-    if folder:
-        cfg, run_dir = _open_folder(cfg, data, resume, run_dir, rank, world_size, env)
-        writer = tensorboard(run_dir) if tc.tensorboard and rank == 0 else None
+    folder_path, env, writer = None, environment(device), None
+    if folder:  # the launcher's `run_dir`, the resumed one, or a new one
+        cfg, folder_path = _open_folder(cfg, data, resume, run_dir, rank, world_size, env)
+        writer = tensorboard(folder_path) if tc.tensorboard and rank == 0 else None
     parts = RunParts(
         cfg=cfg, data=data, device=device, rank=rank, world_size=world_size, quiet=quiet, model=model,
         train_model=train_model, normalize=normalize, augment=BatchAugment.from_config(cfg.augment), mean=mean, std=std,
         prep=prep, loss_fn=hooks.loss_fn, batch_transform=hooks.batch_transform,
         l1_params=l1_parameters(model, cfg.optim.l1_params) if cfg.optim.l1 else None,
         epoch_sampler=epoch_sampler(cfg, data), steps_per_epoch=steps_per_epoch, resize=resize,
-        per_epoch_schedule=is_per_epoch(state.scheduler), state=state, ckpt=ckpt, run_dir=run_dir, env=env, writer=writer,
+        per_epoch_schedule=is_per_epoch(state.scheduler), state=state, ckpt=ckpt, run_dir=folder_path, env=env, writer=writer,
     )  # fmt: skip
     return parts, hooks
 
