@@ -65,7 +65,7 @@ def calibrate(cfg, steps: int = 6) -> dict:
     import torch.nn.functional as F
 
     from cnnkit.models import create_model
-    from cnnkit.training.device import autocast, resolve_precision
+    from cnnkit.device import autocast, resolve_precision
     from cnnkit.training.recipes import apply_recipe
 
     cfg = apply_recipe(cfg)

@@ -81,7 +81,7 @@ def run_cnnkit(epochs: int, target: float, precision: str = "fp32", stop_at_targ
     from cnnkit.data.augment import BatchAugment
     from cnnkit.data.preprocess import Normalize, num_batches
     from cnnkit.models import create_model
-    from cnnkit.training.device import seed_everything
+    from cnnkit.device import seed_everything
     from cnnkit.training.loop import train_one_epoch
     from cnnkit.training.optim import build_optimizer, build_scheduler
 

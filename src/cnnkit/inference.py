@@ -20,8 +20,8 @@ from cnnkit.background import fix_background
 from cnnkit.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
 from cnnkit.data.images import is_image_file, open_image, pil_to_array, read_batches
 from cnnkit.data.preprocess import Normalize
+from cnnkit.device import resolve_device
 from cnnkit.errors import ConfigError
-from cnnkit.training.device import resolve_device
 
 ImageLike = Any  # PIL.Image | str | os.PathLike | np.ndarray | torch.Tensor
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from cnnkit.config import Config
 from cnnkit.data.types import SkippedFile
-from cnnkit.rundir import atomic_write_text
 
 
 def _pct(x: float) -> str:
@@ -37,13 +36,6 @@ def _notes(split: str, final: dict, cfg: Config) -> list[str]:
     if split == "val":
         notes[0] = f"The {split} number above is the {notes[0]}."
     return [line for n in notes for line in ("", n)]
-
-
-def write_report(run_dir: Path, cfg: Config, summary: dict, rows: list[dict], final: dict, skipped: list[SkippedFile]) -> Path:
-    """Write <run_dir>/report.md (atomically: a full disk leaves the previous file or none)."""
-    path = run_dir / "report.md"
-    atomic_write_text(path, render_report(run_dir, cfg, summary, rows, final, skipped))
-    return path
 
 
 def render_report(run_dir: Path, cfg: Config, summary: dict, rows: list[dict], final: dict, skipped: list[SkippedFile]) -> str:

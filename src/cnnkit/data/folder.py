@@ -48,11 +48,6 @@ def class_files(tree: TreeScan, rel: str = "") -> dict[str, list[str]]:
     return classes
 
 
-def scan_class_folders(folder: Path) -> dict[str, list[Path]]:
-    """{class name: image files (recursive, sorted)} without decoding anything."""
-    return {name: [Path(p) for p in files] for name, files in class_files(walk(Path(folder))).items()}
-
-
 def decode_labelled(
     files: FilePaths, labels: list[Any], channels: int, size: tuple[int, int], cfg: DataConfig, skipped: list[SkippedFile], source: str,
     stream: bool = False,

@@ -121,10 +121,6 @@ def ensure_idx_files(folder: Path, files: dict[str, str], mirrors: list[str], al
         download([m + name for m in mirrors], folder / name, files[name])
 
 
-def ensure_mnist_files(folder: Path, allow_download: bool) -> None:
-    ensure_idx_files(folder, MNIST_FILES, MNIST_MIRRORS, allow_download, "MNIST")
-
-
 def build_idx_dataset(cfg: DataConfig, seed: int, *, name: str, what: str, classes: list[str], files: dict[str, str], mirrors: list[str], counts: dict[str, int]) -> Dataset:
     """Any MNIST-format dataset from `<data root>/<name>/`, downloading missing files."""
     folder = data_root(cfg.root) / name

@@ -18,7 +18,7 @@ from cnnkit.data.preprocess import Normalize
 from cnnkit.data.types import Split
 from cnnkit.errors import DataError
 from cnnkit.evaluate.metrics import classification_metrics, hardest_examples, multilabel_metrics
-from cnnkit.training.device import resolve_device
+from cnnkit.device import resolve_device
 from cnnkit.training.loop import predict_logits
 
 

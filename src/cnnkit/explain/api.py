@@ -43,10 +43,12 @@ def class_index(class_names: list[str], name: str | None) -> int | None:
 
 def explain_batch(clf, images: torch.Tensor, method: str = "gradcam", targets: list[int] | None = None, layer: str | None = None) -> tuple[np.ndarray, torch.Tensor]:
     """Heat maps (B, H, W) in [0, 1] and class probabilities (B, K) for uint8 images (B, C, H, W)
-    already at the model's input size. Integrated gradients start from a black image."""
+    already at the model's input size: a softmax, or each label's sigmoid for a multi-label model
+    (`clf.multi_label`). Integrated gradients start from a black image."""
     x = clf.normalize(images)
     with torch.no_grad():
-        probs = torch.softmax(clf.model(x).float(), 1).cpu()
+        logits = clf.model(x).float()
+        probs = (torch.sigmoid(logits) if getattr(clf, "multi_label", False) else torch.softmax(logits, 1)).cpu()
     if targets is None:
         targets = probs.argmax(1).tolist()
     baseline = clf.normalize(torch.zeros_like(images)) if method == "integrated-gradients" else None

@@ -34,7 +34,7 @@ def zoo_rows() -> list[dict]:
 
 def auto_defaults() -> dict[str, str]:
     """What --model auto picks for typical data, asked of the trainer's own rule (so this never goes stale)."""
-    from cnnkit.training.trainer import auto_model
+    from cnnkit.models.auto import auto_model
 
     cases = {"grayscale up to 64 px (digits)": (1, 28), "colour up to 64 px": (3, 32), "larger images": (3, 224)}
     return {what: auto_model(channels, size) for what, (channels, size) in cases.items()}

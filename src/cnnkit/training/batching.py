@@ -31,5 +31,9 @@ def clamp_batch_size(batch_size: int, n: int, world_size: int = 1, *, quiet: boo
 
         raise ConfigError(f"{n} training images cannot be split across {world_size} processes; use fewer --devices")
     if not quiet:
-        print(f"cnnkit: note: train.batch_size {batch_size} is larger than the {n} training images; using {clamped} (one step per epoch)", file=sys.stderr, flush=True)
+        print(clamp_note(batch_size, n, clamped), file=sys.stderr, flush=True)
     return clamped
+
+
+def clamp_note(batch_size: int, n: int, clamped: int) -> str:
+    return f"cnnkit: note: train.batch_size {batch_size} is larger than the {n} training images; using {clamped} (one step per epoch)"

@@ -25,7 +25,7 @@ from torch import nn
 
 from cnnkit.data.preprocess import Normalize, batches
 from cnnkit.data.types import Split
-from cnnkit.training.device import autocast
+from cnnkit.device import autocast
 
 MAX_FLOAT32_BYTES = 2 * 1024**3
 

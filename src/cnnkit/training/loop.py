@@ -5,6 +5,8 @@ Hook points for other areas, all plain arguments of `train_one_epoch`:
                                            with label smoothing; multi-hot labels: binary
                                            cross-entropy, see training/losses.py); targets may be soft (N, C)
     batch_transform(x, y, generator)       mixup / cutmix on the normalised batch; returns (x, targets)
+    perturb_batch(model, normalize, x01, y, generator, epoch) -> x01   adversarial examples on the
+                                           augmented [0, 1] pixels, before normalisation (training/hooks.py)
     on_step(step, steps, loss, acc, images) after every optimiser step (progress, checkpoints)
     EpochState.start(n, generator, sampler)  sampler(generator) -> the epoch's order (balanced sampling)
 
@@ -18,26 +20,24 @@ is BCE on each logit and "accuracy" is the exact match (every label right at sig
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cnnkit.data.augment import BatchAugment
 from cnnkit.data.preprocess import Normalize, batches, num_batches
 from cnnkit.data.stream import is_streamed, load_batches
 from cnnkit.data.types import Split
+from cnnkit.device import autocast
 from cnnkit.errors import CnnkitError
+from cnnkit.tasks import Task, task_for
 from cnnkit.training.batching import batch_end
-from cnnkit.training.device import autocast
-from cnnkit.training.losses import multilabel_bce
+from cnnkit.training.hooks import BatchTransform, LossFn, PerturbBatch
 from cnnkit.training.progressive import resize_batch
 
 StepCallback = Callable[[int, int, float, float, int], None]  # (step, steps, loss, acc, images)
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, targets) -> scalar loss
-BatchTransform = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 Sampler = Callable[[torch.Generator], torch.Tensor]  # generator -> an epoch's order (indices into the split)
 
 
@@ -90,6 +90,67 @@ def _shard(t: torch.Tensor, rank: int, world: int) -> torch.Tensor:
     return t[rank * per : (rank + 1) * per]
 
 
+@dataclass(frozen=True)
+class LossSpec:
+    """The loss of a step: `fn(logits, targets)` (None: cross-entropy with `label_smoothing`, or BCE for
+    multi-hot labels) plus an L1 penalty `l1 * sum(|p|)` over `l1_params` (reported as train_l1)."""
+
+    fn: LossFn | None = None
+    label_smoothing: float = 0.0
+    l1: float = 0.0
+    l1_params: list[torch.Tensor] | None = None
+
+
+@dataclass(frozen=True)
+class PrecisionSpec:
+    """Autocast precision (fp32 | bf16 | fp16) and fp16's gradient scaler (an enabled GradScaler, or None)."""
+
+    precision: str = "fp32"
+    scaler: torch.amp.GradScaler | None = None
+
+    @property
+    def fp16(self) -> bool:
+        return self.scaler is not None and self.scaler.is_enabled()
+
+
+@dataclass(frozen=True)
+class Sharding:
+    """Several processes: each takes its contiguous share of every global batch; the sums are reduced."""
+
+    rank: int = 0
+    world_size: int = 1
+
+
+@dataclass(frozen=True)
+class StepPolicy:
+    """Gradient clipping (max total norm; None / 0: off) and what a non-finite loss or gradient does:
+    "stop" raises NonFiniteLossError, "skip" drops the step (counted in the result's skipped_steps)."""
+
+    grad_clip: float | None = None
+    on_nan: str = "stop"
+
+
+_FLAT = {  # train_one_epoch's older keyword spelling: name -> (group, field)
+    "loss_fn": ("loss", "fn"), "label_smoothing": ("loss", "label_smoothing"), "l1": ("loss", "l1"), "l1_params": ("loss", "l1_params"),
+    "precision": ("amp", "precision"), "scaler": ("amp", "scaler"), "rank": ("shard", "rank"), "world_size": ("shard", "world_size"),
+    "grad_clip": ("policy", "grad_clip"), "on_nan": ("policy", "on_nan"),
+}
+
+
+def _groups(loss, amp, shard, policy, flat: dict) -> tuple[LossSpec, PrecisionSpec, Sharding, StepPolicy]:
+    """The grouped arguments, with the older flat keywords (loss_fn=, precision=, rank=, ...) folded in."""
+    groups = {"loss": loss or LossSpec(), "amp": amp or PrecisionSpec(), "shard": shard or Sharding(), "policy": policy or StepPolicy()}
+    given = {"loss": loss, "amp": amp, "shard": shard, "policy": policy}
+    for name, value in flat.items():
+        if name not in _FLAT:
+            raise TypeError(f"train_one_epoch() got an unexpected keyword argument {name!r}")
+        group, field_name = _FLAT[name]
+        if given[group] is not None:
+            raise TypeError(f"train_one_epoch(): give {name} inside {group}=, not both")
+        groups[group] = replace(groups[group], **{field_name: value})
+    return groups["loss"], groups["amp"], groups["shard"], groups["policy"]
+
+
 def train_one_epoch(
     model: nn.Module,
     data: Split,
@@ -100,33 +161,33 @@ def train_one_epoch(
     batch_size: int,
     generator: torch.Generator,
     augment: BatchAugment | None = None,
-    label_smoothing: float = 0.0,
-    loss_fn: LossFn | None = None,
+    loss: LossSpec | None = None,
+    amp: PrecisionSpec | None = None,
+    shard: Sharding | None = None,
+    policy: StepPolicy | None = None,
     batch_transform: BatchTransform | None = None,
-    precision: str = "fp32",
-    scaler: torch.amp.GradScaler | None = None,
-    grad_clip: float | None = None,
-    l1: float = 0.0,
-    l1_params: list[torch.Tensor] | None = None,
-    on_nan: str = "stop",
+    perturb_batch: PerturbBatch | None = None,
     ema=None,
     state: EpochState | None = None,
-    rank: int = 0,
-    world_size: int = 1,
     set_train_mode: Callable[[], None] | None = None,
     on_step: StepCallback | None = None,
     stop_at: Callable[[], int] | None = None,
     epoch: int = 1,
     resize_to: tuple[int, int] | None = None,
+    **flat,
 ) -> dict[str, float]:
     """One pass over `data` (shuffled; the last batch also takes the remainder, see training/batching.py). Returns loss, accuracy, images, seconds.
 
-    `epoch` (1-based) drives augment.alternate_flip; `resize_to` (H, W) resizes the normalised
+    Arguments by concern: `loss` (LossSpec), `amp` (PrecisionSpec), `shard` (Sharding), `policy`
+    (StepPolicy); the older flat keywords (loss_fn, label_smoothing, l1, l1_params, precision,
+    scaler, rank, world_size, grad_clip, on_nan) still work. `epoch` (1-based) drives
+    augment.alternate_flip and is passed to perturb_batch; `resize_to` (H, W) resizes the normalised
     batches (progressive resizing). `stop_at() -> n` ends the epoch after its n-th step (checked before each step: a time
     budget's last, partial epoch). `state` continues an epoch from a step checkpoint (its order and sums); without it a new
-    order is drawn from `generator`. With `world_size` > 1 each rank takes its contiguous
+    order is drawn from `generator`. With `shard.world_size` > 1 each rank takes its contiguous
     share of every global batch (batch_size is the global batch) and the sums are reduced.
     """
+    loss, amp, shard, policy = _groups(loss, amp, shard, policy, flat)
     if set_train_mode is not None:
         set_train_mode()  # e.g. fine-tuning: frozen batch norms stay in eval mode
     else:
@@ -137,7 +198,7 @@ def train_one_epoch(
         state = EpochState.start(len(data), generator)
     state.loss_sum, state.l1_sum, state.correct = state.loss_sum.to(device), state.l1_sum.to(device), state.correct.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    fp16 = scaler is not None and scaler.is_enabled()
+    task = task_for(data.multi_label)
     t0 = time.perf_counter()
     stop = len(data) - len(data) % batch_size if len(data) >= batch_size else len(data)
     n_order = len(state.order)
@@ -152,81 +213,126 @@ def train_one_epoch(
             continue
         if augment is not None and augment.active:
             x = augment(x, generator, index=state.order[start:end], epoch=epoch)
-        if world_size > 1:
-            x, y = _shard(x, rank, world_size), _shard(y, rank, world_size)
-        x = normalize(x)
-        if resize_to is not None:  # progressive resizing: this epoch's smaller size
-            x = resize_batch(x, resize_to)
+        if shard.world_size > 1:
+            x, y = _shard(x, shard.rank, shard.world_size), _shard(y, shard.rank, shard.world_size)
         y = y.to(device, non_blocking=True)
-        targets = y
-        if batch_transform is not None:
-            x, targets = batch_transform(x, y, generator)
-        with autocast(device, precision):
-            logits = model(x)
-            if loss_fn is not None:
-                loss = loss_fn(logits.float(), targets)
-            elif data.multi_label:
-                loss = multilabel_bce(logits.float(), targets, label_smoothing=label_smoothing)
-            else:
-                loss = F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
-        penalty = l1_penalty(l1_params, l1) if l1 and l1_params else None
-        total = loss + penalty if penalty is not None else loss
-        optimizer.zero_grad(set_to_none=True)
-        if fp16:
-            scaler.scale(total).backward()
-            scaler.unscale_(optimizer)
-        else:
-            total.backward()
-        if grad_clip:
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        elif not fp16:
-            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
-        # one sync per step; with fp16 the scaler skips steps with inf gradients itself
-        finite = bool(torch.isfinite(total)) if fp16 else bool(torch.isfinite(total) & torch.isfinite(grad_norm))
-        if world_size > 1:
-            flag = torch.tensor([0.0 if finite else 1.0], device=device)
-            torch.distributed.all_reduce(flag)
-            finite = float(flag) == 0.0
+        x, targets = _model_input(model, x, y, normalize, generator, epoch, perturb_batch, resize_to, batch_transform)
+        logits, total, penalty = _forward(model, x, targets, task, loss, amp, device)
+        finite = _backward(total, optimizer, params, amp, policy.grad_clip, shard, device)
         global_idx = start // batch_size + 1
         if not finite:
             value = float(total.detach())
-            if on_nan == "skip":
-                optimizer.zero_grad(set_to_none=True)
-                if fp16:
-                    scaler.update()
-                if scheduler is not None:
-                    scheduler.step()
-                state.step = global_idx
-                state.skipped += 1
-                if on_step is not None:
-                    on_step(global_idx, steps, value, float(state.correct) / max(state.seen, 1), state.seen)
-                continue
-            raise NonFiniteLossError(
-                f"the loss or gradient became non-finite ({value}) at step {global_idx} of this epoch", step=global_idx, value=value,
-                last_finite=state.last_finite_loss,
-            )
-        if fp16:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        if ema is not None:
-            ema.update(model)
-        n = y.shape[0]
-        state.seen += n
-        state.step = global_idx
-        state.loss_sum += total.detach().float() * n
-        if penalty is not None:
-            state.l1_sum += penalty.detach().float() * n
-        state.correct += _correct(logits.detach(), y)
-        loss_value = float(total.detach())
-        state.last_finite_loss = loss_value
+            if policy.on_nan != "skip":
+                raise NonFiniteLossError(
+                    f"the loss or gradient became non-finite ({value}) at step {global_idx} of this epoch", step=global_idx, value=value,
+                    last_finite=state.last_finite_loss,
+                )
+            _skip_step(optimizer, scheduler, amp, state, global_idx)
+            if on_step is not None:
+                on_step(global_idx, steps, value, float(state.correct) / max(state.seen, 1), state.seen)
+            continue
+        _apply_step(model, optimizer, scheduler, amp, ema)
+        _record(state, task, global_idx, y, logits, total, penalty)
         if on_step is not None:
-            on_step(global_idx, steps, loss_value, float(state.correct) / state.seen, state.seen)
+            on_step(global_idx, steps, state.last_finite_loss, float(state.correct) / state.seen, state.seen)
+    return _epoch_result(state, loss.l1, shard, device, t0)
+
+
+def _model_input(model, x, y, normalize: Normalize, generator, epoch: int, perturb_batch, resize_to, batch_transform):
+    """An augmented uint8 batch -> (model input, targets): perturb_batch on [0, 1] pixels, normalise,
+    progressive resizing, then batch_transform (mixup / cutmix) on the normalised batch."""
+    if perturb_batch is not None:  # adversarial training: on [0, 1] pixels, before normalisation (training/hooks.py)
+        x01 = x.to(normalize.device, non_blocking=True).float() / 255.0
+        x = perturb_batch(model, PixelNormalize(normalize), x01, y, generator, epoch) * 255.0
+    x = normalize(x)
+    if resize_to is not None:  # progressive resizing: this epoch's smaller size
+        x = resize_batch(x, resize_to)
+    if batch_transform is not None:
+        return batch_transform(x, y, generator)
+    return x, y
+
+
+class PixelNormalize:
+    """perturb_batch's `normalize`: [0, 1] pixels -> the model's input (the run's Normalize works on 0-255 values)."""
+
+    def __init__(self, normalize: Normalize):
+        self.normalize = normalize
+
+    def __call__(self, x01: torch.Tensor) -> torch.Tensor:
+        return self.normalize(x01 * 255.0)
+
+
+def _forward(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, task: Task, spec: LossSpec, amp: PrecisionSpec, device):
+    """(logits, total loss with the L1 penalty, the penalty or None)."""
+    with autocast(device, amp.precision):
+        logits = model(x)
+        if spec.fn is not None:
+            loss = spec.fn(logits.float(), targets)
+        else:  # the task's: cross-entropy, or BCE for multi-hot labels
+            loss = task.train_loss(logits.float(), targets, label_smoothing=spec.label_smoothing)
+    penalty = l1_penalty(spec.l1_params, spec.l1) if spec.l1 and spec.l1_params else None
+    return logits, (loss + penalty if penalty is not None else loss), penalty
+
+
+def _backward(total: torch.Tensor, optimizer, params: list, amp: PrecisionSpec, grad_clip: float | None, shard: Sharding, device) -> bool:
+    """Gradients (unscaled, clipped); whether the loss and the gradient are finite on every process."""
+    fp16 = amp.fp16
+    optimizer.zero_grad(set_to_none=True)
+    if fp16:
+        amp.scaler.scale(total).backward()
+        amp.scaler.unscale_(optimizer)
+    else:
+        total.backward()
+    if grad_clip:
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    elif not fp16:
+        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    # one sync per step; with fp16 the scaler skips steps with inf gradients itself
+    finite = bool(torch.isfinite(total)) if fp16 else bool(torch.isfinite(total) & torch.isfinite(grad_norm))
+    if shard.world_size > 1:
+        flag = torch.tensor([0.0 if finite else 1.0], device=device)
+        torch.distributed.all_reduce(flag)
+        finite = float(flag) == 0.0
+    return finite
+
+
+def _skip_step(optimizer, scheduler, amp: PrecisionSpec, state: EpochState, global_idx: int) -> None:
+    """on_nan="skip": no update, but the step counts (schedule, position, skipped)."""
+    optimizer.zero_grad(set_to_none=True)
+    if amp.fp16:
+        amp.scaler.update()
+    if scheduler is not None:
+        scheduler.step()
+    state.step = global_idx
+    state.skipped += 1
+
+
+def _apply_step(model: nn.Module, optimizer, scheduler, amp: PrecisionSpec, ema) -> None:
+    if amp.fp16:
+        amp.scaler.step(optimizer)
+        amp.scaler.update()
+    else:
+        optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    if ema is not None:
+        ema.update(model)
+
+
+def _record(state: EpochState, task: Task, global_idx: int, y: torch.Tensor, logits: torch.Tensor, total: torch.Tensor, penalty: torch.Tensor | None) -> None:
+    n = y.shape[0]
+    state.seen += n
+    state.step = global_idx
+    state.loss_sum += total.detach().float() * n
+    if penalty is not None:
+        state.l1_sum += penalty.detach().float() * n
+    state.correct += task.correct(logits.detach(), y)
+    state.last_finite_loss = float(total.detach())
+
+
+def _epoch_result(state: EpochState, l1: float, shard: Sharding, device, t0: float) -> dict[str, float]:
     loss_sum, l1_sum, correct, seen = state.loss_sum.clone(), state.l1_sum.clone(), state.correct.clone(), state.seen
-    if world_size > 1:
+    if shard.world_size > 1:
         sums = torch.stack([loss_sum.double(), l1_sum.double(), correct.double(), torch.tensor(float(seen), dtype=torch.float64, device=device)])
         torch.distributed.all_reduce(sums)
         loss_sum, l1_sum, correct, seen = sums[0], sums[1], sums[2], int(sums[3])
@@ -260,13 +366,6 @@ def _eval_batches(data: Split, batch_size: int, device: torch.device):
         yield data.images[idx]
 
 
-def _correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Images right: top-1 class, or for multi-hot y every label right at sigmoid >= 0.5 (exact match)."""
-    if y.ndim == 2:
-        return ((torch.sigmoid(logits.float()) >= 0.5) == (y > 0.5)).all(1).sum()
-    return (logits.argmax(1) == y).sum()
-
-
 @torch.no_grad()
 def predict_logits(model: nn.Module, data: Split, *, normalize: Normalize, batch_size: int = 500, precision: str = "fp32") -> torch.Tensor:
     """Logits (N, num_classes) as float32 on the CPU, in data order."""
@@ -286,6 +385,7 @@ def evaluate(model: nn.Module, data: Split, *, normalize: Normalize, batch_size:
     logits = predict_logits(model, data, normalize=normalize, batch_size=batch_size, precision=precision)
     if len(data) == 0:
         return {"loss": float("nan"), "accuracy": float("nan"), "images": 0, "seconds": 0.0}
-    loss = (multilabel_bce(logits, data.labels) if data.multi_label else F.cross_entropy(logits, data.labels)).item()
-    acc = int(_correct(logits, data.labels)) / len(data)
+    task = task_for(data.multi_label)
+    loss = task.eval_loss(logits, data.labels).item()
+    acc = int(task.correct(logits, data.labels)) / len(data)
     return {"loss": loss, "accuracy": acc, "images": len(data), "seconds": time.perf_counter() - t0}

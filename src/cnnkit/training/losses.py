@@ -17,16 +17,9 @@ import torch.nn.functional as F
 
 from cnnkit.data.balance import class_weights, pos_weight
 from cnnkit.errors import ConfigError
+from cnnkit.tasks.classify import multilabel_bce  # defined with its task
 
 CLASS_WEIGHT_MODES = ("none", "balanced", "sqrt")
-
-
-def multilabel_bce(logits: torch.Tensor, targets: torch.Tensor, *, label_smoothing: float = 0.0, pos_weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean binary cross-entropy over images and labels; targets (B, K) in [0, 1] (multi-hot or mixed)."""
-    targets = targets.float()
-    if label_smoothing:
-        targets = targets * (1.0 - label_smoothing) + 0.5 * label_smoothing
-    return F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weight)
 
 
 def loss_weights(mode: str, labels: torch.Tensor, num_classes: int) -> torch.Tensor | None:

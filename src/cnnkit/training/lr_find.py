@@ -14,7 +14,7 @@ from torch import nn
 from cnnkit.data.augment import BatchAugment
 from cnnkit.data.preprocess import Normalize
 from cnnkit.data.types import Split
-from cnnkit.training.device import autocast
+from cnnkit.device import autocast
 
 
 @dataclass
@@ -53,6 +53,7 @@ def lr_range_test(
     generator: torch.Generator,
     augment: BatchAugment | None = None,
     label_smoothing: float = 0.0,
+    loss_fn=None,
     precision: str = "fp32",
     start_lr: float = 1e-6,
     end_lr: float = 10.0,
@@ -62,6 +63,7 @@ def lr_range_test(
 ) -> LRFinderResult:
     """Train for up to `steps` steps with the rate rising geometrically from start_lr to end_lr.
 
+    `loss_fn(logits, labels)` replaces cross-entropy (the run's class weights, say).
     Stops once the smoothed loss exceeds `diverge` x its minimum. The model and optimiser are
     changed: use copies you can throw away.
     """
@@ -87,7 +89,8 @@ def lr_range_test(
             x = augment(x, generator)
         x, y = normalize(x), data.labels[idx].to(device)
         with autocast(device, precision):
-            loss = F.cross_entropy(model(x).float(), y, label_smoothing=label_smoothing)
+            logits = model(x).float()
+            loss = loss_fn(logits, y) if loss_fn is not None else F.cross_entropy(logits, y, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -131,31 +134,27 @@ def plot_lr_find(result: LRFinderResult, path: str | Path) -> Path:
 
 
 def lr_find(cfg, *, out: str | Path = "lr_find.png", steps: int = 100, start_lr: float = 1e-6, end_lr: float = 10.0) -> LRFinderResult:
-    """Build the data and model `cfg` describes, run the range test, write the plot to `out`."""
-    from cnnkit.data import build_dataset
-    from cnnkit.models import create_model
-    from cnnkit.training.device import resolve_device, seed_everything
-    from cnnkit.training.optim import build_optimizer
+    """Build the run `cfg` describes exactly as `train` does (training/setup.py: pretrained weights,
+    fine-tuning groups, the whole augmentation, the configured loss), without a run folder; run the
+    range test; write the plot to `out`. The thread count is restored afterwards."""
     from cnnkit.training.recipes import apply_recipe
-    from cnnkit.training.trainer import _model_kwargs, resolve_auto_model
+    from cnnkit.training.setup import check_config, setup_run
 
     cfg = apply_recipe(cfg)
+    check_config(cfg, 1)
     tc = cfg.train
+    prev_threads = torch.get_num_threads()
     if tc.num_threads:
         torch.set_num_threads(tc.num_threads)
-    device = resolve_device(tc.device)
-    data = build_dataset(cfg.data, seed=tc.seed)
-    generator = seed_everything(tc.seed)
-    cfg = resolve_auto_model(cfg, data)
-    model = create_model(cfg.model.name, num_classes=data.num_classes, in_chans=data.channels, **_model_kwargs(cfg, data)).to(device)
-    if tc.channels_last:
-        model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, cfg.optim)
-    normalize = Normalize(data.mean, data.std, device, channels_last=tc.channels_last)
-    augment = BatchAugment(translate=cfg.augment.translate, hflip=cfg.augment.hflip)
-    result = lr_range_test(
-        model, data.train, optimizer, normalize=normalize, batch_size=min(tc.batch_size, len(data.train)), generator=generator,
-        augment=augment, label_smoothing=cfg.optim.label_smoothing, precision=tc.precision, start_lr=start_lr, end_lr=end_lr, steps=steps,
-    )
+    try:
+        parts, _ = setup_run(cfg, quiet=True, folder=False)
+        tc = parts.cfg.train
+        result = lr_range_test(
+            parts.train_model, parts.data.train, parts.state.optimizer, normalize=parts.normalize, batch_size=tc.batch_size,
+            generator=parts.state.generator, augment=parts.augment, label_smoothing=parts.cfg.optim.label_smoothing, loss_fn=parts.loss_fn,
+            precision=tc.precision, start_lr=start_lr, end_lr=end_lr, steps=steps,
+        )
+    finally:
+        torch.set_num_threads(prev_threads)
     plot_lr_find(result, out)
     return result

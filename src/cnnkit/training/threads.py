@@ -150,7 +150,7 @@ def follow_load(on_step: StepHook | None, device: str, stream=None) -> StepHook 
     Returns `on_step` unchanged off the CPU or where the load cannot be measured. Changes are
     reported on `stream` (None: silent), from rank 0 only."""
     from cnnkit.training import distributed
-    from cnnkit.training.device import resolve_device
+    from cnnkit.device import resolve_device
 
     if resolve_device(device).type != "cpu":
         return on_step

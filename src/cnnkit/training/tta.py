@@ -9,7 +9,7 @@ from cnnkit.data.augment import hflip, translate
 from cnnkit.data.preprocess import Normalize, batches
 from cnnkit.data.types import Split
 from cnnkit.errors import ConfigError
-from cnnkit.training.device import autocast
+from cnnkit.device import autocast
 
 TTA_MODES = ("none", "flip", "flip+shift")
 
