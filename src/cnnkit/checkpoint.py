@@ -109,8 +109,8 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     from cnnkit.models import create_model
 
     model = create_model(ckpt["model"]["name"], **ckpt["model"]["kwargs"])
-    if "pruning" in ckpt:  # a structurally pruned model: its recorded widths (cnnkit.deploy.structure)
-        from cnnkit.deploy.structure import apply_pruning
+    if "pruning" in ckpt:  # a structurally pruned model: its recorded widths (cnnkit.models.structure)
+        from cnnkit.models.structure import apply_pruning
 
         apply_pruning(model, ckpt)
     try:

@@ -108,8 +108,8 @@ def check_shapes(ckpt: dict, path: str | Path) -> None:
     try:
         with torch.device("meta"):
             meta = create_model(spec["name"], **spec["kwargs"])
-            if "pruning" in ckpt:  # a structurally pruned model: its recorded widths (cnnkit.deploy.structure)
-                from cnnkit.deploy.structure import apply_pruning
+            if "pruning" in ckpt:  # a structurally pruned model: its recorded widths (cnnkit.models.structure)
+                from cnnkit.models.structure import apply_pruning
 
                 apply_pruning(meta, ckpt, path)
     except CheckpointError:

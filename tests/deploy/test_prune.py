@@ -8,7 +8,7 @@ import torch
 
 from cnnkit.cli import main
 from cnnkit.deploy.prune import count_macs, structured_prune, unstructured_prune
-from cnnkit.deploy.structure import apply_structure, record_structure
+from cnnkit.models.structure import apply_structure, record_structure
 from cnnkit.errors import CheckpointError, ConfigError
 from cnnkit.models import create_model
 

@@ -185,7 +185,7 @@ def prune_run(
     from cnnkit.checkpoint import atomic_save, load_checkpoint, model_from_checkpoint, resolve_checkpoint
     from cnnkit.deploy.finetune import finetune
     from cnnkit.deploy.source import load_split
-    from cnnkit.deploy.structure import record_structure
+    from cnnkit.models.structure import record_structure
     from cnnkit.models import create_model
 
     ckpt_path = resolve_checkpoint(path)
