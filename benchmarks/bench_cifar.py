@@ -39,18 +39,31 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train import write_results  # noqa: E402
+from bench_train import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARBALL = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "cifar10-jpg.tar.gz"
 
 
-def cnnkit_config(data: Path, runs_dir: str, epochs: int | None = None, seed: int = 0, extra: dict | None = None, time_budget: float | None = None):
+def cnnkit_config(
+    data: Path,
+    runs_dir: str,
+    epochs: int | None = None,
+    seed: int = 0,
+    extra: dict | None = None,
+    time_budget: float | None = None,
+):
     from cnnkit.config import Config
 
     over = {
-        "data.dataset": "folder", "data.path": str(data), "data.image_size": 32, "data.val_fraction": 0.02, "train.recipe": "cifar-fast",
-        "train.seed": seed, "run.runs_dir": runs_dir, **(extra or {}),
+        "data.dataset": "folder",
+        "data.path": str(data),
+        "data.image_size": 32,
+        "data.val_fraction": 0.02,
+        "train.recipe": "cifar-fast",
+        "train.seed": seed,
+        "run.runs_dir": runs_dir,
+        **(extra or {}),
     }
     if epochs is not None:
         over["train.epochs"] = epochs
@@ -64,8 +77,8 @@ def calibrate(cfg, steps: int = 6) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from cnnkit.models import create_model
     from cnnkit.device import autocast, resolve_precision
+    from cnnkit.models import create_model
     from cnnkit.training.recipes import apply_recipe
 
     cfg = apply_recipe(cfg)
@@ -89,31 +102,63 @@ def calibrate(cfg, steps: int = 6) -> dict:
         model(torch.randn(500, 3, 32, 32).contiguous(memory_format=torch.channels_last))
     eval_image = (time.perf_counter() - t0) / 500
     step = sorted(times[2:])[len(times[2:]) // 2]  # median after warm-up
-    return {"seconds_per_step": step, "seconds_per_eval_image": eval_image, "batch_size": cfg.train.batch_size, "precision": prec}
+    return {
+        "seconds_per_step": step,
+        "seconds_per_eval_image": eval_image,
+        "batch_size": cfg.train.batch_size,
+        "precision": prec,
+    }
 
 
-def run_cnnkit(data: Path, budget: float, seed: int = 0, epochs: int | None = None, extra: dict | None = None, keep_runs: str | None = None) -> dict:
+def run_cnnkit(
+    data: Path,
+    budget: float,
+    seed: int = 0,
+    epochs: int | None = None,
+    extra: dict | None = None,
+    keep_runs: str | None = None,
+) -> dict:
     from cnnkit.training.trainer import train
 
     t0 = time.perf_counter()
-    with contextlib.nullcontext(keep_runs) if keep_runs else tempfile.TemporaryDirectory(prefix="cnnkit-bench-cifar-") as runs:
+    with (
+        contextlib.nullcontext(keep_runs)
+        if keep_runs
+        else tempfile.TemporaryDirectory(prefix="cnnkit-bench-cifar-") as runs
+    ):
         cal = calibrate(cnnkit_config(data, runs, seed=seed, extra=extra))
         n_test = 10_000
         # after training: the test set x 6 views (flip+shift TTA), x 1.2, and 20 s for loading the
         # cache, the whitening init, the best checkpoint, plots and report
         final_s = 1.2 * 6 * n_test * cal["seconds_per_eval_image"] + 20
         time_budget = None if epochs else round(budget - (time.perf_counter() - t0) - final_s, 1)
-        run = train(cnnkit_config(data, runs, epochs=epochs, seed=seed, time_budget=time_budget, extra=extra), quiet=True)
+        run = train(
+            cnnkit_config(data, runs, epochs=epochs, seed=seed, time_budget=time_budget, extra=extra), quiet=True
+        )
         total = time.perf_counter() - t0
         s = run.summary
         return {
-            "test_accuracy": s["test"]["accuracy"], "epochs": round(s["steps"] / (s["split_sizes"]["train"] // run.config.train.batch_size), 2),
-            "steps": s["steps"], "time_budget": time_budget, "calibration": cal, "train_seconds": s["train_seconds"],
-            "seconds_in_budget": round(total, 1), "within_budget": total <= budget, "images_per_second": s["images_per_second"],
-            "val_accuracy_per_epoch": [round(r["val_accuracy"], 4) for r in run.metrics], "tta": s["tta"],
-            "recipe": {"model": run.config.model.name, "batch_size": run.config.train.batch_size, "lr": run.config.optim.lr, "precision": run.config.train.precision,
-                       "progressive_resize": run.config.train.progressive_resize, "progressive_end": run.config.train.progressive_end,
-                       "alternate_flip": run.config.augment.alternate_flip, "overrides": extra or {}},
+            "test_accuracy": s["test"]["accuracy"],
+            "epochs": round(s["steps"] / (s["split_sizes"]["train"] // run.config.train.batch_size), 2),
+            "steps": s["steps"],
+            "time_budget": time_budget,
+            "calibration": cal,
+            "train_seconds": s["train_seconds"],
+            "seconds_in_budget": round(total, 1),
+            "within_budget": total <= budget,
+            "images_per_second": s["images_per_second"],
+            "val_accuracy_per_epoch": [round(r["val_accuracy"], 4) for r in run.metrics],
+            "tta": s["tta"],
+            "recipe": {
+                "model": run.config.model.name,
+                "batch_size": run.config.train.batch_size,
+                "lr": run.config.optim.lr,
+                "precision": run.config.train.precision,
+                "progressive_resize": run.config.train.progressive_resize,
+                "progressive_end": run.config.train.progressive_end,
+                "alternate_flip": run.config.augment.alternate_flip,
+                "overrides": extra or {},
+            },
         }
 
 
@@ -127,17 +172,46 @@ def run_textbook(data: Path, budget: float, seed: int = 0, workers: int = 2) -> 
 
     torch.manual_seed(seed)
     norm = v2.Normalize((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
-    train_tf = v2.Compose([v2.PILToTensor(), v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True), norm])
+    train_tf = v2.Compose(
+        [
+            v2.PILToTensor(),
+            v2.RandomCrop(32, padding=4),
+            v2.RandomHorizontalFlip(),
+            v2.ToDtype(torch.float32, scale=True),
+            norm,
+        ]
+    )
     test_tf = v2.Compose([v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True), norm])
     train_set = datasets.ImageFolder(data / "train", transform=train_tf)
     test_set = datasets.ImageFolder(data / "test", transform=test_tf)
     net = nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25),
-        nn.Flatten(), nn.Linear(64 * 6 * 6, 512), nn.ReLU(), nn.Dropout(0.5), nn.Linear(512, 10),
+        nn.Conv2d(3, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(32, 32, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Dropout(0.25),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(64, 64, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Dropout(0.25),
+        nn.Flatten(),
+        nn.Linear(64 * 6 * 6, 512),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Linear(512, 10),
     )
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    loader = DataLoader(train_set, batch_size=64, shuffle=True, num_workers=workers, persistent_workers=workers > 0, generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(
+        train_set,
+        batch_size=64,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(seed),
+    )
     test_loader = DataLoader(test_set, batch_size=500, num_workers=workers)
     t0 = time.perf_counter()
     reserve = 25.0  # seconds kept for the final test pass
@@ -160,8 +234,14 @@ def run_textbook(data: Path, budget: float, seed: int = 0, workers: int = 2) -> 
         for xb, yb in test_loader:
             correct += int((net(xb).argmax(1) == yb).sum())
     total = time.perf_counter() - t0
-    return {"test_accuracy": correct / len(test_set), "epochs": round(epochs, 2), "train_seconds": round(train_s, 1), "seconds_in_budget": round(total, 1),
-            "within_budget": total <= budget, "images_per_second": round(images / train_s, 1)}
+    return {
+        "test_accuracy": correct / len(test_set),
+        "epochs": round(epochs, 2),
+        "train_seconds": round(train_s, 1),
+        "seconds_in_budget": round(total, 1),
+        "within_budget": total <= budget,
+        "images_per_second": round(images / train_s, 1),
+    }
 
 
 def extract(tarball: Path, out: Path) -> float:
@@ -193,26 +273,45 @@ def markdown(r: dict) -> str:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, x in r["recipes"].items():
-        lines.append(f"| {name} | {100 * x['test_accuracy']:.2f} % | {x['epochs']} | {x['train_seconds']:.0f} | {x['seconds_in_budget']:.0f} | {x['images_per_second']:.0f} |")
+        lines.append(
+            f"| {name} | {100 * x['test_accuracy']:.2f} % | {x['epochs']} | {x['train_seconds']:.0f} | {x['seconds_in_budget']:.0f} | {x['images_per_second']:.0f} |"
+        )
     if "cnnkit" in r["recipes"]:
         c = r["recipes"]["cnnkit"]
-        lines += ["", f"cnnkit recipe: {json.dumps(c['recipe'])}, TTA {c['tta']}; train.time_budget {c.get('time_budget')} s "
-                  f"({c.get('steps')} steps planned by the trainer); calibration {json.dumps(c['calibration'])}; "
-                  f"validation accuracy per epoch {c['val_accuracy_per_epoch']}."]
+        lines += [
+            "",
+            f"cnnkit recipe: {json.dumps(c['recipe'])}, TTA {c['tta']}; train.time_budget {c.get('time_budget')} s "
+            f"({c.get('steps')} steps planned by the trainer); calibration {json.dumps(c['calibration'])}; "
+            f"validation accuracy per epoch {c['val_accuracy_per_epoch']}.",
+        ]
     lines += ["", "Command: `" + r["command"] + "`", ""]
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", help="an extracted CIFAR-10 JPEG folder (train/, test/); default: extract the tarball to a temp dir")
+    p.add_argument(
+        "--data", help="an extracted CIFAR-10 JPEG folder (train/, test/); default: extract the tarball to a temp dir"
+    )
     p.add_argument("--tarball", default=str(TARBALL))
-    p.add_argument("--budget", type=float, default=600.0, help="seconds for everything after the cache is built (default 600)")
+    p.add_argument(
+        "--budget", type=float, default=600.0, help="seconds for everything after the cache is built (default 600)"
+    )
     p.add_argument("--recipes", nargs="+", default=["cnnkit", "textbook"], choices=["cnnkit", "textbook"])
     p.add_argument("--epochs", type=int, help="cnnkit: train this many epochs instead of fitting them to the budget")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="cnnkit: a config key over the recipe (repeatable), e.g. train.progressive_resize=0.5")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="cnnkit: a config key over the recipe (repeatable), e.g. train.progressive_resize=0.5",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--keep-runs", metavar="DIR", help="cnnkit: write its run folder under DIR and keep it (default: a temp dir, deleted)")
+    p.add_argument(
+        "--keep-runs",
+        metavar="DIR",
+        help="cnnkit: write its run folder under DIR and keep it (default: a temp dir, deleted)",
+    )
     p.add_argument("--out", default=str(RESULTS / "bench_cifar"))
     args = p.parse_args(argv)
 
@@ -229,16 +328,30 @@ def main(argv=None) -> int:
             data = inner[0] if len(inner) == 1 and not (data / "train").is_dir() else data
         os.environ.setdefault("CNNKIT_CACHE", str(Path(tmp) / "cache"))
         r = {
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads(), "torch": torch.__version__, "budget_s": args.budget,
-            "command": " ".join([".venv/bin/python", "benchmarks/bench_cifar.py", *(argv if argv is not None else sys.argv[1:])]),
-            "load_before": [round(v, 2) for v in os.getloadavg()], "cache_build_s": build_cache(data), "recipes": {},
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "budget_s": args.budget,
+            "command": " ".join(
+                [".venv/bin/python", "benchmarks/bench_cifar.py", *(argv if argv is not None else sys.argv[1:])]
+            ),
+            "load_before": [round(v, 2) for v in os.getloadavg()],
+            "cache_build_s": build_cache(data),
+            "recipes": {},
         }
         for name in args.recipes:
             print(f"{name}...", flush=True)
-            x = run_cnnkit(data, args.budget, args.seed, args.epochs, extra, args.keep_runs) if name == "cnnkit" else run_textbook(data, args.budget, args.seed)
+            x = (
+                run_cnnkit(data, args.budget, args.seed, args.epochs, extra, args.keep_runs)
+                if name == "cnnkit"
+                else run_textbook(data, args.budget, args.seed)
+            )
             r["recipes"][name] = x
-            print(f"  {name}: {100 * x['test_accuracy']:.2f} % in {x['seconds_in_budget']} s ({x['epochs']} epochs)", flush=True)
+            print(
+                f"  {name}: {100 * x['test_accuracy']:.2f} % in {x['seconds_in_budget']} s ({x['epochs']} epochs)",
+                flush=True,
+            )
         r["load_after"] = [round(v, 2) for v in os.getloadavg()]
     write_results(r, args.out, markdown)
     return 0

@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train import write_results  # noqa: E402
+from bench_train import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PUBLISHED = {"accuracy": 0.9401, "epochs": 9.9, "source": "Jordan 2024, airbench94.py, original CIFAR-10"}
@@ -76,8 +76,15 @@ def build(widths: tuple[int, int, int], eps: float = 1e-12):
 
     w1, w2, w3 = widths
     net = nn.Sequential(
-        Conv(3, 24, 2, padding=0, bias=True), nn.GELU(), Group(24, w1), Group(w1, w2), Group(w2, w3),
-        nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(w3, 10, bias=False), Scale(),
+        Conv(3, 24, 2, padding=0, bias=True),
+        nn.GELU(),
+        Group(24, w1),
+        Group(w1, w2),
+        Group(w2, w3),
+        nn.AdaptiveMaxPool2d(1),
+        nn.Flatten(),
+        nn.Linear(w3, 10, bias=False),
+        Scale(),
     )
     net[0].weight.requires_grad_(False)
     return net.to(memory_format=torch.channels_last)
@@ -105,7 +112,9 @@ def run(data: Path, widths, epochs: float, batch_size: int, sizes: list[int], se
     ds = build_dataset(DataConfig(dataset="folder", path=str(data), image_size=32, val_fraction=0.02), seed=seed)
     mean = torch.tensor((0.4914, 0.4822, 0.4465)).view(1, 3, 1, 1)
     std = torch.tensor((0.2470, 0.2435, 0.2616)).view(1, 3, 1, 1)
-    images = ((torch.cat([ds.train.images, ds.val.images]).float() / 255) - mean) / std  # all 50,000, as airbench trains
+    images = (
+        (torch.cat([ds.train.images, ds.val.images]).float() / 255) - mean
+    ) / std  # all 50,000, as airbench trains
     labels = torch.cat([ds.train.labels, ds.val.labels])
     test, test_labels = ((ds.test.images.float() / 255) - mean) / std, ds.test.labels
     net = build(widths)
@@ -116,12 +125,20 @@ def run(data: Path, widths, epochs: float, batch_size: int, sizes: list[int], se
     lr, wd = 11.5 / kilostep, 0.0153 * batch_size / kilostep
     norm_params = [p for k, p in net.named_parameters() if "norm" in k and p.requires_grad]
     other = [p for k, p in net.named_parameters() if "norm" not in k and p.requires_grad]
-    opt = torch.optim.SGD([{"params": norm_params, "lr": 64 * lr, "weight_decay": wd / (64 * lr)}, {"params": other, "lr": lr, "weight_decay": wd / lr}],
-                          momentum=momentum, nesterov=True)
+    opt = torch.optim.SGD(
+        [
+            {"params": norm_params, "lr": 64 * lr, "weight_decay": wd / (64 * lr)},
+            {"params": other, "lr": lr, "weight_decay": wd / lr},
+        ],
+        momentum=momentum,
+        nesterov=True,
+    )
     steps_per_epoch = n // batch_size
     total = math.ceil(steps_per_epoch * epochs)
     peak = int(0.23 * total)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.2 + 0.8 * i / max(peak, 1) if i <= peak else 1 + (0.07 - 1) * (i - peak) / (total - peak))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: 0.2 + 0.8 * i / max(peak, 1) if i <= peak else 1 + (0.07 - 1) * (i - peak) / (total - peak)
+    )
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.2, reduction="none")
     g = torch.Generator().manual_seed(seed)
     mirrored = torch.where((torch.rand(n, generator=g) < 0.5).view(-1, 1, 1, 1), images.flip(-1), images)
@@ -133,7 +150,7 @@ def run(data: Path, widths, epochs: float, batch_size: int, sizes: list[int], se
         for dy in range(5):
             for dx in range(5):
                 m = (shifts[:, 0] == dy) & (shifts[:, 1] == dx)
-                out[m] = padded[m, :, dy:dy + 32, dx:dx + 32]
+                out[m] = padded[m, :, dy : dy + 32, dx : dx + 32]
         if size != 32:
             out = F.interpolate(out, size=size, mode="bilinear", antialias=True, align_corners=False)
         return out
@@ -165,7 +182,7 @@ def run(data: Path, widths, epochs: float, batch_size: int, sizes: list[int], se
         x_epoch = x_epoch.contiguous(memory_format=torch.channels_last)
         order = torch.randperm(n, generator=g)
         for i in range(steps_per_epoch):
-            idx = order[i * batch_size:(i + 1) * batch_size]
+            idx = order[i * batch_size : (i + 1) * batch_size]
             with torch.autocast("cpu", torch.bfloat16):
                 loss = loss_fn(net(x_epoch[idx]).float(), labels[idx]).sum()
             opt.zero_grad(set_to_none=True)
@@ -177,7 +194,7 @@ def run(data: Path, widths, epochs: float, batch_size: int, sizes: list[int], se
                 if ema is None:
                     ema = [v.clone() for v in net.state_dict().values()]
                 else:
-                    decay = 0.95 ** 5 * (step / total) ** 3
+                    decay = 0.95**5 * (step / total) ** 3
                     for e, v in zip(ema, net.state_dict().values()):
                         if v.dtype.is_floating_point:
                             e.lerp_(v, 1 - decay)
@@ -189,22 +206,38 @@ def run(data: Path, widths, epochs: float, batch_size: int, sizes: list[int], se
                 if v.dtype.is_floating_point:
                     v.copy_(e)
         train_s += time.perf_counter() - t0
-        per_epoch.append({"epoch": epoch + 1, "size": size, "seconds": round(time.perf_counter() - t0, 1), "test_accuracy": round(accuracy(False), 4)})
+        per_epoch.append(
+            {
+                "epoch": epoch + 1,
+                "size": size,
+                "seconds": round(time.perf_counter() - t0, 1),
+                "test_accuracy": round(accuracy(False), 4),
+            }
+        )
         print(per_epoch[-1], flush=True)
-    return {"test_accuracy_tta": accuracy(True), "test_accuracy": per_epoch[-1]["test_accuracy"], "train_seconds": round(train_s, 1), "epochs": epochs, "steps": step, "per_epoch": per_epoch}
+    return {
+        "test_accuracy_tta": accuracy(True),
+        "test_accuracy": per_epoch[-1]["test_accuracy"],
+        "train_seconds": round(train_s, 1),
+        "epochs": epochs,
+        "steps": step,
+        "per_epoch": per_epoch,
+    }
 
 
 def markdown(r: dict) -> str:
     x = r["result"]
-    rows = "\n".join(f"| {e['epoch']} | {e['size']} | {e['seconds']} | {100 * e['test_accuracy']:.2f} % |" for e in x["per_epoch"])
+    rows = "\n".join(
+        f"| {e['epoch']} | {e['size']} | {e['seconds']} | {100 * e['test_accuracy']:.2f} % |" for e in x["per_epoch"]
+    )
     return f"""# airbench94's recipe on the CIFAR-10 JPEG copy (the ceiling bench_cifar.py is read against)
 
-{r['date']}, {r['machine']}, torch {r['torch']}, {r['threads']} threads; load average before/after: {r['load_before']} / {r['load_after']}.
+{r["date"]}, {r["machine"]}, torch {r["torch"]}, {r["threads"]} threads; load average before/after: {r["load_before"]} / {r["load_after"]}.
 
 | | test accuracy (TTA) | test accuracy | epochs | training s |
 |---|---:|---:|---:|---:|
-| this run: widths {r['widths']}, batch {r['batch_size']}, sizes {r['sizes'] or [32]} | **{100 * x['test_accuracy_tta']:.2f} %** | {100 * x['test_accuracy']:.2f} % | {x['epochs']} | {x['train_seconds']} |
-| published: {PUBLISHED['source']} | {100 * PUBLISHED['accuracy']:.2f} % | | {PUBLISHED['epochs']} | 3.83 on an A100 |
+| this run: widths {r["widths"]}, batch {r["batch_size"]}, sizes {r["sizes"] or [32]} | **{100 * x["test_accuracy_tta"]:.2f} %** | {100 * x["test_accuracy"]:.2f} % | {x["epochs"]} | {x["train_seconds"]} |
+| published: {PUBLISHED["source"]} | {100 * PUBLISHED["accuracy"]:.2f} % | | {PUBLISHED["epochs"]} | 3.83 on an A100 |
 
 Per epoch (test accuracy without TTA, not counted in the training time):
 
@@ -212,7 +245,7 @@ Per epoch (test accuracy without TTA, not counted in the training time):
 |---:|---:|---:|---:|
 {rows}
 
-Command: `{r['command']}`
+Command: `{r["command"]}`
 """
 
 
@@ -222,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--widths", default="64,256,256")
     p.add_argument("--epochs", type=float, default=9.9)
     p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--sizes", default="", help="image side per epoch, e.g. 24,24,28,32 (the last repeats); default 32 throughout")
+    p.add_argument(
+        "--sizes", default="", help="image side per epoch, e.g. 24,24,28,32 (the last repeats); default 32 throughout"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(RESULTS / "bench_cifar_ceiling"))
     args = p.parse_args(argv)
@@ -231,10 +266,18 @@ def main(argv: list[str] | None = None) -> int:
     widths = tuple(int(w) for w in args.widths.split(","))
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else []
     r = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "widths": list(widths), "batch_size": args.batch_size, "sizes": sizes,
-        "command": " ".join([".venv/bin/python", "benchmarks/bench_cifar_ceiling.py", *(argv if argv is not None else sys.argv[1:])]),
-        "load_before": [round(v, 2) for v in os.getloadavg()], "published": PUBLISHED,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "widths": list(widths),
+        "batch_size": args.batch_size,
+        "sizes": sizes,
+        "command": " ".join(
+            [".venv/bin/python", "benchmarks/bench_cifar_ceiling.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "load_before": [round(v, 2) for v in os.getloadavg()],
+        "published": PUBLISHED,
     }
     r["result"] = run(Path(args.data), widths, args.epochs, args.batch_size, sizes, args.seed)
     r["load_after"] = [round(v, 2) for v in os.getloadavg()]

@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train import write_results  # noqa: E402
-from machine import machine_info  # noqa: E402
+from bench_train import write_results
+from machine import machine_info
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BUSY = "while True: pass"
@@ -43,8 +43,22 @@ SETTINGS = {"auto": [], "fixed": ["--threads", str(os.cpu_count() or 1)]}
 
 def run_train(epochs: int, extra: list[str], runs_dir: str, timeout: float) -> dict:
     name = f"c{time.monotonic_ns()}"
-    cmd = [sys.executable, "-m", "cnnkit", "train", "--epochs", str(epochs), "--plain",
-           "--runs-dir", runs_dir, "--name", name, "--set", "run.html_report=false", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cnnkit",
+        "train",
+        "--epochs",
+        str(epochs),
+        "--plain",
+        "--runs-dir",
+        runs_dir,
+        "--name",
+        name,
+        "--set",
+        "run.html_report=false",
+        *extra,
+    ]
     t0 = time.perf_counter()
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -55,8 +69,13 @@ def run_train(epochs: int, extra: list[str], runs_dir: str, timeout: float) -> d
     summary = json.loads((Path(runs_dir) / name / "summary.json").read_text())
     env = json.loads((Path(runs_dir) / name / "environment.json").read_text())
     notes = [line for line in done.stderr.splitlines() if "thread" in line]
-    return {"train_seconds": summary["train_seconds"], "wall_seconds": round(time.perf_counter() - t0, 1),
-            "test_accuracy": summary["test"]["accuracy"], "threads_at_start": env.get("cpu_threads"), "notes": notes}
+    return {
+        "train_seconds": summary["train_seconds"],
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+        "test_accuracy": summary["test"]["accuracy"],
+        "threads_at_start": env.get("cpu_threads"),
+        "notes": notes,
+    }
 
 
 def measure(condition: str, setting: str, epochs: int, runs_dir: str, timeout: float) -> dict:
@@ -76,11 +95,14 @@ def measure(condition: str, setting: str, epochs: int, runs_dir: str, timeout: f
 def markdown(r: dict) -> str:
     idle = {row["setting"]: row["train_seconds"] for row in r["rows"] if row["condition"] == "idle"}
     lines = [
-        f"# Training on a busy CPU ({r['date']})", "",
+        f"# Training on a busy CPU ({r['date']})",
+        "",
         f"`cnnkit train` on mnist-mini, {r['epochs']} epochs, fastnet_t. CPU: {r['machine']['model']} "
         f"({r['machine']['cores']} cores, {r['machine']['simd']}); load average before: {r['load_before']}, after: {r['load_after']}.",
-        "`auto`: cnnkit's load-following thread count (the default); `fixed`: one thread per core, PyTorch's default (cnnkit before).", "",
-        "| condition | threads | training s | of idle speed | threads at start | test acc |", "|---|---|---:|---:|---:|---:|",
+        "`auto`: cnnkit's load-following thread count (the default); `fixed`: one thread per core, PyTorch's default (cnnkit before).",
+        "",
+        "| condition | threads | training s | of idle speed | threads at start | test acc |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for row in r["rows"]:
         t = row["train_seconds"]
@@ -88,7 +110,9 @@ def markdown(r: dict) -> str:
         frac = f"{base / t:.0%}" if t and base else "-"
         shown = f"{t:.1f}" if t else f"> {row['wall_seconds']:.0f} (stopped)"
         acc = f"{row['test_accuracy']:.2%}" if row.get("test_accuracy") is not None else "-"
-        lines.append(f"| {row['condition']} | {row['setting']} | {shown} | {frac} | {row.get('threads_at_start', '-')} | {acc} |")
+        lines.append(
+            f"| {row['condition']} | {row['setting']} | {shown} | {frac} | {row.get('threads_at_start', '-')} | {acc} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -100,8 +124,13 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=240.0, help="seconds before a run is stopped")
     ap.add_argument("--out", default=str(RESULTS / "bench_contention"))
     args = ap.parse_args()
-    r = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine_info(), "epochs": args.epochs,
-         "load_before": [round(v, 2) for v in os.getloadavg()], "rows": []}
+    r = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine_info(),
+        "epochs": args.epochs,
+        "load_before": [round(v, 2) for v in os.getloadavg()],
+        "rows": [],
+    }
     with tempfile.TemporaryDirectory() as runs_dir:
         for condition in args.conditions:
             for setting in args.settings:

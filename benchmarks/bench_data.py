@@ -51,17 +51,22 @@ def textbook_epochs(root: Path, epochs: int, batch_size: int, workers: int, mean
     from torchvision import datasets
     from torchvision.transforms import v2
 
-    tf = v2.Compose([
-        v2.PILToTensor(), v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(mean, std),
-    ])
+    tf = v2.Compose(
+        [
+            v2.PILToTensor(),
+            v2.RandomCrop(32, padding=4),
+            v2.RandomHorizontalFlip(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean, std),
+        ]
+    )
     ds = datasets.ImageFolder(str(root), transform=tf)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers)
     times = []
     for _ in range(epochs):
         t0 = time.perf_counter()
         n = 0
-        for x, y in loader:
+        for x, _y in loader:
             n += x.shape[0]
         times.append(time.perf_counter() - t0)
         assert n == len(ds) and x.dtype == torch.float32
@@ -97,7 +102,9 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers of the textbook pipeline")
     p.add_argument(
-        "--threads", type=int, default=1,
+        "--threads",
+        type=int,
+        default=1,
         help="torch intra-op threads of the cnnkit pipeline (1, like each DataLoader worker; on a busy machine 2 OpenMP "
         "threads spin and make these small batch ops several times slower)",
     )
@@ -145,13 +152,27 @@ def main(argv=None) -> int:
     steady = lambda t: statistics.median(t[1:]) if len(t) > 1 else t[0]  # noqa: E731
     ck_ips, tb_ips = n_files / steady(ck), n_files / steady(tb)
     result = {
-        "images": n_files, "epochs": args.epochs, "batch_size": args.batch_size, "textbook_workers": args.workers, "cnnkit_threads": args.threads,
-        "textbook_images_per_s": round(tb_ips, 1), "cnnkit_images_per_s": round(ck_ips, 1), "speedup": round(ck_ips / tb_ips, 1),
-        "textbook_epoch_s": [round(t, 3) for t in tb], "cnnkit_epoch_s": [round(t, 4) for t in ck],
-        "cache_build_s": round(build_s, 3), "cache_build_vs_textbook_epoch": round(build_s / steady(tb), 2),
-        "later_run_load_s": round(warm_s, 3), "decode_without_cache_s": round(decode_nocache_s, 3), "extract_s": round(extract_s, 2),
-        "peak_rss_main_mb": round(rss_main_mb, 1), "peak_rss_largest_child_mb": round(rss_children_mb, 1),
-        "torch": torch.__version__, "python": platform.python_version(), "cpu_count": __import__("os").cpu_count(), "platform": platform.platform(),
+        "images": n_files,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "textbook_workers": args.workers,
+        "cnnkit_threads": args.threads,
+        "textbook_images_per_s": round(tb_ips, 1),
+        "cnnkit_images_per_s": round(ck_ips, 1),
+        "speedup": round(ck_ips / tb_ips, 1),
+        "textbook_epoch_s": [round(t, 3) for t in tb],
+        "cnnkit_epoch_s": [round(t, 4) for t in ck],
+        "cache_build_s": round(build_s, 3),
+        "cache_build_vs_textbook_epoch": round(build_s / steady(tb), 2),
+        "later_run_load_s": round(warm_s, 3),
+        "decode_without_cache_s": round(decode_nocache_s, 3),
+        "extract_s": round(extract_s, 2),
+        "peak_rss_main_mb": round(rss_main_mb, 1),
+        "peak_rss_largest_child_mb": round(rss_children_mb, 1),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu_count": __import__("os").cpu_count(),
+        "platform": platform.platform(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2))

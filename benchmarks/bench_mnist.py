@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train import time_to_target, write_results  # noqa: E402
+from bench_train import time_to_target, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -54,9 +54,19 @@ def run_cnnkit(data_root: str, target: float, seed: int, precision: str | None =
     acc = s["test"]["accuracy"]
     curve = [{"epoch": r["epoch"], "seconds": None, "val_accuracy": r["val_accuracy"]} for r in run.metrics]
     return {
-        "curve": curve, "seconds_to_target": s["train_seconds"] if acc >= target else None, "final_accuracy": acc, "train_seconds": s["train_seconds"],
-        "recipe": {k: v for k, v in {"model": run.config.model.name, "epochs": run.config.train.epochs, "batch_size": run.config.train.batch_size,
-                                     "lr": run.config.optim.lr, "precision": run.config.train.precision}.items()},
+        "curve": curve,
+        "seconds_to_target": s["train_seconds"] if acc >= target else None,
+        "final_accuracy": acc,
+        "train_seconds": s["train_seconds"],
+        "recipe": dict(
+            {
+                "model": run.config.model.name,
+                "epochs": run.config.train.epochs,
+                "batch_size": run.config.train.batch_size,
+                "lr": run.config.optim.lr,
+                "precision": run.config.train.precision,
+            }.items()
+        ),
         "images_per_second": s["images_per_second"],
     }
 
@@ -69,14 +79,29 @@ def run_textbook(data, epochs: int, target: float, seed: int = 0) -> dict:
 
     torch.manual_seed(seed)
     net = nn.Sequential(
-        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25),
-        nn.Flatten(), nn.Linear(9216, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, 10),
+        nn.Conv2d(1, 32, 3),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Dropout(0.25),
+        nn.Flatten(),
+        nn.Linear(9216, 128),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Linear(128, 10),
     )
     norm = lambda x: (x.float() / 255 - 0.1307) / 0.3081  # noqa: E731  (the example's constants)
-    loader = DataLoader(TensorDataset(norm(data.train.images), data.train.labels), batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(
+        TensorDataset(norm(data.train.images), data.train.labels),
+        batch_size=64,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
     opt = torch.optim.Adadelta(net.parameters(), lr=1.0)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.7)
     test_x = norm(data.test.images)
+
     def train_epoch() -> None:
         net.train()
         for xb, yb in loader:
@@ -88,7 +113,10 @@ def run_textbook(data, epochs: int, target: float, seed: int = 0) -> dict:
     @torch.no_grad()
     def test_accuracy() -> float:
         net.eval()
-        return sum(int((net(test_x[i : i + 1000]).argmax(1) == data.test.labels[i : i + 1000]).sum()) for i in range(0, len(test_x), 1000)) / len(test_x)
+        return sum(
+            int((net(test_x[i : i + 1000]).argmax(1) == data.test.labels[i : i + 1000]).sum())
+            for i in range(0, len(test_x), 1000)
+        ) / len(test_x)
 
     return time_to_target(train_epoch, test_accuracy, epochs, target)
 
@@ -109,18 +137,28 @@ def markdown(r: dict) -> str:
             lines.append(f"| {name} | {seed} | {s} | {len(run['curve'])} | {100 * run['final_accuracy']:.2f} % |")
     lines += [""]
     for name, med in r["median_seconds_to_target"].items():
-        lines.append(f"- {name}: median {'%.1f s' % med if med is not None else 'not reached in every seed'}")
-    lines += ["", f"cnnkit recipe (resolved from `cnnkit train --dataset mnist`): {json.dumps(r.get('cnnkit_recipe'))}.", "", "Command: `" + r["command"] + "`", ""]
+        lines.append(f"- {name}: median {f'{med:.1f} s' if med is not None else 'not reached in every seed'}")
+    lines += [
+        "",
+        f"cnnkit recipe (resolved from `cnnkit train --dataset mnist`): {json.dumps(r.get('cnnkit_recipe'))}.",
+        "",
+        "Command: `" + r["command"] + "`",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default=os.environ.get("CNNKIT_DATA", "../shared/datasets"))
-    p.add_argument("--textbook-epochs", type=int, default=2, help="at most this many textbook epochs (about 50 s each on 2 cores)")
+    p.add_argument(
+        "--textbook-epochs", type=int, default=2, help="at most this many textbook epochs (about 50 s each on 2 cores)"
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--target", type=float, default=0.99)
-    p.add_argument("--recipes", nargs="+", default=["cnnkit", "textbook"], choices=["cnnkit", "cnnkit-fp32", "textbook"])
+    p.add_argument(
+        "--recipes", nargs="+", default=["cnnkit", "textbook"], choices=["cnnkit", "cnnkit-fp32", "textbook"]
+    )
     p.add_argument("--out", default=str(RESULTS / "bench_mnist"))
     args = p.parse_args(argv)
 
@@ -131,9 +169,16 @@ def main(argv=None) -> int:
 
     data = build_dataset(DataConfig(dataset="mnist", root=args.data_root, download=False), seed=0)
     r = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "target": args.target, "command": " ".join([".venv/bin/python", "benchmarks/bench_mnist.py", *(argv if argv is not None else sys.argv[1:])]),
-        "load_before": [round(v, 2) for v in os.getloadavg()], "recipes": {},
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "target": args.target,
+        "command": " ".join(
+            [".venv/bin/python", "benchmarks/bench_mnist.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "load_before": [round(v, 2) for v in os.getloadavg()],
+        "recipes": {},
     }
     for name in args.recipes:
         runs = {}
@@ -144,10 +189,17 @@ def main(argv=None) -> int:
                 run = run_cnnkit(args.data_root, args.target, seed, precision="fp32" if name == "cnnkit-fp32" else None)
                 r["cnnkit_recipe"] = run["recipe"]
             runs[str(seed)] = run
-            print(f"{name} seed {seed}: {run['seconds_to_target']} s to target, final {run['final_accuracy']:.4f}", flush=True)
+            print(
+                f"{name} seed {seed}: {run['seconds_to_target']} s to target, final {run['final_accuracy']:.4f}",
+                flush=True,
+            )
         r["recipes"][name] = runs
     r["median_seconds_to_target"] = {
-        name: (statistics.median(x["seconds_to_target"] for x in runs.values()) if all(x["seconds_to_target"] is not None for x in runs.values()) else None)
+        name: (
+            statistics.median(x["seconds_to_target"] for x in runs.values())
+            if all(x["seconds_to_target"] is not None for x in runs.values())
+            else None
+        )
         for name, runs in r["recipes"].items()
     }
     r["load_after"] = [round(v, 2) for v in os.getloadavg()]

@@ -46,16 +46,37 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_train import write_results  # noqa: E402
 
 # ../shared/datasets beside the project (a helper's worktree sits one level deeper)
-TARBALL = next((d / "shared" / "datasets" / "cifar10-jpg.tar.gz" for d in REPO.parents if (d / "shared" / "datasets" / "cifar10-jpg.tar.gz").is_file()), REPO.parent / "shared" / "datasets" / "cifar10-jpg.tar.gz")
+TARBALL = next(
+    (
+        d / "shared" / "datasets" / "cifar10-jpg.tar.gz"
+        for d in REPO.parents
+        if (d / "shared" / "datasets" / "cifar10-jpg.tar.gz").is_file()
+    ),
+    REPO.parent / "shared" / "datasets" / "cifar10-jpg.tar.gz",
+)
 PAIRS = {"cat-dog": ("cat", "dog"), "automobile-horse": ("automobile", "horse")}
 RUNS = {
     "default": [],
     "scratch": ["--model", "fastnet_s"],
-    "old_pre": ["--model", "efficientnet_lite0", "--pretrained", "--finetune", "head", "--augment", "none", "--image-size", "128", "--recipe", "none"],
+    "old_pre": [
+        "--model",
+        "efficientnet_lite0",
+        "--pretrained",
+        "--finetune",
+        "head",
+        "--augment",
+        "none",
+        "--image-size",
+        "128",
+        "--recipe",
+        "none",
+    ],
 }
 
 
-def build_standin(tarball: Path, dest: Path, classes: tuple[str, ...], *, train: int = 125, val: int = 75, side: int = 256) -> dict:
+def build_standin(
+    tarball: Path, dest: Path, classes: tuple[str, ...], *, train: int = 125, val: int = 75, side: int = 256
+) -> dict:
     """dest/train/<class>/ (CIFAR train split) and dest/val/<class>/ (CIFAR test split), `train` / `val`
     images per class, the first by name, upscaled to `side` px. Returns the counts."""
     from PIL import Image
@@ -73,7 +94,11 @@ def build_standin(tarball: Path, dest: Path, classes: tuple[str, ...], *, train:
             out = dest / split / key[1]
             out.mkdir(parents=True, exist_ok=True)
             for m in sorted(ms, key=lambda m: m.name)[: want[key]]:
-                img = Image.open(io.BytesIO(tf.extractfile(m).read())).convert("RGB").resize((side, side), Image.Resampling.BICUBIC)
+                img = (
+                    Image.open(io.BytesIO(tf.extractfile(m).read()))
+                    .convert("RGB")
+                    .resize((side, side), Image.Resampling.BICUBIC)
+                )
                 img.save(out / Path(m.name).name, quality=90)
             counts[f"{split}/{key[1]}"] = len(list(out.iterdir()))
     return counts
@@ -91,13 +116,33 @@ def cpu_info() -> dict:
     info = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
     info = {k.strip(): v.strip() for k, v in info.items()}
     flags = info.get("Flags", "").split()
-    return {"model": info.get("Model name"), "cpus": info.get("CPU(s)"), "avx512": [f for f in flags if f.startswith("avx512")], "avx2": "avx2" in flags, "amx": [f for f in flags if f.startswith("amx")]}
+    return {
+        "model": info.get("Model name"),
+        "cpus": info.get("CPU(s)"),
+        "avx512": [f for f in flags if f.startswith("avx512")],
+        "avx2": "avx2" in flags,
+        "amx": [f for f in flags if f.startswith("amx")],
+    }
 
 
 def run_cli(folder: Path, runs_dir: Path, name: str, flags: list[str], threads: int) -> dict:
     """`python -m cnnkit train --data folder <flags>` timed end to end; its summary and val metrics."""
-    cmd = [sys.executable, "-m", "cnnkit", "train", "--data", str(folder), *flags,
-           "--runs-dir", str(runs_dir), "--name", name, "--plain", "--set", "data.cache=false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cnnkit",
+        "train",
+        "--data",
+        str(folder),
+        *flags,
+        "--runs-dir",
+        str(runs_dir),
+        "--name",
+        name,
+        "--plain",
+        "--set",
+        "data.cache=false",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
@@ -105,35 +150,59 @@ def run_cli(folder: Path, runs_dir: Path, name: str, flags: list[str], threads: 
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
-    out = {"command": "cnnkit train --data DIR " + shlex.join(flags), "wall_s": round(wall, 1), "load_before": before, "load_after": load_avg(), "rc": proc.returncode}
+    out = {
+        "command": "cnnkit train --data DIR " + shlex.join(flags),
+        "wall_s": round(wall, 1),
+        "load_before": before,
+        "load_after": load_avg(),
+        "rc": proc.returncode,
+    }
     if proc.returncode != 0:
         out["error"] = (proc.stderr or proc.stdout)[-2000:]
         return out
     run = runs_dir / name
     summary = json.loads((run / "summary.json").read_text())
     metrics = json.loads((run / "val_metrics.json").read_text())
-    out.update(model=summary["model"], accuracy=metrics["accuracy"], ece=metrics.get("ece"), train_s=summary["train_seconds"],
-               epochs=summary["epochs_run"], size=summary["input"]["size"][0], notes=[line for line in proc.stdout.splitlines() if "cnnkit: " in line][:6])
+    out.update(
+        model=summary["model"],
+        accuracy=metrics["accuracy"],
+        ece=metrics.get("ece"),
+        train_s=summary["train_seconds"],
+        epochs=summary["epochs_run"],
+        size=summary["input"]["size"][0],
+        notes=[line for line in proc.stdout.splitlines() if "cnnkit: " in line][:6],
+    )
     return out
 
 
 def markdown(r: dict) -> str:
     lines = [
-        "# A user's photos with no flags (issue 12)", "", f"`{r['command']}`", "",
+        "# A user's photos with no flags (issue 12)",
+        "",
+        f"`{r['command']}`",
+        "",
         f"Stand-in: two CIFAR-10 classes, {r['train_per_class']} train + {r['val_per_class']} val images each, upscaled from 32 px to "
         f"{r['side']} px JPEGs (see the script's docstring). CPU: {r['cpu'].get('model')} ({r['cpu_count']} cores visible, "
-        f"{r['threads'] or 'default'} threads); torch {r['torch']}. Wall time is the whole `cnnkit train` process, JPEG decoding included.", "",
+        f"{r['threads'] or 'default'} threads); torch {r['torch']}. Wall time is the whole `cnnkit train` process, JPEG decoding included.",
+        "",
         "| pair | run | model | size | val accuracy | ECE | wall (s) | train (s) | epochs | load avg before -> after |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for pair, runs in r["pairs"].items():
         for name, x in runs.items():
             if x.get("rc"):
-                lines.append(f"| {pair} | {name} | failed (rc {x['rc']}) | | | | {x['wall_s']} | | | {x['load_before'][0]} -> {x['load_after'][0]} |")
+                lines.append(
+                    f"| {pair} | {name} | failed (rc {x['rc']}) | | | | {x['wall_s']} | | | {x['load_before'][0]} -> {x['load_after'][0]} |"
+                )
                 continue
-            lines.append(f"| {pair} | {name}: `{x['command']}` | {x['model']} | {x['size']} | {x['accuracy']:.1%} | {x['ece']:.1%} | {x['wall_s']} | {x['train_s']} | {x['epochs']} | {x['load_before'][0]} -> {x['load_after'][0]} |")
-    lines += ["", f"Load average (1/5/15 min) at the start: {r['load_before']}, at the end: {r['load_after']}. "
-              "Timings taken with a load average above the core count are contaminated by other processes."]
+            lines.append(
+                f"| {pair} | {name}: `{x['command']}` | {x['model']} | {x['size']} | {x['accuracy']:.1%} | {x['ece']:.1%} | {x['wall_s']} | {x['train_s']} | {x['epochs']} | {x['load_before'][0]} -> {x['load_after'][0]} |"
+            )
+    lines += [
+        "",
+        f"Load average (1/5/15 min) at the start: {r['load_before']}, at the end: {r['load_after']}. "
+        "Timings taken with a load average above the core count are contaminated by other processes.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -141,7 +210,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
     p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
-    p.add_argument("--extra", action="append", default=[], metavar="NAME=FLAGS", help='another run, e.g. "s160=--image-size 160"')
+    p.add_argument(
+        "--extra", action="append", default=[], metavar="NAME=FLAGS", help='another run, e.g. "s160=--image-size 160"'
+    )
     p.add_argument("--train", type=int, default=125, help="training images per class")
     p.add_argument("--val", type=int, default=75, help="validation images per class")
     p.add_argument("--side", type=int, default=256, help="side of the upscaled stand-in JPEGs")
@@ -157,14 +228,26 @@ def main(argv=None) -> int:
         name, _, flags = item.partition("=")
         runs[name] = shlex.split(flags)
     result = {
-        "benchmark": "a user's photos with no flags (issue 12)", "command": "benchmarks/bench_photos.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
-        "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__, "cpu": cpu_info(), "cpu_count": os.cpu_count(),
-        "threads": args.threads, "train_per_class": args.train, "val_per_class": args.val, "side": args.side, "load_before": load_avg(), "pairs": {},
+        "benchmark": "a user's photos with no flags (issue 12)",
+        "command": "benchmarks/bench_photos.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": cpu_info(),
+        "cpu_count": os.cpu_count(),
+        "threads": args.threads,
+        "train_per_class": args.train,
+        "val_per_class": args.val,
+        "side": args.side,
+        "load_before": load_avg(),
+        "pairs": {},
     }
     with tempfile.TemporaryDirectory(prefix="cnnkit-photos-") as tmp:
         for pair in args.pairs:
             folder = Path(tmp) / pair
-            result.setdefault("counts", {})[pair] = build_standin(args.tarball, folder, PAIRS[pair], train=args.train, val=args.val, side=args.side)
+            result.setdefault("counts", {})[pair] = build_standin(
+                args.tarball, folder, PAIRS[pair], train=args.train, val=args.val, side=args.side
+            )
             result["pairs"][pair] = {}
             for name, flags in runs.items():
                 print(f"{pair}: {name} ...", file=sys.stderr, flush=True)

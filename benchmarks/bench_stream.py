@@ -49,7 +49,11 @@ def pipeline_epochs(split, epochs: int, batch_size: int, mean, std, streamed: bo
         t0 = time.perf_counter()
         order = torch.randperm(len(split), generator=g)
         index = [order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
-        source = load_batches(split.images, split.labels, index) if streamed else ((split.images[i], split.labels[i]) for i in index)
+        source = (
+            load_batches(split.images, split.labels, index)
+            if streamed
+            else ((split.images[i], split.labels[i]) for i in index)
+        )
         n = 0
         for x, _ in source:
             n += norm(aug(x, g)).shape[0]
@@ -57,22 +61,41 @@ def pipeline_epochs(split, epochs: int, batch_size: int, mean, std, streamed: bo
     return times
 
 
-def train_run(root: Path, runs: Path, cache: Path, stream: bool, epochs: int, workers: int, threads: int, name: str) -> dict:
+def train_run(
+    root: Path, runs: Path, cache: Path, stream: bool, epochs: int, workers: int, threads: int, name: str
+) -> dict:
     from cnnkit.config import Config
     from cnnkit.training.trainer import train
 
-    cfg = Config().with_overrides({
-        "data.dataset": "folder", "data.path": str(root), "data.image_size": 32, "data.cache_dir": str(cache), "data.stream": stream,
-        "data.workers": workers, "train.epochs": epochs, "train.batch_size": 64, "train.num_threads": threads, "augment.hflip": True,
-        "augment.translate": 4, "run.runs_dir": str(runs), "run.name": name, "run.html_report": False,
-    })
+    cfg = Config().with_overrides(
+        {
+            "data.dataset": "folder",
+            "data.path": str(root),
+            "data.image_size": 32,
+            "data.cache_dir": str(cache),
+            "data.stream": stream,
+            "data.workers": workers,
+            "train.epochs": epochs,
+            "train.batch_size": 64,
+            "train.num_threads": threads,
+            "augment.hflip": True,
+            "augment.translate": 4,
+            "run.runs_dir": str(runs),
+            "run.name": name,
+            "run.html_report": False,
+        }
+    )
     t0 = time.perf_counter()
     run = train(cfg, quiet=True)
     wall = time.perf_counter() - t0
-    steady = statistics.median(r["seconds"] for r in run.metrics[1:]) if len(run.metrics) > 1 else run.metrics[0]["seconds"]
+    steady = (
+        statistics.median(r["seconds"] for r in run.metrics[1:]) if len(run.metrics) > 1 else run.metrics[0]["seconds"]
+    )
     return {
-        "epoch_s": [round(r["seconds"], 2) for r in run.metrics], "steady_epoch_s": round(steady, 3),
-        "train_images_per_s": run.summary["images_per_second"], "wall_s": round(wall, 2),
+        "epoch_s": [round(r["seconds"], 2) for r in run.metrics],
+        "steady_epoch_s": round(steady, 3),
+        "train_images_per_s": run.summary["images_per_second"],
+        "wall_s": round(wall, 2),
         "val_accuracy": [round(r["val_accuracy"], 4) for r in run.metrics],
     }
 
@@ -87,10 +110,17 @@ def decoder_compare(files: list[Path], size: tuple[int, int]) -> dict:
 
     def torchvision_path(p, channels, size):
         with Image.open(p) as im:  # header only: pixel limit and mode, as the one loader checks them
-            if im.width * im.height > (Image.MAX_IMAGE_PIXELS or float("inf")) or im.format not in ("JPEG", "PNG") or im.mode not in ("RGB", "L") or "transparency" in im.info:
+            if (
+                im.width * im.height > (Image.MAX_IMAGE_PIXELS or float("inf"))
+                or im.format not in ("JPEG", "PNG")
+                or im.mode not in ("RGB", "L")
+                or "transparency" in im.info
+            ):
                 return load_image(p, channels, size)
         x = decode_image(read_file(str(p)), mode=ImageReadMode.RGB, apply_exif_orientation=True)
-        return np.asarray(resize_center_crop(Image.fromarray(x.permute(1, 2, 0).numpy()), size)).transpose(2, 0, 1).copy()
+        return (
+            np.asarray(resize_center_crop(Image.fromarray(x.permute(1, 2, 0).numpy()), size)).transpose(2, 0, 1).copy()
+        )
 
     prev = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -132,26 +162,41 @@ def scan_bench(top: Path, n_files: int, classes: int, cache: Path) -> dict:
         n = len(s.image_files())
         warm.append(time.perf_counter() - t0)
         assert s.from_cache and n == per * classes
-    out.update(no_cache_s=round(min(cold), 3), cached_s=round(min(warm), 3), cache_file_mb=round(sum(f.stat().st_size for f in (cache / "scans").glob("*.json")) / 1e6, 1))
+    out.update(
+        no_cache_s=round(min(cold), 3),
+        cached_s=round(min(warm), 3),
+        cache_file_mb=round(sum(f.stat().st_size for f in (cache / "scans").glob("*.json")) / 1e6, 1),
+    )
     return out
 
 
 def scan_only(args) -> int:
     with tempfile.TemporaryDirectory(prefix="cnnkit-bench-scan-") as tmp:
         scan = scan_bench(Path(tmp) / "tree", args.scan_files, args.scan_classes, Path(tmp) / "scan-cache")
-    scan.update(python=platform.python_version(), cpu_count=os.cpu_count(), platform=platform.platform(), load_avg=[round(x, 2) for x in os.getloadavg()])
+    scan.update(
+        python=platform.python_version(),
+        cpu_count=os.cpu_count(),
+        platform=platform.platform(),
+        load_avg=[round(x, 2) for x in os.getloadavg()],
+    )
     out = args.out.with_name(args.out.name + "_scan")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(scan, indent=2))
-    md = "\n".join([
-        f"# Folder scan: {scan['files']:,} empty .JPEG files in {scan['folders'] - 1:,} class folders (never opened)", "",
-        "| scan | seconds (best of 3) |", "|---|---:|",
-        f"| no scan cache (os.scandir walk, OS caches warm) | {scan['no_cache_s']} |",
-        f"| from the scan cache (stat every folder, read a {scan['cache_file_mb']} MB JSON) | {scan['cached_s']} |", "",
-        f"- speed-up {scan['no_cache_s'] / scan['cached_s']:.1f}x; both include listing the files as paths; creating the tree took {scan['create_s']} s",
-        f"- {scan['cpu_count']} CPUs, {scan['platform']}, load average {scan['load_avg']}",
-        f"- command: `.venv/bin/python benchmarks/bench_stream.py --scan-only --scan-files {args.scan_files} --scan-classes {args.scan_classes}`", "",
-    ])
+    md = "\n".join(
+        [
+            f"# Folder scan: {scan['files']:,} empty .JPEG files in {scan['folders'] - 1:,} class folders (never opened)",
+            "",
+            "| scan | seconds (best of 3) |",
+            "|---|---:|",
+            f"| no scan cache (os.scandir walk, OS caches warm) | {scan['no_cache_s']} |",
+            f"| from the scan cache (stat every folder, read a {scan['cache_file_mb']} MB JSON) | {scan['cached_s']} |",
+            "",
+            f"- speed-up {scan['no_cache_s'] / scan['cached_s']:.1f}x; both include listing the files as paths; creating the tree took {scan['create_s']} s",
+            f"- {scan['cpu_count']} CPUs, {scan['platform']}, load average {scan['load_avg']}",
+            f"- command: `.venv/bin/python benchmarks/bench_stream.py --scan-only --scan-files {args.scan_files} --scan-classes {args.scan_classes}`",
+            "",
+        ]
+    )
     out.with_suffix(".md").write_text(md)
     print(md)
     return 0
@@ -160,14 +205,27 @@ def scan_only(args) -> int:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tarball", type=Path, default=DEFAULT_TARBALL)
-    p.add_argument("--per-class", type=int, default=300, help="CIFAR-10 training JPEGs per class to extract (10 classes)")
+    p.add_argument(
+        "--per-class", type=int, default=300, help="CIFAR-10 training JPEGs per class to extract (10 classes)"
+    )
     p.add_argument("--epochs", type=int, default=3, help="epochs of each measurement (the first is warm-up)")
     p.add_argument("--workers", type=int, default=2, help="data.workers of the streamed runs")
-    p.add_argument("--threads", type=int, default=1, help="torch threads of the training process (train.num_threads), both paths")
-    p.add_argument("--repeats", type=int, default=2, help="train() runs of each path, interleaved; the best is reported (shared CPU)")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch threads of the training process (train.num_threads), both paths"
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=2,
+        help="train() runs of each path, interleaved; the best is reported (shared CPU)",
+    )
     p.add_argument("--scan-files", type=int, default=100_000)
     p.add_argument("--scan-classes", type=int, default=1000)
-    p.add_argument("--scan-only", action="store_true", help="only the folder-scan measurement (e.g. --scan-files 1000000), to <out>_scan.json / .md")
+    p.add_argument(
+        "--scan-only",
+        action="store_true",
+        help="only the folder-scan measurement (e.g. --scan-files 1000000), to <out>_scan.json / .md",
+    )
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "bench_stream")
     args = p.parse_args(argv)
     if args.scan_only:
@@ -188,7 +246,13 @@ def main(argv=None) -> int:
         n_files = extract_slice(args.tarball, root, args.per_class)
         time.sleep(2.1)  # let the scan cache the fresh tree
 
-        base = dict(dataset="folder", path=str(root), image_size=32, cache_dir=str(cache), workers=args.workers)
+        base = {
+            "dataset": "folder",
+            "path": str(root),
+            "image_size": 32,
+            "cache_dir": str(cache),
+            "workers": args.workers,
+        }
         cached = build_dataset(DataConfig(**base, stream=False), seed=0)
         t0 = time.perf_counter()
         streamed = build_dataset(DataConfig(**base, stream=True), seed=0)
@@ -203,7 +267,9 @@ def main(argv=None) -> int:
         runs, trained = tmp / "runs", {False: [], True: []}
         for rep in range(args.repeats):
             for stream in (False, True):
-                trained[stream].append(train_run(root, runs, cache, stream, args.epochs, args.workers, args.threads, f"r{rep}-{stream}"))
+                trained[stream].append(
+                    train_run(root, runs, cache, stream, args.epochs, args.workers, args.threads, f"r{rep}-{stream}")
+                )
         best = lambda rs: min(rs, key=lambda r: r["steady_epoch_s"])  # noqa: E731
         train_cached, train_stream = best(trained[False]), best(trained[True])
         decoders = decoder_compare(sorted(root.rglob("*.jpg"))[:1000], (32, 32))
@@ -211,13 +277,30 @@ def main(argv=None) -> int:
 
     pc, ps = batches / steady(pipe_cached), batches / steady(pipe_stream)
     result = {
-        "images": n_files, "train_images": n_train, "epochs": args.epochs, "batch_size": 64, "workers": args.workers, "threads": args.threads,
+        "images": n_files,
+        "train_images": n_train,
+        "epochs": args.epochs,
+        "batch_size": 64,
+        "workers": args.workers,
+        "threads": args.threads,
         "repeats": args.repeats,
         "pipeline_images_per_s": {"cached": round(pc, 1), "streamed": round(ps, 1)},
-        "pipeline_epoch_s": {"cached": [round(t, 3) for t in pipe_cached], "streamed": [round(t, 3) for t in pipe_stream]},
-        "train": {"cached": train_cached, "streamed": train_stream, "all_runs": {"cached": trained[False], "streamed": trained[True]}}, "streamed_build_s": round(streamed_build_s, 3),
-        "decoders": decoders, "scan": scan,
-        "torch": torch.__version__, "python": platform.python_version(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
+        "pipeline_epoch_s": {
+            "cached": [round(t, 3) for t in pipe_cached],
+            "streamed": [round(t, 3) for t in pipe_stream],
+        },
+        "train": {
+            "cached": train_cached,
+            "streamed": train_stream,
+            "all_runs": {"cached": trained[False], "streamed": trained[True]},
+        },
+        "streamed_build_s": round(streamed_build_s, 3),
+        "decoders": decoders,
+        "scan": scan,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2))

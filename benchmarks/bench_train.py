@@ -60,7 +60,12 @@ def time_to_target(train_epoch, test_accuracy, epochs: int, target: float, stop_
             reached = elapsed
             if stop_at_target:
                 break
-    return {"curve": curve, "seconds_to_target": reached, "final_accuracy": curve[-1]["test_accuracy"], "train_seconds": elapsed}
+    return {
+        "curve": curve,
+        "seconds_to_target": reached,
+        "final_accuracy": curve[-1]["test_accuracy"],
+        "train_seconds": elapsed,
+    }
 
 
 def write_results(results: dict, out: str | Path, markdown) -> None:
@@ -72,7 +77,14 @@ def write_results(results: dict, out: str | Path, markdown) -> None:
     print(markdown(results))
 
 
-def run_cnnkit(epochs: int, target: float, precision: str = "fp32", stop_at_target: bool = True, data=None, overrides: dict | None = None) -> dict:
+def run_cnnkit(
+    epochs: int,
+    target: float,
+    precision: str = "fp32",
+    stop_at_target: bool = True,
+    data=None,
+    overrides: dict | None = None,
+) -> dict:
     """cnnkit's loop functions with the config's recipe (defaults: the mnist-mini one);
     `data` (a cnnkit Dataset) and `overrides` (dotted config keys) let other benchmarks reuse it."""
     import torch
@@ -80,28 +92,44 @@ def run_cnnkit(epochs: int, target: float, precision: str = "fp32", stop_at_targ
     from cnnkit.config import Config
     from cnnkit.data.augment import BatchAugment
     from cnnkit.data.preprocess import Normalize, num_batches
-    from cnnkit.models import create_model
     from cnnkit.device import seed_everything
+    from cnnkit.models import create_model
     from cnnkit.training.loop import train_one_epoch
     from cnnkit.training.optim import build_optimizer, build_scheduler
-
     from cnnkit.training.recipes import apply_recipe
     from cnnkit.training.trainer import resolve_auto_model
 
-    cfg = apply_recipe(Config().with_overrides({"train.epochs": epochs, "train.precision": precision, **(overrides or {})}))
+    cfg = apply_recipe(
+        Config().with_overrides({"train.epochs": epochs, "train.precision": precision, **(overrides or {})})
+    )
     data = data if data is not None else _data()
     cfg = resolve_auto_model(cfg, data)
     gen = seed_everything(cfg.train.seed)
-    model = create_model(cfg.model.name, num_classes=data.num_classes, in_chans=data.channels, **cfg.model.kwargs).to(memory_format=torch.channels_last)
+    model = create_model(cfg.model.name, num_classes=data.num_classes, in_chans=data.channels, **cfg.model.kwargs).to(
+        memory_format=torch.channels_last
+    )
     opt = build_optimizer(model, cfg.optim)
     steps = num_batches(len(data.train), cfg.train.batch_size, drop_last=True)
     sched = build_scheduler(opt, cfg.schedule, epochs * steps, steps)
     norm = Normalize(data.mean, data.std, "cpu", channels_last=True)
     aug = BatchAugment(translate=cfg.augment.translate)
     return time_to_target(
-        lambda: train_one_epoch(model, data.train, optimizer=opt, scheduler=sched, normalize=norm, batch_size=cfg.train.batch_size, generator=gen,
-                                augment=aug, label_smoothing=cfg.optim.label_smoothing, precision=precision),
-        lambda: _test_accuracy(model, data, norm), epochs, target, stop_at_target,
+        lambda: train_one_epoch(
+            model,
+            data.train,
+            optimizer=opt,
+            scheduler=sched,
+            normalize=norm,
+            batch_size=cfg.train.batch_size,
+            generator=gen,
+            augment=aug,
+            label_smoothing=cfg.optim.label_smoothing,
+            precision=precision,
+        ),
+        lambda: _test_accuracy(model, data, norm),
+        epochs,
+        target,
+        stop_at_target,
     )
 
 
@@ -117,10 +145,13 @@ def run_textbook(epochs: int, target: float, stop_at_target: bool = True) -> dic
     torch.manual_seed(0)
     mean, std = data.mean[0], data.std[0]
     x = (data.train.images.float() / 255 - mean) / std
-    loader = DataLoader(TensorDataset(x, data.train.labels), batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(
+        TensorDataset(x, data.train.labels), batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0)
+    )
     model = create_model(DEFAULT_MODEL, num_classes=data.num_classes, in_chans=data.channels)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     norm = Normalize(data.mean, data.std, "cpu")
+
     def train_epoch() -> None:
         model.train()
         for xb, yb in loader:
@@ -152,7 +183,9 @@ def markdown(results: dict) -> str:
     for name, r in results["recipes"].items():
         ep = next((c["epoch"] for c in r["curve"] if c["test_accuracy"] >= target), None)
         s = f"{r['seconds_to_target']:.1f}" if r["seconds_to_target"] is not None else "not reached"
-        lines.append(f"| {name} | {s} | {ep or '-'} | {100 * r['final_accuracy']:.2f} % | {r['train_seconds']:.1f} ({len(r['curve'])}) |")
+        lines.append(
+            f"| {name} | {s} | {ep or '-'} | {100 * r['final_accuracy']:.2f} % | {r['train_seconds']:.1f} ({len(r['curve'])}) |"
+        )
     lines += ["", "Command: `" + results["command"] + "`", ""]
     return "\n".join(lines)
 
@@ -162,7 +195,9 @@ def main(argv=None) -> int:
     p.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--target", type=float, default=0.98)
-    p.add_argument("--full", action="store_true", help="train all --epochs even after the target is reached (default: stop there)")
+    p.add_argument(
+        "--full", action="store_true", help="train all --epochs even after the target is reached (default: stop there)"
+    )
     p.add_argument("--out", default=str(RESULTS / "bench_train"), help="path stem for .json and .md")
     args = p.parse_args(argv)
 
@@ -170,16 +205,27 @@ def main(argv=None) -> int:
 
     load_before = [round(v, 2) for v in os.getloadavg()]
     results = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__, "target": args.target,
-        "epochs": args.epochs, "command": " ".join([".venv/bin/python", "benchmarks/bench_train.py", *(argv if argv is not None else sys.argv[1:])]),
-        "load_before": load_before, "recipes": {},
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "target": args.target,
+        "epochs": args.epochs,
+        "command": " ".join(
+            [".venv/bin/python", "benchmarks/bench_train.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "load_before": load_before,
+        "recipes": {},
     }
     for name in args.recipes:
         print(f"{name}...", flush=True)
         r = RECIPES[name](args.epochs, args.target, not args.full)
         results["recipes"][name] = r
-        print(f"  {name}: {r['seconds_to_target'] if r['seconds_to_target'] is not None else 'not reached'} s to target; final {r['final_accuracy']:.4f}", flush=True)
+        print(
+            f"  {name}: {r['seconds_to_target'] if r['seconds_to_target'] is not None else 'not reached'} s to target; final {r['final_accuracy']:.4f}",
+            flush=True,
+        )
     results["load_after"] = [round(v, 2) for v in os.getloadavg()]
     write_results(results, args.out, markdown)
     return 0

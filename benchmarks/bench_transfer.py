@@ -73,39 +73,93 @@ def load_avg() -> list[float]:
 
 def run_configs(folder: Path, runs_dir: Path, size: int, args) -> dict[str, dict]:
     common = {
-        "data.dataset": "folder", "data.path": str(folder), "data.val_fraction": 0.1, "train.seed": 0,
-        "train.num_threads": args.threads, "run.runs_dir": str(runs_dir), "run.html_report": False,
+        "data.dataset": "folder",
+        "data.path": str(folder),
+        "data.val_fraction": 0.1,
+        "train.seed": 0,
+        "train.num_threads": args.threads,
+        "run.runs_dir": str(runs_dir),
+        "run.html_report": False,
     }
     lite = {**common, "model.name": "efficientnet_lite0", "data.image_size": size}
     head_size = args.head_size or size
     return {
         "a": {
             "label": f"a) Lite0 pretrained, finetune head ({head_size}px, features cached)",
-            "overrides": {**lite, "data.image_size": head_size, "model.pretrained": True, "model.finetune": "head", "augment.preset": "none",
-                          "train.epochs": args.head_epochs, "train.batch_size": 64, "optim.name": "adamw", "optim.lr": 2e-3,
-                          "optim.weight_decay": 1e-4, "schedule.name": "cosine", "schedule.warmup_fraction": 0.0, "run.name": "a_head"},
+            "overrides": {
+                **lite,
+                "data.image_size": head_size,
+                "model.pretrained": True,
+                "model.finetune": "head",
+                "augment.preset": "none",
+                "train.epochs": args.head_epochs,
+                "train.batch_size": 64,
+                "optim.name": "adamw",
+                "optim.lr": 2e-3,
+                "optim.weight_decay": 1e-4,
+                "schedule.name": "cosine",
+                "schedule.warmup_fraction": 0.0,
+                "run.name": "a_head",
+            },
         },
         "b": {
             "label": f"b) Lite0 pretrained, finetune full ({size}px, standard aug)",
-            "overrides": {**lite, "model.pretrained": True, "model.finetune": "full", "model.backbone_lr_scale": args.backbone_lr_scale,
-                          "augment.preset": "standard", "train.epochs": args.epochs, "train.batch_size": 32, "optim.name": "adamw",
-                          "optim.lr": 2e-3, "optim.weight_decay": 1e-4, "schedule.name": "onecycle", "run.name": "b_full"},
+            "overrides": {
+                **lite,
+                "model.pretrained": True,
+                "model.finetune": "full",
+                "model.backbone_lr_scale": args.backbone_lr_scale,
+                "augment.preset": "standard",
+                "train.epochs": args.epochs,
+                "train.batch_size": 32,
+                "optim.name": "adamw",
+                "optim.lr": 2e-3,
+                "optim.weight_decay": 1e-4,
+                "schedule.name": "onecycle",
+                "run.name": "b_full",
+            },
         },
         "e": {
             "label": f"e) Lite0 pretrained, finetune gradual ({size}px, standard aug)",
-            "overrides": {**lite, "model.pretrained": True, "model.finetune": "gradual", "model.backbone_lr_scale": args.backbone_lr_scale,
-                          "augment.preset": "standard", "train.epochs": args.epochs, "train.batch_size": 32, "optim.name": "adamw",
-                          "optim.lr": 2e-3, "optim.weight_decay": 1e-4, "schedule.name": "onecycle", "run.name": "e_gradual"},
+            "overrides": {
+                **lite,
+                "model.pretrained": True,
+                "model.finetune": "gradual",
+                "model.backbone_lr_scale": args.backbone_lr_scale,
+                "augment.preset": "standard",
+                "train.epochs": args.epochs,
+                "train.batch_size": 32,
+                "optim.name": "adamw",
+                "optim.lr": 2e-3,
+                "optim.weight_decay": 1e-4,
+                "schedule.name": "onecycle",
+                "run.name": "e_gradual",
+            },
         },
         "c": {
             "label": f"c) Lite0 from scratch ({size}px, standard aug)",
-            "overrides": {**lite, "augment.preset": "standard", "train.epochs": args.epochs, "train.batch_size": 32, "optim.name": "adamw",
-                          "optim.lr": 2e-3, "optim.weight_decay": 1e-4, "schedule.name": "onecycle", "run.name": "c_scratch"},
+            "overrides": {
+                **lite,
+                "augment.preset": "standard",
+                "train.epochs": args.epochs,
+                "train.batch_size": 32,
+                "optim.name": "adamw",
+                "optim.lr": 2e-3,
+                "optim.weight_decay": 1e-4,
+                "schedule.name": "onecycle",
+                "run.name": "c_scratch",
+            },
         },
         "d": {
             "label": "d) the default small CNN from scratch (model auto: fastnet_s at 32px, standard aug, default settings)",
-            "overrides": {**common, "data.image_size": 32, "augment.preset": "standard",
-                          "train.epochs": args.small_epochs, "train.batch_size": 64, "run.name": "d_default"},
+            "overrides": {
+                **common,
+                "data.image_size": 32,
+                "augment.preset": "standard",
+                "train.epochs": args.small_epochs,
+                "train.batch_size": 64,
+                "run.name": "d_default",
+            },
         },
     }
 
@@ -136,8 +190,12 @@ def main(argv=None) -> int:
     result = {
         "benchmark": "few-data transfer on CIFAR-10 (issue 6)",
         "command": "benchmarks/bench_transfer.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-        "cpu_count": os.cpu_count(), "threads": args.threads, "load_avg_before": load_avg(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "threads": args.threads,
+        "load_avg_before": load_avg(),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "runs": [],
     }
@@ -153,7 +211,9 @@ def main(argv=None) -> int:
         # decode + resize every image once per size (the folder cache), outside the timed runs
         t0 = time.perf_counter()
         for size in sorted({configs[r]["overrides"]["data.image_size"] for r in args.runs}):
-            build_dataset(DataConfig(dataset="folder", path=str(tmp / "cifar10"), image_size=size, val_fraction=0.1), seed=0)
+            build_dataset(
+                DataConfig(dataset="folder", path=str(tmp / "cifar10"), image_size=size, val_fraction=0.1), seed=0
+            )
         result["decode_seconds"] = round(time.perf_counter() - t0, 1)
         print(f"decoded in {result['decode_seconds']}s", flush=True)
         for key in args.runs:
@@ -165,14 +225,27 @@ def main(argv=None) -> int:
             wall = time.perf_counter() - t0
             s = run.summary
             row = {
-                "run": key, "label": c["label"], "model": s["model"], "test_accuracy": s["test"]["accuracy"],
-                "test_images": s["test"]["num_samples"], "train_images": s["split_sizes"]["train"], "val_images": s["split_sizes"]["val"],
-                "wall_seconds": round(wall, 1), "train_seconds": s["train_seconds"], "epochs": s["epochs_run"], "best_epoch": s["best_epoch"],
-                "best_val_accuracy": s["best_val_accuracy"], "load_avg_before": load0, "load_avg_after": load_avg(),
+                "run": key,
+                "label": c["label"],
+                "model": s["model"],
+                "test_accuracy": s["test"]["accuracy"],
+                "test_images": s["test"]["num_samples"],
+                "train_images": s["split_sizes"]["train"],
+                "val_images": s["split_sizes"]["val"],
+                "wall_seconds": round(wall, 1),
+                "train_seconds": s["train_seconds"],
+                "epochs": s["epochs_run"],
+                "best_epoch": s["best_epoch"],
+                "best_val_accuracy": s["best_val_accuracy"],
+                "load_avg_before": load0,
+                "load_avg_after": load_avg(),
                 "config": {k: v for k, v in c["overrides"].items() if not k.startswith("run.") and k != "data.path"},
             }
             result["runs"].append(row)
-            print(f"{c['label']}: test accuracy {row['test_accuracy']:.2%}, {row['wall_seconds']}s (train {row['train_seconds']}s), load {load0} -> {row['load_avg_after']}", flush=True)
+            print(
+                f"{c['label']}: test accuracy {row['test_accuracy']:.2%}, {row['wall_seconds']}s (train {row['train_seconds']}s), load {load0} -> {row['load_avg_after']}",
+                flush=True,
+            )
     result["load_avg_after"] = load_avg()
     result["total_seconds"] = round(time.perf_counter() - t_all, 1)
     by = {r["run"]: r for r in result["runs"]}
@@ -196,7 +269,9 @@ def main(argv=None) -> int:
 
 def markdown(r: dict) -> str:
     s = r["settings"]
-    test_desc = "the full test set" if s["test_per_class"] is None else f"a subset: the first {s['test_per_class']} per class"
+    test_desc = (
+        "the full test set" if s["test_per_class"] is None else f"a subset: the first {s['test_per_class']} per class"
+    )
     lines = [
         "# Few-data transfer on CIFAR-10 (issue 6)",
         "",
@@ -210,15 +285,23 @@ def markdown(r: dict) -> str:
         "| run | test accuracy | wall time (s) | train time (s) | epochs | best epoch | load avg before -> after |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
-    for x in r["runs"]:
-        lines.append(f"| {x['label']} | {100 * x['test_accuracy']:.1f} % | {x['wall_seconds']} | {x['train_seconds']} | {x['epochs']} | {x['best_epoch']} | {x['load_avg_before'][0]} -> {x['load_avg_after'][0]} |")
+    lines.extend(
+        f"| {x['label']} | {100 * x['test_accuracy']:.1f} % | {x['wall_seconds']} | {x['train_seconds']} | {x['epochs']} | {x['best_epoch']} | {x['load_avg_before'][0]} -> {x['load_avg_after'][0]} |"
+        for x in r["runs"]
+    )
     t = r["targets"]
     lines.append("")
     if "pretrained_minus_scratch_points" in t:
-        lines.append(f"- Best pretrained minus best from scratch: {t['pretrained_minus_scratch_points']} points (target >= 15: {'met' if t['gap_target_15_points_met'] else 'missed'}).")
+        lines.append(
+            f"- Best pretrained minus best from scratch: {t['pretrained_minus_scratch_points']} points (target >= 15: {'met' if t['gap_target_15_points_met'] else 'missed'})."
+        )
     if "head_run_seconds" in t:
-        lines.append(f"- Head run end to end: {t['head_run_seconds']} s (target < 120 s: {'met' if t['head_under_120s_met'] else 'missed'}).")
-    lines.append(f"- Load average (1/5/15 min) before: {r['load_avg_before']}, after: {r['load_avg_after']}; total {r['total_seconds']} s.")
+        lines.append(
+            f"- Head run end to end: {t['head_run_seconds']} s (target < 120 s: {'met' if t['head_under_120s_met'] else 'missed'})."
+        )
+    lines.append(
+        f"- Load average (1/5/15 min) before: {r['load_avg_before']}, after: {r['load_avg_after']}; total {r['total_seconds']} s."
+    )
     return "\n".join(lines) + "\n"
 
 

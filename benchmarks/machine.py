@@ -23,5 +23,10 @@ def machine_info() -> dict:
     except (OSError, subprocess.SubprocessError):
         pass
     simd = [f for f in SIMD if f in flags]
-    return {"model": model, "cores": os.cpu_count(), "simd": " ".join(simd) or "none of " + ", ".join(SIMD),
-            "flags": sorted(flags), "load_average": [round(v, 2) for v in os.getloadavg()]}
+    return {
+        "model": model,
+        "cores": os.cpu_count(),
+        "simd": " ".join(simd) or "none of " + ", ".join(SIMD),
+        "flags": sorted(flags),
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+    }

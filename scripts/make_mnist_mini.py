@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from cnnkit.data.idx import read_idx, write_idx  # noqa: E402
-from cnnkit.data.mnist import background_is_white  # noqa: E402
+from cnnkit.data.idx import read_idx, write_idx
+from cnnkit.data.mnist import background_is_white
 
 TRAIN_PER_CLASS = 1000
 TEST_PER_CLASS = 200

@@ -9,7 +9,9 @@ from PIL import Image
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 
-def make_image_folder(root: Path, classes=("cat", "dog"), per_class: int = 6, size: int = 12, mode: str = "RGB") -> Path:
+def make_image_folder(
+    root: Path, classes=("cat", "dog"), per_class: int = 6, size: int = 12, mode: str = "RGB"
+) -> Path:
     """Class folders of small synthetic images whose class is decidable (bright top vs bottom)."""
     rng = np.random.default_rng(0)
     for ci, name in enumerate(classes):
@@ -47,7 +49,8 @@ def tiny_run(tmp_path_factory) -> Path:
     cfg = Config().with_overrides(
         {
             "data.subset_per_class": 20,
-            "model.name": "simple_cnn", "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
+            "model.name": "simple_cnn",
+            "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
             "train.epochs": 2,
             "train.batch_size": 32,
             "train.num_threads": 1,  # the same weights whatever the machine's load (threads change float sums)

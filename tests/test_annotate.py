@@ -26,7 +26,21 @@ def test_predict_save_images_writes_one_png_per_image(tiny_run, tmp_path, capsys
     other.mkdir()
     shutil.copy(samples_dir() / "3.png", other / "3.png")  # the same file name from two folders
     out = tmp_path / "annotated"
-    assert main(["predict", str(tiny_run), str(samples_dir() / "3.png"), str(other / "3.png"), "--save-images", str(out), "--top-k", "2"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(tiny_run),
+                str(samples_dir() / "3.png"),
+                str(other / "3.png"),
+                "--save-images",
+                str(out),
+                "--top-k",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in out.iterdir()) == ["3-2.png", "3.png"]
     assert "wrote 2 annotated images into" in capsys.readouterr().err
     with Image.open(out / "3.png") as im:

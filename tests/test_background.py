@@ -24,7 +24,9 @@ def test_light_background_and_training_polarity():
     assert mismatched.tolist() == [False, True, False] and inverted.tolist() == [False, True, False]
     assert int(y[1].max()) == 0 and torch.equal(y[2], x[2])
     assert fix_background(x, "yes", dark)[2].all() and not fix_background(x, "no", dark)[2].any()
-    assert not fix_background(x, "auto", {"input": {"channels": 1, "mean": [0.8]}})[1].any()  # a light-background model: nothing to fix
+    assert not fix_background(x, "auto", {"input": {"channels": 1, "mean": [0.8]}})[
+        1
+    ].any()  # a light-background model: nothing to fix
 
 
 def test_samples_ship_with_the_package(capsys):
@@ -41,7 +43,12 @@ def test_predict_warns_once_and_invert_auto_matches_the_dark_original(tiny_run, 
     dark = samples_dir() / "3.png"
     light = tmp_path / "3-on-white.png"
     Image.fromarray(255 - np.asarray(Image.open(dark))).save(light)
-    assert main(["predict", str(tiny_run), str(dark), str(light), str(samples_dir() / "7-on-white.png"), "--format", "json"]) == 0
+    assert (
+        main(
+            ["predict", str(tiny_run), str(dark), str(light), str(samples_dir() / "7-on-white.png"), "--format", "json"]
+        )
+        == 0
+    )
     cap = capsys.readouterr()
     assert cap.err.count("warning") == 1 and "2 images (e.g." in cap.err and "--invert auto" in cap.err
     assert main(["predict", str(tiny_run), str(dark), str(light), "--format", "json", "--invert", "auto"]) == 0

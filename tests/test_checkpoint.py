@@ -10,7 +10,10 @@ from cnnkit.errors import CheckpointError
 
 def test_checkpoint_is_self_describing_and_weights_only(tiny_run):
     ckpt = torch.load(tiny_run / "best.ckpt", weights_only=True)
-    assert ckpt["model"] == {"name": "simple_cnn", "kwargs": {"num_classes": 10, "in_chans": 1, "width": 4, "stages": 2, "depth": 1}}
+    assert ckpt["model"] == {
+        "name": "simple_cnn",
+        "kwargs": {"num_classes": 10, "in_chans": 1, "width": 4, "stages": 2, "depth": 1},
+    }
     assert ckpt["class_names"] == [str(d) for d in range(10)]
     assert ckpt["input"]["channels"] == 1 and ckpt["input"]["size"] == [28, 28]
     assert len(ckpt["input"]["mean"]) == 1 and len(ckpt["input"]["std"]) == 1

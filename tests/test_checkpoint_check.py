@@ -38,7 +38,10 @@ def test_huge_input_size_is_refused(tiny_run, tmp_path, capsys):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda c: c["model"]["kwargs"].update(num_classes=11), "model.kwargs.num_classes is 11 but class_names lists 10 classes"),
+        (
+            lambda c: c["model"]["kwargs"].update(num_classes=11),
+            "model.kwargs.num_classes is 11 but class_names lists 10 classes",
+        ),
         (lambda c: c["model"]["kwargs"].update(in_chans=3), "input.channels is 1 but model.kwargs.in_chans is 3"),
         (lambda c: c["model"]["kwargs"].update(widht=4), "model.kwargs.widht is not an argument of simple_cnn"),
         (lambda c: c["model"].update(name="resnet9000"), "model.name 'resnet9000' is not a model this cnnkit knows"),

@@ -9,7 +9,19 @@ from cnnkit.cli import main
 from cnnkit.config import DataConfig
 from cnnkit.data import build_dataset
 
-TINY = ["--subset", "40", "--epochs", "4", "--batch-size", "25", "--model", "simple_cnn", "--set", "model.kwargs={width: 8}", "--plain"]
+TINY = [
+    "--subset",
+    "40",
+    "--epochs",
+    "4",
+    "--batch-size",
+    "25",
+    "--model",
+    "simple_cnn",
+    "--set",
+    "model.kwargs={width: 8}",
+    "--plain",
+]
 
 
 @pytest.fixture(scope="module")
@@ -99,13 +111,32 @@ def test_corrupt_image_in_folder_dataset_is_reported_by_name(tmp_path, capsys):
 
     data = make_image_folder(tmp_path / "pets", per_class=5)
     (data / "dog" / "truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
-    args = ["train", "--data", str(data), "--image-size", "12", "--epochs", "1", "--batch-size", "4", "--runs-dir", str(tmp_path / "runs"), "--name", "pets", "--model", "simple_cnn", "--set", "model.kwargs={width: 4, stages: 2, depth: 1}", "--quiet"]
+    args = [
+        "train",
+        "--data",
+        str(data),
+        "--image-size",
+        "12",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--name",
+        "pets",
+        "--model",
+        "simple_cnn",
+        "--set",
+        "model.kwargs={width: 4, stages: 2, depth: 1}",
+        "--quiet",
+    ]
     assert main(args) == 0
     assert "truncated.jpg" in capsys.readouterr().err
     skipped = (tmp_path / "runs" / "pets" / "skipped.csv").read_text()
     assert "truncated.jpg" in skipped
     assert "truncated.jpg" in (tmp_path / "runs" / "pets" / "report.md").read_text()
-    assert main(args[:-1] + ["--strict", "--quiet"]) == 2
+    assert main([*args[:-1], "--strict", "--quiet"]) == 2
     assert "truncated.jpg" in capsys.readouterr().err
 
 

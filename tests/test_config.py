@@ -11,7 +11,9 @@ def test_defaults_are_the_mnist_mini_recipe():
 
 
 def test_yaml_round_trip(tmp_path):
-    cfg = Config().with_overrides({"optim.lr": 0.05, "model.name": "simple_cnn", "model.kwargs": {"width": 8}, "run.name": "x"})
+    cfg = Config().with_overrides(
+        {"optim.lr": 0.05, "model.name": "simple_cnn", "model.kwargs": {"width": 8}, "run.name": "x"}
+    )
     save_config(cfg, tmp_path / "c.yaml")
     assert load_config(tmp_path / "c.yaml") == cfg
 
@@ -35,7 +37,13 @@ def test_typo_in_yaml_file_names_the_file(tmp_path):
 
 @pytest.mark.parametrize(
     "key,value",
-    [("train.epochs", "three"), ("train.epochs", 2.5), ("optim.lr", "fast"), ("augment.hflip", 1), ("train.epochs", True)],
+    [
+        ("train.epochs", "three"),
+        ("train.epochs", 2.5),
+        ("optim.lr", "fast"),
+        ("augment.hflip", 1),
+        ("train.epochs", True),
+    ],
 )
 def test_wrong_type_is_rejected_with_the_key(key, value):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.") + ".*expected"):

@@ -21,7 +21,15 @@ def test_all_input_kinds_give_the_same_answer(tiny_run, digits, tmp_path):
     path = tmp_path / "d.png"
     Image.fromarray(arr).save(path)
     ref = clf.predict_proba(arr)
-    for form in (path, str(path), Image.fromarray(arr), arr[..., None], arr.astype(np.float32) / 255, images[0], images[0].float() / 255):
+    for form in (
+        path,
+        str(path),
+        Image.fromarray(arr),
+        arr[..., None],
+        arr.astype(np.float32) / 255,
+        images[0],
+        images[0].float() / 255,
+    ):
         torch.testing.assert_close(clf.predict_proba(form), ref, atol=1e-5, rtol=0)
     batch = clf.predict(images)
     assert len(batch) == 8 and batch[0].label == clf.predict(arr)[0].label

@@ -44,7 +44,11 @@ def read_only(monkeypatch):
 
         real_mkdir, real_mkstemp, real_open = os.mkdir, tempfile.mkstemp, io.open
         monkeypatch.setattr(os, "mkdir", lambda p, *a, **k: refuse(p) if inside(p) else real_mkdir(p, *a, **k))
-        monkeypatch.setattr(tempfile, "mkstemp", lambda *a, dir=None, **k: refuse(dir) if inside(dir) else real_mkstemp(*a, dir=dir, **k))
+        monkeypatch.setattr(
+            tempfile,
+            "mkstemp",
+            lambda *a, dir=None, **k: refuse(dir) if inside(dir) else real_mkstemp(*a, dir=dir, **k),
+        )
 
         def open_(file, mode="r", *a, **k):
             if inside(file) and any(c in mode for c in "wax+"):
@@ -86,7 +90,7 @@ def test_staged_folder_moves_files_in_at_the_end_and_keeps_other_files(tmp_path)
 
 def test_staged_folder_error_leaves_previous_files_and_no_stage(tmp_path):
     dest = tmp_path / "out"
-    with pytest.raises(RuntimeError), staged_folder(dest) as stage:
+    with pytest.raises(RuntimeError), staged_folder(dest) as stage:  # noqa: PT012 - the error must come from inside
         (stage / "a.txt").write_text("new")
         raise RuntimeError("boom")
     assert not dest.exists() and _leftovers(tmp_path) == []
@@ -94,7 +98,7 @@ def test_staged_folder_error_leaves_previous_files_and_no_stage(tmp_path):
 
 def test_interrupt_inside_staged_folder_says_what_was_kept(tmp_path):
     dest = tmp_path / "out"
-    with pytest.raises(Interrupted) as e, interruptible(), staged_folder(dest) as stage:
+    with pytest.raises(Interrupted) as e, interruptible(), staged_folder(dest) as stage:  # noqa: PT012 - the signal arrives mid-stage
         (stage / "a.txt").write_text("new")
         os.kill(os.getpid(), signal.SIGTERM)
     assert e.value.exit_code == 143 and not dest.exists() and _leftovers(tmp_path) == []
@@ -105,7 +109,13 @@ def test_signal_during_a_file_write_is_held_until_the_file_is_complete(tmp_path,
     from cnnkit import io_safety
 
     real = io_safety.atomic_write
-    monkeypatch.setattr(io_safety, "atomic_write", lambda path, write: real(path, lambda f: (f.write(b"half "), os.kill(os.getpid(), signal.SIGINT), f.write(b"and rest"))))
+    monkeypatch.setattr(
+        io_safety,
+        "atomic_write",
+        lambda path, write: real(
+            path, lambda f: (f.write(b"half "), os.kill(os.getpid(), signal.SIGINT), f.write(b"and rest"))
+        ),
+    )
     with pytest.raises(Interrupted) as e, interruptible():
         write_file(tmp_path / "a.txt", "ignored")
     assert (tmp_path / "a.txt").read_bytes() == b"half and rest" and e.value.exit_code == 130
@@ -122,7 +132,10 @@ def test_write_file_disk_full_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(rundir.os, "fsync", full)
     with pytest.raises(OutputError) as e:
         write_file(tmp_path / "m.json", "{}", hint="or choose another --out")
-    assert str(e.value) == f"{tmp_path / 'm.json'}: could not be written (No space left on device); free some disk space, or choose another --out. Nothing was left half-written there."
+    assert (
+        str(e.value)
+        == f"{tmp_path / 'm.json'}: could not be written (No space left on device); free some disk space, or choose another --out. Nothing was left half-written there."
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -130,15 +143,20 @@ def test_writing_names_the_output_but_passes_other_files_errors_unchanged(tmp_pa
     from cnnkit.io_safety import writing
 
     out = tmp_path / "report.html"
-    with pytest.raises(OutputError, match=r"report.html: could not be written \(Read-only file system\); make the folder writable"), writing(out):
+    with (
+        pytest.raises(
+            OutputError, match=r"report.html: could not be written \(Read-only file system\); make the folder writable"
+        ),
+        writing(out),
+    ):
         raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / ".report.html.x1.tmp"))
     with pytest.raises(FileNotFoundError), writing(out):  # reading another file is not a write error
         raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(tmp_path / "metrics.csv"))
 
 
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders anyway (the monkeypatched tests cover this)")
+@pytest.mark.skipif(
+    os.geteuid() == 0, reason="root writes into read-only folders anyway (the monkeypatched tests cover this)"
+)
 def test_real_read_only_folder(tiny_run, tmp_path, capsys):
     out = tmp_path / "ro"
     out.mkdir()
@@ -155,7 +173,16 @@ def test_real_read_only_folder(tiny_run, tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "verb",
-    ["evaluate", "evaluate (run folder)", "evaluate --out", "report", "explain", "featuremaps", "filters", "predict --out"],
+    [
+        "evaluate",
+        "evaluate (run folder)",
+        "evaluate --out",
+        "report",
+        "explain",
+        "featuremaps",
+        "filters",
+        "predict --out",
+    ],
 )
 def test_read_only_folder_is_one_clear_error(verb, tiny_run, tmp_path, digit_png, read_only, capsys):  # row 6
     ro = tmp_path / "ro"
@@ -194,7 +221,10 @@ def test_evaluate_plots_on_a_full_disk(tiny_run, tmp_path, monkeypatch, capsys):
     plots = tmp_path / "plots"
     assert main(["evaluate", str(tiny_run), "--plots", str(plots)]) == 2
     err = capsys.readouterr().err
-    assert f"{plots}: could not be written (No space left on device); free some disk space, or write them elsewhere with --plots DIR" in err
+    assert (
+        f"{plots}: could not be written (No space left on device); free some disk space, or write them elsewhere with --plots DIR"
+        in err
+    )
     assert "Traceback" not in err and not plots.exists() and _leftovers(tmp_path) == []  # no partial plots folder
 
 
@@ -214,7 +244,13 @@ def test_evaluate_sigterm_keeps_the_complete_previous_output(tiny_run, tmp_path)
     plots = tmp_path / "plots"
     assert main(["evaluate", str(tiny_run), "--plots", str(plots)]) == 0
     before = {p.name: p.read_bytes() for p in plots.iterdir()}
-    assert set(before) == {"confusion_matrix.png", "confusion_matrix.json", "reliability_diagram.png", "hardest_examples.png", "metrics.json"}
+    assert set(before) == {
+        "confusion_matrix.png",
+        "confusion_matrix.json",
+        "reliability_diagram.png",
+        "hardest_examples.png",
+        "metrics.json",
+    }
     # SIGTERM from inside, at a fixed point: after the confusion matrix is drawn, before the rest
     script = textwrap.dedent(f"""
         import os, signal, sys
@@ -228,9 +264,14 @@ def test_evaluate_sigterm_keeps_the_complete_previous_output(tiny_run, tmp_path)
         sys.exit(main(["evaluate", {str(tiny_run)!r}, "--plots", {str(plots)!r}]))
     """)
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
     assert proc.returncode == 143, proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == f"cnnkit evaluate: stopped by SIGTERM: nothing was written ({plots} left as it was)"
+    assert (
+        proc.stderr.strip().splitlines()[-1]
+        == f"cnnkit evaluate: stopped by SIGTERM: nothing was written ({plots} left as it was)"
+    )
     assert {p.name: p.read_bytes() for p in plots.iterdir()} == before and _leftovers(tmp_path) == []
 
 
@@ -289,7 +330,9 @@ def test_predict_escapes_a_newline_in_a_file_name(tiny_run, tmp_path, digit_png,
     assert len(lines) == 2 and lines[1].startswith(str(tmp_path / "two\\nlines\\x1b[31m.png"))
     assert main(["predict", str(tiny_run), str(odd), "--format", "csv"]) == 0
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
-    assert rows[0] == ["source", "rank", "label", "probability"] and {r[0] for r in rows[1:]} == {str(odd)}  # CSV keeps the exact name
+    assert rows[0] == ["source", "rank", "label", "probability"] and {r[0] for r in rows[1:]} == {
+        str(odd)
+    }  # CSV keeps the exact name
 
 
 def test_predict_on_a_fifo_or_device_is_not_a_regular_file(tiny_run, tmp_path, capsys):

@@ -19,8 +19,17 @@ def test_models_marks_the_real_default(monkeypatch):
     from cnnkit.training.trainer import auto_model
 
     defaults = {auto_model(1, 28), auto_model(3, 32), auto_model(3, 224)}
-    names = sorted(defaults | {"simple_cnn", "lenet5"})  # the real table measures every model (seconds): its rows, faked
-    monkeypatch.setattr(zoo, "zoo_rows", lambda: [{"name": n, "params": 1, "macs": 1, "input": "1x28x28", "pretrained": False, "description": "d"} for n in names])
+    names = sorted(
+        defaults | {"simple_cnn", "lenet5"}
+    )  # the real table measures every model (seconds): its rows, faked
+    monkeypatch.setattr(
+        zoo,
+        "zoo_rows",
+        lambda: [
+            {"name": n, "params": 1, "macs": 1, "input": "1x28x28", "pretrained": False, "description": "d"}
+            for n in names
+        ],
+    )
     table = zoo.zoo_table()
     marked = re.findall(r"^(\S+) \*", table, flags=re.M)
     assert sorted(marked) == sorted(defaults)

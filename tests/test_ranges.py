@@ -72,7 +72,12 @@ def test_yaml_file_is_checked_too(tmp_path):
 def test_range_text_and_membership():
     assert Range(0, 10).text() == "[0, 10]" and Range(0, 1, hi_open=True).text() == "[0, 1)"
     assert Range(1).text() == ">= 1" and Range(0, lo_open=True).text() == "> 0"
-    assert 0 in Range(0, 1) and 1 not in Range(0, 1, hi_open=True) and True not in Range(0, 1) and float("nan") not in Range()  # noqa: PLW0177 (membership, not equality)
+    assert (
+        0 in Range(0, 1)
+        and 1 not in Range(0, 1, hi_open=True)
+        and True not in Range(0, 1)
+        and float("nan") not in Range()
+    )
     with pytest.raises(ConfigError, match=r"x: must be > 0 \(0: off\), got -1"):
         Range(0, lo_open=True, note="0: off").check(-1, "x")
 
@@ -136,6 +141,9 @@ def test_recipes_and_augment_presets_stay_inside_the_ranges(preset, dataset, siz
     from cnnkit.data.presets import preset_overrides
     from cnnkit.training.recipes import RECIPES
 
-    Config().with_overrides({f"augment.{k}": v for k, v in preset_overrides(preset, dataset=dataset, image_size=size).items()}, source=preset)
+    Config().with_overrides(
+        {f"augment.{k}": v for k, v in preset_overrides(preset, dataset=dataset, image_size=size).items()},
+        source=preset,
+    )
     for recipe in RECIPES.values():
         Config().with_overrides(recipe.overrides, source=recipe.name)

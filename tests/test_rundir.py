@@ -32,8 +32,13 @@ def _umask() -> int:
 
 @pytest.mark.parametrize(
     "err, cure",
-    [(errno.ENOSPC, "free some disk space"), (errno.EDQUOT, "free some disk space"), (errno.EACCES, "make the folder writable"),
-     (errno.EROFS, "make the folder writable"), (errno.EIO, "check the disk and the folder's permissions")],
+    [
+        (errno.ENOSPC, "free some disk space"),
+        (errno.EDQUOT, "free some disk space"),
+        (errno.EACCES, "make the folder writable"),
+        (errno.EROFS, "make the folder writable"),
+        (errno.EIO, "check the disk and the folder's permissions"),
+    ],
 )
 def test_explain_os_error_says_what_to_do(err, cure):
     assert explain_os_error(OSError(err, os.strerror(err))) == (os.strerror(err), cure)
@@ -41,7 +46,10 @@ def test_explain_os_error_says_what_to_do(err, cure):
 
 def test_runs_dir_behind_a_file_is_a_clear_error(tmp_path):
     (tmp_path / "a-file").write_text("")
-    with pytest.raises(RunDirError, match=r"a-file/runs: cannot create the run folder there \(Not a directory\); use --runs-dir with a writable folder"):
+    with pytest.raises(
+        RunDirError,
+        match=r"a-file/runs: cannot create the run folder there \(Not a directory\); use --runs-dir with a writable folder",
+    ):
         create_run_dir(tmp_path / "a-file" / "runs", "x", dataset="d", model="m")
 
 

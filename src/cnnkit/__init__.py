@@ -13,7 +13,18 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "Classifier", "Run", "create_model", "evaluate_checkpoint", "list_models", "load", "samples_dir", "train", "__version__"]
+__all__ = [
+    "Classifier",
+    "Config",
+    "Run",
+    "__version__",
+    "create_model",
+    "evaluate_checkpoint",
+    "list_models",
+    "load",
+    "samples_dir",
+    "train",
+]
 
 _LAZY = {
     "Config": "cnnkit.config",

@@ -6,15 +6,38 @@ from __future__ import annotations
 import argparse
 import difflib
 import re
-from typing import NoReturn, Sequence
+from collections.abc import Sequence
+from typing import NoReturn
 
 # words people bring from other tools, and the flag cnnkit spells them with
 SYNONYMS = {
-    "--learning-rate": "--lr", "--learning_rate": "--lr", "--learningrate": "--lr", "--bs": "--batch-size", "--batch": "--batch-size",
-    "--num-epochs": "--epochs", "--max-epochs": "--epochs", "--n-epochs": "--epochs", "--epoch": "--epochs", "--wd": "--weight-decay",
-    "--optim": "--optimizer", "--arch": "--model", "--network": "--model", "--net": "--model", "--data-dir": "--data", "--dataset-dir": "--data",
-    "--output": "--out", "--output-dir": "--out", "--topk": "--top-k", "--k": "--top-k", "--gpus": "--devices", "--num-workers": "--threads",
-    "--img-size": "--image-size", "--imgsz": "--image-size", "--size": "--image-size", "--smoothing": "--label-smoothing", "--patience": "--early-stopping",
+    "--learning-rate": "--lr",
+    "--learning_rate": "--lr",
+    "--learningrate": "--lr",
+    "--bs": "--batch-size",
+    "--batch": "--batch-size",
+    "--num-epochs": "--epochs",
+    "--max-epochs": "--epochs",
+    "--n-epochs": "--epochs",
+    "--epoch": "--epochs",
+    "--wd": "--weight-decay",
+    "--optim": "--optimizer",
+    "--arch": "--model",
+    "--network": "--model",
+    "--net": "--model",
+    "--data-dir": "--data",
+    "--dataset-dir": "--data",
+    "--output": "--out",
+    "--output-dir": "--out",
+    "--topk": "--top-k",
+    "--k": "--top-k",
+    "--gpus": "--devices",
+    "--num-workers": "--threads",
+    "--img-size": "--image-size",
+    "--imgsz": "--image-size",
+    "--size": "--image-size",
+    "--smoothing": "--label-smoothing",
+    "--patience": "--early-stopping",
 }
 
 
@@ -39,7 +62,14 @@ class SuggestingParser(argparse.ArgumentParser):
     def _hint(self, message: str) -> str:
         m = re.match(r"argument (\S+): invalid choice: '([^']*)'", message)
         if m:
-            action = next((a for a in self._actions if m.group(1) in (a.dest, a.metavar, *a.option_strings) or "/".join(a.option_strings) == m.group(1)), None)
+            action = next(
+                (
+                    a
+                    for a in self._actions
+                    if m.group(1) in (a.dest, a.metavar, *a.option_strings) or "/".join(a.option_strings) == m.group(1)
+                ),
+                None,
+            )
             choices = [str(c) for c in (action.choices or [])] if action is not None else []
             near = nearest(m.group(2), choices)
             return f"; did you mean {near!r}?" if near else ""

@@ -4,7 +4,7 @@ import torch until a name that needs it is used."""
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 
 def lazy_attributes(package: str, names: dict[str, str]) -> Callable[[str], object]:

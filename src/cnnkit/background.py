@@ -46,5 +46,7 @@ def background_warning(sources: list[str]) -> str:
     """The one-line warning for light-background images given, uninverted, to a dark-background model."""
     n = len(sources)
     which = f"{sources[0]}" if n == 1 else f"{n} images (e.g. {sources[0]})"
-    return (f"{which} {'has' if n == 1 else 'have'} a light background, but this model was trained on light strokes over a dark background "
-            "(as MNIST), so these predictions are unreliable; --invert auto inverts such images first (--invert yes inverts every image)")
+    return (
+        f"{which} {'has' if n == 1 else 'have'} a light background, but this model was trained on light strokes over a dark background "
+        "(as MNIST), so these predictions are unreliable; --invert auto inverts such images first (--invert yes inverts every image)"
+    )

@@ -48,7 +48,19 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
 
 
-def make_checkpoint(model: nn.Module, *, class_names: list[str], channels: int, size: tuple[int, int], mean: Sequence[float], std: Sequence[float], config: dict[str, Any], dataset: str, epoch: int, metrics: dict[str, float]) -> dict[str, Any]:
+def make_checkpoint(
+    model: nn.Module,
+    *,
+    class_names: list[str],
+    channels: int,
+    size: tuple[int, int],
+    mean: Sequence[float],
+    std: Sequence[float],
+    config: dict[str, Any],
+    dataset: str,
+    epoch: int,
+    metrics: dict[str, float],
+) -> dict[str, Any]:
     from cnnkit import __version__
 
     bare = unwrap(model)
@@ -61,7 +73,13 @@ def make_checkpoint(model: nn.Module, *, class_names: list[str], channels: int, 
         "model": {"name": spec["name"], "kwargs": dict(spec["kwargs"])},
         "state_dict": {k: v.detach().cpu().clone() for k, v in bare.state_dict().items()},
         "class_names": list(class_names),
-        "input": {"channels": int(channels), "size": [int(s) for s in size], "mean": [float(m) for m in mean], "std": [float(s) for s in std], "resize": "shorter_side_center_crop"},
+        "input": {
+            "channels": int(channels),
+            "size": [int(s) for s in size],
+            "mean": [float(m) for m in mean],
+            "std": [float(s) for s in std],
+            "resize": "shorter_side_center_crop",
+        },
         "config": config,
         "dataset": dataset,
         "epoch": int(epoch),
@@ -83,12 +101,16 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         refused = refusal(e)
         if refused is not None:
             raise CheckpointError(f"{path}: {refused}. A cnnkit checkpoint holds only tensors and plain values") from e
-        raise CheckpointError(f"{path}: not a readable cnnkit checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]}); it may be truncated or corrupt") from e
+        raise CheckpointError(
+            f"{path}: not a readable cnnkit checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]}); it may be truncated or corrupt"
+        ) from e
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED):
         missing = [k for k in REQUIRED if not isinstance(ckpt, dict) or k not in ckpt]
         raise CheckpointError(f"{path}: not a cnnkit checkpoint (missing {', '.join(missing)})")
     if ckpt["format"] != FORMAT:
-        raise CheckpointError(f"{path}: checkpoint format {ckpt['format']!r} is not supported by this cnnkit ({FORMAT})")
+        raise CheckpointError(
+            f"{path}: checkpoint format {ckpt['format']!r} is not supported by this cnnkit ({FORMAT})"
+        )
     validate(ckpt, path)
     check_shapes(ckpt, path)
     return ckpt

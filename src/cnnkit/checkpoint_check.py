@@ -25,7 +25,9 @@ MAX_INT_ARG = 1_000_000  # any other integer constructor argument (widths, depth
 
 
 def _fail(path: Path, key: str, problem: str) -> CheckpointError:
-    return CheckpointError(f"{path}: {key} {problem}; the file is not a usable cnnkit checkpoint (tampered, or from another tool)")
+    return CheckpointError(
+        f"{path}: {key} {problem}; the file is not a usable cnnkit checkpoint (tampered, or from another tool)"
+    )
 
 
 def _int_in(path: Path, key: str, value, low: int, high: int) -> int:
@@ -48,7 +50,11 @@ def validate(ckpt: dict, path: str | Path) -> None:
     """Raise CheckpointError naming `path` and the key when the checkpoint's description is not sane."""
     path = Path(path)
     model = ckpt["model"]
-    if not isinstance(model, dict) or not isinstance(model.get("name"), str) or not isinstance(model.get("kwargs"), dict):
+    if (
+        not isinstance(model, dict)
+        or not isinstance(model.get("name"), str)
+        or not isinstance(model.get("kwargs"), dict)
+    ):
         raise _fail(path, "model", "must hold a name (text) and kwargs (a mapping)")
     name, kwargs = model["name"], model["kwargs"]
     names = ckpt["class_names"]
@@ -89,7 +95,9 @@ def _check_signature(path: Path, name: str, kwargs: dict) -> None:
     try:
         info = model_info(name)
     except CnnkitError:
-        raise _fail(path, "model.name", f"{name[:80]!r} is not a model this cnnkit knows (see `cnnkit models`)") from None
+        raise _fail(
+            path, "model.name", f"{name[:80]!r} is not a model this cnnkit knows (see `cnnkit models`)"
+        ) from None
     params = inspect.signature(info.builder).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
@@ -122,4 +130,8 @@ def check_shapes(ckpt: dict, path: str | Path) -> None:
     for key, t in meta.state_dict().items():
         w = weights.get(key)
         if isinstance(w, torch.Tensor) and tuple(w.shape) != tuple(t.shape):
-            raise _fail(Path(path), "model.kwargs", f"describe a model whose {key} is {tuple(t.shape)}, but the file's weights are {tuple(w.shape)}")
+            raise _fail(
+                Path(path),
+                "model.kwargs",
+                f"describe a model whose {key} is {tuple(t.shape)}, but the file's weights are {tuple(w.shape)}",
+            )

@@ -30,11 +30,19 @@ class DataConfig:
     dataset: str = "mnist-mini"  # a registered dataset name (`cnnkit datasets`), "folder" or "manifest"
     path: str | None = None  # image folder, or CSV/JSON manifest, for dataset "folder"/"manifest" (--data)
     root: str | None = None  # where built-in datasets live (--data-root, $CNNKIT_DATA)
-    val_fraction: Annotated[float, Range(0, 1, lo_open=True, hi_open=True)] = 0.1  # held out of train when the dataset has no validation split
-    test_fraction: Annotated[float, Range(0, 1, hi_open=True)] = 0.0  # folders/manifests without test/: hold out this fraction of train as a seeded, stratified test split (0: none)
-    image_size: Annotated[int | None, Range(1, 8192)] = None  # resize side for folders; None: the dataset's native size (folders: 64)
+    val_fraction: Annotated[float, Range(0, 1, lo_open=True, hi_open=True)] = (
+        0.1  # held out of train when the dataset has no validation split
+    )
+    test_fraction: Annotated[float, Range(0, 1, hi_open=True)] = (
+        0.0  # folders/manifests without test/: hold out this fraction of train as a seeded, stratified test split (0: none)
+    )
+    image_size: Annotated[int | None, Range(1, 8192)] = (
+        None  # resize side for folders; None: the dataset's native size (folders: 64)
+    )
     channels: Annotated[int | None, Range(1, 3)] = None  # 1 or 3; None: the dataset's own (folders: 3)
-    subset_per_class: Annotated[int | None, POSITIVE] = None  # keep only N training images per class (quick runs, few-shot)
+    subset_per_class: Annotated[int | None, POSITIVE] = (
+        None  # keep only N training images per class (quick runs, few-shot)
+    )
     strict: bool = False  # a bad image file is an error instead of a skipped, reported file
     download: bool = True  # fetch missing built-in datasets (with checksums)
     cifar100_labels: str = "fine"  # cifar100: fine (100 classes) | coarse (20 superclasses)
@@ -42,21 +50,35 @@ class DataConfig:
     balance: str = "none"  # none | oversample: repeat training images of rare classes up to the largest class | sampler: each epoch drawn with every class equally likely
     cache: bool = True  # folders/manifests: decode once into a memory-mapped uint8 cache reused by later runs
     cache_dir: str | None = None  # where that cache lives; None: $CNNKIT_CACHE, else ~/.cache/cnnkit/decoded
-    cache_max_gb: Annotated[float, NONNEG] = 4.0  # with stream: auto, folders/manifests whose decoded uint8 images would exceed this many GB (1e9 bytes) stream
-    stream: bool | str = "auto"  # auto | true: read folder/manifest images from their files each epoch, decoded in DataLoader workers | false: always decode once
-    workers: Annotated[int, Range(0, 256)] = 2  # streaming: DataLoader processes decoding images (0: in the training process)
+    cache_max_gb: Annotated[float, NONNEG] = (
+        4.0  # with stream: auto, folders/manifests whose decoded uint8 images would exceed this many GB (1e9 bytes) stream
+    )
+    stream: bool | str = (
+        "auto"  # auto | true: read folder/manifest images from their files each epoch, decoded in DataLoader workers | false: always decode once
+    )
+    workers: Annotated[int, Range(0, 256)] = (
+        2  # streaming: DataLoader processes decoding images (0: in the training process)
+    )
 
 
 @dataclass
 class ModelConfig:
     name: str = "auto"  # a registered model (`cnnkit models`), a layer spec "conv(32,3)-bn-relu-gap-fc", or auto: folders of colour photos the pretrained efficientnet_lite0 (head only; training/auto.py), else fastnet_t (1 channel) / fastnet_s (3 channels) up to 64 px, resnet18 above
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra constructor arguments (e.g. small_input: true)
-    pretrained: bool | str = False  # published weights (torchvision / timm hub cache, Lite0 package); a string names them
+    pretrained: bool | str = (
+        False  # published weights (torchvision / timm hub cache, Lite0 package); a string names them
+    )
     weights: str | None = None  # a local .safetensors / .pth / .pt file to start from (loaded with weights_only=True)
     strict_weights: bool = True  # keys of --weights that do not fit are an error (false: load what fits)
-    finetune: str | None = None  # head | full | gradual | fine_tune (the head for head_epochs, then everything); None: one rate for all (--pretrained alone: head)
-    backbone_lr_scale: Annotated[float, Range(0, 100)] = 0.1  # full / gradual / fine_tune: backbone learning rate = this x the head's
-    head_epochs: Annotated[int, Range(0, 10_000)] = 10  # fine_tune: epochs of head-only training (on features computed once, at 3x optim.lr) before the whole network trains for train.epochs
+    finetune: str | None = (
+        None  # head | full | gradual | fine_tune (the head for head_epochs, then everything); None: one rate for all (--pretrained alone: head)
+    )
+    backbone_lr_scale: Annotated[float, Range(0, 100)] = (
+        0.1  # full / gradual / fine_tune: backbone learning rate = this x the head's
+    )
+    head_epochs: Annotated[int, Range(0, 10_000)] = (
+        10  # fine_tune: epochs of head-only training (on features computed once, at 3x optim.lr) before the whole network trains for train.epochs
+    )
     cache_features: bool = True  # head: compute the frozen backbone's features once when no augmentation is on
 
 
@@ -70,15 +92,23 @@ class OptimConfig:
     l1: Annotated[float, UNIT] = 0.0  # L1 penalty coefficient, added to the loss and reported as train_l1
     l1_params: str = "*weight"  # fnmatch pattern on parameter names the L1 penalty covers (ndim > 1 only)
     label_smoothing: Annotated[float, Range(0, 1, hi_open=True)] = 0.1
-    class_weights: str = "none"  # none | balanced (inverse class frequency) | sqrt: weighted loss (multi-label: BCE pos_weight)
-    grad_clip: Annotated[float | None, Range(0, note='0 or null: off')] = None  # clip the global gradient norm to this value
-    bias_lr_scale: Annotated[float, Range(0, 1000, lo_open=True)] = 1.0  # learning-rate multiplier for normalisation layers' shifts/scales (speed-record nets: 64); other biases keep the base rate
+    class_weights: str = (
+        "none"  # none | balanced (inverse class frequency) | sqrt: weighted loss (multi-label: BCE pos_weight)
+    )
+    grad_clip: Annotated[float | None, Range(0, note="0 or null: off")] = (
+        None  # clip the global gradient norm to this value
+    )
+    bias_lr_scale: Annotated[float, Range(0, 1000, lo_open=True)] = (
+        1.0  # learning-rate multiplier for normalisation layers' shifts/scales (speed-record nets: 64); other biases keep the base rate
+    )
 
 
 @dataclass
 class ScheduleConfig:
     name: str = "onecycle"  # onecycle | triangle | cosine | step | plateau | constant
-    warmup_fraction: Annotated[float, Range(0, 1, hi_open=True)] = 0.25  # onecycle, triangle: fraction of steps rising; cosine: linear warmup
+    warmup_fraction: Annotated[float, Range(0, 1, hi_open=True)] = (
+        0.25  # onecycle, triangle: fraction of steps rising; cosine: linear warmup
+    )
     initial_factor: Annotated[float, UNIT] = 0.04  # onecycle, triangle: the rate starts at this x optim.lr
     final_factor: Annotated[float, UNIT] = 1e-4  # onecycle, triangle: and ends at this x optim.lr
     step_epochs: Annotated[int, POSITIVE] = 3  # step: multiply the rate by gamma every N epochs
@@ -89,7 +119,9 @@ class ScheduleConfig:
 
 @dataclass
 class AugmentConfig:
-    preset: str | None = None  # none | light | standard | strong, chosen per dataset; keys set to non-default values win
+    preset: str | None = (
+        None  # none | light | standard | strong, chosen per dataset; keys set to non-default values win
+    )
     translate: Annotated[int, Range(0, 256)] = 2  # random shift of up to N pixels (crop with zero padding)
     hflip: bool = False  # random horizontal flip (off for digits and text)
     alternate_flip: bool = False  # with hflip: each image mirrored in every other epoch (a fixed half start mirrored) instead of by chance (airbench)
@@ -106,30 +138,50 @@ class AugmentConfig:
     grayscale: Annotated[float, UNIT] = 0.0  # probability of turning an RGB image gray
     blur: Annotated[float, UNIT] = 0.0  # probability of a Gaussian blur with sigma in [0.1, blur_sigma]
     blur_sigma: Annotated[float, Range(0, 100, lo_open=True)] = 1.0
-    erase: Annotated[float, UNIT] = 0.0  # cutout / random erasing: probability of erasing one rectangle (2-33% of the area)
+    erase: Annotated[float, UNIT] = (
+        0.0  # cutout / random erasing: probability of erasing one rectangle (2-33% of the area)
+    )
     auto: str = "none"  # automatic policy from torchvision v2: none | randaugment | trivialaugment
-    mixup: Annotated[float, Range(0, 100)] = 0.0  # mixup Beta(a, a) parameter (0: off); mixes labels: see cnnkit.data.augment.mix_batch
-    cutmix: Annotated[float, Range(0, 100)] = 0.0  # cutmix Beta(a, a) parameter (0: off); with mixup too, one of the two per batch
+    mixup: Annotated[float, Range(0, 100)] = (
+        0.0  # mixup Beta(a, a) parameter (0: off); mixes labels: see cnnkit.data.augment.mix_batch
+    )
+    cutmix: Annotated[float, Range(0, 100)] = (
+        0.0  # cutmix Beta(a, a) parameter (0: off); with mixup too, one of the two per batch
+    )
 
 
 @dataclass
 class TrainConfig:
-    recipe: str = "auto"  # auto: the dataset's tuned settings (`cnnkit recipes`) under the keys you set | none | a recipe name
+    recipe: str = (
+        "auto"  # auto: the dataset's tuned settings (`cnnkit recipes`) under the keys you set | none | a recipe name
+    )
     epochs: Annotated[int, Range(1, 1_000_000)] = 8
-    time_budget: Annotated[float, NONNEG] = 0.0  # seconds of training incl. validation (0: off); replaces epochs: steps planned from measured speed (--time-budget 10m)
-    progressive_resize: Annotated[float, UNIT] = 0.0  # start at this fraction of the image side (e.g. 0.75), growing to full size (0: off)
-    progressive_end: Annotated[float, Range(0, 1, lo_open=True)] = 0.6  # fraction of the epochs by which progressive resizing reaches the full size
+    time_budget: Annotated[float, NONNEG] = (
+        0.0  # seconds of training incl. validation (0: off); replaces epochs: steps planned from measured speed (--time-budget 10m)
+    )
+    progressive_resize: Annotated[float, UNIT] = (
+        0.0  # start at this fraction of the image side (e.g. 0.75), growing to full size (0: off)
+    )
+    progressive_end: Annotated[float, Range(0, 1, lo_open=True)] = (
+        0.6  # fraction of the epochs by which progressive resizing reaches the full size
+    )
     batch_size: Annotated[int, POSITIVE] = 64
     eval_batch_size: Annotated[int, POSITIVE] = 500
     seed: Annotated[int, Range(0, 2**63 - 1)] = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16 on CUDA only) | auto: bf16 where the device computes it natively, else fp32
+    precision: str = (
+        "fp32"  # fp32 | bf16 | fp16 (fp16 on CUDA only) | auto: bf16 where the device computes it natively, else fp32
+    )
     channels_last: bool = True
     num_threads: Annotated[int | None, Range(1, 1024)] = None  # CPU threads; None: PyTorch's default
     deterministic: bool = True  # deterministic algorithms where the device has them
-    checkpoint_every: Annotated[int, NONNEG] = 0  # also write last.ckpt every N optimiser steps (0: once per epoch only)
+    checkpoint_every: Annotated[int, NONNEG] = (
+        0  # also write last.ckpt every N optimiser steps (0: once per epoch only)
+    )
     on_nan: str = "stop"  # stop | skip: what a non-finite loss or gradient does
-    ema_decay: Annotated[float, Range(0, 1, hi_open=True)] = 0.0  # exponential moving average of the weights (e.g. 0.999; 0: off)
+    ema_decay: Annotated[float, Range(0, 1, hi_open=True)] = (
+        0.0  # exponential moving average of the weights (e.g. 0.999; 0: off)
+    )
     lookahead: bool = False  # every 5 steps pull the weights toward their slow average (growing pull), ending on it (speed-record recipes)
     monitor: str = "val_accuracy"  # metric for best.ckpt, early stopping and plateau: val_accuracy | val_loss
     early_stopping: Annotated[int, NONNEG] = 0  # stop after N epochs without improvement of monitor (0: off)
@@ -161,10 +213,10 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any] | None, *, source: str = "config") -> "Config":
+    def from_dict(cls, d: dict[str, Any] | None, *, source: str = "config") -> Config:
         return merge(cls(), d or {}, source=source)
 
-    def with_overrides(self, overrides: dict[str, Any], *, source: str = "flag") -> "Config":
+    def with_overrides(self, overrides: dict[str, Any], *, source: str = "flag") -> Config:
         """A copy with dotted keys (``{"optim.lr": 0.1}``) replaced."""
         nested: dict[str, Any] = {}
         for key, value in overrides.items():

@@ -8,9 +8,10 @@ sigmoid probability, and every label at or above `threshold` (default 0.5) in `P
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,12 +33,19 @@ class Prediction:
     probability: float
     top_k: list[tuple[str, float]]
     source: str | None = None
-    labels: list[tuple[str, float]] | None = None  # multi-label models: every label at or above the threshold, most probable first
+    labels: list[tuple[str, float]] | None = (
+        None  # multi-label models: every label at or above the threshold, most probable first
+    )
 
     def to_dict(self) -> dict:
-        d = {"source": self.source, "label": self.label, "probability": self.probability, "top_k": [{"label": l, "probability": p} for l, p in self.top_k]}
+        d = {
+            "source": self.source,
+            "label": self.label,
+            "probability": self.probability,
+            "top_k": [{"label": name, "probability": p} for name, p in self.top_k],
+        }
         if self.labels is not None:
-            d["labels"] = [{"label": l, "probability": p} for l, p in self.labels]
+            d["labels"] = [{"label": name, "probability": p} for name, p in self.labels]
         return d
 
 
@@ -47,7 +55,9 @@ class PredictionReport:
 
     predictions: list[Prediction] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
-    light_background: list[str] = field(default_factory=list)  # light-background files a dark-background model got as they are
+    light_background: list[str] = field(
+        default_factory=list
+    )  # light-background files a dark-background model got as they are
     inverted: list[str] = field(default_factory=list)  # files inverted before predicting (invert auto / yes)
 
 
@@ -59,7 +69,9 @@ def _array_to_pil(arr: np.ndarray) -> Image.Image:
     if a.ndim == 3 and a.shape[-1] == 1:
         a = a[..., 0]
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)):
-        raise ValueError(f"cannot read an array of shape {np.asarray(arr).shape} as an image; expected HxW, HxWxC or CxHxW with C in 1, 3, 4")
+        raise ValueError(
+            f"cannot read an array of shape {np.asarray(arr).shape} as an image; expected HxW, HxWxC or CxHxW with C in 1, 3, 4"
+        )
     if a.dtype != np.uint8:
         a = a.astype(np.float64)
         if a.max(initial=0) <= 1.0:
@@ -93,7 +105,15 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f) and not any(part.startswith(".") for part in f.relative_to(p).parts)))
+            out.extend(
+                sorted(
+                    f
+                    for f in p.rglob("*")
+                    if f.is_file()
+                    and is_image_file(f)
+                    and not any(part.startswith(".") for part in f.relative_to(p).parts)
+                )
+            )
         else:
             out.append(p)
     return out
@@ -122,7 +142,11 @@ class Classifier:
     def preprocess(self, images: ImageLike | Sequence[ImageLike]) -> torch.Tensor:
         """uint8 batch (B, C, H, W): channels converted (gray <-> RGB), resized as in training."""
         arrays = [pil_to_array(_to_pil(im), self.channels, self.size) for im in _as_list(images)]
-        return torch.from_numpy(np.stack(arrays)) if arrays else torch.zeros(0, self.channels, *self.size, dtype=torch.uint8)
+        return (
+            torch.from_numpy(np.stack(arrays))
+            if arrays
+            else torch.zeros(0, self.channels, *self.size, dtype=torch.uint8)
+        )
 
     @torch.no_grad()
     def predict_proba(self, images: ImageLike | Sequence[ImageLike], batch_size: int = 256) -> torch.Tensor:
@@ -131,20 +155,29 @@ class Classifier:
         out = [self._probs(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
         return torch.cat(out) if out else torch.zeros(0, len(self.class_names))
 
-    def predict(self, images: ImageLike | Sequence[ImageLike], top_k: int = 5, threshold: float = 0.5) -> list[Prediction]:
+    def predict(
+        self, images: ImageLike | Sequence[ImageLike], top_k: int = 5, threshold: float = 0.5
+    ) -> list[Prediction]:
         """Top-k predictions for one image or a sequence of images (paths, PIL, arrays, tensors).
         Multi-label models also list every label with probability >= `threshold` (`Prediction.labels`)."""
         items = _as_list(images)
         probs = self.predict_proba(items)
-        return [self._prediction(p, top_k, str(src) if isinstance(src, (str, os.PathLike)) else None, threshold) for p, src in zip(probs, items)]
+        return [
+            self._prediction(p, top_k, str(src) if isinstance(src, (str, os.PathLike)) else None, threshold)
+            for p, src in zip(probs, items)
+        ]
 
-    def predict_files(self, paths: Iterable[str | os.PathLike], top_k: int = 5, batch_size: int = 256, threshold: float = 0.5) -> PredictionReport:
+    def predict_files(
+        self, paths: Iterable[str | os.PathLike], top_k: int = 5, batch_size: int = 256, threshold: float = 0.5
+    ) -> PredictionReport:
         """Predict every readable file (folders expanded); unreadable ones are listed, not fatal."""
         report = PredictionReport()
         files = expand_paths(paths)
         for ok, batch in read_batches(files, self.channels, self.size, batch_size, report.errors):
             x, mismatched, inverted = fix_background(batch, self.invert, self.checkpoint)
-            report.light_background += [str(f) for f, m, i in zip(ok, mismatched.tolist(), inverted.tolist()) if m and not i]
+            report.light_background += [
+                str(f) for f, m, i in zip(ok, mismatched.tolist(), inverted.tolist()) if m and not i
+            ]
             report.inverted += [str(f) for f, i in zip(ok, inverted.tolist()) if i]
             with torch.no_grad():
                 probs = self._probs(x)

@@ -64,7 +64,11 @@ class Interrupted(KeyboardInterrupt):
 
     def summary(self) -> str:
         """One line: what was written (complete) and what was left as it was."""
-        done = f"wrote {', '.join(self.written)} (complete); nothing else was written" if self.written else "nothing was written"
+        done = (
+            f"wrote {', '.join(self.written)} (complete); nothing else was written"
+            if self.written
+            else "nothing was written"
+        )
         kept = f" ({', '.join(self.kept)} left as it was)" if self.kept else ""
         return f"stopped by {signal.Signals(self.signum).name}: {done}{kept}"
 
@@ -145,7 +149,9 @@ def writing(path: str | os.PathLike, hint: str = "") -> Iterator[None]:
         if not _about(path, e.filename):
             raise
         reason, cure = explain_os_error(e)
-        raise OutputError(f"{path}: could not be written ({reason}); {cure}{', ' + hint if hint else ''}. Nothing was left half-written there.") from e
+        raise OutputError(
+            f"{path}: could not be written ({reason}); {cure}{', ' + hint if hint else ''}. Nothing was left half-written there."
+        ) from e
 
 
 def _about(path: Path, filename) -> bool:

@@ -8,7 +8,9 @@ from pathlib import Path
 from cnnkit.rundir import create_run_dir
 
 
-def output_file(out: str | None, filename: str, *, runs_dir: str | Path, name: str | None, what: str, dataset: str, model: str) -> Path:
+def output_file(
+    out: str | None, filename: str, *, runs_dir: str | Path, name: str | None, what: str, dataset: str, model: str
+) -> Path:
     """The path to write `filename` to.
 
     out ending in `filename`'s suffix: that file. Another `out`: a folder, created, holding `filename`.

@@ -72,7 +72,9 @@ def flag_type(rng: Range, convert=int):
         try:
             value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if convert is int else 'a number'}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if convert is int else 'a number'}, got {text!r}"
+            ) from None
         try:
             return rng.check(value, "value")
         except ConfigError as e:

@@ -24,8 +24,11 @@ def _balance_line(summary: dict) -> list[str]:
         fixes.append("balanced sampling of each epoch")
     elif b.get("balance", "none") == "oversample":
         fixes.append("rare classes oversampled (the train column counts the repeats)")
-    return ["", f"Class balance: the largest training class has {b['imbalance_ratio']:.3g}x the images of the smallest; "
-            f"correction: {', '.join(fixes) or 'none'}."]
+    return [
+        "",
+        f"Class balance: the largest training class has {b['imbalance_ratio']:.3g}x the images of the smallest; "
+        f"correction: {', '.join(fixes) or 'none'}.",
+    ]
 
 
 def _notes(split: str, final: dict, cfg: Config) -> list[str]:
@@ -38,7 +41,9 @@ def _notes(split: str, final: dict, cfg: Config) -> list[str]:
     return [line for n in notes for line in ("", n)]
 
 
-def render_report(run_dir: Path, cfg: Config, summary: dict, rows: list[dict], final: dict, skipped: list[SkippedFile]) -> str:
+def render_report(
+    run_dir: Path, cfg: Config, summary: dict, rows: list[dict], final: dict, skipped: list[SkippedFile]
+) -> str:
     """report.md's text."""
     split = "test" if summary.get("test") else "val"
     head = summary[split]
@@ -60,7 +65,9 @@ def render_report(run_dir: Path, cfg: Config, summary: dict, rows: list[dict], f
             f"| {split} macro F1 | {head['macro_f1']:.4f} |",
         ]
     else:
-        lines.append(f"| {split} accuracy | **{_pct(head['accuracy'])}** ({head['num_samples']} images{', optimistic: used for model selection' if split == 'val' else ''}) |")
+        lines.append(
+            f"| {split} accuracy | **{_pct(head['accuracy'])}** ({head['num_samples']} images{', optimistic: used for model selection' if split == 'val' else ''}) |"
+        )
     if "top5_accuracy" in head:
         lines.append(f"| {split} top-5 accuracy | {_pct(head['top5_accuracy'])} |")
     lines += [
@@ -75,7 +82,9 @@ def render_report(run_dir: Path, cfg: Config, summary: dict, rows: list[dict], f
         "",
         "![learning curves](plots/learning_curves.png)",
         "",
-        "| epoch | train loss | train acc | val loss | val acc | lr | seconds |" if not multi else "| epoch | train loss | train exact match | val loss | val exact match | lr | seconds |",
+        "| epoch | train loss | train acc | val loss | val acc | lr | seconds |"
+        if not multi
+        else "| epoch | train loss | train exact match | val loss | val exact match | lr | seconds |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
@@ -99,13 +108,24 @@ def render_report(run_dir: Path, cfg: Config, summary: dict, rows: list[dict], f
     ]
     m = final["macro"]
     total = "-" if multi else sum(train_counts)
-    lines.append(f"| **macro** | {total} |{ap(final.get('mean_ap'))} {_pct(m['precision'])} | {_pct(m['recall'])} | {m['f1']:.3f} | {final['num_samples']} |")
+    lines.append(
+        f"| **macro** | {total} |{ap(final.get('mean_ap'))} {_pct(m['precision'])} | {_pct(m['recall'])} | {m['f1']:.3f} | {final['num_samples']} |"
+    )
     if multi:
-        lines += ["", f"Precision, recall and F1 at sigmoid >= {final['threshold']}; AP (average precision) needs no threshold. Support: {split} images carrying the class."]
+        lines += [
+            "",
+            f"Precision, recall and F1 at sigmoid >= {final['threshold']}; AP (average precision) needs no threshold. Support: {split} images carrying the class.",
+        ]
     lines += _notes(split, final, cfg)
     lines += _balance_line(summary)
     if skipped:
-        lines += ["", f"## Skipped files ({len(skipped)})", "", "Unreadable files were left out (also in `skipped.csv`):", ""]
+        lines += [
+            "",
+            f"## Skipped files ({len(skipped)})",
+            "",
+            "Unreadable files were left out (also in `skipped.csv`):",
+            "",
+        ]
         lines += [f"- `{s.path}`: {s.reason}" for s in skipped[:50]]
         if len(skipped) > 50:
             lines.append(f"- ... and {len(skipped) - 50} more")

@@ -7,8 +7,9 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from cnnkit.errors import CnnkitError
 
@@ -53,7 +54,9 @@ def create_run_dir(runs_dir: str | Path, name: str | None, *, dataset: str, mode
             return candidate
     except OSError as e:
         reason, _ = explain_os_error(e)
-        raise RunDirError(f"{runs}: cannot create the run folder there ({reason}); use --runs-dir with a writable folder") from e
+        raise RunDirError(
+            f"{runs}: cannot create the run folder there ({reason}); use --runs-dir with a writable folder"
+        ) from e
     raise RunDirError(f"could not find a free run name for {base!r} in {runs}; choose another --name")
 
 

@@ -18,6 +18,8 @@ def refusal(e: BaseException) -> str | None:
     text = str(e)
     if not isinstance(e, pickle.UnpicklingError) or "weights only load failed" not in text.lower():
         return None
-    found = re.search(r"GLOBAL ([\w.]+)", text) or re.search(r"Unsupported (?:global|operand|class)[^:]*: ([^\n]+)", text, re.IGNORECASE)
+    found = re.search(r"GLOBAL ([\w.]+)", text) or re.search(
+        r"Unsupported (?:global|operand|class)[^:]*: ([^\n]+)", text, re.IGNORECASE
+    )
     what = f" (it refers to {found.group(1).strip()[:80]})" if found else ""
     return f"{REFUSED}{what}"

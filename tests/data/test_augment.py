@@ -46,7 +46,9 @@ def test_alternating_flips_mirror_half_and_switch_every_epoch():
     assert abs(first.float().mean().item() - 0.5) < 0.02  # a fixed half starts mirrored
     assert torch.equal(second, ~first) and torch.equal(third, first)  # every image both ways in two epochs
     some = torch.tensor([9_999, 3, 512])
-    assert torch.equal(alternating_flips(some, 1), first[some])  # a function of the image, not of its place in the batch
+    assert torch.equal(
+        alternating_flips(some, 1), first[some]
+    )  # a function of the image, not of its place in the batch
 
 
 def test_batch_augment_alternate_flip_follows_index_and_epoch():

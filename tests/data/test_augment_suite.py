@@ -19,7 +19,10 @@ def test_resized_crop_exact_subimage_and_upscale():
     assert out[0, 0].tolist() == [[6, 7], [10, 11]] and out.dtype == torch.uint8
     # a 1x1 box at 2x2 samples at pixel offsets -0.25 / +0.25 (bilinear, border clamped):
     # rows 0 and 0.25 of the way to row 1 (+4), columns 0 and 0.25 of the way to column 1 (+1)
-    assert A.resized_crop(x.float(), torch.tensor([[0.0, 0.0, 1.0, 1.0]]), size=(2, 2))[0, 0].tolist() == [[0, 0.25], [1, 1.25]]
+    assert A.resized_crop(x.float(), torch.tensor([[0.0, 0.0, 1.0, 1.0]]), size=(2, 2))[0, 0].tolist() == [
+        [0, 0.25],
+        [1, 1.25],
+    ]
     # a 2x2 box to 4x4 with nearest repeats pixels
     up = A.resized_crop(x, torch.tensor([[0.0, 0.0, 2.0, 2.0]]), size=(4, 4), mode="nearest")
     assert up[0, 0].tolist() == [[0, 0, 1, 1], [0, 0, 1, 1], [4, 4, 5, 5], [4, 4, 5, 5]]
@@ -67,7 +70,9 @@ def test_brightness_contrast_saturation_known_answers():
     g = torch.tensor([[[[10.0, 30.0]]]]) / 255  # gray, mean 20/255
     assert torch.allclose(A.adjust_contrast(g, 0.5) * 255, torch.tensor([[[[15.0, 25.0]]]]), atol=1e-4)
     gray = A.to_gray(x)
-    assert torch.allclose(gray[0, 0, 0] * 255, torch.tensor([0.299 * 100 + 0.587 * 50, 0.299 * 200 + 0.587 * 50 + 0.114 * 250]), atol=1e-3)
+    assert torch.allclose(
+        gray[0, 0, 0] * 255, torch.tensor([0.299 * 100 + 0.587 * 50, 0.299 * 200 + 0.587 * 50 + 0.114 * 250]), atol=1e-3
+    )
     assert torch.equal(A.adjust_saturation(x, 1.0), x)
     desat = A.adjust_saturation(x, 0.0)
     assert (desat[0, 0] == desat[0, 1]).all() and (desat[0, 1] == desat[0, 2]).all()
@@ -168,8 +173,21 @@ def test_batch_augment_default_config_matches_the_old_behaviour():
 
 def test_batch_augment_everything_on_keeps_shape_dtype_and_reproduces():
     cfg = AugmentConfig(
-        hflip=True, vflip=True, crop_scale=0.5, rotate=15, scale=0.1, shear=5, shift=0.1, brightness=0.3, contrast=0.3,
-        saturation=0.3, hue=0.05, grayscale=0.2, blur=0.5, erase=0.5, auto="trivialaugment",
+        hflip=True,
+        vflip=True,
+        crop_scale=0.5,
+        rotate=15,
+        scale=0.1,
+        shear=5,
+        shift=0.1,
+        brightness=0.3,
+        contrast=0.3,
+        saturation=0.3,
+        hue=0.05,
+        grayscale=0.2,
+        blur=0.5,
+        erase=0.5,
+        auto="trivialaugment",
     )
     aug = A.BatchAugment.from_config(cfg)
     x = torch.randint(0, 256, (8, 3, 12, 12), dtype=torch.uint8)

@@ -1,14 +1,20 @@
 import pytest
 import torch
+from tests.conftest import make_image_folder
 
 from cnnkit.config import DataConfig
 from cnnkit.data import build_dataset
 from cnnkit.data.balance import (
-    balanced_indices, class_counts, class_weights, imbalance_ratio, oversample_indices, pos_weight, sample_weights,
+    balanced_indices,
+    class_counts,
+    class_weights,
+    imbalance_ratio,
+    oversample_indices,
+    pos_weight,
+    sample_weights,
 )
 from cnnkit.data.types import stratified_split
 from cnnkit.errors import ConfigError
-from tests.conftest import make_image_folder
 
 LABELS = torch.tensor([0] * 6 + [1] * 3 + [2])
 
@@ -34,7 +40,7 @@ def test_pos_weight_for_multi_hot():
 
 def test_balanced_sampling_equalises_classes():
     w = sample_weights(LABELS)
-    assert torch.allclose(torch.stack([w[LABELS == c].sum() for c in range(3)]), torch.ones(3).double())
+    assert torch.allclose(torch.stack([w[c == LABELS].sum() for c in range(3)]), torch.ones(3).double())
     g = torch.Generator().manual_seed(0)
     idx = balanced_indices(LABELS, 30000, g)
     frac = torch.bincount(LABELS[idx], minlength=3).double() / 30000

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tests.conftest import make_image_folder
 
 from cnnkit.config import DataConfig
 from cnnkit.data import build_dataset, cache
 from cnnkit.data.cache import decode_files
 from cnnkit.data.folder import list_image_files
 from cnnkit.errors import DataError
-from tests.conftest import make_image_folder
 
 
 def _cfg(folder, tmp_path, **kw):
@@ -60,13 +60,17 @@ def test_changed_file_rebuilds_and_removes_the_stale_entry(tmp_path, image_folde
 
 def test_resize_settings_are_part_of_the_key(tmp_path, image_folder):
     a = build_dataset(_cfg(image_folder, tmp_path), seed=0)
-    b = build_dataset(DataConfig(dataset="folder", path=str(image_folder), image_size=6, cache_dir=str(tmp_path / "cache")), seed=0)
+    b = build_dataset(
+        DataConfig(dataset="folder", path=str(image_folder), image_size=6, cache_dir=str(tmp_path / "cache")), seed=0
+    )
     assert a.image_size == (8, 8) and b.image_size == (6, 6)
     assert len(list((tmp_path / "cache").glob("*.u8"))) == 2
 
 
 def test_skipped_files_are_reported_again_from_the_cache(tmp_path, image_folder, monkeypatch, caplog):
-    caplog.set_level("DEBUG", logger="cnnkit")  # the per-file line is a debug message: train prints one line with the count
+    caplog.set_level(
+        "DEBUG", logger="cnnkit"
+    )  # the per-file line is a debug message: train prints one line with the count
     (image_folder / "dog" / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
     first = build_dataset(_cfg(image_folder, tmp_path), seed=0)
     assert [s.path.rsplit("/", 1)[1] for s in first.skipped] == ["broken.jpg"]
@@ -123,7 +127,9 @@ def test_bomb_is_refused_in_the_thread_pool_without_touching_warning_filters(tmp
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow's own warning at open is fine; it must still be refused
         dec = decode_files(list_image_files(root), 1, (8, 8), workers=4)
-    assert [s.path.rsplit("/", 1)[1] for s in dec.skipped] == ["big.png"] and "refused, image too large" in dec.skipped[0].reason
+    assert [s.path.rsplit("/", 1)[1] for s in dec.skipped] == ["big.png"] and "refused, image too large" in dec.skipped[
+        0
+    ].reason
     assert len(dec.kept) == 6 and warnings.filters == before
 
 
@@ -142,14 +148,32 @@ def _entry(tmp_path):
 @pytest.mark.parametrize(
     "corrupt, bad_file, reason",
     [
-        (lambda meta, u8: u8.write_bytes(bytes(reversed(u8.read_bytes()))), ".u8", "its bytes do not match the checksum written with it"),
-        (lambda meta, u8: meta.write_text(meta.read_text().replace('"kept": [0, ', '"kept": [99, ')), ".json", "'kept' indices must increase within 0..11"),
-        (lambda meta, u8: meta.write_text(meta.read_text().replace('"kept": [0, ', '"kept": [')), ".json", "'kept' must list 12 file indices"),
+        (
+            lambda meta, u8: u8.write_bytes(bytes(reversed(u8.read_bytes()))),
+            ".u8",
+            "its bytes do not match the checksum written with it",
+        ),
+        (
+            lambda meta, u8: meta.write_text(meta.read_text().replace('"kept": [0, ', '"kept": [99, ')),
+            ".json",
+            "'kept' indices must increase within 0..11",
+        ),
+        (
+            lambda meta, u8: meta.write_text(meta.read_text().replace('"kept": [0, ', '"kept": [')),
+            ".json",
+            "'kept' must list 12 file indices",
+        ),
         (lambda meta, u8: meta.write_text("{not json"), ".json", "Expecting property name"),
-        (lambda meta, u8: meta.write_text(meta.read_text().replace('"skipped": []', '"skipped": [["x", "y"]]')), ".json", "'skipped' must name exactly the files not kept"),
+        (
+            lambda meta, u8: meta.write_text(meta.read_text().replace('"skipped": []', '"skipped": [["x", "y"]]')),
+            ".json",
+            "'skipped' must name exactly the files not kept",
+        ),
     ],
 )
-def test_corrupt_entry_is_rebuilt_with_one_warning_naming_the_file(tmp_path, image_folder, caplog, corrupt, bad_file, reason):
+def test_corrupt_entry_is_rebuilt_with_one_warning_naming_the_file(
+    tmp_path, image_folder, caplog, corrupt, bad_file, reason
+):
     """Issue 21 rows 2 and 3: a cache that lies is rebuilt, never trained on or crashed over."""
     first = build_dataset(_cfg(image_folder, tmp_path), seed=0)
     meta, u8 = _entry(tmp_path)
@@ -158,7 +182,10 @@ def test_corrupt_entry_is_rebuilt_with_one_warning_naming_the_file(tmp_path, ima
     again = build_dataset(_cfg(image_folder, tmp_path), seed=0)
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1, warnings
-    assert warnings[0].startswith(f"decode cache file {meta.with_suffix(bad_file)} failed its check (") and reason in warnings[0]
+    assert (
+        warnings[0].startswith(f"decode cache file {meta.with_suffix(bad_file)} failed its check (")
+        and reason in warnings[0]
+    )
     assert warnings[0].endswith("rebuilding the entry")
     assert torch.equal(first.train.images, again.train.images) and torch.equal(first.val.labels, again.val.labels)
     caplog.clear()
@@ -169,9 +196,28 @@ def test_corrupt_entry_is_rebuilt_with_one_warning_naming_the_file(tmp_path, ima
 def test_training_on_a_corrupted_cache_matches_an_uncorrupted_run(tmp_path, image_folder, capsys):
     from cnnkit.cli import main
 
-    args = ["train", "--data", str(image_folder), "--image-size", "8", "--set", f"data.cache_dir={tmp_path / 'cache'}", "--model", "simple_cnn",
-            "--set", "model.kwargs={width: 4, stages: 1, depth: 1}", "--epochs", "2", "--batch-size", "4", "--threads", "1",
-            "--runs-dir", str(tmp_path / "runs"), "--quiet"]
+    args = [
+        "train",
+        "--data",
+        str(image_folder),
+        "--image-size",
+        "8",
+        "--set",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "--model",
+        "simple_cnn",
+        "--set",
+        "model.kwargs={width: 4, stages: 1, depth: 1}",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--threads",
+        "1",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--quiet",
+    ]
     assert main([*args, "--name", "clean"]) == 0
     _meta, u8 = _entry(tmp_path)
     u8.write_bytes(bytes(255 - b for b in u8.read_bytes()))  # other bytes, the same size
@@ -181,6 +227,8 @@ def test_training_on_a_corrupted_cache_matches_an_uncorrupted_run(tmp_path, imag
     assert err.count("failed its check") == 1 and f"decode cache file {u8} failed its check" in err
 
     def metrics(name):
-        return [line.rsplit(",", 1)[0] for line in (tmp_path / "runs" / name / "metrics.csv").read_text().splitlines()]  # without seconds
+        return [
+            line.rsplit(",", 1)[0] for line in (tmp_path / "runs" / name / "metrics.csv").read_text().splitlines()
+        ]  # without seconds
 
     assert metrics("rebuilt") == metrics("clean") and len(metrics("clean")) == 3

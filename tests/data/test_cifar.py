@@ -77,7 +77,9 @@ def test_cifar100_fine_and_coarse_labels(tmp_path, small_counts):
     assert fine.num_classes == 100 and fine.class_names[42] == "fine42"
     assert fine.test.labels.tolist() == [42, 99, 0, 17]
     assert np.array_equal(fine.test.images.numpy(), pixels)
-    coarse = build_dataset(DataConfig(dataset="cifar100", root=str(tmp_path), val_fraction=0.2, cifar100_labels="coarse"))
+    coarse = build_dataset(
+        DataConfig(dataset="cifar100", root=str(tmp_path), val_fraction=0.2, cifar100_labels="coarse")
+    )
     assert coarse.num_classes == 20 and coarse.name == "cifar100-coarse"
     assert coarse.test.labels.tolist() == [3, 19, 0, 5] and coarse.class_names[19] == "super19"
     with pytest.raises(ConfigError, match="cifar100_labels must be 'fine' or 'coarse'"):
@@ -127,7 +129,9 @@ def test_missing_batch_and_out_of_range_label_are_named(tmp_path, small_counts):
     batch = tmp_path / "cifar10" / "cifar-10-batches-bin" / "data_batch_2.bin"
     data = batch.read_bytes()
     batch.unlink()
-    with pytest.raises(DataError, match=r"cifar-10-batches-bin: data_batch_2.bin is missing; the cifar10 binary release is incomplete"):
+    with pytest.raises(
+        DataError, match=r"cifar-10-batches-bin: data_batch_2.bin is missing; the cifar10 binary release is incomplete"
+    ):
         build_dataset(DataConfig(dataset="cifar10", root=str(tmp_path)))
     batch.write_bytes(bytes([12]) + data[1:])  # the first record's label byte: 12 of 10 classes
     with pytest.raises(DataError, match=r"label 12 out of range 0-9 in data_batch_1.bin"):

@@ -1,10 +1,10 @@
 import json
 
 import numpy as np
+from tests.conftest import make_image_folder
 
 from cnnkit.cli import main
 from cnnkit.data.idx import write_idx
-from tests.conftest import make_image_folder
 
 
 def test_datasets_lists_location_and_presence(tmp_path, capsys):

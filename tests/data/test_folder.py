@@ -1,10 +1,10 @@
 import pytest
 import torch
+from tests.conftest import make_image_folder
 
 from cnnkit.config import DataConfig
 from cnnkit.data import build_dataset
 from cnnkit.errors import ConfigError, DataError
-from tests.conftest import make_image_folder
 
 
 def test_class_folders_with_val_split(image_folder):
@@ -32,7 +32,9 @@ def test_hidden_and_non_image_files_are_ignored(image_folder):
 
 
 def test_corrupt_image_is_skipped_and_reported_by_name(image_folder, caplog):
-    caplog.set_level("DEBUG", logger="cnnkit")  # the per-file line is a debug message: train prints one line with the count
+    caplog.set_level(
+        "DEBUG", logger="cnnkit"
+    )  # the per-file line is a debug message: train prints one line with the count
     (image_folder / "dog" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
     (image_folder / "dog" / "empty.png").write_bytes(b"")
     ds = build_dataset(DataConfig(dataset="folder", path=str(image_folder), image_size=8), seed=0)
@@ -81,5 +83,7 @@ def test_folder_without_class_folders_names_it(tmp_path):
 def test_a_class_missing_from_train_is_an_error(tmp_path):
     make_image_folder(tmp_path / "train", per_class=2)
     make_image_folder(tmp_path / "val", classes=("cat", "bird"), per_class=1)
-    with pytest.raises(DataError, match=r"val: classes \['bird'\] do not appear in .*train; every class needs training images"):
+    with pytest.raises(
+        DataError, match=r"val: classes \['bird'\] do not appear in .*train; every class needs training images"
+    ):
         build_dataset(DataConfig(dataset="folder", path=str(tmp_path), image_size=8))

@@ -59,7 +59,9 @@ def test_missing_file_names_it(tmp_path):
 def test_unsupported_element_type_names_it(tmp_path):
     p = tmp_path / "floats-idx1"
     p.write_bytes(bytes([0, 0, 0x0D, 1]) + (2).to_bytes(4, "big") + b"\0" * 8)  # 0x0D: float32
-    with pytest.raises(DataError, match=r"floats-idx1: IDX element type 0x0d is not supported \(expected unsigned byte 0x08\)"):
+    with pytest.raises(
+        DataError, match=r"floats-idx1: IDX element type 0x0d is not supported \(expected unsigned byte 0x08\)"
+    ):
         read_idx(p)
 
 

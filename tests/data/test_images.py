@@ -87,7 +87,11 @@ def test_resize_center_crop_keeps_the_centre():
 
 @pytest.mark.parametrize(
     "content,match",
-    [(b"", "empty file"), (b"this is not an image", "not a readable image"), (b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "not a readable image|corrupt")],
+    [
+        (b"", "empty file"),
+        (b"this is not an image", "not a readable image"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "not a readable image|corrupt"),
+    ],
 )
 def test_bad_files_name_the_file(tmp_path, content, match):
     p = tmp_path / "bad.png"

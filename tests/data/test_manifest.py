@@ -24,7 +24,10 @@ def photos(tmp_path):
 
 
 def test_csv_with_split_column_and_relative_paths(photos):
-    rows = ["path,label,split"] + [f"imgs/{i}.png,{'cat' if i % 2 else 'dog'},{['train', 'train', 'train', 'train', 'valid', 'val', 'test', 'test'][i]}" for i in range(8)]
+    rows = ["path,label,split"] + [
+        f"imgs/{i}.png,{'cat' if i % 2 else 'dog'},{['train', 'train', 'train', 'train', 'valid', 'val', 'test', 'test'][i]}"
+        for i in range(8)
+    ]
     (photos / "labels.csv").write_text("\n".join(rows) + "\n")
     ds = build_dataset(DataConfig(dataset="manifest", path=str(photos / "labels.csv"), image_size=4))
     assert ds.class_names == ["cat", "dog"] and not ds.multi_label
@@ -36,7 +39,9 @@ def test_csv_with_split_column_and_relative_paths(photos):
 def test_folder_dataset_accepts_a_manifest_file_and_splits_it(photos):
     rows = ["path,label"] + [f"imgs/{i}.png,{'a' if i < 4 else 'b'}" for i in range(8)]
     (photos / "m.csv").write_text("\n".join(rows))
-    ds = build_dataset(DataConfig(dataset="folder", path=str(photos / "m.csv"), image_size=4, val_fraction=0.25), seed=1)
+    ds = build_dataset(
+        DataConfig(dataset="folder", path=str(photos / "m.csv"), image_size=4, val_fraction=0.25), seed=1
+    )
     assert len(ds.train) == 6 and ds.val.class_counts(2) == [1, 1] and ds.test is None
 
 
@@ -44,7 +49,12 @@ def test_multi_label_rows_become_multi_hot(photos):
     labels = ["cat;dog", "dog", "cat", "cat; bird", "bird", "dog;bird", "cat", ""]
     rows = ["path,label"] + [f"imgs/{i}.png,{lab}" for i, lab in enumerate(labels)]
     (photos / "tags.csv").write_text("\n".join(rows))
-    ds = build_dataset(DataConfig(dataset="manifest", path=str(photos / "tags.csv"), image_size=4, label_delimiter=";", val_fraction=0.25), seed=0)
+    ds = build_dataset(
+        DataConfig(
+            dataset="manifest", path=str(photos / "tags.csv"), image_size=4, label_delimiter=";", val_fraction=0.25
+        ),
+        seed=0,
+    )
     assert ds.multi_label and ds.class_names == ["bird", "cat", "dog"]
     all_labels = torch.cat([ds.train.labels, ds.val.labels])
     all_paths = ds.train.paths + ds.val.paths
@@ -55,17 +65,24 @@ def test_multi_label_rows_become_multi_hot(photos):
 
 
 def test_json_and_jsonl_manifests(photos):
-    items = [{"path": f"imgs/{i}.png", "label": ["x", "y"] if i == 0 else "x", "split": "train" if i < 6 else "val"} for i in range(8)]
+    items = [
+        {"path": f"imgs/{i}.png", "label": ["x", "y"] if i == 0 else "x", "split": "train" if i < 6 else "val"}
+        for i in range(8)
+    ]
     (photos / "m.json").write_text(json.dumps({"images": items}))
     ds = build_dataset(DataConfig(dataset="manifest", path=str(photos / "m.json"), image_size=4))
     assert ds.multi_label and ds.train.labels[0].tolist() == [1.0, 1.0] and len(ds.val) == 2
-    (photos / "m.jsonl").write_text("\n".join(json.dumps({"path": str(photos / f"imgs/{i}.png"), "label": str(i % 2)}) for i in range(8)))
+    (photos / "m.jsonl").write_text(
+        "\n".join(json.dumps({"path": str(photos / f"imgs/{i}.png"), "label": str(i % 2)}) for i in range(8))
+    )
     ds = build_dataset(DataConfig(dataset="manifest", path=str(photos / "m.jsonl"), image_size=4, val_fraction=0.5))
     assert ds.class_names == ["0", "1"] and len(ds.val) == 4 and not ds.multi_label
 
 
 def test_missing_image_is_skipped_and_reported(photos):
-    (photos / "m.csv").write_text("path,label\n" + "\n".join(f"imgs/{i}.png,{i % 2}" for i in range(8)) + "\nimgs/gone.png,0\n")
+    (photos / "m.csv").write_text(
+        "path,label\n" + "\n".join(f"imgs/{i}.png,{i % 2}" for i in range(8)) + "\nimgs/gone.png,0\n"
+    )
     ds = build_dataset(DataConfig(dataset="manifest", path=str(photos / "m.csv"), image_size=4))
     assert [s.path.rsplit("/", 1)[1] for s in ds.skipped] == ["gone.png"] and "not found" in ds.skipped[0].reason
     assert len(ds.train) + len(ds.val) == 8
@@ -120,8 +137,14 @@ def test_multi_label_row_without_labels_is_an_all_zero_target(photos):
     (photos / "m.jsonl").write_text(
         '{"path": "imgs/0.png", "label": "cat;dog"}\n{"path": "imgs/1.png"}\n{"path": "imgs/2.png", "label": "dog"}\n'
     )
-    assert read_manifest(photos / "m.jsonl", ";") == [("imgs/0.png", ["cat", "dog"], None), ("imgs/1.png", [], None), ("imgs/2.png", ["dog"], None)]
-    cfg = DataConfig(dataset="manifest", path=str(photos / "m.jsonl"), image_size=4, label_delimiter=";", val_fraction=0.34)
+    assert read_manifest(photos / "m.jsonl", ";") == [
+        ("imgs/0.png", ["cat", "dog"], None),
+        ("imgs/1.png", [], None),
+        ("imgs/2.png", ["dog"], None),
+    ]
+    cfg = DataConfig(
+        dataset="manifest", path=str(photos / "m.jsonl"), image_size=4, label_delimiter=";", val_fraction=0.34
+    )
     ds = build_dataset(cfg, seed=0)
     labels = torch.cat([ds.train.labels, ds.val.labels])
     assert ds.class_names == ["cat", "dog"] and labels.shape == (3, 2)
@@ -134,6 +157,8 @@ def test_manifest_dataset_errors(photos):
     (photos / "nt.csv").write_text("path,label,split\nimgs/0.png,a,val\nimgs/1.png,b,test\n")
     with pytest.raises(DataError, match=r"nt.csv: no row is in the train split"):
         build_dataset(DataConfig(dataset="manifest", path=str(photos / "nt.csv"), image_size=4))
-    (photos / "gone.csv").write_text("path,label,split\nimgs/missing1.png,a,train\nimgs/missing2.png,b,train\nimgs/0.png,a,val\n")
+    (photos / "gone.csv").write_text(
+        "path,label,split\nimgs/missing1.png,a,train\nimgs/missing2.png,b,train\nimgs/0.png,a,val\n"
+    )
     with pytest.raises(DataError, match=r"gone.csv: no readable training image"):
         build_dataset(DataConfig(dataset="manifest", path=str(photos / "gone.csv"), image_size=4))

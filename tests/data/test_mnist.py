@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 import torch
+from tests.conftest import SHARED
 
 from cnnkit.config import DataConfig
 from cnnkit.data import build_dataset, mnist
 from cnnkit.data.download import sha256_file
 from cnnkit.data.idx import write_idx
 from cnnkit.errors import ConfigError, DataError
-from tests.conftest import SHARED
 
 
 def test_mnist_mini_is_balanced_and_held_out():

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tests.conftest import make_image_folder
 
 from cnnkit.cli import main
 from cnnkit.config import AugmentConfig
@@ -9,7 +10,6 @@ from cnnkit.data.augment import BatchAugment
 from cnnkit.data.commands import preview_grid
 from cnnkit.data.presets import PRESETS, apply_preset, preset_overrides
 from cnnkit.errors import ConfigError
-from tests.conftest import make_image_folder
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -41,18 +41,63 @@ def test_preview_grid_layout():
 def test_augment_preview_command_writes_png(tmp_path, capsys):
     root = make_image_folder(tmp_path / "imgs", per_class=4, size=10)
     out = tmp_path / "p.png"
-    assert main(["augment-preview", "--data", str(root), "--image-size", "10", "--augment", "light", "--rows", "3", "--versions", "2", "--out", str(out), "--set", "augment.rotate=20"]) == 0
+    assert (
+        main(
+            [
+                "augment-preview",
+                "--data",
+                str(root),
+                "--image-size",
+                "10",
+                "--augment",
+                "light",
+                "--rows",
+                "3",
+                "--versions",
+                "2",
+                "--out",
+                str(out),
+                "--set",
+                "augment.rotate=20",
+            ]
+        )
+        == 0
+    )
     img = np.asarray(Image.open(out))
-    assert img.shape == (14 + 2 + 3 * (30 + 2), 2 + 3 * (30 + 2), 3) and "the original in the first column" in capsys.readouterr().out
+    assert (
+        img.shape == (14 + 2 + 3 * (30 + 2), 2 + 3 * (30 + 2), 3)
+        and "the original in the first column" in capsys.readouterr().out
+    )
     assert main(["augment-preview", "--data", str(root), "--set", "optim.lr=1", "--out", str(out)]) == 2
     assert "expected augment.KEY=VALUE" in capsys.readouterr().err
 
 
 def test_augment_preview_labels_the_originals_and_defaults_to_a_runs_folder(tmp_path, capsys):
     root = make_image_folder(tmp_path / "imgs", per_class=4, size=28)
-    assert main(["augment-preview", "--data", str(root), "--image-size", "28", "--augment", "light", "--rows", "2", "--versions", "2", "--runs-dir", str(tmp_path / "runs")]) == 0
+    assert (
+        main(
+            [
+                "augment-preview",
+                "--data",
+                str(root),
+                "--image-size",
+                "28",
+                "--augment",
+                "light",
+                "--rows",
+                "2",
+                "--versions",
+                "2",
+                "--runs-dir",
+                str(tmp_path / "runs"),
+            ]
+        )
+        == 0
+    )
     (folder,) = (tmp_path / "runs").iterdir()
-    assert folder.name.startswith("augment-preview-imgs-light-") and [p.name for p in folder.iterdir()] == ["augment_preview.png"]
+    assert folder.name.startswith("augment-preview-imgs-light-") and [p.name for p in folder.iterdir()] == [
+        "augment_preview.png"
+    ]
     img = np.asarray(Image.open(folder / "augment_preview.png"))
     header = img[:14]
     red = (header[..., 0] > 150) & (header[..., 1] < 80)

@@ -4,11 +4,11 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.conftest import make_image_folder
 
 from cnnkit.config import DataConfig
 from cnnkit.data import build_dataset, scan
 from cnnkit.data.scan import cache_file, scan_tree, walk
-from tests.conftest import make_image_folder
 
 
 def _age(root: Path, seconds: float = 60.0) -> None:
@@ -58,7 +58,11 @@ def test_a_changed_tree_invalidates_the_cache(tree, tmp_path, change):
     again = scan_tree(tree, cache)
     names = {Path(p).name for p in again.image_files("dog")}
     assert not again.from_cache
-    assert {"add": "new.png" in names, "remove": "000.png" not in names, "new_folder": again.subdirs() == ["bird", "cat", "dog"]}[change]
+    assert {
+        "add": "new.png" in names,
+        "remove": "000.png" not in names,
+        "new_folder": again.subdirs() == ["bird", "cat", "dog"],
+    }[change]
 
 
 def test_a_folder_modified_just_before_the_scan_is_not_cached(tmp_path):
@@ -113,4 +117,8 @@ def test_folder_dataset_scans_once_then_reads_the_cache(tree, tmp_path, monkeypa
     first = build_dataset(cfg, seed=0)
     _no_listing(monkeypatch)
     second = build_dataset(cfg, seed=0)
-    assert second.train.paths == first.train.paths and second.val.paths == first.val.paths and len(first.train) + len(first.val) == 6
+    assert (
+        second.train.paths == first.train.paths
+        and second.val.paths == first.val.paths
+        and len(first.train) + len(first.val) == 6
+    )

@@ -5,11 +5,11 @@ import tarfile
 import numpy as np
 import pytest
 from PIL import Image
+from tests.conftest import SHARED
 
 from cnnkit.config import DataConfig
 from cnnkit.data import build_dataset, cache
 from cnnkit.data.cifar import CIFAR10_CLASSES
-from tests.conftest import SHARED
 
 TARBALL = SHARED / "cifar10-jpg.tar.gz"
 PER_CLASS = 30
@@ -36,7 +36,9 @@ def cifar_slice(tmp_path_factory):
 
 
 def test_real_cifar10_jpegs_through_the_folder_loader_and_cache(cifar_slice, tmp_path, monkeypatch):
-    cfg = DataConfig(dataset="folder", path=str(cifar_slice), image_size=32, val_fraction=0.2, cache_dir=str(tmp_path / "c"))
+    cfg = DataConfig(
+        dataset="folder", path=str(cifar_slice), image_size=32, val_fraction=0.2, cache_dir=str(tmp_path / "c")
+    )
     ds = build_dataset(cfg, seed=0)
     assert ds.class_names == CIFAR10_CLASSES and not ds.skipped
     assert len(ds.train) + len(ds.val) == 10 * PER_CLASS and ds.val.class_counts(10) == [6] * 10

@@ -1,9 +1,9 @@
 import torch
+from tests.conftest import make_image_folder
 
 from cnnkit.data.cache import decode_files
 from cnnkit.data.folder import list_image_files
 from cnnkit.data.stream import collate, stream_batches
-from tests.conftest import make_image_folder
 
 
 def test_streamed_batches_equal_the_cached_decode_and_report_bad_files(tmp_path):
@@ -17,7 +17,9 @@ def test_streamed_batches_equal_the_cached_decode_and_report_bad_files(tmp_path)
     ref = decode_files(files, 3, (8, 8))
     assert torch.equal(images, ref.images) and images.dtype == torch.uint8
     assert torch.cat([b.labels for b in batches]).tolist() == [labels[i] for i in ref.kept]
-    assert [p.rsplit("/", 1)[1] for p, _ in skipped] == ["003b.jpg"] and skipped[0][1] == "not a readable image (unknown or unsupported format)"
+    assert [p.rsplit("/", 1)[1] for p, _ in skipped] == ["003b.jpg"] and skipped[0][
+        1
+    ] == "not a readable image (unknown or unsupported format)"
 
 
 def test_shuffled_stream_is_seeded():
@@ -27,8 +29,20 @@ def test_shuffled_stream_is_seeded():
     with tempfile.TemporaryDirectory() as d:
         root = make_image_folder(pathlib.Path(d), per_class=6, size=6)
         files = list_image_files(root)
-        run = lambda seed: torch.cat([b.labels for b in stream_batches(files, list(range(12)), 1, (6, 6), 5, shuffle=True, seed=seed, workers=0)])  # noqa: E731
-        assert torch.equal(run(1), run(1)) and not torch.equal(run(1), run(2)) and sorted(run(1).tolist()) == list(range(12))
+
+        def run(seed):
+            return torch.cat(
+                [
+                    b.labels
+                    for b in stream_batches(files, list(range(12)), 1, (6, 6), 5, shuffle=True, seed=seed, workers=0)
+                ]
+            )
+
+        assert (
+            torch.equal(run(1), run(1))
+            and not torch.equal(run(1), run(2))
+            and sorted(run(1).tolist()) == list(range(12))
+        )
 
 
 def test_collate_of_only_bad_files_is_an_empty_batch():
@@ -65,7 +79,9 @@ def test_stream_choice_is_checked():
         should_stream(DataConfig(stream="sometimes"), 10, 3, (8, 8))
     with pytest.raises(ConfigError, match="data.workers must be 0"):
         should_stream(DataConfig(workers=-1), 10, 3, (8, 8))
-    assert should_stream(DataConfig(stream=True), 1, 1, (1, 1)) and not should_stream(DataConfig(stream=False, cache_max_gb=0.0), 10**9, 3, (8, 8))
+    assert should_stream(DataConfig(stream=True), 1, 1, (1, 1)) and not should_stream(
+        DataConfig(stream=False, cache_max_gb=0.0), 10**9, 3, (8, 8)
+    )
 
 
 def test_streamed_split_equals_the_cached_one_in_any_order(image_folder):
@@ -88,13 +104,17 @@ def test_unreadable_streamed_file_is_dropped_in_training_black_in_evaluation_and
     split = data.train if str(image_folder / "dog" / "bad.png") in data.train.paths else data.val
     bad = split.paths.index(str(image_folder / "dog" / "bad.png"))
     every = [torch.arange(len(split))]
-    (x, y), = load_batches(split.images, split.labels, every)
+    ((x, y),) = load_batches(split.images, split.labels, every)
     assert x.shape[0] == len(split) - 1 and y.shape[0] == len(split) - 1
-    (x, y), = load_batches(split.images, split.labels, every, drop_unreadable=False)
+    ((x, y),) = load_batches(split.images, split.labels, every, drop_unreadable=False)
     assert x.shape[0] == len(split) and int(x[bad].sum()) == 0 and torch.equal(y, split.labels)
-    assert [(s.path.rsplit("/", 1)[1], s.reason) for s in data.skipped] == [("bad.png", "not a readable image (unknown or unsupported format)")]
+    assert [(s.path.rsplit("/", 1)[1], s.reason) for s in data.skipped] == [
+        ("bad.png", "not a readable image (unknown or unsupported format)")
+    ]
     assert caplog.text.count("bad.png") == 1  # (found by the mean/std sample when in train)
-    with pytest.raises(DataError, match=r"bad.png: not a readable image.*without --strict"):  # at start-up (sample) or when read
+    with pytest.raises(  # noqa: PT012 - at start-up (sample) or when read: either statement may raise
+        DataError, match=r"bad.png: not a readable image.*without --strict"
+    ):
         strict = build_dataset(_folder_cfg(image_folder, stream=True, workers=0, strict=True, val_fraction=0.2), seed=0)
         list(load_batches(strict.val.images, strict.val.labels, [torch.arange(len(strict.val))]))
 
@@ -114,10 +134,16 @@ def test_oversample_cannot_stream(image_folder):
 
 
 def test_manifest_streams_too(image_folder):
-    rows = ["path,label,split"] + [f"{p.relative_to(image_folder)},{p.parent.name},{'val' if i % 3 == 0 else 'train'}" for i, p in enumerate(list_image_files(image_folder))]
+    rows = ["path,label,split"] + [
+        f"{p.relative_to(image_folder)},{p.parent.name},{'val' if i % 3 == 0 else 'train'}"
+        for i, p in enumerate(list_image_files(image_folder))
+    ]
     (image_folder / "labels.csv").write_text("\n".join(rows))
-    cfg = dict(dataset="manifest", path=str(image_folder / "labels.csv"), image_size=8)
-    streamed, cached = build_dataset(DataConfig(**cfg, stream=True), seed=0), build_dataset(DataConfig(**cfg, stream=False), seed=0)
+    cfg = {"dataset": "manifest", "path": str(image_folder / "labels.csv"), "image_size": 8}
+    streamed, cached = (
+        build_dataset(DataConfig(**cfg, stream=True), seed=0),
+        build_dataset(DataConfig(**cfg, stream=False), seed=0),
+    )
     assert is_streamed(streamed.val) and len(streamed.val) == 4
     assert torch.equal(streamed.train.images[torch.arange(8)], cached.train.images)
 

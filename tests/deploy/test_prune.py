@@ -8,9 +8,9 @@ import torch
 
 from cnnkit.cli import main
 from cnnkit.deploy.prune import count_macs, structured_prune, unstructured_prune
-from cnnkit.models.structure import apply_structure, record_structure
 from cnnkit.errors import CheckpointError, ConfigError
 from cnnkit.models import create_model
+from cnnkit.models.structure import apply_structure, record_structure
 
 RESIDUAL = "conv(16,3)-bn-relu-res(16)-res(32,stride=2)-gap-fc"
 

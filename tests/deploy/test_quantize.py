@@ -16,7 +16,9 @@ def exported(run_copy):
 
 
 def test_static_int8_with_accuracy_before_and_after(exported):
-    r = quantize(exported, mode="static", calib=16, test_images=100, max_drop=100)  # the gate has its own test: tiny_run is barely trained
+    r = quantize(
+        exported, mode="static", calib=16, test_images=100, max_drop=100
+    )  # the gate has its own test: tiny_run is barely trained
     assert r.path == exported.with_name("model.int8.onnx") and r.path.is_file()
     rep = json.loads(r.report_path.read_text())
     assert rep["mode"] == "static" and rep["format"] == "QDQ" and rep["per_channel"] is True

@@ -3,9 +3,9 @@
 import json
 
 import pytest
+from tests.conftest import make_image_folder
 
 from cnnkit.evaluate.caveats import calibration_gap, calibration_note, result_text, selection_note
-from tests.conftest import make_image_folder
 
 
 def _bins(acc, conf, count=10):
@@ -35,8 +35,26 @@ def folder_run(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("honest")
     root = make_image_folder(tmp / "im", per_class=10)
-    args = ["train", "--data", str(root), "--image-size", "12", "--model", "simple_cnn", "--set", "model.kwargs={width: 4, stages: 1, depth: 1}",
-            "--epochs", "1", "--batch-size", "8", "--runs-dir", str(tmp / "runs"), "--name", "v", "--quiet"]
+    args = [
+        "train",
+        "--data",
+        str(root),
+        "--image-size",
+        "12",
+        "--model",
+        "simple_cnn",
+        "--set",
+        "model.kwargs={width: 4, stages: 1, depth: 1}",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--runs-dir",
+        str(tmp / "runs"),
+        "--name",
+        "v",
+        "--quiet",
+    ]
     assert main(args) == 0
     return tmp / "runs" / "v"
 
@@ -48,13 +66,18 @@ def test_no_test_split_final_line_report_and_evaluate_say_optimistic(folder_run,
     assert "| val accuracy |" in report and "optimistic: used for model selection" in report
     assert "epoch chosen on this same split" in report
     page = (folder_run / "report.html").read_text()
-    assert "No test split:</b> this is the validation accuracy of the epoch chosen on this same split (optimistic: used for model selection)" in page
+    assert (
+        "No test split:</b> this is the validation accuracy of the epoch chosen on this same split (optimistic: used for model selection)"
+        in page
+    )
     assert "blue: accuracy per confidence bin" in page
     assert main(["evaluate", str(folder_run), "--out", str(folder_run / "ev.json")]) == 0
     out = capsys.readouterr().out
     assert "im val: 2 images" in out and "optimistic: used for model selection" in out
     ev = json.loads((folder_run / "ev.json").read_text())
-    assert ev.get("calibration_note") is None or ev["calibration_note"].removeprefix("Calibration: ") in out  # the gap's sign, when over a point
+    assert (
+        ev.get("calibration_note") is None or ev["calibration_note"].removeprefix("Calibration: ") in out
+    )  # the gap's sign, when over a point
     assert (folder_run / "evaluation" / "own-val" / "reliability_diagram.png").is_file()
     assert json.loads((folder_run / "ev.json").read_text())["split"] == "val"
     assert main(["evaluate", str(folder_run), "--split", "test"]) == 2

@@ -16,7 +16,13 @@ def test_evaluate_writes_calibration_confusion_and_hardest(tiny_run, tmp_path, c
     assert "expected calibration error" in printed
     assert "weighted" in printed and "hardest examples (highest loss)" in printed
     names = {p.name for p in out.iterdir()}
-    assert names == {"confusion_matrix.png", "confusion_matrix.json", "reliability_diagram.png", "hardest_examples.png", "metrics.json"}
+    assert names == {
+        "confusion_matrix.png",
+        "confusion_matrix.json",
+        "reliability_diagram.png",
+        "hardest_examples.png",
+        "metrics.json",
+    }
     cm = json.loads((out / "confusion_matrix.json").read_text())
     for counts, row in zip(cm["counts"], cm["normalized"]):
         if sum(counts):
@@ -57,7 +63,10 @@ def test_compare_prints_key_numbers_and_per_class_differences(tiny_run, tmp_path
     assert main(["compare", str(tiny_run), str(other)]) == 0
     out = capsys.readouterr().out
     acc_line = next(line for line in out.splitlines() if line.startswith("accuracy"))
-    assert f"{json.loads((tiny_run / 'test_metrics.json').read_text())['accuracy']:.2%}" in acc_line and "50.00%" in acc_line
+    assert (
+        f"{json.loads((tiny_run / 'test_metrics.json').read_text())['accuracy']:.2%}" in acc_line
+        and "50.00%" in acc_line
+    )
     assert "(-0.2500)" in out
     assert f"largest change: class {first} in other, F1 -0.2500" in out
     assert main(["compare", str(tiny_run)]) == 2

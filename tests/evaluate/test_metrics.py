@@ -11,7 +11,12 @@ import math
 import pytest
 import torch
 
-from cnnkit.evaluate.metrics import classification_metrics, expected_calibration_error, hardest_examples, reliability_bins
+from cnnkit.evaluate.metrics import (
+    classification_metrics,
+    expected_calibration_error,
+    hardest_examples,
+    reliability_bins,
+)
 
 PROBS = torch.tensor(
     [
@@ -98,8 +103,16 @@ def test_multilabel_metrics_by_hand():
     assert m["per_class"]["a"]["ap"] == pytest.approx((1 + 2 / 3) / 2)
     assert m["per_class"]["b"]["ap"] == pytest.approx(1.0)
     assert m["mean_ap"] == pytest.approx(((1 + 2 / 3) / 2 + 1) / 2)
-    assert (m["per_class"]["a"]["precision"], m["per_class"]["a"]["recall"], m["per_class"]["a"]["f1"]) == pytest.approx((2 / 3, 1.0, 0.8))
-    assert (m["per_class"]["b"]["precision"], m["per_class"]["b"]["recall"], m["per_class"]["b"]["f1"]) == pytest.approx((1.0, 0.5, 2 / 3))
+    assert (
+        m["per_class"]["a"]["precision"],
+        m["per_class"]["a"]["recall"],
+        m["per_class"]["a"]["f1"],
+    ) == pytest.approx((2 / 3, 1.0, 0.8))
+    assert (
+        m["per_class"]["b"]["precision"],
+        m["per_class"]["b"]["recall"],
+        m["per_class"]["b"]["f1"],
+    ) == pytest.approx((1.0, 0.5, 2 / 3))
     assert m["exact_match"] == pytest.approx(0.5)  # rows 1 and 2 exactly right
     assert [m["per_class"][c]["support"] for c in "ab"] == [2, 2]
     text = format_metrics(m)

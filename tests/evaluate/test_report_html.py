@@ -12,7 +12,20 @@ from PIL import Image
 from cnnkit.cli import main
 from cnnkit.evaluate.report_html import write_html_report
 
-SECTIONS = ["overview", "config", "dataset", "curves", "per-class", "confusion", "calibration", "hardest", "gradcam", "filters", "featuremaps", "model"]
+SECTIONS = [
+    "overview",
+    "config",
+    "dataset",
+    "curves",
+    "per-class",
+    "confusion",
+    "calibration",
+    "hardest",
+    "gradcam",
+    "filters",
+    "featuremaps",
+    "model",
+]
 
 
 class _Collect(HTMLParser):
@@ -45,7 +58,7 @@ def test_report_is_self_contained_with_every_section(report):
     parsed.feed(page)
     assert parsed.ids == SECTIONS
     assert all(link.startswith("#") for link in parsed.links), parsed.links  # only in-page links
-    assert "src=\"http" not in page and "url(" not in page  # nothing fetched from a network
+    assert 'src="http' not in page and "url(" not in page  # nothing fetched from a network
     assert parsed.svgs == 1  # the reliability diagram
     # every picture is an inline PNG that decodes: learning curves, confusion matrix, samples per
     # class (10), hardest (16), Grad-CAM (up to 8), filters, the example and its feature maps
@@ -76,8 +89,18 @@ def _chromium() -> str | None:
 @pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed (Debian package `chromium`)")
 def test_report_opens_in_headless_chromium(report, tmp_path):
     shot = tmp_path / "report.png"
-    args = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr", "--v=0",
-            "--window-size=1200,2400", f"--screenshot={shot}", report.as_uri()]
+    args = [
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--window-size=1200,2400",
+        f"--screenshot={shot}",
+        report.as_uri(),
+    ]
     done = subprocess.run(args, capture_output=True, text=True, timeout=120)
     console = [line for line in done.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert done.returncode == 0, done.stderr[-2000:]
@@ -112,5 +135,5 @@ def test_report_of_a_multilabel_run(report, monkeypatch):
     parsed = _Collect()
     parsed.feed(page)
     assert parsed.ids == SECTIONS
-    assert "mean AP" in page and "<th class=\"\">AP</th>" in page
+    assert "mean AP" in page and '<th class="">AP</th>' in page
     assert page.count("Not shown for multi-label runs.") == 3

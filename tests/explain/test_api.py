@@ -11,7 +11,9 @@ from cnnkit.explain.api import explain_batch
 
 def _clf(multi_label: bool):
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 3, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()
+    )
     return types.SimpleNamespace(model=model.eval(), normalize=Normalize((0.5,), (0.5,)), multi_label=multi_label)
 
 

@@ -78,7 +78,9 @@ def patch_model():
     model.eval()
     with torch.no_grad():
         accuracy = (model(x_test).argmax(1) == y_test).float().mean().item()
-    assert accuracy >= 0.95, f"the patch model did not learn (test accuracy {accuracy:.2f}); the honesty check needs a trained model"
+    assert accuracy >= 0.95, (
+        f"the patch model did not learn (test accuracy {accuracy:.2f}); the honesty check needs a trained model"
+    )
     return model, x_test, y_test, corner
 
 
@@ -92,7 +94,9 @@ def test_heat_lands_on_the_deciding_patch(patch_model, method):
     assert near.reshape(len(x), -1).mean(1).max() <= 0.18  # the neighbourhood is a small part of the image
     shares = np.array([share_inside(h, m) for h, m in zip(heat, near)])
     decoy = np.array([share_inside(h, m) for h, m in zip(heat, masks(corner, MARGIN, shift=SIZE // 2))])
-    assert (shares >= 0.60).mean() >= 0.90, f"{method}: share of heat near the patch per image: median {np.median(shares):.2f}, min {shares.min():.2f}"
+    assert (shares >= 0.60).mean() >= 0.90, (
+        f"{method}: share of heat near the patch per image: median {np.median(shares):.2f}, min {shares.min():.2f}"
+    )
     assert (decoy <= 0.20).mean() >= 0.90, f"{method}: decoy shares median {np.median(decoy):.2f}"
 
 
@@ -102,4 +106,6 @@ def test_gradient_maps_are_denser_on_the_patch(patch_model, method, ratio):
     heat = attribute(model, x, method, y)
     patch, near = masks(corner, 0), masks(corner, MARGIN)
     density = np.array([h[p].mean() / max(h[~n].mean(), 1e-9) for h, p, n in zip(heat, patch, near)])
-    assert (density >= ratio).mean() >= 0.75, f"{method}: patch / background heat density median {np.median(density):.2f}"
+    assert (density >= ratio).mean() >= 0.75, (
+        f"{method}: patch / background heat density median {np.median(density):.2f}"
+    )

@@ -63,7 +63,9 @@ def test_activation_maximisation_excites_the_channel(model):
     assert (end > start + 0.1).all(), (start, end)
     with torch.no_grad():  # beats random images of the same size
         store = {}
-        h = dict(model.named_modules())["features.stage1"].register_forward_hook(lambda m, i, o: store.__setitem__("o", o))
+        h = dict(model.named_modules())["features.stage1"].register_forward_hook(
+            lambda m, i, o: store.__setitem__("o", o)
+        )
         model(torch.randn(16, 1, 16, 16))
         h.remove()
         random_best = store["o"][:, :3].flatten(2).mean(2).max(0).values
@@ -104,7 +106,24 @@ def test_explain_command_writes_panels_and_contact_sheet(tiny_run, digit_files, 
 def test_explain_class_and_layer_options(tiny_run, digit_files, tmp_path, capsys):
     one = next(digit_files.glob("*/*.png"))
     out = tmp_path / "x"
-    assert main(["explain", str(tiny_run), str(one), "--method", "gradcam++", "--layer", "features.stage0", "--class", "3", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                str(tiny_run),
+                str(one),
+                "--method",
+                "gradcam++",
+                "--layer",
+                "features.stage0",
+                "--class",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "(explained: 3)" in capsys.readouterr().out
     assert len(list(out.glob("*.png"))) == 1  # no contact sheet for one image
     assert main(["explain", str(tiny_run), str(one), "--class", "cat"]) == 2
@@ -124,11 +143,46 @@ def test_featuremaps_and_filters_commands(tiny_run, digit_files, tmp_path, capsy
     assert main(["featuremaps", str(tiny_run), str(one), "--list"]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert listed[0].split() == ["features.stage0", "Sequential", "4x14x14"]
-    assert main(["featuremaps", str(tiny_run), str(one), "--steps", "--layers", "features.stage0", "--out", str(tmp_path / "fm")]) == 0
+    assert (
+        main(
+            [
+                "featuremaps",
+                str(tiny_run),
+                str(one),
+                "--steps",
+                "--layers",
+                "features.stage0",
+                "--out",
+                str(tmp_path / "fm"),
+            ]
+        )
+        == 0
+    )
     written = sorted(p.name for p in (tmp_path / "fm").glob("*.png"))
-    assert written == ["00_features_stage0_0.png", "01_features_stage0_1.png", "02_features_stage0_2.png", "03_features_stage0_3.png"]
+    assert written == [
+        "00_features_stage0_0.png",
+        "01_features_stage0_1.png",
+        "02_features_stage0_2.png",
+        "03_features_stage0_3.png",
+    ]
     assert main(["filters", str(tiny_run), "--out", str(tmp_path / "f")]) == 0
     assert (tmp_path / "f" / "first_layer_kernels.png").is_file()
-    assert main(["filters", str(tiny_run), "--layer", "features.stage1", "--channels", "4", "--steps", "10", "--out", str(tmp_path / "f")]) == 0
+    assert (
+        main(
+            [
+                "filters",
+                str(tiny_run),
+                "--layer",
+                "features.stage1",
+                "--channels",
+                "4",
+                "--steps",
+                "10",
+                "--out",
+                str(tmp_path / "f"),
+            ]
+        )
+        == 0
+    )
     assert "rose from" in capsys.readouterr().out
     assert (tmp_path / "f" / "features_stage1_activation_max.png").is_file()

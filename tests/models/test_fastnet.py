@@ -32,7 +32,15 @@ def test_dirac_init_passes_the_input_through_the_first_filters():
     torch.testing.assert_close(conv(x)[:, :4], x)
 
 
-@pytest.mark.parametrize("name,in_chans,size,shape", [("fastnet_t", 1, 28, (64, 3, 3)), ("fastnet_s", 3, 32, (128, 3, 3)), ("fastnet_m", 3, 32, (256, 3, 3)), ("fastnet_l", 3, 32, (512, 3, 3))])
+@pytest.mark.parametrize(
+    "name,in_chans,size,shape",
+    [
+        ("fastnet_t", 1, 28, (64, 3, 3)),
+        ("fastnet_s", 3, 32, (128, 3, 3)),
+        ("fastnet_m", 3, 32, (256, 3, 3)),
+        ("fastnet_l", 3, 32, (512, 3, 3)),
+    ],
+)
 def test_variants_shapes_and_heads(name, in_chans, size, shape):
     with torch.device("meta"):
         m = create_model(name, num_classes=10, in_chans=in_chans)
@@ -40,7 +48,9 @@ def test_variants_shapes_and_heads(name, in_chans, size, shape):
         assert m.forward_features(x).shape[1:] == shape
         assert m(x).shape == (2, 10)
     assert m.fc.in_features == (9 * shape[0] if VARIANTS[name].head == "grid" else shape[0])
-    assert all(bn.weight.requires_grad == VARIANTS[name].bn_scale for bn in m.modules() if isinstance(bn, torch.nn.BatchNorm2d))
+    assert all(
+        bn.weight.requires_grad == VARIANTS[name].bn_scale for bn in m.modules() if isinstance(bn, torch.nn.BatchNorm2d)
+    )
 
 
 def test_init_from_data_is_a_no_op_without_a_whitening_stem():

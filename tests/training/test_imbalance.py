@@ -30,18 +30,33 @@ def imbalanced_folder(root: Path, size: int = 12) -> Path:
         (root / name).mkdir(parents=True, exist_ok=True)
         for i in range(n):
             arr = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
-            region = [(slice(0, size // 2), slice(None)), (slice(size // 2, None), slice(None)), (slice(None), slice(0, size // 2))][ci]
+            region = [
+                (slice(0, size // 2), slice(None)),
+                (slice(size // 2, None), slice(None)),
+                (slice(None), slice(0, size // 2)),
+            ][ci]
             arr[region] = 220
             Image.fromarray(arr).save(root / name / f"{i:03d}.png")
     return root
 
 
 def _cfg(root: Path, runs: Path, **extra) -> Config:
-    return Config().with_overrides({
-        "data.dataset": "folder", "data.path": str(root), "data.image_size": 12, "data.val_fraction": 0.25,
-        "model.name": "simple_cnn", "model.kwargs": {"width": 4, "stages": 2, "depth": 1}, "train.epochs": 3, "train.batch_size": 8,
-        "train.num_threads": 1, "run.runs_dir": str(runs), "run.html_report": False, **extra,
-    })
+    return Config().with_overrides(
+        {
+            "data.dataset": "folder",
+            "data.path": str(root),
+            "data.image_size": 12,
+            "data.val_fraction": 0.25,
+            "model.name": "simple_cnn",
+            "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
+            "train.epochs": 3,
+            "train.batch_size": 8,
+            "train.num_threads": 1,
+            "run.runs_dir": str(runs),
+            "run.html_report": False,
+            **extra,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +76,7 @@ def test_weighted_cross_entropy_equals_the_hand_computed_value():
     assert float(torch.nn.functional.cross_entropy(logits, y)) != pytest.approx(by_hand, rel=1e-3)  # the weights matter
     # sqrt: weights ~ count^-1/2, same scaling
     w = loss_weights("sqrt", labels, 2)
-    raw = torch.tensor([3 ** -0.5, 1.0])
+    raw = torch.tensor([3**-0.5, 1.0])
     assert torch.allclose(w, raw * 4 / (raw * torch.tensor([3.0, 1.0])).sum())
     assert build_loss("none", labels, 2) is None  # the loop's default loss: default runs unchanged
     with pytest.raises(ConfigError, match="optim.class_weights must be one of none, balanced, sqrt"):
@@ -95,17 +110,23 @@ def test_balanced_sampler_equalises_the_classes_of_each_epoch(folder, tmp_path):
     assert _epoch_sampler(_cfg(folder, tmp_path), data) is None
 
 
-@pytest.mark.parametrize("extra, epochs, correction", [
-    ({"optim.class_weights": "balanced"}, 8, "class-weighted loss (balanced)"),
-    ({"data.balance": "sampler"}, 4, "balanced sampling of each epoch"),
-])
+@pytest.mark.parametrize(
+    "extra, epochs, correction",
+    [
+        ({"optim.class_weights": "balanced"}, 8, "class-weighted loss (balanced)"),
+        ({"data.balance": "sampler"}, 4, "balanced sampling of each epoch"),
+    ],
+)
 def test_imbalanced_run_trains_and_reports_its_balance(folder, tmp_path, extra, epochs, correction):
     run = train(_cfg(folder, tmp_path, **extra, **{"train.epochs": epochs, "run.name": "imb"}), quiet=True)
     s = run.summary
     assert s["class_counts"]["train"] == [36, 9, 4]
     b = s["class_balance"]
     assert b["imbalance_ratio"] == pytest.approx(9.0)
-    assert (b["balance"], b["class_weights"]) == (extra.get("data.balance", "none"), extra.get("optim.class_weights", "none"))
+    assert (b["balance"], b["class_weights"]) == (
+        extra.get("data.balance", "none"),
+        extra.get("optim.class_weights", "none"),
+    )
     data = build_dataset(run.config.data, seed=0)
     if "optim.class_weights" in extra:
         assert b["loss_weights"] == pytest.approx(class_weights(data.train.labels, 3).tolist(), abs=1e-6)

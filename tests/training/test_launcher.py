@@ -24,7 +24,22 @@ from cnnkit.training.interrupt import TrainingInterrupted
 
 ROOT = Path(__file__).resolve().parents[2]
 # LeNet-5 (no BatchNorm, no dropout) on 100 images: 5 steps per epoch, 6 epochs of ~0.1 s each
-ARGS = ["train", "--devices", "2", "--model", "lenet5", "--subset", "10", "--epochs", "6", "--batch-size", "20", "--threads", "1", "--plain"]
+ARGS = [
+    "train",
+    "--devices",
+    "2",
+    "--model",
+    "lenet5",
+    "--subset",
+    "10",
+    "--epochs",
+    "6",
+    "--batch-size",
+    "20",
+    "--threads",
+    "1",
+    "--plain",
+]
 
 
 def _workers(launcher_pid: int) -> list[int]:
@@ -50,8 +65,14 @@ def _running(pid: int) -> bool:
 
 def _start(runs: Path, name: str) -> tuple[subprocess.Popen, list[int]]:
     """`cnnkit train --devices 2` in its own session (as a terminal runs it), once epoch 1 is done."""
-    proc = subprocess.Popen([sys.executable, "-m", "cnnkit", *ARGS, "--runs-dir", str(runs), "--name", name], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cnnkit", *ARGS, "--runs-dir", str(runs), "--name", name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        start_new_session=True,
+    )
     for line in proc.stdout:
         if line.startswith("epoch 1/6:"):
             break
@@ -78,11 +99,18 @@ def test_ctrl_c_stops_both_processes_at_one_step_and_resume_ends_with_the_same_w
     run = tmp_path / "r"
     assert proc.returncode == 130, err
     assert not any(_running(pid) for pid in workers)  # no orphan left training
-    stop = re.search(r"cnnkit train: interrupted at epoch (\d), step (\d); resume with: cnnkit train --resume (\S+)$", err.strip())
+    stop = re.search(
+        r"cnnkit train: interrupted at epoch (\d), step (\d); resume with: cnnkit train --resume (\S+)$", err.strip()
+    )
     assert stop and Path(stop[3]) == run, err
-    assert "resume with" not in out.lower() and err.count("resume with") == 1  # said once, by the launcher's CLI (the trainer no longer prints it too)
+    assert (
+        "resume with" not in out.lower() and err.count("resume with") == 1
+    )  # said once, by the launcher's CLI (the trainer no longer prints it too)
     state = load_checkpoint(run / "last.ckpt")["train_state"]
-    assert (state["epoch"], state["epoch_state"]["step"]) == (int(stop[1]) - 1, int(stop[2]))  # the step both processes stopped at
+    assert (state["epoch"], state["epoch_state"]["step"]) == (
+        int(stop[1]) - 1,
+        int(stop[2]),
+    )  # the step both processes stopped at
     assert not state["finished"] and not (run / "summary.json").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"] and not list(run.glob(".*.tmp"))
 
@@ -120,7 +148,7 @@ def test_second_ctrl_c_stops_at_once_and_corrupts_nothing(tmp_path):
     os.killpg(proc.pid, signal.SIGINT)
     os.killpg(proc.pid, signal.SIGINT)
     t0 = time.monotonic()
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert time.monotonic() - t0 < 15
     assert not any(_running(pid) for pid in workers)
@@ -145,13 +173,18 @@ def test_workers_of_a_killed_launcher_stop_gracefully(tmp_path):
 @pytest.mark.slow
 def test_a_worker_error_is_one_line_from_the_cli(tmp_path, capsys):
     # lenet5 flattens a fixed grid, so progressive resizing is refused inside the workers, after they start
-    assert main([*ARGS, "--runs-dir", str(tmp_path), "--name", "r", "--quiet", "--set", "train.progressive_resize=0.75"]) == 2
+    assert (
+        main([*ARGS, "--runs-dir", str(tmp_path), "--name", "r", "--quiet", "--set", "train.progressive_resize=0.75"])
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.startswith("cnnkit train: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
 
 
 def test_unwritable_runs_dir_fails_before_any_process_starts(tmp_path, monkeypatch):
-    monkeypatch.setattr(multiprocessing.get_context("spawn"), "Process", lambda *a, **k: pytest.fail("started a process"))
+    monkeypatch.setattr(
+        multiprocessing.get_context("spawn"), "Process", lambda *a, **k: pytest.fail("started a process")
+    )
     (tmp_path / "a-file").write_text("")
     cfg = Config().with_overrides({"train.batch_size": 20, "run.runs_dir": str(tmp_path / "a-file" / "runs")})
     with pytest.raises(RunDirError, match="a-file/runs: cannot create the run folder there"):
@@ -216,7 +249,9 @@ def test_join_gives_rank_0_time_to_save_after_a_signal_then_less_after_a_second(
     procs = [FakeProcess(None), FakeProcess(130)]
     assert _join(procs, [signal.SIGINT, signal.SIGINT]) == [-signal.SIGKILL, 130]
     procs = [FakeProcess(143, exits_after=0.5), FakeProcess(143)]
-    assert _join(procs, [signal.SIGTERM, signal.SIGTERM]) == [143, 143] and not procs[0].killed  # only a second Ctrl-C hurries
+    assert (
+        _join(procs, [signal.SIGTERM, signal.SIGTERM]) == [143, 143] and not procs[0].killed
+    )  # only a second Ctrl-C hurries
 
 
 def _outcome(tmp_path, codes, reports=None, signals=(), tracebacks=None):
@@ -232,17 +267,31 @@ def _outcome(tmp_path, codes, reports=None, signals=(), tracebacks=None):
 
 def test_outcome_rank_0_interruption_is_raised_as_it_was(tmp_path):
     with pytest.raises(TrainingInterrupted, match="interrupted at epoch 2, step 3") as info:
-        _outcome(tmp_path, [143, 143], {0: (TrainingInterrupted("interrupted at epoch 2, step 3", 143), 143), 1: (TrainingInterrupted("x", 143), 143)}, [signal.SIGTERM])
+        _outcome(
+            tmp_path,
+            [143, 143],
+            {
+                0: (TrainingInterrupted("interrupted at epoch 2, step 3", 143), 143),
+                1: (TrainingInterrupted("x", 143), 143),
+            },
+            [signal.SIGTERM],
+        )
     assert info.value.exit_code == 143
-    _outcome(tmp_path, [0, 0], signals=[signal.SIGINT])  # the signal came during the final evaluation: the run is complete
+    _outcome(
+        tmp_path, [0, 0], signals=[signal.SIGINT]
+    )  # the signal came during the final evaluation: the run is complete
 
 
 def test_outcome_stopped_at_once_names_the_checkpoint(tmp_path):
-    with pytest.raises(TrainingInterrupted, match="stopped at once by SIGINT; no checkpoint had been written yet") as info:
+    with pytest.raises(
+        TrainingInterrupted, match="stopped at once by SIGINT; no checkpoint had been written yet"
+    ) as info:
         _outcome(tmp_path, [130, 1], signals=[signal.SIGINT, signal.SIGINT])
     assert info.value.exit_code == 130
     (tmp_path / "last.ckpt").write_bytes(b"")
-    with pytest.raises(TrainingInterrupted, match=f"{tmp_path / 'last.ckpt'} is intact; resume with: cnnkit train --resume {tmp_path}$"):
+    with pytest.raises(
+        TrainingInterrupted, match=f"{tmp_path / 'last.ckpt'} is intact; resume with: cnnkit train --resume {tmp_path}$"
+    ):
         _outcome(tmp_path, [-signal.SIGTERM, -signal.SIGTERM], signals=[signal.SIGTERM])
 
 
@@ -262,11 +311,18 @@ def test_outcome_error_that_cannot_be_rebuilt_travels_as_its_message(tmp_path):
 
 def test_outcome_unexpected_exception_shows_its_traceback(tmp_path):
     with pytest.raises(RuntimeError, match="(?s)training process 1 failed with:\nTraceback .*ZeroDivisionError"):
-        _outcome(tmp_path, [-signal.SIGKILL, 1], tracebacks={1: "Traceback (most recent call last):\nZeroDivisionError: division by zero"})
+        _outcome(
+            tmp_path,
+            [-signal.SIGKILL, 1],
+            tracebacks={1: "Traceback (most recent call last):\nZeroDivisionError: division by zero"},
+        )
 
 
 def test_outcome_killed_worker_is_named(tmp_path):
-    with pytest.raises(CnnkitError, match=r"^training process 0 was killed by SIGKILL \(out of memory\?\); no checkpoint had been written yet$"):
+    with pytest.raises(
+        CnnkitError,
+        match=r"^training process 0 was killed by SIGKILL \(out of memory\?\); no checkpoint had been written yet$",
+    ):
         _outcome(tmp_path, [-signal.SIGKILL, 0])
     with pytest.raises(CnnkitError, match="^training process 1 exited with code 3;"):
         _outcome(tmp_path, [0, 3])
@@ -288,6 +344,9 @@ def test_relay_passes_signals_on_once_each(monkeypatch):
         relay.attach([11, 12, 13])
         assert sent == [(11, signal.SIGINT), (12, signal.SIGINT)]
         relay._handle(signal.SIGTERM, None)
-        assert sent[2:] == [(11, signal.SIGTERM), (12, signal.SIGTERM)] and relay.signals == [signal.SIGINT, signal.SIGTERM]
+        assert sent[2:] == [(11, signal.SIGTERM), (12, signal.SIGTERM)] and relay.signals == [
+            signal.SIGINT,
+            signal.SIGTERM,
+        ]
         monkeypatch.undo()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

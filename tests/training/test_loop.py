@@ -13,8 +13,14 @@ def _epoch(data, batch_size=5, **kw):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
     return train_one_epoch(
-        model, data, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), scheduler=None, normalize=Normalize((0.5,), (0.5,), torch.device("cpu")),
-        batch_size=batch_size, generator=torch.Generator().manual_seed(0), **kw,
+        model,
+        data,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        scheduler=None,
+        normalize=Normalize((0.5,), (0.5,), torch.device("cpu")),
+        batch_size=batch_size,
+        generator=torch.Generator().manual_seed(0),
+        **kw,
     )
 
 
@@ -39,7 +45,9 @@ def test_augment_gets_each_batch_index_and_the_epoch():
     data = _data()
     _epoch(data, augment=Spy(hflip=True, alternate_flip=True), epoch=4)
     index = torch.cat([i for i, _ in calls])
-    assert sorted(index.tolist()) == list(range(40)) and {e for _, e in calls} == {4}  # one epoch: every image once, by its index
+    assert sorted(index.tolist()) == list(range(40)) and {e for _, e in calls} == {
+        4
+    }  # one epoch: every image once, by its index
 
 
 def _nan_at_step(bad_step):
@@ -55,9 +63,15 @@ def _nan_at_step(bad_step):
 
 def test_on_nan_skip_drops_the_step_and_counts_it():
     seen = []
-    out = _epoch(_data(), loss_fn=_nan_at_step(2), on_nan="skip", on_step=lambda step, steps, loss, *a: seen.append((step, loss)))
+    out = _epoch(
+        _data(), loss_fn=_nan_at_step(2), on_nan="skip", on_step=lambda step, steps, loss, *a: seen.append((step, loss))
+    )
     assert out["skipped_steps"] == 1 and out["images"] == 35  # 8 steps of 5, the second left out of the sums
-    assert [s for s, _ in seen] == list(range(1, 9)) and math.isnan(seen[1][1]) and all(math.isfinite(v) for s, v in seen if s != 2)
+    assert (
+        [s for s, _ in seen] == list(range(1, 9))
+        and math.isnan(seen[1][1])
+        and all(math.isfinite(v) for s, v in seen if s != 2)
+    )
 
 
 def test_on_nan_stop_raises_with_the_step_and_the_last_finite_loss():
@@ -72,8 +86,16 @@ def test_grad_clip_bounds_the_update():
         torch.manual_seed(0)
         model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
         before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
-        train_one_epoch(model, _data(), optimizer=torch.optim.SGD(model.parameters(), lr=0.1), scheduler=None,
-                        normalize=Normalize((0.5,), (0.5,), torch.device("cpu")), batch_size=40, generator=torch.Generator().manual_seed(0), **kw)
+        train_one_epoch(
+            model,
+            _data(),
+            optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+            scheduler=None,
+            normalize=Normalize((0.5,), (0.5,), torch.device("cpu")),
+            batch_size=40,
+            generator=torch.Generator().manual_seed(0),
+            **kw,
+        )
         return float((torch.cat([p.detach().flatten() for p in model.parameters()]) - before).norm())
 
     free, clipped = step_size(), step_size(policy=StepPolicy(grad_clip=1e-3))
@@ -84,19 +106,28 @@ def test_l1_penalty_is_added_to_the_loss_and_reported():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
     w0 = model[1].weight.detach().abs().sum()
-    kw = dict(optimizer=torch.optim.SGD(model.parameters(), lr=0.0), scheduler=None, normalize=Normalize((0.5,), (0.5,), torch.device("cpu")),
-              batch_size=40, generator=torch.Generator().manual_seed(0))
+    kw = {
+        "optimizer": torch.optim.SGD(model.parameters(), lr=0.0),
+        "scheduler": None,
+        "normalize": Normalize((0.5,), (0.5,), torch.device("cpu")),
+        "batch_size": 40,
+        "generator": torch.Generator().manual_seed(0),
+    }
     data = _data()
     plain = train_one_epoch(model, data, **kw)
     out = train_one_epoch(model, data, **kw, loss=LossSpec(l1=0.5, l1_params=[model[1].weight]))
     assert out["l1"] == pytest.approx(0.5 * float(w0), rel=1e-5) and "l1" not in plain
-    assert out["loss"] == pytest.approx(plain["loss"] + out["l1"], rel=1e-5)  # lr 0: the same weights, the penalty on top
+    assert out["loss"] == pytest.approx(
+        plain["loss"] + out["l1"], rel=1e-5
+    )  # lr 0: the same weights, the penalty on top
 
 
 def test_grouped_and_flat_arguments_agree_and_do_not_mix():
     data = _data()
     flat = _epoch(data, label_smoothing=0.1, grad_clip=0.5, precision="fp32")
-    grouped = _epoch(data, loss=LossSpec(label_smoothing=0.1), policy=StepPolicy(grad_clip=0.5), amp=PrecisionSpec("fp32"))
+    grouped = _epoch(
+        data, loss=LossSpec(label_smoothing=0.1), policy=StepPolicy(grad_clip=0.5), amp=PrecisionSpec("fp32")
+    )
     assert flat == pytest.approx({**grouped, "seconds": flat["seconds"]})
     with pytest.raises(TypeError, match="label_smoothing inside loss="):
         _epoch(data, loss=LossSpec(), label_smoothing=0.1)
@@ -115,7 +146,9 @@ def test_perturb_batch_gets_unit_pixels_and_its_output_is_trained_on():
 
     out = _epoch(data, perturb_batch=to_black, epoch=3)
     black = _epoch(Split(images=torch.zeros_like(data.images), labels=data.labels))
-    assert len(seen) == 8 and all(0.0 <= lo and hi <= 1.0 and dt == torch.float32 and s == (5, 1, 4, 4) and yd == torch.long and e == 3
-                                  for lo, hi, dt, s, yd, e in seen)
+    assert len(seen) == 8 and all(
+        lo >= 0.0 and hi <= 1.0 and dt == torch.float32 and s == (5, 1, 4, 4) and yd == torch.long and e == 3
+        for lo, hi, dt, s, yd, e in seen
+    )
     assert max(hi for _, hi, *_ in seen) > 0.9  # really the pixels / 255, not 0-255 values
     assert out == pytest.approx({**black, "seconds": out["seconds"]})  # trained on what the hook returned

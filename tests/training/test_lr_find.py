@@ -22,12 +22,24 @@ def test_range_test_on_a_toy_problem():
     g = torch.Generator().manual_seed(0)
     labels = torch.randint(0, 2, (512,), generator=g)
     images = torch.zeros(512, 1, 2, 2, dtype=torch.uint8)
-    images[:, 0, 0, 0] = (labels * 120 + torch.randint(0, 100, (512,), generator=g)).to(torch.uint8)  # informative pixel
+    images[:, 0, 0, 0] = (labels * 120 + torch.randint(0, 100, (512,), generator=g)).to(
+        torch.uint8
+    )  # informative pixel
     images[:, 0, 1, 1] = torch.randint(0, 255, (512,), generator=g).to(torch.uint8)  # noise
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
-    res = lr_range_test(model, Split(images, labels), opt, normalize=Normalize([0.4], [0.4]), batch_size=32, generator=g, start_lr=1e-4, end_lr=1e4, steps=80)
+    res = lr_range_test(
+        model,
+        Split(images, labels),
+        opt,
+        normalize=Normalize([0.4], [0.4]),
+        batch_size=32,
+        generator=g,
+        start_lr=1e-4,
+        end_lr=1e4,
+        steps=80,
+    )
     assert res.diverged and len(res.lrs) < 80  # stopped once the loss exceeded 4x its minimum
     assert res.lrs == sorted(res.lrs) and res.lrs[0] == pytest.approx(1e-4)
     assert 1e-2 <= res.suggestion <= 10, res.suggestion
@@ -36,7 +48,21 @@ def test_range_test_on_a_toy_problem():
 
 def test_lr_find_cli_writes_a_plot_and_a_suggestion(tmp_path, capsys):
     out = tmp_path / "lr.png"
-    args = ["lr-find", "--subset", "20", "--batch-size", "25", "--steps", "30", "--model", "simple_cnn", "--set", "model.kwargs={width: 4, stages: 1, depth: 1}", "--out", str(out)]
+    args = [
+        "lr-find",
+        "--subset",
+        "20",
+        "--batch-size",
+        "25",
+        "--steps",
+        "30",
+        "--model",
+        "simple_cnn",
+        "--set",
+        "model.kwargs={width: 4, stages: 1, depth: 1}",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -49,8 +75,23 @@ def test_lr_find_defaults_to_a_folder_in_the_runs_folder(tmp_path, capsys):
     from tests.conftest import make_image_folder
 
     data = make_image_folder(tmp_path / "pets", per_class=10)
-    args = ["lr-find", "--data", str(data), "--image-size", "12", "--batch-size", "4", "--steps", "5", "--model", "simple_cnn",
-            "--set", "model.kwargs={width: 4, stages: 1, depth: 1}", "--runs-dir", str(tmp_path / "runs")]
+    args = [
+        "lr-find",
+        "--data",
+        str(data),
+        "--image-size",
+        "12",
+        "--batch-size",
+        "4",
+        "--steps",
+        "5",
+        "--model",
+        "simple_cnn",
+        "--set",
+        "model.kwargs={width: 4, stages: 1, depth: 1}",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    ]
     assert main(args) == 0
     (folder,) = (tmp_path / "runs").iterdir()
     assert folder.name.startswith("lr-find-pets-simple_cnn-")

@@ -4,11 +4,22 @@ reads as a sentence, and --resume of a finished run refused with a non-zero exit
 import os
 import signal
 
-from cnnkit.cli import main
-
 from tests.conftest import make_image_folder
 
-TINY = ["--image-size", "12", "--model", "simple_cnn", "--set", "model.kwargs={width: 4, stages: 1, depth: 1}", "--batch-size", "4", "--epochs", "2"]
+from cnnkit.cli import main
+
+TINY = [
+    "--image-size",
+    "12",
+    "--model",
+    "simple_cnn",
+    "--set",
+    "model.kwargs={width: 4, stages: 1, depth: 1}",
+    "--batch-size",
+    "4",
+    "--epochs",
+    "2",
+]
 
 
 def test_interrupt_resume_and_finished_messages(tmp_path, monkeypatch, capsys):
@@ -26,7 +37,10 @@ def test_interrupt_resume_and_finished_messages(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(trainer, "train_one_epoch", interrupted_once)
     run = tmp_path / "runs" / "r"
     data = make_image_folder(tmp_path / "pets", per_class=10)
-    assert main(["train", "--data", str(data), *TINY, "--runs-dir", str(tmp_path / "runs"), "--name", "r", "--plain"]) == 143
+    assert (
+        main(["train", "--data", str(data), *TINY, "--runs-dir", str(tmp_path / "runs"), "--name", "r", "--plain"])
+        == 143
+    )
     cap = capsys.readouterr()
     both = cap.out + cap.err
     assert both.count("interrupted at epoch 1, step 1") == 1

@@ -50,8 +50,28 @@ def write_multilabel_manifest(root: Path, n: int = 48, seed: int = 0) -> Path:
     return root / "labels.csv"
 
 
-TRAIN = ["--image-size", str(SIZE), "--epochs", "15", "--batch-size", "8", "--lr", "0.1", "--threads", "1", "--plain", "--quiet",
-         "--set", "data.label_delimiter=;", "--model", "simple_cnn", "--set", "model.kwargs={width: 8}", "--set", "data.val_fraction=0.25"]
+TRAIN = [
+    "--image-size",
+    str(SIZE),
+    "--epochs",
+    "15",
+    "--batch-size",
+    "8",
+    "--lr",
+    "0.1",
+    "--threads",
+    "1",
+    "--plain",
+    "--quiet",
+    "--set",
+    "data.label_delimiter=;",
+    "--model",
+    "simple_cnn",
+    "--set",
+    "model.kwargs={width: 8}",
+    "--set",
+    "data.val_fraction=0.25",
+]
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +88,9 @@ def test_bce_loss_and_exact_match_in_the_loop():
     by_hand = -(y * torch.log(torch.sigmoid(logits)) + (1 - y) * torch.log(1 - torch.sigmoid(logits))).mean()
     assert float(multilabel_bce(logits, y)) == pytest.approx(float(by_hand), rel=1e-6)
     smooth = y * 0.8 + 0.1
-    by_hand_s = -(smooth * torch.log(torch.sigmoid(logits)) + (1 - smooth) * torch.log(1 - torch.sigmoid(logits))).mean()
+    by_hand_s = -(
+        smooth * torch.log(torch.sigmoid(logits)) + (1 - smooth) * torch.log(1 - torch.sigmoid(logits))
+    ).mean()
     assert float(multilabel_bce(logits, y, label_smoothing=0.2)) == pytest.approx(float(by_hand_s), rel=1e-6)
 
     class Fixed(torch.nn.Module):  # returns the logits above whatever the images are
@@ -83,7 +105,16 @@ def test_bce_loss_and_exact_match_in_the_loop():
 
 def test_multilabel_run_writes_every_file(ml_run):
     run, _ = ml_run
-    for name in ("config.yaml", "metrics.csv", "summary.json", "best.ckpt", "last.ckpt", "report.md", "report.html", "val_metrics.json"):
+    for name in (
+        "config.yaml",
+        "metrics.csv",
+        "summary.json",
+        "best.ckpt",
+        "last.ckpt",
+        "report.md",
+        "report.html",
+        "val_metrics.json",
+    ):
         assert (run / name).is_file(), name
     assert {p.name for p in (run / "plots").iterdir()} == {"learning_curves.png", "per_class.png"}
     summary = json.loads((run / "summary.json").read_text())
@@ -98,7 +129,7 @@ def test_multilabel_run_writes_every_file(ml_run):
     assert summary["val"]["mean_ap"] > 0.9, summary["val"]
     ckpt = torch.load(run / "best.ckpt", weights_only=True)
     assert ckpt["task"] == "multi_label" and ckpt["epoch"] == summary["best_epoch"]
-    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    rows = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
     assert len(rows) == 15 and all(0.0 <= float(r["val_accuracy"]) <= 1.0 for r in rows)
     best = max(rows, key=lambda r: (float(r["val_accuracy"]), -float(r["val_loss"])))
     assert int(best["epoch"]) == summary["best_epoch"]
@@ -125,11 +156,14 @@ def test_evaluate_agrees_with_summary(ml_run, tmp_path, capsys):
 
 def test_predict_gives_every_label_above_the_threshold(ml_run, tmp_path, capsys):
     """predict's labels (sigmoid >= 0.5) on the val images reproduce the stored exact match."""
-    run, manifest = ml_run
+    run, _manifest = ml_run
     from cnnkit.evaluate.api import predict_split
 
     p = predict_split(run, split="val")
-    truth = {Path(path).resolve(): {LABELS_SORTED[i] for i in torch.nonzero(row).flatten().tolist()} for path, row in zip(p.split.paths, p.split.labels)}
+    truth = {
+        Path(path).resolve(): {LABELS_SORTED[i] for i in torch.nonzero(row).flatten().tolist()}
+        for path, row in zip(p.split.paths, p.split.labels)
+    }
     assert main(["predict", str(run), *map(str, truth), "--format", "json"]) == 0
     preds = json.loads(capsys.readouterr().out)["predictions"]
     assert len(preds) == len(truth)
@@ -169,7 +203,9 @@ def test_csv_output_and_a_single_label_folder(ml_run, tmp_path, capsys):
     assert main(["predict", str(run), *map(str, src), "--format", "csv"]) == 0
     rows = list(csv.reader(capsys.readouterr().out.splitlines()))
     assert rows[0] == ["source", "rank", "label", "probability"]
-    assert {r[0] for r in rows[1:]} == set(map(str, src)) and all(r[2] in LABELS and float(r[3]) >= 0.5 for r in rows[1:])
+    assert {r[0] for r in rows[1:]} == set(map(str, src)) and all(
+        r[2] in LABELS and float(r[3]) >= 0.5 for r in rows[1:]
+    )
     folder = tmp_path / "classes"
     for name in LABELS:
         (folder / name).mkdir(parents=True)

@@ -21,7 +21,15 @@ def test_no_weight_decay_on_norms_and_biases():
     assert opt.defaults["nesterov"] is True
 
 
-@pytest.mark.parametrize("name, cls", [("sgd", torch.optim.SGD), ("adamw", torch.optim.AdamW), ("adam", torch.optim.Adam), ("rmsprop", torch.optim.RMSprop)])
+@pytest.mark.parametrize(
+    "name, cls",
+    [
+        ("sgd", torch.optim.SGD),
+        ("adamw", torch.optim.AdamW),
+        ("adam", torch.optim.Adam),
+        ("rmsprop", torch.optim.RMSprop),
+    ],
+)
 def test_optimisers(name, cls):
     opt = build_optimizer(_model(), OptimConfig(name=name, lr=1e-3, momentum=0.5))
     assert type(opt) is cls and opt.param_groups[0]["lr"] == 1e-3
@@ -93,12 +101,19 @@ def test_cosine_with_warmup():
 
 def test_step_schedule():
     lrs = _lrs("step", step_epochs=3, gamma=0.5)  # 10 steps per epoch: halve every 30 steps
-    assert lrs[0] == lrs[29] == 1.0 and lrs[30] == pytest.approx(0.5) and lrs[60] == pytest.approx(0.25) and lrs[99] == pytest.approx(0.125)
+    assert (
+        lrs[0] == lrs[29] == 1.0
+        and lrs[30] == pytest.approx(0.5)
+        and lrs[60] == pytest.approx(0.25)
+        and lrs[99] == pytest.approx(0.125)
+    )
 
 
 def test_reduce_on_plateau_is_per_epoch():
     opt = build_optimizer(_model(), OptimConfig(lr=1.0))
-    sched = build_scheduler(opt, ScheduleConfig(name="plateau", plateau_patience=1, plateau_factor=0.1), 100, mode="max")
+    sched = build_scheduler(
+        opt, ScheduleConfig(name="plateau", plateau_patience=1, plateau_factor=0.1), 100, mode="max"
+    )
     for acc in (0.5, 0.6, 0.6):  # one epoch without improvement: patience 1 not yet exceeded
         sched.step(acc)
     assert opt.param_groups[0]["lr"] == pytest.approx(1.0)
@@ -116,17 +131,26 @@ def test_triangle_schedule_rises_and_falls_linearly():
     lrs = _lrs("triangle", warmup=0.25, initial_factor=0.2, final_factor=0.07)
     assert lrs[0] == pytest.approx(0.2) and lrs[25] == pytest.approx(1.0)
     assert lrs[12] == pytest.approx(0.2 + 0.8 * 12 / 25)  # linear rise
-    assert lrs[50] == pytest.approx(1.0 - 0.93 * 25 / 75) and lrs[-1] == pytest.approx(1.0 - 0.93 * 74 / 75)  # linear fall toward 0.07
+    assert lrs[50] == pytest.approx(1.0 - 0.93 * 25 / 75) and lrs[-1] == pytest.approx(
+        1.0 - 0.93 * 74 / 75
+    )  # linear fall toward 0.07
 
 
 def test_bias_lr_scale_multiplies_the_rate_of_norm_layers_only():
-    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, bias=True), torch.nn.BatchNorm2d(4), torch.nn.Flatten(), torch.nn.LazyLinear(3))
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, bias=True), torch.nn.BatchNorm2d(4), torch.nn.Flatten(), torch.nn.LazyLinear(3)
+    )
     model(torch.zeros(1, 1, 5, 5))
     opt = build_optimizer(model, OptimConfig(lr=0.1, bias_lr_scale=64.0))
     decay, norms, biases = opt.param_groups
-    assert decay["lr"] == pytest.approx(0.1) and norms["lr"] == pytest.approx(6.4) and biases["lr"] == pytest.approx(0.1)
+    assert (
+        decay["lr"] == pytest.approx(0.1) and norms["lr"] == pytest.approx(6.4) and biases["lr"] == pytest.approx(0.1)
+    )
     assert {id(p) for p in norms["params"]} == {id(model[1].weight), id(model[1].bias)}  # batch norm's scale and shift
-    assert {id(p) for p in biases["params"]} == {id(model[0].bias), id(model[3].bias)}  # the conv's and the head's biases: base rate
+    assert {id(p) for p in biases["params"]} == {
+        id(model[0].bias),
+        id(model[3].bias),
+    }  # the conv's and the head's biases: base rate
     assert norms["weight_decay"] == biases["weight_decay"] == 0.0
     with pytest.raises(ConfigError, match="bias_lr_scale"):
         build_optimizer(_model(), OptimConfig(bias_lr_scale=0.0))

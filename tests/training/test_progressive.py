@@ -50,14 +50,28 @@ def test_training_uses_each_epochs_size_then_the_full_size(tmp_path, monkeypatch
         return resize_batch(x, size)
 
     monkeypatch.setattr(loop, "resize_batch", spy)
-    cfg = Config().with_overrides({
-        "data.subset_per_class": 10, "model.name": "conv(8,3)-bn-relu-gap-fc", "train.epochs": 4, "train.batch_size": 30,
-        "train.num_threads": 1, "train.recipe": "none", "train.progressive_resize": 0.5, "train.progressive_end": 0.75,
-        "run.runs_dir": str(tmp_path), "run.html_report": False,
-    })
+    cfg = Config().with_overrides(
+        {
+            "data.subset_per_class": 10,
+            "model.name": "conv(8,3)-bn-relu-gap-fc",
+            "train.epochs": 4,
+            "train.batch_size": 30,
+            "train.num_threads": 1,
+            "train.recipe": "none",
+            "train.progressive_resize": 0.5,
+            "train.progressive_end": 0.75,
+            "run.runs_dir": str(tmp_path),
+            "run.html_report": False,
+        }
+    )
     run = train(cfg, quiet=True)
     steps = run.summary["split_sizes"]["train"] // 30
     r = Resize((28, 28), 0.5, 0.75)
-    assert [r.size(e, 4) for e in (1, 2, 3, 4)] == [(12, 12), (21, 21), (28, 28), (28, 28)]  # multiples of 28 // 8 = 3 px
+    assert [r.size(e, 4) for e in (1, 2, 3, 4)] == [
+        (12, 12),
+        (21, 21),
+        (28, 28),
+        (28, 28),
+    ]  # multiples of 28 // 8 = 3 px
     assert seen == [(12, 12)] * steps + [(21, 21)] * steps  # epochs 3 and 4 at the full size: not resized
     assert run.summary["test"]["num_samples"] > 0

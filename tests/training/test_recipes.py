@@ -16,7 +16,9 @@ def test_auto_picks_the_datasets_recipe_and_records_none():
 
 
 def test_keys_the_user_sets_win_over_the_recipe():
-    cfg = apply_recipe(Config().with_overrides({"data.dataset": "cifar10", "train.epochs": 3, "model.name": "resnet18"}))
+    cfg = apply_recipe(
+        Config().with_overrides({"data.dataset": "cifar10", "train.epochs": 3, "model.name": "resnet18"})
+    )
     assert cfg.train.epochs == 3 and cfg.model.name == "resnet18"
     assert cfg.optim.bias_lr_scale == 64.0 and cfg.train.lookahead and cfg.schedule.name == "triangle"
 
@@ -51,21 +53,43 @@ def test_auto_precision_is_concrete():
 
 
 def test_transfer_recipes_follow_the_finetune_mode():
-    head = apply_recipe(Config().with_overrides({"data.dataset": "folder", "model.pretrained": True, "model.finetune": "head"}))
-    assert head.optim.name == "adamw" and head.optim.lr == 3e-3 and head.optim.label_smoothing == 0.0 and head.augment.translate == 0
-    full = apply_recipe(Config().with_overrides({"data.dataset": "folder", "model.pretrained": True, "model.finetune": "full"}))
-    assert full.optim.lr == 1e-3 and not full.augment.hflip and full.train.epochs == 5  # flips come from the photo check, never for digits
-    assert apply_recipe(Config().with_overrides({"data.dataset": "folder", "model.finetune": "head"})).optim.name == "sgd"  # no weights: no transfer recipe
+    head = apply_recipe(
+        Config().with_overrides({"data.dataset": "folder", "model.pretrained": True, "model.finetune": "head"})
+    )
+    assert (
+        head.optim.name == "adamw"
+        and head.optim.lr == 3e-3
+        and head.optim.label_smoothing == 0.0
+        and head.augment.translate == 0
+    )
+    full = apply_recipe(
+        Config().with_overrides({"data.dataset": "folder", "model.pretrained": True, "model.finetune": "full"})
+    )
+    assert (
+        full.optim.lr == 1e-3 and not full.augment.hflip and full.train.epochs == 5
+    )  # flips come from the photo check, never for digits
+    assert (
+        apply_recipe(Config().with_overrides({"data.dataset": "folder", "model.finetune": "head"})).optim.name == "sgd"
+    )  # no weights: no transfer recipe
 
 
 def test_pretrained_alone_means_head_with_its_recipe_and_fine_tune_has_its_own():
     cfg = apply_recipe(Config().with_overrides({"data.dataset": "folder", "model.pretrained": True}))
-    assert cfg.model.finetune == "head" and cfg.optim.lr == 3e-3 and cfg.optim.name == "adamw" and cfg.augment.translate == 0
-    ft = apply_recipe(Config().with_overrides({"data.dataset": "folder", "model.pretrained": True, "model.finetune": "fine_tune"}))
+    assert (
+        cfg.model.finetune == "head"
+        and cfg.optim.lr == 3e-3
+        and cfg.optim.name == "adamw"
+        and cfg.augment.translate == 0
+    )
+    ft = apply_recipe(
+        Config().with_overrides({"data.dataset": "folder", "model.pretrained": True, "model.finetune": "fine_tune"})
+    )
     assert ft.model.head_epochs == 10 and ft.optim.lr == 1e-3 and ft.model.backbone_lr_scale == 0.1
     mnist = apply_recipe(Config().with_overrides({"data.dataset": "mnist", "model.pretrained": True}))
     assert mnist.model.finetune is None  # the dataset's own recipe applies; no mode is imposed
-    off = apply_recipe(Config().with_overrides({"data.dataset": "folder", "model.pretrained": True, "train.recipe": "none"}))
+    off = apply_recipe(
+        Config().with_overrides({"data.dataset": "folder", "model.pretrained": True, "train.recipe": "none"})
+    )
     assert off.model.finetune is None and off.optim.name == "sgd"
 
 
@@ -77,4 +101,8 @@ def test_cnnkit_recipes_lists_the_transfer_recipes(capsys):
     assert "transfer-head" in out and "--finetune head" in out and "fine-tune" in out and "--finetune fine_tune" in out
     assert main(["recipes", "--show", "fine-tune"]) == 0
     shown = capsys.readouterr().out
-    assert "default for: --finetune fine_tune" in shown and "optim.lr = 0.001" in shown and "model.backbone_lr_scale = 0.1" in shown
+    assert (
+        "default for: --finetune fine_tune" in shown
+        and "optim.lr = 0.001" in shown
+        and "model.backbone_lr_scale = 0.1" in shown
+    )

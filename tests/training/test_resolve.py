@@ -17,7 +17,12 @@ def _data(n=100, channels=3, size=32):
 def test_auto_choices_are_made_concrete():
     cfg = Config().with_overrides({"model.name": "auto", "train.precision": "auto", "train.batch_size": 64})
     out, notes = resolve_config(cfg, _data(channels=1, size=28), torch.device("cpu"))
-    assert out.model.name == "fastnet_t" and out.train.precision in ("fp32", "bf16") and out.train.batch_size == 64 and notes == []
+    assert (
+        out.model.name == "fastnet_t"
+        and out.train.precision in ("fp32", "bf16")
+        and out.train.batch_size == 64
+        and notes == []
+    )
     assert resolve_config(cfg, _data(channels=3, size=224), torch.device("cpu"))[0].model.name == "resnet18"
     assert cfg.model.name == "auto"  # pure: the input is not changed
 
@@ -31,7 +36,9 @@ def test_small_training_set_clamps_the_batch_with_a_note():
 
 
 def test_preset_is_expanded_and_explicit_keys_kept():
-    cfg = Config().with_overrides({"model.name": "simple_cnn", "data.dataset": "mnist-mini", "augment.preset": "standard", "augment.rotate": 5.0})
+    cfg = Config().with_overrides(
+        {"model.name": "simple_cnn", "data.dataset": "mnist-mini", "augment.preset": "standard", "augment.rotate": 5.0}
+    )
     out, _ = resolve_config(cfg, _data(), torch.device("cpu"))
     assert out.augment.preset is None and out.augment.rotate == 5.0  # the config's own value wins over the preset's 10
     assert (out.augment.translate, out.augment.scale, out.augment.hflip) == (2, 0.1, False)  # digits: no flips

@@ -24,7 +24,8 @@ from cnnkit.training.trainer import train
 # 100 training images, 4 steps per epoch, 3 epochs; step checkpoints at global steps 2, 6, 10
 TINY = {
     "data.subset_per_class": 10,
-    "model.name": "simple_cnn", "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
+    "model.name": "simple_cnn",
+    "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
     "train.epochs": 3,
     "train.batch_size": 25,
     "train.checkpoint_every": 2,
@@ -55,8 +56,6 @@ def _assert_same_run(a, b) -> None:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     return train(_cfg(tmp_path_factory.mktemp("ref"), "ref"), quiet=True)
-
-
 
 
 @pytest.mark.parametrize(
@@ -98,7 +97,9 @@ def test_sigint_checkpoints_the_step_and_resumes(reference, tmp_path, capsys):
     with pytest.raises(TrainingInterrupted) as info:
         train(_cfg(tmp_path, "r"), on_step=hook, interactive=False)
     assert info.value.exit_code == 130
-    assert f"resume with: cnnkit train --resume {tmp_path / 'r'}" in str(info.value)  # said once, by the exception (the CLI prints it)
+    assert f"resume with: cnnkit train --resume {tmp_path / 'r'}" in str(
+        info.value
+    )  # said once, by the exception (the CLI prints it)
     assert "resume with" not in capsys.readouterr().out.lower()
     state = load_checkpoint(tmp_path / "r" / "last.ckpt")["train_state"]
     assert state["epoch"] == 1 and state["epoch_state"]["step"] == 1  # the current step finished and was saved
@@ -112,9 +113,29 @@ def test_cli_resume_and_exit_code_on_sigterm(reference, tmp_path, capsys, monkey
     real_train = trainer.train
 
     def train_with_sigterm(*args, **kwargs):
-        return real_train(*args, on_step=lambda e, s, loss: os.kill(os.getpid(), signal.SIGTERM) if (e, s) == (1, 3) else None, **kwargs)
+        return real_train(
+            *args,
+            on_step=lambda e, s, loss: os.kill(os.getpid(), signal.SIGTERM) if (e, s) == (1, 3) else None,
+            **kwargs,
+        )
 
-    args = ["train", "--subset", "10", "--epochs", "3", "--batch-size", "25", "--checkpoint-every", "2", "--threads", "1", "--model", "simple_cnn", "--set", "model.kwargs={width: 4, stages: 2, depth: 1}"]
+    args = [
+        "train",
+        "--subset",
+        "10",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "25",
+        "--checkpoint-every",
+        "2",
+        "--threads",
+        "1",
+        "--model",
+        "simple_cnn",
+        "--set",
+        "model.kwargs={width: 4, stages: 2, depth: 1}",
+    ]
     monkeypatch.setattr(trainer, "train", train_with_sigterm)
     assert main([*args, "--runs-dir", str(tmp_path), "--name", "r", "--quiet"]) == 143
     monkeypatch.setattr(trainer, "train", real_train)
@@ -146,7 +167,9 @@ def test_failed_save_is_a_clear_error_and_the_previous_checkpoint_survives(refer
 
     def disk_fills_up(obj, f, *a, **k):
         calls.append(os.path.basename(f.name).split(".")[1])  # the temporary file .last.ckpt.XXXX.tmp
-        if calls.count("last") == 3 and calls[-1] == "last":  # epoch 1 end; step checkpoint at step 6; epoch 2 end: fails
+        if (
+            calls.count("last") == 3 and calls[-1] == "last"
+        ):  # epoch 1 end; step checkpoint at step 6; epoch 2 end: fails
             f.write(b"half a checkpoint")
             raise OSError(28, "No space left on device")
         return real_save(obj, f, *a, **k)
@@ -156,7 +179,10 @@ def test_failed_save_is_a_clear_error_and_the_previous_checkpoint_survives(refer
         train(_cfg(tmp_path, "r", **{"train.checkpoint_every": 6}), quiet=True)
     monkeypatch.setattr(torch, "save", real_save)
     msg = str(info.value)
-    assert "last.ckpt: could not be written (No space left on device)" in msg and f"cnnkit train --resume {tmp_path / 'r'}" in msg
+    assert (
+        "last.ckpt: could not be written (No space left on device)" in msg
+        and f"cnnkit train --resume {tmp_path / 'r'}" in msg
+    )
     state = load_checkpoint(tmp_path / "r" / "last.ckpt")["train_state"]
     assert state["epoch"] == 1 and state["epoch_state"]["step"] == 2  # the step-6 checkpoint is intact
     assert not [p for p in os.listdir(tmp_path / "r") if p.endswith(".tmp")]
@@ -183,7 +209,9 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
     assert "the last finite loss was" in msg and "learning rate too high" in msg and "--on-nan skip" in msg
     assert "last.ckpt (epoch 1)" in msg
     ckpt = load_checkpoint(tmp_path / "r" / "last.ckpt")
-    assert ckpt["train_state"]["epoch"] == 1 and all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+    assert ckpt["train_state"]["epoch"] == 1 and all(
+        torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point()
+    )
 
 
 def test_on_nan_skip_counts_the_skipped_steps(tmp_path):
@@ -195,9 +223,30 @@ def test_on_nan_skip_counts_the_skipped_steps(tmp_path):
 
 def test_sigint_in_a_subprocess_exits_130_with_a_loadable_checkpoint(tmp_path):
     """A real Ctrl-C to a real process: the step finishes, last.ckpt is written, exit 130."""
-    cmd = [sys.executable, "-m", "cnnkit", "train", "--subset", "100", "--epochs", "3", "--batch-size", "10", "--plain",
-           "--model", "simple_cnn", "--set", "model.kwargs={width: 4, stages: 1, depth: 1}", "--runs-dir", str(tmp_path), "--name", "r"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+    cmd = [
+        sys.executable,
+        "-m",
+        "cnnkit",
+        "train",
+        "--subset",
+        "100",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "10",
+        "--plain",
+        "--model",
+        "simple_cnn",
+        "--set",
+        "model.kwargs={width: 4, stages: 1, depth: 1}",
+        "--runs-dir",
+        str(tmp_path),
+        "--name",
+        "r",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2]
+    )
     for line in proc.stdout:
         if line.startswith("cnnkit: training"):
             break
@@ -213,5 +262,7 @@ def test_sigint_in_a_subprocess_exits_130_with_a_loadable_checkpoint(tmp_path):
 def test_unwritable_runs_folder_is_a_clear_error(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    with pytest.raises(CnnkitError, match=r"a-file/runs: cannot create the run folder there .*use --runs-dir with a writable folder"):
+    with pytest.raises(
+        CnnkitError, match=r"a-file/runs: cannot create the run folder there .*use --runs-dir with a writable folder"
+    ):
         train(Config().with_overrides({**TINY, "run.runs_dir": str(blocker / "runs")}), quiet=True)

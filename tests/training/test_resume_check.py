@@ -18,12 +18,21 @@ from cnnkit.training.trainer import train
 
 
 def _cfg(data: Path, runs: Path, **extra) -> Config:
-    return Config().with_overrides({
-        "data.dataset": "folder", "data.path": str(data), "data.image_size": 12,
-        "model.name": "simple_cnn", "model.kwargs": {"width": 4, "stages": 1, "depth": 1},
-        "train.epochs": 2, "train.batch_size": 4, "train.num_threads": 1,
-        "run.runs_dir": str(runs), "run.name": "r", **extra,
-    })
+    return Config().with_overrides(
+        {
+            "data.dataset": "folder",
+            "data.path": str(data),
+            "data.image_size": 12,
+            "model.name": "simple_cnn",
+            "model.kwargs": {"width": 4, "stages": 1, "depth": 1},
+            "train.epochs": 2,
+            "train.batch_size": 4,
+            "train.num_threads": 1,
+            "run.runs_dir": str(runs),
+            "run.name": "r",
+            **extra,
+        }
+    )
 
 
 def _stopped_after_epoch_1(tmp_path: Path, classes=("a", "b")) -> tuple[Path, Path]:
@@ -40,11 +49,16 @@ def test_resume_after_a_class_folder_rename_is_refused(tmp_path, capsys):
     (data / "a").rename(data / "zz")
     assert main(["train", "--resume", str(run)]) == 2
     err = capsys.readouterr().err
-    assert f"{run}: --resume refused: the dataset changed since last.ckpt was written (classes renamed: 'a' -> 'zz'; " in err
+    assert (
+        f"{run}: --resume refused: the dataset changed since last.ckpt was written (classes renamed: 'a' -> 'zz'; "
+        in err
+    )
     assert "the labels now mean ['b', 'zz'] instead of ['a', 'b']" in err
     assert f"cnnkit train --config {run / 'config.yaml'} --weights {run / 'last.ckpt'}" in err
     assert "files:" not in err  # the renamed folder's files are the same files
-    assert main(["train", "--config", str(run / "config.yaml"), "--weights", str(run / "last.ckpt"), "--quiet"]) == 0  # the advice works
+    assert (
+        main(["train", "--config", str(run / "config.yaml"), "--weights", str(run / "last.ckpt"), "--quiet"]) == 0
+    )  # the advice works
     assert load_checkpoint(run.parent / "r-2" / "best.ckpt")["class_names"] == ["b", "zz"]
 
 
@@ -59,7 +73,9 @@ def test_resume_names_files_added_removed_changed_and_classes_added(tmp_path, ca
     assert main(["train", "--resume", str(run)]) == 2
     err = capsys.readouterr().err
     assert "classes added: 'c'" in err
-    assert "files: 4 added, 1 removed, 1 changed (size or modification time)" in err, err  # 2 in a, 2 in the new class c
+    assert "files: 4 added, 1 removed, 1 changed (size or modification time)" in err, (
+        err
+    )  # 2 in a, 2 in the new class c
 
 
 def test_resume_on_unchanged_data_continues(tmp_path):
@@ -76,11 +92,16 @@ def test_hand_edited_config_is_refused_naming_each_key(tmp_path, capsys):
     (run / "config.yaml").write_text(text.replace("epochs: 2", "epochs: 5").replace("lr: 0.2", "lr: 0.05"))
     assert main(["train", "--resume", str(run)]) == 2
     err = capsys.readouterr().err
-    assert f"{run / 'config.yaml'}: --resume refused: training settings differ from those last.ckpt was trained with: " in err
+    assert (
+        f"{run / 'config.yaml'}: --resume refused: training settings differ from those last.ckpt was trained with: "
+        in err
+    )
     assert "optim.lr: 0.05 in the config, 0.2 in last.ckpt; train.epochs: 5 in the config, 2 in last.ckpt" in err
     assert f"--weights {run / 'last.ckpt'}" in err
     # where the run lives or which device it uses may change
-    assert main(["train", "--resume", str(run), "--threads", "2", "--quiet"]) == 2  # still refused for the edit, not for --threads
+    assert (
+        main(["train", "--resume", str(run), "--threads", "2", "--quiet"]) == 2
+    )  # still refused for the edit, not for --threads
     (run / "config.yaml").write_text(text.replace("runs_dir: ", "runs_dir: moved-").replace("workers: 2", "workers: 0"))
     assert main(["train", "--resume", str(run), "--threads", "2", "--quiet"]) == 0
 
@@ -91,7 +112,10 @@ def test_old_checkpoint_without_fingerprint_resumes_with_a_note(tmp_path, capsys
     del ckpt["train_state"]["dataset"]
     torch.save(ckpt, run / "last.ckpt")
     assert main(["train", "--resume", str(run), "--plain"]) == 0
-    assert f"cnnkit: note: {run / 'last.ckpt'} predates dataset fingerprints; resuming without checking" in capsys.readouterr().err
+    assert (
+        f"cnnkit: note: {run / 'last.ckpt'} predates dataset fingerprints; resuming without checking"
+        in capsys.readouterr().err
+    )
 
 
 def test_killed_before_the_first_checkpoint_resume_says_start_again(tmp_path, capsys):
@@ -103,7 +127,10 @@ def test_killed_before_the_first_checkpoint_resume_says_start_again(tmp_path, ca
     stray.write_bytes(b"")
     assert main(["train", "--resume", str(run)]) == 2
     err = capsys.readouterr().err
-    assert f"{run / 'last.ckpt'}: not written yet: the run stopped before its first checkpoint (written at the end of epoch 1), so there is nothing to resume" in err
+    assert (
+        f"{run / 'last.ckpt'}: not written yet: the run stopped before its first checkpoint (written at the end of epoch 1), so there is nothing to resume"
+        in err
+    )
     assert f"Start the run again (a new run folder): cnnkit train --config {run / 'config.yaml'}" in err
     assert not stray.exists()
     assert main(["train", "--config", str(run / "config.yaml"), "--quiet"]) == 0  # the advice works
@@ -112,7 +139,11 @@ def test_killed_before_the_first_checkpoint_resume_says_start_again(tmp_path, ca
 
 def test_stray_temporaries_are_removed_when_a_run_resumes(tmp_path):
     _data, run = _stopped_after_epoch_1(tmp_path)
-    strays = [run / ".last.ckpt.abcd1234.tmp", run / ".best.ckpt.zz_00000.tmp", run / "plots" / ".loss.png.a1b2c3d4.tmp"]
+    strays = [
+        run / ".last.ckpt.abcd1234.tmp",
+        run / ".best.ckpt.zz_00000.tmp",
+        run / "plots" / ".loss.png.a1b2c3d4.tmp",
+    ]
     for p in strays:
         p.write_bytes(b"partial")
     keep = run / "notes.tmp"  # not an atomic write's temporary file
@@ -124,8 +155,28 @@ def test_stray_temporaries_are_removed_when_a_run_resumes(tmp_path):
 def test_disk_full_at_the_first_best_ckpt_advises_starting_again(tmp_path, monkeypatch, capsys):
     data = make_image_folder(tmp_path / "images", classes=("a", "b"), per_class=6, size=12)
     run = tmp_path / "runs" / "r"
-    args = ["train", "--data", str(data), "--image-size", "12", "--model", "simple_cnn", "--set", "model.kwargs={width: 4, stages: 1, depth: 1}",
-            "--epochs", "2", "--batch-size", "4", "--threads", "1", "--runs-dir", str(tmp_path / "runs"), "--name", "r", "--quiet"]
+    args = [
+        "train",
+        "--data",
+        str(data),
+        "--image-size",
+        "12",
+        "--model",
+        "simple_cnn",
+        "--set",
+        "model.kwargs={width: 4, stages: 1, depth: 1}",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--threads",
+        "1",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--name",
+        "r",
+        "--quiet",
+    ]
     real_save = torch.save
 
     def disk_full_for_best(obj, f, *a, **k):

@@ -20,13 +20,19 @@ from cnnkit.training.trainer import train
 TINY = {
     "data.subset_per_class": 5,
     "model.name": "simple_cnn",
-    "model.name": "simple_cnn", "model.kwargs": {"width": 4, "stages": 1, "depth": 1},
+    "model.kwargs": {"width": 4, "stages": 1, "depth": 1},
     "train.epochs": 2,
     "train.batch_size": 25,
     "train.num_threads": 1,
     "run.html_report": False,
 }
-END_FILES = ["test_metrics.json", "summary.json", "report.md", "plots/learning_curves.png", "plots/confusion_matrix.png"]
+END_FILES = [
+    "test_metrics.json",
+    "summary.json",
+    "report.md",
+    "plots/learning_curves.png",
+    "plots/confusion_matrix.png",
+]
 
 
 def _cfg(runs: Path, **extra) -> Config:
@@ -72,7 +78,9 @@ def fail_writing(monkeypatch, name: str, err: int = errno.ENOSPC, after: int = 0
                 return _FillingUp(f, err)
         return f
 
-    monkeypatch.setattr(rundir, "open", fake_open, raising=False)  # atomic_write's open(): every run file goes through it
+    monkeypatch.setattr(
+        rundir, "open", fake_open, raising=False
+    )  # atomic_write's open(): every run file goes through it
     return seen
 
 
@@ -94,9 +102,13 @@ def test_full_disk_at_the_end_keeps_the_results_and_resume_writes_the_file(refer
     run = tmp_path / "r"
     msg = str(info.value)
     test_acc = reference.summary["test"]["accuracy"]
-    assert msg.startswith(f"{run / name}: could not be written (No space left on device). Training finished: test accuracy {test_acc:.2%}")
+    assert msg.startswith(
+        f"{run / name}: could not be written (No space left on device). Training finished: test accuracy {test_acc:.2%}"
+    )
     assert "last.ckpt and best.ckpt are intact. Free some disk space" in msg
-    assert msg.endswith(f"then write the missing files with: cnnkit train --resume {run} (it repeats only the final evaluation; or copy the folder to another disk and resume the copy)")
+    assert msg.endswith(
+        f"then write the missing files with: cnnkit train --resume {run} (it repeats only the final evaluation; or copy the folder to another disk and resume the copy)"
+    )
     assert "\n" not in msg
     assert f"test accuracy {test_acc:.2%} (best epoch" in out.getvalue()  # the final line is printed all the same
     assert not (run / name).exists() and _no_temporary_files(run)  # nothing half-written
@@ -114,7 +126,9 @@ def test_full_disk_at_the_end_keeps_the_results_and_resume_writes_the_file(refer
 
 
 @pytest.mark.parametrize("name", ["metrics.csv", "best.ckpt", "last.ckpt"])
-def test_full_disk_in_the_last_epoch_keeps_the_previous_files_and_resume_repeats_it(reference, tmp_path, monkeypatch, name):
+def test_full_disk_in_the_last_epoch_keeps_the_previous_files_and_resume_repeats_it(
+    reference, tmp_path, monkeypatch, name
+):
     assert reference.summary["best_epoch"] == 2  # so epoch 2 writes best.ckpt too
     fail_writing(monkeypatch, name, after=1)  # epoch 1's file is written; epoch 2's fails
     with pytest.raises(CheckpointWriteError) as info:
@@ -122,7 +136,9 @@ def test_full_disk_in_the_last_epoch_keeps_the_previous_files_and_resume_repeats
     monkeypatch.undo()
     run = tmp_path / "r"
     msg = str(info.value)
-    assert msg.startswith(f"{run / name}: could not be written (No space left on device). Files already in {run} are unchanged")
+    assert msg.startswith(
+        f"{run / name}: could not be written (No space left on device). Files already in {run} are unchanged"
+    )
     assert f"free some disk space, then continue with: cnnkit train --resume {run} (or copy the folder" in msg
     assert _no_temporary_files(run) and not (run / "summary.json").exists()
     assert load_checkpoint(run / "last.ckpt")["train_state"]["epoch"] == 1  # the epoch-1 checkpoint is intact
@@ -139,7 +155,10 @@ def test_full_disk_in_the_last_epoch_keeps_the_previous_files_and_resume_repeats
 
 def test_read_only_file_system_says_make_the_folder_writable(tmp_path, monkeypatch):
     fail_writing(monkeypatch, "summary.json", err=errno.EROFS)
-    with pytest.raises(CheckpointWriteError, match=r"summary.json: could not be written \(Read-only file system\)\. .* Make the folder writable, then write the missing"):
+    with pytest.raises(
+        CheckpointWriteError,
+        match=r"summary.json: could not be written \(Read-only file system\)\. .* Make the folder writable, then write the missing",
+    ):
         train(_cfg(tmp_path), quiet=True)
 
 
@@ -147,27 +166,55 @@ def test_report_html_and_marking_last_finished_are_warnings(tmp_path, monkeypatc
     fail_writing(monkeypatch, "report.html")
     run = train(_cfg(tmp_path, **{"run.html_report": True}), quiet=True)
     err = capsys.readouterr().err
-    assert f"cnnkit: warning: report.html could not be written (OSError: [Errno 28] No space left on device); rebuild it with: cnnkit report {run.dir}" in err
+    assert (
+        f"cnnkit: warning: report.html could not be written (OSError: [Errno 28] No space left on device); rebuild it with: cnnkit report {run.dir}"
+        in err
+    )
     assert not (run.dir / "report.html").exists() and _no_temporary_files(run.dir)
     assert (run.dir / "summary.json").is_file() and load_checkpoint(run.dir / "last.ckpt")["train_state"]["finished"]
 
     monkeypatch.undo()
     fail_writing(monkeypatch, "last.ckpt", after=2)  # epochs 1 and 2 are saved; marking the run finished fails
     run = train(_cfg(tmp_path / "b"), quiet=True)
-    assert f"warning: {run.dir / 'last.ckpt'} could not be marked finished (No space left on device); the run is complete" in capsys.readouterr().err
+    assert (
+        f"warning: {run.dir / 'last.ckpt'} could not be marked finished (No space left on device); the run is complete"
+        in capsys.readouterr().err
+    )
     assert json.loads((run.dir / "summary.json").read_text())["epochs_run"] == 2
     assert not load_checkpoint(run.dir / "last.ckpt")["train_state"]["finished"]
 
 
 def test_cli_reports_a_full_disk_in_one_line_with_exit_code_2(tmp_path, monkeypatch, capsys):
     fail_writing(monkeypatch, "summary.json")
-    args = ["train", "--subset", "5", "--epochs", "1", "--batch-size", "25", "--threads", "1", "--plain",
-            "--model", "simple_cnn", "--set", "model.kwargs={width: 4, stages: 1, depth: 1}", "--set", "run.html_report=false", "--runs-dir", str(tmp_path), "--name", "r"]
+    args = [
+        "train",
+        "--subset",
+        "5",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "25",
+        "--threads",
+        "1",
+        "--plain",
+        "--model",
+        "simple_cnn",
+        "--set",
+        "model.kwargs={width: 4, stages: 1, depth: 1}",
+        "--set",
+        "run.html_report=false",
+        "--runs-dir",
+        str(tmp_path),
+        "--name",
+        "r",
+    ]
     assert main(args) == 2
     out, err = capsys.readouterr()
     assert "test accuracy" in out.splitlines()[-1]  # the final metrics line
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert err.startswith(f"cnnkit train: error: {tmp_path / 'r' / 'summary.json'}: could not be written (No space left on device)")
+    assert err.startswith(
+        f"cnnkit train: error: {tmp_path / 'r' / 'summary.json'}: could not be written (No space left on device)"
+    )
 
 
 def test_full_disk_before_training_says_start_again_elsewhere(tmp_path, monkeypatch):
@@ -175,8 +222,10 @@ def test_full_disk_before_training_says_start_again_elsewhere(tmp_path, monkeypa
     steps = []
     with pytest.raises(CheckpointWriteError) as info:
         train(_cfg(tmp_path), quiet=True, on_step=lambda *a: steps.append(a))
-    assert str(info.value) == (f"{tmp_path / 'r' / 'environment.json'}: could not be written (No space left on device). "
-                               "Nothing was trained yet; free some disk space or use --runs-dir with another folder, and start again")
+    assert str(info.value) == (
+        f"{tmp_path / 'r' / 'environment.json'}: could not be written (No space left on device). "
+        "Nothing was trained yet; free some disk space or use --runs-dir with another folder, and start again"
+    )
     assert steps == []
 
 
@@ -192,7 +241,10 @@ def test_run_folder_made_read_only_during_training(reference, tmp_path):
             run.chmod(0o555)
 
     try:
-        with pytest.raises(CheckpointWriteError, match=r"metrics.csv: could not be written \(Permission denied\)\. .*make the folder writable"):
+        with pytest.raises(
+            CheckpointWriteError,
+            match=r"metrics.csv: could not be written \(Permission denied\)\. .*make the folder writable",
+        ):
             train(_cfg(tmp_path), quiet=True, on_step=lock)
     finally:
         run.chmod(0o755)
@@ -204,5 +256,8 @@ def test_run_folder_made_read_only_during_training(reference, tmp_path):
 def test_read_only_runs_dir_fails_before_training(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir(mode=0o555)
-    with pytest.raises(rundir.RunDirError, match=r"runs: cannot create the run folder there \(Permission denied\); use --runs-dir with a writable folder"):
+    with pytest.raises(
+        rundir.RunDirError,
+        match=r"runs: cannot create the run folder there \(Permission denied\); use --runs-dir with a writable folder",
+    ):
         train(_cfg(runs), quiet=True, on_step=lambda *a: pytest.fail("trained"))

@@ -6,10 +6,10 @@ import json
 
 import pytest
 import torch
+from tests.conftest import make_image_folder
 
 from cnnkit.config import Config
 from cnnkit.training.trainer import train
-from tests.conftest import make_image_folder
 
 
 class Crash(Exception):
@@ -17,12 +17,26 @@ class Crash(Exception):
 
 
 def _cfg(root, runs, name, **extra) -> Config:
-    return Config().with_overrides({
-        "data.dataset": "folder", "data.path": str(root), "data.image_size": 8, "data.workers": 0,
-        "model.name": "simple_cnn", "model.kwargs": {"width": 4, "stages": 2, "depth": 1}, "augment.hflip": True, "augment.translate": 1,
-        "train.epochs": 2, "train.batch_size": 5, "train.checkpoint_every": 2, "train.num_threads": 1,
-        "run.runs_dir": str(runs), "run.name": name, "run.html_report": False, **extra,
-    })
+    return Config().with_overrides(
+        {
+            "data.dataset": "folder",
+            "data.path": str(root),
+            "data.image_size": 8,
+            "data.workers": 0,
+            "model.name": "simple_cnn",
+            "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
+            "augment.hflip": True,
+            "augment.translate": 1,
+            "train.epochs": 2,
+            "train.batch_size": 5,
+            "train.checkpoint_every": 2,
+            "train.num_threads": 1,
+            "run.runs_dir": str(runs),
+            "run.name": name,
+            "run.html_report": False,
+            **extra,
+        }
+    )
 
 
 def _weights(run) -> dict:
@@ -49,7 +63,9 @@ def cached_run(folder, tmp_path_factory):
 def test_forced_streaming_trains_the_same_run_as_the_cache(folder, cached_run, tmp_path, capsys):
     run = train(_cfg(folder, tmp_path, "streamed", **{"data.stream": True, "data.workers": 1}), interactive=False)
     assert "cnnkit: streaming the images from their files, decoded in 1 DataLoader workers" in capsys.readouterr().out
-    assert {"config.yaml", "metrics.csv", "last.ckpt", "best.ckpt", "summary.json", "report.md"} <= {p.name for p in run.dir.iterdir()}
+    assert {"config.yaml", "metrics.csv", "last.ckpt", "best.ckpt", "summary.json", "report.md"} <= {
+        p.name for p in run.dir.iterdir()
+    }
     assert json.loads((run.dir / "summary.json").read_text())["split_sizes"] == {"train": 22, "val": 2, "test": 0}
     assert run.config.data.stream is True and len(run.metrics) == 2
     _assert_same(cached_run, run)  # same order, same augmentation draws, same pixels
@@ -68,8 +84,13 @@ def test_streamed_run_resumes_mid_epoch_to_the_same_result(folder, cached_run, t
 def test_auto_streams_above_the_size_limit_and_records_unreadable_files(tmp_path, capsys):
     root = make_image_folder(tmp_path / "imgs", per_class=12, size=10)
     (root / "cat" / "zz-bad.png").write_bytes(b"broken")
-    run = train(_cfg(root, tmp_path / "runs", "auto", **{"data.cache_max_gb": 1e-6, "train.epochs": 1}), interactive=False)
+    run = train(
+        _cfg(root, tmp_path / "runs", "auto", **{"data.cache_max_gb": 1e-6, "train.epochs": 1}), interactive=False
+    )
     assert "streaming the images from their files" in capsys.readouterr().out
     rows = list(csv.reader(io.StringIO((run.dir / "skipped.csv").read_text())))
-    assert rows == [["path", "reason"], [str(root / "cat" / "zz-bad.png"), "not a readable image (unknown or unsupported format)"]]
+    assert rows == [
+        ["path", "reason"],
+        [str(root / "cat" / "zz-bad.png"), "not a readable image (unknown or unsupported format)"],
+    ]
     assert run.summary["skipped_files"] == 1

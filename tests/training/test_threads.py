@@ -14,10 +14,21 @@ def _restore_threads():
     torch.set_num_threads(n)
 
 
-@pytest.mark.parametrize(("cores", "others", "want"), [
-    (2, 0.0, 2), (2, 0.3, 2), (2, 0.45, 1), (2, 1.0, 1), (2, 1.9, 1), (2, 3.5, 1),
-    (8, 0.0, 8), (8, 2.0, 6), (8, 2.5, 5), (1, 0.0, 1),
-])
+@pytest.mark.parametrize(
+    "cores, others, want",
+    [
+        (2, 0.0, 2),
+        (2, 0.3, 2),
+        (2, 0.45, 1),
+        (2, 1.0, 1),
+        (2, 1.9, 1),
+        (2, 3.5, 1),
+        (8, 0.0, 8),
+        (8, 2.0, 6),
+        (8, 2.5, 5),
+        (1, 0.0, 1),
+    ],
+)
 def test_threads_for_leaves_the_cores_others_use(cores, others, want):
     assert threads_for(cores, others) == want
 
@@ -58,11 +69,14 @@ def test_governor_uses_the_free_cores_and_follows_a_change(monkeypatch):
     monkeypatch.setattr(threads.time, "monotonic", lambda: next(clock))
     seen = []
     samples = [
-        _s(0, 0, 0.0), _s(200, 100, 0.25),  # probe: others keep one core busy -> 1 thread
+        _s(0, 0, 0.0),
+        _s(200, 100, 0.25),  # probe: others keep one core busy -> 1 thread
         _s(400, 110, 3.5),  # idle window: a change is pending, not made
         _s(600, 120, 7.0),  # idle again: back to 2 threads
     ]
-    gov = ThreadGovernor(cores=2, ticks_per_second=100, sample=_feed(samples), on_change=lambda o, n, b: seen.append((o, n)))
+    gov = ThreadGovernor(
+        cores=2, ticks_per_second=100, sample=_feed(samples), on_change=lambda o, n, b: seen.append((o, n))
+    )
     torch.set_num_threads(2)
     assert gov.start() == 1 and torch.get_num_threads() == 1
     gov.tick()
@@ -88,11 +102,19 @@ def test_fixed_threads_turn_the_governor_off(monkeypatch, tmp_path):
 
     calls = []
     monkeypatch.setattr(trainer, "follow_load", lambda *a: calls.append(a) or a[0])
-    cfg = Config().with_overrides({
-        "data.subset_per_class": 3, "model.name": "simple_cnn", "model.kwargs": {"width": 4, "stages": 1, "depth": 1},
-        "train.epochs": 1, "train.batch_size": 10, "train.num_threads": 1, "train.recipe": "none",
-        "run.runs_dir": str(tmp_path), "run.html_report": False,
-    })
+    cfg = Config().with_overrides(
+        {
+            "data.subset_per_class": 3,
+            "model.name": "simple_cnn",
+            "model.kwargs": {"width": 4, "stages": 1, "depth": 1},
+            "train.epochs": 1,
+            "train.batch_size": 10,
+            "train.num_threads": 1,
+            "train.recipe": "none",
+            "run.runs_dir": str(tmp_path),
+            "run.html_report": False,
+        }
+    )
     trainer.train(cfg, quiet=True)
     assert calls == []
     trainer.train(cfg.with_overrides({"train.num_threads": None}), quiet=True)

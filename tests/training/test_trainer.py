@@ -2,18 +2,17 @@ import csv
 import io
 import json
 
-import pytest
 import torch
 
 from cnnkit.config import Config, load_config
-from cnnkit.errors import ConfigError
 from cnnkit.rundir import create_run_dir
 from cnnkit.training.progress import Progress
 from cnnkit.training.trainer import METRIC_COLUMNS, train
 
 TINY = {
     "data.subset_per_class": 10,
-    "model.name": "simple_cnn", "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
+    "model.name": "simple_cnn",
+    "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
     "train.epochs": 2,
     "train.batch_size": 25,
     "train.num_threads": 1,
@@ -21,11 +20,20 @@ TINY = {
 
 
 def test_run_folder_is_complete(tiny_run):
-    for name in ("config.yaml", "metrics.csv", "summary.json", "best.ckpt", "last.ckpt", "report.md", "environment.json", "test_metrics.json"):
+    for name in (
+        "config.yaml",
+        "metrics.csv",
+        "summary.json",
+        "best.ckpt",
+        "last.ckpt",
+        "report.md",
+        "environment.json",
+        "test_metrics.json",
+    ):
         assert (tiny_run / name).is_file(), name
     for plot in ("learning_curves.png", "confusion_matrix.png"):
         assert (tiny_run / "plots" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    rows = list(csv.DictReader(open(tiny_run / "metrics.csv")))
+    rows = list(csv.DictReader((tiny_run / "metrics.csv").read_text().splitlines()))
     assert list(rows[0]) == METRIC_COLUMNS and [r["epoch"] for r in rows] == ["1", "2"]
     summary = json.loads((tiny_run / "summary.json").read_text())
     for key in ("dataset", "model", "num_classes", "class_names", "epochs", "train_seconds", "best_epoch", "test"):
@@ -64,7 +72,10 @@ def test_batch_size_larger_than_dataset_is_clamped_with_a_note(tmp_path, capsys)
     # (was an error until the batch size was clamped: a deliberate change, issue 12)
     cfg = Config().with_overrides({**TINY, "train.epochs": 1, "train.batch_size": 5000, "run.runs_dir": str(tmp_path)})
     run = train(cfg, stream=__import__("io").StringIO())
-    assert "train.batch_size 5000 is larger than the 100 training images; using 100 (one step per epoch)" in capsys.readouterr().err
+    assert (
+        "train.batch_size 5000 is larger than the 100 training images; using 100 (one step per epoch)"
+        in capsys.readouterr().err
+    )
     assert run.config.train.batch_size == 100 and run.summary["steps"] == 1
     assert "batch_size: 100" in (run.dir / "config.yaml").read_text()  # the run reproduces from its config
 
@@ -74,7 +85,17 @@ def test_plain_progress_lines():
     with Progress(2, 4, stream=out, interactive=False, log_every=2) as p:
         p.start_epoch(1)
         p.step(2, 4, 0.5, 0.75, 64)
-        p.end_epoch({"epoch": 1, "train_loss": 0.5, "train_accuracy": 0.75, "val_loss": 0.4, "val_accuracy": 0.8, "lr": 0.1, "seconds": 1.0})
+        p.end_epoch(
+            {
+                "epoch": 1,
+                "train_loss": 0.5,
+                "train_accuracy": 0.75,
+                "val_loss": 0.4,
+                "val_accuracy": 0.8,
+                "lr": 0.1,
+                "seconds": 1.0,
+            }
+        )
     text = out.getvalue()
     assert "epoch 1/2 step 2/4 loss 0.5000 acc 75.00%" in text and "img/s" in text and "ETA" in text
     assert "val loss 0.4000 acc 80.00%" in text
@@ -101,6 +122,10 @@ def test_init_from_data_gets_normalised_images_capped_by_size():
 
     images = torch.full((3000, 1, 64, 64), 255, dtype=torch.uint8)
     _init_from_data(Model(), Split(images, torch.zeros(3000, dtype=torch.long)), Normalize((0.5,), (0.5,)), seed=0)
-    assert seen[0].shape == (1250, 1, 64, 64) and torch.allclose(seen[0], torch.ones(()))  # 5,000 x 32 x 32 pixels; (1 - 0.5) / 0.5
-    _init_from_data(torch.nn.Linear(1, 1), Split(images[:2], torch.zeros(2, dtype=torch.long)), Normalize((0.5,), (0.5,)), seed=0)  # no hook: nothing
+    assert seen[0].shape == (1250, 1, 64, 64) and torch.allclose(
+        seen[0], torch.ones(())
+    )  # 5,000 x 32 x 32 pixels; (1 - 0.5) / 0.5
+    _init_from_data(
+        torch.nn.Linear(1, 1), Split(images[:2], torch.zeros(2, dtype=torch.long)), Normalize((0.5,), (0.5,)), seed=0
+    )  # no hook: nothing
     assert len(seen) == 1

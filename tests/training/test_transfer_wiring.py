@@ -9,7 +9,8 @@ from cnnkit.training.trainer import train
 
 TINY = {
     "data.subset_per_class": 10,
-    "model.name": "simple_cnn", "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
+    "model.name": "simple_cnn",
+    "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
     "train.epochs": 1,
     "train.batch_size": 25,
     "run.html_report": False,
@@ -22,11 +23,22 @@ def _state(path):
 
 def test_head_finetune_from_local_weights_freezes_the_backbone(tmp_path):
     base = train(Config().with_overrides({**TINY, "run.runs_dir": str(tmp_path), "run.name": "base"}), quiet=True)
-    cfg = Config().with_overrides({**TINY, "run.runs_dir": str(tmp_path), "run.name": "ft", "model.weights": str(base.best_checkpoint), "model.finetune": "head", "optim.lr": 0.5})
+    cfg = Config().with_overrides(
+        {
+            **TINY,
+            "run.runs_dir": str(tmp_path),
+            "run.name": "ft",
+            "model.weights": str(base.best_checkpoint),
+            "model.finetune": "head",
+            "optim.lr": 0.5,
+        }
+    )
     ft = train(cfg, quiet=True)
     before, after = _state(base.best_checkpoint), _state(ft.best_checkpoint)
     backbone = [k for k in before if k.startswith("features.")]
-    assert backbone and all(torch.equal(before[k], after[k]) for k in backbone)  # frozen, batch-norm statistics included
+    assert backbone and all(
+        torch.equal(before[k], after[k]) for k in backbone
+    )  # frozen, batch-norm statistics included
     assert not torch.equal(before["fc.weight"], after["fc.weight"])  # the head trained
 
 
@@ -37,10 +49,22 @@ def test_full_finetune_uses_a_lower_backbone_rate(tmp_path):
     def on_end(run):
         seen["ok"] = True
 
-    cfg = Config().with_overrides({**TINY, "run.runs_dir": str(tmp_path), "model.weights": str(base.best_checkpoint), "model.finetune": "full", "model.backbone_lr_scale": 0.1, "schedule.name": "constant", "optim.lr": 0.1})
+    cfg = Config().with_overrides(
+        {
+            **TINY,
+            "run.runs_dir": str(tmp_path),
+            "model.weights": str(base.best_checkpoint),
+            "model.finetune": "full",
+            "model.backbone_lr_scale": 0.1,
+            "schedule.name": "constant",
+            "optim.lr": 0.1,
+        }
+    )
     run = train(cfg, quiet=True, on_end=on_end)
     before, after = _state(base.best_checkpoint), _state(run.best_checkpoint)
-    assert not torch.equal(before["features.stage0.0.weight"], after["features.stage0.0.weight"])  # the backbone trains too
+    assert not torch.equal(
+        before["features.stage0.0.weight"], after["features.stage0.0.weight"]
+    )  # the backbone trains too
     assert seen["ok"]
 
 
@@ -67,7 +91,9 @@ def test_finetune_groups_carry_discriminative_scales():
 def test_augment_preset_is_expanded_into_the_resolved_config(tmp_path):
     from cnnkit.config import load_config
 
-    cfg = Config().with_overrides({**TINY, "run.runs_dir": str(tmp_path), "augment.preset": "strong", "augment.rotate": 5.0})
+    cfg = Config().with_overrides(
+        {**TINY, "run.runs_dir": str(tmp_path), "augment.preset": "strong", "augment.rotate": 5.0}
+    )
     run = train(cfg, quiet=True)
     saved = load_config(run.dir / "config.yaml").augment
     assert saved.preset is None and saved.rotate == 5.0  # the key set explicitly wins over the preset's 15

@@ -60,9 +60,13 @@ def build_dataset(cfg: DataConfig, seed: int = 0) -> Dataset:
 
         close = difflib.get_close_matches(cfg.dataset, list(_DATASETS), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"data.dataset: unknown dataset {cfg.dataset!r}.{hint} Known: {', '.join(sorted(_DATASETS))}.")
+        raise ConfigError(
+            f"data.dataset: unknown dataset {cfg.dataset!r}.{hint} Known: {', '.join(sorted(_DATASETS))}."
+        )
     if cfg.path is not None and cfg.dataset not in PATH_DATASETS:
-        raise ConfigError(f"data.path is only used with data.dataset 'folder' or 'manifest' (got dataset {cfg.dataset!r}); use --data PATH")
+        raise ConfigError(
+            f"data.path is only used with data.dataset 'folder' or 'manifest' (got dataset {cfg.dataset!r}); use --data PATH"
+        )
     if cfg.channels not in (None, 1, 3):
         raise ConfigError(f"data.channels must be 1 or 3, got {cfg.channels}")
     if cfg.balance not in BALANCE_MODES:
@@ -70,7 +74,9 @@ def build_dataset(cfg: DataConfig, seed: int = 0) -> Dataset:
     if cfg.subset_per_class is not None and cfg.subset_per_class < 1:
         raise ConfigError(f"data.subset_per_class must be at least 1, got {cfg.subset_per_class}")
     if cfg.test_fraction and cfg.dataset not in PATH_DATASETS:
-        raise ConfigError(f"data.test_fraction holds out a test split from a folder or manifest; {cfg.dataset!r} has its own test split, drop --test-fraction")
+        raise ConfigError(
+            f"data.test_fraction holds out a test split from a folder or manifest; {cfg.dataset!r} has its own test split, drop --test-fraction"
+        )
     data = _DATASETS[cfg.dataset].builder(cfg, seed)
     if cfg.channels is not None and cfg.channels != data.channels:
         data = convert_channels(data, cfg.channels)
@@ -101,7 +107,14 @@ def convert_channels(data: Dataset, channels: int) -> Dataset:
             y = (x.float() * w).sum(1, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
         return dataclasses.replace(split, images=y)
 
-    return dataclasses.replace(data, train=conv(data.train), val=conv(data.val), test=None if data.test is None else conv(data.test), mean=(), std=())
+    return dataclasses.replace(
+        data,
+        train=conv(data.train),
+        val=conv(data.val),
+        test=None if data.test is None else conv(data.test),
+        mean=(),
+        std=(),
+    )
 
 
 def subset_per_class(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:

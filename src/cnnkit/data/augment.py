@@ -100,8 +100,13 @@ def vflip(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- geometry
 def sample_resized_crop(
-    n: int, height: int, width: int, scale: tuple[float, float] = (0.08, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
-    generator: torch.Generator | None = None, tries: int = 10,
+    n: int,
+    height: int,
+    width: int,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    generator: torch.Generator | None = None,
+    tries: int = 10,
 ) -> torch.Tensor:
     """(n, 4) float boxes (top, left, height, width): area a fraction in `scale` of the image,
     aspect ratio log-uniform in `ratio`; the whole image when no try fits."""
@@ -118,7 +123,9 @@ def sample_resized_crop(
     return torch.stack([top, left, hh, ww], 1)
 
 
-def resized_crop(x: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int] | None = None, mode: str = "bilinear") -> torch.Tensor:
+def resized_crop(
+    x: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int] | None = None, mode: str = "bilinear"
+) -> torch.Tensor:
     """Crop each image to its box (top, left, height, width; pixels, may be fractional) and
     resize it to `size` (default: the input size)."""
     dtype, (h, w) = x.dtype, x.shape[-2:]
@@ -136,7 +143,10 @@ def resized_crop(x: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int] | N
 
 
 def affine_matrix(
-    angle: torch.Tensor, translate: torch.Tensor | None = None, scale: torch.Tensor | None = None, shear: torch.Tensor | None = None,
+    angle: torch.Tensor,
+    translate: torch.Tensor | None = None,
+    scale: torch.Tensor | None = None,
+    shear: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(B, 3, 3) forward maps in pixel coordinates about the image centre: shear, then scale,
     then rotation by `angle` degrees (counter-clockwise on screen), then translation (dx, dy)."""
@@ -149,7 +159,11 @@ def affine_matrix(
         sh = torch.eye(3).repeat(n, 1, 1)
         sh[:, 0, 1] = torch.tan(torch.deg2rad(shear[:, 0].float()))
         sh[:, 1, 0] = torch.tan(torch.deg2rad(shear[:, 1].float()))
-        m = m @ (torch.diag_embed(torch.stack([scale, scale, torch.ones(n)], 1)) if scale is not None else torch.eye(3)) @ sh
+        m = (
+            m
+            @ (torch.diag_embed(torch.stack([scale, scale, torch.ones(n)], 1)) if scale is not None else torch.eye(3))
+            @ sh
+        )
     elif scale is not None:
         m = m @ torch.diag_embed(torch.stack([scale, scale, torch.ones(n)], 1))
     if translate is not None:
@@ -179,19 +193,35 @@ def affine(x: torch.Tensor, matrix: torch.Tensor, fill: float = 0.0, mode: str =
 
 def rotate(x: torch.Tensor, angles: torch.Tensor, fill: float = 0.0, mode: str = "bilinear") -> torch.Tensor:
     """Rotate each image by its angle in degrees (counter-clockwise) about its centre."""
-    return affine(x, affine_matrix(torch.as_tensor(angles, dtype=torch.float32).reshape(-1).expand(x.shape[0])), fill, mode)
+    return affine(
+        x, affine_matrix(torch.as_tensor(angles, dtype=torch.float32).reshape(-1).expand(x.shape[0])), fill, mode
+    )
 
 
 def sample_affine(
-    n: int, height: int, width: int, degrees: float = 0.0, shift: float = 0.0, scale: float = 0.0, shear: float = 0.0,
+    n: int,
+    height: int,
+    width: int,
+    degrees: float = 0.0,
+    shift: float = 0.0,
+    scale: float = 0.0,
+    shear: float = 0.0,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """(n, 3, 3) random forward maps: rotation in [-degrees, degrees], translation up to
     `shift` of the side, zoom in [1 - scale, 1 + scale], shear up to `shear` degrees."""
     angle = _uniform(n, -degrees, degrees, generator) if degrees else torch.zeros(n)
-    t = torch.stack([_uniform(n, -shift, shift, generator) * width, _uniform(n, -shift, shift, generator) * height], 1) if shift else None
+    t = (
+        torch.stack([_uniform(n, -shift, shift, generator) * width, _uniform(n, -shift, shift, generator) * height], 1)
+        if shift
+        else None
+    )
     s = _uniform(n, 1 - scale, 1 + scale, generator) if scale else None
-    sh = torch.stack([_uniform(n, -shear, shear, generator), _uniform(n, -shear, shear, generator)], 1) if shear else None
+    sh = (
+        torch.stack([_uniform(n, -shear, shear, generator), _uniform(n, -shear, shear, generator)], 1)
+        if shear
+        else None
+    )
     return affine_matrix(angle, t, s, sh)
 
 
@@ -297,7 +327,12 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor | float, kernel_size: int
 
 # ----------------------------------------------------------------------------- erasing
 def sample_erase_boxes(
-    n: int, height: int, width: int, p: float = 0.5, scale: tuple[float, float] = (0.02, 0.33), ratio: tuple[float, float] = (0.3, 3.3),
+    n: int,
+    height: int,
+    width: int,
+    p: float = 0.5,
+    scale: tuple[float, float] = (0.02, 0.33),
+    ratio: tuple[float, float] = (0.3, 3.3),
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """(n, 4) integer boxes (top, left, height, width) to erase; height 0 where not erased."""
@@ -323,7 +358,11 @@ def box_mask(boxes: torch.Tensor, height: int, width: int, device: torch.device 
 
 def erase(x: torch.Tensor, boxes: torch.Tensor, value: float = 0.0) -> torch.Tensor:
     """Cutout / random erasing: set each image's box to `value` (dtype's scale)."""
-    return torch.where(box_mask(boxes, x.shape[-2], x.shape[-1], device=x.device), torch.tensor(value, dtype=x.dtype, device=x.device), x)
+    return torch.where(
+        box_mask(boxes, x.shape[-2], x.shape[-1], device=x.device),
+        torch.tensor(value, dtype=x.dtype, device=x.device),
+        x,
+    )
 
 
 # ----------------------------------------------------------------------------- automatic policies
@@ -364,7 +403,9 @@ def mixup(x: torch.Tensor, y_soft: torch.Tensor, lam: float, perm: torch.Tensor)
     return lam * x + (1 - lam) * x[perm], lam * y_soft + (1 - lam) * y_soft[perm.to(y_soft.device)]
 
 
-def cutmix(x: torch.Tensor, y_soft: torch.Tensor, box: tuple[int, int, int, int], perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def cutmix(
+    x: torch.Tensor, y_soft: torch.Tensor, box: tuple[int, int, int, int], perm: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Paste box (top, left, height, width) of image perm[i] into image i; labels mixed by area."""
     top, left, bh, bw = box
     h, w = x.shape[-2:]
@@ -375,7 +416,9 @@ def cutmix(x: torch.Tensor, y_soft: torch.Tensor, box: tuple[int, int, int, int]
     return out, lam * y_soft + (1 - lam) * y_soft[perm.to(y_soft.device)]
 
 
-def cutmix_box(lam: float, height: int, width: int, generator: torch.Generator | None = None) -> tuple[int, int, int, int]:
+def cutmix_box(
+    lam: float, height: int, width: int, generator: torch.Generator | None = None
+) -> tuple[int, int, int, int]:
     """A box covering about 1 - lam of the image, centred uniformly, clipped to the image."""
     cut = math.sqrt(1.0 - lam)
     ch, cw = int(height * cut), int(width * cut)
@@ -386,8 +429,13 @@ def cutmix_box(lam: float, height: int, width: int, generator: torch.Generator |
 
 
 def mix_batch(
-    x: torch.Tensor, y: torch.Tensor, num_classes: int, generator: torch.Generator | None = None, *,
-    mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    num_classes: int,
+    generator: torch.Generator | None = None,
+    *,
+    mixup_alpha: float = 0.0,
+    cutmix_alpha: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mixup or cutmix on a float batch (normalised or not): returns (x, y_soft (B, K)).
 
@@ -412,14 +460,16 @@ class Mixer:
         self.num_classes, self.mixup, self.cutmix = num_classes, mixup, cutmix
 
     @classmethod
-    def from_config(cls, cfg: AugmentConfig, num_classes: int) -> "Mixer":
+    def from_config(cls, cfg: AugmentConfig, num_classes: int) -> Mixer:
         return cls(num_classes, mixup=cfg.mixup, cutmix=cfg.cutmix)
 
     @property
     def active(self) -> bool:
         return self.mixup > 0 or self.cutmix > 0
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return mix_batch(x, y, self.num_classes, generator, mixup_alpha=self.mixup, cutmix_alpha=self.cutmix)
 
 
@@ -433,17 +483,35 @@ class BatchAugment:
     """
 
     def __init__(
-        self, translate: int = 0, hflip: bool = False, *, vflip: bool = False, crop_scale: float = 0.0, rotate: float = 0.0,
-        scale: float = 0.0, shear: float = 0.0, shift: float = 0.0, brightness: float = 0.0, contrast: float = 0.0,
-        saturation: float = 0.0, hue: float = 0.0, grayscale: float = 0.0, blur: float = 0.0, blur_sigma: float = 1.0,
-        erase: float = 0.0, auto: str = "none", alternate_flip: bool = False,
+        self,
+        translate: int = 0,
+        hflip: bool = False,
+        *,
+        vflip: bool = False,
+        crop_scale: float = 0.0,
+        rotate: float = 0.0,
+        scale: float = 0.0,
+        shear: float = 0.0,
+        shift: float = 0.0,
+        brightness: float = 0.0,
+        contrast: float = 0.0,
+        saturation: float = 0.0,
+        hue: float = 0.0,
+        grayscale: float = 0.0,
+        blur: float = 0.0,
+        blur_sigma: float = 1.0,
+        erase: float = 0.0,
+        auto: str = "none",
+        alternate_flip: bool = False,
     ) -> None:
         from cnnkit.errors import ConfigError
 
         if auto not in ("none", "randaugment", "trivialaugment"):
             raise ConfigError(f"augment.auto must be none, randaugment or trivialaugment, got {auto!r}")
         if not 0.0 <= crop_scale <= 1.0 or not 0.0 <= hue <= 0.5 or not 0.0 <= scale < 1.0:
-            raise ConfigError("augment.crop_scale must be in [0, 1], augment.hue in [0, 0.5] and augment.scale in [0, 1)")
+            raise ConfigError(
+                "augment.crop_scale must be in [0, 1], augment.hue in [0, 0.5] and augment.scale in [0, 1)"
+            )
         self.max_shift = translate
         self.hflip, self.alternate_flip = hflip, alternate_flip
         self.vflip, self.crop_scale, self.auto = vflip, crop_scale, auto
@@ -452,11 +520,25 @@ class BatchAugment:
         self.grayscale, self.blur, self.blur_sigma, self.erase = grayscale, blur, blur_sigma, erase
 
     @classmethod
-    def from_config(cls, cfg: AugmentConfig) -> "BatchAugment":
+    def from_config(cls, cfg: AugmentConfig) -> BatchAugment:
         """From an AugmentConfig (mixup/cutmix excluded: they go through `Mixer`)."""
         keys = (
-            "vflip", "crop_scale", "rotate", "scale", "shear", "shift", "brightness", "contrast", "saturation", "hue",
-            "grayscale", "blur", "blur_sigma", "erase", "auto", "alternate_flip",
+            "vflip",
+            "crop_scale",
+            "rotate",
+            "scale",
+            "shear",
+            "shift",
+            "brightness",
+            "contrast",
+            "saturation",
+            "hue",
+            "grayscale",
+            "blur",
+            "blur_sigma",
+            "erase",
+            "auto",
+            "alternate_flip",
         )
         return cls(cfg.translate, cfg.hflip, **{k: getattr(cfg, k) for k in keys})
 
@@ -467,11 +549,24 @@ class BatchAugment:
     @property
     def active(self) -> bool:
         return bool(
-            self.max_shift > 0 or self.hflip or self.vflip or self.crop_scale or self._affine or self.brightness or self.contrast
-            or self.saturation or self.hue or self.grayscale or self.blur or self.erase or self.auto != "none"
+            self.max_shift > 0
+            or self.hflip
+            or self.vflip
+            or self.crop_scale
+            or self._affine
+            or self.brightness
+            or self.contrast
+            or self.saturation
+            or self.hue
+            or self.grayscale
+            or self.blur
+            or self.erase
+            or self.auto != "none"
         )
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None, *, index: torch.Tensor | None = None, epoch: int = 1) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, generator: torch.Generator | None, *, index: torch.Tensor | None = None, epoch: int = 1
+    ) -> torch.Tensor:
         """`index` (the images' indices in the split) and `epoch` drive alternate_flip; without them flips are random."""
         n, _, h, w = x.shape
         if self.auto != "none":
@@ -480,7 +575,12 @@ class BatchAugment:
             x = resized_crop(x, sample_resized_crop(n, h, w, (self.crop_scale, 1.0), generator=generator))
         if self.hflip:
             alternate = self.alternate_flip and index is not None and len(index) == x.shape[0]
-            x = hflip(x, alternating_flips(index, epoch) if alternate and index is not None else sample_flips(x.shape[0], generator=generator))
+            x = hflip(
+                x,
+                alternating_flips(index, epoch)
+                if alternate and index is not None
+                else sample_flips(x.shape[0], generator=generator),
+            )
         if self.vflip:
             x = vflip(x, sample_flips(n, generator=generator))
         if self._affine:

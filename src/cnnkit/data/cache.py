@@ -124,8 +124,14 @@ def _decode_into(
 
 
 def decode_files(
-    paths: FilePaths, channels: int, size: tuple[int, int], *, strict: bool = False, cache_dir: Path | None = None,
-    source: str = "", workers: int | None = None,
+    paths: FilePaths,
+    channels: int,
+    size: tuple[int, int],
+    *,
+    strict: bool = False,
+    cache_dir: Path | None = None,
+    source: str = "",
+    workers: int | None = None,
 ) -> Decoded:
     """Decode `paths` once into uint8 (N, C, H, W) through the one image loader.
 
@@ -149,7 +155,9 @@ def decode_files(
     if hit is not None:
         kept, skipped, images = hit
         if strict and skipped:
-            raise DataError(f"{skipped[0].path}: {skipped[0].reason} (remove the file, or train without --strict to skip bad files)")
+            raise DataError(
+                f"{skipped[0].path}: {skipped[0].reason} (remove the file, or train without --strict to skip bad files)"
+            )
         for s in skipped:
             log.debug("skipping %s: %s", s.path, s.reason)
         return Decoded(images, kept, skipped, cache_hit=True, cache_file=data_file, seconds=time.perf_counter() - t0)
@@ -160,7 +168,9 @@ def decode_files(
         probe.touch()
         probe.unlink()
     except OSError as e:
-        log.warning("decode cache folder %s is not writable (%s); decoding in memory (set data.cache_dir)", cache_dir, e)
+        log.warning(
+            "decode cache folder %s is not writable (%s); decoding in memory (set data.cache_dir)", cache_dir, e
+        )
         return decode_files(paths, channels, size, strict=strict, cache_dir=None, workers=workers)
     tmp = data_file.with_name(f"{data_file.name}.tmp-{os.getpid()}")
     try:
@@ -174,15 +184,27 @@ def decode_files(
     finally:
         tmp.unlink(missing_ok=True)
     meta = {
-        "version": CACHE_VERSION, "source": os.path.abspath(source) if source else "", "shape": [len(kept), c, h, w],
-        "num_files": len(paths), "kept": kept, "skipped": [[s.path, s.reason] for s in skipped], "xxh3_128": digest,
+        "version": CACHE_VERSION,
+        "source": os.path.abspath(source) if source else "",
+        "shape": [len(kept), c, h, w],
+        "num_files": len(paths),
+        "kept": kept,
+        "skipped": [[s.path, s.reason] for s in skipped],
+        "xxh3_128": digest,
     }
     tmp_meta = meta_file.with_name(f"{meta_file.name}.tmp-{os.getpid()}")
     tmp_meta.write_text(json.dumps(meta))
     os.replace(tmp_meta, meta_file)
     _prune(cache_dir, sid, keep=key)
     log.info("decoded %d images into the cache %s in %.1fs", len(kept), data_file, time.perf_counter() - t0)
-    return Decoded(_map(data_file, len(kept), (c, h, w)), kept, skipped, cache_hit=False, cache_file=data_file, seconds=time.perf_counter() - t0)
+    return Decoded(
+        _map(data_file, len(kept), (c, h, w)),
+        kept,
+        skipped,
+        cache_hit=False,
+        cache_file=data_file,
+        seconds=time.perf_counter() - t0,
+    )
 
 
 def checksum(file: Path, chunk: int = 1 << 24) -> str:
@@ -215,7 +237,12 @@ def _check_meta(meta: Any, paths: FilePaths, chw: tuple[int, int, int]) -> None:
     if meta.get("version") != CACHE_VERSION:
         raise _Invalid(f"version {meta.get('version')!r}, expected {CACHE_VERSION}")
     shape, kept, skipped = meta.get("shape"), meta.get("kept"), meta.get("skipped")
-    if not isinstance(shape, list) or len(shape) != 4 or not all(_is_int(v) and v >= 0 for v in shape) or tuple(shape[1:]) != chw:
+    if (
+        not isinstance(shape, list)
+        or len(shape) != 4
+        or not all(_is_int(v) and v >= 0 for v in shape)
+        or tuple(shape[1:]) != chw
+    ):
         raise _Invalid(f"shape {str(shape)[:60]}, expected [N, {', '.join(map(str, chw))}]")
     if meta.get("num_files") != len(paths):
         raise _Invalid(f"num_files {str(meta.get('num_files'))[:20]}, expected {len(paths)}")
@@ -223,7 +250,9 @@ def _check_meta(meta: Any, paths: FilePaths, chw: tuple[int, int, int]) -> None:
         raise _Invalid(f"'kept' must list {shape[0]} file indices")
     if any(not 0 <= i < len(paths) for i in kept) or any(a >= b for a, b in itertools.pairwise(kept)):
         raise _Invalid(f"'kept' indices must increase within 0..{len(paths) - 1}")
-    if not isinstance(skipped, list) or not all(isinstance(e, list) and len(e) == 2 and all(isinstance(x, str) for x in e) for e in skipped):
+    if not isinstance(skipped, list) or not all(
+        isinstance(e, list) and len(e) == 2 and all(isinstance(x, str) for x in e) for e in skipped
+    ):
         raise _Invalid("'skipped' must list [path, reason] pairs")
     kept_set = set(kept)
     if [e[0] for e in skipped] != [str(p) for i, p in enumerate(paths) if i not in kept_set]:
@@ -232,7 +261,9 @@ def _check_meta(meta: Any, paths: FilePaths, chw: tuple[int, int, int]) -> None:
         raise _Invalid("no checksum")
 
 
-def _load(data_file: Path, meta_file: Path, paths: FilePaths, chw: tuple[int, int, int]) -> tuple[list[int], list[SkippedFile], torch.Tensor] | None:
+def _load(
+    data_file: Path, meta_file: Path, paths: FilePaths, chw: tuple[int, int, int]
+) -> tuple[list[int], list[SkippedFile], torch.Tensor] | None:
     """The entry's (kept, skipped, images), or None: when there is none, or (with one warning naming
     the file) when it fails its check, so that it is rebuilt."""
     if not meta_file.is_file() or not data_file.is_file():

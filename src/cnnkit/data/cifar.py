@@ -47,14 +47,26 @@ class CifarRelease:
 
 
 CIFAR10 = CifarRelease(
-    "cifar10", "cifar-10-binary.tar.gz", "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
-    "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd", "cifar-10-batches-bin",
-    tuple(f"data_batch_{i}.bin" for i in range(1, 6)), ("test_batch.bin",), 1, {"label": "batches.meta.txt"},
+    "cifar10",
+    "cifar-10-binary.tar.gz",
+    "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+    "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
+    "cifar-10-batches-bin",
+    tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
+    ("test_batch.bin",),
+    1,
+    {"label": "batches.meta.txt"},
 )
 CIFAR100 = CifarRelease(
-    "cifar100", "cifar-100-binary.tar.gz", "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
-    "58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec", "cifar-100-binary",
-    ("train.bin",), ("test.bin",), 2, {"coarse": "coarse_label_names.txt", "fine": "fine_label_names.txt"},
+    "cifar100",
+    "cifar-100-binary.tar.gz",
+    "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
+    "58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec",
+    "cifar-100-binary",
+    ("train.bin",),
+    ("test.bin",),
+    2,
+    {"coarse": "coarse_label_names.txt", "fine": "fine_label_names.txt"},
 )
 NUM_CLASSES = {("cifar10", "label"): 10, ("cifar100", "coarse"): 20, ("cifar100", "fine"): 100}
 
@@ -107,7 +119,9 @@ def parse_records(data: bytes, label_bytes: int, label_index: int, path: str) ->
     """(images (N, 3, 32, 32) uint8, labels (N,) int64) from CIFAR binary records."""
     rec = label_bytes + PIXELS
     if len(data) == 0 or len(data) % rec:
-        raise DataError(f"{path}: {len(data)} bytes is not a whole number of {rec}-byte CIFAR records; the file is truncated or not CIFAR binary")
+        raise DataError(
+            f"{path}: {len(data)} bytes is not a whole number of {rec}-byte CIFAR records; the file is truncated or not CIFAR binary"
+        )
     arr = np.frombuffer(data, dtype=np.uint8).reshape(-1, rec)
     return arr[:, label_bytes:].reshape(-1, 3, 32, 32).copy(), arr[:, label_index].astype(np.int64)
 
@@ -117,9 +131,13 @@ def _read_split(src: _Source, files: tuple[str, ...], label_index: int, num_clas
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
     if images.shape[0] != expected:
-        raise DataError(f"{src.where}: {images.shape[0]} images in {', '.join(files)}, expected {expected}; the files are incomplete or not {src.rel.name}")
+        raise DataError(
+            f"{src.where}: {images.shape[0]} images in {', '.join(files)}, expected {expected}; the files are incomplete or not {src.rel.name}"
+        )
     if labels.max(initial=0) >= num_classes:
-        raise DataError(f"{src.where}: label {int(labels.max())} out of range 0-{num_classes - 1} in {', '.join(files)}")
+        raise DataError(
+            f"{src.where}: label {int(labels.max())} out of range 0-{num_classes - 1} in {', '.join(files)}"
+        )
     return Split(torch.from_numpy(images), torch.from_numpy(labels))
 
 
@@ -148,7 +166,9 @@ def build_cifar(rel: CifarRelease, cfg: DataConfig, seed: int, label_set: str) -
     test = _read_split(src, rel.test, label_index, n, rel.counts[1])
     keep, held = stratified_split(train.labels, cfg.val_fraction, seed)
     name = rel.name if label_set != "coarse" else f"{rel.name}-coarse"
-    return Dataset(name, _class_names(src, label_set, n), train.subset(keep), train.subset(held), test, source=src.where)
+    return Dataset(
+        name, _class_names(src, label_set, n), train.subset(keep), train.subset(held), test, source=src.where
+    )
 
 
 def _status(rel: CifarRelease) -> Callable[[str | None], tuple[str, str]]:

@@ -27,8 +27,12 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this area's subcommands to the `cnnkit` parser."""
-    p = sub.choices.get("datasets") or sub.add_parser("datasets", help="list the built-in datasets and where they are looked for")
-    p.add_argument("--data-root", help="folder holding built-in datasets (default $CNNKIT_DATA or ~/.cache/cnnkit/datasets)")
+    p = sub.choices.get("datasets") or sub.add_parser(
+        "datasets", help="list the built-in datasets and where they are looked for"
+    )
+    p.add_argument(
+        "--data-root", help="folder holding built-in datasets (default $CNNKIT_DATA or ~/.cache/cnnkit/datasets)"
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_datasets)
 
@@ -50,12 +54,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.add_argument("--data", metavar="PATH", help="a folder of class folders, or a CSV/JSON manifest")
     p.add_argument("--data-root")
     p.add_argument("--image-size", type=flag_type(Range(1, 8192)))
-    p.add_argument("--augment", default=None, help="preset: none, light, standard or strong (default: the config's augment section)")
-    p.add_argument("--set", action="append", default=[], metavar="augment.KEY=VALUE", help="override an augment key (repeatable)")
+    p.add_argument(
+        "--augment",
+        default=None,
+        help="preset: none, light, standard or strong (default: the config's augment section)",
+    )
+    p.add_argument(
+        "--set", action="append", default=[], metavar="augment.KEY=VALUE", help="override an augment key (repeatable)"
+    )
     p.add_argument("--rows", type=flag_type(Range(1, 1000)), default=8, help="images (rows)")
-    p.add_argument("--versions", type=flag_type(Range(0, 100)), default=6, help="augmented versions per image (columns after the original)")
+    p.add_argument(
+        "--versions",
+        type=flag_type(Range(0, 100)),
+        default=6,
+        help="augmented versions per image (columns after the original)",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", metavar="DIR_OR_FILE.png", help="a folder or a .png file; default: a new folder runs/augment-preview-<dataset>-<preset>-<time>/")
+    p.add_argument(
+        "--out",
+        metavar="DIR_OR_FILE.png",
+        help="a folder or a .png file; default: a new folder runs/augment-preview-<dataset>-<preset>-<time>/",
+    )
     p.add_argument("--runs-dir", default="runs", help="where that default folder goes (default runs/)")
     p.set_defaults(func=cmd_augment_preview)
 
@@ -66,10 +85,16 @@ def dataset_rows(root: str | None = None) -> list[dict[str, Any]]:
     rows = []
     for d in list_datasets():
         where, status = d.find(root)
-        rows.append({
-            "name": d.name, "classes": d.num_classes, "size": d.size, "description": d.description,
-            "looked_for": where, "status": status,
-        })
+        rows.append(
+            {
+                "name": d.name,
+                "classes": d.num_classes,
+                "size": d.size,
+                "description": d.description,
+                "looked_for": where,
+                "status": status,
+            }
+        )
     return rows
 
 
@@ -94,7 +119,10 @@ def data_summary(ds: Dataset) -> dict[str, Any]:
     splits = {s: getattr(ds, s) for s in ("train", "val", "test") if getattr(ds, s) is not None}
     counts = {s: sp.class_counts(ds.num_classes) for s, sp in splits.items()}
     return {
-        "dataset": ds.name, "source": ds.source, "num_classes": ds.num_classes, "multi_label": ds.multi_label,
+        "dataset": ds.name,
+        "source": ds.source,
+        "num_classes": ds.num_classes,
+        "multi_label": ds.multi_label,
         "input": {"channels": ds.channels, "size": list(ds.image_size), "mean": list(ds.mean), "std": list(ds.std)},
         "split_sizes": {s: len(sp) for s, sp in splits.items()},
         "class_counts": {s: dict(zip(ds.class_names, c)) for s, c in counts.items()},
@@ -119,7 +147,9 @@ def format_summary(m: dict[str, Any]) -> str:
     ]
     out += [f"{n:<{width}}" + "".join(f"{m['class_counts'][s][n]:>8}" for s in splits) for n in names]
     if m["skipped"]:
-        out += ["", f"skipped {len(m['skipped'])} unreadable files:"] + [f"  {s['path']}: {s['reason']}" for s in m["skipped"][:50]]
+        out += ["", f"skipped {len(m['skipped'])} unreadable files:"] + [
+            f"  {s['path']}: {s['reason']}" for s in m["skipped"][:50]
+        ]
         if len(m["skipped"]) > 50:
             out.append(f"  ... and {len(m['skipped']) - 50} more")
     return "\n".join(out)
@@ -130,8 +160,12 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     from cnnkit.data import build_dataset
 
     cfg = DataConfig(
-        dataset="folder" if args.data else (args.dataset or "mnist-mini"), path=args.data, root=args.data_root,
-        image_size=args.image_size, channels=args.channels, label_delimiter=args.label_delimiter,
+        dataset="folder" if args.data else (args.dataset or "mnist-mini"),
+        path=args.data,
+        root=args.data_root,
+        image_size=args.image_size,
+        channels=args.channels,
+        label_delimiter=args.label_delimiter,
     )
     m = data_summary(build_dataset(cfg, seed=args.seed))
     print(json.dumps(m, indent=2) if args.json else format_summary(m))
@@ -161,7 +195,9 @@ def preview_grid(
     return _with_header(grid, ["original"] + [f"augmented {v}" for v in range(1, versions + 1)], tw, gap)
 
 
-def _with_header(grid: npt.NDArray[np.uint8], labels: list[str], tile_width: int, gap: int, height: int = 14) -> npt.NDArray[np.uint8]:
+def _with_header(
+    grid: npt.NDArray[np.uint8], labels: list[str], tile_width: int, gap: int, height: int = 14
+) -> npt.NDArray[np.uint8]:
     """The grid with a white band on top naming each column (the originals' column first)."""
     import numpy as np
     from PIL import Image, ImageDraw
@@ -176,7 +212,6 @@ def _with_header(grid: npt.NDArray[np.uint8], labels: list[str], tile_width: int
 
 
 def cmd_augment_preview(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     import torch
     from PIL import Image
@@ -187,7 +222,12 @@ def cmd_augment_preview(args: argparse.Namespace) -> int:
     from cnnkit.data.presets import apply_preset
     from cnnkit.errors import ConfigError
 
-    data_cfg = DataConfig(dataset="folder" if args.data else (args.dataset or "mnist-mini"), path=args.data, root=args.data_root, image_size=args.image_size)
+    data_cfg = DataConfig(
+        dataset="folder" if args.data else (args.dataset or "mnist-mini"),
+        path=args.data,
+        root=args.data_root,
+        image_size=args.image_size,
+    )
     ds = build_dataset(data_cfg, seed=args.seed)
     aug_cfg = Config().augment
     if args.augment:
@@ -202,10 +242,18 @@ def cmd_augment_preview(args: argparse.Namespace) -> int:
     g = torch.Generator().manual_seed(args.seed)
     idx = torch.randperm(len(ds.train), generator=g)[: args.rows]
     grid = preview_grid(ds.train.images[idx], BatchAugment.from_config(aug_cfg), args.versions, g)
-    from cnnkit.output_dir import output_file
     from cnnkit.io_safety import write_file
+    from cnnkit.output_dir import output_file
 
-    out = output_file(args.out, "augment_preview.png", runs_dir=args.runs_dir, name=None, what="augment-preview", dataset=ds.name, model=args.augment or "config")
+    out = output_file(
+        args.out,
+        "augment_preview.png",
+        runs_dir=args.runs_dir,
+        name=None,
+        what="augment-preview",
+        dataset=ds.name,
+        model=args.augment or "config",
+    )
     write_file(out, lambda f: Image.fromarray(grid).save(f, format="PNG"), hint="or choose another --out")
     print(f"wrote {out} ({len(idx)} images: the original in the first column, then {args.versions} augmented versions)")
     return 0

@@ -69,6 +69,7 @@ def download(urls: list[str] | str, dest: str | os.PathLike[str], sha256: str, *
         os.replace(part, dest)
         return dest
     raise DataError(
-        f"could not download {dest.name} into {dest.parent}:\n  " + "\n  ".join(errors)
-        + f"\nPlace the file there yourself (or set --data-root / CNNKIT_DATA to a folder holding it)."
+        f"could not download {dest.name} into {dest.parent}:\n  "
+        + "\n  ".join(errors)
+        + "\nPlace the file there yourself (or set --data-root / CNNKIT_DATA to a folder holding it)."
     )

@@ -57,14 +57,18 @@ def _file_rows(splits: dict[str, Split], class_names: list[str], source: str) ->
     prefix, abs_base = os.path.join(base, ""), os.path.abspath(base)
     for split in splits.values():
         single = split.labels.ndim == 1
-        labels = split.labels.tolist() if single else [tuple(np.flatnonzero(r > 0.5).tolist()) for r in split.labels.numpy()]
+        labels = (
+            split.labels.tolist() if single else [tuple(np.flatnonzero(r > 0.5).tolist()) for r in split.labels.numpy()]
+        )
         for path, label in zip(split.paths, labels):  # type: ignore[arg-type]  # as above: paths present
             path = str(path)
-            rel = path[len(prefix):] if path.startswith(prefix) else os.path.relpath(os.path.abspath(path), abs_base)
+            rel = path[len(prefix) :] if path.startswith(prefix) else os.path.relpath(os.path.abspath(path), abs_base)
             parts = rel.replace(os.sep, "/").split("/")
             ident = _hash64("/".join(parts))
             if single and class_names[label] in parts[:-1]:
-                parts.remove(class_names[label])  # without the class folder: a renamed class keeps its files' identities
+                parts.remove(
+                    class_names[label]
+                )  # without the class folder: a renamed class keeps its files' identities
             in_class = _hash64("/".join(parts))
             try:
                 st = os.stat(path)
@@ -76,7 +80,9 @@ def _file_rows(splits: dict[str, Split], class_names: list[str], source: str) ->
             rows.append((label if single else -1, ident, in_class, stat))
     if not rows:
         return torch.zeros(0, 4, dtype=torch.int64)
-    unique: torch.Tensor = torch.unique(torch.tensor(rows, dtype=torch.int64), dim=0)  # sorted, duplicates (oversampling) once
+    unique: torch.Tensor = torch.unique(
+        torch.tensor(rows, dtype=torch.int64), dim=0
+    )  # sorted, duplicates (oversampling) once
     return unique
 
 
@@ -121,7 +127,16 @@ def changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
     if files:
         for r in removed:
             content = _class_content(before["files"], b_names.index(r))
-            match = next((a for a in added if a not in renamed.values() and content and _class_content(now["files"], n_names.index(a)) == content), None)
+            match = next(
+                (
+                    a
+                    for a in added
+                    if a not in renamed.values()
+                    and content
+                    and _class_content(now["files"], n_names.index(a)) == content
+                ),
+                None,
+            )
             if match is not None:
                 renamed[r] = match
     if renamed:
@@ -140,21 +155,31 @@ def changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
             if b != n:
                 out.append(f"the {s} split's images differ ({b[0] if b else 0} before, {n[0] if n else 0} now)")
     else:
-        out.append(f"the dataset was {before.get('dataset')!r} ({before.get('kind')}), now {now.get('dataset')!r} ({now.get('kind')})")
+        out.append(
+            f"the dataset was {before.get('dataset')!r} ({before.get('kind')}), now {now.get('dataset')!r} ({now.get('kind')})"
+        )
     return out or ["the dataset's contents differ"]
 
 
 def _file_changes(before: dict[str, Any], now: dict[str, Any], renamed: dict[str, str]) -> list[str]:
     b_names, n_names = before["class_names"], now["class_names"]
 
-    def keyed(rows: torch.Tensor, names: list[str], skip: set[str]) -> dict[tuple[str | None, int], int]:  # renamed classes: the same files
+    def keyed(
+        rows: torch.Tensor, names: list[str], skip: set[str]
+    ) -> dict[tuple[str | None, int], int]:  # renamed classes: the same files
         return {(names[c] if c >= 0 else None, i): s for c, i, _, s in rows.tolist() if c < 0 or names[c] not in skip}
 
     b, n = keyed(before["files"], b_names, set(renamed)), keyed(now["files"], n_names, set(renamed.values()))
     gone, new = b.keys() - n.keys(), n.keys() - b.keys()
     moved = len({i for _, i in gone} & {i for _, i in new})
     changed = sum(1 for k in b.keys() & n.keys() if b[k] != n[k])
-    parts = [f"{len(new) - moved} added" if len(new) > moved else "", f"{len(gone) - moved} removed" if len(gone) > moved else "",
-             f"{changed} changed (size{', labels' if any(k[0] is None for k in n) else ''} or modification time)" if changed else "", f"{moved} moved to another class" if moved else ""]
+    parts = [
+        f"{len(new) - moved} added" if len(new) > moved else "",
+        f"{len(gone) - moved} removed" if len(gone) > moved else "",
+        f"{changed} changed (size{', labels' if any(k[0] is None for k in n) else ''} or modification time)"
+        if changed
+        else "",
+        f"{moved} moved to another class" if moved else "",
+    ]
     parts = [p for p in parts if p]
     return [f"files: {', '.join(parts)}"] if parts else []

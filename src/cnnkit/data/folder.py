@@ -49,13 +49,23 @@ def class_files(tree: TreeScan, rel: str = "") -> dict[str, list[str]]:
 
 
 def decode_labelled(
-    files: FilePaths, labels: list[Any], channels: int, size: tuple[int, int], cfg: DataConfig, skipped: list[SkippedFile], source: str,
+    files: FilePaths,
+    labels: list[Any],
+    channels: int,
+    size: tuple[int, int],
+    cfg: DataConfig,
+    skipped: list[SkippedFile],
+    source: str,
     stream: bool = False,
 ) -> tuple[torch.Tensor | FileImages, list[Any], list[str]]:
     """Decode `files` once (through the cache when data.cache is on): (images, labels kept, paths kept).
     With `stream`, nothing is decoded: the images are the files (`FileImages`), all kept."""
     if stream:
-        return FileImages(files, channels, size, workers=cfg.workers, strict=cfg.strict, skipped=skipped), list(labels), [str(f) for f in files]
+        return (
+            FileImages(files, channels, size, workers=cfg.workers, strict=cfg.strict, skipped=skipped),
+            list(labels),
+            [str(f) for f in files],
+        )
     cache_dir = default_cache_dir(cfg.cache_dir) if cfg.cache else None
     dec = decode_files(files, channels, size, strict=cfg.strict, cache_dir=cache_dir, source=source)
     skipped.extend(dec.skipped)
@@ -63,15 +73,25 @@ def decode_labelled(
 
 
 def decode_split(
-    files: Mapping[str, FilePaths], class_names: list[str], channels: int, size: tuple[int, int], cfg: DataConfig, skipped: list[SkippedFile], source: str,
+    files: Mapping[str, FilePaths],
+    class_names: list[str],
+    channels: int,
+    size: tuple[int, int],
+    cfg: DataConfig,
+    skipped: list[SkippedFile],
+    source: str,
     stream: bool = False,
 ) -> Split:
     flat = [(p, label) for label, name in enumerate(class_names) for p in files.get(name, [])]
-    images, labels, paths = decode_labelled([p for p, _ in flat], [lab for _, lab in flat], channels, size, cfg, skipped, source, stream)
+    images, labels, paths = decode_labelled(
+        [p for p, _ in flat], [lab for _, lab in flat], channels, size, cfg, skipped, source, stream
+    )
     present = set(labels)
     for label, name in enumerate(class_names):
         if name in files and label not in present:
-            raise DataError(f"class folder {name!r} has no readable image (looked in the folder for {name!r}); add images or remove the folder")
+            raise DataError(
+                f"class folder {name!r} has no readable image (looked in the folder for {name!r}); add images or remove the folder"
+            )
     return Split(images, torch.tensor(labels, dtype=torch.int64), paths)  # type: ignore[arg-type]  # a FileImages stands in for the tensor (stream.py)
 
 
@@ -80,20 +100,46 @@ def decide_streaming(cfg: DataConfig, num_images: int, channels: int, size: tupl
     if not should_stream(cfg, num_images, channels, size):
         return False
     if cfg.balance == "oversample":
-        raise ConfigError("data.balance: oversample repeats images in memory and cannot stream; use data.balance: sampler (the same balance, drawn each epoch)")
+        raise ConfigError(
+            "data.balance: oversample repeats images in memory and cannot stream; use data.balance: sampler (the same balance, drawn each epoch)"
+        )
     gb = num_images * channels * size[0] * size[1] / 1e9
-    why = "data.stream is true" if cfg.stream is True else f"{gb:.1f} GB decoded would exceed data.cache_max_gb={cfg.cache_max_gb:g}"
-    log.info("%s: streaming %d images from their files (%s), decoded in %d DataLoader workers", source, num_images, why, cfg.workers)
+    why = (
+        "data.stream is true"
+        if cfg.stream is True
+        else f"{gb:.1f} GB decoded would exceed data.cache_max_gb={cfg.cache_max_gb:g}"
+    )
+    log.info(
+        "%s: streaming %d images from their files (%s), decoded in %d DataLoader workers",
+        source,
+        num_images,
+        why,
+        cfg.workers,
+    )
     return True
 
 
-def finish(name: str, class_names: list[str], splits: dict[str, Split], cfg: DataConfig, seed: int, source: str, skipped: list[SkippedFile]) -> Dataset:
+def finish(
+    name: str,
+    class_names: list[str],
+    splits: dict[str, Split],
+    cfg: DataConfig,
+    seed: int,
+    source: str,
+    skipped: list[SkippedFile],
+) -> Dataset:
     """The Dataset of these splits, val held out of train when there is none (folders and manifests)."""
     if len(class_names) < 2:
         found = f"only one class, {class_names[0]!r}" if class_names else "no class"
         where = "folder" if Path(source).is_dir() else "manifest"
-        raise DataError(f"{source}: {found}; a classifier needs at least two classes "
-                        + ("(one subfolder of images per class, e.g. cats/ and dogs/)" if where == "folder" else "(a label column with two or more values)"))
+        raise DataError(
+            f"{source}: {found}; a classifier needs at least two classes "
+            + (
+                "(one subfolder of images per class, e.g. cats/ and dogs/)"
+                if where == "folder"
+                else "(a label column with two or more values)"
+            )
+        )
     train, test = splits["train"], splits.get("test")
     if cfg.test_fraction:  # held out first, with its own seed, so the validation split never overlaps it
         if test is not None:
@@ -131,13 +177,22 @@ def build_folder(cfg: DataConfig, seed: int) -> Dataset:
     tree = scan_tree(root, default_cache_dir(cfg.cache_dir) if cfg.cache else None)
     skipped: list[SkippedFile] = list(tree.skipped)
     has_splits = "train" in tree.subdirs()
-    scans = {s: class_files(tree, s) for s in SPLIT_NAMES if s in tree.subdirs()} if has_splits else {"train": class_files(tree)}
+    scans = (
+        {s: class_files(tree, s) for s in SPLIT_NAMES if s in tree.subdirs()}
+        if has_splits
+        else {"train": class_files(tree)}
+    )
     class_names = sorted(scans["train"])
     for split, scan in scans.items():
         extra = sorted(set(scan) - set(class_names))
         if extra:
-            raise DataError(f"{root / split}: classes {extra} do not appear in {root / 'train'}; every class needs training images")
+            raise DataError(
+                f"{root / split}: classes {extra} do not appear in {root / 'train'}; every class needs training images"
+            )
     total = sum(len(files) for scan in scans.values() for files in scan.values())
     stream = decide_streaming(cfg, total, channels, size, root)
-    splits = {s: decode_split(scan, class_names, channels, size, cfg, skipped, str(root / s if has_splits else root), stream) for s, scan in scans.items()}
+    splits = {
+        s: decode_split(scan, class_names, channels, size, cfg, skipped, str(root / s if has_splits else root), stream)
+        for s, scan in scans.items()
+    }
     return finish(root.name, class_names, splits, cfg, seed, str(root), skipped)

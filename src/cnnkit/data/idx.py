@@ -39,9 +39,13 @@ def read_idx(path: str | os.PathLike[str], *, ndim: int | None = None) -> np.nda
                 raise DataError(f"{path}: not an IDX file (bad magic number {header.hex() or 'empty'})")
             dtype, nd = header[2], header[3]
             if dtype != _UBYTE:
-                raise DataError(f"{path}: IDX element type 0x{dtype:02x} is not supported (expected unsigned byte 0x08)")
+                raise DataError(
+                    f"{path}: IDX element type 0x{dtype:02x} is not supported (expected unsigned byte 0x08)"
+                )
             if ndim is not None and nd != ndim:
-                raise DataError(f"{path}: expected {ndim} dimensions (magic {2048 + ndim}), found {nd} (magic {2048 + nd})")
+                raise DataError(
+                    f"{path}: expected {ndim} dimensions (magic {2048 + ndim}), found {nd} (magic {2048 + nd})"
+                )
             dims_raw = f.read(4 * nd)
             if len(dims_raw) != 4 * nd:
                 raise DataError(f"{path}: truncated IDX header")
@@ -63,7 +67,7 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
     path = Path(path)
     array = np.ascontiguousarray(array, dtype=np.uint8)
     header = bytes([0, 0, _UBYTE, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    opener = (lambda p: gzip.GzipFile(p, "wb", mtime=0)) if path.suffix == ".gz" else (lambda p: open(p, "wb"))
+    opener = (lambda p: gzip.GzipFile(p, "wb", mtime=0)) if path.suffix == ".gz" else (lambda p: open(p, "wb"))  # noqa: SIM115 - opened by the `with` below
     with opener(path) as f:
         f.write(header)
         f.write(array.tobytes())

@@ -20,7 +20,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cnnkit.errors import DataError
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"})
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
+)
 ALPHA_BACKGROUND = (255, 255, 255)  # transparent pixels become white
 
 
@@ -56,7 +58,7 @@ def to_mode(img: Image.Image, channels: int) -> Image.Image:
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, ALPHA_BACKGROUND + (255,))
+        background = Image.new("RGBA", rgba.size, (*ALPHA_BACKGROUND, 255))
         img = Image.alpha_composite(background, rgba).convert("RGB")
     if img.mode == "1":
         img = img.convert("L")
@@ -82,7 +84,9 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
     try:
         st = path.stat()
         if not stat.S_ISREG(st.st_mode):  # a FIFO would block open(); a folder or device is no image either
-            raise ImageError(f"{path}: not a regular file ({_file_kind(st.st_mode)}); give image files or folders of them")
+            raise ImageError(
+                f"{path}: not a regular file ({_file_kind(st.st_mode)}); give image files or folders of them"
+            )
         if st.st_size == 0:
             raise ImageError(f"{path}: empty file (0 bytes)")
         # The pixel limit is checked here, on the header, rather than by turning Pillow's
@@ -91,7 +95,9 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
         with Image.open(path) as im:
             limit = Image.MAX_IMAGE_PIXELS
             if limit is not None and im.width * im.height > limit:
-                raise Image.DecompressionBombError(f"{im.width}x{im.height} = {im.width * im.height} pixels exceeds the limit of {limit}")
+                raise Image.DecompressionBombError(
+                    f"{im.width}x{im.height} = {im.width * im.height} pixels exceeds the limit of {limit}"
+                )
             im.seek(0)
             im.load()
             img = ImageOps.exif_transpose(im) or im
@@ -111,7 +117,13 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
 
 
 def _file_kind(mode: int) -> str:
-    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
+    kinds = [
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
     return next((name for test, name in kinds if test(mode)), "not a plain file")
 
 

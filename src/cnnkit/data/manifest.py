@@ -26,7 +26,15 @@ from cnnkit.data.types import Dataset, SkippedFile, Split
 from cnnkit.errors import DataError
 
 MANIFEST_SUFFIXES = (".csv", ".json", ".jsonl")
-SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val", "dev": "val", "test": "test"}
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+}
 
 
 def read_manifest(path: Path, label_delimiter: str | None = None) -> list[tuple[str, list[str], str | None]]:
@@ -42,7 +50,9 @@ def read_manifest(path: Path, label_delimiter: str | None = None) -> list[tuple[
         reader = csv.DictReader(text.splitlines())
         fields = [f.strip().lower() for f in reader.fieldnames or []]
         if "path" not in fields or "label" not in fields:
-            raise DataError(f"{path}: the first row must be a header naming the columns path,label[,split]; found {reader.fieldnames}")
+            raise DataError(
+                f"{path}: the first row must be a header naming the columns path,label[,split]; found {reader.fieldnames}"
+            )
         reader.fieldnames = fields
         records = [(i + 2, r) for i, r in enumerate(reader)]
     elif suffix in (".json", ".jsonl"):
@@ -53,7 +63,9 @@ def read_manifest(path: Path, label_delimiter: str | None = None) -> list[tuple[
                 obj = json.loads(text)
                 items = obj.get("images") if isinstance(obj, dict) else obj
                 if not isinstance(items, list):
-                    raise DataError(f"{path}: expected a JSON list of {{'path': ..., 'label': ...}} objects (or {{'images': [...]}})")
+                    raise DataError(
+                        f"{path}: expected a JSON list of {{'path': ..., 'label': ...}} objects (or {{'images': [...]}})"
+                    )
                 records = [(i + 1, r) for i, r in enumerate(items)]
         except json.JSONDecodeError as e:
             raise DataError(f"{path}: not valid JSON ({e})") from e
@@ -134,7 +146,9 @@ def build_manifest(cfg: DataConfig, seed: int) -> Dataset:
             continue
         files = [p if Path(p).is_absolute() else manifest.parent / p for p, _ in chosen]
         files = [Path(f) for f in files]
-        images, targets, paths = decode_labelled(files, [target(lab) for _, lab in chosen], channels, size, cfg, skipped, f"{manifest}#{split}", stream)
+        images, targets, paths = decode_labelled(
+            files, [target(lab) for _, lab in chosen], channels, size, cfg, skipped, f"{manifest}#{split}", stream
+        )
         if multi:
             y = torch.stack(targets) if targets else torch.zeros(0, len(class_names))
         else:

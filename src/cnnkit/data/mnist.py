@@ -39,8 +39,22 @@ MNIST_FILES = {  # name -> SHA-256 of the official gzip'd file
 }
 MNIST_COUNTS = {"train": 60000, "t10k": 10000}
 
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-FASHION_MIRRORS = ["https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
+FASHION_MIRRORS = [
+    "https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+]
 FASHION_FILES = {
     "train-images-idx3-ubyte.gz": "08dc20ab1689590a0bcd66e874647b6ee8464e2d501b5a3f1f78831db19a3fdc",
     "train-labels-idx1-ubyte.gz": "b0197879cbda89f3dc7b894f9fd52b858e68ea4182b6947c9d8c2b67e5f18dcc",
@@ -71,7 +85,14 @@ def _find(folder: Path, name: str) -> Path | None:
     return None
 
 
-def read_idx_pair(folder: Path, prefix: str, expected: int | None, shape: tuple[int, int] = (28, 28), num_classes: int = 10, what: str = "MNIST") -> Split:
+def read_idx_pair(
+    folder: Path,
+    prefix: str,
+    expected: int | None,
+    shape: tuple[int, int] = (28, 28),
+    num_classes: int = 10,
+    what: str = "MNIST",
+) -> Split:
     """Read `<prefix>-images-idx3-ubyte(.gz)` and its labels, checking counts and shapes."""
     img_path = _find(folder, f"{prefix}-images-idx3-ubyte.gz")
     lbl_path = _find(folder, f"{prefix}-labels-idx1-ubyte.gz")
@@ -84,7 +105,9 @@ def read_idx_pair(folder: Path, prefix: str, expected: int | None, shape: tuple[
     if tuple(images.shape[1:]) != shape:
         raise DataError(f"{img_path}: images are {images.shape[1]}x{images.shape[2]}, expected {shape[0]}x{shape[1]}")
     if expected is not None and images.shape[0] != expected:
-        raise DataError(f"{img_path}: {images.shape[0]} images, expected {expected}; the file is incomplete or not {what}")
+        raise DataError(
+            f"{img_path}: {images.shape[0]} images, expected {expected}; the file is incomplete or not {what}"
+        )
     if labels.shape[0] != images.shape[0]:
         raise DataError(f"{lbl_path}: {labels.shape[0]} labels for {images.shape[0]} images in {img_path.name}")
     if labels.max(initial=0) >= num_classes:
@@ -92,13 +115,17 @@ def read_idx_pair(folder: Path, prefix: str, expected: int | None, shape: tuple[
     if background_is_white(images):
         log.warning(
             "%s: pixel polarity is inverted (white background); %s's convention is a black background (0), "
-            "so the images are inverted back in memory (the file is not changed)", img_path, what
+            "so the images are inverted back in memory (the file is not changed)",
+            img_path,
+            what,
         )
         images = 255 - images
     return Split(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
 
 
-def _with_val(name: str, train: Split, test: Split, cfg: DataConfig, seed: int, source: str, classes: list[str] = MNIST_CLASSES) -> Dataset:
+def _with_val(
+    name: str, train: Split, test: Split, cfg: DataConfig, seed: int, source: str, classes: list[str] = MNIST_CLASSES
+) -> Dataset:
     keep, held = stratified_split(train.labels, cfg.val_fraction, seed)
     return Dataset(name, list(classes), train.subset(keep), train.subset(held), test, source=source)
 
@@ -121,7 +148,17 @@ def ensure_idx_files(folder: Path, files: dict[str, str], mirrors: list[str], al
         download([m + name for m in mirrors], folder / name, files[name])
 
 
-def build_idx_dataset(cfg: DataConfig, seed: int, *, name: str, what: str, classes: list[str], files: dict[str, str], mirrors: list[str], counts: dict[str, int]) -> Dataset:
+def build_idx_dataset(
+    cfg: DataConfig,
+    seed: int,
+    *,
+    name: str,
+    what: str,
+    classes: list[str],
+    files: dict[str, str],
+    mirrors: list[str],
+    counts: dict[str, int],
+) -> Dataset:
     """Any MNIST-format dataset from `<data root>/<name>/`, downloading missing files."""
     folder = data_root(cfg.root) / name
     ensure_idx_files(folder, files, mirrors, cfg.download, what)
@@ -138,7 +175,9 @@ def idx_status(name: str, files: dict[str, str]) -> Callable[[str | None], tuple
         missing = missing_idx_files(folder, files)
         if not missing:
             return str(folder), "present"
-        return str(folder), "missing (downloaded on first use)" if len(missing) == len(files) else f"incomplete: {len(missing)} files missing"
+        return str(folder), "missing (downloaded on first use)" if len(missing) == len(
+            files
+        ) else f"incomplete: {len(missing)} files missing"
 
     return find
 
@@ -152,7 +191,16 @@ def idx_status(name: str, files: dict[str, str]) -> Callable[[str | None], tuple
     status=idx_status("mnist", MNIST_FILES),
 )
 def build_mnist(cfg: DataConfig, seed: int) -> Dataset:
-    return build_idx_dataset(cfg, seed, name="mnist", what="MNIST", classes=MNIST_CLASSES, files=MNIST_FILES, mirrors=MNIST_MIRRORS, counts=MNIST_COUNTS)
+    return build_idx_dataset(
+        cfg,
+        seed,
+        name="mnist",
+        what="MNIST",
+        classes=MNIST_CLASSES,
+        files=MNIST_FILES,
+        mirrors=MNIST_MIRRORS,
+        counts=MNIST_COUNTS,
+    )
 
 
 @register_dataset(
@@ -165,7 +213,14 @@ def build_mnist(cfg: DataConfig, seed: int) -> Dataset:
 )
 def build_fashion_mnist(cfg: DataConfig, seed: int) -> Dataset:
     return build_idx_dataset(
-        cfg, seed, name="fashion-mnist", what="Fashion-MNIST", classes=FASHION_CLASSES, files=FASHION_FILES, mirrors=FASHION_MIRRORS, counts=MNIST_COUNTS
+        cfg,
+        seed,
+        name="fashion-mnist",
+        what="Fashion-MNIST",
+        classes=FASHION_CLASSES,
+        files=FASHION_FILES,
+        mirrors=FASHION_MIRRORS,
+        counts=MNIST_COUNTS,
     )
 
 
@@ -178,7 +233,16 @@ def build_fashion_mnist(cfg: DataConfig, seed: int) -> Dataset:
     status=idx_status("kmnist", KMNIST_FILES),
 )
 def build_kmnist(cfg: DataConfig, seed: int) -> Dataset:
-    return build_idx_dataset(cfg, seed, name="kmnist", what="KMNIST", classes=KMNIST_CLASSES, files=KMNIST_FILES, mirrors=KMNIST_MIRRORS, counts=MNIST_COUNTS)
+    return build_idx_dataset(
+        cfg,
+        seed,
+        name="kmnist",
+        what="KMNIST",
+        classes=KMNIST_CLASSES,
+        files=KMNIST_FILES,
+        mirrors=KMNIST_MIRRORS,
+        counts=MNIST_COUNTS,
+    )
 
 
 def mnist_mini_dir() -> Path:

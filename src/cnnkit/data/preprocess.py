@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 
@@ -10,7 +10,13 @@ import torch
 class Normalize:
     """(x / 255 - mean) / std per channel; the mean/std travel with the checkpoint."""
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device | str = "cpu", channels_last: bool = False):
+    def __init__(
+        self,
+        mean: Sequence[float],
+        std: Sequence[float],
+        device: torch.device | str = "cpu",
+        channels_last: bool = False,
+    ):
         self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1) * 255.0
         self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1) * 255.0
         self.device = torch.device(device)
@@ -22,7 +28,9 @@ class Normalize:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
-def batches(n: int, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None, drop_last: bool = False) -> Iterator[torch.Tensor]:
+def batches(
+    n: int, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None, drop_last: bool = False
+) -> Iterator[torch.Tensor]:
     """Index tensors covering range(n) in batches (shuffled with `generator` when asked)."""
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     stop = n - n % batch_size if drop_last and n >= batch_size else n

@@ -26,7 +26,9 @@ def preset_overrides(name: str, *, dataset: str, image_size: int) -> dict[str, A
         import difflib
 
         close = difflib.get_close_matches(name, PRESETS, n=1)
-        raise ConfigError(f"augment preset {name!r} is unknown{f'; did you mean {close[0]!r}?' if close else ''} Presets: {', '.join(PRESETS)}")
+        raise ConfigError(
+            f"augment preset {name!r} is unknown{f'; did you mean {close[0]!r}?' if close else ''} Presets: {', '.join(PRESETS)}"
+        )
     off = {f.name: f.default for f in dataclasses.fields(_augment_config())}
     off["translate"] = 0
     if name == "none":

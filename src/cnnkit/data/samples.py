@@ -15,9 +15,12 @@ def samples_dir() -> Path:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("samples", help="print the folder of sample digits that ship with cnnkit (for predict / explain examples)",
-                       description="Print the folder of the sample digits that ship with cnnkit: 0.png ... 9.png (MNIST test digits, white on black) "
-                                   "and 7-on-white.png (dark ink on a light background). Example: cnnkit predict RUN $(cnnkit samples)/7.png")
+    p = sub.add_parser(
+        "samples",
+        help="print the folder of sample digits that ship with cnnkit (for predict / explain examples)",
+        description="Print the folder of the sample digits that ship with cnnkit: 0.png ... 9.png (MNIST test digits, white on black) "
+        "and 7-on-white.png (dark ink on a light background). Example: cnnkit predict RUN $(cnnkit samples)/7.png",
+    )
     p.add_argument("--list", action="store_true", help="print each file's path instead")
     p.set_defaults(func=cmd_samples)
 

@@ -72,7 +72,9 @@ class TreeScan:
         entry = self.dirs.get(rel)
         if entry is None:
             return
-        prefix = os.path.join(path, "") if path else ""  # "<path>/": joining by concatenation is 3x faster by the million
+        prefix = (
+            os.path.join(path, "") if path else ""
+        )  # "<path>/": joining by concatenation is 3x faster by the million
         if not entry.subdirs:
             out.extend([prefix + name for name in entry.files])
             return
@@ -95,7 +97,9 @@ def walk(root: Path) -> TreeScan:
     """Scan `root` now (no cache)."""
     t0 = time.perf_counter()
     scan = TreeScan(Path(root), {})
-    stack: list[tuple[str, frozenset[tuple[int, int]]]] = [("", frozenset())]  # (folder, (device, inode) of the folders above it)
+    stack: list[tuple[str, frozenset[tuple[int, int]]]] = [
+        ("", frozenset())
+    ]  # (folder, (device, inode) of the folders above it)
     while stack:
         rel, above = stack.pop()
         path = os.path.join(root, rel) if rel else os.fspath(root)
@@ -161,7 +165,9 @@ def scan_tree(root: Path, cache_dir: Path | None = None) -> TreeScan:
 
 def _save(scan: TreeScan, file: Path) -> None:
     data = {
-        "version": SCAN_VERSION, "root": os.path.abspath(scan.root), "ignored": scan.ignored,
+        "version": SCAN_VERSION,
+        "root": os.path.abspath(scan.root),
+        "ignored": scan.ignored,
         "dirs": {rel: [d.mtime_ns, d.subdirs, d.files] for rel, d in scan.dirs.items()},
     }
     tmp = file.with_name(f"{file.name}.tmp-{os.getpid()}")

@@ -85,8 +85,15 @@ class FileImages:
     ndim = 4
 
     def __init__(
-        self, files: Sequence[str | os.PathLike[str]], channels: int, size: tuple[int, int], *, workers: int = 2, strict: bool = False,
-        skipped: list[SkippedFile] | None = None, _report: _Report | None = None,
+        self,
+        files: Sequence[str | os.PathLike[str]],
+        channels: int,
+        size: tuple[int, int],
+        *,
+        workers: int = 2,
+        strict: bool = False,
+        skipped: list[SkippedFile] | None = None,
+        _report: _Report | None = None,
     ):
         self.files = [str(f) for f in files]
         self.channels, self.size, self.workers = channels, (size[0], size[1]), workers
@@ -102,7 +109,7 @@ class FileImages:
         return self.report.skipped
 
     @property
-    def packed(self) -> "PathList":
+    def packed(self) -> PathList:
         """The files as a `PathList`, built once, for DataLoader workers."""
         if self._packed is None:
             self._packed = PathList(self.files)
@@ -117,9 +124,11 @@ class FileImages:
     def _positions(self, index: Index) -> torch.Tensor:
         return torch.arange(len(self.files))[torch.as_tensor(index) if isinstance(index, (list, np.ndarray)) else index]
 
-    def take(self, index: Index) -> "FileImages":
+    def take(self, index: Index) -> FileImages:
         pos = self._positions(index).reshape(-1).tolist()
-        return FileImages([self.files[i] for i in pos], self.channels, self.size, workers=self.workers, _report=self.report)
+        return FileImages(
+            [self.files[i] for i in pos], self.channels, self.size, workers=self.workers, _report=self.report
+        )
 
     def decode(self, index: Index) -> tuple[torch.Tensor, torch.Tensor]:
         """(images, readable) of the files at `index`: unreadable ones are black and reported."""
@@ -161,10 +170,16 @@ def subset(split: Split, index: torch.Tensor) -> Split:
     return Split(images.take(index), split.labels[index], paths)  # type: ignore[arg-type]  # same stand-in
 
 
-def sample_stats(images: FileImages, seed: int = 0, n: int = STATS_SAMPLE) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def sample_stats(
+    images: FileImages, seed: int = 0, n: int = STATS_SAMPLE
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean/std (as `channel_stats`) of up to `n` seeded-random images (in file order)."""
     count = len(images)
-    index = torch.arange(count) if count <= n else torch.sort(torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:n]).values
+    index = (
+        torch.arange(count)
+        if count <= n
+        else torch.sort(torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:n]).values
+    )
     x, ok = images.decode(index)
     return channel_stats(x[ok])
 
@@ -193,7 +208,13 @@ FileItem = tuple[torch.Tensor | None, torch.Tensor, tuple[str, str] | None]
 class ImageFiles(torch.utils.data.Dataset[FileItem]):
     """files[i] decoded to uint8 (C, H, W) at `size`, with labels[i]; errors returned, not raised."""
 
-    def __init__(self, files: Sequence[str | os.PathLike[str]] | PathList, labels: torch.Tensor | Sequence[Any], channels: int, size: tuple[int, int]):
+    def __init__(
+        self,
+        files: Sequence[str | os.PathLike[str]] | PathList,
+        labels: torch.Tensor | Sequence[Any],
+        channels: int,
+        size: tuple[int, int],
+    ):
         self.files = files if isinstance(files, PathList) else PathList([str(f) for f in files])
         self.labels, self.channels, self.size = torch.as_tensor(labels), channels, size
 
@@ -214,7 +235,7 @@ class StreamBatch:
     labels: torch.Tensor
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) of files left out
 
-    def pin_memory(self) -> "StreamBatch":  # called by DataLoader(pin_memory=True)
+    def pin_memory(self) -> StreamBatch:  # called by DataLoader(pin_memory=True)
         return StreamBatch(self.images.pin_memory(), self.labels.pin_memory(), self.skipped)
 
 
@@ -227,19 +248,34 @@ def collate(items: list[FileItem]) -> StreamBatch:
 
 
 def _loader(
-    files: Sequence[str | os.PathLike[str]] | PathList, labels: torch.Tensor | Sequence[Any], channels: int, size: tuple[int, int],
-    workers: int, device: torch.device | str, generator: torch.Generator | None = None, **kwargs: Any,
+    files: Sequence[str | os.PathLike[str]] | PathList,
+    labels: torch.Tensor | Sequence[Any],
+    channels: int,
+    size: tuple[int, int],
+    workers: int,
+    device: torch.device | str,
+    generator: torch.Generator | None = None,
+    **kwargs: Any,
 ) -> torch.utils.data.DataLoader[FileItem]:
     # its own generator even unshuffled: the loader draws its workers' base seed from it, which
     # would otherwise advance the global RNG (dropout...) and make streamed training differ from cached
     return torch.utils.data.DataLoader(
-        ImageFiles(files, labels, channels, size), num_workers=workers, collate_fn=collate,
-        pin_memory=torch.device(device).type == "cuda", persistent_workers=False, generator=generator or torch.Generator(), **kwargs,
+        ImageFiles(files, labels, channels, size),
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=torch.device(device).type == "cuda",
+        persistent_workers=False,
+        generator=generator or torch.Generator(),
+        **kwargs,
     )
 
 
 def load_batches(
-    images: FileImages, labels: torch.Tensor, index_batches: Sequence[torch.Tensor], *, device: torch.device | str = "cpu",
+    images: FileImages,
+    labels: torch.Tensor,
+    index_batches: Sequence[torch.Tensor],
+    *,
+    device: torch.device | str = "cpu",
     drop_unreadable: bool = True,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(uint8 images, labels) of each index batch, decoded in `images.workers` DataLoader processes.
@@ -269,11 +305,28 @@ def load_batches(
 
 
 def stream_batches(
-    files: list[str], labels: torch.Tensor | Sequence[Any], channels: int, size: tuple[int, int], batch_size: int, *, shuffle: bool = False, seed: int = 0,
-    workers: int = 2, device: torch.device | str = "cpu", drop_last: bool = False,
+    files: list[str],
+    labels: torch.Tensor | Sequence[Any],
+    channels: int,
+    size: tuple[int, int],
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    workers: int = 2,
+    device: torch.device | str = "cpu",
+    drop_last: bool = False,
 ) -> torch.utils.data.DataLoader[FileItem]:
     """A DataLoader of `StreamBatch`es over `files` decoded in `workers` processes (pinned memory on CUDA)."""
     return _loader(
-        files, labels, channels, size, workers, device, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+        files,
+        labels,
+        channels,
+        size,
+        workers,
+        device,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=drop_last,
         generator=torch.Generator().manual_seed(seed) if shuffle else None,
     )

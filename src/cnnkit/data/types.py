@@ -33,7 +33,7 @@ class Split:
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def subset(self, index: torch.Tensor) -> "Split":
+    def subset(self, index: torch.Tensor) -> Split:
         paths = [self.paths[i] for i in index.tolist()] if self.paths is not None else None
         return Split(self.images[index], self.labels[index], paths)
 
@@ -123,7 +123,9 @@ def strata(labels: torch.Tensor) -> torch.Tensor:
     return torch.where(pos.any(1), group, torch.full_like(group, -1))
 
 
-def stratified_split(labels: torch.Tensor, fraction: float, seed: int, key: str = "data.val_fraction") -> tuple[torch.Tensor, torch.Tensor]:
+def stratified_split(
+    labels: torch.Tensor, fraction: float, seed: int, key: str = "data.val_fraction"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices (keep, held_out): `fraction` of each class held out (at least one when a class has two).
 
     Seeded: the same labels and seed give the same split. Multi-hot labels are stratified by
@@ -139,7 +141,7 @@ def stratified_split(labels: torch.Tensor, fraction: float, seed: int, key: str 
     for c in torch.unique(groups).tolist():
         idx = torch.nonzero(groups == c).flatten()
         idx = idx[torch.randperm(len(idx), generator=g)]
-        k = int(round(len(idx) * fraction))
+        k = round(len(idx) * fraction)
         if len(idx) >= 2:
             k = min(max(k, 1), len(idx) - 1)
         else:

@@ -185,8 +185,8 @@ def prune_run(
     from cnnkit.checkpoint import atomic_save, load_checkpoint, model_from_checkpoint, resolve_checkpoint
     from cnnkit.deploy.finetune import finetune
     from cnnkit.deploy.source import load_split
-    from cnnkit.models.structure import record_structure
     from cnnkit.models import create_model
+    from cnnkit.models.structure import record_structure
 
     ckpt_path = resolve_checkpoint(path)
     ckpt = load_checkpoint(ckpt_path)

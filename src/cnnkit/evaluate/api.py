@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -16,9 +16,9 @@ from cnnkit.config import Config
 from cnnkit.data import build_dataset
 from cnnkit.data.preprocess import Normalize
 from cnnkit.data.types import Split
+from cnnkit.device import resolve_device
 from cnnkit.errors import DataError
 from cnnkit.evaluate.metrics import classification_metrics, hardest_examples, multilabel_metrics
-from cnnkit.device import resolve_device
 from cnnkit.training.loop import predict_logits
 
 
@@ -28,7 +28,9 @@ def _align_classes(split: Split, data_classes: list[str], model_classes: list[st
         return split
     if sorted(data_classes) != sorted(model_classes):
         missing = sorted(set(data_classes) - set(model_classes))
-        raise DataError(f"the data has classes the model does not know: {missing}; the model was trained on {model_classes}")
+        raise DataError(
+            f"the data has classes the model does not know: {missing}; the model was trained on {model_classes}"
+        )
     mapping = torch.tensor([model_classes.index(c) for c in data_classes])
     if split.labels.ndim == 2:  # multi-hot rows: move each column to the model's class position
         labels = torch.zeros_like(split.labels)
@@ -82,7 +84,9 @@ def predict_split(
     if data_root is not None:
         data_cfg = dataclasses.replace(data_cfg, root=data_root)
     if data_cfg.dataset == "folder":
-        data_cfg = dataclasses.replace(data_cfg, channels=ckpt["input"]["channels"], image_size=ckpt["input"]["size"][0])
+        data_cfg = dataclasses.replace(
+            data_cfg, channels=ckpt["input"]["channels"], image_size=ckpt["input"]["size"][0]
+        )
     ds = build_dataset(data_cfg, seed=cfg.train.seed)
     if ds.channels != ckpt["input"]["channels"] or list(ds.image_size) != list(ckpt["input"]["size"]):
         raise DataError(
@@ -94,7 +98,9 @@ def predict_split(
         from cnnkit.evaluate.caveats import selection_note
 
         split = "test" if ds.test is not None else "val"
-        note = selection_note(split) if data is None and dataset is None else None  # other data did not choose the epoch
+        note = (
+            selection_note(split) if data is None and dataset is None else None
+        )  # other data did not choose the epoch
     target = _align_classes(ds.split(split), ds.class_names, ckpt["class_names"])
     dev = resolve_device(device)
     model = model_from_checkpoint(ckpt).to(dev)
@@ -102,7 +108,14 @@ def predict_split(
     if tta != "none":
         from cnnkit.training.tta import predict_logits_tta
 
-        logits = predict_logits_tta(model, target, normalize=normalize, mode=tta, batch_size=batch_size, multi_label=ckpt.get("task") == "multi_label")
+        logits = predict_logits_tta(
+            model,
+            target,
+            normalize=normalize,
+            mode=tta,
+            batch_size=batch_size,
+            multi_label=ckpt.get("task") == "multi_label",
+        )
     else:
         logits = predict_logits(model, target, normalize=normalize, batch_size=batch_size)
     return Predictions(ckpt_path, ckpt, ds.name, split, target, logits, model, normalize, note)
@@ -145,7 +158,16 @@ def evaluate_checkpoint(
     With `plots`, also writes into that folder: the row-normalised confusion matrix (PNG and
     JSON), the reliability diagram, the hardest-examples gallery and metrics.json (`plots` may be
     a function of the split's name). `split` None: as in predict_split."""
-    p = predict_split(path, dataset=dataset, data=data, data_root=data_root, split=split, batch_size=batch_size, device=device, tta=tta)
+    p = predict_split(
+        path,
+        dataset=dataset,
+        data=data,
+        data_root=data_root,
+        split=split,
+        batch_size=batch_size,
+        device=device,
+        tta=tta,
+    )
     result = evaluate_predictions(p)
     if p.note:
         result["note"] = p.note
@@ -195,16 +217,30 @@ def _write_evaluation_files(result: dict, p: Predictions, out: Path) -> list[Pat
     where = f"{result['dataset']} {result['split']}"
     cm_json = out / "confusion_matrix.json"
     cm_json.write_text(
-        json.dumps({"class_names": names, "rows": "true class", "columns": "predicted class", "counts": result["confusion_matrix"], "normalized": result["confusion_matrix_normalized"]}, indent=1)
+        json.dumps(
+            {
+                "class_names": names,
+                "rows": "true class",
+                "columns": "predicted class",
+                "counts": result["confusion_matrix"],
+                "normalized": result["confusion_matrix_normalized"],
+            },
+            indent=1,
+        )
     )
     cm_png = out / "confusion_matrix.png"
-    plot_confusion_matrix(result["confusion_matrix"], names, cm_png, title=f"Confusion matrix, row-normalised ({where})", normalized=True)
+    plot_confusion_matrix(
+        result["confusion_matrix"], names, cm_png, title=f"Confusion matrix, row-normalised ({where})", normalized=True
+    )
     rel = out / "reliability_diagram.png"
     plot_reliability_diagram(result["calibration"], result["ece"], rel, title=f"Calibration ({where})")
     hard = out / "hardest_examples.png"
     items = result["hardest"]
     images = p.split.images[[h["index"] for h in items]] if items else p.split.images[:0]
-    captions = [f"true {names[h['true']]}, pred {names[h['predicted']]}\np(pred) {h['probability_predicted']:.0%}, loss {h['loss']:.2f}" for h in items]
+    captions = [
+        f"true {names[h['true']]}, pred {names[h['predicted']]}\np(pred) {h['probability_predicted']:.0%}, loss {h['loss']:.2f}"
+        for h in items
+    ]
     plot_hardest_examples(images, captions, hard, title=f"Hardest examples (highest loss), {where}")
     metrics = out / "metrics.json"
     metrics.write_text(json.dumps(result, indent=2))

@@ -10,8 +10,10 @@ def selection_note(split: str) -> str | None:
     """The caveat for a number measured on the split that chose the best epoch (None for test)."""
     if split != "val":
         return None
-    return (f"validation accuracy of the epoch chosen on this same split ({SELECTION_NOTE}); "
-            "hold out a test split with --test-fraction (or a test/ folder) for an unbiased number")
+    return (
+        f"validation accuracy of the epoch chosen on this same split ({SELECTION_NOTE}); "
+        "hold out a test split with --test-fraction (or a test/ folder) for an unbiased number"
+    )
 
 
 def result_text(what: str, best_epoch: int, split: str) -> str:
@@ -40,7 +42,13 @@ def calibration_note(final: dict, label_smoothing: float, threshold: float = 0.0
     if abs(gap) < threshold:
         return None
     if gap > 0:
-        why = (f" Label smoothing (optim.label_smoothing {label_smoothing:g}) trains towards probabilities below 1, so this is expected; "
-               "read the probabilities as a lower bound, or train with --label-smoothing 0 for calibrated ones.") if label_smoothing > 0 else ""
+        why = (
+            (
+                f" Label smoothing (optim.label_smoothing {label_smoothing:g}) trains towards probabilities below 1, so this is expected; "
+                "read the probabilities as a lower bound, or train with --label-smoothing 0 for calibrated ones."
+            )
+            if label_smoothing > 0
+            else ""
+        )
         return f"Calibration: the model is under-confident: it is right {100 * gap:.1f} points more often than its mean confidence says.{why}"
     return f"Calibration: the model is over-confident: its mean confidence exceeds its accuracy by {100 * -gap:.1f} points."

@@ -85,7 +85,9 @@ def format_comparison(runs: list[RunNumbers]) -> str:
         out += ["", f"per-class F1 (difference from {base.name} in brackets)"]
         cw = max(8, *(len(c) + 2 for c in classes))
         col_w = max(10, len(base.name) + 2)
-        out.append("class".ljust(cw) + base.name.rjust(col_w) + "".join(r.name.rjust(max(20, len(r.name) + 2)) for r in same))
+        out.append(
+            "class".ljust(cw) + base.name.rjust(col_w) + "".join(r.name.rjust(max(20, len(r.name) + 2)) for r in same)
+        )
         for c in classes:
             f0 = base.metrics["per_class"][c]["f1"]
             cells = [f"{f0:.4f}".rjust(col_w)]
@@ -93,7 +95,11 @@ def format_comparison(runs: list[RunNumbers]) -> str:
                 f = r.metrics["per_class"][c]["f1"]
                 cells.append(f"{f:.4f} ({f - f0:+.4f})".rjust(max(20, len(r.name) + 2)))
             out.append(c.ljust(cw) + "".join(cells))
-        diffs = [(r.metrics["per_class"][c]["f1"] - base.metrics["per_class"][c]["f1"], c, r.name) for r in same for c in classes]
+        diffs = [
+            (r.metrics["per_class"][c]["f1"] - base.metrics["per_class"][c]["f1"], c, r.name)
+            for r in same
+            for c in classes
+        ]
         d, c, name = max(diffs, key=lambda t: abs(t[0]))
         out.append(f"largest change: class {c} in {name}, F1 {d:+.4f}")
     if other:

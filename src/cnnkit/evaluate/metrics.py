@@ -5,16 +5,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torchmetrics.functional.classification import (
-    multilabel_average_precision,
-    multilabel_f1_score,
-    multilabel_precision,
-    multilabel_recall,
     multiclass_accuracy,
     multiclass_calibration_error,
     multiclass_confusion_matrix,
     multiclass_f1_score,
     multiclass_precision,
     multiclass_recall,
+    multilabel_average_precision,
+    multilabel_f1_score,
+    multilabel_precision,
+    multilabel_recall,
 )
 
 CALIBRATION_BINS = 15
@@ -27,7 +27,7 @@ def classification_metrics(logits: torch.Tensor, targets: torch.Tensor, class_na
     n = len(class_names)
     targets = targets.long()
     logits = logits.float()
-    kw = dict(num_classes=n, validate_args=False)
+    kw = {"num_classes": n, "validate_args": False}
     precision = multiclass_precision(logits, targets, average="none", **kw)
     recall = multiclass_recall(logits, targets, average="none", **kw)
     f1 = multiclass_f1_score(logits, targets, average="none", **kw)
@@ -41,9 +41,18 @@ def classification_metrics(logits: torch.Tensor, targets: torch.Tensor, class_na
         result["top5_accuracy"] = float(multiclass_accuracy(logits, targets, top_k=5, average="micro", **kw))
     result["macro"] = {"precision": float(precision.mean()), "recall": float(recall.mean()), "f1": float(f1.mean())}
     w = support.double() / max(int(support.sum()), 1)
-    result["weighted"] = {"precision": float((precision * w).sum()), "recall": float((recall * w).sum()), "f1": float((f1 * w).sum())}
+    result["weighted"] = {
+        "precision": float((precision * w).sum()),
+        "recall": float((recall * w).sum()),
+        "f1": float((f1 * w).sum()),
+    }
     result["per_class"] = {
-        name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+        name: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
         for i, name in enumerate(class_names)
     }
     result["class_names"] = list(class_names)
@@ -91,7 +100,11 @@ def reliability_bins(probs: torch.Tensor, targets: torch.Tensor, n_bins: int = C
 def expected_calibration_error(bins: list[dict]) -> float:
     """ECE from reliability bins (the same number torchmetrics gives, recomputed from the bins)."""
     total = sum(b["count"] for b in bins)
-    return sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in bins if b["count"]) / total if total else float("nan")
+    return (
+        sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in bins if b["count"]) / total
+        if total
+        else float("nan")
+    )
 
 
 def hardest_examples(logits: torch.Tensor, targets: torch.Tensor, k: int = 16) -> list[dict]:
@@ -115,14 +128,16 @@ def hardest_examples(logits: torch.Tensor, targets: torch.Tensor, k: int = 16) -
     ]
 
 
-def multilabel_metrics(logits: torch.Tensor, targets: torch.Tensor, class_names: list[str], threshold: float = 0.5) -> dict:
+def multilabel_metrics(
+    logits: torch.Tensor, targets: torch.Tensor, class_names: list[str], threshold: float = 0.5
+) -> dict:
     """Several labels per image (targets (N, K) multi-hot): per-class average precision (AP)
     and precision / recall / F1 at `threshold` on the sigmoid, their macro means (mean AP),
     exact-match accuracy and the binary cross-entropy loss."""
     n = len(class_names)
     logits = logits.float()
     y = targets.long()
-    kw = dict(num_labels=n, validate_args=False)
+    kw = {"num_labels": n, "validate_args": False}
     probs = torch.sigmoid(logits)
     ap = multilabel_average_precision(probs, y, average="none", **kw)
     precision = multilabel_precision(probs, y, threshold=threshold, average="none", **kw)
@@ -138,7 +153,13 @@ def multilabel_metrics(logits: torch.Tensor, targets: torch.Tensor, class_names:
         "mean_ap": float(ap.nanmean()),
         "macro": {"precision": float(precision.mean()), "recall": float(recall.mean()), "f1": float(f1.mean())},
         "per_class": {
-            name: {"ap": float(ap[i]), "precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+            name: {
+                "ap": float(ap[i]),
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
             for i, name in enumerate(class_names)
         },
         "class_names": list(class_names),

@@ -7,8 +7,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def plot_learning_curves(rows: list[dict], path: str | Path, accuracy: str = "accuracy") -> None:
@@ -31,7 +31,11 @@ def plot_learning_curves(rows: list[dict], path: str | Path, accuracy: str = "ac
 
 
 def plot_confusion_matrix(
-    matrix: list[list[int]], class_names: list[str], path: str | Path, title: str = "Confusion matrix", normalized: bool = False
+    matrix: list[list[int]],
+    class_names: list[str],
+    path: str | Path,
+    title: str = "Confusion matrix",
+    normalized: bool = False,
 ) -> None:
     """Cells coloured by the row-normalised value (the share of each true class); the text is
     the count, or with `normalized` the share in per cent."""
@@ -48,7 +52,9 @@ def plot_confusion_matrix(
                 text = f"{100 * norm[i, j]:.0f}" if normalized else str(cm[i, j])
                 if normalized and cm[i, j] == 0:
                     text = "·"
-                ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if norm[i, j] > 0.5 else "black")
+                ax.text(
+                    j, i, text, ha="center", va="center", fontsize=8, color="white" if norm[i, j] > 0.5 else "black"
+                )
         ax.set_xticks(range(n), class_names, rotation=90 if n > 10 else 0)
         ax.set_yticks(range(n), class_names)
     ax.set(xlabel="predicted", ylabel="true", title=title + (" (% of each true class)" if normalized else ""))
@@ -67,11 +73,34 @@ def plot_reliability_diagram(bins: list[dict], ece: float, path: str | Path, tit
     conf = np.array([b["confidence"] if b["count"] else 0.0 for b in bins])
     fig, (ax, ax_n) = plt.subplots(2, 1, figsize=(5, 6), height_ratios=[3, 1], sharex=True)
     has = count > 0
-    ax.bar(lower[has], acc[has], width=width[has], align="edge", color="#4c72b0", edgecolor="white", label="accuracy of the images in each confidence bin")
+    ax.bar(
+        lower[has],
+        acc[has],
+        width=width[has],
+        align="edge",
+        color="#4c72b0",
+        edgecolor="white",
+        label="accuracy of the images in each confidence bin",
+    )
     gap_lo, gap_hi = np.minimum(acc, conf), np.maximum(acc, conf)
-    ax.bar(lower[has], (gap_hi - gap_lo)[has], bottom=gap_lo[has], width=width[has], align="edge", color="#dd8452", alpha=0.5, edgecolor="#dd8452", label="gap between that accuracy and the bin's mean confidence")
+    ax.bar(
+        lower[has],
+        (gap_hi - gap_lo)[has],
+        bottom=gap_lo[has],
+        width=width[has],
+        align="edge",
+        color="#dd8452",
+        alpha=0.5,
+        edgecolor="#dd8452",
+        label="gap between that accuracy and the bin's mean confidence",
+    )
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration (accuracy = confidence)")
-    ax.set(ylabel="accuracy in the bin", xlim=(0, 1), ylim=(0, 1), title=f"{title}\nexpected calibration error {100 * ece:.2f} %")
+    ax.set(
+        ylabel="accuracy in the bin",
+        xlim=(0, 1),
+        ylim=(0, 1),
+        title=f"{title}\nexpected calibration error {100 * ece:.2f} %",
+    )
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
     ax_n.bar(lower, count, width=width, align="edge", color="#888888", edgecolor="white")
@@ -81,7 +110,9 @@ def plot_reliability_diagram(bins: list[dict], ece: float, path: str | Path, tit
     plt.close(fig)
 
 
-def plot_hardest_examples(images, captions: list[str], path: str | Path, title: str = "Hardest examples", columns: int = 8) -> None:
+def plot_hardest_examples(
+    images, captions: list[str], path: str | Path, title: str = "Hardest examples", columns: int = 8
+) -> None:
     """A gallery of uint8 images (N, C, H, W), each captioned (true / predicted label, loss)."""
     imgs = np.asarray(images)
     n = len(imgs)

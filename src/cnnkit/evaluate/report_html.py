@@ -81,7 +81,10 @@ def _rgb(img: np.ndarray) -> np.ndarray:
 
 def _table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
     th = "".join(f'<th class="{"l" if i < left else ""}">{html.escape(h)}</th>' for i, h in enumerate(header))
-    body = "".join("<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{c}</td>' for i, c in enumerate(r)) + "</tr>" for r in rows)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{c}</td>' for i, c in enumerate(r)) + "</tr>"
+        for r in rows
+    )
     return f"<table><tr>{th}</tr>{body}</table>"
 
 
@@ -101,7 +104,9 @@ def _confusion_table(names: list[str], counts: list[list[int]], norm: list[list[
         cells = []
         for c, v in zip(crow, nrow):
             colour = "#fff" if v > 0.55 else "#222"
-            cells.append(f'<td style="background:rgba(31,119,180,{v:.3f});color:{colour}" title="{c} images">{100 * v:.0f}</td>')
+            cells.append(
+                f'<td style="background:rgba(31,119,180,{v:.3f});color:{colour}" title="{c} images">{100 * v:.0f}</td>'
+            )
         rows.append(f'<tr><th class="l">{html.escape(name)}</th>{"".join(cells)}</tr>')
     return f'<table class="cm">{head}{"".join(rows)}</table><p class="note">Per cent of each true class (rows); hover for counts.</p>'
 
@@ -120,7 +125,9 @@ def _reliability_svg(bins: list[dict], ece: float) -> str:
     W, H, pad = 360, 300, 40
     sx = lambda v: pad + v * (W - 2 * pad)  # noqa: E731
     sy = lambda v: H - pad - v * (H - 2 * pad)  # noqa: E731
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" role="img" aria-label="reliability diagram">']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" role="img" aria-label="reliability diagram">'
+    ]
     parts.append(f'<rect x="{pad}" y="{pad}" width="{W - 2 * pad}" height="{H - 2 * pad}" fill="#fff" stroke="#999"/>')
     for b in bins:
         if not b["count"]:
@@ -128,17 +135,25 @@ def _reliability_svg(bins: list[dict], ece: float) -> str:
         x0, x1 = sx(b["lower"]), sx(b["upper"])
         parts.append(
             f'<rect x="{x0:.1f}" y="{sy(b["accuracy"]):.1f}" width="{x1 - x0 - 1:.1f}" height="{sy(0) - sy(b["accuracy"]):.1f}" fill="#4c72b0">'
-            f'<title>confidence {b["lower"]:.2f}-{b["upper"]:.2f}: {b["count"]} images, accuracy {b["accuracy"]:.2f}, mean confidence {b["confidence"]:.2f}</title></rect>'
+            f"<title>confidence {b['lower']:.2f}-{b['upper']:.2f}: {b['count']} images, accuracy {b['accuracy']:.2f}, mean confidence {b['confidence']:.2f}</title></rect>"
         )
         lo, hi = sorted((b["accuracy"], b["confidence"]))
-        parts.append(f'<rect x="{x0:.1f}" y="{sy(hi):.1f}" width="{x1 - x0 - 1:.1f}" height="{sy(lo) - sy(hi):.1f}" fill="#dd8452" fill-opacity="0.45"/>')
+        parts.append(
+            f'<rect x="{x0:.1f}" y="{sy(hi):.1f}" width="{x1 - x0 - 1:.1f}" height="{sy(lo) - sy(hi):.1f}" fill="#dd8452" fill-opacity="0.45"/>'
+        )
     parts.append(f'<line x1="{sx(0)}" y1="{sy(0)}" x2="{sx(1)}" y2="{sy(1)}" stroke="#000" stroke-dasharray="4 3"/>')
     for t in (0, 0.5, 1):
         parts.append(f'<text x="{sx(t)}" y="{H - pad + 15}" font-size="11" text-anchor="middle">{t}</text>')
         parts.append(f'<text x="{pad - 6}" y="{sy(t) + 4}" font-size="11" text-anchor="end">{t}</text>')
-    parts.append(f'<text x="{W / 2}" y="{H - 6}" font-size="12" text-anchor="middle">confidence (top-1 probability)</text>')
-    parts.append(f'<text x="12" y="{H / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 12 {H / 2})">accuracy</text>')
-    parts.append(f'<text x="{W / 2}" y="{pad - 12}" font-size="12" text-anchor="middle">ECE {100 * ece:.2f} % (blue: accuracy per confidence bin; orange: gap to its mean confidence)</text>')
+    parts.append(
+        f'<text x="{W / 2}" y="{H - 6}" font-size="12" text-anchor="middle">confidence (top-1 probability)</text>'
+    )
+    parts.append(
+        f'<text x="12" y="{H / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 12 {H / 2})">accuracy</text>'
+    )
+    parts.append(
+        f'<text x="{W / 2}" y="{pad - 12}" font-size="12" text-anchor="middle">ECE {100 * ece:.2f} % (blue: accuracy per confidence bin; orange: gap to its mean confidence)</text>'
+    )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -176,7 +191,9 @@ def _kernel_grid(model: torch.nn.Module) -> tuple[np.ndarray, str] | None:
         r, c = divmod(i, cols)
         canvas[r * (k + 1) : r * (k + 1) + k, c * (k + 1) : c * (k + 1) + k] = (p * 255).round().astype(np.uint8)
     scale = max(2, 36 // k)  # about 36 px per kernel
-    return canvas.repeat(scale, 0).repeat(scale, 1), f"{name}: {conv.weight.shape[0]} kernels of {conv.weight.shape[2]}x{conv.weight.shape[3]}"
+    return canvas.repeat(scale, 0).repeat(
+        scale, 1
+    ), f"{name}: {conv.weight.shape[0]} kernels of {conv.weight.shape[2]}x{conv.weight.shape[3]}"
 
 
 def _truth(label: torch.Tensor, names: list[str]) -> str:
@@ -195,7 +212,9 @@ def _read_rows(path: Path) -> list[dict]:
 # ---------- the page -------------------------------------------------------------------
 
 
-def write_html_report(run_dir: str | os.PathLike, *, gradcam_examples: int = 4, hardest: int = 16, samples_per_class: int = 6) -> Path:
+def write_html_report(
+    run_dir: str | os.PathLike, *, gradcam_examples: int = 4, hardest: int = 16, samples_per_class: int = 6
+) -> Path:
     """Write <run_dir>/report.html from the run folder alone and return its path."""
     from cnnkit.evaluate.api import evaluate_predictions, predict_split
     from cnnkit.explain.api import explain_batch
@@ -224,15 +243,19 @@ def write_html_report(run_dir: str | os.PathLike, *, gradcam_examples: int = 4, 
     sections: list[tuple[str, str, str]] = []  # (id, title, html)
 
     # overview
-    kpis = [(f"{split} mean AP", f"{m['mean_ap']:.4f}"), ("exact match", _pct(m["exact_match"]))] if multi else [
-        (f"{split} accuracy", _pct(m["accuracy"])),
-        ("top-5 accuracy", _pct(m.get("top5_accuracy"))),
-        ("loss", f"{m['loss']:.4f}"),
-        ("macro F1", f"{m['macro']['f1']:.4f}"),
-        ("ECE", _pct(m.get("ece"))),
-        ("parameters", f"{summary.get('parameters', 0):,}"),
-        ("training", f"{summary.get('train_seconds', 0):.1f} s on {summary.get('device', '?')}"),
-    ]
+    kpis = (
+        [(f"{split} mean AP", f"{m['mean_ap']:.4f}"), ("exact match", _pct(m["exact_match"]))]
+        if multi
+        else [
+            (f"{split} accuracy", _pct(m["accuracy"])),
+            ("top-5 accuracy", _pct(m.get("top5_accuracy"))),
+            ("loss", f"{m['loss']:.4f}"),
+            ("macro F1", f"{m['macro']['f1']:.4f}"),
+            ("ECE", _pct(m.get("ece"))),
+            ("parameters", f"{summary.get('parameters', 0):,}"),
+            ("training", f"{summary.get('train_seconds', 0):.1f} s on {summary.get('device', '?')}"),
+        ]
+    )
     overview = "".join(f'<span class="kpi">{html.escape(k)}<b>{html.escape(v)}</b></span>' for k, v in kpis)
     overview += (
         f"<p>{html.escape(summary.get('model', '?'))} on {html.escape(summary.get('dataset', '?'))}, {summary.get('epochs', '?')} epochs, "
@@ -246,25 +269,41 @@ def write_html_report(run_dir: str | os.PathLike, *, gradcam_examples: int = 4, 
     sections.append(("overview", "Overview", overview))
 
     config_file = run / "config.yaml"
-    sections.append(("config", "Configuration", f"<pre>{html.escape(config_file.read_text() if config_file.is_file() else '(no config.yaml)')}</pre>"))
+    sections.append(
+        (
+            "config",
+            "Configuration",
+            f"<pre>{html.escape(config_file.read_text() if config_file.is_file() else '(no config.yaml)')}</pre>",
+        )
+    )
 
     # dataset
     sizes = summary.get("split_sizes", {})
     counts_train = summary.get("class_counts", {}).get("train", [])
     counts_eval = labels.sum(0).long().tolist() if multi else torch.bincount(labels, minlength=len(names)).tolist()
-    rows = [[html.escape(n), str(counts_train[i]) if i < len(counts_train) else "-", str(counts_eval[i])] for i, n in enumerate(names)]
+    rows = [
+        [html.escape(n), str(counts_train[i]) if i < len(counts_train) else "-", str(counts_eval[i])]
+        for i, n in enumerate(names)
+    ]
     ds_html = f"<p>Images: train {sizes.get('train', '?')}, val {sizes.get('val', '?')}, test {sizes.get('test', '?')}. Input {clf.channels}x{clf.size[0]}x{clf.size[1]}.</p>"
     ds_html += _table(["class", "train", split], rows)
     grid = []
     for c, name in enumerate(names[:20]):
         idx = torch.nonzero(labels[:, c] > 0 if multi else labels == c).flatten()[:samples_per_class].tolist()
         if idx:
-            strip = np.concatenate([np.pad(_rgb(images[i].numpy()), ((0, 0), (0, 2), (0, 0)), constant_values=255) for i in idx], axis=1)
-            grid.append(f"<tr><th class='l'>{html.escape(name)}</th><td class='l'>{_img(_png_uri(upscale(strip, 48)), name)}</td></tr>")
+            strip = np.concatenate(
+                [np.pad(_rgb(images[i].numpy()), ((0, 0), (0, 2), (0, 0)), constant_values=255) for i in idx], axis=1
+            )
+            grid.append(
+                f"<tr><th class='l'>{html.escape(name)}</th><td class='l'>{_img(_png_uri(upscale(strip, 48)), name)}</td></tr>"
+            )
     ds_html += f"<h3>Samples per class ({split} split)</h3><table>{''.join(grid)}</table>"
     skipped = _read_rows(run / "skipped.csv")
     if skipped:
-        items = "".join(f"<li><code>{html.escape(s.get('path', ''))}</code>: {html.escape(s.get('reason', ''))}</li>" for s in skipped[:50])
+        items = "".join(
+            f"<li><code>{html.escape(s.get('path', ''))}</code>: {html.escape(s.get('reason', ''))}</li>"
+            for s in skipped[:50]
+        )
         ds_html += f"<h3>Skipped files ({len(skipped)})</h3><ul>{items}</ul>"
     else:
         ds_html += "<p class='note'>No files were skipped.</p>"
@@ -273,7 +312,11 @@ def write_html_report(run_dir: str | os.PathLike, *, gradcam_examples: int = 4, 
     # learning curves
     lc = _file_uri(run / "plots" / "learning_curves.png")
     rows_csv = _read_rows(run / "metrics.csv")
-    lc_html = _img(lc, "learning curves", 900, pixelated=False) if lc else "<p class='note'>(no plots/learning_curves.png)</p>"
+    lc_html = (
+        _img(lc, "learning curves", 900, pixelated=False)
+        if lc
+        else "<p class='note'>(no plots/learning_curves.png)</p>"
+    )
     if rows_csv:
         cols = list(rows_csv[0].keys())
         lc_html += _table(cols, [[html.escape(r[c]) for c in cols] for r in rows_csv])
@@ -281,18 +324,40 @@ def write_html_report(run_dir: str | os.PathLike, *, gradcam_examples: int = 4, 
 
     # per class + confusion
     ap = (lambda v: [f"{v['ap']:.3f}"]) if multi else (lambda v: [])
-    pc_rows = [[html.escape(n), *ap(v), _pct(v["precision"]), _pct(v["recall"]), f"{v['f1']:.3f}", str(v["support"])] for n, v in m["per_class"].items()]
+    pc_rows = [
+        [html.escape(n), *ap(v), _pct(v["precision"]), _pct(v["recall"]), f"{v['f1']:.3f}", str(v["support"])]
+        for n, v in m["per_class"].items()
+    ]
     for avg in ("macro",) if multi else ("macro", "weighted"):
         a = m[avg]
-        pc_rows.append([f"<b>{avg}</b>", *([f"{m['mean_ap']:.3f}"] if multi else []), _pct(a["precision"]), _pct(a["recall"]), f"{a['f1']:.3f}", str(m["num_samples"])])
-    bars = _file_uri(run / "plots" / "per_class.png") if multi else None  # the trainer's AP / F1 chart of a multi-label run
-    pc_html = (_img(bars, "per-class AP and F1", 700, pixelated=False) if bars else "") + _table(["class", *(["AP"] if multi else []), "precision", "recall", "F1", "support"], pc_rows)
+        pc_rows.append(
+            [
+                f"<b>{avg}</b>",
+                *([f"{m['mean_ap']:.3f}"] if multi else []),
+                _pct(a["precision"]),
+                _pct(a["recall"]),
+                f"{a['f1']:.3f}",
+                str(m["num_samples"]),
+            ]
+        )
+    bars = (
+        _file_uri(run / "plots" / "per_class.png") if multi else None
+    )  # the trainer's AP / F1 chart of a multi-label run
+    pc_html = (_img(bars, "per-class AP and F1", 700, pixelated=False) if bars else "") + _table(
+        ["class", *(["AP"] if multi else []), "precision", "recall", "F1", "support"], pc_rows
+    )
     sections.append(("per-class", "Per-class metrics", pc_html))
     if multi:
-        sections += [("confusion", "Confusion matrix", single), ("calibration", "Calibration", single), ("hardest", "Hardest examples", single)]
+        sections += [
+            ("confusion", "Confusion matrix", single),
+            ("calibration", "Calibration", single),
+            ("hardest", "Hardest examples", single),
+        ]
     else:
         cm_png = _file_uri(run / "plots" / "confusion_matrix.png")
-        cm_html = (_img(cm_png, "confusion matrix", 520, pixelated=False) if cm_png else "") + _confusion_table(names, m["confusion_matrix"], m["confusion_matrix_normalized"])
+        cm_html = (_img(cm_png, "confusion matrix", 520, pixelated=False) if cm_png else "") + _confusion_table(
+            names, m["confusion_matrix"], m["confusion_matrix_normalized"]
+        )
         sections.append(("confusion", "Confusion matrix", cm_html))
         sections.append(
             (
@@ -305,10 +370,19 @@ def write_html_report(run_dir: str | os.PathLike, *, gradcam_examples: int = 4, 
             )
         )
         figs = [
-            _fig(_png_uri(upscale(_rgb(images[h["index"]].numpy()), 96)), f"true {names[h['true']]}, predicted {names[h['predicted']]} ({h['probability_predicted']:.0%}), loss {h['loss']:.2f}")
+            _fig(
+                _png_uri(upscale(_rgb(images[h["index"]].numpy()), 96)),
+                f"true {names[h['true']]}, predicted {names[h['predicted']]} ({h['probability_predicted']:.0%}), loss {h['loss']:.2f}",
+            )
             for h in m["hardest"]
         ]
-        sections.append(("hardest", "Hardest examples", f"<p>The {len(figs)} {split} images with the highest loss (confidently wrong first).</p><div class='gallery'>{''.join(figs)}</div>"))
+        sections.append(
+            (
+                "hardest",
+                "Hardest examples",
+                f"<p>The {len(figs)} {split} images with the highest loss (confidently wrong first).</p><div class='gallery'>{''.join(figs)}</div>",
+            )
+        )
 
     # Grad-CAM on a few correct and a few wrong images
     correct = torch.nonzero(hit).flatten()
@@ -329,16 +403,38 @@ def write_html_report(run_dir: str | os.PathLike, *, gradcam_examples: int = 4, 
             for i in group:
                 k = chosen.index(i)
                 img = images[i].numpy()
-                pair = np.concatenate([_rgb(img), np.full((img.shape[1], 2, 3), 255, np.uint8), overlay(img, heat[k])], axis=1)
-                figs.append(_fig(_png_uri(upscale(pair, 96)), f"{_truth(labels[i], names)}, predicted {names[int(preds[i])]} ({float(conf[i]):.0%})", width=224))
+                pair = np.concatenate(
+                    [_rgb(img), np.full((img.shape[1], 2, 3), 255, np.uint8), overlay(img, heat[k])], axis=1
+                )
+                figs.append(
+                    _fig(
+                        _png_uri(upscale(pair, 96)),
+                        f"{_truth(labels[i], names)}, predicted {names[int(preds[i])]} ({float(conf[i]):.0%})",
+                        width=224,
+                    )
+                )
             if figs:
                 gc_html += f"<h3>{title} (most confident)</h3><div class='gallery'>{''.join(figs)}</div>"
-        gc_html = f"<p>Grad-CAM for the predicted class at <code>{html.escape(layer)}</code>: image and overlay (red = most important).</p>" + gc_html
+        gc_html = (
+            f"<p>Grad-CAM for the predicted class at <code>{html.escape(layer)}</code>: image and overlay (red = most important).</p>"
+            + gc_html
+        )
     sections.append(("gradcam", "Grad-CAM", gc_html or "<p class='note'>No images.</p>"))
 
     # filters and feature maps
     kg = _kernel_grid(clf.model)
-    sections.append(("filters", "First-layer filters", (_img(_png_uri(kg[0]), "first-layer filters") + f"<p class='note'>{html.escape(kg[1])}; mid grey = 0, light = positive, dark = negative (RGB kernels in colour).</p>") if kg else "<p class='note'>No convolution.</p>"))
+    sections.append(
+        (
+            "filters",
+            "First-layer filters",
+            (
+                _img(_png_uri(kg[0]), "first-layer filters")
+                + f"<p class='note'>{html.escape(kg[1])}; mid grey = 0, light = positive, dark = negative (RGB kernels in colour).</p>"
+            )
+            if kg
+            else "<p class='note'>No convolution.</p>",
+        )
+    )
     example = pick_c[0] if pick_c else 0
     fm_html = f"<p>One {split} image ({html.escape(_truth(labels[example], names))}), {_img(_png_uri(upscale(_rgb(images[example].numpy()), 64)), 'example')}, through each stage (channels side by side, shared colour range).</p>"
     for layer_out in feature_maps(clf.model, clf.normalize(images[example : example + 1]), default_layers(clf.model)):
@@ -348,15 +444,26 @@ def write_html_report(run_dir: str | os.PathLike, *, gradcam_examples: int = 4, 
     sections.append(("featuremaps", "Feature maps", fm_html))
 
     # model summary
-    per_module = [[html.escape(n), type(mod).__name__, f"{sum(q.numel() for q in mod.parameters()):,}"] for n, mod in clf.model.named_children()]
-    sections.append(("model", "Model", _table(["module", "type", "parameters"], per_module, left=2) + f"<pre>{html.escape(str(clf.model))}</pre>"))
+    per_module = [
+        [html.escape(n), type(mod).__name__, f"{sum(q.numel() for q in mod.parameters()):,}"]
+        for n, mod in clf.model.named_children()
+    ]
+    sections.append(
+        (
+            "model",
+            "Model",
+            _table(["module", "type", "parameters"], per_module, left=2) + f"<pre>{html.escape(str(clf.model))}</pre>",
+        )
+    )
 
     for module in EXTRA_SECTIONS:  # other areas' sections, from the files they wrote into the run folder
         extra = importlib.import_module(module).report_section(run)
         if extra is not None:
             sections.append(extra)
     nav = "".join(f'<a href="#{sid}">{html.escape(title)}</a>' for sid, title, _ in sections)
-    body = "".join(f'<section id="{sid}"><h2>{html.escape(title)}</h2>{content}</section>' for sid, title, content in sections)
+    body = "".join(
+        f'<section id="{sid}"><h2>{html.escape(title)}</h2>{content}</section>' for sid, title, content in sections
+    )
     page = (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>cnnkit run {html.escape(run.name)}</title><style>{CSS}</style></head><body><main>"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -41,7 +41,9 @@ def class_index(class_names: list[str], name: str | None) -> int | None:
     raise ConfigError(f"--class {name!r} is not one of the model's classes: {', '.join(class_names)}")
 
 
-def explain_batch(clf, images: torch.Tensor, method: str = "gradcam", targets: list[int] | None = None, layer: str | None = None) -> tuple[np.ndarray, torch.Tensor]:
+def explain_batch(
+    clf, images: torch.Tensor, method: str = "gradcam", targets: list[int] | None = None, layer: str | None = None
+) -> tuple[np.ndarray, torch.Tensor]:
     """Heat maps (B, H, W) in [0, 1] and class probabilities (B, K) for uint8 images (B, C, H, W)
     already at the model's input size: a softmax, or each label's sigmoid for a multi-label model
     (`clf.multi_label`). Integrated gradients start from a black image."""
@@ -89,7 +91,9 @@ def explain_files(
     clf = load(checkpoint, device=device)
     target = class_index(clf.class_names, class_name)
     layer_name = resolve_layer(clf.model, layer)[0] if method in LAYER_METHODS else None
-    out_dir = Path(out) if out is not None else resolve_checkpoint(checkpoint).parent / "explain" / method.replace("+", "p")
+    out_dir = (
+        Path(out) if out is not None else resolve_checkpoint(checkpoint).parent / "explain" / method.replace("+", "p")
+    )
     result = ExplainResult(out_dir=out_dir)
     files = expand_paths(paths)
     if not files:
@@ -115,7 +119,9 @@ def explain_files(
                 if len(sheet[0]) < sheet_limit:
                     sheet[0].append(img)
                     sheet[1].append(h)
-                    sheet[2].append(f"{names[f][:18]}\n{label} {prob:.0%}" + (f" (→{clf.class_names[t]})" if t != pred else ""))
+                    sheet[2].append(
+                        f"{names[f][:18]}\n{label} {prob:.0%}" + (f" (→{clf.class_names[t]})" if t != pred else "")
+                    )
         if len(result.items) > 1:
             shown = f" (first {sheet_limit} of {len(result.items)})" if len(result.items) > sheet_limit else ""
             save_contact_sheet(*sheet, stage / "contact_sheet.png", title=f"{how}{shown}")

@@ -44,7 +44,9 @@ def _gradcam(model: nn.Module, x: torch.Tensor, targets: list[int], layer: nn.Mo
     """Grad-CAM with Captum: ReLU(sum_k mean(dy/dA_k) A_k) at `layer`, bilinearly upsampled."""
     from captum.attr import LayerGradCam
 
-    cam = LayerGradCam(model, layer).attribute(x, target=torch.as_tensor(targets, device=x.device), relu_attributions=True)  # (B, 1, h, w)
+    cam = LayerGradCam(model, layer).attribute(
+        x, target=torch.as_tensor(targets, device=x.device), relu_attributions=True
+    )  # (B, 1, h, w)
     cam = F.interpolate(cam.detach().float(), size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     cam = cam - cam.flatten(1).amin(1).view(-1, 1, 1)  # bilinear ringing can dip below the ReLU floor
     return cam.cpu().numpy()
@@ -59,7 +61,9 @@ def _gradcam_pp(model: nn.Module, x: torch.Tensor, targets: list[int], layer: nn
         return cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in targets])
 
 
-def _captum(model: nn.Module, x: torch.Tensor, targets: list[int], method: str, baseline: torch.Tensor | None, samples: int) -> np.ndarray:
+def _captum(
+    model: nn.Module, x: torch.Tensor, targets: list[int], method: str, baseline: torch.Tensor | None, samples: int
+) -> np.ndarray:
     from captum.attr import IntegratedGradients, NoiseTunnel, Saliency
 
     x = x.detach().clone().requires_grad_(True)
@@ -69,10 +73,14 @@ def _captum(model: nn.Module, x: torch.Tensor, targets: list[int], method: str, 
     elif method == "smoothgrad":
         # noise of 15 % of each image's value range (Smilkov et al., 2017)
         spread = (x.detach().amax(dim=(1, 2, 3)) - x.detach().amin(dim=(1, 2, 3))).mean().item()
-        attr = NoiseTunnel(Saliency(model)).attribute(x, target=target, abs=True, nt_type="smoothgrad", nt_samples=samples, stdevs=0.15 * max(spread, 1e-6))
+        attr = NoiseTunnel(Saliency(model)).attribute(
+            x, target=target, abs=True, nt_type="smoothgrad", nt_samples=samples, stdevs=0.15 * max(spread, 1e-6)
+        )
     else:
         base = baseline if baseline is not None else torch.zeros_like(x)
-        attr = IntegratedGradients(model).attribute(x, baselines=base, target=target, n_steps=samples, internal_batch_size=max(len(x) * samples, 1))
+        attr = IntegratedGradients(model).attribute(
+            x, baselines=base, target=target, n_steps=samples, internal_batch_size=max(len(x) * samples, 1)
+        )
         attr = attr.abs()
     return attr.detach().sum(1).cpu().numpy()  # (B, H, W): summed over colour channels
 

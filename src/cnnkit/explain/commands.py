@@ -32,7 +32,9 @@ def register(sub) -> None:
     p.add_argument("checkpoint", metavar="CKPT_OR_RUN", help="a checkpoint, or a run folder (its best.ckpt)")
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
     p.add_argument("--method", choices=METHODS, default="gradcam")
-    p.add_argument("--layer", metavar="NAME", help="module for Grad-CAM (default: the model's last convolutional stage)")
+    p.add_argument(
+        "--layer", metavar="NAME", help="module for Grad-CAM (default: the model's last convolutional stage)"
+    )
     p.add_argument("--class", dest="class_name", metavar="NAME", help="explain this class instead of the prediction")
     p.add_argument("--out", metavar="DIR", help="output folder (default: explain/<method> beside the checkpoint)")
     p.add_argument("--device", default="cpu")
@@ -42,7 +44,11 @@ def register(sub) -> None:
     p.add_argument("checkpoint", metavar="CKPT_OR_RUN")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--layers", nargs="+", metavar="NAME", help="module names (default: each stage); see --list")
-    p.add_argument("--steps", action="store_true", help="every module inside the layers: conv, batch norm, ReLU, pooling (before/after)")
+    p.add_argument(
+        "--steps",
+        action="store_true",
+        help="every module inside the layers: conv, batch norm, ReLU, pooling (before/after)",
+    )
     p.add_argument("--list", action="store_true", help="print the module names and output shapes, write nothing")
     p.add_argument("--max-channels", type=flag_type(Range(1)), default=32, help="channels shown per layer (default 32)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: featuremaps/ beside the checkpoint)")
@@ -53,9 +59,13 @@ def register(sub) -> None:
         help="first-layer kernels as images; deeper channels by activation maximisation",
     )
     p.add_argument("checkpoint", metavar="CKPT_OR_RUN")
-    p.add_argument("--layer", metavar="NAME", help="a deeper module: show what excites its channels (activation maximisation)")
+    p.add_argument(
+        "--layer", metavar="NAME", help="a deeper module: show what excites its channels (activation maximisation)"
+    )
     p.add_argument("--channels", type=flag_type(Range(1)), default=16, help="how many channels of --layer (default 16)")
-    p.add_argument("--steps", type=flag_type(Range(1)), default=128, help="optimisation steps for --layer (default 128)")
+    p.add_argument(
+        "--steps", type=flag_type(Range(1)), default=128, help="optimisation steps for --layer (default 128)"
+    )
     p.add_argument("--out", metavar="DIR", help="output folder (default: filters/ beside the checkpoint)")
     p.set_defaults(func=cmd_filters)
 
@@ -77,13 +87,22 @@ def cmd_conv_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    from cnnkit._text import printable
     from cnnkit.explain.api import explain_files
 
-    from cnnkit._text import printable
-
-    result = explain_files(args.checkpoint, args.images, method=args.method, layer=args.layer, class_name=args.class_name, out=args.out, device=args.device)
+    result = explain_files(
+        args.checkpoint,
+        args.images,
+        method=args.method,
+        layer=args.layer,
+        class_name=args.class_name,
+        out=args.out,
+        device=args.device,
+    )
     for item in result.items:
-        print(f"{printable(item.source)}: {item.label} {item.probability:.1%} (explained: {item.target}) -> {printable(str(item.path))}")
+        print(
+            f"{printable(item.source)}: {item.label} {item.probability:.1%} (explained: {item.target}) -> {printable(str(item.path))}"
+        )
     if result.contact_sheet:
         print(f"contact sheet: {result.contact_sheet}")
     for source, error in result.errors:
@@ -94,7 +113,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_featuremaps(args: argparse.Namespace) -> int:
     from cnnkit.explain.featuremaps import featuremaps_command
 
-    return featuremaps_command(args.checkpoint, args.image, layers=args.layers, steps=args.steps, list_only=args.list, max_channels=args.max_channels, out=args.out)
+    return featuremaps_command(
+        args.checkpoint,
+        args.image,
+        layers=args.layers,
+        steps=args.steps,
+        list_only=args.list,
+        max_channels=args.max_channels,
+        out=args.out,
+    )
 
 
 def cmd_filters(args: argparse.Namespace) -> int:
@@ -116,6 +143,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from cnnkit.evaluate.report_html import write_html_report
     from cnnkit.io_safety import writing
 
-    with writing(Path(args.run) / "report.html", hint="or copy the run folder somewhere writable and run cnnkit report on the copy"):
+    with writing(
+        Path(args.run) / "report.html",
+        hint="or copy the run folder somewhere writable and run cnnkit report on the copy",
+    ):
         print(f"wrote {write_html_report(args.run)}")
     return 0

@@ -18,7 +18,9 @@ def parse_matrix(text: str, name: str = "matrix") -> Matrix:
     """Rows separated by `;`, values by `,` (spaces allowed): "3,5,2;9,7,5" -> [[3,5,2],[9,7,5]]."""
     rows = [r.strip() for r in text.strip().strip(";").split(";")]
     if not text.strip() or not rows or any(r == "" for r in rows):
-        raise ConfigError(f"--{name} {text!r}: give rows separated by ';' and values by ',', e.g. \"3,5,2;9,7,5;2,0,6\"")
+        raise ConfigError(
+            f"--{name} {text!r}: give rows separated by ';' and values by ',', e.g. \"3,5,2;9,7,5;2,0,6\""
+        )
     out: Matrix = []
     for i, row in enumerate(rows, 1):
         values = []
@@ -35,7 +37,9 @@ def parse_matrix(text: str, name: str = "matrix") -> Matrix:
     widths = {len(r) for r in out}
     if len(widths) != 1:
         lengths = ", ".join(f"row {i} has {len(r)}" for i, r in enumerate(out, 1))
-        raise ConfigError(f"--{name}: rows have different lengths ({lengths}); every row needs the same number of values")
+        raise ConfigError(
+            f"--{name}: rows have different lengths ({lengths}); every row needs the same number of values"
+        )
     return out
 
 
@@ -132,7 +136,11 @@ class ConvDemo:
         oh, ow = len(fm), len(fm[0])
         out = [f"Input ({h}x{w}):", format_matrix(x), "", f"Kernel ({kh}x{kw}):", format_matrix(k), ""]
         if p:
-            out += [f"Input with padding {p} (zeros around the border, {h + 2 * p}x{w + 2 * p}):", format_matrix(xp), ""]
+            out += [
+                f"Input with padding {p} (zeros around the border, {h + 2 * p}x{w + 2 * p}):",
+                format_matrix(xp),
+                "",
+            ]
         out += [
             "Output size: ⌊(W − K + 2P) / S⌋ + 1",
             f"  width:  ⌊({w} − {kw} + 2·{p}) / {s}⌋ + 1 = ⌊{w - kw + 2 * p} / {s}⌋ + 1 = {ow}",
@@ -147,7 +155,11 @@ class ConvDemo:
         ]
         out.append("  " + self._sum_text(xp, 0, 0))
         if len(k) * len(k[0]) > 1:
-            out.append("  = " + " + ".join(_term(xp[a][b] * k[a][b]) for a in range(kh) for b in range(kw)) + f" = {fmt(fm[0][0])}")
+            out.append(
+                "  = "
+                + " + ".join(_term(xp[a][b] * k[a][b]) for a in range(kh) for b in range(kw))
+                + f" = {fmt(fm[0][0])}"
+            )
         if 1 < oh * ow <= 9:
             out += ["", "The other positions, the same way (window's top-left corner in the padded input):"]
             for i in range(oh):
@@ -161,7 +173,10 @@ class ConvDemo:
         out += ["After ReLU, max(0, x) (negative values become 0):", format_matrix(r), ""]
         if oh >= 2 and ow >= 2:
             mp = max_pool(r)
-            out += [f"After 2x2 max pooling, stride 2 (the largest value of each 2x2 block; {len(mp)}x{len(mp[0])}):", format_matrix(mp)]
+            out += [
+                f"After 2x2 max pooling, stride 2 (the largest value of each 2x2 block; {len(mp)}x{len(mp[0])}):",
+                format_matrix(mp),
+            ]
         else:
             out.append(f"2x2 max pooling needs a feature map of at least 2x2; this one is {oh}x{ow}, so it stops here.")
         return "\n".join(out)

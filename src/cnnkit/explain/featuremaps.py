@@ -113,7 +113,16 @@ def save_grid(layer: LayerOutput, path: str | Path, max_channels: int = 32, imag
     return save_figure(fig, path, dpi=90)
 
 
-def featuremaps_command(checkpoint: str | os.PathLike, image: str | os.PathLike, *, layers: list[str] | None, steps: bool, list_only: bool, max_channels: int, out: str | os.PathLike | None) -> int:
+def featuremaps_command(
+    checkpoint: str | os.PathLike,
+    image: str | os.PathLike,
+    *,
+    layers: list[str] | None,
+    steps: bool,
+    list_only: bool,
+    max_channels: int,
+    out: str | os.PathLike | None,
+) -> int:
     from cnnkit.checkpoint import resolve_checkpoint
     from cnnkit.inference import load
 
@@ -123,7 +132,9 @@ def featuremaps_command(checkpoint: str | os.PathLike, image: str | os.PathLike,
         modules = dict(clf.model.named_modules())
         missing = [n for n in names if n not in modules]
         if missing:
-            raise ConfigError(f"the model has no layer {', '.join(map(repr, missing))}; its layers are: {', '.join(n for n in modules if n)}")
+            raise ConfigError(
+                f"the model has no layer {', '.join(map(repr, missing))}; its layers are: {', '.join(n for n in modules if n)}"
+            )
         names = expand_steps(clf.model, names)
     images = clf.preprocess(image)
     recorded = feature_maps(clf.model, clf.normalize(images), names)
@@ -133,7 +144,9 @@ def featuremaps_command(checkpoint: str | os.PathLike, image: str | os.PathLike,
         print("\n".join(lines))
         return 0
     names = [f"{i:02d}_{layer.name.replace('.', '_')}.png" for i, layer in enumerate(recorded)]
-    with staged_folder(out_dir, hint="or write elsewhere with --out DIR") as stage:  # all grids or none: a signal or a full disk leaves the previous ones
+    with staged_folder(
+        out_dir, hint="or write elsewhere with --out DIR"
+    ) as stage:  # all grids or none: a signal or a full disk leaves the previous ones
         for i, (layer, name) in enumerate(zip(recorded, names)):
             save_grid(layer, stage / name, max_channels, image=images[0].numpy() if i == 0 else None)
     for line, name in zip(lines, names):

@@ -96,7 +96,7 @@ def maximize_activation(
         opt = torch.optim.Adam([x], lr=lr)
         with torch.enable_grad():  # also inside a caller's torch.no_grad()
             for _ in range(steps):
-                dy, dx = (torch.randint(-jitter, jitter + 1, (2,), generator=g).tolist() if jitter else (0, 0))
+                dy, dx = torch.randint(-jitter, jitter + 1, (2,), generator=g).tolist() if jitter else (0, 0)
                 act = activation(torch.roll(x, shifts=(dy, dx), dims=(2, 3)))
                 loss = -act.sum() + l2 * (x**2).sum() + tv * len(channels) * total_variation(x)
                 opt.zero_grad()
@@ -135,11 +135,17 @@ def save_kernels(model: nn.Module, path: str | Path) -> Path:
     pics = kernel_images(conv)
     k = conv.weight.shape
     colour = "RGB" if k[1] == 3 else ("grey" if k[1] == 1 else f"mean of {k[1]} input channels")
-    title = f"{name}: {k[0]} kernels of {k[2]}x{k[3]} ({colour}; grey 0.5 = weight 0, dark = negative, light = positive)" if k[1] != 3 else f"{name}: {k[0]} kernels of {k[2]}x{k[3]} (RGB, each scaled on its own)"
+    title = (
+        f"{name}: {k[0]} kernels of {k[2]}x{k[3]} ({colour}; grey 0.5 = weight 0, dark = negative, light = positive)"
+        if k[1] != 3
+        else f"{name}: {k[0]} kernels of {k[2]}x{k[3]} (RGB, each scaled on its own)"
+    )
     return _grid(list(pics), [f"{i}" for i in range(len(pics))], title, Path(path), "gray")
 
 
-def save_activation_maximisation(clf, layer: str, path: str | Path, channels: int = 16, steps: int = 128) -> tuple[Path, torch.Tensor, torch.Tensor]:
+def save_activation_maximisation(
+    clf, layer: str, path: str | Path, channels: int = 16, steps: int = 128
+) -> tuple[Path, torch.Tensor, torch.Tensor]:
     """PNG grid of synthetic inputs that excite the first `channels` channels of `layer`."""
     modules = dict(clf.model.named_modules())
     if layer not in modules:
@@ -160,7 +166,9 @@ def save_activation_maximisation(clf, layer: str, path: str | Path, channels: in
     return _grid(pics, caps, title, Path(path), "gray"), start, end
 
 
-def filters_command(checkpoint: str | os.PathLike, *, layer: str | None, channels: int, steps: int, out: str | os.PathLike | None) -> int:
+def filters_command(
+    checkpoint: str | os.PathLike, *, layer: str | None, channels: int, steps: int, out: str | os.PathLike | None
+) -> int:
     from cnnkit.checkpoint import resolve_checkpoint
     from cnnkit.inference import load
 
@@ -168,12 +176,16 @@ def filters_command(checkpoint: str | os.PathLike, *, layer: str | None, channel
     out_dir = Path(out) if out is not None else resolve_checkpoint(checkpoint).parent / "filters"
     if layer is None:
         path = out_dir / "first_layer_kernels.png"
-        with writing(path, hint="or write elsewhere with --out DIR"):  # one file, replaced atomically (render.save_figure)
+        with writing(
+            path, hint="or write elsewhere with --out DIR"
+        ):  # one file, replaced atomically (render.save_figure)
             print(f"wrote {save_kernels(clf.model, path)}")
         return 0
     path = out_dir / f"{layer.replace('.', '_')}_activation_max.png"
     with writing(path, hint="or write elsewhere with --out DIR"):
         path, start, end = save_activation_maximisation(clf, layer, path, channels, steps)
-    print(f"{layer}: mean activation of channels 0-{len(end) - 1} rose from {float(start.mean()):.3f} (faint noise) to {float(end.mean()):.3f}")
+    print(
+        f"{layer}: mean activation of channels 0-{len(end) - 1} rose from {float(start.mean()):.3f} (faint noise) to {float(end.mean()):.3f}"
+    )
     print(f"wrote {path}")
     return 0

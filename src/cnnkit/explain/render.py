@@ -67,7 +67,15 @@ def save_panel(image: np.ndarray, heat: np.ndarray, path: str | Path, *, title: 
     return save_figure(fig, path, dpi=100)
 
 
-def save_contact_sheet(images: list[np.ndarray], heats: list[np.ndarray], captions: list[str], path: str | Path, *, title: str, columns: int = 6) -> Path:
+def save_contact_sheet(
+    images: list[np.ndarray],
+    heats: list[np.ndarray],
+    captions: list[str],
+    path: str | Path,
+    *,
+    title: str,
+    columns: int = 6,
+) -> Path:
     """A grid of overlays, each captioned (prediction, probability, file name)."""
     import matplotlib
 

@@ -30,7 +30,18 @@ class Backbone(ClassifierBase):
     stages: paths of the backbone's stages from input to output (for gradual unfreezing).
     """
 
-    def __init__(self, net: nn.Module, *, features: list[str], head: list[str], classifier: str, stages: list[str], target_layer: str, pretrained_cfg: dict | None = None, input_transform: str | None = None):
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        features: list[str],
+        head: list[str],
+        classifier: str,
+        stages: list[str],
+        target_layer: str,
+        pretrained_cfg: dict | None = None,
+        input_transform: str | None = None,
+    ):
         super().__init__()
         self.net = net
         self.feature_paths = list(features)
@@ -81,7 +92,16 @@ def adapt_first_conv(conv: nn.Conv2d, in_chans: int) -> nn.Conv2d:
     response), repeated and rescaled for more channels."""
     if conv.in_channels == in_chans:
         return conv
-    new = type(conv)(in_chans, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding, dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None)  # type: ignore[arg-type]  # Conv2d holds 2-tuples; torch types them tuple[int, ...]
+    new = type(conv)(
+        in_chans,
+        conv.out_channels,
+        conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        groups=conv.groups,
+        bias=conv.bias is not None,
+    )  # type: ignore[arg-type]  # Conv2d holds 2-tuples; torch types them tuple[int, ...]
     if conv.weight.device.type != "meta":
         with torch.no_grad():
             w = conv.weight
@@ -110,10 +130,15 @@ def torchvision_net(arch: str, num_classes: int, pretrained: bool | str, **kwarg
     try:
         weights = enum[name] if name != "DEFAULT" else enum.DEFAULT
     except KeyError:
-        raise ConfigError(f"pretrained: {arch} has no weights {name!r}; choose from {', '.join(w.name for w in enum)}") from None
+        raise ConfigError(
+            f"pretrained: {arch} has no weights {name!r}; choose from {', '.join(w.name for w in enum)}"
+        ) from None
     try:
         net = builder(weights=weights, **kwargs)
-    except (OSError, RuntimeError) as e:  # no network and nothing in the cache (URLError is an OSError), or a corrupt file
+    except (
+        OSError,
+        RuntimeError,
+    ) as e:  # no network and nothing in the cache (URLError is an OSError), or a corrupt file
         from torch.hub import get_dir
 
         raise ConfigError(

@@ -10,12 +10,31 @@ from cnnkit.ranges import Range, flag_type
 
 def register(sub) -> None:
     """Add this area's subcommands to the `cnnkit` parser."""
-    p = sub.add_parser("summary", help="per-layer shapes, parameters, MACs and receptive fields of a model", description="Summarise a registered model, a layer spec or a checkpoint: per layer the output shape, parameters, MACs (torch.utils.flop_counter) and receptive field; totals and the activation memory of a batch.")
-    p.add_argument("model", metavar="MODEL_OR_SPEC_OR_CKPT", help="a model name (see `cnnkit models`), a layer spec such as 'conv(32,3)-bn-relu-gap-fc(10)', or a checkpoint / run folder")
-    p.add_argument("--input", metavar="CxHxW", help="input shape, e.g. 3x32x32 (default: the model's or checkpoint's own)")
-    p.add_argument("--num-classes", type=flag_type(Range(1, 1_000_000)), help="classifier outputs (default: 1000 for ImageNet-size models, else 10)")
+    p = sub.add_parser(
+        "summary",
+        help="per-layer shapes, parameters, MACs and receptive fields of a model",
+        description="Summarise a registered model, a layer spec or a checkpoint: per layer the output shape, parameters, MACs (torch.utils.flop_counter) and receptive field; totals and the activation memory of a batch.",
+    )
+    p.add_argument(
+        "model",
+        metavar="MODEL_OR_SPEC_OR_CKPT",
+        help="a model name (see `cnnkit models`), a layer spec such as 'conv(32,3)-bn-relu-gap-fc(10)', or a checkpoint / run folder",
+    )
+    p.add_argument(
+        "--input", metavar="CxHxW", help="input shape, e.g. 3x32x32 (default: the model's or checkpoint's own)"
+    )
+    p.add_argument(
+        "--num-classes",
+        type=flag_type(Range(1, 1_000_000)),
+        help="classifier outputs (default: 1000 for ImageNet-size models, else 10)",
+    )
     p.add_argument("--small-input", action="store_true", help="the model's small-input stem (models that have one)")
-    p.add_argument("--batch-size", type=flag_type(Range(1)), default=64, help="batch size for the activation-memory estimate (default 64)")
+    p.add_argument(
+        "--batch-size",
+        type=flag_type(Range(1)),
+        default=64,
+        help="batch size for the activation-memory estimate (default 64)",
+    )
     p.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
     p.set_defaults(func=cmd_summary)
 
@@ -40,7 +59,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from cnnkit.models.zoo import build_for_summary
 
     shape = parse_input(args.input) if args.input else None
-    model, title, shape = build_for_summary(args.model, shape, num_classes=args.num_classes, small_input=args.small_input)
+    model, title, shape = build_for_summary(
+        args.model, shape, num_classes=args.num_classes, small_input=args.small_input
+    )
     s = summarize(model, shape, batch_size=args.batch_size, title=title)
     print(s.format())
     if args.json:

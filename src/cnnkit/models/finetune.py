@@ -20,7 +20,7 @@ Everything here is a plain function of the model; the training loop calls them.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -33,7 +33,9 @@ MODES = ("head", "full", "gradual", "fine_tune")
 
 def check_mode(mode: str | None) -> None:
     if mode is not None and mode not in MODES:
-        raise ConfigError(f"model.finetune: {mode!r} is not a fine-tuning mode; choose head, full, gradual or fine_tune (or leave it unset)")
+        raise ConfigError(
+            f"model.finetune: {mode!r} is not a fine-tuning mode; choose head, full, gradual or fine_tune (or leave it unset)"
+        )
 
 
 def head_parameter_names(model: nn.Module) -> list[str]:
@@ -110,7 +112,9 @@ def train_mode(model: nn.Module) -> nn.Module:
     return model
 
 
-def param_groups(model: nn.Module, lr: float, *, backbone_lr_scale: float = 0.1, weight_decay: float = 0.0) -> list[dict]:
+def param_groups(
+    model: nn.Module, lr: float, *, backbone_lr_scale: float = 0.1, weight_decay: float = 0.0
+) -> list[dict]:
     """Optimizer parameter groups: the head at `lr`, the backbone at `lr * backbone_lr_scale`.
     All parameters are listed (frozen ones too), so unfreezing later needs no new optimizer;
     biases and norm weights get no weight decay."""
@@ -123,7 +127,14 @@ def param_groups(model: nn.Module, lr: float, *, backbone_lr_scale: float = 0.1,
     out = []
     for (part, decay), params in sorted(groups.items()):
         group_lr = lr if part == "head" else lr * backbone_lr_scale
-        out.append({"params": params, "lr": group_lr, "weight_decay": weight_decay if decay else 0.0, "name": f"{part}{'' if decay else '_no_decay'}"})
+        out.append(
+            {
+                "params": params,
+                "lr": group_lr,
+                "weight_decay": weight_decay if decay else 0.0,
+                "name": f"{part}{'' if decay else '_no_decay'}",
+            }
+        )
     return out
 
 
@@ -137,7 +148,14 @@ class FeatureCache:
 
     @classmethod
     @torch.no_grad()
-    def build(cls, model: nn.Module, batches: Iterable, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float16) -> "FeatureCache":
+    def build(
+        cls,
+        model: nn.Module,
+        batches: Iterable,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float16,
+    ) -> FeatureCache:
         was_training = model.training
         model.eval()
         feats, labels = [], []
@@ -150,14 +168,31 @@ class FeatureCache:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def batches(self, batch_size: int, *, shuffle: bool = True, generator: torch.Generator | None = None, device: str | torch.device = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        generator: torch.Generator | None = None,
+        device: str | torch.device = "cpu",
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
         for i in range(0, len(self), batch_size):
             idx = order[i : i + batch_size]
             yield self.features[idx].to(device, torch.float32), self.labels[idx].to(device)
 
 
-def fit_head(model: nn.Module, cache: FeatureCache, *, epochs: int = 10, lr: float = 1e-3, batch_size: int = 64, weight_decay: float = 1e-4, seed: int = 0, device: str | torch.device = "cpu") -> list[float]:
+def fit_head(
+    model: nn.Module,
+    cache: FeatureCache,
+    *,
+    epochs: int = 10,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    weight_decay: float = 1e-4,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> list[float]:
     """Train only the classifier on cached features (AdamW); returns the mean loss per epoch."""
     freeze_backbone(model)
     train_mode(model)

@@ -14,15 +14,41 @@ from torch import nn
 from cnnkit.models._backbone import Backbone, adapt_first_conv, finish, torchvision_net
 from cnnkit.models._registry import register_model
 
-FEATURES = ["conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a", "inception3b", "maxpool3", "inception4a", "inception4b", "inception4c", "inception4d", "inception4e", "maxpool4", "inception5a", "inception5b"]
+FEATURES = [
+    "conv1",
+    "maxpool1",
+    "conv2",
+    "conv3",
+    "maxpool2",
+    "inception3a",
+    "inception3b",
+    "maxpool3",
+    "inception4a",
+    "inception4b",
+    "inception4c",
+    "inception4d",
+    "inception4e",
+    "maxpool4",
+    "inception5a",
+    "inception5b",
+]
 
 
-@register_model("googlenet", description="GoogLeNet / Inception v1 (2014), torchvision, no aux heads; small_input=True: stride-1 stem", default_input=(3, 224, 224), pretrained="torchvision IMAGENET1K_V1")
-def googlenet(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, pretrained: bool | str = False) -> Backbone:
+@register_model(
+    "googlenet",
+    description="GoogLeNet / Inception v1 (2014), torchvision, no aux heads; small_input=True: stride-1 stem",
+    default_input=(3, 224, 224),
+    pretrained="torchvision IMAGENET1K_V1",
+)
+def googlenet(
+    num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, pretrained: bool | str = False
+) -> Backbone:
     from torchvision.models.googlenet import BasicConv2d
 
     # with weights torchvision loads the aux heads and then drops them; without, ask for none
-    net, cfg = torchvision_net("googlenet", num_classes, pretrained, **({} if pretrained else {"aux_logits": False, "init_weights": True}))
+    net, cfg = torchvision_net(
+        "googlenet", num_classes, pretrained, **({} if pretrained else {"aux_logits": False, "init_weights": True})
+    )
     if small_input:
         if pretrained:
             net.conv1.conv.stride = (1, 1)
@@ -33,5 +59,14 @@ def googlenet(num_classes: int = 1000, in_chans: int = 3, small_input: bool = Fa
     net.conv1.conv = adapt_first_conv(cast(nn.Conv2d, net.conv1.conv), in_chans)
     # torchvision's pretrained GoogLeNet re-normalises its input (transform_input): keep that
     transform = "_transform_input" if (pretrained and in_chans == 3 and net.transform_input) else None
-    model = Backbone(net, features=FEATURES, head=["gap", "dropout", "fc"], classifier="fc", stages=["conv1", "inception3a", "inception4a", "inception5a"], target_layer="inception5b", pretrained_cfg=cfg, input_transform=transform)
+    model = Backbone(
+        net,
+        features=FEATURES,
+        head=["gap", "dropout", "fc"],
+        classifier="fc",
+        stages=["conv1", "inception3a", "inception4a", "inception5a"],
+        target_layer="inception5b",
+        pretrained_cfg=cfg,
+        input_transform=transform,
+    )
     return finish(model, num_classes, 1000 if pretrained else None)

@@ -29,7 +29,9 @@ class LeNet5(ClassifierBase):
         self.features.add_module("pool2", nn.AvgPool2d(2))  # (B, 16, 5, 5)
         side = ((image_size + 2 * pad - 4) // 2 - 4) // 2
         if side < 1:
-            raise ValueError(f"LeNet-5 needs inputs of at least 28x28 (with padding) or 32x32; got image_size={image_size}")
+            raise ValueError(
+                f"LeNet-5 needs inputs of at least 28x28 (with padding) or 32x32; got image_size={image_size}"
+            )
         self.num_features = 16 * side * side
         self.head = nn.Sequential(nn.Linear(self.num_features, 120), act(), nn.Linear(120, 84), act())  # C5, F6
         self.fc = nn.Linear(84, num_classes)

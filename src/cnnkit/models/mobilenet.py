@@ -25,20 +25,49 @@ def mobilenet(arch: str, num_classes: int, in_chans: int, small_input: bool, pre
     cast(nn.Sequential, net.features[0])[0] = adapt_first_conv(stem, in_chans)
     n = len(cast(nn.Sequential, net.features))
     stages = ["features.0"] + [f"features.{i}" for i in range(1, n)]
-    model = Backbone(net, features=["features"], head=["gap", "classifier"], classifier=VARIANTS[arch], stages=stages, target_layer=f"features.{n - 1}", pretrained_cfg=cfg)
+    model = Backbone(
+        net,
+        features=["features"],
+        head=["gap", "classifier"],
+        classifier=VARIANTS[arch],
+        stages=stages,
+        target_layer=f"features.{n - 1}",
+        pretrained_cfg=cfg,
+    )
     return finish(model, num_classes, 1000 if pretrained else None)
 
 
-@register_model("mobilenet_v2", description="MobileNetV2 (2018), torchvision; small_input=True: stride-1 stem", default_input=(3, 224, 224), pretrained="torchvision IMAGENET1K_V2")
-def mobilenet_v2(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, pretrained: bool | str = False) -> Backbone:
+@register_model(
+    "mobilenet_v2",
+    description="MobileNetV2 (2018), torchvision; small_input=True: stride-1 stem",
+    default_input=(3, 224, 224),
+    pretrained="torchvision IMAGENET1K_V2",
+)
+def mobilenet_v2(
+    num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, pretrained: bool | str = False
+) -> Backbone:
     return mobilenet("mobilenet_v2", num_classes, in_chans, small_input, pretrained)
 
 
-@register_model("mobilenet_v3_small", description="MobileNetV3-Small (2019), torchvision; small_input=True: stride-1 stem", default_input=(3, 224, 224), pretrained="torchvision IMAGENET1K_V1")
-def mobilenet_v3_small(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, pretrained: bool | str = False) -> Backbone:
+@register_model(
+    "mobilenet_v3_small",
+    description="MobileNetV3-Small (2019), torchvision; small_input=True: stride-1 stem",
+    default_input=(3, 224, 224),
+    pretrained="torchvision IMAGENET1K_V1",
+)
+def mobilenet_v3_small(
+    num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, pretrained: bool | str = False
+) -> Backbone:
     return mobilenet("mobilenet_v3_small", num_classes, in_chans, small_input, pretrained)
 
 
-@register_model("mobilenet_v3_large", description="MobileNetV3-Large (2019), torchvision; small_input=True: stride-1 stem", default_input=(3, 224, 224), pretrained="torchvision IMAGENET1K_V2")
-def mobilenet_v3_large(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, pretrained: bool | str = False) -> Backbone:
+@register_model(
+    "mobilenet_v3_large",
+    description="MobileNetV3-Large (2019), torchvision; small_input=True: stride-1 stem",
+    default_input=(3, 224, 224),
+    pretrained="torchvision IMAGENET1K_V2",
+)
+def mobilenet_v3_large(
+    num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, pretrained: bool | str = False
+) -> Backbone:
     return mobilenet("mobilenet_v3_large", num_classes, in_chans, small_input, pretrained)

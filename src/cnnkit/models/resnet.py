@@ -27,21 +27,59 @@ def resnet(arch: str, num_classes: int, in_chans: int, small_input: bool, pretra
             net.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)  # (B, 64, H, W)
         net.maxpool = nn.Identity()
     net.conv1 = adapt_first_conv(cast(nn.Conv2d, net.conv1), in_chans)
-    features = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]  # (B, 512 or 2048, H/32, W/32); H/8 with small_input
-    model = Backbone(net, features=features, head=["gap", "fc"], classifier="fc", stages=STAGES, target_layer="layer4", pretrained_cfg=cfg)
+    features = [
+        "conv1",
+        "bn1",
+        "relu",
+        "maxpool",
+        "layer1",
+        "layer2",
+        "layer3",
+        "layer4",
+    ]  # (B, 512 or 2048, H/32, W/32); H/8 with small_input
+    model = Backbone(
+        net,
+        features=features,
+        head=["gap", "fc"],
+        classifier="fc",
+        stages=STAGES,
+        target_layer="layer4",
+        pretrained_cfg=cfg,
+    )
     return finish(model, num_classes, 1000 if pretrained else None)
 
 
-@register_model("resnet18", description="ResNet-18 (2015), torchvision; small_input=True: 3x3/1 stem, no max pool", default_input=(3, 224, 224), pretrained="torchvision IMAGENET1K_V1")
-def resnet18(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, pretrained: bool | str = False) -> Backbone:
+@register_model(
+    "resnet18",
+    description="ResNet-18 (2015), torchvision; small_input=True: 3x3/1 stem, no max pool",
+    default_input=(3, 224, 224),
+    pretrained="torchvision IMAGENET1K_V1",
+)
+def resnet18(
+    num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, pretrained: bool | str = False
+) -> Backbone:
     return resnet("resnet18", num_classes, in_chans, small_input, pretrained)
 
 
-@register_model("resnet34", description="ResNet-34 (2015), torchvision; small_input=True: 3x3/1 stem, no max pool", default_input=(3, 224, 224), pretrained="torchvision IMAGENET1K_V1")
-def resnet34(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, pretrained: bool | str = False) -> Backbone:
+@register_model(
+    "resnet34",
+    description="ResNet-34 (2015), torchvision; small_input=True: 3x3/1 stem, no max pool",
+    default_input=(3, 224, 224),
+    pretrained="torchvision IMAGENET1K_V1",
+)
+def resnet34(
+    num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, pretrained: bool | str = False
+) -> Backbone:
     return resnet("resnet34", num_classes, in_chans, small_input, pretrained)
 
 
-@register_model("resnet50", description="ResNet-50 (2015, bottleneck blocks), torchvision; small_input=True as resnet18", default_input=(3, 224, 224), pretrained="torchvision IMAGENET1K_V2")
-def resnet50(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, pretrained: bool | str = False) -> Backbone:
+@register_model(
+    "resnet50",
+    description="ResNet-50 (2015, bottleneck blocks), torchvision; small_input=True as resnet18",
+    default_input=(3, 224, 224),
+    pretrained="torchvision IMAGENET1K_V2",
+)
+def resnet50(
+    num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, pretrained: bool | str = False
+) -> Backbone:
     return resnet("resnet50", num_classes, in_chans, small_input, pretrained)

@@ -21,7 +21,15 @@ class SimpleCNN(ClassifierBase):
 
     target_layer = "features.stage{last}"
 
-    def __init__(self, num_classes: int = 10, in_chans: int = 1, width: int = 16, stages: int = 3, depth: int = 2, dropout: float = 0.1):
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_chans: int = 1,
+        width: int = 16,
+        stages: int = 3,
+        depth: int = 2,
+        dropout: float = 0.1,
+    ):
         super().__init__()
         layers: dict[str, nn.Module] = {}
         c = in_chans
@@ -32,7 +40,9 @@ class SimpleCNN(ClassifierBase):
                 block.append(nn.MaxPool2d(2))  # (B, C, H/2, W/2)
             layers[f"stage{i}"] = nn.Sequential(*block)
             c = c_out
-        self.features = nn.Sequential(OrderedDict(layers))  # (B, width * 2^(stages-1), H / 2^(stages-1), W / 2^(stages-1))
+        self.features = nn.Sequential(
+            OrderedDict(layers)
+        )  # (B, width * 2^(stages-1), H / 2^(stages-1), W / 2^(stages-1))
         self.target_layer = f"features.stage{stages - 1}"
         self.num_features = c
         self.pool = nn.AdaptiveAvgPool2d(1)  # global average pooling: (B, C, 1, 1)
@@ -50,5 +60,7 @@ class SimpleCNN(ClassifierBase):
 
 
 @register_model("simple_cnn", description="small conv-BN-ReLU CNN with GAP head")
-def simple_cnn(num_classes: int = 10, in_chans: int = 1, width: int = 16, stages: int = 3, depth: int = 2, dropout: float = 0.1) -> SimpleCNN:
+def simple_cnn(
+    num_classes: int = 10, in_chans: int = 1, width: int = 16, stages: int = 3, depth: int = 2, dropout: float = 0.1
+) -> SimpleCNN:
     return SimpleCNN(num_classes, in_chans, width=width, stages=stages, depth=depth, dropout=dropout)

@@ -40,7 +40,11 @@ ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "sigmoid": nn.
 
 # name -> (expected form, parameter names in positional order, how many are required)
 FORMS: dict[str, tuple[str, tuple[str, ...], int]] = {
-    "conv": ("conv(out_channels, kernel, stride=1, padding=same|valid|N, bias=true|false)", ("out", "kernel", "stride", "padding", "bias"), 2),
+    "conv": (
+        "conv(out_channels, kernel, stride=1, padding=same|valid|N, bias=true|false)",
+        ("out", "kernel", "stride", "padding", "bias"),
+        2,
+    ),
     "dwconv": ("dwconv(kernel, stride=1, padding=same|valid|N, mult=1)", ("kernel", "stride", "padding", "mult"), 1),
     "bn": ("bn", (), 0),
     **{a: (a, (), 0) for a in ACTIVATIONS},
@@ -67,7 +71,7 @@ class Token:
     kwargs: dict[str, Any]
     text: str  # as written (spaces removed)
     pos: int  # offset in the whole spec string
-    body: list["Token"] | None = field(default=None)  # res(<layers>)
+    body: list[Token] | None = field(default=None)  # res(<layers>)
 
     def get(self, key: str, default: Any = None) -> Any:
         names = FORMS[self.name][1]
@@ -150,7 +154,7 @@ def _parse(text: str, spec: str, offset: int) -> list[Token]:
             continue
         args, kwargs = [], {}
         if inner is not None and inner != "":
-            for raw, apos in _split(inner, ",", inner_pos, spec):
+            for raw, _apos in _split(inner, ",", inner_pos, spec):
                 key, eq, val = raw.partition("=")
                 try:
                     v = _value(val if eq else raw)
@@ -191,7 +195,12 @@ Shape = tuple  # (C, H, W) with H, W None when the input size is unknown, or (N,
 
 def _int(tok: Token, spec: str, key: str, value: Any, low: int = 1) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise _fail(spec, tok.text, tok.pos, f"{tok.text}: {key} must be an integer >= {low}, got {value!r}; expected {FORMS[tok.name][0]}")
+        raise _fail(
+            spec,
+            tok.text,
+            tok.pos,
+            f"{tok.text}: {key} must be an integer >= {low}, got {value!r}; expected {FORMS[tok.name][0]}",
+        )
     return value
 
 
@@ -216,12 +225,18 @@ class _Builder:
 
     def spatial(self, tok: Token, shape: Shape) -> tuple[int, int | None, int | None]:
         if len(shape) != 3:
-            raise self.fail(tok, f"{tok.text} needs a feature map, but the layers before it made a vector of {shape[0]} (after gap / flatten / fc)")
+            raise self.fail(
+                tok,
+                f"{tok.text} needs a feature map, but the layers before it made a vector of {shape[0]} (after gap / flatten / fc)",
+            )
         return shape
 
     def check(self, tok: Token, before: Shape, after: Shape) -> Shape:
         if len(after) == 3 and after[1] is not None and (after[1] < 1 or after[2] < 1):
-            raise self.fail(tok, f"{tok.text} turns its {before[1]}x{before[2]} input into {after[1]}x{after[2]}: the image collapses to nothing (model input {self.input_desc}); use a larger input, fewer poolings or padding")
+            raise self.fail(
+                tok,
+                f"{tok.text} turns its {before[1]}x{before[2]} input into {after[1]}x{after[2]}: the image collapses to nothing (model input {self.input_desc}); use a larger input, fewer poolings or padding",
+            )
         return after
 
     def conv_geometry(self, tok: Token, k: int, s: int, pad: Any) -> tuple[Any, int]:
@@ -229,7 +244,9 @@ class _Builder:
             return k // 2, k // 2
         if pad == "same":
             if s != 1:
-                raise self.fail(tok, f"{tok.text}: padding=same needs stride=1; give padding=N for a strided convolution")
+                raise self.fail(
+                    tok, f"{tok.text}: padding=same needs stride=1; give padding=N for a strided convolution"
+                )
             if k % 2 == 0:
                 raise self.fail(tok, f"{tok.text}: padding=same needs an odd kernel here")
             return "same", k // 2
@@ -290,38 +307,55 @@ class _Builder:
             return shape[0]
         c, h, w = shape
         if h is None:
-            raise self.fail(tok, f"{tok.text} flattens a {c}-channel feature map whose size depends on the input: give the input size (model.kwargs.image_size) or use gap")
+            raise self.fail(
+                tok,
+                f"{tok.text} flattens a {c}-channel feature map whose size depends on the input: give the input size (model.kwargs.image_size) or use gap",
+            )
         return c * h * w
 
     def residual(self, tok: Token, shape: Shape) -> tuple[nn.Module, Shape]:
-        c, h, w = self.spatial(tok, shape)
+        c, _h, _w = self.spatial(tok, shape)
         post = None
         if tok.body is None:  # res(out, stride): the ResNet basic block
             out = _int(tok, self.spec, "out_channels", tok.get("out"))
             s = _int(tok, self.spec, "stride", tok.get("stride", 1))
-            body = [Token("conv", [out, 3, s, 1], {}, tok.text, tok.pos), Token("bn", [], {}, tok.text, tok.pos), Token("relu", [], {}, tok.text, tok.pos), Token("conv", [out, 3], {}, tok.text, tok.pos), Token("bn", [], {}, tok.text, tok.pos)]
+            body = [
+                Token("conv", [out, 3, s, 1], {}, tok.text, tok.pos),
+                Token("bn", [], {}, tok.text, tok.pos),
+                Token("relu", [], {}, tok.text, tok.pos),
+                Token("conv", [out, 3], {}, tok.text, tok.pos),
+                Token("bn", [], {}, tok.text, tok.pos),
+            ]
             post = nn.ReLU()
         else:
             body = tok.body
         layers, out_shape = self.build(body, shape)
         if len(out_shape) != 3:
             raise self.fail(tok, f"{tok.text}: a residual block must keep a feature map (no gap / flatten / fc inside)")
-        stride = math.prod(t.get("stride", t.get("kernel", 2) if t.name.endswith("pool") else 1) for t in _flat(body) if t.name in ("conv", "dwconv", "maxpool", "avgpool"))
+        stride = math.prod(
+            t.get("stride", t.get("kernel", 2) if t.name.endswith("pool") else 1)
+            for t in _flat(body)
+            if t.name in ("conv", "dwconv", "maxpool", "avgpool")
+        )
         shortcut = None
         if out_shape[0] != c or stride != 1:
-            shortcut = nn.Sequential(nn.Conv2d(c, out_shape[0], 1, stride=stride, bias=False), nn.BatchNorm2d(out_shape[0]))  # projection
+            shortcut = nn.Sequential(
+                nn.Conv2d(c, out_shape[0], 1, stride=stride, bias=False), nn.BatchNorm2d(out_shape[0])
+            )  # projection
         return Residual(nn.Sequential(*(m for m, _, _ in layers)), shortcut, post), out_shape
 
 
 def _flat(tokens: list[Token]) -> list[Token]:
-    return [t for tok in tokens for t in ([tok] if tok.body is None else [tok] + _flat(tok.body))]
+    return [t for tok in tokens for t in ([tok] if tok.body is None else [tok, *_flat(tok.body)])]
 
 
 class SpecNet(ClassifierBase):
     """A network built from a layer spec: `layers` up to the last feature map are the features,
     the rest (gap / flatten / dropout / fc) the head; the last fc is the classifier."""
 
-    def __init__(self, spec: str | list = DEFAULT_SPEC, num_classes: int = 10, in_chans: int = 1, image_size: int | None = None):
+    def __init__(
+        self, spec: str | list = DEFAULT_SPEC, num_classes: int = 10, in_chans: int = 1, image_size: int | None = None
+    ):
         super().__init__()
         tokens = parse_spec(spec)
         self.spec_string = "-".join(t.text for t in tokens)
@@ -331,12 +365,21 @@ class SpecNet(ClassifierBase):
         elif last.name != "fc":
             tokens.append(Token("fc", [num_classes], {}, "fc", len(self.spec_string)))
         elif last.get("out") != num_classes:
-            raise _fail(self.spec_string, last.text, last.pos, f"the spec ends in {last.text} but the model needs {num_classes} outputs (num_classes); write 'fc' without a number to use num_classes")
+            raise _fail(
+                self.spec_string,
+                last.text,
+                last.pos,
+                f"the spec ends in {last.text} but the model needs {num_classes} outputs (num_classes); write 'fc' without a number to use num_classes",
+            )
         self.input_desc = f"{in_chans}x{image_size}x{image_size}" if image_size else f"{in_chans}xHxW"
         layers, _ = _Builder(self.spec_string, self.input_desc).build(tokens, (in_chans, image_size, image_size))
-        n_feat = max((i + 1 for i, (_, t, s) in enumerate(layers) if len(s) == 3 and t.name not in ("dropout",)), default=0)
+        n_feat = max(
+            (i + 1 for i, (_, t, s) in enumerate(layers) if len(s) == 3 and t.name not in ("dropout",)), default=0
+        )
         if n_feat == 0:
-            raise SpecError(f"model spec {self.spec_string!r}: no convolution or pooling layer, so no feature map; start with e.g. conv(32,3)")
+            raise SpecError(
+                f"model spec {self.spec_string!r}: no convolution or pooling layer, so no feature map; start with e.g. conv(32,3)"
+            )
         self.tokens = [t.text for _, t, _ in layers]
         self.features = nn.Sequential(*(m for m, _, _ in layers[:n_feat]))
         self.head = nn.Sequential(*(m for m, _, _ in layers[n_feat:]))
@@ -348,9 +391,13 @@ class SpecNet(ClassifierBase):
             try:
                 x = layer(x)
             except RuntimeError as e:
-                raise SpecError(f"model spec: layer {i + 1} {self.tokens[i]!r} fails on input of shape {tuple(x.shape[1:])} (model input {self.input_desc}): {str(e).splitlines()[0]}") from e
+                raise SpecError(
+                    f"model spec: layer {i + 1} {self.tokens[i]!r} fails on input of shape {tuple(x.shape[1:])} (model input {self.input_desc}): {str(e).splitlines()[0]}"
+                ) from e
             if x.numel() == 0:
-                raise SpecError(f"model spec: layer {i + 1} {self.tokens[i]!r} collapses its input to shape {tuple(x.shape[1:])} (model input {self.input_desc}); use a larger input or fewer poolings")
+                raise SpecError(
+                    f"model spec: layer {i + 1} {self.tokens[i]!r} collapses its input to shape {tuple(x.shape[1:])} (model input {self.input_desc}); use a larger input or fewer poolings"
+                )
         return x
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
@@ -364,6 +411,12 @@ class SpecNet(ClassifierBase):
             self.head[-1] = nn.Linear(cast(nn.Linear, fc).in_features, num_classes)
 
 
-@register_model("spec", description="a network from a layer spec, e.g. 'conv(32,3)-bn-relu-gap-fc' (also: pass the spec as the model name)", default_input=(1, 28, 28))
-def spec(num_classes: int = 10, in_chans: int = 1, spec: str | list = DEFAULT_SPEC, image_size: int | None = None) -> SpecNet:
+@register_model(
+    "spec",
+    description="a network from a layer spec, e.g. 'conv(32,3)-bn-relu-gap-fc' (also: pass the spec as the model name)",
+    default_input=(1, 28, 28),
+)
+def spec(
+    num_classes: int = 10, in_chans: int = 1, spec: str | list = DEFAULT_SPEC, image_size: int | None = None
+) -> SpecNet:
     return SpecNet(spec, num_classes, in_chans, image_size=image_size)

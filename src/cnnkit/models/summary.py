@@ -52,7 +52,9 @@ class ReceptiveFieldMode(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        known = [self.info[id(t)] for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor) and id(t) in self.info]
+        known = [
+            self.info[id(t)] for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor) and id(t) in self.info
+        ]
         if not known:
             return out
         rf, jump = max(known)
@@ -70,7 +72,14 @@ class ReceptiveFieldMode(TorchDispatchMode):
             size_in, size_out = x.shape[-1], max(1, _pair(args[1]))
             k, stride = math.ceil(size_in / size_out), max(1, size_in // size_out)
             rf, jump = rf + (k - 1) * jump, jump * stride
-        elif packet in _REDUCE and x is not None and x.dim() == 4 and len(args) > 1 and args[1] is not None and {d % 4 for d in (args[1] if isinstance(args[1], (list, tuple)) else [args[1]])} >= {2, 3}:
+        elif (
+            packet in _REDUCE
+            and x is not None
+            and x.dim() == 4
+            and len(args) > 1
+            and args[1] is not None
+            and {d % 4 for d in (args[1] if isinstance(args[1], (list, tuple)) else [args[1]])} >= {2, 3}
+        ):
             rf, jump = rf + (x.shape[-1] - 1) * jump, jump * x.shape[-1]  # global pooling
         for t in tree_leaves(out):
             if isinstance(t, torch.Tensor):
@@ -106,18 +115,38 @@ class Summary:
 
     def to_dict(self) -> dict:
         return {
-            "model": self.title, "input": list(self.input_shape), "params": self.params, "trainable_params": self.trainable, "macs": self.macs,
-            "batch_size": self.batch_size, "activation_bytes": self.activation_bytes,
-            "layers": [{"name": r.name, "type": r.kind, "output": list(r.shape), "params": r.params, "macs": r.macs, "receptive_field": r.rf} for r in self.rows],
+            "model": self.title,
+            "input": list(self.input_shape),
+            "params": self.params,
+            "trainable_params": self.trainable,
+            "macs": self.macs,
+            "batch_size": self.batch_size,
+            "activation_bytes": self.activation_bytes,
+            "layers": [
+                {
+                    "name": r.name,
+                    "type": r.kind,
+                    "output": list(r.shape),
+                    "params": r.params,
+                    "macs": r.macs,
+                    "receptive_field": r.rf,
+                }
+                for r in self.rows
+            ],
         }
 
     def format(self) -> str:
         width = max([len(r.name) for r in self.rows] + [5])
         c, h, w = self.input_shape
-        lines = [f"{self.title}: input {c}x{h}x{w}", f"{'layer':<{width}}  {'type':<20} {'output':>16} {'params':>12} {'MACs':>10} {'RF':>5}"]
+        lines = [
+            f"{self.title}: input {c}x{h}x{w}",
+            f"{'layer':<{width}}  {'type':<20} {'output':>16} {'params':>12} {'MACs':>10} {'RF':>5}",
+        ]
         for r in self.rows:
             shape = "x".join(str(s) for s in r.shape)
-            lines.append(f"{r.name:<{width}}  {r.kind[:20]:<20} {shape:>16} {r.params:>12,} {human(r.macs):>10} {r.rf if r.rf is not None else '-':>5}")
+            lines.append(
+                f"{r.name:<{width}}  {r.kind[:20]:<20} {shape:>16} {r.params:>12,} {human(r.macs):>10} {r.rf if r.rf is not None else '-':>5}"
+            )
         lines += [
             "",
             f"parameters: {self.params:,} ({self.trainable:,} trainable), {human_bytes(4 * self.params)} in fp32",
@@ -146,14 +175,27 @@ def count_macs(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
     return summarize(model, input_shape, per_layer=False).macs
 
 
-def summarize(model: nn.Module, input_shape: tuple[int, int, int], *, batch_size: int = 1, title: str | None = None, per_layer: bool = True) -> Summary:
+def summarize(
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    *,
+    batch_size: int = 1,
+    title: str | None = None,
+    per_layer: bool = True,
+) -> Summary:
     """Summarise `model` for one input of shape (C, H, W). The model itself is not changed
     (a meta-device copy runs)."""
     params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     meta = model if _is_meta(model) else copy.deepcopy(model).to("meta")
     meta.eval()
-    summary = Summary(title or type(model).__name__, cast("tuple[int, int, int]", tuple(input_shape)), params=params, trainable=trainable, batch_size=batch_size)
+    summary = Summary(
+        title or type(model).__name__,
+        cast("tuple[int, int, int]", tuple(input_shape)),
+        params=params,
+        trainable=trainable,
+        batch_size=batch_size,
+    )
     names = {m: n for n, m in meta.named_modules()}
     rf_mode = ReceptiveFieldMode()
     calls: list[tuple[nn.Module, tuple[int, ...], int | None]] = []  # (module, output shape, receptive field)

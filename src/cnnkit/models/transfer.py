@@ -32,13 +32,17 @@ def build_model(mcfg, *, num_classes: int, in_chans: int, image_size: int | None
         kwargs.setdefault("image_size", image_size)
     if mcfg.pretrained:
         if looks_like_spec(name) or not accepts(name, "pretrained") or not model_info(name).pretrained:
-            raise ConfigError(f"model.pretrained: {name} has no published weights (see the pretrained column of `cnnkit models`); use model.weights for a local file")
+            raise ConfigError(
+                f"model.pretrained: {name} has no published weights (see the pretrained column of `cnnkit models`); use model.weights for a local file"
+            )
         kwargs["pretrained"] = mcfg.pretrained
     model = create_model(name, num_classes=num_classes, in_chans=in_chans, **kwargs)
     if mcfg.weights:
         load_weights(model, mcfg.weights, strict=mcfg.strict_weights)
     if mcfg.finetune and not (mcfg.pretrained or mcfg.weights):
-        raise ConfigError(f"model.finetune={mcfg.finetune}: fine-tuning needs starting weights (model.pretrained or model.weights)")
+        raise ConfigError(
+            f"model.finetune={mcfg.finetune}: fine-tuning needs starting weights (model.pretrained or model.weights)"
+        )
     ft.prepare(model, mcfg.finetune)
     return model
 
@@ -66,7 +70,9 @@ def start_epoch(model: nn.Module, mcfg, epoch: int, epochs: int) -> None:
     """Call at the start of every training epoch instead of model.train()."""
     if mcfg.finetune == "gradual":
         ft.gradual_unfreeze(model, epoch, epochs)
-    elif mcfg.finetune == "fine_tune":  # the head trained alone before the first epoch (training/head_only.warm_up_head)
+    elif (
+        mcfg.finetune == "fine_tune"
+    ):  # the head trained alone before the first epoch (training/head_only.warm_up_head)
         ft.prepare(model, "full")
     ft.train_mode(model)
 
@@ -91,11 +97,23 @@ def weights_config(name: str) -> dict | None:
         from cnnkit.models.efficientnet import LITE0_MEAN, LITE0_STD
 
         cfg = timm.models.get_pretrained_cfg("tf_efficientnet_lite0")
-        return {"size": int(cfg.input_size[-1]), "interpolation": cfg.interpolation, "mean": list(LITE0_MEAN), "std": list(LITE0_STD), "source": "timm pretrained_cfg tf_efficientnet_lite0"}
+        return {
+            "size": int(cfg.input_size[-1]),
+            "interpolation": cfg.interpolation,
+            "mean": list(LITE0_MEAN),
+            "std": list(LITE0_STD),
+            "source": "timm pretrained_cfg tf_efficientnet_lite0",
+        }
     if info.pretrained.startswith("torchvision"):
         import torchvision
 
         weights = torchvision.models.get_model_weights(name).DEFAULT
         t = weights.transforms()
-        return {"size": int(t.crop_size[0]), "interpolation": t.interpolation.value, "mean": list(t.mean), "std": list(t.std), "source": f"torchvision {name} {weights.name} transforms"}
+        return {
+            "size": int(t.crop_size[0]),
+            "interpolation": t.interpolation.value,
+            "mean": list(t.mean),
+            "std": list(t.std),
+            "source": f"torchvision {name} {weights.name} transforms",
+        }
     return None

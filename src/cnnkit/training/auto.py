@@ -22,8 +22,8 @@ left at their defaults change.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from cnnkit.config import Config
 
@@ -104,9 +104,13 @@ def plan(cfg: Config, note: Callable[[str], None] | None = None) -> Config:
     if photos and cfg.model.name == "auto" and not cfg.model.weights and lite0_weights_available():
         cfg = _set_defaults(cfg, {"model.name": PHOTO_MODEL, "model.pretrained": True, "model.finetune": "head"})
         if note is not None:
-            note(f"cnnkit: colour photos: fine-tuning the ImageNet-pretrained {PHOTO_MODEL} (head only, on features computed once); "
-                 f"to train a network from scratch instead: {FROM_SCRATCH}")
-    head = cfg.model.finetune == "head" or (cfg.model.finetune is None and cfg.model.pretrained and cfg.train.recipe == "auto")  # --pretrained alone: head (recipes.py)
+            note(
+                f"cnnkit: colour photos: fine-tuning the ImageNet-pretrained {PHOTO_MODEL} (head only, on features computed once); "
+                f"to train a network from scratch instead: {FROM_SCRATCH}"
+            )
+    head = cfg.model.finetune == "head" or (
+        cfg.model.finetune is None and cfg.model.pretrained and cfg.train.recipe == "auto"
+    )  # --pretrained alone: head (recipes.py)
     if photos and not head:  # head mode trains on features computed once: no augmentation
         cfg = _set_defaults(cfg, {"augment.hflip": True})
     if cfg.model.pretrained and cfg.data.image_size is None and cfg.data.dataset in ("folder", "manifest"):

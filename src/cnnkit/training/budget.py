@@ -19,7 +19,7 @@ records the epochs and steps it ran.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from cnnkit.errors import ConfigError
 
@@ -51,7 +51,9 @@ class TimeBudget:
     resizing makes early epochs cheaper); the plan counts the remaining steps at their cost.
     """
 
-    def __init__(self, seconds: float, steps_per_epoch: int, initial_total: int, work: Callable[[int, int], float] | None = None):
+    def __init__(
+        self, seconds: float, steps_per_epoch: int, initial_total: int, work: Callable[[int, int], float] | None = None
+    ):
         self.seconds, self.steps_per_epoch = float(seconds), max(int(steps_per_epoch), 1)
         self.total = max(int(initial_total), 1)
         self.work = work or (lambda epoch, epochs: 1.0)
@@ -64,7 +66,9 @@ class TimeBudget:
             return
         if steps_done == WARMUP_STEPS:
             self._mark = (steps_done, elapsed)
-        elif self._mark is not None and steps_done >= WARMUP_STEPS + min(FIRST_PLAN_AFTER, max(self.steps_per_epoch // 4, 1)):
+        elif self._mark is not None and steps_done >= WARMUP_STEPS + min(
+            FIRST_PLAN_AFTER, max(self.steps_per_epoch // 4, 1)
+        ):
             step0, t0 = self._mark
             self._plan(steps_done, elapsed, (elapsed - t0) / (steps_done - step0) / self._work_of(steps_done))
             self._mark = (0, 0.0)
@@ -94,7 +98,9 @@ class TimeBudget:
 
     def _plan(self, steps_done: int, elapsed: float, seconds_per_work: float) -> None:
         """The most steps whose remaining cost fits the remaining time (bisection: cost grows with steps)."""
-        remaining = max(self.seconds - elapsed, 0.0) / max(seconds_per_work, 1e-9) + 1e-6  # in full-size steps (+1e-6: float noise)
+        remaining = (
+            max(self.seconds - elapsed, 0.0) / max(seconds_per_work, 1e-9) + 1e-6
+        )  # in full-size steps (+1e-6: float noise)
         lo, hi = steps_done, steps_done + 1
         while self._cost(steps_done, hi) <= remaining:
             lo, hi = hi, steps_done + 2 * (hi - steps_done)
@@ -114,7 +120,12 @@ class TimeBudget:
         return max(0, min(self.steps_per_epoch, self.total - (epoch - 1) * self.steps_per_epoch))
 
     def state_dict(self) -> dict:
-        return {"seconds": self.seconds, "total": self.total, "planned": self.planned, "mark": list(self._mark) if self._mark else None}
+        return {
+            "seconds": self.seconds,
+            "total": self.total,
+            "planned": self.planned,
+            "mark": list(self._mark) if self._mark else None,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.total, self.planned = int(state["total"]), bool(state["planned"])

@@ -13,15 +13,21 @@ def register(sub) -> None:
     from cnnkit.ranges import Range, flag_type
 
     p = _add_train(
-        sub, name="lr-find", help="learning-rate range test: a plot and a suggested rate",
+        sub,
+        name="lr-find",
+        help="learning-rate range test: a plot and a suggested rate",
         description="Train briefly with the learning rate rising from --start-lr to --end-lr; plot the loss and suggest a rate. Takes the train flags.",
     )
     g = p.add_argument_group("range test")
     g.add_argument("--steps", type=flag_type(Range(2)), default=100, help="optimiser steps (default 100)")
     g.add_argument("--start-lr", type=flag_type(Range(0, 10, lo_open=True), float), default=1e-6)
     g.add_argument("--end-lr", type=flag_type(Range(0, 1e3, lo_open=True), float), default=10.0)
-    g.add_argument("--out", metavar="DIR_OR_FILE.png", help="where the plot goes (a .json with the curve beside it): a folder, or a .png file; "
-                   "default: a new folder runs/lr-find-<dataset>-<model>-<time>/ (--runs-dir, --name)")
+    g.add_argument(
+        "--out",
+        metavar="DIR_OR_FILE.png",
+        help="where the plot goes (a .json with the curve beside it): a folder, or a .png file; "
+        "default: a new folder runs/lr-find-<dataset>-<model>-<time>/ (--runs-dir, --name)",
+    )
     p.set_defaults(func=cmd_lr_find)
     p = sub.add_parser("recipes", help="list the tuned per-dataset recipes (train.recipe / --recipe)")
     p.add_argument("--show", metavar="NAME", help="print one recipe's settings")
@@ -43,24 +49,34 @@ def cmd_recipes(args: argparse.Namespace) -> int:
         return 0
     for r in RECIPES.values():
         print(f"{r.name:13s} {_default_for(r):24s} {r.description}")
-    print("\ntrain.recipe auto (the default) applies the dataset's recipe under the keys you set; none turns it off. --show NAME lists the settings.")
+    print(
+        "\ntrain.recipe auto (the default) applies the dataset's recipe under the keys you set; none turns it off. --show NAME lists the settings."
+    )
     return 0
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
     from cnnkit.cli import build_config
-    from cnnkit.training.lr_find import lr_find
-
     from cnnkit.output_dir import output_file
-    from cnnkit.rundir import atomic_write_text
+    from cnnkit.training.lr_find import lr_find
 
     cfg = build_config(args)
     dataset = cfg.data.dataset if cfg.data.dataset != "folder" else Path(cfg.data.path or "folder").name
-    out = output_file(args.out, "lr_find.png", runs_dir=cfg.run.runs_dir, name=cfg.run.name, what="lr-find", dataset=dataset, model=cfg.model.name)
+    out = output_file(
+        args.out,
+        "lr_find.png",
+        runs_dir=cfg.run.runs_dir,
+        name=cfg.run.name,
+        what="lr-find",
+        dataset=dataset,
+        model=cfg.model.name,
+    )
     result = lr_find(cfg, out=out, steps=args.steps, start_lr=args.start_lr, end_lr=args.end_lr)
     from cnnkit.io_safety import write_file
 
     write_file(out.with_suffix(".json"), json.dumps(result.to_dict(), indent=2), hint="or choose another --out")
-    print(f"suggested learning rate: {result.suggestion:.3g} (steepest fall of the loss; {len(result.lrs)} steps{', stopped when the loss diverged' if result.diverged else ''})")
+    print(
+        f"suggested learning rate: {result.suggestion:.3g} (steepest fall of the loss; {len(result.lrs)} steps{', stopped when the loss diverged' if result.diverged else ''})"
+    )
     print(f"plot: {out}   use it with: cnnkit train --lr {result.suggestion:.3g}")
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -33,7 +33,9 @@ class CompiledWithFallback(nn.Module):
             except Exception as e:  # backend missing, unsupported op, compiler error...
                 self.__dict__["_compiled"] = None
                 first = (str(e).strip().splitlines() or [""])[0][:300]
-                self._notify(f"cnnkit: --compile: torch.compile failed ({type(e).__name__}: {first}); continuing without compilation")
+                self._notify(
+                    f"cnnkit: --compile: torch.compile failed ({type(e).__name__}: {first}); continuing without compilation"
+                )
         return self.module(x)
 
 
@@ -43,6 +45,8 @@ def maybe_compile(model: nn.Module, enabled: bool, notify: Callable[[str], None]
     try:
         compiled = torch.compile(model)
     except Exception as e:
-        notify(f"cnnkit: --compile: torch.compile is not available ({type(e).__name__}: {e}); continuing without compilation")
+        notify(
+            f"cnnkit: --compile: torch.compile is not available ({type(e).__name__}: {e}); continuing without compilation"
+        )
         return model
     return CompiledWithFallback(model, compiled, notify)

@@ -20,7 +20,10 @@ def data_warnings(cfg: Config, data: Dataset, run_dir: Path) -> list[str]:
         counts = data.train.class_counts(data.num_classes)
         ratio = imbalance_ratio(counts)
         if ratio >= STRONG_IMBALANCE and cfg.data.balance == "none" and cfg.optim.class_weights == "none":
-            big, small = max(range(len(counts)), key=counts.__getitem__), min((i for i in range(len(counts)) if counts[i]), key=counts.__getitem__)
+            big, small = (
+                max(range(len(counts)), key=counts.__getitem__),
+                min((i for i in range(len(counts)) if counts[i]), key=counts.__getitem__),
+            )
             names = data.class_names
             lines.append(
                 f"strong class imbalance: {ratio:.0f}x more training images in {names[big]!r} ({counts[big]}) than in {names[small]!r} ({counts[small]}), "
@@ -31,6 +34,8 @@ def data_warnings(cfg: Config, data: Dataset, run_dir: Path) -> list[str]:
         from cnnkit._text import printable
 
         first = data.skipped[0]
-        lines.append(f"{n} file{'s' if n != 1 else ''} could not be read and {'were' if n != 1 else 'was'} left out ({printable(first.path)}: {printable(first.reason)}"
-                     f"{'' if n == 1 else ', ...'}); the list and the reasons are in {run_dir / 'skipped.csv'}")
+        lines.append(
+            f"{n} file{'s' if n != 1 else ''} could not be read and {'were' if n != 1 else 'was'} left out ({printable(first.path)}: {printable(first.reason)}"
+            f"{'' if n == 1 else ', ...'}); the list and the reasons are in {run_dir / 'skipped.csv'}"
+        )
     return lines

@@ -59,8 +59,14 @@ def gather_epoch_sums(state, device: torch.device) -> torch.Tensor:
     """
     import torch.distributed as dist
 
-    mine = torch.stack([state.loss_sum.detach().double(), state.l1_sum.detach().double(), state.correct.detach().double(),
-                        torch.tensor(float(state.seen), dtype=torch.float64, device=state.loss_sum.device)]).to(device)
+    mine = torch.stack(
+        [
+            state.loss_sum.detach().double(),
+            state.l1_sum.detach().double(),
+            state.correct.detach().double(),
+            torch.tensor(float(state.seen), dtype=torch.float64, device=state.loss_sum.device),
+        ]
+    ).to(device)
     rows = [torch.empty_like(mine) for _ in range(dist.get_world_size())]
     dist.all_gather(rows, mine)
     return torch.stack(rows).cpu()
@@ -72,9 +78,18 @@ def epoch_state_for_rank(saved: dict, sums: torch.Tensor | None, rank: int, worl
     if sums is None:  # written by one process: its sums are the totals
         if world_size == 1:
             return saved
-        sums = torch.tensor([[float(saved["loss_sum"]), float(saved["l1_sum"]), float(saved["correct"]), float(saved["seen"])]], dtype=torch.float64)
+        sums = torch.tensor(
+            [[float(saved["loss_sum"]), float(saved["l1_sum"]), float(saved["correct"]), float(saved["seen"])]],
+            dtype=torch.float64,
+        )
     if len(sums) == world_size:
         row = sums[rank]
     else:
         row = sums.sum(0) if rank == 0 else torch.zeros(4, dtype=torch.float64)
-    return {**saved, "loss_sum": row[0].float(), "l1_sum": row[1].float(), "correct": row[2].round().long(), "seen": int(row[3])}
+    return {
+        **saved,
+        "loss_sum": row[0].float(),
+        "l1_sum": row[1].float(),
+        "correct": row[2].round().long(),
+        "seen": int(row[3]),
+    }

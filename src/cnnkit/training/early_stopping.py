@@ -51,7 +51,12 @@ class EarlyStopping:
         return self.patience > 0 and self.bad_epochs >= self.patience
 
     def state_dict(self) -> dict:
-        return {"best": self.best, "best_tiebreak": self.best_tiebreak, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
+        return {
+            "best": self.best,
+            "best_tiebreak": self.best_tiebreak,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.best, self.best_tiebreak = state["best"], state["best_tiebreak"]

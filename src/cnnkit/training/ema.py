@@ -40,7 +40,11 @@ class EMA:
                 shadow.copy_(value)
 
     def state_dict(self) -> dict:
-        return {"decay": self.decay, "updates": self.updates, "state_dict": {k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()}}
+        return {
+            "decay": self.decay,
+            "updates": self.updates,
+            "state_dict": {k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()},
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.decay, self.updates = state["decay"], state["updates"]
@@ -80,7 +84,13 @@ class Lookahead:
                 fast.copy_(slow)
 
     def state_dict(self) -> dict:
-        return {"steps": self.steps, "total": self.total, "every": self.every, "base": self.base, "slow": {k: v.cpu().clone() for k, v in self.slow.items()}}
+        return {
+            "steps": self.steps,
+            "total": self.total,
+            "every": self.every,
+            "base": self.base,
+            "slow": {k: v.cpu().clone() for k, v in self.slow.items()},
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.steps, self.total, self.every, self.base = state["steps"], state["total"], state["every"], state["base"]

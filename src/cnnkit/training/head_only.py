@@ -17,8 +17,8 @@ more than `MAX_FLOAT32_BYTES`, in which case float16 halves the memory.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -35,7 +35,9 @@ class FeatureSplit(Split):
 
     def __post_init__(self) -> None:
         if self.labels.shape[0] != self.images.shape[0]:
-            raise ValueError(f"labels shape {tuple(self.labels.shape)} does not match {self.images.shape[0]} feature rows")
+            raise ValueError(
+                f"labels shape {tuple(self.labels.shape)} does not match {self.images.shape[0]} feature rows"
+            )
         self.labels = self.labels.long() if self.labels.ndim == 1 else self.labels.float()
 
 
@@ -72,7 +74,16 @@ class HeadOnlyData:
 
 
 @torch.no_grad()
-def split_features(model: nn.Module, split: Split, normalize: Normalize, *, batch_size: int = 256, precision: str = "fp32", dtype: torch.dtype | None = None, max_float32_bytes: int = MAX_FLOAT32_BYTES) -> FeatureSplit:
+def split_features(
+    model: nn.Module,
+    split: Split,
+    normalize: Normalize,
+    *,
+    batch_size: int = 256,
+    precision: str = "fp32",
+    dtype: torch.dtype | None = None,
+    max_float32_bytes: int = MAX_FLOAT32_BYTES,
+) -> FeatureSplit:
     """`model.forward_features` of every image of `split` (eval mode, in data order), on the CPU."""
     was_training = model.training
     model.eval()
@@ -92,34 +103,77 @@ def split_features(model: nn.Module, split: Split, normalize: Normalize, *, batc
     return FeatureSplit(torch.cat(rows), split.labels)
 
 
-def prepare(model: nn.Module, train: Split, val: Split, normalize: Normalize, *, batch_size: int = 256, precision: str = "fp32", message: Callable[[str], None] | None = None) -> HeadOnlyData:
+def prepare(
+    model: nn.Module,
+    train: Split,
+    val: Split,
+    normalize: Normalize,
+    *,
+    batch_size: int = 256,
+    precision: str = "fp32",
+    message: Callable[[str], None] | None = None,
+) -> HeadOnlyData:
     """Compute the frozen backbone's features of the train and val splits once."""
     t0 = time.perf_counter()
     n = len(train) + len(val)
     if message is not None:
-        message(f"cnnkit: head-only training: computing the frozen backbone's features once ({len(train)} train + {len(val)} val images)")
+        message(
+            f"cnnkit: head-only training: computing the frozen backbone's features once ({len(train)} train + {len(val)} val images)"
+        )
     tr = split_features(model, train, normalize, batch_size=batch_size, precision=precision)
-    va = split_features(model, val, normalize, batch_size=batch_size, precision=precision, dtype=tr.images.dtype if len(tr) else None)
+    va = split_features(
+        model, val, normalize, batch_size=batch_size, precision=precision, dtype=tr.images.dtype if len(tr) else None
+    )
     seconds = time.perf_counter() - t0
     if message is not None:
         shape = "x".join(str(s) for s in tr.images.shape[1:])
-        message(f"cnnkit: features ready in {seconds:.1f}s ({n} images, {shape} {str(tr.images.dtype).removeprefix('torch.')} each); the head trains on them")
+        message(
+            f"cnnkit: features ready in {seconds:.1f}s ({n} images, {shape} {str(tr.images.dtype).removeprefix('torch.')} each); the head trains on them"
+        )
     return HeadOnlyData(HeadOnly(model), tr, va, Feed(normalize.device), seconds, tr.images.dtype)
 
 
-def warm_up_head(model: nn.Module, train: Split, val: Split, normalize: Normalize, *, epochs: int, lr: float, weight_decay: float, batch_size: int,
-                 seed: int, precision: str = "fp32", eval_batch_size: int = 256, message: Callable[[str], None] | None = None) -> float:
+def warm_up_head(
+    model: nn.Module,
+    train: Split,
+    val: Split,
+    normalize: Normalize,
+    *,
+    epochs: int,
+    lr: float,
+    weight_decay: float,
+    batch_size: int,
+    seed: int,
+    precision: str = "fp32",
+    eval_batch_size: int = 256,
+    message: Callable[[str], None] | None = None,
+) -> float:
     """`model.finetune: fine_tune`'s first stage: the head alone, `epochs` epochs on the frozen
     backbone's features computed once (`prepare`, `finetune.fit_head`), before the whole network
     trains. Returns the head's validation accuracy (also shown through `message`)."""
     from cnnkit.models.finetune import FeatureCache, fit_head
 
     cached = prepare(model, train, val, normalize, batch_size=eval_batch_size, precision=precision, message=message)
-    fit_head(model, FeatureCache(cached.train.images, cached.train.labels), epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, seed=seed, device=normalize.device)
+    fit_head(
+        model,
+        FeatureCache(cached.train.images, cached.train.labels),
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        weight_decay=weight_decay,
+        seed=seed,
+        device=normalize.device,
+    )
     with torch.no_grad():
         model.eval()
-        logits = torch.cat([cached.head(cached.feed(f)) for f in cached.val.images.split(eval_batch_size)]) if len(cached.val) else torch.zeros(0, 1)
+        logits = (
+            torch.cat([cached.head(cached.feed(f)) for f in cached.val.images.split(eval_batch_size)])
+            if len(cached.val)
+            else torch.zeros(0, 1)
+        )
     accuracy = float((logits.argmax(1).cpu() == cached.val.labels).float().mean()) if len(cached.val) else float("nan")
     if message is not None:
-        message(f"cnnkit: fine_tune: the head trained alone for {epochs} epochs on those features (val accuracy {accuracy:.2%}); now the whole network trains")
+        message(
+            f"cnnkit: fine_tune: the head trained alone for {epochs} epochs on those features (val accuracy {accuracy:.2%}); now the whole network trains"
+        )
     return accuracy

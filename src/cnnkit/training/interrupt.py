@@ -49,9 +49,11 @@ class GracefulInterrupt:
                 raise KeyboardInterrupt
             return  # another SIGTERM: already stopping (only a second Ctrl-C means "at once")
         self.signum = signum
-        self._notify(f"cnnkit: {signal.Signals(signum).name} received: finishing this step and saving a checkpoint (Ctrl-C again stops at once)")
+        self._notify(
+            f"cnnkit: {signal.Signals(signum).name} received: finishing this step and saving a checkpoint (Ctrl-C again stops at once)"
+        )
 
-    def __enter__(self) -> "GracefulInterrupt":
+    def __enter__(self) -> GracefulInterrupt:
         self._previous = install_handlers(self._handle)
         return self
 

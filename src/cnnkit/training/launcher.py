@@ -15,6 +15,7 @@ The launcher owns the workers' lifetime, so a run never leaves processes behind:
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -42,20 +43,38 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(local_rank: int, world_size: int, port: int, cfg, run_dir: str, resume: str | None, quiet: bool, outcomes: str) -> None:  # pragma: no cover - in a child
+def _worker(
+    local_rank: int, world_size: int, port: int, cfg, run_dir: str, resume: str | None, quiet: bool, outcomes: str
+) -> None:  # pragma: no cover - in a child
     os.setpgid(0, 0)  # a terminal's Ctrl-C goes to the launcher alone, which passes it on exactly once
     _stop_with_the_launcher()
-    os.environ.update({"RANK": str(local_rank), "LOCAL_RANK": str(local_rank), "WORLD_SIZE": str(world_size), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    os.environ.update(
+        {
+            "RANK": str(local_rank),
+            "LOCAL_RANK": str(local_rank),
+            "WORLD_SIZE": str(world_size),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+    )
     code = 0
     try:
         from cnnkit.training.trainer import train
 
-        train(cfg, run_dir=None if resume else Path(run_dir), resume=resume, quiet=quiet or local_rank != 0, interactive=False)
+        train(
+            cfg,
+            run_dir=None if resume else Path(run_dir),
+            resume=resume,
+            quiet=quiet or local_rank != 0,
+            interactive=False,
+        )
     except CnnkitError as e:  # TrainingInterrupted included: the launcher shows rank 0's message
         code = e.exit_code if isinstance(e, TrainingInterrupted) else FAILED
         _report(outcomes, local_rank, e, code)
         parent = multiprocessing.parent_process()
-        if local_rank == 0 and parent is not None and os.getppid() != parent.pid:  # the launcher is gone: nobody else will say it
+        if (
+            local_rank == 0 and parent is not None and os.getppid() != parent.pid
+        ):  # the launcher is gone: nobody else will say it
             print(f"cnnkit train: {e}", file=sys.stderr)
     except KeyboardInterrupt:  # a second Ctrl-C, or a signal before training started
         code = 130
@@ -66,7 +85,9 @@ def _worker(local_rank: int, world_size: int, port: int, cfg, run_dir: str, resu
             dist.destroy_process_group()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code)  # skip the interpreter's teardown (seconds with torch loaded): every file is written and closed by now
+    os._exit(
+        code
+    )  # skip the interpreter's teardown (seconds with torch loaded): every file is written and closed by now
 
 
 def _stop_with_the_launcher() -> None:
@@ -104,17 +125,15 @@ class _Relay:
 
     def _forward(self, signum: int) -> None:
         for pid in self.pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
 
     def attach(self, pids: list[int]) -> None:
         self.pids = list(pids)
         for signum in self.signals:  # arrived while the workers were being started
             self._forward(signum)
 
-    def __enter__(self) -> "_Relay":
+    def __enter__(self) -> _Relay:
         self._previous = install_handlers(self._handle)
         return self
 
@@ -147,7 +166,9 @@ def _join(processes, relay: _Relay) -> list[int]:
                 for p in alive:
                     p.join()
                 continue
-        multiprocessing.connection.wait([p.sentinel for p in alive], timeout=0.2)  # wakes up for a second Ctrl-C's deadline too
+        multiprocessing.connection.wait(
+            [p.sentinel for p in alive], timeout=0.2
+        )  # wakes up for a second Ctrl-C's deadline too
 
 
 def _outcome(run_dir: Path, codes: list[int], outcomes: Path, error_files: list[str], signals: list[int]) -> None:
@@ -160,11 +181,17 @@ def _outcome(run_dir: Path, codes: list[int], outcomes: Path, error_files: list[
         if f.is_file():
             reports[rank] = pickle.loads(f.read_bytes())
     last = run_dir / "last.ckpt"
-    resume = f"{last} is intact; resume with: cnnkit train --resume {run_dir}" if last.is_file() else "no checkpoint had been written yet"
+    resume = (
+        f"{last} is intact; resume with: cnnkit train --resume {run_dir}"
+        if last.is_file()
+        else "no checkpoint had been written yet"
+    )
     if 0 in reports and isinstance(error := pickle.loads(reports[0]["error"]), TrainingInterrupted):
         raise error  # every process stopped at the same step and rank 0 saved it
     if signals:  # a second Ctrl-C, or a signal before the training loop had started
-        raise TrainingInterrupted(f"stopped at once by {signal.Signals(signals[-1]).name}; {resume}", EXIT_CODES.get(signals[0], 130))
+        raise TrainingInterrupted(
+            f"stopped at once by {signal.Signals(signals[-1]).name}; {resume}", EXIT_CODES.get(signals[0], 130)
+        )
     for rank in sorted(reports):
         error = pickle.loads(reports[rank]["error"])
         if isinstance(error, TrainingInterrupted):  # a worker was signalled directly; rank 0 reported nothing
@@ -175,7 +202,11 @@ def _outcome(run_dir: Path, codes: list[int], outcomes: Path, error_files: list[
             with open(error_files[rank], "rb") as fh:
                 raise RuntimeError(f"training process {rank} failed with:\n{pickle.load(fh)}")
     rank, code = next((r, c) for r, c in enumerate(codes) if c != 0)
-    how = f"was killed by {signal.Signals(-code).name}" + (" (out of memory?)" if code == -signal.SIGKILL else "") if code < 0 else f"exited with code {code}"
+    how = (
+        f"was killed by {signal.Signals(-code).name}" + (" (out of memory?)" if code == -signal.SIGKILL else "")
+        if code < 0
+        else f"exited with code {code}"
+    )
     raise CnnkitError(f"training process {rank} {how}; {resume}")
 
 
@@ -192,8 +223,14 @@ def launch(cfg, devices: int, *, quiet: bool = False, resume: str | Path | None 
     if devices < 2:
         raise ConfigError(f"--devices {devices}: launch needs at least 2 processes")
     if cfg.train.batch_size % devices:
-        raise ConfigError(f"train.batch_size {cfg.train.batch_size} must be divisible by --devices {devices} (it is the global batch)")
-    run_dir = Path(resume) if resume is not None else create_run_dir(cfg.run.runs_dir, cfg.run.name, dataset=cfg.data.dataset, model=cfg.model.name)
+        raise ConfigError(
+            f"train.batch_size {cfg.train.batch_size} must be divisible by --devices {devices} (it is the global batch)"
+        )
+    run_dir = (
+        Path(resume)
+        if resume is not None
+        else create_run_dir(cfg.run.runs_dir, cfg.run.name, dataset=cfg.data.dataset, model=cfg.model.name)
+    )
     with tempfile.TemporaryDirectory(prefix="cnnkit-launch-") as outcomes, _Relay() as relay:
         args = (devices, _free_port(), cfg, str(run_dir), str(resume) if resume is not None else None, quiet, outcomes)
         ctx = mp.start_processes(_worker, args=args, nprocs=devices, join=False, start_method="spawn")

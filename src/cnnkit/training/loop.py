@@ -20,8 +20,8 @@ is BCE on each logit and "accuracy" is the exact match (every label right at sig
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 import torch
 from torch import nn
@@ -63,20 +63,25 @@ class EpochState:
     last_finite_loss: float | None = None
 
     @classmethod
-    def start(cls, n: int, generator: torch.Generator, sampler: Sampler | None = None) -> "EpochState":
+    def start(cls, n: int, generator: torch.Generator, sampler: Sampler | None = None) -> EpochState:
         """A new epoch: a permutation of the n images, or the order `sampler` draws (e.g. balanced,
         with replacement). The order is part of the state, so a resumed epoch replays it exactly."""
         return cls(order=torch.randperm(n, generator=generator) if sampler is None else sampler(generator))
 
     def state_dict(self) -> dict:
         return {
-            "order": self.order.clone(), "step": self.step, "loss_sum": self.loss_sum.detach().cpu().clone(),
-            "l1_sum": self.l1_sum.detach().cpu().clone(), "correct": self.correct.detach().cpu().clone(), "seen": self.seen,
-            "skipped": self.skipped, "last_finite_loss": self.last_finite_loss,
+            "order": self.order.clone(),
+            "step": self.step,
+            "loss_sum": self.loss_sum.detach().cpu().clone(),
+            "l1_sum": self.l1_sum.detach().cpu().clone(),
+            "correct": self.correct.detach().cpu().clone(),
+            "seen": self.seen,
+            "skipped": self.skipped,
+            "last_finite_loss": self.last_finite_loss,
         }
 
     @classmethod
-    def from_state_dict(cls, d: dict) -> "EpochState":
+    def from_state_dict(cls, d: dict) -> EpochState:
         return cls(**d)
 
 
@@ -131,15 +136,27 @@ class StepPolicy:
 
 
 _FLAT = {  # train_one_epoch's older keyword spelling: name -> (group, field)
-    "loss_fn": ("loss", "fn"), "label_smoothing": ("loss", "label_smoothing"), "l1": ("loss", "l1"), "l1_params": ("loss", "l1_params"),
-    "precision": ("amp", "precision"), "scaler": ("amp", "scaler"), "rank": ("shard", "rank"), "world_size": ("shard", "world_size"),
-    "grad_clip": ("policy", "grad_clip"), "on_nan": ("policy", "on_nan"),
+    "loss_fn": ("loss", "fn"),
+    "label_smoothing": ("loss", "label_smoothing"),
+    "l1": ("loss", "l1"),
+    "l1_params": ("loss", "l1_params"),
+    "precision": ("amp", "precision"),
+    "scaler": ("amp", "scaler"),
+    "rank": ("shard", "rank"),
+    "world_size": ("shard", "world_size"),
+    "grad_clip": ("policy", "grad_clip"),
+    "on_nan": ("policy", "on_nan"),
 }
 
 
 def _groups(loss, amp, shard, policy, flat: dict) -> tuple[LossSpec, PrecisionSpec, Sharding, StepPolicy]:
     """The grouped arguments, with the older flat keywords (loss_fn=, precision=, rank=, ...) folded in."""
-    groups = {"loss": loss or LossSpec(), "amp": amp or PrecisionSpec(), "shard": shard or Sharding(), "policy": policy or StepPolicy()}
+    groups = {
+        "loss": loss or LossSpec(),
+        "amp": amp or PrecisionSpec(),
+        "shard": shard or Sharding(),
+        "policy": policy or StepPolicy(),
+    }
     given = {"loss": loss, "amp": amp, "shard": shard, "policy": policy}
     for name, value in flat.items():
         if name not in _FLAT:
@@ -196,13 +213,19 @@ def train_one_epoch(
     steps = num_batches(len(data), batch_size, drop_last=True)
     if state is None:
         state = EpochState.start(len(data), generator)
-    state.loss_sum, state.l1_sum, state.correct = state.loss_sum.to(device), state.l1_sum.to(device), state.correct.to(device)
+    state.loss_sum, state.l1_sum, state.correct = (
+        state.loss_sum.to(device),
+        state.l1_sum.to(device),
+        state.correct.to(device),
+    )
     params = [p for p in model.parameters() if p.requires_grad]
     task = task_for(data.multi_label)
     t0 = time.perf_counter()
     stop = len(data) - len(data) % batch_size if len(data) >= batch_size else len(data)
     n_order = len(state.order)
-    for start, x, y in _train_batches(data, state.order, range(state.step * batch_size, stop, batch_size), batch_size, device):
+    for start, x, y in _train_batches(
+        data, state.order, range(state.step * batch_size, stop, batch_size), batch_size, device
+    ):
         end = batch_end(start, batch_size, n_order)  # the last batch also takes the remainder (training/batching.py)
         if stop_at is not None and start // batch_size >= stop_at():
             break
@@ -224,7 +247,9 @@ def train_one_epoch(
             value = float(total.detach())
             if policy.on_nan != "skip":
                 raise NonFiniteLossError(
-                    f"the loss or gradient became non-finite ({value}) at step {global_idx} of this epoch", step=global_idx, value=value,
+                    f"the loss or gradient became non-finite ({value}) at step {global_idx} of this epoch",
+                    step=global_idx,
+                    value=value,
                     last_finite=state.last_finite_loss,
                 )
             _skip_step(optimizer, scheduler, amp, state, global_idx)
@@ -262,7 +287,9 @@ class PixelNormalize:
         return self.normalize(x01 * 255.0)
 
 
-def _forward(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, task: Task, spec: LossSpec, amp: PrecisionSpec, device):
+def _forward(
+    model: nn.Module, x: torch.Tensor, targets: torch.Tensor, task: Task, spec: LossSpec, amp: PrecisionSpec, device
+):
     """(logits, total loss with the L1 penalty, the penalty or None)."""
     with autocast(device, amp.precision):
         logits = model(x)
@@ -274,7 +301,9 @@ def _forward(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, task: Tas
     return logits, (loss + penalty if penalty is not None else loss), penalty
 
 
-def _backward(total: torch.Tensor, optimizer, params: list, amp: PrecisionSpec, grad_clip: float | None, shard: Sharding, device) -> bool:
+def _backward(
+    total: torch.Tensor, optimizer, params: list, amp: PrecisionSpec, grad_clip: float | None, shard: Sharding, device
+) -> bool:
     """Gradients (unscaled, clipped); whether the loss and the gradient are finite on every process."""
     fp16 = amp.fp16
     optimizer.zero_grad(set_to_none=True)
@@ -319,7 +348,15 @@ def _apply_step(model: nn.Module, optimizer, scheduler, amp: PrecisionSpec, ema)
         ema.update(model)
 
 
-def _record(state: EpochState, task: Task, global_idx: int, y: torch.Tensor, logits: torch.Tensor, total: torch.Tensor, penalty: torch.Tensor | None) -> None:
+def _record(
+    state: EpochState,
+    task: Task,
+    global_idx: int,
+    y: torch.Tensor,
+    logits: torch.Tensor,
+    total: torch.Tensor,
+    penalty: torch.Tensor | None,
+) -> None:
     n = y.shape[0]
     state.seen += n
     state.step = global_idx
@@ -333,12 +370,22 @@ def _record(state: EpochState, task: Task, global_idx: int, y: torch.Tensor, log
 def _epoch_result(state: EpochState, l1: float, shard: Sharding, device, t0: float) -> dict[str, float]:
     loss_sum, l1_sum, correct, seen = state.loss_sum.clone(), state.l1_sum.clone(), state.correct.clone(), state.seen
     if shard.world_size > 1:
-        sums = torch.stack([loss_sum.double(), l1_sum.double(), correct.double(), torch.tensor(float(seen), dtype=torch.float64, device=device)])
+        sums = torch.stack(
+            [
+                loss_sum.double(),
+                l1_sum.double(),
+                correct.double(),
+                torch.tensor(float(seen), dtype=torch.float64, device=device),
+            ]
+        )
         torch.distributed.all_reduce(sums)
         loss_sum, l1_sum, correct, seen = sums[0], sums[1], sums[2], int(sums[3])
     out = {
-        "loss": float(loss_sum) / max(seen, 1), "accuracy": float(correct) / max(seen, 1), "images": seen,
-        "seconds": time.perf_counter() - t0, "skipped_steps": state.skipped,
+        "loss": float(loss_sum) / max(seen, 1),
+        "accuracy": float(correct) / max(seen, 1),
+        "images": seen,
+        "seconds": time.perf_counter() - t0,
+        "skipped_steps": state.skipped,
     }
     if l1:
         out["l1"] = float(l1_sum) / max(seen, 1)
@@ -350,7 +397,9 @@ def _train_batches(data: Split, order: torch.Tensor, starts: range, batch_size: 
     decoded tensor, or for a streamed split decoded in DataLoader workers (unreadable files left out)."""
     if is_streamed(data):
         index = [order[s : batch_end(s, batch_size, len(order))] for s in starts]
-        yield from ((s, x, y) for s, (x, y) in zip(starts, load_batches(data.images, data.labels, index, device=device)))
+        yield from (
+            (s, x, y) for s, (x, y) in zip(starts, load_batches(data.images, data.labels, index, device=device))
+        )
         return
     for s in starts:
         idx = order[s : batch_end(s, batch_size, len(order))]
@@ -360,14 +409,21 @@ def _train_batches(data: Split, order: torch.Tensor, starts: range, batch_size: 
 def _eval_batches(data: Split, batch_size: int, device: torch.device):
     """uint8 images in data order, in batches (streamed splits: unreadable files as black images)."""
     if is_streamed(data):
-        yield from (x for x, _ in load_batches(data.images, data.labels, list(batches(len(data), batch_size)), device=device, drop_unreadable=False))
+        yield from (
+            x
+            for x, _ in load_batches(
+                data.images, data.labels, list(batches(len(data), batch_size)), device=device, drop_unreadable=False
+            )
+        )
         return
     for idx in batches(len(data), batch_size):
         yield data.images[idx]
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, data: Split, *, normalize: Normalize, batch_size: int = 500, precision: str = "fp32") -> torch.Tensor:
+def predict_logits(
+    model: nn.Module, data: Split, *, normalize: Normalize, batch_size: int = 500, precision: str = "fp32"
+) -> torch.Tensor:
     """Logits (N, num_classes) as float32 on the CPU, in data order."""
     model.eval()
     out = []
@@ -379,7 +435,9 @@ def predict_logits(model: nn.Module, data: Split, *, normalize: Normalize, batch
     return torch.cat(out)
 
 
-def evaluate(model: nn.Module, data: Split, *, normalize: Normalize, batch_size: int = 500, precision: str = "fp32") -> dict[str, float]:
+def evaluate(
+    model: nn.Module, data: Split, *, normalize: Normalize, batch_size: int = 500, precision: str = "fp32"
+) -> dict[str, float]:
     """Loss and accuracy of `model` on `data` (no label smoothing). Multi-label: mean BCE and exact match."""
     t0 = time.perf_counter()
     logits = predict_logits(model, data, normalize=normalize, batch_size=batch_size, precision=precision)

@@ -54,7 +54,9 @@ class WeightedLoss:
         return F.cross_entropy(logits, targets, weight=w, label_smoothing=self.label_smoothing)
 
 
-def build_loss(mode: str, labels: torch.Tensor, num_classes: int, *, label_smoothing: float = 0.0) -> WeightedLoss | None:
+def build_loss(
+    mode: str, labels: torch.Tensor, num_classes: int, *, label_smoothing: float = 0.0
+) -> WeightedLoss | None:
     """The loss `optim.class_weights` asks for, or None: the loop's default (cross-entropy, or
     BCE for multi-hot labels), so an unweighted run takes exactly the same path as before."""
     w = loss_weights(mode, labels, num_classes)

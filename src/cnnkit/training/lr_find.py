@@ -39,7 +39,9 @@ def suggest_lr(lrs: list[float], losses: list[float], skip_start: float = 0.1) -
     first = min(int(len(lrs) * skip_start), max(stop - 3, 0))
     stop = max(stop, first + 3)
     log_lrs = [math.log10(lr) for lr in lrs]
-    slopes = {i: (losses[i + 1] - losses[i - 1]) / (log_lrs[i + 1] - log_lrs[i - 1]) for i in range(first + 1, stop - 1)}
+    slopes = {
+        i: (losses[i + 1] - losses[i - 1]) / (log_lrs[i + 1] - log_lrs[i - 1]) for i in range(first + 1, stop - 1)
+    }
     return lrs[min(slopes, key=slopes.__getitem__)]
 
 
@@ -90,7 +92,11 @@ def lr_range_test(
         x, y = normalize(x), data.labels[idx].to(device)
         with autocast(device, precision):
             logits = model(x).float()
-            loss = loss_fn(logits, y) if loss_fn is not None else F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+            loss = (
+                loss_fn(logits, y)
+                if loss_fn is not None
+                else F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -133,7 +139,9 @@ def plot_lr_find(result: LRFinderResult, path: str | Path) -> Path:
     return path
 
 
-def lr_find(cfg, *, out: str | Path = "lr_find.png", steps: int = 100, start_lr: float = 1e-6, end_lr: float = 10.0) -> LRFinderResult:
+def lr_find(
+    cfg, *, out: str | Path = "lr_find.png", steps: int = 100, start_lr: float = 1e-6, end_lr: float = 10.0
+) -> LRFinderResult:
     """Build the run `cfg` describes exactly as `train` does (training/setup.py: pretrained weights,
     fine-tuning groups, the whole augmentation, the configured loss), without a run folder; run the
     range test; write the plot to `out`. The thread count is restored afterwards."""
@@ -150,9 +158,19 @@ def lr_find(cfg, *, out: str | Path = "lr_find.png", steps: int = 100, start_lr:
         parts, _ = setup_run(cfg, quiet=True, folder=False)
         tc = parts.cfg.train
         result = lr_range_test(
-            parts.train_model, parts.data.train, parts.state.optimizer, normalize=parts.normalize, batch_size=tc.batch_size,
-            generator=parts.state.generator, augment=parts.augment, label_smoothing=parts.cfg.optim.label_smoothing, loss_fn=parts.loss_fn,
-            precision=tc.precision, start_lr=start_lr, end_lr=end_lr, steps=steps,
+            parts.train_model,
+            parts.data.train,
+            parts.state.optimizer,
+            normalize=parts.normalize,
+            batch_size=tc.batch_size,
+            generator=parts.state.generator,
+            augment=parts.augment,
+            label_smoothing=parts.cfg.optim.label_smoothing,
+            loss_fn=parts.loss_fn,
+            precision=tc.precision,
+            start_lr=start_lr,
+            end_lr=end_lr,
+            steps=steps,
         )
     finally:
         torch.set_num_threads(prev_threads)

@@ -23,7 +23,9 @@ NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 SCHEDULES = ("onecycle", "triangle", "cosine", "step", "plateau", "constant")
 
 
-def param_groups(model: nn.Module, weight_decay: float, groups: list[dict] | None = None, bias_lr_scale: float = 1.0) -> list[dict]:
+def param_groups(
+    model: nn.Module, weight_decay: float, groups: list[dict] | None = None, bias_lr_scale: float = 1.0
+) -> list[dict]:
     """Weight decay on conv/linear weights only (ndim > 1); none on norms and biases. The
     normalisation layers' parameters (batch norm's shift and scale...) learn at `bias_lr_scale`
     times the rate (optim.bias_lr_scale; airbench's 64x for BatchNorm shifts); other biases
@@ -58,7 +60,14 @@ def param_groups(model: nn.Module, weight_decay: float, groups: list[dict] | Non
             scaled = [p for p in no_decay if id(p) in norms]
             no_decay = [p for p in no_decay if id(p) not in norms]
             if scaled:
-                out.append({**extra, "params": scaled, "weight_decay": 0.0, "lr_scale": extra.get("lr_scale", 1.0) * bias_lr_scale})
+                out.append(
+                    {
+                        **extra,
+                        "params": scaled,
+                        "weight_decay": 0.0,
+                        "lr_scale": extra.get("lr_scale", 1.0) * bias_lr_scale,
+                    }
+                )
         if no_decay or (len(groups) == 1 and len(out) == 1):
             out.append({**extra, "params": no_decay, "weight_decay": 0.0})
     return out
@@ -66,7 +75,9 @@ def param_groups(model: nn.Module, weight_decay: float, groups: list[dict] | Non
 
 def l1_parameters(model: nn.Module, pattern: str = "*weight") -> list[torch.Tensor]:
     """Conv/linear weights (ndim > 1) whose names match the fnmatch `pattern` (optim.l1_params)."""
-    return [p for name, p in model.named_parameters() if p.requires_grad and p.ndim > 1 and fnmatch.fnmatch(name, pattern)]
+    return [
+        p for name, p in model.named_parameters() if p.requires_grad and p.ndim > 1 and fnmatch.fnmatch(name, pattern)
+    ]
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig, groups: list[dict] | None = None) -> torch.optim.Optimizer:
@@ -87,7 +98,9 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, groups: list[dict] | Non
     raise ConfigError(f"optim.name: unknown optimiser {cfg.name!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, total_steps, steps_per_epoch: int = 1, mode: str = "max"):
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, total_steps, steps_per_epoch: int = 1, mode: str = "max"
+):
     """A per-step schedule over `total_steps` (an int, or a callable giving the current plan: a
     time budget re-plans it); "plateau" is per epoch (ReduceLROnPlateau on train.monitor, `mode` max/min)."""
     if not 0.0 <= cfg.warmup_fraction < 1.0:
@@ -112,7 +125,9 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, total
         every = cfg.step_epochs * max(steps_per_epoch, 1)
         lam = lambda step: cfg.gamma ** (step // every)  # noqa: E731
     elif cfg.name == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=cfg.plateau_factor, patience=cfg.plateau_patience)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode=mode, factor=cfg.plateau_factor, patience=cfg.plateau_patience
+        )
     elif cfg.name == "constant":
         lam = lambda step: 1.0  # noqa: E731
     else:

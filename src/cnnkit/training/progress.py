@@ -21,7 +21,16 @@ class Progress:
     Plain mode prints a line every `log_every` steps and one per epoch.
     """
 
-    def __init__(self, epochs: int, steps_per_epoch: int, *, stream: TextIO | None = None, interactive: bool | None = None, log_every: int = 50, quiet: bool = False):
+    def __init__(
+        self,
+        epochs: int,
+        steps_per_epoch: int,
+        *,
+        stream: TextIO | None = None,
+        interactive: bool | None = None,
+        log_every: int = 50,
+        quiet: bool = False,
+    ):
         self.stream = stream or sys.stdout
         self.epochs, self.steps = epochs, steps_per_epoch
         self.interactive = self.stream.isatty() if interactive is None else interactive
@@ -34,10 +43,18 @@ class Progress:
         self._task = None
 
     # -- lifecycle --------------------------------------------------------------------------
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         if self.interactive and not self.quiet:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import (
+                Progress as RichProgress,
+            )
 
             self._live = RichProgress(
                 TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
@@ -62,7 +79,9 @@ class Progress:
         self.epoch = epoch
         self.t_epoch = time.perf_counter()
         if self._live is not None:
-            self._task = self._live.add_task("train", total=self.steps, epoch=epoch, epochs=self.epochs, loss=0.0, acc=0.0, ips=0.0)
+            self._task = self._live.add_task(
+                "train", total=self.steps, epoch=epoch, epochs=self.epochs, loss=0.0, acc=0.0, ips=0.0
+            )
 
     def step(self, step: int, steps: int, loss: float, acc: float, images: int) -> None:
         elapsed = time.perf_counter() - self.t_epoch
@@ -73,7 +92,9 @@ class Progress:
             done = (self.epoch - 1) * self.steps + step
             total = self.epochs * self.steps
             eta = (time.perf_counter() - self.t_start) / done * (total - done)
-            self._print(f"epoch {self.epoch}/{self.epochs} step {step}/{steps} loss {loss:.4f} acc {acc:.2%} {ips:,.0f} img/s ETA {_fmt_eta(eta)}")
+            self._print(
+                f"epoch {self.epoch}/{self.epochs} step {step}/{steps} loss {loss:.4f} acc {acc:.2%} {ips:,.0f} img/s ETA {_fmt_eta(eta)}"
+            )
 
     def end_epoch(self, row: dict) -> None:
         line = (

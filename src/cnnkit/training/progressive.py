@@ -28,9 +28,13 @@ class Resize:
 
     def __init__(self, full: tuple[int, int], start: float, end: float = 0.6):
         if not 0.0 < start <= 1.0:
-            raise ConfigError(f"train.progressive_resize must be in (0, 1] (a fraction of the image side; 0: off), got {start}")
+            raise ConfigError(
+                f"train.progressive_resize must be in (0, 1] (a fraction of the image side; 0: off), got {start}"
+            )
         if not 0.0 < end <= 1.0:
-            raise ConfigError(f"train.progressive_end must be in (0, 1] (the fraction of the epochs by which the full size is reached), got {end}")
+            raise ConfigError(
+                f"train.progressive_end must be in (0, 1] (the fraction of the epochs by which the full size is reached), got {end}"
+            )
         self.full, self.start, self.end = (int(full[0]), int(full[1])), float(start), float(end)
 
     def fraction(self, epoch: int, epochs: int) -> float:
@@ -78,4 +82,3 @@ def check_resizable(model: nn.Module, channels: int, size: tuple[int, int], name
         ) from None
     finally:
         model.train(was_training)
-

@@ -25,19 +25,37 @@ class Recipe:
     description: str
     datasets: tuple[str, ...]  # the datasets it is the default for
     overrides: dict[str, Any] = field(default_factory=dict)
-    finetune: str | None = None  # the model.finetune mode it is the default for (with starting weights, no dataset recipe)
+    finetune: str | None = (
+        None  # the model.finetune mode it is the default for (with starting weights, no dataset recipe)
+    )
 
 
 _GLYPHS = {"model.name": "fastnet_t", "train.precision": "auto"}
 
 # the speed-record recipe (airbench's hyperparameters, in PyTorch's mean-loss units for batch 512)
 _CIFAR = {
-    "model.name": "fastnet_s", "train.precision": "auto", "train.batch_size": 512, "train.epochs": 14,
-    "train.progressive_resize": 0.75, "train.progressive_end": 0.6,  # 14 epochs from 24 px take about the time of 10 at 32 px
-    "optim.name": "sgd", "optim.lr": 0.75, "optim.momentum": 0.85, "optim.nesterov": True, "optim.weight_decay": 1.36e-3,
-    "optim.bias_lr_scale": 64.0, "optim.label_smoothing": 0.2,
-    "schedule.name": "triangle", "schedule.warmup_fraction": 0.23, "schedule.initial_factor": 0.2, "schedule.final_factor": 0.07,
-    "train.lookahead": True, "train.tta": "flip+shift", "augment.translate": 2, "augment.hflip": True, "augment.alternate_flip": True,
+    "model.name": "fastnet_s",
+    "train.precision": "auto",
+    "train.batch_size": 512,
+    "train.epochs": 14,
+    "train.progressive_resize": 0.75,
+    "train.progressive_end": 0.6,  # 14 epochs from 24 px take about the time of 10 at 32 px
+    "optim.name": "sgd",
+    "optim.lr": 0.75,
+    "optim.momentum": 0.85,
+    "optim.nesterov": True,
+    "optim.weight_decay": 1.36e-3,
+    "optim.bias_lr_scale": 64.0,
+    "optim.label_smoothing": 0.2,
+    "schedule.name": "triangle",
+    "schedule.warmup_fraction": 0.23,
+    "schedule.initial_factor": 0.2,
+    "schedule.final_factor": 0.07,
+    "train.lookahead": True,
+    "train.tta": "flip+shift",
+    "augment.translate": 2,
+    "augment.hflip": True,
+    "augment.alternate_flip": True,
 }
 
 # transfer learning, measured on benchmarks/bench_photos.py's stand-in (two CIFAR-10 classes, 125 + 75 images each, upscaled):
@@ -46,41 +64,78 @@ _CIFAR = {
 # label smoothing 0.1 makes the head under-confident (automobile/horse ECE 6.6-8.8 % against 1.2-4.6 % without), mirrored
 # views bought nothing measurable (so no augmentation, and the features are computed once); the head is cheap, so 20 epochs
 _HEAD = {
-    "optim.name": "adamw", "optim.lr": 3e-3, "optim.weight_decay": 0.05, "optim.label_smoothing": 0.0, "train.epochs": 20,
-    "train.batch_size": 32, "schedule.name": "onecycle", "augment.translate": 0, "augment.hflip": False,
+    "optim.name": "adamw",
+    "optim.lr": 3e-3,
+    "optim.weight_decay": 0.05,
+    "optim.label_smoothing": 0.0,
+    "train.epochs": 20,
+    "train.batch_size": 32,
+    "schedule.name": "onecycle",
+    "augment.translate": 0,
+    "augment.hflip": False,
 }
 _FULL = {
-    "optim.name": "adamw", "optim.lr": 1e-3, "optim.weight_decay": 0.05, "optim.label_smoothing": 0.0, "train.epochs": 5,
-    "train.batch_size": 32, "schedule.name": "onecycle", "model.backbone_lr_scale": 0.1,
+    "optim.name": "adamw",
+    "optim.lr": 1e-3,
+    "optim.weight_decay": 0.05,
+    "optim.label_smoothing": 0.0,
+    "train.epochs": 5,
+    "train.batch_size": 32,
+    "schedule.name": "onecycle",
+    "model.backbone_lr_scale": 0.1,
 }  # no flips here: photos get them from training/auto.py, digits and text never
 
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
-        Recipe("mnist-mini", "the demo: fastnet_t, 8 epochs on 10,000 digits, fp32", ("mnist-mini",), {"model.name": "fastnet_t"}),
         Recipe(
-            "mnist-fast", "fastnet_t for one epoch, batch 128: >= 99 % MNIST test accuracy in about 6 s of training on 2 CPU cores (bf16)",
-            ("mnist",), {**_GLYPHS, "train.epochs": 1, "train.batch_size": 128},
+            "mnist-mini",
+            "the demo: fastnet_t, 8 epochs on 10,000 digits, fp32",
+            ("mnist-mini",),
+            {"model.name": "fastnet_t"},
         ),
-        Recipe("glyphs", "fastnet_t, 10 epochs, batch 128: Fashion-MNIST and KMNIST", ("fashion-mnist", "kmnist"), {**_GLYPHS, "train.epochs": 10, "train.batch_size": 128}),
         Recipe(
-            "cifar-fast", "the CIFAR-10 speed-record recipe (airbench-style): fastnet_s with a whitening stem, Nesterov SGD with a "
+            "mnist-fast",
+            "fastnet_t for one epoch, batch 128: >= 99 % MNIST test accuracy in about 6 s of training on 2 CPU cores (bf16)",
+            ("mnist",),
+            {**_GLYPHS, "train.epochs": 1, "train.batch_size": 128},
+        ),
+        Recipe(
+            "glyphs",
+            "fastnet_t, 10 epochs, batch 128: Fashion-MNIST and KMNIST",
+            ("fashion-mnist", "kmnist"),
+            {**_GLYPHS, "train.epochs": 10, "train.batch_size": 128},
+        ),
+        Recipe(
+            "cifar-fast",
+            "the CIFAR-10 speed-record recipe (airbench-style): fastnet_s with a whitening stem, Nesterov SGD with a "
             "triangular schedule, 64x batch-norm rates, lookahead, label smoothing 0.2, alternating flips and 2 px shifts, progressive "
             "resizing from 3/4 size, flip+shift TTA",
-            ("cifar10", "cifar100"), dict(_CIFAR),
+            ("cifar10", "cifar100"),
+            dict(_CIFAR),
         ),
         Recipe(
-            "transfer-head", "pretrained backbone frozen, the head trained on its features computed once (no augmentation): AdamW 3e-3, "
-            "no label smoothing, 20 epochs of seconds each; the default for colour photos and for --pretrained alone", (), dict(_HEAD), finetune="head",
+            "transfer-head",
+            "pretrained backbone frozen, the head trained on its features computed once (no augmentation): AdamW 3e-3, "
+            "no label smoothing, 20 epochs of seconds each; the default for colour photos and for --pretrained alone",
+            (),
+            dict(_HEAD),
+            finetune="head",
         ),
         Recipe(
-            "transfer-full", "everything trains, the backbone at 0.1x the head's rate: AdamW 1e-3, no label smoothing, 5 epochs (photos also get flips)",
-            (), dict(_FULL), finetune="full",
+            "transfer-full",
+            "everything trains, the backbone at 0.1x the head's rate: AdamW 1e-3, no label smoothing, 5 epochs (photos also get flips)",
+            (),
+            dict(_FULL),
+            finetune="full",
         ),
         Recipe(
-            "fine-tune", "fastai-style: the head alone on features computed once for model.head_epochs (10) epochs, then the whole network at discriminative rates "
+            "fine-tune",
+            "fastai-style: the head alone on features computed once for model.head_epochs (10) epochs, then the whole network at discriminative rates "
             "(backbone 0.1x): AdamW 1e-3, no label smoothing, 5 epochs in all (photos also get flips); measured below head-only on the stand-in",
-            (), dict(_FULL), finetune="fine_tune",
+            (),
+            dict(_FULL),
+            finetune="fine_tune",
         ),
     )
 }
@@ -98,7 +153,9 @@ def recipe_for(name: str, dataset: str, finetune: str | None = None) -> Recipe |
         import difflib
 
         close = difflib.get_close_matches(name, RECIPES, n=1)
-        raise ConfigError(f"train.recipe: {name!r} is not a recipe{f'; did you mean {close[0]!r}?' if close else ''} Choose auto, none or one of: {', '.join(RECIPES)}")
+        raise ConfigError(
+            f"train.recipe: {name!r} is not a recipe{f'; did you mean {close[0]!r}?' if close else ''} Choose auto, none or one of: {', '.join(RECIPES)}"
+        )
     return RECIPES[name]
 
 
@@ -106,9 +163,18 @@ def apply_recipe(cfg):
     """`cfg` with its recipe's values wherever `cfg` keeps the default; recipe recorded as none."""
     from cnnkit.config import Config
 
-    if cfg.model.pretrained and cfg.model.finetune is None and cfg.train.recipe == "auto" and recipe_for("auto", cfg.data.dataset) is None:
-        cfg = cfg.with_overrides({"model.finetune": "head"}, source="--pretrained")  # alone: head-only, measured best (README, bench_photos)
-    recipe = recipe_for(cfg.train.recipe, cfg.data.dataset, cfg.model.finetune if (cfg.model.pretrained or cfg.model.weights) else None)
+    if (
+        cfg.model.pretrained
+        and cfg.model.finetune is None
+        and cfg.train.recipe == "auto"
+        and recipe_for("auto", cfg.data.dataset) is None
+    ):
+        cfg = cfg.with_overrides(
+            {"model.finetune": "head"}, source="--pretrained"
+        )  # alone: head-only, measured best (README, bench_photos)
+    recipe = recipe_for(
+        cfg.train.recipe, cfg.data.dataset, cfg.model.finetune if (cfg.model.pretrained or cfg.model.weights) else None
+    )
     if recipe is not None:
         defaults = Config()
         keep = {}

@@ -24,7 +24,9 @@ from cnnkit.training.run_files import text, warn, write_final_files
 from cnnkit.training.tta import predict_logits_tta
 
 
-def final_evaluation(model: torch.nn.Module, ema, run_dir: Path, data: Dataset, cfg: Config, normalize: Normalize) -> tuple[str, dict, dict | None]:
+def final_evaluation(
+    model: torch.nn.Module, ema, run_dir: Path, data: Dataset, cfg: Config, normalize: Normalize
+) -> tuple[str, dict, dict | None]:
     """Load best.ckpt into `model` (and its EMA weights into `ema`) and score the test split (the
     validation split without one), with the configured TTA. Returns (split name, metrics, EMA metrics)."""
     tc = cfg.train
@@ -35,12 +37,25 @@ def final_evaluation(model: torch.nn.Module, ema, run_dir: Path, data: Dataset, 
 
     def logits(m) -> torch.Tensor:
         if tc.tta != "none":
-            return predict_logits_tta(m, split, normalize=normalize, mode=tc.tta, batch_size=tc.eval_batch_size, precision=tc.precision, multi_label=data.multi_label)
+            return predict_logits_tta(
+                m,
+                split,
+                normalize=normalize,
+                mode=tc.tta,
+                batch_size=tc.eval_batch_size,
+                precision=tc.precision,
+                multi_label=data.multi_label,
+            )
         return predict_logits(m, split, normalize=normalize, batch_size=tc.eval_batch_size, precision=tc.precision)
 
-    from cnnkit.evaluate.metrics import classification_metrics, multilabel_metrics  # torchmetrics takes seconds to import: rank 0 only, here
+    from cnnkit.evaluate.metrics import (
+        classification_metrics,
+        multilabel_metrics,
+    )  # torchmetrics takes seconds to import: rank 0 only, here
 
-    metrics_fn = multilabel_metrics if data.multi_label else classification_metrics  # per-class AP / F1, mean AP for several labels
+    metrics_fn = (
+        multilabel_metrics if data.multi_label else classification_metrics
+    )  # per-class AP / F1, mean AP for several labels
     final = metrics_fn(logits(model), split.labels, data.class_names)
     final_ema = None
     if ema is not None and "ema_state_dict" in best:
@@ -80,13 +95,26 @@ def class_balance(cfg: Config, data: Dataset) -> dict:
     counts = data.train.class_counts(data.num_classes)
     w = loss_weights(cfg.optim.class_weights, data.train.labels, data.num_classes)
     return {
-        "imbalance_ratio": round(imbalance_ratio(counts), 4), "balance": cfg.data.balance, "class_weights": cfg.optim.class_weights,
+        "imbalance_ratio": round(imbalance_ratio(counts), 4),
+        "balance": cfg.data.balance,
+        "class_weights": cfg.optim.class_weights,
         "loss_weights": [round(float(v), 6) for v in w] if w is not None else None,
     }
 
 
 def write_results(
-    run_dir: Path, cfg: Config, data: Dataset, summary: dict, rows: list[dict], final: dict, split_name: str, *, result: str, final_line: str, quiet: bool, out: TextIO
+    run_dir: Path,
+    cfg: Config,
+    data: Dataset,
+    summary: dict,
+    rows: list[dict],
+    final: dict,
+    split_name: str,
+    *,
+    result: str,
+    final_line: str,
+    quiet: bool,
+    out: TextIO,
 ) -> None:
     """Write the result files, each atomically. If any cannot be written, the final line is still
     shown (`result`, the metrics, goes into the error) and last.ckpt stays unfinished, so
@@ -98,18 +126,35 @@ def write_results(
     with contextlib.suppress(OSError):
         plots.mkdir(exist_ok=True)
     if data.multi_label:  # no confusion matrix for several labels per image: per-class AP and F1 instead
-        per_class = (plots / "per_class.png", lambda f: plot_per_class(final, f, title=f"Per-class AP and F1 ({split_name}, best epoch {best_epoch})"))
+        per_class = (
+            plots / "per_class.png",
+            lambda f: plot_per_class(final, f, title=f"Per-class AP and F1 ({split_name}, best epoch {best_epoch})"),
+        )
     else:
-        per_class = (plots / "confusion_matrix.png", lambda f: plot_confusion_matrix(
-            final["confusion_matrix"], data.class_names, f, title=f"Confusion matrix ({split_name}, best epoch {best_epoch})"))
+        per_class = (
+            plots / "confusion_matrix.png",
+            lambda f: plot_confusion_matrix(
+                final["confusion_matrix"],
+                data.class_names,
+                f,
+                title=f"Confusion matrix ({split_name}, best epoch {best_epoch})",
+            ),
+        )
     try:
-        write_final_files(run_dir, [
-            (run_dir / f"{split_name}_metrics.json", text(json.dumps(final, indent=2))),
-            (run_dir / "summary.json", text(json.dumps(summary, indent=2))),
-            (run_dir / "report.md", text(render_report(run_dir, cfg, summary, rows, final, data.skipped))),
-            (plots / "learning_curves.png", lambda f: plot_learning_curves(rows, f, accuracy="exact match" if data.multi_label else "accuracy")),
-            per_class,
-        ], result)
+        write_final_files(
+            run_dir,
+            [
+                (run_dir / f"{split_name}_metrics.json", text(json.dumps(final, indent=2))),
+                (run_dir / "summary.json", text(json.dumps(summary, indent=2))),
+                (run_dir / "report.md", text(render_report(run_dir, cfg, summary, rows, final, data.skipped))),
+                (
+                    plots / "learning_curves.png",
+                    lambda f: plot_learning_curves(rows, f, accuracy="exact match" if data.multi_label else "accuracy"),
+                ),
+                per_class,
+            ],
+            result,
+        )
     except CheckpointWriteError:
         if not quiet:
             print(final_line, file=out, flush=True)
@@ -120,10 +165,16 @@ def write_results(
 
             write_html_report(run_dir)
         except Exception as e:  # the run itself is complete: a report failure must not lose it
-            warn(f"report.html could not be written ({type(e).__name__}: {e}); rebuild it with: cnnkit report {run_dir}")
+            warn(
+                f"report.html could not be written ({type(e).__name__}: {e}); rebuild it with: cnnkit report {run_dir}"
+            )
     try:
         last = load_checkpoint(run_dir / "last.ckpt")
         last["train_state"]["finished"] = True
         atomic_save(last, run_dir / "last.ckpt")
-    except OSError as e:  # every result is written; only a later --resume would repeat the final evaluation instead of refusing
-        warn(f"{run_dir / 'last.ckpt'} could not be marked finished ({e.strerror or e}); the run is complete and its files are written")
+    except (
+        OSError
+    ) as e:  # every result is written; only a later --resume would repeat the final evaluation instead of refusing
+        warn(
+            f"{run_dir / 'last.ckpt'} could not be marked finished ({e.strerror or e}); the run is complete and its files are written"
+        )

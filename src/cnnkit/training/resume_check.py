@@ -25,8 +25,18 @@ from cnnkit.data.types import Dataset
 from cnnkit.errors import CheckpointError
 
 # keys that may differ on resume: where things run or live, not what is trained (the data itself is fingerprinted)
-NOT_TRAINING = ("train.device", "train.num_threads", "train.devices", "train.tensorboard", "data.path", "data.root",
-                "data.cache", "data.cache_dir", "data.download", "data.workers")
+NOT_TRAINING = (
+    "train.device",
+    "train.num_threads",
+    "train.devices",
+    "train.tensorboard",
+    "data.path",
+    "data.root",
+    "data.cache",
+    "data.cache_dir",
+    "data.download",
+    "data.workers",
+)
 NOT_TRAINING_SECTIONS = ("run",)
 STRAY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # tempfile.mkstemp(prefix=".NAME.", suffix=".tmp")
 
@@ -61,7 +71,12 @@ def load_last(run_dir: Path, checkpoint_every: int = 0) -> dict:
 
 
 def _flat(cfg: dict) -> dict[str, str]:
-    return {f"{section}.{k}": json.dumps(v, sort_keys=True, default=str) for section, keys in cfg.items() if isinstance(keys, dict) for k, v in keys.items()}
+    return {
+        f"{section}.{k}": json.dumps(v, sort_keys=True, default=str)
+        for section, keys in cfg.items()
+        if isinstance(keys, dict)
+        for k, v in keys.items()
+    }
 
 
 def config_changes(saved: dict, cfg: Config) -> list[str]:
@@ -90,7 +105,11 @@ def check(ckpt: dict | None, cfg: Config, data: Dataset, run_dir: Path | None, *
     before = ckpt["train_state"].get("dataset")
     if before is None:
         if not quiet:
-            print(f"cnnkit: note: {run_dir / 'last.ckpt'} predates dataset fingerprints; resuming without checking that the data is unchanged", file=sys.stderr, flush=True)
+            print(
+                f"cnnkit: note: {run_dir / 'last.ckpt'} predates dataset fingerprints; resuming without checking that the data is unchanged",
+                file=sys.stderr,
+                flush=True,
+            )
         return now
     what = changes(before, now)
     if what:

@@ -14,7 +14,13 @@ def rng_state(generator: torch.Generator | None = None) -> dict:
     name, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "python": {"version": int(version), "state": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
-        "numpy": {"name": str(name), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
+        "numpy": {
+            "name": str(name),
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else [],
         "generator": generator.get_state() if generator is not None else None,

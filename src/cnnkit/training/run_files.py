@@ -12,8 +12,9 @@ import contextlib
 import csv
 import io
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from cnnkit.checkpoint import CheckpointWriteError, atomic_save
 from cnnkit.errors import ConfigError
@@ -38,11 +39,15 @@ def writing(path: Path, *, started: bool = True):
         reason, cure = explain_os_error(e)
         run = path.parent
         if started and not (run / "last.ckpt").exists():  # the first epoch's files: no checkpoint to resume from yet
-            then = (f"No last.ckpt was written yet (the first one is written at the end of epoch 1), so there is nothing to resume; "
-                    f"{cure}, then start the run again: cnnkit train --config {run / 'config.yaml'}")
+            then = (
+                f"No last.ckpt was written yet (the first one is written at the end of epoch 1), so there is nothing to resume; "
+                f"{cure}, then start the run again: cnnkit train --config {run / 'config.yaml'}"
+            )
         elif started:
-            then = (f"Files already in {run} are unchanged (checkpoints are replaced atomically); {cure}, then continue with: "
-                    f"cnnkit train --resume {run} (or copy the folder to another disk and resume the copy)")
+            then = (
+                f"Files already in {run} are unchanged (checkpoints are replaced atomically); {cure}, then continue with: "
+                f"cnnkit train --resume {run} (or copy the folder to another disk and resume the copy)"
+            )
         else:
             then = f"Nothing was trained yet; {cure} or use --runs-dir with another folder, and start again"
         raise CheckpointWriteError(f"{path}: could not be written ({reason}). {then}") from e
@@ -54,7 +59,9 @@ def write_metrics(rows: list[dict], path: Path) -> None:
     w = csv.DictWriter(text, fieldnames=METRIC_COLUMNS + extra)
     w.writeheader()
     for r in rows:
-        w.writerow({k: (f"{r[k]:.6g}" if isinstance(r.get(k), float) else r.get(k, "")) for k in METRIC_COLUMNS + extra})
+        w.writerow(
+            {k: (f"{r[k]:.6g}" if isinstance(r.get(k), float) else r.get(k, "")) for k in METRIC_COLUMNS + extra}
+        )
     with writing(path):
         atomic_write(path, lambda f: f.write(text.getvalue().encode("utf-8")))
 
@@ -106,10 +113,26 @@ def tensorboard(run_dir: Path):
     return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
 
 
-def nan_message(e: NonFiniteLossError, *, epoch: int, steps: int, global_step: int, last_finite: float | None, lr: float, precision: str, run_dir: Path, saved_epoch: int, saved_step: int) -> str:
+def nan_message(
+    e: NonFiniteLossError,
+    *,
+    epoch: int,
+    steps: int,
+    global_step: int,
+    last_finite: float | None,
+    lr: float,
+    precision: str,
+    run_dir: Path,
+    saved_epoch: int,
+    saved_step: int,
+) -> str:
     last = f"{last_finite:.4g}" if last_finite is not None else "none yet"
     where = f"epoch {saved_epoch}" + (f", step {saved_step}" if saved_step else "")
-    kept = f"The last good checkpoint, {run_dir / 'last.ckpt'} ({where}), is kept." if saved_epoch or saved_step else "No checkpoint had been written yet."
+    kept = (
+        f"The last good checkpoint, {run_dir / 'last.ckpt'} ({where}), is kept."
+        if saved_epoch or saved_step
+        else "No checkpoint had been written yet."
+    )
     causes = [f"a learning rate too high (lr is {lr:.3g}: try --lr {lr / 10:.3g} or --set optim.grad_clip=1.0)"]
     if precision == "fp16":
         causes.append("fp16 overflow (try --precision bf16 or fp32)")

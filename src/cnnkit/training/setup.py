@@ -265,7 +265,9 @@ def setup_run(
     quiet = quiet or rank != 0
     ckpt = _load_resume(resume, cfg.train.checkpoint_every)
     data = build_dataset(cfg.data, seed=cfg.train.seed)
-    fingerprint = resume_check.check(ckpt, cfg, data, resume, quiet=quiet)  # on resume: refuses a changed config or data
+    fingerprint = resume_check.check(
+        ckpt, cfg, data, resume, quiet=quiet
+    )  # on resume: refuses a changed config or data
     cfg, notes = resolve_config(cfg, data, device, world_size=world_size, new_run=resume is None)
     for note in notes if not quiet else []:
         print(note, file=sys.stderr, flush=True)

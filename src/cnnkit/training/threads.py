@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -94,7 +94,9 @@ class ThreadGovernor:
     probe_seconds: float = 0.25
     on_change: Callable[[int, int, float], None] | None = None  # (old, new, busy cores of others)
     sample: Callable[[], CpuSample | None] = read_sample
-    ticks_per_second: float = field(default_factory=lambda: float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0)
+    ticks_per_second: float = field(
+        default_factory=lambda: float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
+    )
     changes: list[tuple[float, int]] = field(default_factory=list)
     _last: CpuSample | None = None
     _pending: int | None = None
@@ -112,7 +114,11 @@ class ThreadGovernor:
             return torch.get_num_threads()
         time.sleep(self.probe_seconds)
         self._last = self.sample()
-        n = threads_for(self.cores, busy_cores_of_others(first, self._last, self.cores, self.ticks_per_second)) if self._last else self.cores
+        n = (
+            threads_for(self.cores, busy_cores_of_others(first, self._last, self.cores, self.ticks_per_second))
+            if self._last
+            else self.cores
+        )
         self._set(n, None)
         return n
 
@@ -149,8 +155,8 @@ def follow_load(on_step: StepHook | None, device: str, stream=None) -> StepHook 
 
     Returns `on_step` unchanged off the CPU or where the load cannot be measured. Changes are
     reported on `stream` (None: silent), from rank 0 only."""
-    from cnnkit.training import distributed
     from cnnkit.device import resolve_device
+    from cnnkit.training import distributed
 
     if resolve_device(device).type != "cpu":
         return on_step
@@ -158,8 +164,11 @@ def follow_load(on_step: StepHook | None, device: str, stream=None) -> StepHook 
 
     def report(old: int, new: int, others: float) -> None:
         if stream is not None and rank == 0:
-            print(f"cnnkit: other programs keep about {others:.1f} of {governor.cores} cores busy; "
-                  f"training on {new} thread{'s' if new != 1 else ''} instead of {old} (--threads N fixes the count)", file=stream)
+            print(
+                f"cnnkit: other programs keep about {others:.1f} of {governor.cores} cores busy; "
+                f"training on {new} thread{'s' if new != 1 else ''} instead of {old} (--threads N fixes the count)",
+                file=stream,
+            )
 
     governor = ThreadGovernor(on_change=report)
     governor.start()

@@ -68,8 +68,25 @@ from cnnkit.training.setup import finetune_groups as _finetune_groups
 from cnnkit.training.setup import init_from_data as _init_from_data
 from cnnkit.training.threads import follow_load
 
-__all__ = ["METRIC_COLUMNS", "Hooks", "Run", "RunParts", "StepHook", "auto_model", "resolve_auto_model", "resolve_config", "resume_config", "train"]
-_COMPAT = (_check, _epoch_sampler, _finetune_groups, _init_from_data, _model_kwargs)  # older imports of trainer._name keep working
+__all__ = [
+    "METRIC_COLUMNS",
+    "Hooks",
+    "Run",
+    "RunParts",
+    "StepHook",
+    "auto_model",
+    "resolve_auto_model",
+    "resolve_config",
+    "resume_config",
+    "train",
+]
+_COMPAT = (
+    _check,
+    _epoch_sampler,
+    _finetune_groups,
+    _init_from_data,
+    _model_kwargs,
+)  # older imports of trainer._name keep working
 
 
 def resume_config(run_dir: str | Path) -> Config:
@@ -108,7 +125,14 @@ def train(
     all at once (a keyword set as well replaces its entry). Raises TrainingInterrupted
     (exit_code 130/143) after Ctrl-C / SIGTERM.
     """
-    given = {"loss_fn": loss_fn, "batch_transform": batch_transform, "param_groups": param_groups, "on_step": on_step, "on_end": on_end, "perturb_batch": perturb_batch}
+    given = {
+        "loss_fn": loss_fn,
+        "batch_transform": batch_transform,
+        "param_groups": param_groups,
+        "on_step": on_step,
+        "on_end": on_end,
+        "perturb_batch": perturb_batch,
+    }
     hooks = dataclasses.replace(hooks or Hooks(), **{k: v for k, v in given.items() if v is not None})
     if resume is not None:
         resume = Path(resume)
@@ -116,15 +140,23 @@ def train(
     else:
         cfg = config or Config()
     if resume is None:  # a resumed run continues exactly as configured (its config.yaml holds the expanded recipe)
-        note = None if quiet or distributed.world()[0] != 0 else lambda text: print(text, file=stream or sys.stdout, flush=True)
-        cfg = apply_recipe(auto.plan(cfg, note))  # photo defaults (training/auto.py), then the tuned settings under the keys the config sets
+        note = (
+            None
+            if quiet or distributed.world()[0] != 0
+            else lambda text: print(text, file=stream or sys.stdout, flush=True)
+        )
+        cfg = apply_recipe(
+            auto.plan(cfg, note)
+        )  # photo defaults (training/auto.py), then the tuned settings under the keys the config sets
     tc = cfg.train
     _check(cfg, distributed.world()[1])
     prev_threads = torch.get_num_threads()
     if tc.num_threads:
         torch.set_num_threads(tc.num_threads)
     else:  # auto: the cores other programs leave free, re-checked while training (training/threads.py)
-        hooks = dataclasses.replace(hooks, on_step=follow_load(hooks.on_step, tc.device, None if quiet else (stream or sys.stderr)))
+        hooks = dataclasses.replace(
+            hooks, on_step=follow_load(hooks.on_step, tc.device, None if quiet else (stream or sys.stderr))
+        )
     try:
         parts, hooks = setup_run(cfg, resume=resume, run_dir=run_dir, quiet=quiet, hooks=hooks)
         return _train(parts, hooks, stream=stream, interactive=interactive)
@@ -159,21 +191,46 @@ def _train(parts: RunParts, hooks: Hooks, *, stream: TextIO | None, interactive:
     torch.use_deterministic_algorithms(tc.deterministic, warn_only=True)
     t_train = time.perf_counter() - ts.train_seconds
     try:
-        with Progress(parts.planned_epochs(), parts.steps_per_epoch, stream=stream, interactive=interactive, quiet=parts.quiet) as progress, \
-                GracefulInterrupt(progress.message) as interrupt:
-            s = _Session(parts, hooks, progress, interrupt, t_train, parts.train_model, parts.data.train, parts.model, parts.data.val, parts.normalize,
-                         saved={"epoch": ts.epoch, "step": ts.epoch_state.step if ts.epoch_state is not None else 0})
+        with (
+            Progress(
+                parts.planned_epochs(), parts.steps_per_epoch, stream=stream, interactive=interactive, quiet=parts.quiet
+            ) as progress,
+            GracefulInterrupt(progress.message) as interrupt,
+        ):
+            s = _Session(
+                parts,
+                hooks,
+                progress,
+                interrupt,
+                t_train,
+                parts.train_model,
+                parts.data.train,
+                parts.model,
+                parts.data.val,
+                parts.normalize,
+                saved={"epoch": ts.epoch, "step": ts.epoch_state.step if ts.epoch_state is not None else 0},
+            )
             _announce(s)
             _run_epochs(s)
             train_seconds = time.perf_counter() - s.t_train
             if not parts.is_main:
                 return Run(parts.run_dir, parts.cfg, ts.rows, {}, model=parts.model)
-            final = final_evaluation(parts.model, ts.ema, parts.run_dir, parts.data, parts.cfg, parts.normalize)  # from best.ckpt, on the test split only
+            final = final_evaluation(
+                parts.model, ts.ema, parts.run_dir, parts.data, parts.cfg, parts.normalize
+            )  # from best.ckpt, on the test split only
     finally:
         torch.use_deterministic_algorithms(prev_deterministic)
         if parts.writer is not None:
             parts.writer.close()
-    return finish_run(parts, hooks, final, train_seconds=train_seconds, stopped_early=s.stopped_early, quiet=parts.quiet, out=stream or sys.stdout)
+    return finish_run(
+        parts,
+        hooks,
+        final,
+        train_seconds=train_seconds,
+        stopped_early=s.stopped_early,
+        quiet=parts.quiet,
+        out=stream or sys.stdout,
+    )
 
 
 def _announce(s: _Session) -> None:
@@ -181,8 +238,17 @@ def _announce(s: _Session) -> None:
     p, ts, tc, data, cfg = s.parts, s.parts.state, s.parts.cfg.train, s.parts.data, s.parts.cfg
     resumed = p.ckpt is not None
     start = ts.epoch + 1
-    verb, at = ("resuming", f" from epoch {start}" + (f", step {ts.epoch_state.step + 1}" if ts.epoch_state is not None else "")) if resumed else ("training", "")
-    if resumed and (start > p.planned_epochs() or ts.stopper.should_stop):  # the end-of-run files had failed to be written
+    verb, at = (
+        (
+            "resuming",
+            f" from epoch {start}" + (f", step {ts.epoch_state.step + 1}" if ts.epoch_state is not None else ""),
+        )
+        if resumed
+        else ("training", "")
+    )
+    if resumed and (
+        start > p.planned_epochs() or ts.stopper.should_stop
+    ):  # the end-of-run files had failed to be written
         verb, at = "every epoch is done; repeating only the final evaluation of", ""
     s.progress.message(
         f"cnnkit: {verb} {cfg.model.name} on {data.name} ({len(data.train)} train / {len(data.val)} val"
@@ -193,27 +259,65 @@ def _announce(s: _Session) -> None:
         for line in data_warnings(cfg, data, p.run_dir):
             warn(line)
     if is_streamed(data.train):
-        s.progress.message(f"cnnkit: streaming the images from their files, decoded in {data.train.images.workers} DataLoader workers (data.stream, data.cache_max_gb)")
+        s.progress.message(
+            f"cnnkit: streaming the images from their files, decoded in {data.train.images.workers} DataLoader workers (data.stream, data.cache_max_gb)"
+        )
     if not resumed and cfg.model.finetune == "fine_tune":  # its first stage: the head alone, on features computed once
-        head_only.warm_up_head(p.model, data.train, data.val, p.normalize, epochs=cfg.model.head_epochs, lr=cfg.optim.lr * 3, weight_decay=cfg.optim.weight_decay,
-                               batch_size=tc.batch_size, seed=tc.seed, precision=tc.precision, eval_batch_size=tc.eval_batch_size, message=s.progress.message)
-    if p.world_size == 1 and transfer.use_feature_cache(cfg.model, augmenting=p.augment.active or p.batch_transform is not None or s.hooks.perturb_batch is not None):
-        cached = head_only.prepare(p.model, data.train, data.val, p.normalize, batch_size=tc.eval_batch_size, precision=tc.precision, message=s.progress.message)
-        s.step_model, s.train_split, s.val_model, s.val_split, s.feed = cached.head, cached.train, cached.head, cached.val, cached.feed
+        head_only.warm_up_head(
+            p.model,
+            data.train,
+            data.val,
+            p.normalize,
+            epochs=cfg.model.head_epochs,
+            lr=cfg.optim.lr * 3,
+            weight_decay=cfg.optim.weight_decay,
+            batch_size=tc.batch_size,
+            seed=tc.seed,
+            precision=tc.precision,
+            eval_batch_size=tc.eval_batch_size,
+            message=s.progress.message,
+        )
+    if p.world_size == 1 and transfer.use_feature_cache(
+        cfg.model, augmenting=p.augment.active or p.batch_transform is not None or s.hooks.perturb_batch is not None
+    ):
+        cached = head_only.prepare(
+            p.model,
+            data.train,
+            data.val,
+            p.normalize,
+            batch_size=tc.eval_batch_size,
+            precision=tc.precision,
+            message=s.progress.message,
+        )
+        s.step_model, s.train_split, s.val_model, s.val_split, s.feed = (
+            cached.head,
+            cached.train,
+            cached.head,
+            cached.val,
+            cached.feed,
+        )
     elif cfg.model.finetune == "head" and cfg.model.cache_features:
-        s.progress.message("cnnkit: head-only training with augmentation passes every image through the backbone each epoch; --augment none computes its features once (seconds on a CPU)")
+        s.progress.message(
+            "cnnkit: head-only training with augmentation passes every image through the backbone each epoch; --augment none computes its features once (seconds on a CPU)"
+        )
     s.skipped_files = len(data.skipped)
     if ts.budget is not None:
-        s.progress.message(f"cnnkit: time budget {tc.time_budget:.0f} s: the number of steps is planned from the measured speed (train.epochs is not used)")
+        s.progress.message(
+            f"cnnkit: time budget {tc.time_budget:.0f} s: the number of steps is planned from the measured speed (train.epochs is not used)"
+        )
     if p.resize is not None and s.step_model is not p.train_model:
-        s.progress.message("cnnkit: progressive resizing does not apply to head-only training on cached features; every epoch uses the full size")
+        s.progress.message(
+            "cnnkit: progressive resizing does not apply to head-only training on cached features; every epoch uses the full size"
+        )
         p.resize = None
         if ts.budget is not None:
             ts.budget.work = _flat_work
     elif p.resize is not None:
         h, w = p.resize.size(1, p.planned_epochs())
-        s.progress.message(f"cnnkit: progressive resizing: {h}x{w} px in epoch 1, growing to the full {data.image_size[0]}x{data.image_size[1]} "
-                           f"by {tc.progressive_end:.0%} of the epochs (train.progressive_resize)")
+        s.progress.message(
+            f"cnnkit: progressive resizing: {h}x{w} px in epoch 1, growing to the full {data.image_size[0]}x{data.image_size[1]} "
+            f"by {tc.progressive_end:.0%} of the epochs (train.progressive_resize)"
+        )
 
 
 def _flat_work(epoch: int, epochs: int) -> float:
@@ -231,7 +335,9 @@ def _run_epochs(s: _Session) -> None:
         if ts.stopper.should_stop and epoch < p.planned_epochs():
             s.stopped_early = True
             tc = p.cfg.train
-            s.progress.message(f"cnnkit: early stopping: {tc.monitor} has not improved for {ts.stopper.patience} epochs (best {ts.stopper.best:.4g} at epoch {ts.stopper.best_epoch})")
+            s.progress.message(
+                f"cnnkit: early stopping: {tc.monitor} has not improved for {ts.stopper.patience} epochs (best {ts.stopper.best:.4g} at epoch {ts.stopper.best_epoch})"
+            )
         epoch += 1
 
 
@@ -251,7 +357,11 @@ def _save_last(s: _Session, ck: dict | None = None) -> None:
     With several processes every rank calls it: their running sums are gathered (a collective)."""
     p, ts = s.parts, s.parts.state
     ts.train_seconds = time.perf_counter() - s.t_train
-    sums = distributed.gather_epoch_sums(ts.epoch_state, p.device) if p.world_size > 1 and ts.epoch_state is not None else None
+    sums = (
+        distributed.gather_epoch_sums(ts.epoch_state, p.device)
+        if p.world_size > 1 and ts.epoch_state is not None
+        else None
+    )
     if p.is_main:
         ck = ck if ck is not None else p.model_checkpoint(ts.epoch, {})
         save({**ck, "train_state": ts.state_dict(epoch_sums=sums)}, p.run_dir / "last.ckpt")
@@ -268,7 +378,9 @@ class _StepHook:
     def __call__(self, step: int, steps: int, loss: float, acc: float, images: int) -> None:
         s, epoch = self.s, self.epoch
         p, ts, tc = s.parts, s.parts.state, s.parts.cfg.train
-        if ts.budget is not None and not ts.budget.planned and p.world_size == 1:  # several processes plan at the epoch's end
+        if (
+            ts.budget is not None and not ts.budget.planned and p.world_size == 1
+        ):  # several processes plan at the epoch's end
             _replan(s, ts.budget.observe, (epoch - 1) * p.steps_per_epoch + step, time.perf_counter() - s.t_train)
         if ts.lookahead is not None:
             ts.lookahead.update(p.model)
@@ -286,7 +398,9 @@ class _StepHook:
         if stop:
             _save_last(s)
             raise TrainingInterrupted(  # printed once, by whoever catches it (the CLI)
-                f"interrupted at epoch {epoch}, step {step}; resume with: cnnkit train --resume {p.run_dir}", s.interrupt.exit_code)
+                f"interrupted at epoch {epoch}, step {step}; resume with: cnnkit train --resume {p.run_dir}",
+                s.interrupt.exit_code,
+            )
 
 
 def _train_epoch(s: _Session, epoch: int) -> None:
@@ -305,7 +419,9 @@ def _train_epoch(s: _Session, epoch: int) -> None:
     ts.skipped_steps += tr["skipped_steps"]
     ts.epoch_state, ts.epoch_lr = None, None
     if ts.budget is not None:  # re-plan before deciding whether this epoch was the last
-        _replan(s, ts.budget.end_epoch, min(epoch * p.steps_per_epoch, ts.budget.total), time.perf_counter() - s.t_train)
+        _replan(
+            s, ts.budget.end_epoch, min(epoch * p.steps_per_epoch, ts.budget.total), time.perf_counter() - s.t_train
+        )
     if ts.lookahead is not None and epoch >= p.planned_epochs():
         ts.lookahead.finish(p.model)  # the last epoch ends on the averaged weights
     row = _epoch_row(s, epoch, tr, lr, t0)
@@ -317,22 +433,49 @@ def _fit_epoch(s: _Session, epoch: int, size: tuple[int, int] | None) -> dict:
     p, ts, tc, cfg = s.parts, s.parts.state, s.parts.cfg.train, s.parts.cfg
     try:
         return train_one_epoch(
-            s.step_model, s.train_split, optimizer=ts.optimizer, scheduler=None if p.per_epoch_schedule else ts.scheduler, normalize=s.feed,
-            batch_size=tc.batch_size, generator=ts.generator, augment=p.augment,
-            loss=LossSpec(p.loss_fn, cfg.optim.label_smoothing, cfg.optim.l1, p.l1_params), amp=PrecisionSpec(tc.precision, ts.scaler),
-            shard=Sharding(p.rank, p.world_size), policy=StepPolicy(cfg.optim.grad_clip, tc.on_nan),
-            batch_transform=p.batch_transform, perturb_batch=s.hooks.perturb_batch, ema=ts.ema, state=ts.epoch_state,
-            set_train_mode=partial(transfer.start_epoch, p.model, cfg.model, epoch - 1, p.planned_epochs()) if cfg.model.finetune else None,
-            on_step=_StepHook(s, epoch), stop_at=partial(ts.budget.steps_in_epoch, epoch) if ts.budget is not None else None, epoch=epoch,
+            s.step_model,
+            s.train_split,
+            optimizer=ts.optimizer,
+            scheduler=None if p.per_epoch_schedule else ts.scheduler,
+            normalize=s.feed,
+            batch_size=tc.batch_size,
+            generator=ts.generator,
+            augment=p.augment,
+            loss=LossSpec(p.loss_fn, cfg.optim.label_smoothing, cfg.optim.l1, p.l1_params),
+            amp=PrecisionSpec(tc.precision, ts.scaler),
+            shard=Sharding(p.rank, p.world_size),
+            policy=StepPolicy(cfg.optim.grad_clip, tc.on_nan),
+            batch_transform=p.batch_transform,
+            perturb_batch=s.hooks.perturb_batch,
+            ema=ts.ema,
+            state=ts.epoch_state,
+            set_train_mode=partial(transfer.start_epoch, p.model, cfg.model, epoch - 1, p.planned_epochs())
+            if cfg.model.finetune
+            else None,
+            on_step=_StepHook(s, epoch),
+            stop_at=partial(ts.budget.steps_in_epoch, epoch) if ts.budget is not None else None,
+            epoch=epoch,
             resize_to=size if size != tuple(p.data.image_size) else None,
         )
     except NonFiniteLossError as e:
         last = e.last_finite if e.last_finite is not None else (ts.rows[-1]["train_loss"] if ts.rows else None)
         spe = p.steps_per_epoch
         raise NonFiniteLossError(
-            nan_message(e, epoch=epoch, steps=spe, global_step=(epoch - 1) * spe + e.step, last_finite=last,
-                        lr=ts.optimizer.param_groups[0]["lr"], precision=tc.precision, run_dir=p.run_dir, saved_epoch=s.saved["epoch"], saved_step=s.saved["step"]),
-            step=e.step, value=e.value, last_finite=last,
+            nan_message(
+                e,
+                epoch=epoch,
+                steps=spe,
+                global_step=(epoch - 1) * spe + e.step,
+                last_finite=last,
+                lr=ts.optimizer.param_groups[0]["lr"],
+                precision=tc.precision,
+                run_dir=p.run_dir,
+                saved_epoch=s.saved["epoch"],
+                saved_step=s.saved["step"],
+            ),
+            step=e.step,
+            value=e.value,
+            last_finite=last,
         ) from None
 
 
@@ -346,13 +489,20 @@ def _epoch_row(s: _Session, epoch: int, tr: dict, lr: float, t0: float) -> dict:
     if p.world_size > 1:  # rank 0's numbers decide for everyone (BatchNorm buffers may differ a little)
         va = distributed.broadcast_object(va)
     row = {
-        "epoch": epoch, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"], "val_loss": va["loss"],
-        "val_accuracy": va["accuracy"], "lr": lr, "seconds": time.perf_counter() - t0,
+        "epoch": epoch,
+        "train_loss": tr["loss"],
+        "train_accuracy": tr["accuracy"],
+        "val_loss": va["loss"],
+        "val_accuracy": va["accuracy"],
+        "lr": lr,
+        "seconds": time.perf_counter() - t0,
     }
     if "l1" in tr:
         row["train_l1"] = tr["l1"]
     if ts.ema is not None:
-        ve = evaluate(ts.ema.module, p.data.val, normalize=p.normalize, batch_size=tc.eval_batch_size, precision=tc.precision)
+        ve = evaluate(
+            ts.ema.module, p.data.val, normalize=p.normalize, batch_size=tc.eval_batch_size, precision=tc.precision
+        )
         row.update(val_loss_ema=ve["loss"], val_accuracy_ema=ve["accuracy"])
     return row
 
@@ -363,7 +513,9 @@ def _end_epoch(s: _Session, epoch: int, row: dict) -> None:
     ts.rows.append(row)
     if p.per_epoch_schedule:
         ts.scheduler.step(row[tc.monitor])
-    improved = ts.stopper.update(row[tc.monitor], epoch, tiebreak=row["val_loss"] if tc.monitor == "val_accuracy" else None)
+    improved = ts.stopper.update(
+        row[tc.monitor], epoch, tiebreak=row["val_loss"] if tc.monitor == "val_accuracy" else None
+    )
     s.progress.end_epoch(row)  # shown before the files are written: a full disk does not hide the numbers
     ts.epoch = epoch
     ck = None

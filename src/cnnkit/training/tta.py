@@ -8,8 +8,8 @@ from torch import nn
 from cnnkit.data.augment import hflip, translate
 from cnnkit.data.preprocess import Normalize, batches
 from cnnkit.data.types import Split
-from cnnkit.errors import ConfigError
 from cnnkit.device import autocast
+from cnnkit.errors import ConfigError
 
 TTA_MODES = ("none", "flip", "flip+shift")
 
@@ -31,7 +31,14 @@ def tta_views(x: torch.Tensor, mode: str) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def predict_logits_tta(
-    model: nn.Module, data: Split, *, normalize: Normalize, mode: str = "flip", batch_size: int = 500, precision: str = "fp32", multi_label: bool = False
+    model: nn.Module,
+    data: Split,
+    *,
+    normalize: Normalize,
+    mode: str = "flip",
+    batch_size: int = 500,
+    precision: str = "fp32",
+    multi_label: bool = False,
 ) -> torch.Tensor:
     """Log of the mean softmax over the views: usable as logits (argmax, cross-entropy). (N, classes), CPU.
     `multi_label`: the mean sigmoid of each label instead, returned as its logit."""
