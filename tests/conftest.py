@@ -34,6 +34,19 @@ def _private_decode_cache(tmp_path_factory):
     mp.undo()
 
 
+@pytest.fixture(autouse=True)
+def _fixed_thread_count(request, monkeypatch):
+    """Tests compare runs number for number, and the thread count changes float sums: the load-following
+    governor (training/threads.py) keeps PyTorch's count here, except in its own tests."""
+    if request.module.__name__.endswith("test_threads"):
+        return
+    import torch
+
+    from cnnkit.training import threads
+
+    monkeypatch.setattr(threads.ThreadGovernor, "start", lambda self: torch.get_num_threads())
+
+
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Path:
     return make_image_folder(tmp_path / "images")

@@ -20,6 +20,8 @@ TINY = [
     "simple_cnn",
     "--set",
     "model.kwargs={width: 8}",
+    "--threads",
+    "1",  # a fixed count: with threads following the machine's load, float sums (and so metrics) could differ
     "--plain",
 ]
 
