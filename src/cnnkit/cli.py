@@ -18,7 +18,7 @@ from cnnkit.ranges import Range, flag_type
 # Each area adds its verbs from its own module: `register(subparsers)` adds parsers whose
 # `func(args) -> int` does the work. Keep those modules light to import (import torch and
 # friends inside the command functions), so `cnnkit --help` stays fast.
-COMMAND_MODULES: list[str] = ["cnnkit.data.commands", "cnnkit.models.commands", "cnnkit.training.commands", "cnnkit.explain.commands"]
+COMMAND_MODULES: list[str] = ["cnnkit.data.commands", "cnnkit.models.commands", "cnnkit.training.commands", "cnnkit.explain.commands", "cnnkit.serve.commands"]
 
 # flag dest -> dotted config key (the everyday flags; anything else through --set key=value)
 TRAIN_FLAGS = {
