@@ -257,7 +257,7 @@ def create_app(model: ServedModel, config: ServeConfig | None = None) -> FastAPI
             raise UploadError(
                 501, f"this model ({model.backend} backend) cannot be explained: Grad-CAM needs the PyTorch model", None
             )
-        sources, images, _ = await decode_all(request)
+        _, images, _ = await decode_all(request)
         if len(images) != 1:
             raise UploadError(422, f"explain takes one image, got {len(images)}", "file")
         left = config.timeout_s - (time.perf_counter() - started)

@@ -10,6 +10,7 @@ each request its own rows. While a batch runs, the next one gathers. A queue hol
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -58,10 +59,8 @@ class Batcher:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         for item in self._pending:
             if not item.future.done():
                 item.future.set_exception(RuntimeError("the service is shutting down"))
