@@ -12,11 +12,11 @@ from PIL import Image
 
 pytest.importorskip("fastapi")  # the `serve` extra (installed with `dev`)
 
-import httpx  # noqa: E402
+import httpx
 
-from cnnkit.serve.app import create_app  # noqa: E402
-from cnnkit.serve.config import ServeConfig  # noqa: E402
-from cnnkit.serve.model import ServedModel  # noqa: E402
+from cnnkit.serve.app import create_app
+from cnnkit.serve.config import ServeConfig
+from cnnkit.serve.model import ServedModel
 
 
 def png_bytes(seed: int, size: int = 28, mode: str = "L", fmt: str = "PNG") -> bytes:

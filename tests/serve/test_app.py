@@ -8,9 +8,9 @@ import json
 
 import numpy as np
 from PIL import Image
+from tests.serve.conftest import client_of, png_bytes, run
 
 from cnnkit.cli import format_predictions
-from tests.serve.conftest import client_of, png_bytes, run
 
 
 def test_predict_answers_the_json_of_cnnkit_predict(make_app, served, tiny_run, tmp_path):
@@ -36,7 +36,9 @@ def test_predict_answers_the_json_of_cnnkit_predict(make_app, served, tiny_run, 
     for g, e in zip(got, expected["predictions"]):
         assert set(g) == set(e) == {"source", "label", "probability", "top_k"}
         assert len(g["top_k"]) == 3
-        np.testing.assert_allclose([t["probability"] for t in g["top_k"]], [t["probability"] for t in e["top_k"]], atol=1e-5)
+        np.testing.assert_allclose(
+            [t["probability"] for t in g["top_k"]], [t["probability"] for t in e["top_k"]], atol=1e-5
+        )
 
 
 def test_predict_json_base64(make_app):
@@ -44,7 +46,16 @@ def test_predict_json_base64(make_app):
 
     async def go():
         async with client_of(make_app()) as c:
-            a = await c.post("/v1/predict", json={"images": [base64.b64encode(data).decode(), {"name": "seven.png", "data": "data:image/png;base64," + base64.b64encode(data).decode()}], "top_k": 2})
+            a = await c.post(
+                "/v1/predict",
+                json={
+                    "images": [
+                        base64.b64encode(data).decode(),
+                        {"name": "seven.png", "data": "data:image/png;base64," + base64.b64encode(data).decode()},
+                    ],
+                    "top_k": 2,
+                },
+            )
             b = await c.post("/v1/predict", files=[("files", ("x.png", data, "image/png"))], data={"top_k": "2"})
             return a, b
 
@@ -65,7 +76,9 @@ def test_bad_requests_name_the_field(make_app):
                 await c.post("/v1/predict", json={"pictures": []}),
                 await c.post("/v1/predict", content=b"{oops", headers={"content-type": "application/json"}),
                 await c.post("/v1/predict?top_k=0", files=[("files", ("a.png", png_bytes(0), "image/png"))]),
-                await c.post("/v1/predict", files=[("files", ("a.png", png_bytes(0), "image/png"))], data={"top_k": "five"}),
+                await c.post(
+                    "/v1/predict", files=[("files", ("a.png", png_bytes(0), "image/png"))], data={"top_k": "five"}
+                ),
                 await c.post("/v1/predict", data={"top_k": "3"}, files=[("other", ("", b"", "text/plain"))]),
             ]
 
@@ -77,7 +90,10 @@ def test_bad_requests_name_the_field(make_app):
     assert r[3].json()["field"] == "body" and "not valid JSON" in r[3].json()["detail"]
     assert r[4].json()["detail"][0]["loc"] == ["query", "top_k"]  # FastAPI's own validation
     assert r[5].json() == {"detail": "top_k must be a whole number, got 'five'", "field": "top_k"}
-    assert r[6].json() == {"detail": "no image in the request: send one or more files (multipart field 'files')", "field": "files"}
+    assert r[6].json() == {
+        "detail": "no image in the request: send one or more files (multipart field 'files')",
+        "field": "files",
+    }
 
 
 def test_model_card_health_and_ready(make_app, served, tiny_run):
@@ -115,9 +131,15 @@ def test_explain_returns_a_png(make_app, served):
     async def go():
         async with client_of(make_app()) as c:
             ok = await c.post("/v1/explain", files=[("file", ("a.png", png_bytes(3), "image/png"))])
-            other = await c.post(f"/v1/explain?class_name={served.class_names[1]}", json={"image": base64.b64encode(png_bytes(3)).decode()})
+            other = await c.post(
+                f"/v1/explain?class_name={served.class_names[1]}",
+                json={"image": base64.b64encode(png_bytes(3)).decode()},
+            )
             bad = await c.post("/v1/explain?method=lime", files=[("file", ("a.png", png_bytes(3), "image/png"))])
-            two = await c.post("/v1/explain", files=[("file", ("a.png", png_bytes(3), "image/png")), ("file", ("b.png", png_bytes(4), "image/png"))])
+            two = await c.post(
+                "/v1/explain",
+                files=[("file", ("a.png", png_bytes(3), "image/png")), ("file", ("b.png", png_bytes(4), "image/png"))],
+            )
             return ok, other, bad, two
 
     ok, other, bad, two = run(go())
@@ -135,7 +157,13 @@ def test_explain_returns_a_png(make_app, served):
 def test_metrics_count_requests_batches_and_queue(make_app):
     async def go():
         async with client_of(make_app()) as c:
-            await c.post("/v1/predict", files=[("files", ("a.png", png_bytes(0), "image/png")), ("files", ("b.png", png_bytes(1), "image/png"))])
+            await c.post(
+                "/v1/predict",
+                files=[
+                    ("files", ("a.png", png_bytes(0), "image/png")),
+                    ("files", ("b.png", png_bytes(1), "image/png")),
+                ],
+            )
             await c.post("/v1/predict", content=b"x", headers={"content-type": "text/plain"})
             return await c.get("/metrics")
 
@@ -168,4 +196,4 @@ def test_openapi_schema_and_offline_docs(make_app):
     assert js.status_code == 200 and len(js.content) > 100_000
     # the page is self-contained: no external script, style or font
     assert page.status_code == 200 and "<script>" in page.text
-    assert "http://" not in page.text and "https://" not in page.text and "src=\"/" not in page.text
+    assert "http://" not in page.text and "https://" not in page.text and 'src="/' not in page.text

@@ -9,9 +9,9 @@ import threading
 import numpy as np
 import pytest
 from PIL import Image
+from tests.serve.conftest import client_of, png_bytes, run
 
 from cnnkit.serve.batcher import Batcher, QueueFull
-from tests.serve.conftest import client_of, png_bytes, run
 
 
 def test_many_concurrent_distinct_images_each_get_their_own_answer(make_app, served):
@@ -24,7 +24,12 @@ def test_many_concurrent_distinct_images_each_get_their_own_answer(make_app, ser
 
     async def go():
         async with client_of(app) as c:
-            return await asyncio.gather(*[c.post("/v1/predict?top_k=10", files=[("files", (f"{i}.png", b, "image/png"))]) for i, b in enumerate(images)])
+            return await asyncio.gather(
+                *[
+                    c.post("/v1/predict?top_k=10", files=[("files", (f"{i}.png", b, "image/png"))])
+                    for i, b in enumerate(images)
+                ]
+            )
 
     answers = run(go())
     assert all(a.status_code == 200 for a in answers)
@@ -34,7 +39,9 @@ def test_many_concurrent_distinct_images_each_get_their_own_answer(make_app, ser
         got = {t["label"]: t["probability"] for t in p["top_k"]}
         want = dict(zip(served.class_names, alone[i].tolist()))
         assert got.keys() == want.keys()
-        np.testing.assert_allclose([got[k] for k in served.class_names], [want[k] for k in served.class_names], atol=1e-5)
+        np.testing.assert_allclose(
+            [got[k] for k in served.class_names], [want[k] for k in served.class_names], atol=1e-5
+        )
     assert sum(sizes) == n and max(sizes) > 1 and max(sizes) <= 16  # really batched, never over --max-batch
     assert len(sizes) < n
 

@@ -19,7 +19,13 @@ def test_other_addresses_need_a_key(host):
 
 @pytest.mark.parametrize(
     ("key", "value", "flag"),
-    [("max_batch", 0, "--max-batch"), ("max_queue", 0, "--max-queue"), ("timeout_s", 0, "--timeout-s"), ("max_upload_mb", -1, "--max-upload-mb"), ("port", 70000, "--port")],
+    [
+        ("max_batch", 0, "--max-batch"),
+        ("max_queue", 0, "--max-queue"),
+        ("timeout_s", 0, "--timeout-s"),
+        ("max_upload_mb", -1, "--max-upload-mb"),
+        ("port", 70000, "--port"),
+    ],
 )
 def test_bad_values_name_the_flag(key, value, flag):
     with pytest.raises(ConfigError, match=f"{flag} must be"):

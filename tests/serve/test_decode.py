@@ -2,10 +2,9 @@ import io
 
 import pytest
 from PIL import Image
+from tests.serve.conftest import png_bytes
 
 from cnnkit.serve.decode import UploadError, decode_image
-
-from tests.serve.conftest import png_bytes
 
 
 def test_decodes_in_memory():
@@ -32,6 +31,8 @@ def test_decompression_bomb_refused_on_the_header(monkeypatch):
     buf = io.BytesIO()
     Image.new("L", (300, 300)).save(buf, "PNG")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300 * 300 - 1)
-    with pytest.raises(UploadError, match=r"refused, image too large \(300x300 = 90000 pixels exceeds the limit of 89999\)") as e:
+    with pytest.raises(
+        UploadError, match=r"refused, image too large \(300x300 = 90000 pixels exceeds the limit of 89999\)"
+    ) as e:
         decode_image(buf.getvalue(), "files[0]")
     assert e.value.status == 422

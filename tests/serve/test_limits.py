@@ -11,10 +11,10 @@ import threading
 import httpx
 import pytest
 from PIL import Image
+from tests.serve.conftest import client_of, png_bytes, run
 
 from cnnkit.serve.limits import BodyLimit
 from cnnkit.serve.model import ServedModel
-from tests.serve.conftest import client_of, png_bytes, run
 
 
 def test_content_length_over_the_limit_is_413_without_reading_the_body():
@@ -31,7 +31,12 @@ def test_content_length_over_the_limit_is_413_without_reading_the_body():
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/v1/predict", "headers": [(b"content-length", str(50 * 1024 * 1024).encode())]}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/predict",
+        "headers": [(b"content-length", str(50 * 1024 * 1024).encode())],
+    }
     run(BodyLimit(app, 1024 * 1024)(scope, receive, send))
     assert reads == [] and sent[0]["status"] == 413
     assert b"exceeds the limit of 1 MB (--max-upload-mb)" in sent[1]["body"]
@@ -67,7 +72,13 @@ def test_non_image_corrupt_and_bomb_name_the_field(make_app, monkeypatch):
 
     async def go():
         async with client_of(make_app()) as c:
-            text = await c.post("/v1/predict", files=[("files", ("ok.png", png_bytes(0), "image/png")), ("files", ("notes.txt", b"just text", "text/plain"))])
+            text = await c.post(
+                "/v1/predict",
+                files=[
+                    ("files", ("ok.png", png_bytes(0), "image/png")),
+                    ("files", ("notes.txt", b"just text", "text/plain")),
+                ],
+            )
             corrupt = await c.post("/v1/predict", files=[("files", ("cut.png", png_bytes(0)[:80], "image/png"))])
             monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)
             big = await c.post("/v1/predict", files=[("files", ("bomb.png", bomb.getvalue(), "image/png"))])
@@ -77,7 +88,9 @@ def test_non_image_corrupt_and_bomb_name_the_field(make_app, monkeypatch):
         text, corrupt, big = run(go())
     assert text.status_code == 415
     assert text.json()["field"] == "files[1] (notes.txt)" and "not a readable image" in text.json()["detail"]
-    assert corrupt.status_code == 422 and corrupt.json()["detail"].startswith("files[0] (cut.png): corrupt or truncated image")
+    assert corrupt.status_code == 422 and corrupt.json()["detail"].startswith(
+        "files[0] (cut.png): corrupt or truncated image"
+    )
     assert big.status_code == 422
     assert "refused, image too large (400x400 = 160000 pixels exceeds the limit of 100000)" in big.json()["detail"]
 
@@ -85,7 +98,9 @@ def test_non_image_corrupt_and_bomb_name_the_field(make_app, monkeypatch):
 def test_too_many_images_in_one_request(make_app):
     async def go():
         async with client_of(make_app(max_images=2)) as c:
-            return await c.post("/v1/predict", files=[("files", (f"{i}.png", png_bytes(i), "image/png")) for i in range(3)])
+            return await c.post(
+                "/v1/predict", files=[("files", (f"{i}.png", png_bytes(i), "image/png")) for i in range(3)]
+            )
 
     r = run(go())
     assert r.status_code == 413 and "at most 2 images per request" in r.json()["detail"]
