@@ -44,9 +44,12 @@ def make_app(served):
 @contextlib.asynccontextmanager
 async def client_of(app):
     """An httpx client talking to the app in-process, with the app's lifespan (batcher, warm-up) running."""
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
-            yield client
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+    ):
+        yield client
 
 
 def run(coro):

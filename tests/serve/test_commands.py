@@ -52,7 +52,7 @@ def test_refuses_a_public_bind_without_a_key(tiny_run, capsys, monkeypatch):
     )
 
 
-@pytest.mark.parametrize(("flag", "value"), [("--max-batch", "0"), ("--timeout-s", "0"), ("--backend", "tensorrt")])
+@pytest.mark.parametrize("flag, value", [("--max-batch", "0"), ("--timeout-s", "0"), ("--backend", "tensorrt")])
 def test_bad_flags(tiny_run, flag, value, capsys):
     with pytest.raises(SystemExit) as e:
         main(["serve", str(tiny_run), flag, value])

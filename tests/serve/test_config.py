@@ -18,7 +18,7 @@ def test_other_addresses_need_a_key(host):
 
 
 @pytest.mark.parametrize(
-    ("key", "value", "flag"),
+    "key, value, flag",
     [
         ("max_batch", 0, "--max-batch"),
         ("max_queue", 0, "--max-queue"),

@@ -13,7 +13,7 @@ def test_decodes_in_memory():
 
 
 @pytest.mark.parametrize(
-    ("data", "status", "message"),
+    "data, status, message",
     [
         (b"", 422, "files[0]: empty file"),
         (b"hello, I am text\n", 415, "files[0]: not a readable image"),
