@@ -142,7 +142,7 @@ def test_full_queue_is_503_at_once_and_health_still_answers(make_app, served):
 
     refused, refused_s, health, ready, metrics, done = run(go())
     assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
-    assert "2 images are waiting (limit 2)" in refused.json()["detail"]
+    assert "at capacity (2 images waiting, limit 2)" in refused.json()["detail"]
     assert refused_s < 1.0  # at once, not after a wait
     assert health.status_code == 200 and ready.status_code == 200 and ready.json()["queued_images"] == 2
     assert "cnnkit_queue_depth 2.0" in metrics

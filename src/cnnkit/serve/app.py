@@ -139,7 +139,7 @@ def create_app(model: ServedModel, config: ServeConfig | None = None) -> FastAPI
         on_queue=metrics.queue_depth.set,
     )
     max_images = min(config.max_images, config.max_queue)
-    state = {"ready": False}
+    state = {"ready": False, "reading": 0}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -188,12 +188,21 @@ def create_app(model: ServedModel, config: ServeConfig | None = None) -> FastAPI
         return error(413, str(e), "body", {"Connection": "close"})
 
     async def decode_all(request: Request) -> tuple[list[str], np.ndarray, dict]:
-        items, fields = await read_images(request, max_images)
+        # Admission first: when the queue is full, answer 503 before reading or decoding anything,
+        # so that refusing stays cheap under overload. A request being read counts as one image.
+        waiting = batcher.queued + state["reading"]
+        if waiting >= config.max_queue:
+            raise UploadError(503, f"the service is at capacity ({waiting} images waiting, limit {config.max_queue}); retry after {RETRY_AFTER_S} s", None)
+        state["reading"] += 1
+        try:
+            items, fields = await read_images(request, max_images)
 
-        def work():
-            return [model.preprocess(decode_image(data, field)) for field, _, data in items]
+            def work():
+                return [model.preprocess(decode_image(data, field)) for field, _, data in items]
 
-        arrays = await run_in_threadpool(work)
+            arrays = await run_in_threadpool(work)
+        finally:
+            state["reading"] -= 1
         return [source for _, source, _ in items], np.stack(arrays), fields
 
     async def infer(images: np.ndarray, started: float) -> np.ndarray:

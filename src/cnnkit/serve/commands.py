@@ -32,6 +32,12 @@ def register(sub) -> None:
     p.add_argument("--backend", choices=("eager",), default="eager", help="how the model runs (default eager PyTorch)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
     p.add_argument(
+        "--threads",
+        type=flag_type(Range(1)),
+        default=None,
+        help="PyTorch threads for the model (default: torch's, one per core; on a busy shared machine 1 is often faster)",
+    )
+    p.add_argument(
         "--max-batch",
         type=flag_type(Range(1)),
         default=32,
@@ -80,6 +86,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         backend=args.backend,
         device=args.device,
+        threads=args.threads,
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
         max_queue=args.max_queue,

@@ -18,6 +18,7 @@ class ServeConfig:
     workers: int = 1
     backend: str = "eager"
     device: str = "cpu"
+    threads: int | None = None  # torch intra-op threads of the model (None: torch's default)
     max_batch: int = 32  # images in one forward pass
     max_wait_ms: float = 5.0  # how long the first request of a batch waits for others
     max_queue: int = 256  # images waiting for the model; beyond that 503 + Retry-After
@@ -30,6 +31,7 @@ class ServeConfig:
         checks = [
             ("--port", self.port, 0 <= self.port <= 65535, "an integer from 0 to 65535"),
             ("--workers", self.workers, self.workers >= 1, "at least 1"),
+            ("--threads", self.threads, self.threads is None or self.threads >= 1, "at least 1"),
             ("--max-batch", self.max_batch, self.max_batch >= 1, "at least 1"),
             ("--max-wait-ms", self.max_wait_ms, self.max_wait_ms >= 0, "0 or more"),
             ("--max-queue", self.max_queue, self.max_queue >= 1, "at least 1"),

@@ -17,8 +17,13 @@ _ENV = "CNNKIT_SERVE_WORKER"  # the model path and config, for worker processes
 
 
 def build(model_path: str | os.PathLike, config: ServeConfig):
+    import torch
+
     from cnnkit.serve.app import create_app
     from cnnkit.serve.model import ServedModel
+
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
 
     return create_app(ServedModel.load(model_path, device=config.device, backend=config.backend), config)
 
