@@ -198,6 +198,25 @@ async def load(
     }
 
 
+def server_latency(url: str, status: str) -> dict:
+    """The server's own latency histogram for /v1/predict answers with `status`: count, and the
+    share answered within each bucket bound (from /metrics)."""
+    import re
+
+    import httpx
+
+    text = httpx.get(url + "/metrics", timeout=30).text
+    pat = re.compile(
+        r'cnnkit_request_latency_seconds_bucket\{endpoint="/v1/predict",le="([^"]+)",status="' + status + r'"\} (\S+)'
+    )
+    buckets = {le: float(v) for le, v in pat.findall(text)}
+    total = buckets.get("+Inf", 0.0)
+    return {
+        "count": int(total),
+        "share_within_s": {le: round(v / total, 4) for le, v in buckets.items()} if total else {},
+    }
+
+
 def sweep(ckpt: Path, size: int, args) -> dict:
     """Both servers up at once; at each concurrency naive then dynamic, back to back, so that the
     machine's load (shared) drifts as little as possible between the two."""
@@ -251,6 +270,7 @@ def overload(ckpt: Path, size: int, args) -> dict:
         asyncio.run(load(server.url, pngs, 4, 40, 10))
         over = asyncio.run(load(server.url, pngs, 4 * admitted, 100_000, args.seconds, retry_503_s=0.05))
         after = asyncio.run(load(server.url, pngs, 1, 50, 10))
+        server_503 = server_latency(server.url, "503")
     finally:
         code = server.stop()
     ok = set(over["statuses"]) <= {"200", "503"} and set(after["statuses"]) == {"200"}
@@ -258,7 +278,9 @@ def overload(ckpt: Path, size: int, args) -> dict:
         f"  {ckpt.stem} overload c={4 * admitted}: {over['statuses']} 503 p99 {over['p99_503_ms']} ms; after: {after['statuses']}",
         flush=True,
     )
+    print(f"  server-side 503s: {server_503}", flush=True)
     return {
+        "server_503": server_503,
         "admitted": admitted,
         "max_queue": max_queue,
         "overload": over,
@@ -342,18 +364,20 @@ def markdown(res: dict) -> str:
         "",
     ]
     for name, r in res["models"].items():
-        lines += [
-            f"## {name} ({MODELS[name]}x{MODELS[name]}x3, random weights)",
-            "",
-            "| concurrency | naive req/s | dynamic req/s | speed-up | naive p50 / p95 / p99 ms | dynamic p50 / p95 / p99 ms | server CPU ms/request naive / dynamic | load avg |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for a, b in zip(r["sweep"]["naive"], r["sweep"]["dynamic"]):
-            sp = b["throughput_rps"] / a["throughput_rps"] if a["throughput_rps"] else float("nan")
-            lines.append(
-                f"| {a['concurrency']} | {a['throughput_rps']} | {b['throughput_rps']} | {sp:.2f}x | {a['p50_ms']} / {a['p95_ms']} / {a['p99_ms']} | "
-                f"{b['p50_ms']} / {b['p95_ms']} / {b['p99_ms']} | {a['server_cpu_ms_per_request']} / {b['server_cpu_ms_per_request']} | {b['load_average'][0]} |"
-            )
+        lines += [f"## {name}", ""] if "sweep" not in r else []
+        if "sweep" in r:
+            lines += [
+                f"## {name} ({MODELS[name]}x{MODELS[name]}x3, random weights)",
+                "",
+                "| concurrency | naive req/s | dynamic req/s | speed-up | naive p50 / p95 / p99 ms | dynamic p50 / p95 / p99 ms | server CPU ms/request naive / dynamic | load avg |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+            for a, b in zip(r["sweep"]["naive"], r["sweep"]["dynamic"]):
+                sp = b["throughput_rps"] / a["throughput_rps"] if a["throughput_rps"] else float("nan")
+                lines.append(
+                    f"| {a['concurrency']} | {a['throughput_rps']} | {b['throughput_rps']} | {sp:.2f}x | {a['p50_ms']} / {a['p95_ms']} / {a['p99_ms']} | "
+                    f"{b['p50_ms']} / {b['p95_ms']} / {b['p99_ms']} | {a['server_cpu_ms_per_request']} / {b['server_cpu_ms_per_request']} | {b['load_average'][0]} |"
+                )
         lines.append("")
         if "overload" in r:
             o = r["overload"]
@@ -361,7 +385,9 @@ def markdown(res: dict) -> str:
                 f"Overload: {o['overload']['concurrency']} requests in flight against {o['admitted']} admitted (--max-batch + --max-queue {o['max_queue']}), "
                 f"{o['overload']['seconds']} s: statuses {o['overload']['statuses']}, 200 p99 {o['overload']['p99_ms']} ms, 503 p99 {o['overload']['p99_503_ms']} ms "
                 f"(max {o['overload']['max_503_ms']} ms). Recovery at concurrency 1: {o['recovery']['statuses']} (p99 {o['recovery']['p99_ms']} ms). "
-                f"Only 200 and 503, then recovered: **{o['only_200_and_503_then_recovered']}**; exit code on SIGTERM: {o['exit_code']}.",
+                f"Only 200 and 503, then recovered: **{o['only_200_and_503_then_recovered']}**; exit code on SIGTERM: {o['exit_code']}. "
+                f"Server side (its own histogram, /metrics): {o.get('server_503', {}).get('count')} 503s, share answered within "
+                f"1 / 2.5 / 5 / 10 ms: {' / '.join(str(o.get('server_503', {}).get('share_within_s', {}).get(k)) for k in ('0.001', '0.0025', '0.005', '0.01'))}.",
                 "",
             ]
         if "soak" in r:
@@ -392,6 +418,7 @@ def main() -> int:
     p.add_argument("--max-wait-ms", type=float, default=2.0)
     p.add_argument("--soak-s", type=float, default=45.0)
     p.add_argument("--soak-concurrency", type=int, default=16)
+    p.add_argument("--parts", nargs="+", choices=("sweep", "overload", "soak"), default=["sweep", "overload", "soak"])
     p.add_argument("--no-extras", action="store_true", help="only the sweep (no overload, soak, workers)")
     p.add_argument("--workers", action="store_true", help="also measure --workers 1 vs 2 (fastnet_s)")
     p.add_argument("--threads", type=int, help="cnnkit serve --threads (default: torch's)")
@@ -408,10 +435,11 @@ def main() -> int:
         for name in args.models:
             print(f"{name}:", flush=True)
             ckpt = make_checkpoint(name, MODELS[name], Path(tmp))
-            r = {"sweep": sweep(ckpt, MODELS[name], args)}
-            if not args.no_extras and name == args.models[0]:
-                r["overload"] = overload(ckpt, MODELS[name], args)
-                r["soak"] = soak(ckpt, MODELS[name], args)
+            r = {"sweep": sweep(ckpt, MODELS[name], args)} if "sweep" in args.parts else {}
+            if not args.no_extras and name == args.models[0]:  # the extras on the first model only
+                for part, fn in (("overload", overload), ("soak", soak)):
+                    if part in args.parts:
+                        r[part] = fn(ckpt, MODELS[name], args)
                 if args.workers:
                     r["workers"] = workers(ckpt, MODELS[name], args)
             res["models"][name] = r

@@ -172,7 +172,7 @@ def test_metrics_count_requests_batches_and_queue(make_app):
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     assert 'cnnkit_requests_total{endpoint="/v1/predict",method="POST",status="200"} 1.0' in text
     assert 'cnnkit_requests_total{endpoint="/v1/predict",method="POST",status="415"} 1.0' in text
-    assert 'cnnkit_request_latency_seconds_count{endpoint="/v1/predict"} 2.0' in text
+    assert 'cnnkit_request_latency_seconds_count{endpoint="/v1/predict",status="415"} 1.0' in text
     assert "cnnkit_batch_size_count 1.0" in text and "cnnkit_batch_size_sum 2.0" in text
     assert "cnnkit_queue_depth 0.0" in text
 

@@ -6,7 +6,7 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
@@ -22,8 +22,8 @@ class Metrics:
         )
         self.latency = Histogram(
             "cnnkit_request_latency_seconds",
-            "time from request to answer",
-            ["endpoint"],
+            "time from request to answer, by endpoint and status (e.g. how fast 503s are)",
+            ["endpoint", "status"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -64,4 +64,4 @@ class MetricsMiddleware:
             self.metrics.in_flight.dec()
             ep = self.metrics.endpoint(scope["path"])
             self.metrics.requests.labels(ep, scope["method"], str(status["code"])).inc()
-            self.metrics.latency.labels(ep).observe(time.perf_counter() - start)
+            self.metrics.latency.labels(ep, str(status["code"])).observe(time.perf_counter() - start)
