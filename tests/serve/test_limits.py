@@ -112,9 +112,11 @@ class _Blocking(ServedModel):
     def __init__(self, served: ServedModel, gate: threading.Event, seconds: float = 10):
         super().__init__(served.clf, served.source)
         self.gate, self.seconds, self.warm = gate, seconds, False
+        self.entered = threading.Event()
 
     def forward(self, batch):
         if self.warm:
+            self.entered.set()
             self.gate.wait(self.seconds)
         return super().forward(batch)
 
@@ -128,9 +130,15 @@ def test_full_queue_is_503_at_once_and_health_still_answers(make_app, served):
         async with client_of(app) as c:
             model.warm = True
             post = lambda i: c.post("/v1/predict", files=[("files", (f"{i}.png", png_bytes(i), "image/png"))])  # noqa: E731
-            running = [asyncio.create_task(post(i)) for i in range(3)]  # one in the model, two queued
-            while app.state.batcher.queued < 2:
-                await asyncio.sleep(0.01)
+            running = []
+            for i, queued in enumerate((0, 1, 2)):  # one in the model, then two queued, one at a time
+                running.append(asyncio.create_task(post(i)))
+                for _ in range(500):  # at most ~5 s
+                    await asyncio.sleep(0.01)
+                    if model.entered.is_set() if i == 0 else app.state.batcher.queued == queued:
+                        break
+                else:
+                    raise AssertionError(f"request {i} did not reach the queue")
             loop = asyncio.get_running_loop()
             t = loop.time()
             refused = await post(9)
