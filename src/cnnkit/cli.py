@@ -26,6 +26,7 @@ COMMAND_MODULES: list[str] = [
     "cnnkit.data.samples",
     "cnnkit.deploy.commands",
     "cnnkit.robust.commands",
+    "cnnkit.serve.commands",
 ]
 
 # flag dest -> dotted config key (the everyday flags; anything else through --set key=value)
