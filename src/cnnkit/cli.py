@@ -246,7 +246,8 @@ def _duration(text: str) -> float:
 
 
 def build_config(args: argparse.Namespace):
-    from cnnkit.config import Config, ConfigError, load_config, parse_value
+    from cnnkit.config import Config, load_config, parse_value
+    from cnnkit.errors import ConfigError
 
     overrides = {key: getattr(args, dest) for dest, key in TRAIN_FLAGS.items() if getattr(args, dest, None) is not None}
     for (

@@ -214,7 +214,7 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None, *, source: str = "config") -> Config:
-        return merge(cls(), d or {}, source=source)
+        return typing.cast(Config, merge(cls(), d or {}, source=source))
 
     def with_overrides(self, overrides: dict[str, Any], *, source: str = "flag") -> Config:
         """A copy with dotted keys (``{"optim.lr": 0.1}``) replaced."""
@@ -227,7 +227,7 @@ class Config:
                 if not isinstance(node, dict):
                     raise ConfigError(f"{source} {key!r}: {p!r} is given both as a value and as a group")
             node[parts[-1]] = value
-        return merge(self, nested, source=source)
+        return typing.cast(Config, merge(self, nested, source=source))
 
 
 def _suggest(key: str, valid: list[str]) -> str:
@@ -298,8 +298,9 @@ def merge(base: Any, updates: dict[str, Any], *, source: str, prefix: str = "") 
             changes[key] = merge(current, value, source=source, prefix=f"{full}.")
         else:
             changes[key] = _check_type(value, hints[key], full, source)
-            if ranges[key] is not None and changes[key] is not None:
-                ranges[key].check(changes[key], f"{source} {full!r}")
+            key_range = ranges[key]
+            if key_range is not None and changes[key] is not None:
+                key_range.check(changes[key], f"{source} {full!r}")
     return dataclasses.replace(base, **changes)
 
 

@@ -13,6 +13,7 @@ import os
 import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -140,19 +141,23 @@ def pil_to_array(img: Image.Image, channels: int, size: tuple[int, int] | None =
     return arr[None].copy() if arr.ndim == 2 else arr.transpose(2, 0, 1).copy()  # writable, own memory
 
 
+PathT = TypeVar("PathT", bound=str | os.PathLike[str])
+
+
 def read_batches(
-    files: Sequence[str | os.PathLike[str]],
+    files: Sequence[PathT],
     channels: int,
     size: tuple[int, int],
     batch_size: int,
     errors: list[tuple[str, str]],
-) -> Iterator[tuple[list[str | os.PathLike[str]], torch.Tensor]]:
+) -> Iterator[tuple[list[PathT], torch.Tensor]]:
     """The readable files in batches of up to `batch_size`, each as (files, uint8 tensor B x C x H x W).
 
     An unreadable file goes to `errors` as (path, why) and is left out; a batch with no readable
     file is skipped. Used by predict, explain and attack alike."""
     for start in range(0, len(files), batch_size):
-        ok, arrays = [], []
+        ok: list[PathT] = []
+        arrays = []
         for f in files[start : start + batch_size]:
             try:
                 arrays.append(load_image(f, channels, size))

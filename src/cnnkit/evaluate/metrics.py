@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torchmetrics.functional.classification import (
@@ -27,18 +29,19 @@ def classification_metrics(logits: torch.Tensor, targets: torch.Tensor, class_na
     n = len(class_names)
     targets = targets.long()
     logits = logits.float()
-    kw = {"num_classes": n, "validate_args": False}
-    precision = multiclass_precision(logits, targets, average="none", **kw)
-    recall = multiclass_recall(logits, targets, average="none", **kw)
-    f1 = multiclass_f1_score(logits, targets, average="none", **kw)
+    precision = multiclass_precision(logits, targets, average="none", num_classes=n, validate_args=False)
+    recall = multiclass_recall(logits, targets, average="none", num_classes=n, validate_args=False)
+    f1 = multiclass_f1_score(logits, targets, average="none", num_classes=n, validate_args=False)
     support = torch.bincount(targets, minlength=n)
-    result = {
+    result: dict[str, Any] = {
         "num_samples": int(targets.numel()),
         "accuracy": int((logits.argmax(1) == targets).sum()) / targets.numel() if targets.numel() else float("nan"),
         "loss": float(F.cross_entropy(logits, targets)) if targets.numel() else float("nan"),
     }
     if n > 5:
-        result["top5_accuracy"] = float(multiclass_accuracy(logits, targets, top_k=5, average="micro", **kw))
+        result["top5_accuracy"] = float(
+            multiclass_accuracy(logits, targets, top_k=5, average="micro", num_classes=n, validate_args=False)
+        )
     result["macro"] = {"precision": float(precision.mean()), "recall": float(recall.mean()), "f1": float(f1.mean())}
     w = support.double() / max(int(support.sum()), 1)
     result["weighted"] = {
@@ -56,12 +59,16 @@ def classification_metrics(logits: torch.Tensor, targets: torch.Tensor, class_na
         for i, name in enumerate(class_names)
     }
     result["class_names"] = list(class_names)
-    cm = multiclass_confusion_matrix(logits, targets, **kw)
+    cm = multiclass_confusion_matrix(logits, targets, num_classes=n, validate_args=False)
     result["confusion_matrix"] = cm.tolist()
     result["confusion_matrix_normalized"] = normalize_rows(cm).tolist()
     if targets.numel():
         probs = torch.softmax(logits, 1)
-        result["ece"] = float(multiclass_calibration_error(probs, targets, n_bins=CALIBRATION_BINS, norm="l1", **kw))
+        result["ece"] = float(
+            multiclass_calibration_error(
+                probs, targets, n_bins=CALIBRATION_BINS, norm="l1", num_classes=n, validate_args=False
+            )
+        )
         result["calibration"] = reliability_bins(probs, targets, CALIBRATION_BINS)
     return result
 
@@ -137,12 +144,11 @@ def multilabel_metrics(
     n = len(class_names)
     logits = logits.float()
     y = targets.long()
-    kw = {"num_labels": n, "validate_args": False}
     probs = torch.sigmoid(logits)
-    ap = multilabel_average_precision(probs, y, average="none", **kw)
-    precision = multilabel_precision(probs, y, threshold=threshold, average="none", **kw)
-    recall = multilabel_recall(probs, y, threshold=threshold, average="none", **kw)
-    f1 = multilabel_f1_score(probs, y, threshold=threshold, average="none", **kw)
+    ap = multilabel_average_precision(probs, y, average="none", num_labels=n, validate_args=False)
+    precision = multilabel_precision(probs, y, threshold=threshold, average="none", num_labels=n, validate_args=False)
+    recall = multilabel_recall(probs, y, threshold=threshold, average="none", num_labels=n, validate_args=False)
+    f1 = multilabel_f1_score(probs, y, threshold=threshold, average="none", num_labels=n, validate_args=False)
     support = y.sum(0)
     return {
         "task": "multilabel",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import matplotlib
 
@@ -11,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
-def plot_learning_curves(rows: list[dict], path: str | Path, accuracy: str = "accuracy") -> None:
+def plot_learning_curves(rows: list[dict], path: str | Path | BinaryIO, accuracy: str = "accuracy") -> None:
     """Loss and accuracy per epoch; `accuracy` names what the accuracy columns measure (e.g. "exact match")."""
     epochs = [r["epoch"] for r in rows]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))

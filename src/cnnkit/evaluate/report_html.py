@@ -265,7 +265,7 @@ def write_html_report(
     if split == "val":  # the split that chose the epoch: say what the number is
         from cnnkit.evaluate.caveats import selection_note
 
-        overview += f"<p><b>No test split:</b> this is the {html.escape(selection_note(split))}.</p>"
+        overview += f"<p><b>No test split:</b> this is the {html.escape(selection_note(split) or '')}.</p>"
     sections.append(("overview", "Overview", overview))
 
     config_file = run / "config.yaml"

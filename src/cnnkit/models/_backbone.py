@@ -92,16 +92,17 @@ def adapt_first_conv(conv: nn.Conv2d, in_chans: int) -> nn.Conv2d:
     response), repeated and rescaled for more channels."""
     if conv.in_channels == in_chans:
         return conv
+    pair = tuple[int, int]  # Conv2d holds 2-tuples; torch types them tuple[int, ...]
     new = type(conv)(
         in_chans,
         conv.out_channels,
-        conv.kernel_size,
-        stride=conv.stride,
-        padding=conv.padding,
-        dilation=conv.dilation,
+        cast(pair, conv.kernel_size),
+        stride=cast(pair, conv.stride),
+        padding=cast("str | pair", conv.padding),
+        dilation=cast(pair, conv.dilation),
         groups=conv.groups,
         bias=conv.bias is not None,
-    )  # type: ignore[arg-type]  # Conv2d holds 2-tuples; torch types them tuple[int, ...]
+    )
     if conv.weight.device.type != "meta":
         with torch.no_grad():
             w = conv.weight

@@ -117,7 +117,8 @@ def robust_accuracy(
 def guards(forward: Forward, x01: torch.Tensor, y: torch.Tensor, rows: list[dict], clean_loss: float) -> dict:
     """Checks that the numbers can be believed; see the module docstring."""
     health = gradient_health(forward, x01, y)
-    warnings, masked = [], []
+    warnings: list[str] = []
+    masked: list[str] = []
     if health["zero_or_nonfinite_gradient_share"] > 0.5:
         masked.append(
             f"the input gradient is zero or not finite for {health['zero_or_nonfinite_gradient_share']:.0%} of the images"

@@ -14,8 +14,16 @@ import torch
 
 
 class Task(Protocol):
-    name: str  # summary.json's "task"
-    checkpoint_task: str | None  # the checkpoint's "task" key (None: not written, single-label classification)
+    # read-only properties, so that frozen dataclasses satisfy the protocol
+    @property
+    def name(self) -> str:
+        """summary.json's "task"."""
+        ...
+
+    @property
+    def checkpoint_task(self) -> str | None:
+        """The checkpoint's "task" key (None: not written, single-label classification)."""
+        ...
 
     def train_loss(self, logits: torch.Tensor, targets: torch.Tensor, *, label_smoothing: float = 0.0) -> torch.Tensor:
         """The default loss of a training step (targets may be soft: mixup / cutmix)."""

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from cnnkit.errors import ConfigError
 
-MONITORS = {"val_accuracy": "max", "val_loss": "min", "train_loss": "min", "train_accuracy": "max"}
+MONITORS: dict[str, Literal["min", "max"]] = {
+    "val_accuracy": "max",
+    "val_loss": "min",
+    "train_loss": "min",
+    "train_accuracy": "max",
+}
 
 
 class EarlyStopping:

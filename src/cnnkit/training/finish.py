@@ -125,7 +125,7 @@ def finish_run(
     )  # the validation split that chose the epoch is labelled optimistic
     final_line = f"{result}, {train_seconds:.1f}s of training. Run folder: {parts.run_dir}"
     write_results(
-        parts.run_dir,
+        parts.folder,
         parts.cfg,
         data,
         info,
@@ -137,7 +137,7 @@ def finish_run(
         quiet=quiet,
         out=out,
     )
-    run = Run(parts.run_dir, parts.cfg, ts.rows, info, model=parts.model)
+    run = Run(parts.folder, parts.cfg, ts.rows, info, model=parts.model)
     if hooks.on_end is not None:
         hooks.on_end(run)
     if not quiet:

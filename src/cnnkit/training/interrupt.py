@@ -41,7 +41,7 @@ class GracefulInterrupt:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_CODES.get(self.signum, 130)
+        return 130 if self.signum is None else EXIT_CODES.get(self.signum, 130)
 
     def _handle(self, signum, frame) -> None:
         if self.signum is not None:

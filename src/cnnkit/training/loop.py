@@ -22,13 +22,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 from torch import nn
 
 from cnnkit.data.augment import BatchAugment
 from cnnkit.data.preprocess import Normalize, batches, num_batches
-from cnnkit.data.stream import is_streamed, load_batches
+from cnnkit.data.stream import FileImages, is_streamed, load_batches
 from cnnkit.data.types import Split
 from cnnkit.device import autocast
 from cnnkit.errors import CnnkitError
@@ -151,7 +152,7 @@ _FLAT = {  # train_one_epoch's older keyword spelling: name -> (group, field)
 
 def _groups(loss, amp, shard, policy, flat: dict) -> tuple[LossSpec, PrecisionSpec, Sharding, StepPolicy]:
     """The grouped arguments, with the older flat keywords (loss_fn=, precision=, rank=, ...) folded in."""
-    groups = {
+    groups: dict[str, Any] = {
         "loss": loss or LossSpec(),
         "amp": amp or PrecisionSpec(),
         "shard": shard or Sharding(),
@@ -259,6 +260,7 @@ def train_one_epoch(
         _apply_step(model, optimizer, scheduler, amp, ema)
         _record(state, task, global_idx, y, logits, total, penalty)
         if on_step is not None:
+            assert state.last_finite_loss is not None  # _record just set it
             on_step(global_idx, steps, state.last_finite_loss, float(state.correct) / state.seen, state.seen)
     return _epoch_result(state, loss.l1, shard, device, t0)
 
@@ -396,6 +398,7 @@ def _train_batches(data: Split, order: torch.Tensor, starts: range, batch_size: 
     """(start, uint8 images, labels) of the batches of `order` beginning at `starts`: indexed from the
     decoded tensor, or for a streamed split decoded in DataLoader workers (unreadable files left out)."""
     if is_streamed(data):
+        assert isinstance(data.images, FileImages)  # what is_streamed checked
         index = [order[s : batch_end(s, batch_size, len(order))] for s in starts]
         yield from (
             (s, x, y) for s, (x, y) in zip(starts, load_batches(data.images, data.labels, index, device=device))
@@ -409,6 +412,7 @@ def _train_batches(data: Split, order: torch.Tensor, starts: range, batch_size: 
 def _eval_batches(data: Split, batch_size: int, device: torch.device):
     """uint8 images in data order, in batches (streamed splits: unreadable files as black images)."""
     if is_streamed(data):
+        assert isinstance(data.images, FileImages)  # what is_streamed checked
         yield from (
             x
             for x, _ in load_batches(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from typing import Literal
 
 import torch
 from torch import nn
@@ -99,7 +100,11 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, groups: list[dict] | Non
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, total_steps, steps_per_epoch: int = 1, mode: str = "max"
+    optimizer: torch.optim.Optimizer,
+    cfg: ScheduleConfig,
+    total_steps,
+    steps_per_epoch: int = 1,
+    mode: Literal["min", "max"] = "max",
 ):
     """A per-step schedule over `total_steps` (an int, or a callable giving the current plan: a
     time budget re-plans it); "plateau" is per epoch (ReduceLROnPlateau on train.monitor, `mode` max/min)."""

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
 
 
 def _fmt_eta(seconds: float) -> str:
@@ -39,8 +43,8 @@ class Progress:
         self.t_start = time.perf_counter()
         self.t_epoch = self.t_start
         self.epoch = 0
-        self._live = None
-        self._task = None
+        self._live: RichProgress | None = None
+        self._task: TaskID | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
     def __enter__(self) -> Progress:
@@ -87,6 +91,7 @@ class Progress:
         elapsed = time.perf_counter() - self.t_epoch
         ips = images / elapsed if elapsed > 0 else 0.0
         if self._live is not None:
+            assert self._task is not None  # start_epoch added it
             self._live.update(self._task, completed=step, loss=loss, acc=acc, ips=ips)
         elif not self.quiet and (step % self.log_every == 0):
             done = (self.epoch - 1) * self.steps + step

@@ -53,6 +53,7 @@ def with_preset(aug: AugmentConfig, dataset: str, image_size: int) -> AugmentCon
         for f in dataclasses.fields(aug)
         if f.name != "preset" and getattr(aug, f.name) != getattr(defaults, f.name)
     }
+    assert aug.preset is not None  # resolve_config calls this only when augment.preset is set
     expanded = apply_preset(aug, aug.preset, dataset=dataset, image_size=image_size)
     return dataclasses.replace(expanded, **explicit, preset=None)
 

@@ -11,7 +11,9 @@ import torch
 def rng_state(generator: torch.Generator | None = None) -> dict:
     """Python, NumPy, torch (CPU and CUDA) and the data generator's states."""
     version, internal, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
+    np_state = np.random.get_state()  # legacy=True (the default): a tuple, never the dict form
+    assert isinstance(np_state, tuple)
+    name, keys, pos, has_gauss, cached = np_state
     return {
         "python": {"version": int(version), "state": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
         "numpy": {

@@ -98,7 +98,11 @@ def write_final_files(run_dir: Path, files: list[tuple[Path, Writer]], result: s
 
 def text(content: str) -> Writer:
     """A Writer for a UTF-8 text file."""
-    return lambda f: f.write(content.encode("utf-8"))
+
+    def write(f: BinaryIO) -> None:
+        f.write(content.encode("utf-8"))
+
+    return write
 
 
 def warn(message: str) -> None:

@@ -79,6 +79,12 @@ class RunParts:
     writer: Any = None  # TensorBoard's SummaryWriter, or None
 
     @property
+    def folder(self) -> Path:
+        """`run_dir` where the run has a folder (train(); lr-find builds its parts without one)."""
+        assert self.run_dir is not None, "this run was set up with folder=False"
+        return self.run_dir
+
+    @property
     def is_main(self) -> bool:
         return self.rank == 0
 
@@ -242,6 +248,7 @@ def _run_folder(
         )  # RunDirError if it cannot
     if world_size > 1:
         run_dir = Path(distributed.broadcast_object(str(run_dir) if run_dir is not None else None))
+    assert run_dir is not None  # rank 0 created it (or was given it) and broadcast it
     return Path(run_dir)
 
 

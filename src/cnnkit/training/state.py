@@ -56,7 +56,7 @@ class TrainState:
     train_seconds: float = 0.0
     dataset: dict | None = None  # the dataset's fingerprint
 
-    def state_dict(self, epoch_sums: list | None = None) -> dict:
+    def state_dict(self, epoch_sums: torch.Tensor | None = None) -> dict:
         es = self.epoch_state
         return {
             "version": TRAIN_STATE_VERSION,

@@ -35,7 +35,7 @@ from typing import Any, TextIO
 import torch
 
 from cnnkit.config import Config, load_config
-from cnnkit.data.stream import is_streamed
+from cnnkit.data.stream import FileImages, is_streamed
 from cnnkit.data.types import Split
 from cnnkit.errors import CheckpointError
 from cnnkit.models import transfer
@@ -125,7 +125,7 @@ def train(
     all at once (a keyword set as well replaces its entry). Raises TrainingInterrupted
     (exit_code 130/143) after Ctrl-C / SIGTERM.
     """
-    given = {
+    given: dict[str, Any] = {
         "loss_fn": loss_fn,
         "batch_transform": batch_transform,
         "param_groups": param_groups,
@@ -214,9 +214,9 @@ def _train(parts: RunParts, hooks: Hooks, *, stream: TextIO | None, interactive:
             _run_epochs(s)
             train_seconds = time.perf_counter() - s.t_train
             if not parts.is_main:
-                return Run(parts.run_dir, parts.cfg, ts.rows, {}, model=parts.model)
+                return Run(parts.folder, parts.cfg, ts.rows, {}, model=parts.model)
             final = final_evaluation(
-                parts.model, ts.ema, parts.run_dir, parts.data, parts.cfg, parts.normalize
+                parts.model, ts.ema, parts.folder, parts.data, parts.cfg, parts.normalize
             )  # from best.ckpt, on the test split only
     finally:
         torch.use_deterministic_algorithms(prev_deterministic)
@@ -256,9 +256,10 @@ def _announce(s: _Session) -> None:
         f"on {p.device}{f' x {p.world_size} processes' if p.world_size > 1 else ''}{at}; run folder {p.run_dir}"
     )
     if p.is_main:  # even with --quiet (stderr): imbalance and unreadable files, one line each
-        for line in data_warnings(cfg, data, p.run_dir):
+        for line in data_warnings(cfg, data, p.folder):
             warn(line)
     if is_streamed(data.train):
+        assert isinstance(data.train.images, FileImages)  # what is_streamed checked
         s.progress.message(
             f"cnnkit: streaming the images from their files, decoded in {data.train.images.workers} DataLoader workers (data.stream, data.cache_max_gb)"
         )
@@ -469,7 +470,7 @@ def _fit_epoch(s: _Session, epoch: int, size: tuple[int, int] | None) -> dict:
                 last_finite=last,
                 lr=ts.optimizer.param_groups[0]["lr"],
                 precision=tc.precision,
-                run_dir=p.run_dir,
+                run_dir=p.folder,
                 saved_epoch=s.saved["epoch"],
                 saved_step=s.saved["step"],
             ),
@@ -479,13 +480,13 @@ def _fit_epoch(s: _Session, epoch: int, size: tuple[int, int] | None) -> dict:
         ) from None
 
 
-def _epoch_row(s: _Session, epoch: int, tr: dict, lr: float, t0: float) -> dict:
+def _epoch_row(s: _Session, epoch: int, tr: dict, lr: float | None, t0: float) -> dict:
     """The epoch's metrics row: training numbers, validation (and the EMA's) numbers."""
     p, ts, tc = s.parts, s.parts.state, s.parts.cfg.train
     va = evaluate(s.val_model, s.val_split, normalize=s.feed, batch_size=tc.eval_batch_size, precision=tc.precision)
     if p.is_main and len(p.data.skipped) > s.skipped_files:  # streaming finds unreadable files as it reads them
         s.skipped_files = len(p.data.skipped)
-        write_skipped_csv(p.run_dir, p.data.skipped)
+        write_skipped_csv(p.folder, p.data.skipped)
     if p.world_size > 1:  # rank 0's numbers decide for everyone (BatchNorm buffers may differ a little)
         va = distributed.broadcast_object(va)
     row = {

@@ -45,13 +45,14 @@ def predict_logits_tta(
     model.eval()
     out = []
     for idx in batches(len(data), batch_size):
-        probs = None
+        probs: torch.Tensor | None = None
         views = tta_views(data.images[idx], mode)
         for v in views:
             with autocast(normalize.device, precision):
                 z = model(normalize(v)).float()
                 p = (z.sigmoid() if multi_label else z.softmax(1)).cpu()
             probs = p if probs is None else probs + p
+        assert probs is not None  # tta_views gives at least the image itself
         mean = probs / len(views)
         out.append(torch.logit(mean, eps=1e-7) if multi_label else mean.clamp_min(1e-12).log())
     return torch.cat(out) if out else torch.zeros(0, 0)
