@@ -9,11 +9,13 @@ GET  /             the web page;    GET /docs (Swagger UI, assets served locally
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import time
 from contextlib import asynccontextmanager
 from importlib import resources
+from typing import Any
 
 import numpy as np
 from fastapi import Depends, FastAPI, Query, Request
@@ -118,7 +120,7 @@ EXPLAIN_BODY = {
         },
     }
 }
-ERRORS = {s: {"model": ErrorResponse} for s in (401, 413, 415, 422, 503, 504)}
+ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorResponse} for s in (401, 413, 415, 422, 503, 504)}
 
 
 def error(status: int, detail: str, field: str | None = None, headers: dict | None = None) -> JSONResponse:
@@ -146,7 +148,7 @@ def create_app(model: ServedModel, config: ServeConfig | None = None) -> FastAPI
         batcher.start()
         c, (h, w) = model.clf.channels, model.clf.size
         for n in sorted({1, config.max_batch}):  # warm-up: first-call allocations happen now, not on a request
-            await batcher.run_exclusive(lambda n=n: model.forward(np.zeros((n, c, h, w), np.uint8)))
+            await batcher.run_exclusive(functools.partial(model.forward, np.zeros((n, c, h, w), np.uint8)))
         state["ready"] = True
         try:
             yield

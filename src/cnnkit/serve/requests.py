@@ -10,7 +10,7 @@ import sys
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
-from cnnkit.io_safety import printable
+from cnnkit._text import printable
 from cnnkit.serve.decode import UploadError
 
 
@@ -62,7 +62,8 @@ async def _read_multipart(request: Request, max_images: int):
             f"multipart body: {msg}" + (f" (at most {max_images} images per request)" if status == 413 else ""),
             "body",
         ) from None
-    images, fields = [], {}
+    images: list[tuple[str, str, bytes]] = []
+    fields: dict[str, str] = {}
     try:
         for i, (name, value) in enumerate(form.multi_items()):
             if isinstance(value, str):

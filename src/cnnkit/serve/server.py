@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+from typing import Any
 
 from cnnkit.serve.config import ServeConfig
 
@@ -67,31 +68,29 @@ def serve(model_path: str | os.PathLike, config: ServeConfig) -> int:
         )
         return 0
     app = build(model_path, config)
-    server = _DrainingServer(_uvicorn_config(app, config))
+    server = _draining_server(_uvicorn_config(app, config))
     url = f"http://{config.host if ':' not in config.host else f'[{config.host}]'}:{config.port}/"
     print(f"cnnkit serve: {model_path} on {url} (docs: {url}docs); Ctrl-C to stop", file=sys.stderr, flush=True)
     server.run()
     return 0 if server.started else 1
 
 
-class _DrainingServer:
-    """uvicorn.Server whose signal handling drains and returns (uvicorn re-raises the signal after a
+def _draining_server(config: Any) -> Any:
+    """A uvicorn.Server whose signal handling drains and returns (uvicorn re-raises the signal after a
     graceful shutdown, which would make the exit status 130/143 instead of 0)."""
+    import uvicorn  # here: uvicorn is imported only when serving
 
-    def __new__(cls, config):
-        import uvicorn
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {s: signal.signal(s, self.handle_exit) for s in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for s, h in previous.items():
+                    signal.signal(s, h)
 
-        class Server(uvicorn.Server):
-            @contextlib.contextmanager
-            def capture_signals(self):
-                if threading.current_thread() is not threading.main_thread():
-                    yield
-                    return
-                previous = {s: signal.signal(s, self.handle_exit) for s in (signal.SIGINT, signal.SIGTERM)}
-                try:
-                    yield
-                finally:
-                    for s, h in previous.items():
-                        signal.signal(s, h)
-
-        return Server(config)
+    return Server(config)
