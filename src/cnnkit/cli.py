@@ -507,13 +507,7 @@ def format_predictions(report, fmt: str) -> str:
     every label at or above the threshold (CSV: one row per label; an image with none, one empty row)."""
     multi = any(getattr(p, "labels", None) is not None for p in report.predictions)
     if fmt == "json":
-        return json.dumps(
-            {
-                "predictions": [p.to_dict() for p in report.predictions],
-                "errors": [{"source": s, "error": e} for s, e in report.errors],
-            },
-            indent=2,
-        )
+        return json.dumps(report.to_dict(), indent=2)
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf)

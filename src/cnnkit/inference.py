@@ -60,6 +60,13 @@ class PredictionReport:
     )  # light-background files a dark-background model got as they are
     inverted: list[str] = field(default_factory=list)  # files inverted before predicting (invert auto / yes)
 
+    def to_dict(self) -> dict:
+        """What `cnnkit predict --format json` prints and `cnnkit serve` answers."""
+        return {
+            "predictions": [p.to_dict() for p in self.predictions],
+            "errors": [{"source": s, "error": e} for s, e in self.errors],
+        }
+
 
 def _array_to_pil(arr: np.ndarray) -> Image.Image:
     """HxW, HxWxC or CxHxW arrays (uint8 0-255, or floats in 0-1) to a PIL image."""

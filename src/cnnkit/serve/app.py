@@ -341,9 +341,7 @@ class _Outer:
 
 
 def format_json(report) -> str:
-    from cnnkit.cli import format_predictions
-
-    return format_predictions(report, "json")
+    return json.dumps(report.to_dict(), indent=2)  # as `cnnkit predict --format json`
 
 
 def PAGE() -> str:
