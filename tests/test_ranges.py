@@ -141,9 +141,11 @@ def test_recipes_and_augment_presets_stay_inside_the_ranges(preset, dataset, siz
     from cnnkit.data.presets import preset_overrides
     from cnnkit.training.recipes import RECIPES
 
-    Config().with_overrides(
-        {f"augment.{k}": v for k, v in preset_overrides(preset, dataset=dataset, image_size=size).items()},
-        source=preset,
-    )
+    overrides = {f"augment.{k}": v for k, v in preset_overrides(preset, dataset=dataset, image_size=size).items()}
+    cfg = Config().with_overrides(overrides, source=preset)  # raises ConfigError for a value out of its range
+    assert all(getattr(cfg.augment, key.split(".", 1)[1]) == v for key, v in overrides.items())
     for recipe in RECIPES.values():
-        Config().with_overrides(recipe.overrides, source=recipe.name)
+        cfg = Config().with_overrides(recipe.overrides, source=recipe.name)
+        for key, v in recipe.overrides.items():
+            group, name = key.split(".", 1)
+            assert getattr(getattr(cfg, group), name) == v, (recipe.name, key)
