@@ -25,6 +25,31 @@ def make_image_folder(
     return root
 
 
+def tiny_train_args(
+    data: Path, runs: Path, *extra: str, image_size: int = 12, epochs: int = 2, batch_size: int = 4
+) -> list[str]:
+    """`cnnkit train` arguments for a seconds-long run of a 4-wide simple_cnn on an image folder."""
+    return [
+        "train",
+        "--data",
+        str(data),
+        "--image-size",
+        str(image_size),
+        "--model",
+        "simple_cnn",
+        "--set",
+        "model.kwargs={width: 4, stages: 1, depth: 1}",
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        str(batch_size),
+        "--runs-dir",
+        str(runs),
+        "--quiet",
+        *extra,
+    ]
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_decode_cache(tmp_path_factory):
     """Keep the decode-once cache of folder datasets out of the user's ~/.cache during tests."""

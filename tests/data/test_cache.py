@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tests.conftest import make_image_folder
+from tests.conftest import make_image_folder, tiny_train_args
 
 from cnnkit.config import DataConfig
 from cnnkit.data import build_dataset, cache
@@ -196,28 +196,9 @@ def test_corrupt_entry_is_rebuilt_with_one_warning_naming_the_file(
 def test_training_on_a_corrupted_cache_matches_an_uncorrupted_run(tmp_path, image_folder, capsys):
     from cnnkit.cli import main
 
-    args = [
-        "train",
-        "--data",
-        str(image_folder),
-        "--image-size",
-        "8",
-        "--set",
-        f"data.cache_dir={tmp_path / 'cache'}",
-        "--model",
-        "simple_cnn",
-        "--set",
-        "model.kwargs={width: 4, stages: 1, depth: 1}",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "4",
-        "--threads",
-        "1",
-        "--runs-dir",
-        str(tmp_path / "runs"),
-        "--quiet",
-    ]
+    args = tiny_train_args(
+        image_folder, tmp_path / "runs", "--set", f"data.cache_dir={tmp_path / 'cache'}", "--threads", "1", image_size=8
+    )
     assert main([*args, "--name", "clean"]) == 0
     _meta, u8 = _entry(tmp_path)
     u8.write_bytes(bytes(255 - b for b in u8.read_bytes()))  # other bytes, the same size

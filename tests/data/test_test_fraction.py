@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from tests.conftest import make_image_folder
+from tests.conftest import make_image_folder, tiny_train_args
 
 from cnnkit.config import DataConfig
 from cnnkit.data import build_dataset
@@ -48,28 +48,7 @@ def test_the_train_cli_takes_test_fraction(tmp_path, capsys):
     from cnnkit.cli import main
 
     root = make_image_folder(tmp_path / "im", per_class=10)
-    args = [
-        "train",
-        "--data",
-        str(root),
-        "--test-fraction",
-        "0.2",
-        "--image-size",
-        "12",
-        "--model",
-        "simple_cnn",
-        "--set",
-        "model.kwargs={width: 4, stages: 1, depth: 1}",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--runs-dir",
-        str(tmp_path / "runs"),
-        "--name",
-        "t",
-        "--quiet",
-    ]
+    args = tiny_train_args(root, tmp_path / "runs", "--test-fraction", "0.2", "--name", "t", epochs=1, batch_size=8)
     assert main(args) == 0
     summary = __import__("json").loads((tmp_path / "runs" / "t" / "summary.json").read_text())
     assert summary["split_sizes"] == {"train": 14, "val": 2, "test": 4} and summary["test"]["num_samples"] == 4

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from tests.conftest import make_image_folder
+from tests.conftest import make_image_folder, tiny_train_args
 
 from cnnkit.evaluate.caveats import calibration_gap, calibration_note, result_text, selection_note
 
@@ -35,26 +35,7 @@ def folder_run(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("honest")
     root = make_image_folder(tmp / "im", per_class=10)
-    args = [
-        "train",
-        "--data",
-        str(root),
-        "--image-size",
-        "12",
-        "--model",
-        "simple_cnn",
-        "--set",
-        "model.kwargs={width: 4, stages: 1, depth: 1}",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--runs-dir",
-        str(tmp / "runs"),
-        "--name",
-        "v",
-        "--quiet",
-    ]
+    args = tiny_train_args(root, tmp / "runs", "--name", "v", epochs=1, batch_size=8)
     assert main(args) == 0
     return tmp / "runs" / "v"
 

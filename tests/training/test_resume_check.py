@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.conftest import make_image_folder
+from tests.conftest import make_image_folder, tiny_train_args
 from tests.training.crash import Crash
 from tests.training.crash import crash_at as _crash_at
 
@@ -155,28 +155,7 @@ def test_stray_temporaries_are_removed_when_a_run_resumes(tmp_path):
 def test_disk_full_at_the_first_best_ckpt_advises_starting_again(tmp_path, monkeypatch, capsys):
     data = make_image_folder(tmp_path / "images", classes=("a", "b"), per_class=6, size=12)
     run = tmp_path / "runs" / "r"
-    args = [
-        "train",
-        "--data",
-        str(data),
-        "--image-size",
-        "12",
-        "--model",
-        "simple_cnn",
-        "--set",
-        "model.kwargs={width: 4, stages: 1, depth: 1}",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "4",
-        "--threads",
-        "1",
-        "--runs-dir",
-        str(tmp_path / "runs"),
-        "--name",
-        "r",
-        "--quiet",
-    ]
+    args = tiny_train_args(data, tmp_path / "runs", "--threads", "1", "--name", "r")
     real_save = torch.save
 
     def disk_full_for_best(obj, f, *a, **k):
