@@ -109,7 +109,7 @@ def test_fixed_threads_turn_the_governor_off(monkeypatch, tmp_path):
             "model.kwargs": {"width": 4, "stages": 1, "depth": 1},
             "train.epochs": 1,
             "train.batch_size": 10,
-            "train.num_threads": 1,
+            "runtime.num_threads": 1,
             "train.recipe": "none",
             "run.runs_dir": str(tmp_path),
             "run.html_report": False,
@@ -117,5 +117,5 @@ def test_fixed_threads_turn_the_governor_off(monkeypatch, tmp_path):
     )
     trainer.train(cfg, quiet=True)
     assert calls == []
-    trainer.train(cfg.with_overrides({"train.num_threads": None}), quiet=True)
+    trainer.train(cfg.with_overrides({"runtime.num_threads": None}), quiet=True)
     assert len(calls) == 1 and calls[0][1] == "auto"

@@ -85,7 +85,7 @@ def summary(parts: RunParts, head: dict, split_name: str, *, train_seconds: floa
         "nonfinite_steps_skipped": ts.skipped_steps,
         "test": head if split_name == "test" else None,
         "val": head if split_name == "val" else None,
-        "tta": tc.tta,
+        "tta": cfg.eval.tta,
         "device": str(parts.device),
         "processes": parts.world_size,
         "compiled": bool(getattr(parts.train_model, "compiled", False)),

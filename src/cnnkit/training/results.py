@@ -29,24 +29,24 @@ def final_evaluation(
 ) -> tuple[str, dict, dict | None]:
     """Load best.ckpt into `model` (and its EMA weights into `ema`) and score the test split (the
     validation split without one), with the configured TTA. Returns (split name, metrics, EMA metrics)."""
-    tc = cfg.train
+    ec, precision = cfg.eval, cfg.runtime.precision
     best = torch.load(run_dir / "best.ckpt", map_location="cpu", weights_only=True)
     unwrap(model).load_state_dict(best["state_dict"])
     split = data.test if data.test is not None else data.val
     split_name = "test" if data.test is not None else "val"
 
     def logits(m) -> torch.Tensor:
-        if tc.tta != "none":
+        if ec.tta != "none":
             return predict_logits_tta(
                 m,
                 split,
                 normalize=normalize,
-                mode=tc.tta,
-                batch_size=tc.eval_batch_size,
-                precision=tc.precision,
+                mode=ec.tta,
+                batch_size=ec.batch_size,
+                precision=precision,
                 multi_label=data.multi_label,
             )
-        return predict_logits(m, split, normalize=normalize, batch_size=tc.eval_batch_size, precision=tc.precision)
+        return predict_logits(m, split, normalize=normalize, batch_size=ec.batch_size, precision=precision)
 
     from cnnkit.evaluate.metrics import (
         classification_metrics,

@@ -1,4 +1,4 @@
-"""CPU threads that follow the machine's load (`train.num_threads: null`, the default).
+"""CPU threads that follow the machine's load (`runtime.num_threads: null`, the default).
 
 Why: PyTorch's CPU kernels split each operation over all threads and wait for the slowest.
 When another program keeps a core busy, the thread that shares that core runs in time

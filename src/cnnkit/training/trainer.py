@@ -93,7 +93,7 @@ def resume_config(run_dir: str | Path) -> Config:
     """The saved config of a run folder (what `cnnkit train --resume` continues with).
 
     Bit-identical parity with an uninterrupted run needs the same device and thread count
-    (train.num_threads / --threads): float reductions depend on how work is split.
+    (runtime.num_threads / --threads): float reductions depend on how work is split.
     """
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
@@ -148,14 +148,13 @@ def train(
         cfg = apply_recipe(
             auto.plan(cfg, note)
         )  # photo defaults (training/auto.py), then the tuned settings under the keys the config sets
-    tc = cfg.train
     _check(cfg, distributed.world()[1])
     prev_threads = torch.get_num_threads()
-    if tc.num_threads:
-        torch.set_num_threads(tc.num_threads)
+    if cfg.runtime.num_threads:
+        torch.set_num_threads(cfg.runtime.num_threads)
     else:  # auto: the cores other programs leave free, re-checked while training (training/threads.py)
         hooks = dataclasses.replace(
-            hooks, on_step=follow_load(hooks.on_step, tc.device, None if quiet else (stream or sys.stderr))
+            hooks, on_step=follow_load(hooks.on_step, cfg.runtime.device, None if quiet else (stream or sys.stderr))
         )
     try:
         parts, hooks = setup_run(cfg, resume=resume, run_dir=run_dir, quiet=quiet, hooks=hooks)
@@ -186,9 +185,9 @@ class _Session:
 
 
 def _train(parts: RunParts, hooks: Hooks, *, stream: TextIO | None, interactive: bool | None) -> Run:
-    tc, ts = parts.cfg.train, parts.state
+    ts = parts.state
     prev_deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(tc.deterministic, warn_only=True)
+    torch.use_deterministic_algorithms(parts.cfg.runtime.deterministic, warn_only=True)
     t_train = time.perf_counter() - ts.train_seconds
     try:
         with (
@@ -274,8 +273,8 @@ def _announce(s: _Session) -> None:
             weight_decay=cfg.optim.weight_decay,
             batch_size=tc.batch_size,
             seed=tc.seed,
-            precision=tc.precision,
-            eval_batch_size=tc.eval_batch_size,
+            precision=cfg.runtime.precision,
+            eval_batch_size=cfg.eval.batch_size,
             message=s.progress.message,
         )
     if p.world_size == 1 and transfer.use_feature_cache(
@@ -286,8 +285,8 @@ def _announce(s: _Session) -> None:
             data.train,
             data.val,
             p.normalize,
-            batch_size=tc.eval_batch_size,
-            precision=tc.precision,
+            batch_size=cfg.eval.batch_size,
+            precision=cfg.runtime.precision,
             message=s.progress.message,
         )
         s.step_model, s.train_split, s.val_model, s.val_split, s.feed = (
@@ -443,7 +442,7 @@ def _fit_epoch(s: _Session, epoch: int, size: tuple[int, int] | None) -> dict:
             generator=ts.generator,
             augment=p.augment,
             loss=LossSpec(p.loss_fn, cfg.optim.label_smoothing, cfg.optim.l1, p.l1_params),
-            amp=PrecisionSpec(tc.precision, ts.scaler),
+            amp=PrecisionSpec(cfg.runtime.precision, ts.scaler),
             shard=Sharding(p.rank, p.world_size),
             policy=StepPolicy(cfg.optim.grad_clip, tc.on_nan),
             batch_transform=p.batch_transform,
@@ -469,7 +468,7 @@ def _fit_epoch(s: _Session, epoch: int, size: tuple[int, int] | None) -> dict:
                 global_step=(epoch - 1) * spe + e.step,
                 last_finite=last,
                 lr=ts.optimizer.param_groups[0]["lr"],
-                precision=tc.precision,
+                precision=cfg.runtime.precision,
                 run_dir=p.folder,
                 saved_epoch=s.saved["epoch"],
                 saved_step=s.saved["step"],
@@ -482,8 +481,10 @@ def _fit_epoch(s: _Session, epoch: int, size: tuple[int, int] | None) -> dict:
 
 def _epoch_row(s: _Session, epoch: int, tr: dict, lr: float | None, t0: float) -> dict:
     """The epoch's metrics row: training numbers, validation (and the EMA's) numbers."""
-    p, ts, tc = s.parts, s.parts.state, s.parts.cfg.train
-    va = evaluate(s.val_model, s.val_split, normalize=s.feed, batch_size=tc.eval_batch_size, precision=tc.precision)
+    p, ts = s.parts, s.parts.state
+    va = evaluate(
+        s.val_model, s.val_split, normalize=s.feed, batch_size=p.cfg.eval.batch_size, precision=p.cfg.runtime.precision
+    )
     if p.is_main and len(p.data.skipped) > s.skipped_files:  # streaming finds unreadable files as it reads them
         s.skipped_files = len(p.data.skipped)
         write_skipped_csv(p.folder, p.data.skipped)
@@ -502,7 +503,11 @@ def _epoch_row(s: _Session, epoch: int, tr: dict, lr: float | None, t0: float) -
         row["train_l1"] = tr["l1"]
     if ts.ema is not None:
         ve = evaluate(
-            ts.ema.module, p.data.val, normalize=p.normalize, batch_size=tc.eval_batch_size, precision=tc.precision
+            ts.ema.module,
+            p.data.val,
+            normalize=p.normalize,
+            batch_size=p.cfg.eval.batch_size,
+            precision=p.cfg.runtime.precision,
         )
         row.update(val_loss_ema=ve["loss"], val_accuracy_ema=ve["accuracy"])
     return row
