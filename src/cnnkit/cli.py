@@ -229,7 +229,11 @@ def _add_train(
         metavar="KEY=VALUE",
         help="any config key, e.g. --set optim.weight_decay=1e-4 (repeatable)",
     )
-    g.add_argument("--quiet", action="store_true", help="print nothing but errors (the results are in the run folder)")
+    g.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print only the final line (the result and the run folder); warnings and errors still go to stderr",
+    )
     g.add_argument("--plain", action="store_true", help="plain log lines even on a terminal")
     p.set_defaults(func=cmd_train)
     return p

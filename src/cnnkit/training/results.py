@@ -19,9 +19,9 @@ from cnnkit.data.preprocess import Normalize
 from cnnkit.data.types import Dataset
 from cnnkit.report import render_report
 from cnnkit.rundir import atomic_write
-from cnnkit.training.loop import predict_logits
 from cnnkit.training.run_files import text, warn, write_final_files
 from cnnkit.training.tta import predict_logits_tta
+from cnnkit.training.validate import predict_logits
 
 
 def final_evaluation(
@@ -113,7 +113,6 @@ def write_results(
     *,
     result: str,
     final_line: str,
-    quiet: bool,
     out: TextIO,
 ) -> None:
     """Write the result files, each atomically. If any cannot be written, the final line is still
@@ -156,8 +155,7 @@ def write_results(
             result,
         )
     except CheckpointWriteError:
-        if not quiet:
-            print(final_line, file=out, flush=True)
+        print(final_line, file=out, flush=True)  # even with --quiet, as when the files are written
         raise
     if cfg.run.html_report:  # optional: a failure is a warning, and `cnnkit report` rebuilds it
         try:

@@ -15,6 +15,7 @@ import platform
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -160,8 +161,7 @@ def epoch_sampler(cfg: Config, data: Dataset):
         return None
     from cnnkit.data.balance import balanced_indices
 
-    labels, n = data.train.labels, len(data.train)
-    return lambda g: balanced_indices(labels, n, g)
+    return partial(balanced_indices, data.train.labels, len(data.train))  # sampler(generator) -> an order
 
 
 def environment(device: torch.device) -> dict:
@@ -213,7 +213,7 @@ def _default_hooks(cfg: Config, data: Dataset, hooks: Hooks) -> Hooks:
     """The hooks with the config's defaults filled in: fine-tuning's groups, the weighted loss, mixup / cutmix."""
     param_groups, loss_fn, batch_transform = hooks.param_groups, hooks.loss_fn, hooks.batch_transform
     if param_groups is None and cfg.model.finetune:
-        param_groups = lambda m: finetune_groups(m, cfg)  # noqa: E731
+        param_groups = partial(finetune_groups, cfg=cfg)
     if cfg.data.balance == "sampler" and cfg.optim.class_weights != "none" and not data.multi_label:
         raise ConfigError(
             "data.balance: sampler already shows every class equally often; optim.class_weights on top would over-correct "
@@ -321,7 +321,7 @@ def _wrap(
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         train_model = DDP(model, device_ids=[local_rank] if device.type == "cuda" else None)
-    return maybe_compile(train_model, compile_mode, lambda text: print(text, file=sys.stderr, flush=True))
+    return maybe_compile(train_model, compile_mode, partial(print, file=sys.stderr, flush=True))
 
 
 def _open_folder(
@@ -352,7 +352,7 @@ def _train_state(
         if tc.time_budget
         else None
     )
-    planned_steps = (lambda: budget.total) if budget is not None else tc.epochs * steps_per_epoch
+    planned_steps = budget.planned_steps if budget is not None else tc.epochs * steps_per_epoch
     scheduler = build_scheduler(optimizer, cfg.schedule, planned_steps, steps_per_epoch, mode=MONITORS[tc.monitor])
     state = TrainState(
         optimizer=optimizer,
