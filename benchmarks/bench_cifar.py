@@ -82,7 +82,7 @@ def calibrate(cfg, steps: int = 6) -> dict:
     from cnnkit.training.recipes import apply_recipe
 
     cfg = apply_recipe(cfg)
-    prec = resolve_precision(cfg.train.precision, torch.device("cpu"))
+    prec = resolve_precision(cfg.runtime.precision, torch.device("cpu"))
     model = create_model(cfg.model.name, num_classes=10, in_chans=3).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3, momentum=0.85, nesterov=True)
     x = torch.randn(cfg.train.batch_size, 3, 32, 32).contiguous(memory_format=torch.channels_last)
@@ -153,7 +153,7 @@ def run_cnnkit(
                 "model": run.config.model.name,
                 "batch_size": run.config.train.batch_size,
                 "lr": run.config.optim.lr,
-                "precision": run.config.train.precision,
+                "precision": run.config.runtime.precision,
                 "progressive_resize": run.config.train.progressive_resize,
                 "progressive_end": run.config.train.progressive_end,
                 "alternate_flip": run.config.augment.alternate_flip,

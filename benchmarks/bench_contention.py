@@ -1,5 +1,5 @@
 """Training speed on a busy CPU: `cnnkit train` with its load-following thread count
-(`train.num_threads` unset, the default) against a fixed count of one thread per core
+(`runtime.num_threads` unset, the default) against a fixed count of one thread per core
 (PyTorch's own default, which cnnkit used before), idle and beside competing processes,
 measured in the same run on the same cores.
 

@@ -47,7 +47,7 @@ def run_cnnkit(data_root: str, target: float, seed: int, precision: str | None =
 
     overrides = {"data.dataset": "mnist", "data.root": data_root, "data.download": False, "train.seed": seed}
     if precision:
-        overrides["train.precision"] = precision
+        overrides["runtime.precision"] = precision
     with tempfile.TemporaryDirectory(prefix="cnnkit-bench-mnist-") as tmp:
         run = train(Config().with_overrides({**overrides, "run.runs_dir": tmp, "run.html_report": False}), quiet=True)
     s = run.summary
@@ -64,7 +64,7 @@ def run_cnnkit(data_root: str, target: float, seed: int, precision: str | None =
                 "epochs": run.config.train.epochs,
                 "batch_size": run.config.train.batch_size,
                 "lr": run.config.optim.lr,
-                "precision": run.config.train.precision,
+                "precision": run.config.runtime.precision,
             }.items()
         ),
         "images_per_second": s["images_per_second"],

@@ -77,7 +77,7 @@ def train_run(
             "data.workers": workers,
             "train.epochs": epochs,
             "train.batch_size": 64,
-            "train.num_threads": threads,
+            "runtime.num_threads": threads,
             "augment.hflip": True,
             "augment.translate": 4,
             "run.runs_dir": str(runs),
@@ -211,7 +211,7 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=3, help="epochs of each measurement (the first is warm-up)")
     p.add_argument("--workers", type=int, default=2, help="data.workers of the streamed runs")
     p.add_argument(
-        "--threads", type=int, default=1, help="torch threads of the training process (train.num_threads), both paths"
+        "--threads", type=int, default=1, help="torch threads of the training process (runtime.num_threads), both paths"
     )
     p.add_argument(
         "--repeats",

@@ -100,7 +100,7 @@ def run_cnnkit(
     from cnnkit.training.trainer import resolve_auto_model
 
     cfg = apply_recipe(
-        Config().with_overrides({"train.epochs": epochs, "train.precision": precision, **(overrides or {})})
+        Config().with_overrides({"train.epochs": epochs, "runtime.precision": precision, **(overrides or {})})
     )
     data = data if data is not None else _data()
     cfg = resolve_auto_model(cfg, data)

@@ -77,7 +77,7 @@ def run_configs(folder: Path, runs_dir: Path, size: int, args) -> dict[str, dict
         "data.path": str(folder),
         "data.val_fraction": 0.1,
         "train.seed": 0,
-        "train.num_threads": args.threads,
+        "runtime.num_threads": args.threads,
         "run.runs_dir": str(runs_dir),
         "run.html_report": False,
     }

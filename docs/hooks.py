@@ -194,6 +194,8 @@ def _type_text(tp: Any) -> str:
         return "null"
     if typing.get_origin(tp) is dict:
         return "mapping"
+    if typing.get_origin(tp) is typing.Literal:
+        return " | ".join(map(str, typing.get_args(tp)))
     return getattr(tp, "__name__", str(tp))
 
 

@@ -91,7 +91,7 @@ def tiny_run(tmp_path_factory) -> Path:
             "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
             "train.epochs": 2,
             "train.batch_size": 32,
-            "train.num_threads": 1,  # the same weights whatever the machine's load (threads change float sums)
+            "runtime.num_threads": 1,  # the same weights whatever the machine's load (threads change float sums)
             "run.runs_dir": str(runs),
             "run.name": "tiny",
         }

@@ -100,7 +100,7 @@ def test_flag_type_refuses_with_the_same_message():
         ("--lr", "1e308", "--lr 'optim.lr': must be in [0, 10] (the peak learning rate), got 1e+308"),  # row 10
         ("--lr", "-1", "--lr 'optim.lr': must be in [0, 10]"),  # row 10
         ("--label-smoothing", "2", "--label-smoothing 'optim.label_smoothing': must be in [0, 1), got 2.0"),  # row 10
-        ("--threads", "-3", "--threads 'train.num_threads': must be in [1, 1024], got -3"),  # row 10
+        ("--threads", "-3", "--threads 'runtime.num_threads': must be in [1, 1024], got -3"),  # row 10
         ("--grad-clip", "-1", "--grad-clip 'optim.grad_clip': must be >= 0 (0 or null: off), got -1.0"),  # row 11
         ("--label-smoothing", "nan", "--label-smoothing 'optim.label_smoothing': must be in [0, 1), got nan"),  # row 11
         ("--lr", "nan", "--lr 'optim.lr': must be in [0, 10] (the peak learning rate), got nan"),  # row 12

@@ -52,9 +52,9 @@ TRAIN_FLAGS = {
     "progressive_resize": "train.progressive_resize",
     "batch_size": "train.batch_size",
     "seed": "train.seed",
-    "device": "train.device",
-    "precision": "train.precision",
-    "threads": "train.num_threads",
+    "device": "runtime.device",
+    "precision": "runtime.precision",
+    "threads": "runtime.num_threads",
     "weight_decay": "optim.weight_decay",
     "l1": "optim.l1",
     "label_smoothing": "optim.label_smoothing",
@@ -64,10 +64,10 @@ TRAIN_FLAGS = {
     "monitor": "train.monitor",
     "checkpoint_every": "train.checkpoint_every",
     "on_nan": "train.on_nan",
-    "compile": "train.compile",
-    "tta": "train.tta",
-    "tensorboard": "train.tensorboard",
-    "devices": "train.devices",
+    "compile": "runtime.compile",
+    "tta": "eval.tta",
+    "tensorboard": "run.tensorboard",
+    "devices": "runtime.devices",
     "name": "run.name",
     "runs_dir": "run.runs_dir",
 }
@@ -229,7 +229,11 @@ def _add_train(
         metavar="KEY=VALUE",
         help="any config key, e.g. --set optim.weight_decay=1e-4 (repeatable)",
     )
-    g.add_argument("--quiet", action="store_true", help="print nothing but errors (the results are in the run folder)")
+    g.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print only the final line (the result and the run folder); warnings and errors still go to stderr",
+    )
     g.add_argument("--plain", action="store_true", help="plain log lines even on a terminal")
     p.set_defaults(func=cmd_train)
     return p
@@ -259,7 +263,7 @@ def build_config(args: argparse.Namespace):
     if getattr(args, "resume", None):
         from cnnkit.training.trainer import resume_config
 
-        allowed = {"train.device", "train.num_threads", "train.devices"}
+        allowed = {"runtime.device", "runtime.num_threads", "runtime.devices"}
         extra = (
             sorted(k for k in overrides if k not in allowed)
             + (["--config"] if args.config else [])
@@ -296,10 +300,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = build_config(args)
     try:
-        if cfg.train.devices > 1 and "RANK" not in os.environ:  # under torchrun, each process is already a rank
+        if cfg.runtime.devices > 1 and "RANK" not in os.environ:  # under torchrun, each process is already a rank
             from cnnkit.training.launcher import launch
 
-            print(f"Run folder: {launch(cfg, cfg.train.devices, quiet=args.quiet, resume=args.resume)}")
+            print(f"Run folder: {launch(cfg, cfg.runtime.devices, quiet=args.quiet, resume=args.resume)}")
         else:
             from cnnkit.training.trainer import train  # (not in the launcher: its workers import it)
 

@@ -1,6 +1,6 @@
 """Typed configuration: defaults in code, overridden by a YAML file, then by flags.
 
-Options are grouped by concern (data, model, optim, schedule, augment, train, run) and
+Options are grouped by concern (data, model, optim, schedule, augment, train, eval, runtime, run) and
 each function receives only its group. Unknown keys and wrong types are errors that name
 the key and suggest the nearest valid one. Every number declares its valid range in its type
 (`Annotated[float, Range(0, 10)]`, see cnnkit.ranges), checked for YAML, `--set` and flags alike;
@@ -15,7 +15,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 
@@ -45,9 +45,11 @@ class DataConfig:
     )
     strict: bool = False  # a bad image file is an error instead of a skipped, reported file
     download: bool = True  # fetch missing built-in datasets (with checksums)
-    cifar100_labels: str = "fine"  # cifar100: fine (100 classes) | coarse (20 superclasses)
+    cifar100_labels: Literal["fine", "coarse"] = "fine"  # cifar100: fine (100 classes) | coarse (20 superclasses)
     label_delimiter: str | None = None  # manifests: split each label cell on this (e.g. ";") into a multi-hot label
-    balance: str = "none"  # none | oversample: repeat training images of rare classes up to the largest class | sampler: each epoch drawn with every class equally likely
+    balance: Literal["none", "oversample", "sampler"] = (
+        "none"  # none | oversample: repeat training images of rare classes up to the largest class | sampler: each epoch drawn with every class equally likely
+    )
     cache: bool = True  # folders/manifests: decode once into a memory-mapped uint8 cache reused by later runs
     cache_dir: str | None = None  # where that cache lives; None: $CNNKIT_CACHE, else ~/.cache/cnnkit/decoded
     cache_max_gb: Annotated[float, NONNEG] = (
@@ -70,7 +72,7 @@ class ModelConfig:
     )
     weights: str | None = None  # a local .safetensors / .pth / .pt file to start from (loaded with weights_only=True)
     strict_weights: bool = True  # keys of --weights that do not fit are an error (false: load what fits)
-    finetune: str | None = (
+    finetune: Literal["head", "full", "gradual", "fine_tune"] | None = (
         None  # head | full | gradual | fine_tune (the head for head_epochs, then everything); None: one rate for all (--pretrained alone: head)
     )
     backbone_lr_scale: Annotated[float, Range(0, 100)] = (
@@ -84,7 +86,7 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = "sgd"  # sgd (momentum, Nesterov) | adamw | adam | rmsprop
+    name: Literal["sgd", "adamw", "adam", "rmsprop"] = "sgd"  # sgd (momentum, Nesterov) | adamw | adam | rmsprop
     lr: Annotated[float, Range(0, 10, note="the peak learning rate")] = 0.2
     momentum: Annotated[float, Range(0, 1, hi_open=True)] = 0.9  # sgd and rmsprop
     nesterov: bool = True
@@ -92,7 +94,7 @@ class OptimConfig:
     l1: Annotated[float, UNIT] = 0.0  # L1 penalty coefficient, added to the loss and reported as train_l1
     l1_params: str = "*weight"  # fnmatch pattern on parameter names the L1 penalty covers (ndim > 1 only)
     label_smoothing: Annotated[float, Range(0, 1, hi_open=True)] = 0.1
-    class_weights: str = (
+    class_weights: Literal["none", "balanced", "sqrt"] = (
         "none"  # none | balanced (inverse class frequency) | sqrt: weighted loss (multi-label: BCE pos_weight)
     )
     grad_clip: Annotated[float | None, Range(0, note="0 or null: off")] = (
@@ -105,7 +107,9 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
-    name: str = "onecycle"  # onecycle | triangle | cosine | step | plateau | constant
+    name: Literal["onecycle", "triangle", "cosine", "step", "plateau", "constant"] = (
+        "onecycle"  # onecycle | triangle | cosine | step | plateau | constant
+    )
     warmup_fraction: Annotated[float, Range(0, 1, hi_open=True)] = (
         0.25  # onecycle, triangle: fraction of steps rising; cosine: linear warmup
     )
@@ -141,7 +145,9 @@ class AugmentConfig:
     erase: Annotated[float, UNIT] = (
         0.0  # cutout / random erasing: probability of erasing one rectangle (2-33% of the area)
     )
-    auto: str = "none"  # automatic policy from torchvision v2: none | randaugment | trivialaugment
+    auto: Literal["none", "randaugment", "trivialaugment"] = (
+        "none"  # automatic policy from torchvision v2: none | randaugment | trivialaugment
+    )
     mixup: Annotated[float, Range(0, 100)] = (
         0.0  # mixup Beta(a, a) parameter (0: off); mixes labels: see cnnkit.data.augment.mix_batch
     )
@@ -166,29 +172,38 @@ class TrainConfig:
         0.6  # fraction of the epochs by which progressive resizing reaches the full size
     )
     batch_size: Annotated[int, POSITIVE] = 64
-    eval_batch_size: Annotated[int, POSITIVE] = 500
     seed: Annotated[int, Range(0, 2**63 - 1)] = 0
+    checkpoint_every: Annotated[int, NONNEG] = (
+        0  # also write last.ckpt every N optimiser steps (0: once per epoch only)
+    )
+    on_nan: Literal["stop", "skip"] = "stop"  # stop | skip: what a non-finite loss or gradient does
+    ema_decay: Annotated[float, Range(0, 1, hi_open=True)] = (
+        0.0  # exponential moving average of the weights (e.g. 0.999; 0: off)
+    )
+    lookahead: bool = False  # every 5 steps pull the weights toward their slow average (growing pull), ending on it (speed-record recipes)
+    monitor: Literal["val_accuracy", "val_loss"] = (
+        "val_accuracy"  # metric for best.ckpt, early stopping and plateau: val_accuracy | val_loss
+    )
+    early_stopping: Annotated[int, NONNEG] = 0  # stop after N epochs without improvement of monitor (0: off)
+    min_delta: Annotated[float, NONNEG] = 0.0  # smallest change of monitor that counts as an improvement
+
+
+@dataclass
+class EvalConfig:
+    batch_size: Annotated[int, POSITIVE] = 500  # images per batch when evaluating (validation, test, TTA)
+    tta: Literal["none", "flip", "flip+shift"] = "none"  # test-time augmentation at the final evaluation
+
+
+@dataclass
+class RuntimeConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    precision: str = (
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = (
         "fp32"  # fp32 | bf16 | fp16 (fp16 on CUDA only) | auto: bf16 where the device computes it natively, else fp32
     )
     channels_last: bool = True
     num_threads: Annotated[int | None, Range(1, 1024)] = None  # CPU threads; None: PyTorch's default
     deterministic: bool = True  # deterministic algorithms where the device has them
-    checkpoint_every: Annotated[int, NONNEG] = (
-        0  # also write last.ckpt every N optimiser steps (0: once per epoch only)
-    )
-    on_nan: str = "stop"  # stop | skip: what a non-finite loss or gradient does
-    ema_decay: Annotated[float, Range(0, 1, hi_open=True)] = (
-        0.0  # exponential moving average of the weights (e.g. 0.999; 0: off)
-    )
-    lookahead: bool = False  # every 5 steps pull the weights toward their slow average (growing pull), ending on it (speed-record recipes)
-    monitor: str = "val_accuracy"  # metric for best.ckpt, early stopping and plateau: val_accuracy | val_loss
-    early_stopping: Annotated[int, NONNEG] = 0  # stop after N epochs without improvement of monitor (0: off)
-    min_delta: Annotated[float, NONNEG] = 0.0  # smallest change of monitor that counts as an improvement
     compile: bool = False  # torch.compile the model (falls back to eager with a message)
-    tta: str = "none"  # none | flip | flip+shift: test-time augmentation at the final evaluation
-    tensorboard: bool = False  # write TensorBoard event files to <run>/tensorboard
     devices: Annotated[int, Range(1, 1024)] = 1  # processes for DistributedDataParallel (cnnkit train --devices N)
 
 
@@ -197,6 +212,22 @@ class RunConfig:
     name: str | None = None  # run folder name; None: <dataset>-<model>-<time>
     runs_dir: str = "runs"
     html_report: bool = True  # write report.html (self-contained) at the end of training
+    tensorboard: bool = False  # write TensorBoard event files to <run>/tensorboard
+
+
+# keys that moved when `train` was split by concern; older config.yaml files, checkpoints and --set keys still load
+MOVED = {
+    "train.eval_batch_size": "eval.batch_size",
+    "train.tta": "eval.tta",
+    "train.device": "runtime.device",
+    "train.precision": "runtime.precision",
+    "train.channels_last": "runtime.channels_last",
+    "train.num_threads": "runtime.num_threads",
+    "train.deterministic": "runtime.deterministic",
+    "train.compile": "runtime.compile",
+    "train.devices": "runtime.devices",
+    "train.tensorboard": "run.tensorboard",
+}
 
 
 @dataclass
@@ -207,6 +238,8 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -214,7 +247,7 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None, *, source: str = "config") -> Config:
-        return typing.cast(Config, merge(cls(), d or {}, source=source))
+        return typing.cast(Config, merge(cls(), upgrade(d or {}, source=source), source=source))
 
     def with_overrides(self, overrides: dict[str, Any], *, source: str = "flag") -> Config:
         """A copy with dotted keys (``{"optim.lr": 0.1}``) replaced."""
@@ -227,7 +260,26 @@ class Config:
                 if not isinstance(node, dict):
                     raise ConfigError(f"{source} {key!r}: {p!r} is given both as a value and as a group")
             node[parts[-1]] = value
-        return typing.cast(Config, merge(self, nested, source=source))
+        return typing.cast(Config, merge(self, upgrade(nested, source=source), source=source))
+
+
+def upgrade(d: Any, *, source: str = "config") -> Any:
+    """A copy of the nested dict `d` with the keys of MOVED in their new places (older configs load)."""
+    if not isinstance(d, dict):
+        return d
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in d.items()}
+    for old, new in MOVED.items():
+        (og, ok), (ng, nk) = old.split("."), new.split(".")
+        if not isinstance(out.get(og), dict) or ok not in out[og]:
+            continue
+        value = out[og].pop(ok)
+        group = out.setdefault(ng, {})
+        if not isinstance(group, dict):
+            continue  # merge names the bad group
+        if nk in group and group[nk] != value:
+            raise ConfigError(f"{source}: {old!r} (its older name) and {new!r} are both given; keep {new!r}")
+        group.setdefault(nk, value)
+    return out
 
 
 def _suggest(key: str, valid: list[str]) -> str:
@@ -239,6 +291,8 @@ def _suggest(key: str, valid: list[str]) -> str:
 def _check_type(value: Any, tp: Any, key: str, source: str) -> Any:
     """Return value converted to tp where lossless (int -> float), else raise ConfigError."""
     origin = typing.get_origin(tp)
+    if origin is Literal:
+        return _check_literal(value, typing.get_args(tp), key, source)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
@@ -250,6 +304,9 @@ def _check_type(value: Any, tp: Any, key: str, source: str) -> Any:
                 return _check_type(value, a, key, source)
             except ConfigError:
                 pass
+        literal = [a for a in args if typing.get_origin(a) is Literal]
+        if literal and isinstance(value, str):  # the closed set's error says more than "expected ..."
+            _check_literal(value, typing.get_args(literal[0]), key, source)
         raise ConfigError(f"{source} {key!r}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
     if origin is dict or tp is dict:
         if isinstance(value, dict):
@@ -271,6 +328,16 @@ def _check_type(value: Any, tp: Any, key: str, source: str) -> Any:
     raise ConfigError(f"{source} {key!r}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
 
 
+def _check_literal(value: Any, allowed: tuple[Any, ...], key: str, source: str) -> Any:
+    """`value` if it is one of `allowed` (a closed set: every allowed-values check of the config is this one)."""
+    if isinstance(value, str) and value in allowed:
+        return value
+    names = [str(a) for a in allowed]
+    close = difflib.get_close_matches(str(value), names, n=1, cutoff=0.4)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"{source} {key!r}: {value!r} is not one of {', '.join(names)}{hint}")
+
+
 def _type_name(tp: Any) -> str:
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
@@ -278,6 +345,8 @@ def _type_name(tp: Any) -> str:
         return "null"
     if typing.get_origin(tp) is dict:
         return "a mapping"
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(tp)))
     return getattr(tp, "__name__", str(tp))
 
 

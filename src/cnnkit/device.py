@@ -23,11 +23,15 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as e:
-        raise ConfigError(f"train.device: {name!r} is not a device; use auto, cpu, cuda, cuda:N or mps") from e
+        raise ConfigError(f"runtime.device: {name!r} is not a device; use auto, cpu, cuda, cuda:N or mps") from e
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device: {name!r} asked for, but CUDA is not available here; use --device cpu or auto")
+        raise ConfigError(
+            f"runtime.device: {name!r} asked for, but CUDA is not available here; use --device cpu or auto"
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"train.device: {name!r} asked for, but MPS is not available here; use --device cpu or auto")
+        raise ConfigError(
+            f"runtime.device: {name!r} asked for, but MPS is not available here; use --device cpu or auto"
+        )
     return device
 
 
@@ -47,7 +51,7 @@ def native_bf16(device: torch.device) -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """train.precision with "auto" made concrete: bf16 where `device` has it natively, else fp32."""
+    """runtime.precision with "auto" made concrete: bf16 where `device` has it natively, else fp32."""
     if precision != "auto":
         return precision
     return "bf16" if native_bf16(device) else "fp32"
@@ -55,13 +59,11 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 def autocast(device: torch.device, precision: str):
     """An autocast context for `precision` (fp32: none)."""
-    if precision not in _DTYPES:
-        raise ConfigError(f"train.precision: {precision!r} is not one of {', '.join(_DTYPES)}")
     dtype = _DTYPES[precision]
     if dtype is None:
         return contextlib.nullcontext()
     if dtype is torch.float16 and device.type != "cuda":
-        raise ConfigError("train.precision: fp16 needs a CUDA device; use bf16 on the CPU")
+        raise ConfigError("runtime.precision: fp16 needs a CUDA device; use bf16 on the CPU")
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 

@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from cnnkit.config import DataConfig
+from cnnkit.config import Config, DataConfig
 from cnnkit.data import build_dataset, cifar
 from cnnkit.data.download import sha256_file
 from cnnkit.errors import ConfigError, DataError
@@ -82,8 +82,8 @@ def test_cifar100_fine_and_coarse_labels(tmp_path, small_counts):
     )
     assert coarse.num_classes == 20 and coarse.name == "cifar100-coarse"
     assert coarse.test.labels.tolist() == [3, 19, 0, 5] and coarse.class_names[19] == "super19"
-    with pytest.raises(ConfigError, match="cifar100_labels must be 'fine' or 'coarse'"):
-        build_dataset(DataConfig(dataset="cifar100", root=str(tmp_path), cifar100_labels="medium"))
+    with pytest.raises(ConfigError, match="'data.cifar100_labels': 'medium' is not one of fine, coarse"):
+        Config().with_overrides({"data.cifar100_labels": "medium"})  # checked by the config loader
 
 
 def test_truncated_batch_is_named(tmp_path, small_counts):

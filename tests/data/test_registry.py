@@ -22,7 +22,6 @@ def test_a_dataset_name_is_registered_once(monkeypatch):
     "overrides, message",
     [
         ({"channels": 2}, r"data.channels must be 1 or 3, got 2"),
-        ({"balance": "undersample"}, r"data.balance must be one of none, oversample, sampler, got 'undersample'"),
         ({"subset_per_class": 0}, r"data.subset_per_class must be at least 1, got 0"),
     ],
 )

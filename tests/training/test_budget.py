@@ -16,7 +16,7 @@ TINY = {
     "model.name": "simple_cnn",
     "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
     "train.batch_size": 10,
-    "train.num_threads": 1,
+    "runtime.num_threads": 1,
     "train.recipe": "none",
     "run.html_report": False,
 }

@@ -17,7 +17,7 @@ TINY = {
     "model.name": "lenet5",
     "train.epochs": 2,
     "train.batch_size": 20,
-    "train.num_threads": 1,
+    "runtime.num_threads": 1,
     "optim.lr": 0.05,
 }
 
@@ -40,7 +40,7 @@ def _rank(rank: int, port: int, runs: str, out: str) -> None:
     )
     import torch.distributed as dist
 
-    cfg = Config().with_overrides({**TINY, "run.runs_dir": runs, "run.name": "ddp", "train.device": "cpu"})
+    cfg = Config().with_overrides({**TINY, "run.runs_dir": runs, "run.name": "ddp", "runtime.device": "cpu"})
     losses = []
     run = train(cfg, quiet=True, on_step=lambda epoch, step, loss: losses.append(loss))
     torch.save(
@@ -65,7 +65,7 @@ def test_two_gloo_processes_match_one_process(tmp_path):
 
     losses = []
     single = train(
-        Config().with_overrides({**TINY, "run.runs_dir": str(tmp_path / "single"), "train.device": "cpu"}),
+        Config().with_overrides({**TINY, "run.runs_dir": str(tmp_path / "single"), "runtime.device": "cpu"}),
         quiet=True,
         on_step=lambda epoch, step, loss: losses.append(loss),
     )
@@ -159,7 +159,7 @@ def _rank_budget(rank: int, port: int, runs: str, out: str) -> None:
             **TINY,
             "run.runs_dir": runs,
             "run.name": "ddp",
-            "train.device": "cpu",
+            "runtime.device": "cpu",
             "train.time_budget": 3.0,
             "train.epochs": 100,
         }

@@ -1,5 +1,6 @@
 import pytest
 
+from cnnkit.config import Config
 from cnnkit.errors import ConfigError
 from cnnkit.training.early_stopping import EarlyStopping
 
@@ -37,5 +38,8 @@ def test_state_round_trip_and_bad_monitor():
     other = EarlyStopping("val_loss", patience=3)
     other.load_state_dict(es.state_dict())
     assert (other.best, other.best_epoch, other.bad_epochs) == (1.0, 1, 1)
-    with pytest.raises(ConfigError, match="train.monitor: 'val_acc'"):
-        EarlyStopping("val_acc")
+    with pytest.raises(
+        ConfigError,
+        match="'train.monitor': 'val_acc' is not one of val_accuracy, val_loss; did you mean 'val_accuracy'",
+    ):
+        Config().with_overrides({"train.monitor": "val_acc"})  # the closed set is checked by the config loader

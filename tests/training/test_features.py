@@ -15,7 +15,7 @@ TINY = {
     "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
     "train.epochs": 2,
     "train.batch_size": 25,
-    "train.num_threads": 1,
+    "runtime.num_threads": 1,
 }
 
 
@@ -24,7 +24,7 @@ def _cfg(tmp_path, **extra):
 
 
 def test_ema_is_evaluated_and_saved_alongside(tmp_path):
-    run = train(_cfg(tmp_path, **{"train.ema_decay": 0.9, "optim.l1": 1e-4, "train.tta": "flip"}), quiet=True)
+    run = train(_cfg(tmp_path, **{"train.ema_decay": 0.9, "optim.l1": 1e-4, "eval.tta": "flip"}), quiet=True)
     assert {"val_accuracy_ema", "val_loss_ema", "train_l1"} <= set(run.metrics[0])
     assert 0.0 <= run.summary["test_ema"]["accuracy"] <= 1.0 and run.summary["tta"] == "flip"
     best = torch.load(run.best_checkpoint, weights_only=True)
@@ -93,7 +93,7 @@ def test_compile_failure_falls_back_with_a_message(tmp_path, monkeypatch, capsys
         return run
 
     monkeypatch.setattr(torch, "compile", broken_compile)
-    run = train(_cfg(tmp_path, **{"train.compile": True, "train.epochs": 1}), quiet=True)
+    run = train(_cfg(tmp_path, **{"runtime.compile": True, "train.epochs": 1}), quiet=True)
     err = capsys.readouterr().err
     assert (
         "--compile: torch.compile failed (RuntimeError: backend not available on this machine); continuing without compilation"
@@ -129,7 +129,7 @@ def test_tensorboard_event_files(tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    run = train(_cfg(tmp_path, **{"train.tensorboard": True}), quiet=True)
+    run = train(_cfg(tmp_path, **{"run.tensorboard": True}), quiet=True)
     acc = EventAccumulator(str(run.dir / "tensorboard"))
     acc.Reload()
     assert {"train_loss", "val_accuracy", "lr"} <= set(acc.Tags()["scalars"])
@@ -139,7 +139,7 @@ def test_tensorboard_event_files(tmp_path):
 
 def test_bf16_autocast_on_the_cpu(tmp_path):
     fp32 = train(_cfg(tmp_path, **{"train.epochs": 1}), quiet=True)
-    bf16 = train(_cfg(tmp_path, **{"train.epochs": 1, "train.precision": "bf16"}), quiet=True)
+    bf16 = train(_cfg(tmp_path, **{"train.epochs": 1, "runtime.precision": "bf16"}), quiet=True)
     assert bf16.metrics[0]["train_loss"] == pytest.approx(fp32.metrics[0]["train_loss"], abs=0.05)
     assert bf16.metrics[0]["train_loss"] != fp32.metrics[0]["train_loss"]  # it really ran in bf16
 

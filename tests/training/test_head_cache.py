@@ -19,7 +19,7 @@ TINY = {
     "model.name": "simple_cnn",
     "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
     "train.batch_size": 25,
-    "train.num_threads": 1,
+    "runtime.num_threads": 1,
     "run.html_report": False,
 }
 
@@ -190,7 +190,7 @@ def test_lite0_head_run_on_real_cifar_beats_chance(tmp_path, prepare_calls):
             "augment.preset": "none",
             "train.epochs": 20,
             "train.batch_size": 30,
-            "train.num_threads": 2,
+            "runtime.num_threads": 2,
             "optim.name": "adamw",
             "optim.lr": 3e-3,
             "optim.weight_decay": 1e-4,

@@ -14,7 +14,7 @@ TINY = {
     "model.kwargs": {"width": 4, "stages": 1, "depth": 1},
     "train.epochs": 2,
     "train.batch_size": 10,
-    "train.num_threads": 1,
+    "runtime.num_threads": 1,
     "train.recipe": "none",
     "run.html_report": False,
 }

@@ -1,4 +1,5 @@
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -152,3 +153,83 @@ def test_perturb_batch_gets_unit_pixels_and_its_output_is_trained_on():
     )
     assert max(hi for _, hi, *_ in seen) > 0.9  # really the pixels / 255, not 0-255 values
     assert out == pytest.approx({**black, "seconds": out["seconds"]})  # trained on what the hook returned
+
+
+def _linear_epoch(data, optimizer_cls=torch.optim.SGD, batch_size=5, **kw):
+    """One epoch of a linear model, recording its weights after every step; returns (result, weights, model)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
+    weights = [torch.cat([p.detach().flatten().clone() for p in model.parameters()])]
+
+    def record(step, *a):
+        weights.append(torch.cat([p.detach().flatten().clone() for p in model.parameters()]))
+
+    out = train_one_epoch(
+        model,
+        data,
+        optimizer=optimizer_cls(model.parameters(), lr=0.1),
+        scheduler=None,
+        normalize=Normalize((0.5,), (0.5,), torch.device("cpu")),
+        batch_size=batch_size,
+        generator=torch.Generator().manual_seed(0),
+        on_step=record,
+        **kw,
+    )
+    return out, weights, model
+
+
+def test_a_skipped_step_leaves_the_weights_unchanged_and_is_counted():
+    out, w, _ = _linear_epoch(_data(), loss_fn=_nan_at_step(3), policy=StepPolicy(on_nan="skip"))
+    assert out["skipped_steps"] == 1 and len(w) == 9  # the start + 8 steps, the third skipped
+    assert torch.equal(w[3], w[2])  # step 3: no update (and no NaN reached the weights)
+    assert all(not torch.equal(w[i], w[i - 1]) for i in (1, 2, 4, 5, 6, 7, 8))  # every other step moved them
+    assert all(bool(torch.isfinite(v).all()) for v in w)
+
+
+class _NormSpy(torch.optim.SGD):
+    """SGD that appends the global gradient norm it is asked to step with to `norms`."""
+
+    def __init__(self, params, lr, norms: list):
+        super().__init__(params, lr=lr)
+        self.norms = norms
+
+    def step(self, closure=None):
+        grads = [p.grad for g in self.param_groups for p in g["params"] if p.grad is not None]
+        self.norms.append(float(torch.nn.utils.get_total_norm(grads)))
+        return super().step(closure)
+
+
+def test_grad_clip_keeps_every_steps_global_norm_at_or_below_the_value():
+    free, clipped = [], []
+    _linear_epoch(_data(), optimizer_cls=partial(_NormSpy, norms=free))
+    _linear_epoch(_data(), optimizer_cls=partial(_NormSpy, norms=clipped), policy=StepPolicy(grad_clip=0.05))
+    assert len(free) == len(clipped) == 8 and free[0] > 0.05  # the first step really needed clipping
+    assert max(clipped) <= 0.05 * (1 + 1e-5) and clipped[0] == pytest.approx(0.05, rel=1e-5)
+
+
+def test_l1_term_and_its_gradient_equal_the_hand_computation():
+    data, coef, lr = _data(), 0.01, 0.1
+    torch.manual_seed(0)
+    ref = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))  # the same start as the model trained below
+    # by hand: one full-batch SGD step on cross-entropy + coef * sum |W| (the weight only, not the bias)
+    w = ref[1].weight
+    x = Normalize((0.5,), (0.5,), torch.device("cpu"))(data.images)
+    ce = torch.nn.functional.cross_entropy(ref(x), data.labels)
+    penalty = coef * w.abs().sum()
+    (ce + penalty).backward()
+    expected = w.detach() - lr * w.grad
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
+    out = train_one_epoch(
+        model,
+        data,
+        optimizer=torch.optim.SGD(model.parameters(), lr=lr),
+        scheduler=None,
+        normalize=Normalize((0.5,), (0.5,), torch.device("cpu")),
+        batch_size=40,
+        generator=torch.Generator().manual_seed(0),
+        loss=LossSpec(l1=coef, l1_params=[model[1].weight]),
+    )
+    assert out["l1"] == pytest.approx(float(penalty.detach()), rel=1e-6)  # reported: coef * sum |W| before the step
+    assert out["loss"] == pytest.approx(float((ce + penalty).detach()), rel=1e-5)  # the loss includes it
+    assert torch.allclose(model[1].weight, expected, atol=1e-6)  # and its gradient, coef * sign(W), is trained on

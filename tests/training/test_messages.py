@@ -4,7 +4,8 @@ reads as a sentence, and --resume of a finished run refused with a non-zero exit
 import os
 import signal
 
-from tests.conftest import make_image_folder
+import pytest
+from tests.conftest import make_image_folder, tiny_train_args
 
 from cnnkit.cli import main
 
@@ -54,3 +55,17 @@ def test_interrupt_resume_and_finished_messages(tmp_path, monkeypatch, capsys):
     assert main(["train", "--resume", str(run)]) == 2
     err = capsys.readouterr().err
     assert "this run already finished; start a new one with: cnnkit train --config" in err
+
+
+def test_quiet_prints_only_the_final_line(tmp_path, capsys):
+    """`--quiet`: as its help says, the final line (the result and the run folder) and nothing else on stdout."""
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "--quiet print only the final line (the result and the run folder)" in " ".join(
+        capsys.readouterr().out.split()
+    )
+    data = make_image_folder(tmp_path / "pets", per_class=10)
+    assert main(tiny_train_args(data, tmp_path / "runs", "--name", "q", epochs=1)) == 0  # the args say --quiet
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.endswith(f"s of training. Run folder: {tmp_path / 'runs' / 'q'}\n")
+    assert out.startswith("val accuracy ") and "chosen on this same split (optimistic" in out  # no test/: val

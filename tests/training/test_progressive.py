@@ -56,7 +56,7 @@ def test_training_uses_each_epochs_size_then_the_full_size(tmp_path, monkeypatch
             "model.name": "conv(8,3)-bn-relu-gap-fc",
             "train.epochs": 4,
             "train.batch_size": 30,
-            "train.num_threads": 1,
+            "runtime.num_threads": 1,
             "train.recipe": "none",
             "train.progressive_resize": 0.5,
             "train.progressive_end": 0.75,

@@ -15,11 +15,11 @@ def _data(n=100, channels=3, size=32):
 
 
 def test_auto_choices_are_made_concrete():
-    cfg = Config().with_overrides({"model.name": "auto", "train.precision": "auto", "train.batch_size": 64})
+    cfg = Config().with_overrides({"model.name": "auto", "runtime.precision": "auto", "train.batch_size": 64})
     out, notes = resolve_config(cfg, _data(channels=1, size=28), torch.device("cpu"))
     assert (
         out.model.name == "fastnet_t"
-        and out.train.precision in ("fp32", "bf16")
+        and out.runtime.precision in ("fp32", "bf16")
         and out.train.batch_size == 64
         and notes == []
     )

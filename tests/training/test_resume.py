@@ -29,7 +29,7 @@ TINY = {
     "train.epochs": 3,
     "train.batch_size": 25,
     "train.checkpoint_every": 2,
-    "train.num_threads": 1,  # tiny models: one thread is as fast, and far faster on a shared CPU
+    "runtime.num_threads": 1,  # tiny models: one thread is as fast, and far faster on a shared CPU
 }
 
 
@@ -266,3 +266,36 @@ def test_unwritable_runs_folder_is_a_clear_error(tmp_path):
         CnnkitError, match=r"a-file/runs: cannot create the run folder there .*use --runs-dir with a writable folder"
     ):
         train(Config().with_overrides({**TINY, "run.runs_dir": str(blocker / "runs")}), quiet=True)
+
+
+def test_a_run_written_before_the_config_split_resumes_to_the_same_metrics(tmp_path):
+    """tests/fixtures/run_before_split: a tiny run crashed at epoch 2, step 1 by the code before `train` was split
+    into train / eval / runtime (its config.yaml and last.ckpt say train.device, train.eval_batch_size...)."""
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(Path(__file__).parents[1] / "fixtures" / "run_before_split", old)
+    assert "device: cpu" in (old / "config.yaml").read_text().split("train:")[1]  # really the older layout
+    resumed = train(resume=old, quiet=True)
+    assert resumed.config.runtime.device == "cpu" and resumed.config.eval.batch_size == 77
+    fresh = train(
+        Config().with_overrides(
+            {
+                "data.subset_per_class": 5,
+                "model.name": "simple_cnn",
+                "model.kwargs": {"width": 4, "stages": 1, "depth": 1},
+                "train.epochs": 2,
+                "train.batch_size": 25,
+                "train.checkpoint_every": 1,
+                "runtime.num_threads": 1,
+                "runtime.device": "cpu",
+                "eval.batch_size": 77,
+                "run.runs_dir": str(tmp_path),
+                "run.name": "fresh",
+            }
+        ),
+        quiet=True,
+    )
+    assert len(resumed.metrics) == 2 and _strip(resumed.metrics) == _strip(fresh.metrics)
+    wa, wb = _weights(old / "last.ckpt"), _weights(fresh.dir / "last.ckpt")
+    assert all(torch.equal(wa[k], wb[k]) for k in wb)

@@ -27,7 +27,7 @@ def _cfg(data: Path, runs: Path, **extra) -> Config:
             "model.kwargs": {"width": 4, "stages": 1, "depth": 1},
             "train.epochs": 2,
             "train.batch_size": 4,
-            "train.num_threads": 1,
+            "runtime.num_threads": 1,
             "run.runs_dir": str(runs),
             "run.name": "r",
             **extra,

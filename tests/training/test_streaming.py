@@ -30,7 +30,7 @@ def _cfg(root, runs, name, **extra) -> Config:
             "train.epochs": 2,
             "train.batch_size": 5,
             "train.checkpoint_every": 2,
-            "train.num_threads": 1,
+            "runtime.num_threads": 1,
             "run.runs_dir": str(runs),
             "run.name": name,
             "run.html_report": False,

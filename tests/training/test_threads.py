@@ -109,7 +109,7 @@ def test_fixed_threads_turn_the_governor_off(monkeypatch, tmp_path):
             "model.kwargs": {"width": 4, "stages": 1, "depth": 1},
             "train.epochs": 1,
             "train.batch_size": 10,
-            "train.num_threads": 1,
+            "runtime.num_threads": 1,
             "train.recipe": "none",
             "run.runs_dir": str(tmp_path),
             "run.html_report": False,
@@ -117,5 +117,32 @@ def test_fixed_threads_turn_the_governor_off(monkeypatch, tmp_path):
     )
     trainer.train(cfg, quiet=True)
     assert calls == []
-    trainer.train(cfg.with_overrides({"train.num_threads": None}), quiet=True)
+    trainer.train(cfg.with_overrides({"runtime.num_threads": None}), quiet=True)
     assert len(calls) == 1 and calls[0][1] == "auto"
+
+
+def test_follow_load_ticks_before_the_runs_on_step_and_reports_a_change(monkeypatch):
+    import io
+
+    monkeypatch.setattr(threads.time, "sleep", lambda s: None)
+    samples = iter([_s(0, 0, 0.0), _s(200, 100, 0.25)])  # the probe: others keep one of 2 cores busy
+    monkeypatch.setattr(threads, "read_sample", lambda *a: next(samples))
+    monkeypatch.setattr(threads.ThreadGovernor, "__init__", _two_core_init(threads.ThreadGovernor.__init__))
+    torch.set_num_threads(2)
+    steps, out = [], io.StringIO()
+    hook = threads.follow_load(lambda *a: steps.append(a), "cpu", out)
+    assert torch.get_num_threads() == 1 and out.getvalue() == (
+        "cnnkit: other programs keep about 1.0 of 2 cores busy; training on 1 thread instead of 2 (--threads N fixes the count)\n"
+    )
+    ticks = []
+    monkeypatch.setattr(threads.ThreadGovernor, "tick", lambda self: ticks.append(len(steps)))
+    hook(1, 3, 0.5)
+    assert steps == [(1, 3, 0.5)] and ticks == [0]  # the tick came first
+    assert threads.follow_load(None, "meta", out) is None  # off the CPU: the hook as given
+
+
+def _two_core_init(real):
+    def init(self, **kw):
+        real(self, **{"cores": 2, "ticks_per_second": 100, "sample": lambda: threads.read_sample(), **kw})
+
+    return init

@@ -15,7 +15,7 @@ TINY = {
     "model.kwargs": {"width": 4, "stages": 2, "depth": 1},
     "train.epochs": 2,
     "train.batch_size": 25,
-    "train.num_threads": 1,
+    "runtime.num_threads": 1,
 }
 
 

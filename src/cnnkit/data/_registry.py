@@ -69,8 +69,6 @@ def build_dataset(cfg: DataConfig, seed: int = 0) -> Dataset:
         )
     if cfg.channels not in (None, 1, 3):
         raise ConfigError(f"data.channels must be 1 or 3, got {cfg.channels}")
-    if cfg.balance not in BALANCE_MODES:
-        raise ConfigError(f"data.balance must be one of {', '.join(BALANCE_MODES)}, got {cfg.balance!r}")
     if cfg.subset_per_class is not None and cfg.subset_per_class < 1:
         raise ConfigError(f"data.subset_per_class must be at least 1, got {cfg.subset_per_class}")
     if cfg.test_fraction and cfg.dataset not in PATH_DATASETS:
@@ -90,7 +88,6 @@ def build_dataset(cfg: DataConfig, seed: int = 0) -> Dataset:
 
 
 PATH_DATASETS = ("folder", "manifest")
-BALANCE_MODES = ("none", "oversample", "sampler")  # sampler: applied by the trainer to each epoch's order
 
 
 def convert_channels(data: Dataset, channels: int) -> Dataset:

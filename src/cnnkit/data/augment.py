@@ -506,8 +506,6 @@ class BatchAugment:
     ) -> None:
         from cnnkit.errors import ConfigError
 
-        if auto not in ("none", "randaugment", "trivialaugment"):
-            raise ConfigError(f"augment.auto must be none, randaugment or trivialaugment, got {auto!r}")
         if not 0.0 <= crop_scale <= 1.0 or not 0.0 <= hue <= 0.5 or not 0.0 <= scale < 1.0:
             raise ConfigError(
                 "augment.crop_scale must be in [0, 1], augment.hue in [0, 0.5] and augment.scale in [0, 1)"

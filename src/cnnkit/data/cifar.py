@@ -26,7 +26,7 @@ from cnnkit.data._registry import register_dataset
 from cnnkit.data.download import download
 from cnnkit.data.paths import data_root
 from cnnkit.data.types import Dataset, Split, stratified_split
-from cnnkit.errors import ConfigError, DataError
+from cnnkit.errors import DataError
 
 PIXELS = 3 * 32 * 32
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -205,6 +205,4 @@ def build_cifar10(cfg: DataConfig, seed: int) -> Dataset:
     status=_status(CIFAR100),
 )
 def build_cifar100(cfg: DataConfig, seed: int) -> Dataset:
-    if cfg.cifar100_labels not in ("fine", "coarse"):
-        raise ConfigError(f"data.cifar100_labels must be 'fine' or 'coarse', got {cfg.cifar100_labels!r}")
     return build_cifar(CIFAR100, cfg, seed, cfg.cifar100_labels)

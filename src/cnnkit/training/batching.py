@@ -8,11 +8,20 @@ being dropped (drop_last) or trained as a small batch of its own:
 - the number of steps stays n // batch_size, so schedules, time budgets and step checkpoints
   (resume parity) are planned as before.
 The cost: one batch per epoch has up to 2 x batch_size - 1 images (memory for it once an epoch).
+
+`train_batches` / `eval_batches` read the batches: indexed from the decoded tensor, or for a
+streamed split (data too large to decode once) decoded in DataLoader workers, in the same order.
 """
 
 from __future__ import annotations
 
 import sys
+
+import torch
+
+from cnnkit.data.preprocess import batches
+from cnnkit.data.stream import FileImages, is_streamed, load_batches
+from cnnkit.data.types import Split
 
 
 def batch_end(start: int, batch_size: int, n: int) -> int:
@@ -37,3 +46,33 @@ def clamp_batch_size(batch_size: int, n: int, world_size: int = 1, *, quiet: boo
 
 def clamp_note(batch_size: int, n: int, clamped: int) -> str:
     return f"cnnkit: note: train.batch_size {batch_size} is larger than the {n} training images; using {clamped} (one step per epoch)"
+
+
+def train_batches(data: Split, order: torch.Tensor, starts: range, batch_size: int, device: torch.device):
+    """(start, uint8 images, labels) of the batches of `order` beginning at `starts`: indexed from the
+    decoded tensor, or for a streamed split decoded in DataLoader workers (unreadable files left out)."""
+    if is_streamed(data):
+        assert isinstance(data.images, FileImages)  # what is_streamed checked
+        index = [order[s : batch_end(s, batch_size, len(order))] for s in starts]
+        yield from (
+            (s, x, y) for s, (x, y) in zip(starts, load_batches(data.images, data.labels, index, device=device))
+        )
+        return
+    for s in starts:
+        idx = order[s : batch_end(s, batch_size, len(order))]
+        yield s, data.images[idx], data.labels[idx]
+
+
+def eval_batches(data: Split, batch_size: int, device: torch.device):
+    """uint8 images in data order, in batches (streamed splits: unreadable files as black images)."""
+    if is_streamed(data):
+        assert isinstance(data.images, FileImages)  # what is_streamed checked
+        yield from (
+            x
+            for x, _ in load_batches(
+                data.images, data.labels, list(batches(len(data), batch_size)), device=device, drop_unreadable=False
+            )
+        )
+        return
+    for idx in batches(len(data), batch_size):
+        yield data.images[idx]

@@ -115,6 +115,10 @@ class TimeBudget:
         """Epochs the plan covers (the last one possibly partial)."""
         return -(-self.total // self.steps_per_epoch)
 
+    def planned_steps(self) -> int:
+        """The steps planned now (the schedule reads it at every step: a re-plan moves its end)."""
+        return self.total
+
     def steps_in_epoch(self, epoch: int) -> int:
         """Optimiser steps of 1-based `epoch` under the plan (steps_per_epoch except the last)."""
         return max(0, min(self.steps_per_epoch, self.total - (epoch - 1) * self.steps_per_epoch))

@@ -23,8 +23,6 @@ class EarlyStopping:
     """
 
     def __init__(self, monitor: str = "val_accuracy", patience: int = 0, min_delta: float = 0.0):
-        if monitor not in MONITORS:
-            raise ConfigError(f"train.monitor: {monitor!r} is not one of {', '.join(MONITORS)}")
         if patience < 0 or min_delta < 0:
             raise ConfigError(f"train.early_stopping and train.min_delta must be >= 0 (got {patience}, {min_delta})")
         self.monitor, self.patience, self.min_delta = monitor, patience, min_delta

@@ -85,7 +85,7 @@ def summary(parts: RunParts, head: dict, split_name: str, *, train_seconds: floa
         "nonfinite_steps_skipped": ts.skipped_steps,
         "test": head if split_name == "test" else None,
         "val": head if split_name == "val" else None,
-        "tta": tc.tta,
+        "tta": cfg.eval.tta,
         "device": str(parts.device),
         "processes": parts.world_size,
         "compiled": bool(getattr(parts.train_model, "compiled", False)),
@@ -101,7 +101,6 @@ def finish_run(
     *,
     train_seconds: float,
     stopped_early: bool,
-    quiet: bool,
     out: TextIO,
 ) -> Run:
     """Write summary.json, the plots and the report (last.ckpt marked finished), call on_end, print the final line."""
@@ -134,12 +133,10 @@ def finish_run(
         split_name,
         result=result,
         final_line=final_line,
-        quiet=quiet,
         out=out,
     )
     run = Run(parts.folder, parts.cfg, ts.rows, info, model=parts.model)
     if hooks.on_end is not None:
         hooks.on_end(run)
-    if not quiet:
-        print(final_line, file=out, flush=True)
+    print(final_line, file=out, flush=True)  # even with --quiet: the result and where the run is
     return run

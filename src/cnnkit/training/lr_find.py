@@ -150,10 +150,9 @@ def lr_find(
 
     cfg = apply_recipe(cfg)
     check_config(cfg, 1)
-    tc = cfg.train
     prev_threads = torch.get_num_threads()
-    if tc.num_threads:
-        torch.set_num_threads(tc.num_threads)
+    if cfg.runtime.num_threads:
+        torch.set_num_threads(cfg.runtime.num_threads)
     try:
         parts, _ = setup_run(cfg, quiet=True, folder=False)
         tc = parts.cfg.train
@@ -167,7 +166,7 @@ def lr_find(
             augment=parts.augment,
             label_smoothing=parts.cfg.optim.label_smoothing,
             loss_fn=parts.loss_fn,
-            precision=tc.precision,
+            precision=parts.cfg.runtime.precision,
             start_lr=start_lr,
             end_lr=end_lr,
             steps=steps,

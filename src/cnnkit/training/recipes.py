@@ -30,12 +30,12 @@ class Recipe:
     )
 
 
-_GLYPHS = {"model.name": "fastnet_t", "train.precision": "auto"}
+_GLYPHS = {"model.name": "fastnet_t", "runtime.precision": "auto"}
 
 # the speed-record recipe (airbench's hyperparameters, in PyTorch's mean-loss units for batch 512)
 _CIFAR = {
     "model.name": "fastnet_s",
-    "train.precision": "auto",
+    "runtime.precision": "auto",
     "train.batch_size": 512,
     "train.epochs": 14,
     "train.progressive_resize": 0.75,
@@ -52,7 +52,7 @@ _CIFAR = {
     "schedule.initial_factor": 0.2,
     "schedule.final_factor": 0.07,
     "train.lookahead": True,
-    "train.tta": "flip+shift",
+    "eval.tta": "flip+shift",
     "augment.translate": 2,
     "augment.hflip": True,
     "augment.alternate_flip": True,

@@ -2,7 +2,7 @@
 concrete, in one place, so config.yaml records what ran and the run reproduces.
 
 What it settles (pure: no file, no RNG, no output; the caller prints `notes`):
-    train.precision   auto -> fp32 | bf16 | fp16 for `device` (device.resolve_precision)
+    runtime.precision   auto -> fp32 | bf16 | fp16 for `device` (device.resolve_precision)
     augment           a preset expanded into its keys, keys the config sets kept (preset: null)
     train.batch_size  clamped to a training set smaller than the batch (a multiple of the processes)
     model.name        auto -> models/auto.py's choice for the data's channels and size
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import typing
+from typing import Any
 
 import torch
 
@@ -30,10 +32,12 @@ from cnnkit.training.batching import clamp_batch_size, clamp_note
 
 
 def resolve_precision_of(cfg: Config, device: torch.device) -> Config:
-    """train.precision auto made concrete for `device`."""
-    if cfg.train.precision != "auto":
+    """runtime.precision auto made concrete for `device`."""
+    if cfg.runtime.precision != "auto":
         return cfg
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, precision=resolve_precision("auto", device)))
+    return dataclasses.replace(
+        cfg, runtime=dataclasses.replace(cfg.runtime, precision=typing.cast(Any, resolve_precision("auto", device)))
+    )
 
 
 def resolve_auto_model(cfg: Config, data: Dataset) -> Config:

@@ -19,9 +19,9 @@ from cnnkit.data.preprocess import Normalize
 from cnnkit.data.types import Dataset
 from cnnkit.report import render_report
 from cnnkit.rundir import atomic_write
-from cnnkit.training.loop import predict_logits
 from cnnkit.training.run_files import text, warn, write_final_files
 from cnnkit.training.tta import predict_logits_tta
+from cnnkit.training.validate import predict_logits
 
 
 def final_evaluation(
@@ -29,24 +29,24 @@ def final_evaluation(
 ) -> tuple[str, dict, dict | None]:
     """Load best.ckpt into `model` (and its EMA weights into `ema`) and score the test split (the
     validation split without one), with the configured TTA. Returns (split name, metrics, EMA metrics)."""
-    tc = cfg.train
+    ec, precision = cfg.eval, cfg.runtime.precision
     best = torch.load(run_dir / "best.ckpt", map_location="cpu", weights_only=True)
     unwrap(model).load_state_dict(best["state_dict"])
     split = data.test if data.test is not None else data.val
     split_name = "test" if data.test is not None else "val"
 
     def logits(m) -> torch.Tensor:
-        if tc.tta != "none":
+        if ec.tta != "none":
             return predict_logits_tta(
                 m,
                 split,
                 normalize=normalize,
-                mode=tc.tta,
-                batch_size=tc.eval_batch_size,
-                precision=tc.precision,
+                mode=ec.tta,
+                batch_size=ec.batch_size,
+                precision=precision,
                 multi_label=data.multi_label,
             )
-        return predict_logits(m, split, normalize=normalize, batch_size=tc.eval_batch_size, precision=tc.precision)
+        return predict_logits(m, split, normalize=normalize, batch_size=ec.batch_size, precision=precision)
 
     from cnnkit.evaluate.metrics import (
         classification_metrics,
@@ -113,7 +113,6 @@ def write_results(
     *,
     result: str,
     final_line: str,
-    quiet: bool,
     out: TextIO,
 ) -> None:
     """Write the result files, each atomically. If any cannot be written, the final line is still
@@ -156,8 +155,7 @@ def write_results(
             result,
         )
     except CheckpointWriteError:
-        if not quiet:
-            print(final_line, file=out, flush=True)
+        print(final_line, file=out, flush=True)  # even with --quiet, as when the files are written
         raise
     if cfg.run.html_report:  # optional: a failure is a warning, and `cnnkit report` rebuilds it
         try:

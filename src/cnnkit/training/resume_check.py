@@ -19,17 +19,17 @@ import sys
 from pathlib import Path
 
 from cnnkit.checkpoint import load_checkpoint
-from cnnkit.config import Config
+from cnnkit.config import Config, upgrade
 from cnnkit.data.fingerprint import changes, fingerprint
 from cnnkit.data.types import Dataset
 from cnnkit.errors import CheckpointError
 
 # keys that may differ on resume: where things run or live, not what is trained (the data itself is fingerprinted)
 NOT_TRAINING = (
-    "train.device",
-    "train.num_threads",
-    "train.devices",
-    "train.tensorboard",
+    "runtime.device",
+    "runtime.num_threads",
+    "runtime.devices",
+    "run.tensorboard",
     "data.path",
     "data.root",
     "data.cache",
@@ -81,7 +81,7 @@ def _flat(cfg: dict) -> dict[str, str]:
 
 def config_changes(saved: dict, cfg: Config) -> list[str]:
     """'key: X in the config, Y in last.ckpt' for each training key that differs."""
-    before, now = _flat(saved), _flat(cfg.to_dict())
+    before, now = _flat(upgrade(saved)), _flat(cfg.to_dict())  # a checkpoint from before a key moved: its new place
     diffs = []
     for key in sorted(before.keys() | now.keys()):
         if key in NOT_TRAINING or key.split(".", 1)[0] in NOT_TRAINING_SECTIONS or before.get(key) == now.get(key):

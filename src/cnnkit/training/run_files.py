@@ -19,7 +19,7 @@ from typing import BinaryIO
 from cnnkit.checkpoint import CheckpointWriteError, atomic_save
 from cnnkit.errors import ConfigError
 from cnnkit.rundir import atomic_write, explain_os_error
-from cnnkit.training.loop import NonFiniteLossError
+from cnnkit.training.step import NonFiniteLossError
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
 

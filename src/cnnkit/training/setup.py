@@ -15,6 +15,7 @@ import platform
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,6 @@ from cnnkit.training.resolve import model_kwargs, resolve_config, resolve_precis
 from cnnkit.training.results import write_skipped_csv
 from cnnkit.training.run_files import tensorboard, writing
 from cnnkit.training.state import TrainState, restore
-from cnnkit.training.tta import TTA_MODES
 
 
 @dataclass
@@ -128,12 +128,6 @@ def check_config(cfg: Config, world_size: int) -> None:
     tc = cfg.train
     if tc.epochs < 1 or tc.batch_size < 1:
         raise ConfigError(f"train.epochs and train.batch_size must be at least 1 (got {tc.epochs}, {tc.batch_size})")
-    if tc.on_nan not in ("stop", "skip"):
-        raise ConfigError(f"train.on_nan: {tc.on_nan!r} is not one of stop, skip")
-    if tc.tta not in TTA_MODES:
-        raise ConfigError(f"train.tta: {tc.tta!r} is not one of {', '.join(TTA_MODES)}")
-    if tc.monitor not in MONITORS:
-        raise ConfigError(f"train.monitor: {tc.monitor!r} is not one of {', '.join(MONITORS)}")
     if tc.checkpoint_every < 0:
         raise ConfigError(f"train.checkpoint_every must be >= 0, got {tc.checkpoint_every}")
     if not (tc.ema_decay == 0.0 or 0.0 < tc.ema_decay < 1.0):
@@ -167,8 +161,7 @@ def epoch_sampler(cfg: Config, data: Dataset):
         return None
     from cnnkit.data.balance import balanced_indices
 
-    labels, n = data.train.labels, len(data.train)
-    return lambda g: balanced_indices(labels, n, g)
+    return partial(balanced_indices, data.train.labels, len(data.train))  # sampler(generator) -> an order
 
 
 def environment(device: torch.device) -> dict:
@@ -220,7 +213,7 @@ def _default_hooks(cfg: Config, data: Dataset, hooks: Hooks) -> Hooks:
     """The hooks with the config's defaults filled in: fine-tuning's groups, the weighted loss, mixup / cutmix."""
     param_groups, loss_fn, batch_transform = hooks.param_groups, hooks.loss_fn, hooks.batch_transform
     if param_groups is None and cfg.model.finetune:
-        param_groups = lambda m: finetune_groups(m, cfg)  # noqa: E731
+        param_groups = partial(finetune_groups, cfg=cfg)
     if cfg.data.balance == "sampler" and cfg.optim.class_weights != "none" and not data.multi_label:
         raise ConfigError(
             "data.balance: sampler already shows every class equally often; optim.class_weights on top would over-correct "
@@ -265,7 +258,7 @@ def setup_run(
     config's defaults filled in. `resume`: a run folder whose last.ckpt is restored into the parts.
     `folder=False` (lr-find): no run folder is created or written (parts.run_dir is None)."""
     rank, world_size, local_rank = distributed.world()
-    device = distributed.device_for_rank(resolve_device(cfg.train.device), local_rank)
+    device = distributed.device_for_rank(resolve_device(cfg.runtime.device), local_rank)
     cfg = resolve_precision_of(cfg, device)  # concrete before the resume check compares configs
     if world_size > 1:
         distributed.init(device)
@@ -284,17 +277,17 @@ def setup_run(
     mean, std = (tuple(prep["mean"]), tuple(prep["std"])) if prep else (data.mean, data.std)
     hooks = _default_hooks(cfg, data, hooks or Hooks())
     state, resize, steps_per_epoch = _train_state(cfg, data, model, device, generator, hooks)
-    normalize = Normalize(mean, std, device, channels_last=tc.channels_last)
+    normalize = Normalize(mean, std, device, channels_last=cfg.runtime.channels_last)
     if ckpt is None and not cfg.model.weights and not cfg.model.pretrained:
         init_from_data(unwrap(model), data.train, normalize, tc.seed)  # e.g. fastnet's whitening stem
     state.dataset = fingerprint
     if ckpt is not None:
         restore(state, model, ckpt, resume / "last.ckpt", rank=rank, world_size=world_size)
-    train_model = _wrap(model, tc.compile, device, local_rank, world_size)
+    train_model = _wrap(model, cfg.runtime.compile, device, local_rank, world_size)
     folder_path, env, writer = None, environment(device), None
     if folder:  # the launcher's `run_dir`, the resumed one, or a new one
         cfg, folder_path = _open_folder(cfg, data, resume, run_dir, rank, world_size, env)
-        writer = tensorboard(folder_path) if tc.tensorboard and rank == 0 else None
+        writer = tensorboard(folder_path) if cfg.run.tensorboard and rank == 0 else None
     parts = RunParts(
         cfg=cfg, data=data, device=device, rank=rank, world_size=world_size, quiet=quiet, model=model,
         train_model=train_model, normalize=normalize, augment=BatchAugment.from_config(cfg.augment), mean=mean, std=std,
@@ -314,7 +307,7 @@ def _build_model(cfg: Config, data: Dataset, device: torch.device) -> tuple[torc
     )
     prep = transfer.preprocessing(model, data.channels)  # pretrained weights bring their own normalisation
     model.to(device)
-    if cfg.train.channels_last:
+    if cfg.runtime.channels_last:
         model.to(memory_format=torch.channels_last)
     return model, prep
 
@@ -328,7 +321,7 @@ def _wrap(
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         train_model = DDP(model, device_ids=[local_rank] if device.type == "cuda" else None)
-    return maybe_compile(train_model, compile_mode, lambda text: print(text, file=sys.stderr, flush=True))
+    return maybe_compile(train_model, compile_mode, partial(print, file=sys.stderr, flush=True))
 
 
 def _open_folder(
@@ -359,12 +352,12 @@ def _train_state(
         if tc.time_budget
         else None
     )
-    planned_steps = (lambda: budget.total) if budget is not None else tc.epochs * steps_per_epoch
+    planned_steps = budget.planned_steps if budget is not None else tc.epochs * steps_per_epoch
     scheduler = build_scheduler(optimizer, cfg.schedule, planned_steps, steps_per_epoch, mode=MONITORS[tc.monitor])
     state = TrainState(
         optimizer=optimizer,
         scheduler=scheduler,
-        scaler=torch.amp.GradScaler(device.type, enabled=tc.precision == "fp16" and device.type == "cuda"),
+        scaler=torch.amp.GradScaler(device.type, enabled=cfg.runtime.precision == "fp16" and device.type == "cuda"),
         stopper=EarlyStopping(tc.monitor, tc.early_stopping, tc.min_delta),
         generator=generator,
         ema=EMA(model, tc.ema_decay) if tc.ema_decay else None,

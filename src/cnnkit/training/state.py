@@ -30,7 +30,7 @@ import torch
 from cnnkit.checkpoint import unwrap
 from cnnkit.errors import CheckpointError
 from cnnkit.training import distributed
-from cnnkit.training.loop import EpochState
+from cnnkit.training.epoch_state import EpochState
 from cnnkit.training.rng import rng_state, set_rng_state
 
 TRAIN_STATE_VERSION = 2  # 1: the same layout without the "version" key

@@ -1,4 +1,4 @@
-"""CPU threads that follow the machine's load (`train.num_threads: null`, the default).
+"""CPU threads that follow the machine's load (`runtime.num_threads: null`, the default).
 
 Why: PyTorch's CPU kernels split each operation over all threads and wait for the slowest.
 When another program keeps a core busy, the thread that shares that core runs in time
@@ -21,6 +21,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -160,24 +161,38 @@ def follow_load(on_step: StepHook | None, device: str, stream=None) -> StepHook 
 
     if resolve_device(device).type != "cpu":
         return on_step
-    rank = distributed.world()[0]
-
-    def report(old: int, new: int, others: float) -> None:
-        if stream is not None and rank == 0:
-            print(
-                f"cnnkit: other programs keep about {others:.1f} of {governor.cores} cores busy; "
-                f"training on {new} thread{'s' if new != 1 else ''} instead of {old} (--threads N fixes the count)",
-                file=stream,
-            )
-
-    governor = ThreadGovernor(on_change=report)
+    governor = ThreadGovernor()
+    governor.on_change = _ReportChange(stream if distributed.world()[0] == 0 else None, governor.cores)
     governor.start()
     if not governor.active:
         return on_step
+    return _TickThenStep(governor, on_step)
 
-    def step(epoch: int, step: int, loss: float) -> None:
-        governor.tick()
-        if on_step is not None:
-            on_step(epoch, step, loss)
 
-    return step
+@dataclass
+class _ReportChange:
+    """The governor's on_change: one line on `stream` (None: silent) when it changes the count."""
+
+    stream: Any
+    cores: int
+
+    def __call__(self, old: int, new: int, others: float) -> None:
+        if self.stream is not None:
+            print(
+                f"cnnkit: other programs keep about {others:.1f} of {self.cores} cores busy; "
+                f"training on {new} thread{'s' if new != 1 else ''} instead of {old} (--threads N fixes the count)",
+                file=self.stream,
+            )
+
+
+@dataclass
+class _TickThenStep:
+    """A run's on_step with the governor's tick in front."""
+
+    governor: ThreadGovernor
+    on_step: StepHook | None
+
+    def __call__(self, epoch: int, step: int, loss: float) -> None:
+        self.governor.tick()
+        if self.on_step is not None:
+            self.on_step(epoch, step, loss)

@@ -9,15 +9,10 @@ from cnnkit.data.augment import hflip, translate
 from cnnkit.data.preprocess import Normalize, batches
 from cnnkit.data.types import Split
 from cnnkit.device import autocast
-from cnnkit.errors import ConfigError
-
-TTA_MODES = ("none", "flip", "flip+shift")
 
 
 def tta_views(x: torch.Tensor, mode: str) -> list[torch.Tensor]:
-    """The views of a uint8 batch that `mode` averages over (the identity first)."""
-    if mode not in TTA_MODES:
-        raise ConfigError(f"train.tta: {mode!r} is not one of {', '.join(TTA_MODES)}")
+    """The views of a uint8 batch that `mode` (eval.tta: none | flip | flip+shift) averages over (the identity first)."""
     n = x.shape[0]
     views = [x]
     if mode in ("flip", "flip+shift"):
