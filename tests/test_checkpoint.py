@@ -145,3 +145,12 @@ def test_make_checkpoint_refuses_a_model_cnnkit_did_not_build():
             epoch=0,
             metrics={},
         )
+
+
+def test_model_from_checkpoint_passes_cnnkits_own_errors_through(tiny_run):
+    from cnnkit.errors import ConfigError
+
+    ckpt = load_checkpoint(tiny_run / "best.ckpt")
+    ckpt["model"]["name"] = "resnet9000"  # load_checkpoint refuses this; a dict built in code reaches the builder
+    with pytest.raises(ConfigError, match="unknown model 'resnet9000'"):
+        model_from_checkpoint(ckpt)
