@@ -76,3 +76,81 @@ def test_atomic_save_gives_ordinary_file_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+# --- error paths: each names the file and says what is wrong ----------------------------------------------
+
+
+@pytest.mark.parametrize("keep", [0, 10, 100, 5000])
+def test_a_checkpoint_cut_anywhere_is_a_checkpoint_error(tmp_path, tiny_run, keep):
+    bad = tmp_path / "cut.ckpt"
+    bad.write_bytes((tiny_run / "best.ckpt").read_bytes()[:keep])  # 0: before, an IndexError traceback
+    with pytest.raises(
+        CheckpointError, match=r"cut.ckpt: not a readable cnnkit checkpoint \(\w+.*\); it may be truncated"
+    ):
+        load_checkpoint(bad)
+
+
+def test_a_missing_file_is_named(tmp_path):
+    with pytest.raises(CheckpointError, match=f"^{tmp_path / 'nope.ckpt'}: checkpoint not found$"):
+        load_checkpoint(tmp_path / "nope.ckpt")
+
+
+@pytest.mark.parametrize(
+    "content, missing",
+    [
+        ({"format": "cnnkit.checkpoint/1", "model": {}, "class_names": []}, "state_dict, input"),
+        (torch.zeros(3), "format, model, state_dict, class_names, input"),  # a bare tensor, not a dict
+    ],
+)
+def test_missing_keys_are_listed(tmp_path, content, missing):
+    p = tmp_path / "part.ckpt"
+    torch.save(content, p)
+    with pytest.raises(CheckpointError, match=rf"^{p}: not a cnnkit checkpoint \(missing {missing}\)$"):
+        load_checkpoint(p)
+
+
+def test_another_format_version_is_refused(tmp_path, tiny_run):
+    ckpt = torch.load(tiny_run / "best.ckpt", weights_only=True)
+    ckpt["format"] = "cnnkit.checkpoint/2"
+    p = tmp_path / "future.ckpt"
+    torch.save(ckpt, p)
+    with pytest.raises(
+        CheckpointError,
+        match=rf"^{p}: checkpoint format 'cnnkit.checkpoint/2' is not supported by this cnnkit \(cnnkit.checkpoint/1\)$",
+    ):
+        load_checkpoint(p)
+
+
+def test_weights_that_do_not_fit_the_model_are_a_checkpoint_error(tiny_run):
+    ckpt = load_checkpoint(tiny_run / "best.ckpt")
+    ckpt["state_dict"].pop(next(iter(ckpt["state_dict"])))
+    with pytest.raises(CheckpointError, match=r"(?s)^checkpoint weights do not fit model simple_cnn: .*Missing key"):
+        model_from_checkpoint(ckpt)
+
+
+def test_make_checkpoint_refuses_a_model_cnnkit_did_not_build():
+    from cnnkit.checkpoint import make_checkpoint
+
+    with pytest.raises(ValueError, match="model was not built by cnnkit.create_model; it cannot describe itself"):
+        make_checkpoint(
+            torch.nn.Linear(2, 2),
+            class_names=["a", "b"],
+            channels=1,
+            size=(2, 1),
+            mean=[0.0],
+            std=[1.0],
+            config={},
+            dataset="x",
+            epoch=0,
+            metrics={},
+        )
+
+
+def test_model_from_checkpoint_passes_cnnkits_own_errors_through(tiny_run):
+    from cnnkit.errors import ConfigError
+
+    ckpt = load_checkpoint(tiny_run / "best.ckpt")
+    ckpt["model"]["name"] = "resnet9000"  # load_checkpoint refuses this; a dict built in code reaches the builder
+    with pytest.raises(ConfigError, match="unknown model 'resnet9000'"):
+        model_from_checkpoint(ckpt)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from cnnkit.checkpoint_check import check_shapes, validate
-from cnnkit.errors import CheckpointError
+from cnnkit.errors import CheckpointError, CnnkitError
 from cnnkit.rundir import atomic_write
 from cnnkit.safe_pickle import refusal
 
@@ -101,8 +101,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         refused = refusal(e)
         if refused is not None:
             raise CheckpointError(f"{path}: {refused}. A cnnkit checkpoint holds only tensors and plain values") from e
+        detail = str(e).strip().splitlines()  # an empty file's EOFError has no message at all
+        why = f"{type(e).__name__}: {detail[0][:200]}" if detail else type(e).__name__
         raise CheckpointError(
-            f"{path}: not a readable cnnkit checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]}); it may be truncated or corrupt"
+            f"{path}: not a readable cnnkit checkpoint ({why}); it may be truncated or corrupt"
         ) from e
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED):
         missing = [k for k in REQUIRED if not isinstance(ckpt, dict) or k not in ckpt]
@@ -130,7 +132,14 @@ def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
 def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     from cnnkit.models import create_model
 
-    model = create_model(ckpt["model"]["name"], **ckpt["model"]["kwargs"])
+    try:
+        model = create_model(ckpt["model"]["name"], **ckpt["model"]["kwargs"])
+    except CnnkitError:
+        raise
+    except Exception as e:  # arguments validate() lets through but the builder refuses (a negative width...)
+        raise CheckpointError(
+            f"checkpoint model {ckpt['model']['name']} cannot be built from its model.kwargs ({type(e).__name__}: {str(e)[:200]})"
+        ) from e
     if "pruning" in ckpt:  # a structurally pruned model: its recorded widths (cnnkit.models.structure)
         from cnnkit.models.structure import apply_pruning
 

@@ -9,6 +9,7 @@ import torch
 import torch.multiprocessing as mp
 
 from cnnkit.config import Config
+from cnnkit.errors import ConfigError
 from cnnkit.training.trainer import train
 
 # LeNet-5 has no BatchNorm or dropout, so the 2-process run is the 1-process run up to float rounding
@@ -201,3 +202,72 @@ def test_two_processes_share_one_time_budget_plan(tmp_path):
     assert all(torch.equal(last[k], r1["state_dict"][k]) for k in last)
     best = torch.load(runs / "ddp" / "best.ckpt", weights_only=True)["state_dict"]
     assert all(torch.equal(best[k], r0["state_dict"][k]) for k in best)
+
+
+@pytest.fixture
+def one_rank_group(monkeypatch, tmp_path):
+    """A real gloo process group of one process (this one), as torchrun's environment describes it."""
+    import torch.distributed as dist
+
+    from cnnkit.training import distributed
+
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    assert not dist.is_initialized()
+    try:
+        distributed.init(torch.device("cpu"))
+        yield dist
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def test_the_collectives_of_one_rank(one_rank_group):
+    from types import SimpleNamespace
+
+    from cnnkit.training import distributed
+
+    dist = one_rank_group
+    assert dist.is_initialized() and dist.get_backend() == "gloo" and distributed.world() == (0, 1, 0)
+    distributed.init(torch.device("cpu"))  # joined already: nothing happens (a second init would raise)
+    assert distributed.broadcast_object({"run_dir": "runs/x"}) == {"run_dir": "runs/x"}
+    assert distributed.device_for_rank(torch.device("cpu"), 0) == torch.device("cpu")
+    state = SimpleNamespace(loss_sum=torch.tensor(3.5), l1_sum=torch.tensor(0.25), correct=torch.tensor(7), seen=20)
+    sums = distributed.gather_epoch_sums(state, torch.device("cpu"))
+    assert sums.dtype == torch.float64 and sums.tolist() == [[3.5, 0.25, 7.0, 20.0]]
+
+
+def test_world_outside_torchrun_is_one_process(monkeypatch):
+    from cnnkit.training.distributed import world
+
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    assert world() == (0, 1, 0)
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert world() == (3, 4, 1)
+
+
+def test_a_rank_without_the_rendezvous_address_is_told_how_to_start(monkeypatch, capsys):
+    """RANK / WORLD_SIZE set by hand, MASTER_ADDR / MASTER_PORT forgotten: a one-line error, not torch's ValueError."""
+    from cnnkit.cli import main
+
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    monkeypatch.delenv("MASTER_PORT", raising=False)
+    assert main(["train", "--model", "lenet5", "--subset", "2", "--epochs", "1", "--batch-size", "20", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "cnnkit train: error: WORLD_SIZE=2 asks for several processes, but MASTER_ADDR and MASTER_PORT are not set; "
+        "start them with torchrun or cnnkit train --devices N\n"
+    )
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    from cnnkit.training import distributed
+
+    with pytest.raises(ConfigError, match="but MASTER_PORT is not set;"):
+        distributed.init(torch.device("cpu"))

@@ -178,7 +178,8 @@ def test_a_worker_error_is_one_line_from_the_cli(tmp_path, capsys):
         == 2
     )
     err = capsys.readouterr().err
-    assert err.startswith("cnnkit train: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("cnnkit train: error: train.progressive_resize: lenet5 does not run on 21x21 images (")
+    assert err.count("\n") == 1 and "Traceback" not in err and "training process" not in err, err
 
 
 def test_unwritable_runs_dir_fails_before_any_process_starts(tmp_path, monkeypatch):
@@ -350,3 +351,108 @@ def test_relay_passes_signals_on_once_each(monkeypatch):
         ]
         monkeypatch.undo()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+# --- refusals before any process starts, and the clean-up after one that did not end well --------------------
+
+
+@pytest.fixture
+def no_process(monkeypatch):
+    monkeypatch.setattr(
+        multiprocessing.get_context("spawn"), "Process", lambda *a, **k: pytest.fail("started a process")
+    )
+
+
+@pytest.mark.parametrize(
+    "devices, message",
+    [
+        (1, r"^--devices 1: launch needs at least 2 processes$"),
+        (3, r"^train.batch_size 20 must be divisible by --devices 3 \(it is the global batch\)$"),
+    ],
+)
+def test_launch_refuses_before_starting_anything(tmp_path, no_process, devices, message):
+    from cnnkit.errors import ConfigError
+
+    cfg = Config().with_overrides({"train.batch_size": 20, "run.runs_dir": str(tmp_path / "runs")})
+    with pytest.raises(ConfigError, match=message):
+        launcher.launch(cfg, devices)
+    assert not (tmp_path / "runs").exists()  # no run folder either
+
+
+class FakeContext:
+    """What torch.multiprocessing.start_processes returns, for workers that are FakeProcesses."""
+
+    def __init__(self, processes, tmp_path):
+        self.processes = processes
+        self.error_files = [str(tmp_path / f"error{i}") for i in range(len(processes))]
+
+    def pids(self):
+        return []
+
+
+def _fake_start(monkeypatch, tmp_path, processes, before=None):
+    import torch.multiprocessing as mp
+
+    def start(fn, args, nprocs, join, start_method):
+        assert (nprocs, join, start_method) == (len(processes), False, "spawn")
+        if before is not None:
+            before(Path(args[3]))  # the run folder
+        return FakeContext(processes, tmp_path)
+
+    monkeypatch.setattr(mp, "start_processes", start)
+
+
+def test_a_killed_worker_leaves_no_temporary_file_behind(tmp_path, monkeypatch):
+    def half_written(run_dir):  # what a worker killed in the middle of an atomic write leaves
+        (run_dir / ".last.ckpt.k3j4h5g6.tmp").write_bytes(b"partial")
+        (run_dir / "plots").mkdir(exist_ok=True)
+        (run_dir / "plots" / ".curves.png.a1b2c3d4.tmp").write_bytes(b"partial")
+
+    _fake_start(monkeypatch, tmp_path, [FakeProcess(-signal.SIGKILL), FakeProcess(0)], before=half_written)
+    cfg = Config().with_overrides({"train.batch_size": 20, "run.runs_dir": str(tmp_path / "runs"), "run.name": "r"})
+    with pytest.raises(CnnkitError, match=r"^training process 0 was killed by SIGKILL \(out of memory\?\);"):
+        launcher.launch(cfg, 2)
+    run = tmp_path / "runs" / "r"
+    assert not list(run.glob(".*.tmp")) and not list(run.glob("plots/.*.tmp"))
+
+
+def test_no_worker_outlives_an_interrupted_launcher(tmp_path, monkeypatch):
+    procs = [FakeProcess(None), FakeProcess(None)]  # still training
+    _fake_start(monkeypatch, tmp_path, procs)
+
+    def interrupted(processes, relay):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(launcher, "_join", interrupted)
+    cfg = Config().with_overrides({"train.batch_size": 20, "run.runs_dir": str(tmp_path / "runs")})
+    with pytest.raises(KeyboardInterrupt):
+        launcher.launch(cfg, 2)
+    assert all(p.killed for p in procs)
+
+
+def test_outcome_a_worker_signalled_directly_is_named_with_its_exit_code(tmp_path):
+    # `kill -TERM` to rank 1 alone: it stopped (and said so), rank 0 then lost its peer
+    with pytest.raises(
+        TrainingInterrupted, match=r"^training process 1 was interrupted; no checkpoint had been written yet$"
+    ) as info:
+        _outcome(tmp_path, [-signal.SIGKILL, 143], {1: (TrainingInterrupted("interrupted at epoch 1", 143), 143)})
+    assert info.value.exit_code == 143
+
+
+@pytest.mark.slow
+def test_a_refusal_inside_the_workers_is_shown_with_its_message(tmp_path, capsys):
+    """Two real gloo workers both refuse the run folder's cut last.ckpt: the CLI prints that message, once,
+    and exits 2 (before: the empty file's IndexError came back as "training process 0 failed with" a traceback)."""
+    from cnnkit.config import save_config
+
+    run = tmp_path / "r"
+    run.mkdir()
+    cfg = Config().with_overrides({"model.name": "lenet5", "data.subset_per_class": 2, "train.batch_size": 20})
+    save_config(cfg.with_overrides({"train.devices": 2}), run / "config.yaml")
+    (run / "last.ckpt").write_bytes(b"")  # what a full disk can leave without atomic writes
+    assert main(["train", "--resume", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"cnnkit train: error: {run / 'last.ckpt'}: not a readable cnnkit checkpoint (EOFError); "
+        "it may be truncated or corrupt\n"
+    )

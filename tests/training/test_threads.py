@@ -146,3 +146,74 @@ def _two_core_init(real):
         real(self, **{"cores": 2, "ticks_per_second": 100, "sample": lambda: threads.read_sample(), **kw})
 
     return init
+
+
+# --- edge cases: unreadable counters, no affinity call, an unchanged count, the step hook ----------------
+
+
+def test_read_sample_refuses_a_file_that_is_not_proc_stat(tmp_path):
+    for text in ("", "intr 1 2 3\n", "cpu0 1 2 3 4 5 6 7 8\n"):
+        (tmp_path / "stat").write_text(text)
+        assert read_sample(str(tmp_path / "stat")) is None, text
+
+
+def test_available_cores_without_affinity_is_the_cpu_count(monkeypatch):
+    def no_affinity(pid):
+        raise OSError("not supported")
+
+    monkeypatch.setattr(threads.os, "sched_getaffinity", no_affinity, raising=False)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 6)
+    assert threads.available_cores() == 6
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: None)
+    assert threads.available_cores() == 1
+
+
+def test_governor_keeps_the_count_when_a_window_agrees_or_cannot_be_read(monkeypatch):
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(threads.time, "sleep", lambda s: None)
+    clock = iter([0.0, 100.0, 100.0, 200.0, 200.0, 300.0, 300.0])
+    monkeypatch.setattr(threads.time, "monotonic", lambda: next(clock))
+    samples = [
+        _s(0, 0, 0.0),
+        _s(200, 0, 0.25),  # probe: idle -> 2 threads
+        _s(400, 100, 3.5),  # one busy window: 1 thread pending
+        None,  # /proc/stat unreadable for a moment: nothing changes
+        _s(600, 100, 7.0),  # idle again: the pending change is dropped
+        _s(800, 200, 10.5),  # busy again: a new first window, so still no change
+    ]
+    seen = []
+    gov = ThreadGovernor(
+        cores=2, ticks_per_second=100, sample=_feed(samples), on_change=lambda o, n, b: seen.append((o, n))
+    )
+    torch.set_num_threads(1)
+    assert gov.start() == 2
+    for _ in range(4):
+        gov.tick()
+        assert torch.get_num_threads() == 2
+    assert seen == [(1, 2)]
+
+
+def test_follow_load_wraps_the_step_hook_and_reports_a_change(monkeypatch):
+    import functools
+    import io
+
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(threads.time, "sleep", lambda s: None)
+    samples = [_s(0, 0, 0.0), _s(200, 100, 1e12)]  # others keep one of two cores busy; measured "just now"
+    monkeypatch.setattr(
+        threads,
+        "ThreadGovernor",
+        functools.partial(ThreadGovernor, cores=2, ticks_per_second=100, sample=_feed(samples)),
+    )
+    torch.set_num_threads(2)
+    calls, out = [], io.StringIO()
+    step = threads.follow_load(lambda *a: calls.append(a), "cpu", stream=out)
+    assert torch.get_num_threads() == 1
+    assert out.getvalue() == (
+        "cnnkit: other programs keep about 1.0 of 2 cores busy; training on 1 thread instead of 2 "
+        "(--threads N fixes the count)\n"
+    )
+    step(1, 2, 0.5)  # the governor ticks (too soon to re-measure), then the run's own hook
+    assert calls == [(1, 2, 0.5)]
+    hook = lambda *a: None  # noqa: E731
+    assert threads.follow_load(hook, "meta") is hook  # not a CPU run: nothing to follow

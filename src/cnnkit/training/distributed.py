@@ -32,12 +32,20 @@ def init(device: torch.device) -> None:
 
     if dist.is_initialized():
         return
+    missing = [v for v in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(v)]
+    if missing:  # torch's own error is a ValueError traceback about "env:// rendezvous"
+        from cnnkit.errors import ConfigError
+
+        raise ConfigError(
+            f"WORLD_SIZE={os.environ.get('WORLD_SIZE')} asks for several processes, but {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not set; start them with torchrun or cnnkit train --devices N"
+        )
     backend = "nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(backend=backend)
 
 
 def device_for_rank(device: torch.device, local_rank: int) -> torch.device:
-    if device.type == "cuda":
+    if device.type == "cuda":  # pragma: no cover - needs a GPU (the test machines have none); torchrun's runs use it
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
     return device

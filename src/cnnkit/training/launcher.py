@@ -90,7 +90,7 @@ def _worker(
     )  # skip the interpreter's teardown (seconds with torch loaded): every file is written and closed by now
 
 
-def _stop_with_the_launcher() -> None:
+def _stop_with_the_launcher() -> None:  # pragma: no cover - runs in a worker, which coverage does not follow
     """SIGTERM (a graceful stop) when the launcher dies. torch asks for SIGINT, which the kernel sends
     once per thread of the dead launcher: a second SIGINT would mean "stop at once" and lose the step."""
     if sys.platform.startswith("linux"):
