@@ -37,7 +37,7 @@ import torch
 from cnnkit.config import Config, load_config
 from cnnkit.data.stream import FileImages, is_streamed
 from cnnkit.data.types import Split
-from cnnkit.errors import CheckpointError
+from cnnkit.errors import CheckpointError, ConfigError
 from cnnkit.models import transfer
 from cnnkit.models.auto import auto_model
 from cnnkit.training import auto, distributed, head_only
@@ -148,6 +148,11 @@ def train(
         cfg = apply_recipe(
             auto.plan(cfg, note)
         )  # photo defaults (training/auto.py), then the tuned settings under the keys the config sets
+    if cfg.adv.method != "none" and hooks.perturb_batch is None:  # its hooks live above the engine (cnnkit.robust)
+        raise ConfigError(
+            f"adv.method {cfg.adv.method}: train(config) alone does not train adversarially; "
+            "pass hooks=cnnkit.robust.training.train_hooks(config) (the cnnkit train command does)"
+        )
     tc = cfg.train
     _check(cfg, distributed.world()[1])
     prev_threads = torch.get_num_threads()
