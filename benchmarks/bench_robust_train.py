@@ -110,7 +110,7 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row, indent=1), flush=True)
     result = {
-        "benchmark": "bench_robust_train", "started": started, "command": " ".join(["benchmarks/bench_robust_train.py", *sys.argv[1:]]),
+        "benchmark": "bench_robust_train", "started": started, "command": shlex.join(["benchmarks/bench_robust_train.py", *sys.argv[1:]]),
         "python": platform.python_version(), "torch": torch.__version__, "machine": {k: v for k, v in machine_info().items() if k != "flags"},
         "load_average_before": load_before, "eval_n": args.eval_n, "restarts": args.restarts, "rows": rows,
     }  # fmt: skip

@@ -245,8 +245,9 @@ class RobustAtEnd:
 
 
 def train_hooks(cfg: Config, hooks: Hooks | None = None, *, quiet: bool = False) -> Hooks:
-    """`hooks` (default: none) with adversarial training added when `cfg.adv.method` is not none.
-    Raises ConfigError (naming the key and its flag) for a bad adv section."""
+    """`hooks` (default: none) with adversarial training added when `cfg.adv.method` is not none:
+    `train(cfg, hooks=train_hooks(cfg, Hooks(on_end=mine)))` (an `on_end=` keyword of train would replace
+    the robust check's). Raises ConfigError (naming the key and its flag) for a bad adv section."""
     hooks = hooks or Hooks()
     if cfg.adv.method == "none":
         return hooks
