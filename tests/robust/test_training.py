@@ -285,3 +285,22 @@ def test_adversarial_examples_change_the_training(adv_reference, tmp_path):
     assert nums["adv"] == {
         "method": "pgd", "eps": 0.1, "steps": 2, "step_size": pytest.approx(0.125), "warmup_epochs": 2, "fraction": 0.5, "mode": "train",
     }  # fmt: skip
+
+
+def test_report_md_rows_follow_the_accuracy_row_or_make_a_section(tmp_path):
+    from cnnkit.robust.training import _add_report_md_rows
+
+    robust = {"attack": "PGD-10", "eps": 0.1, "n": 50, "robust_accuracy": 0.5, "clean_accuracy": 0.9}
+    cfg = AdvTrainConfig(method="pgd", eps=0.1, steps=5, warmup_epochs=2, fraction=0.5)
+    md = tmp_path / "report.md"
+    md.write_text("# Run\n\n| | |\n|---|---|\n| val accuracy | **90.00 %** |\n| val loss | 0.3 |\n")
+    _add_report_md_rows(md, "val", robust, cfg)
+    assert md.read_text().splitlines()[4:8] == [
+        "| val accuracy | **90.00 %** |",
+        "| adversarial training | PGD-5 at eps 0.1 (25.5/255), step 0.05, eps warm-up over 2 epochs, 50 % of each batch |",
+        "| val accuracy under PGD-10 (L∞, eps 0.1 = 25.5/255) | **50.00 %** (50 images, seeded subset; clean on them: 90.00 %) |",
+        "| val loss | 0.3 |",
+    ]
+    md.write_text("# Run\n\nno table\n")
+    _add_report_md_rows(md, "test", robust, cfg)
+    assert md.read_text().splitlines()[3:7] == ["", "## Robustness", "", "| | |"]

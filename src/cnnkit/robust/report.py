@@ -34,7 +34,7 @@ def _trained_note(run_dir: Path) -> str:
         return ""
     attack = "FGSM from a random start" if a["method"] == "fgsm-rs" else f"PGD-{a['steps']}"
     warmup = f", eps warm-up over {a['warmup_epochs']} epochs" if a.get("warmup_epochs") else ""
-    share = f", {a['fraction']:.0%} of each batch" if a.get("fraction", 1) < 1 else ""
+    share = f", {100 * a['fraction']:.0f} % of each batch" if a.get("fraction", 1) < 1 else ""
     return (
         f"<p><b>Adversarially trained</b> ({html.escape(attack)} at eps {a['eps']:.4g}, step {a['step_size']:.4g}{warmup}{share}). "
         f"At the end of training, on {int(r['n'])} {html.escape(str(r['split']))} images: clean accuracy "

@@ -126,7 +126,7 @@ class AdvTrainConfig:
         if self.warmup_epochs:
             parts.append(f"eps warm-up over {self.warmup_epochs:g} epochs")
         if self.fraction < 1:
-            parts.append(f"{self.fraction:.0%} of each batch")
+            parts.append(f"{100 * self.fraction:.0f} % of each batch")
         return ", ".join(parts)
 
 
