@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from cnnkit.errors import CnnkitError
 from cnnkit.ranges import Range, flag_type
+from cnnkit.robust.commands import ADV_FLAGS, add_train_arguments  # adversarial training's train flags
 
 # Each area adds its verbs from its own module: `register(subparsers)` adds parsers whose
 # `func(args) -> int` does the work. Keep those modules light to import (import torch and
@@ -70,6 +71,7 @@ TRAIN_FLAGS = {
     "devices": "runtime.devices",
     "name": "run.name",
     "runs_dir": "run.runs_dir",
+    **ADV_FLAGS,  # --adv-train, --adv-eps... (cnnkit.robust.commands)
 }
 
 
@@ -235,6 +237,8 @@ def _add_train(
         help="print only the final line (the result and the run folder); warnings and errors still go to stderr",
     )
     g.add_argument("--plain", action="store_true", help="plain log lines even on a terminal")
+    if name == "train":
+        add_train_arguments(p)  # --adv-train and its settings (cnnkit.robust.commands)
     p.set_defaults(func=cmd_train)
     return p
 
@@ -299,15 +303,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     from cnnkit.training.interrupt import TrainingInterrupted
 
     cfg = build_config(args)
+    hooks = importlib.import_module("cnnkit.robust.commands").train_hooks(args, cfg)  # adversarial training (adv.*)
     try:
         if cfg.runtime.devices > 1 and "RANK" not in os.environ:  # under torchrun, each process is already a rank
             from cnnkit.training.launcher import launch
 
-            print(f"Run folder: {launch(cfg, cfg.runtime.devices, quiet=args.quiet, resume=args.resume)}")
+            print(f"Run folder: {launch(cfg, cfg.runtime.devices, quiet=args.quiet, resume=args.resume, hooks=hooks)}")
         else:
             from cnnkit.training.trainer import train  # (not in the launcher: its workers import it)
 
-            train(cfg, interactive=False if args.plain else None, quiet=args.quiet, resume=args.resume)
+            train(cfg, interactive=False if args.plain else None, quiet=args.quiet, resume=args.resume, hooks=hooks)
     except TrainingInterrupted as e:  # the checkpoint is saved: how to resume, and 130 (SIGINT) / 143 (SIGTERM)
         print(f"cnnkit train: {e}", file=sys.stderr)
         return e.exit_code

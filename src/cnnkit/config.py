@@ -208,6 +208,27 @@ class RuntimeConfig:
 
 
 @dataclass
+class AdvConfig:
+    """Adversarial training (cnnkit.robust.training; `cnnkit train --adv-train`). L∞, in pixel units of the 0-1 image."""
+
+    method: str = "none"  # none | fgsm-rs: FGSM from a random start (Wong et al. 2020) | pgd: PGD (Madry et al. 2018)
+    eps: Annotated[float, Range(0, 1, lo_open=True)] = (
+        0.1  # size of the change, pixel units of the 0-1 image (--adv-eps also takes 8/255)
+    )
+    steps: Annotated[int, Range(1, 1000)] = 7  # pgd: attack steps per batch (fgsm-rs: one)
+    step_size: Annotated[float | None, Range(0, 1, lo_open=True)] = (
+        None  # None: 1.25 * eps (fgsm-rs), 2.5 * eps / steps (pgd)
+    )
+    warmup_epochs: Annotated[int, NONNEG] = 0  # eps grows linearly over the first N epochs (eps * epoch / N)
+    fraction: Annotated[float, Range(0, 1, lo_open=True)] = (
+        1.0  # share of each batch made adversarial (the rest stays clean)
+    )
+    mode: str = "train"  # the model's mode while attacking: train (batch statistics, frozen running ones) | eval
+    robust_n: Annotated[int, NONNEG] = 500  # test images attacked at the end of the run (PGD at eps; 0: skip)
+    robust_steps: Annotated[int, Range(1, 1000)] = 10  # PGD steps of that end-of-run attack
+
+
+@dataclass
 class RunConfig:
     name: str | None = None  # run folder name; None: <dataset>-<model>-<time>
     runs_dir: str = "runs"
@@ -241,6 +262,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    adv: AdvConfig = field(default_factory=AdvConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

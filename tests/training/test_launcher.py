@@ -448,7 +448,7 @@ def test_a_refusal_inside_the_workers_is_shown_with_its_message(tmp_path, capsys
     run = tmp_path / "r"
     run.mkdir()
     cfg = Config().with_overrides({"model.name": "lenet5", "data.subset_per_class": 2, "train.batch_size": 20})
-    save_config(cfg.with_overrides({"train.devices": 2}), run / "config.yaml")
+    save_config(cfg.with_overrides({"runtime.devices": 2}), run / "config.yaml")
     (run / "last.ckpt").write_bytes(b"")  # what a full disk can leave without atomic writes
     assert main(["train", "--resume", str(run), "--quiet"]) == 2
     err = capsys.readouterr().err

@@ -256,6 +256,7 @@ def write_html_report(
             ("training", f"{summary.get('train_seconds', 0):.1f} s on {summary.get('device', '?')}"),
         ]
     )
+    kpis[1:1] = importlib.import_module("cnnkit.robust.report").overview_kpis(summary)  # adversarial training's
     overview = "".join(f'<span class="kpi">{html.escape(k)}<b>{html.escape(v)}</b></span>' for k, v in kpis)
     overview += (
         f"<p>{html.escape(summary.get('model', '?'))} on {html.escape(summary.get('dataset', '?'))}, {summary.get('epochs', '?')} epochs, "

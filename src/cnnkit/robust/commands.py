@@ -66,6 +66,61 @@ def add_robust_flags(p: argparse.ArgumentParser, prefix: str = "--robust-") -> N
     )
 
 
+# `cnnkit train`'s adversarial-training flags: flag dest -> dotted config key (cli.TRAIN_FLAGS takes them in)
+ADV_FLAGS = {
+    "adv_train": "adv.method",
+    "adv_eps": "adv.eps",
+    "adv_steps": "adv.steps",
+    "adv_step_size": "adv.step_size",
+    "adv_warmup": "adv.warmup_epochs",
+    "adv_fraction": "adv.fraction",
+}
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """`cnnkit train --adv-train fgsm-rs|pgd` and its settings (the config's adv: section)."""
+    g = p.add_argument_group("adversarial training (L∞, pixel units of the 0-1 image)")
+    g.add_argument(
+        "--adv-train",
+        choices=("fgsm-rs", "pgd"),
+        help="train on adversarial examples: fgsm-rs (FGSM from a random start, fast; Wong et al. 2020) or pgd "
+        "(Madry et al. 2018); the run ends with its accuracy under PGD at --adv-eps",
+    )
+    g.add_argument(
+        "--adv-eps", type=_eps_type("--adv-eps"), metavar="EPS", help=f"size of the change, {EPS_HELP} (default 0.1)"
+    )
+    g.add_argument("--adv-steps", type=int, metavar="N", help="pgd: attack steps per batch (default 7)")
+    g.add_argument(
+        "--adv-step-size",
+        type=_eps_type("--adv-step-size"),
+        metavar="SIZE",
+        help="attack step (default 1.25*eps for fgsm-rs, 2.5*eps/steps for pgd)",
+    )
+    g.add_argument(
+        "--adv-warmup", type=int, metavar="EPOCHS", help="grow eps linearly over the first N epochs (default 0: off)"
+    )
+    g.add_argument(
+        "--adv-fraction",
+        type=float,
+        metavar="SHARE",
+        help="share of each batch made adversarial, the rest stays clean (default 1)",
+    )
+
+
+def train_hooks(args: argparse.Namespace, cfg):
+    """The run's hooks for `cnnkit train`: adversarial training when cfg.adv.method is set (cnnkit.robust.training).
+    An --adv-* flag without --adv-train (or adv.method in the config) is an error that says so."""
+    from cnnkit.errors import ConfigError
+    from cnnkit.robust.training import train_hooks as hooks_for
+
+    given = [f"--{d.replace('_', '-')}" for d in ADV_FLAGS if d != "adv_train" and getattr(args, d, None) is not None]
+    if given and cfg.adv.method == "none":
+        raise ConfigError(
+            f"{', '.join(given)} set adversarial training up, but it is off: add --adv-train fgsm-rs or --adv-train pgd"
+        )
+    return hooks_for(cfg, quiet=getattr(args, "quiet", False))
+
+
 def register(sub) -> None:
     """Add this area's subcommands to the `cnnkit` parser."""
     p = sub.add_parser(

@@ -15,6 +15,34 @@ def _img(path: Path, alt: str, width: int) -> str:
     return f'<img src="{uri}" alt="{html.escape(alt)}" width="{width}">'
 
 
+def overview_kpis(summary: dict) -> list[tuple[str, str]]:
+    """report.html overview's figures for an adversarially trained run (summary.json's `robust`): the robust accuracy."""
+    r = summary.get("robust")
+    if not r:
+        return []
+    return [(f"{r['attack']} accuracy at eps {r['eps']:.3g}", f"{100 * r['robust_accuracy']:.2f} %")]
+
+
+def _trained_note(run_dir: Path) -> str:
+    """A sentence on the run's adversarial training and its clean vs robust accuracy (summary.json), or ''."""
+    try:
+        s = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    a, r = s.get("adversarial_training"), s.get("robust")
+    if not a or not r:
+        return ""
+    attack = "FGSM from a random start" if a["method"] == "fgsm-rs" else f"PGD-{a['steps']}"
+    warmup = f", eps warm-up over {a['warmup_epochs']} epochs" if a.get("warmup_epochs") else ""
+    share = f", {100 * a['fraction']:.0f} % of each batch" if a.get("fraction", 1) < 1 else ""
+    return (
+        f"<p><b>Adversarially trained</b> ({html.escape(attack)} at eps {a['eps']:.4g}, step {a['step_size']:.4g}{warmup}{share}). "
+        f"At the end of training, on {int(r['n'])} {html.escape(str(r['split']))} images: clean accuracy "
+        f"<b>{100 * r['clean_accuracy']:.2f} %</b>, under {html.escape(r['attack'])} at eps {r['eps']:.4g} "
+        f"<b>{100 * r['robust_accuracy']:.2f} %</b>.</p>"
+    )
+
+
 def report_section(run_dir) -> tuple[str, str, str] | None:
     """(id, title, html) with the accuracy table and plot, the warnings and three example attacks; None without results."""
     folder = Path(run_dir) / "robust"
@@ -24,9 +52,10 @@ def report_section(run_dir) -> tuple[str, str, str] | None:
         return None
     restarts = r.get("restarts", 1)
     parts = [
+        _trained_note(Path(run_dir)),
         f"<p>Accuracy under FGSM and PGD-{int(r['steps'])} ({int(restarts)} restart{'s' if restarts != 1 else ''}, L&infin;, step 2.5&middot;eps/steps) "
         f"on {int(r['n'])} images of the {html.escape(str(r.get('dataset', '')))} {html.escape(str(r.get('split', '')))} split (seeded subset). "
-        "eps is in pixel units of the 0&ndash;1 image, before the model's normalisation.</p>"
+        "eps is in pixel units of the 0&ndash;1 image, before the model's normalisation.</p>",
     ]
     parts.extend(f'<p style="color:#b00020"><b>Warning:</b> {html.escape(w)}</p>' for w in r.get("warnings", []))
     rows = "".join(

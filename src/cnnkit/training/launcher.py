@@ -44,7 +44,15 @@ def _free_port() -> int:
 
 
 def _worker(
-    local_rank: int, world_size: int, port: int, cfg, run_dir: str, resume: str | None, quiet: bool, outcomes: str
+    local_rank: int,
+    world_size: int,
+    port: int,
+    cfg,
+    run_dir: str,
+    resume: str | None,
+    quiet: bool,
+    outcomes: str,
+    hooks=None,
 ) -> None:  # pragma: no cover - in a child
     os.setpgid(0, 0)  # a terminal's Ctrl-C goes to the launcher alone, which passes it on exactly once
     _stop_with_the_launcher()
@@ -67,6 +75,7 @@ def _worker(
             resume=resume,
             quiet=quiet or local_rank != 0,
             interactive=False,
+            hooks=hooks,  # picklable hooks from the caller (adversarial training's)
         )
     except CnnkitError as e:  # TrainingInterrupted included: the launcher shows rank 0's message
         code = e.exit_code if isinstance(e, TrainingInterrupted) else FAILED
@@ -210,7 +219,7 @@ def _outcome(run_dir: Path, codes: list[int], outcomes: Path, error_files: list[
     raise CnnkitError(f"training process {rank} {how}; {resume}")
 
 
-def launch(cfg, devices: int, *, quiet: bool = False, resume: str | Path | None = None) -> Path:
+def launch(cfg, devices: int, *, quiet: bool = False, resume: str | Path | None = None, hooks=None) -> Path:
     """Train with `devices` local processes (gloo on the CPU); returns the run folder rank 0 wrote.
 
     Raises TrainingInterrupted (exit_code 130 / 143) after Ctrl-C / SIGTERM, and the workers'
@@ -232,7 +241,16 @@ def launch(cfg, devices: int, *, quiet: bool = False, resume: str | Path | None 
         else create_run_dir(cfg.run.runs_dir, cfg.run.name, dataset=cfg.data.dataset, model=cfg.model.name)
     )
     with tempfile.TemporaryDirectory(prefix="cnnkit-launch-") as outcomes, _Relay() as relay:
-        args = (devices, _free_port(), cfg, str(run_dir), str(resume) if resume is not None else None, quiet, outcomes)
+        args = (
+            devices,
+            _free_port(),
+            cfg,
+            str(run_dir),
+            str(resume) if resume is not None else None,
+            quiet,
+            outcomes,
+            hooks,  # each worker's train(hooks=...): they travel pickled (spawn)
+        )
         ctx = mp.start_processes(_worker, args=args, nprocs=devices, join=False, start_method="spawn")
         relay.attach(ctx.pids())
         try:

@@ -44,7 +44,7 @@ from typing import Any, TextIO
 import torch
 
 from cnnkit.config import Config, load_config
-from cnnkit.errors import CheckpointError
+from cnnkit.errors import CheckpointError, ConfigError
 from cnnkit.models import transfer
 from cnnkit.models.auto import auto_model
 from cnnkit.training import auto, distributed
@@ -139,6 +139,11 @@ def train(
     hooks = dataclasses.replace(hooks or Hooks(), **{k: v for k, v in given.items() if v is not None})
     resume = Path(resume) if resume is not None else None
     cfg = _run_config(config, resume, quiet=quiet, stream=stream)
+    if cfg.adv.method != "none" and hooks.perturb_batch is None:  # its hooks live above the engine (cnnkit.robust)
+        raise ConfigError(
+            f"adv.method {cfg.adv.method}: train(config) alone does not train adversarially; "
+            "pass hooks=cnnkit.robust.training.train_hooks(config) (the cnnkit train command does)"
+        )
     _check(cfg, distributed.world()[1])
     prev_threads = torch.get_num_threads()
     if cfg.runtime.num_threads:
