@@ -10,6 +10,7 @@ from cnnkit.ranges import Range, flag_type
 
 def register(sub) -> None:
     """Add this area's subcommands to the `cnnkit` parser."""
+    sub.add_parser("models", help="list the registered models").set_defaults(func=cmd_models)
     p = sub.add_parser(
         "summary",
         help="per-layer shapes, parameters, MACs and receptive fields of a model",

@@ -161,7 +161,7 @@ def write_results(
         raise
     if cfg.run.html_report:  # optional: a failure is a warning, and `cnnkit report` rebuilds it
         try:
-            from cnnkit.evaluate.report_html import write_html_report
+            from cnnkit.report.html import write_html_report
 
             write_html_report(run_dir)
         except Exception as e:  # the run itself is complete: a report failure must not lose it
