@@ -27,10 +27,11 @@ LAYERS = [
     ],  # __version__: `from cnnkit import __version__` (the package root only defines it)
     ["data", "models"],
     ["checkpoint", "checkpoint_check", "inference"],
-    ["training", "tasks"],  # tasks/ sits with the engine until final metrics move in (they need evaluate)
-    ["evaluate", "explain", "annotate", "robust"],
+    ["evaluate", "explain", "annotate"],  # logits of a split, metrics, plots, heat maps
+    ["report"],  # report.md, report.html (other areas' sections: named in report.html.EXTRA_SECTIONS, not imported)
+    ["training", "tasks"],  # the engine: a run ends by scoring the test split and writing both reports
+    ["robust"],
     ["deploy"],
-    ["report"],
     ["serve"],
     ["cli", "__main__", "__init__", "*.commands"],  # each area's commands.py registers its verbs for the CLI
 ]
@@ -45,20 +46,6 @@ ALLOWED = {
         "models.zoo",
         "checkpoint",
     ): "build_for_summary reads a checkpoint's model for `cnnkit summary RUN`; moving it into models/commands.py (the CLI layer) removes it",
-    (
-        "training.results",
-        "evaluate",
-    ): "the end of a run scores the test split (evaluate.metrics), draws the plots and writes report.html; removing it needs the "
-    "finisher passed in from above (a Task's evaluate / report, or the train verb giving finish_run) instead of called by the engine",
-    (
-        "training.results",
-        "report",
-    ): "report.md is written by the engine at the end of a run; the same fix as training.results -> evaluate",
-    (
-        "training.finish",
-        "evaluate",
-    ): "the final line's wording (evaluate.caveats.result_text, which labels a validation score optimistic); moving caveats.py below "
-    "training (it imports nothing of evaluate) removes it",
 }
 
 

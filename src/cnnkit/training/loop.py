@@ -28,11 +28,12 @@ import torch
 from torch import nn
 
 from cnnkit.data.augment import BatchAugment
-from cnnkit.data.preprocess import Normalize, batches, num_batches
+from cnnkit.data.preprocess import Normalize, num_batches
 from cnnkit.data.stream import FileImages, is_streamed, load_batches
 from cnnkit.data.types import Split
 from cnnkit.device import autocast
 from cnnkit.errors import CnnkitError
+from cnnkit.evaluate.predict import predict_logits
 from cnnkit.tasks import Task, task_for
 from cnnkit.training.batching import batch_end
 from cnnkit.training.hooks import BatchTransform, LossFn, PerturbBatch
@@ -407,36 +408,6 @@ def _train_batches(data: Split, order: torch.Tensor, starts: range, batch_size: 
     for s in starts:
         idx = order[s : batch_end(s, batch_size, len(order))]
         yield s, data.images[idx], data.labels[idx]
-
-
-def _eval_batches(data: Split, batch_size: int, device: torch.device):
-    """uint8 images in data order, in batches (streamed splits: unreadable files as black images)."""
-    if is_streamed(data):
-        assert isinstance(data.images, FileImages)  # what is_streamed checked
-        yield from (
-            x
-            for x, _ in load_batches(
-                data.images, data.labels, list(batches(len(data), batch_size)), device=device, drop_unreadable=False
-            )
-        )
-        return
-    for idx in batches(len(data), batch_size):
-        yield data.images[idx]
-
-
-@torch.no_grad()
-def predict_logits(
-    model: nn.Module, data: Split, *, normalize: Normalize, batch_size: int = 500, precision: str = "fp32"
-) -> torch.Tensor:
-    """Logits (N, num_classes) as float32 on the CPU, in data order."""
-    model.eval()
-    out = []
-    for x in _eval_batches(data, batch_size, normalize.device):
-        with autocast(normalize.device, precision):
-            out.append(model(normalize(x)).float().cpu())
-    if not out:
-        return torch.zeros(0, 0)
-    return torch.cat(out)
 
 
 def evaluate(

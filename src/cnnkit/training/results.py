@@ -17,11 +17,11 @@ from cnnkit.checkpoint import CheckpointWriteError, atomic_save, load_checkpoint
 from cnnkit.config import Config
 from cnnkit.data.preprocess import Normalize
 from cnnkit.data.types import Dataset
+from cnnkit.evaluate.predict import predict_logits
+from cnnkit.evaluate.tta import predict_logits_tta
 from cnnkit.report import render_report
 from cnnkit.rundir import atomic_write
-from cnnkit.training.loop import predict_logits
 from cnnkit.training.run_files import text, warn, write_final_files
-from cnnkit.training.tta import predict_logits_tta
 
 
 def final_evaluation(

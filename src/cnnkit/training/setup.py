@@ -28,6 +28,7 @@ from cnnkit.data.preprocess import Normalize, num_batches
 from cnnkit.data.types import Dataset, Split
 from cnnkit.device import resolve_device, seed_everything
 from cnnkit.errors import CheckpointError, CnnkitError, ConfigError
+from cnnkit.evaluate.tta import TTA_MODES
 from cnnkit.models import transfer
 from cnnkit.rundir import atomic_write_text, create_run_dir
 from cnnkit.tasks import task_for
@@ -44,7 +45,6 @@ from cnnkit.training.resolve import model_kwargs, resolve_config, resolve_precis
 from cnnkit.training.results import write_skipped_csv
 from cnnkit.training.run_files import tensorboard, writing
 from cnnkit.training.state import TrainState, restore
-from cnnkit.training.tta import TTA_MODES
 
 
 @dataclass
