@@ -33,15 +33,16 @@ LAYERS = [
     ["robust"],
     ["deploy"],
     ["serve"],
-    ["cli", "__main__", "__init__", "*.commands"],  # each area's commands.py registers its verbs for the CLI
+    ["cli", "__main__", "__init__", "*.commands", "*.flags"],  # each area's verbs (commands.py) and their flags
 ]
+CLI_MODULES = ("commands", "flags")  # an area's commands.py / flags.py are in the CLI layer, whatever the area
 
 ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def layer_of(module: str) -> int:
     parts = module.split(".")
-    if parts[-1] == "commands":
+    if parts[-1] in CLI_MODULES:
         return len(LAYERS) - 1
     for n in range(len(parts), 0, -1):
         for i, names in enumerate(LAYERS):
@@ -104,7 +105,7 @@ def test_no_two_packages_import_each_other():
     edges = set()
     for path in sorted(SRC.rglob("*.py")):
         me = module_name(path)
-        if me.split(".")[-1] != "commands":
+        if me.split(".")[-1] not in CLI_MODULES:
             edges |= {(me.split(".")[0], t.split(".")[0]) for t in imports(path) if t.split(".")[0] != me.split(".")[0]}
     both = sorted((a, b) for a, b in edges if (b, a) in edges and a < b)
     assert not both, "packages importing each other: " + ", ".join(f"{a} <-> {b}" for a, b in both)

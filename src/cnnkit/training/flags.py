@@ -1,6 +1,7 @@
 """The flags of `cnnkit train` (and `lr-find`, which builds the same data and model) and the
 config they make. TRAIN_FLAGS is the one table from a flag to its config key: rename a key
-there and the flag, its error messages and the CLI reference follow."""
+there and the flag, its error messages and the CLI reference follow. Like commands.py, this
+module is in the CLI layer (tests/test_layers.py): it may add flags other areas define."""
 
 from __future__ import annotations
 
