@@ -76,8 +76,8 @@ def test_bad_input_type(tiny_run):
 
 
 def test_load_hands_registered_suffixes_to_their_loader(tmp_path, monkeypatch):
-    from cnnkit import inference
     from cnnkit.errors import CheckpointError
+    from cnnkit.inference import classifier as inference
 
     assert inference._loader_for("model.ONNX").__module__ == "cnnkit.deploy.runtime"  # imported on first use
     seen = []
