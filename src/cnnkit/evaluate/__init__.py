@@ -14,6 +14,7 @@ _PUBLIC = {
     "hardest_examples": "cnnkit.evaluate.metrics",
     "evaluate_checkpoint": "cnnkit.evaluate.api",
     "predict_split": "cnnkit.evaluate.api",
+    "predict_logits": "cnnkit.evaluate.predict",
     "compare_runs": "cnnkit.evaluate.compare",
 }
 
