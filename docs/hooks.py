@@ -135,7 +135,8 @@ def _parser_section(verb: str, parser: argparse.ArgumentParser, summary: str, fl
 
 def cli_reference() -> str:
     """The CLI reference page: every verb's usage and arguments, from the argparse parsers."""
-    from cnnkit.cli import TRAIN_FLAGS, build_parser
+    from cnnkit.cli import build_parser
+    from cnnkit.training.flags import TRAIN_FLAGS
 
     parser = build_parser()
     verbs = _subcommands(parser)

@@ -154,3 +154,13 @@ def test_models_and_datasets_lists(capsys):
 def test_missing_checkpoint_is_a_clean_error(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "nope.ckpt")]) == 2
     assert "nope.ckpt: checkpoint not found" in capsys.readouterr().err
+
+
+def test_building_the_parser_imports_no_torch():
+    """Every area's commands.py keeps its heavy imports inside the commands, so `cnnkit --help` stays fast."""
+    import subprocess
+    import sys
+
+    code = "import sys; from cnnkit.cli import build_parser; build_parser(); print(sorted({'torch', 'numpy', 'PIL', 'yaml'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

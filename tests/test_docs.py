@@ -63,7 +63,7 @@ def _section(page: str, verb: str) -> str:
 
 
 def test_cli_reference_shows_every_help_text_and_the_config_key_of_each_train_flag(hooks, cli_page):
-    from cnnkit.cli import TRAIN_FLAGS
+    from cnnkit.training.flags import TRAIN_FLAGS
 
     for verb, parser in _parsers(build_parser()):
         section = _section(cli_page, verb)

@@ -73,3 +73,17 @@ def test_predictions_match_evaluation(tiny_run, digits):
 def test_bad_input_type(tiny_run):
     with pytest.raises(TypeError, match="cannot predict on a dict"):
         cnnkit.load(tiny_run).predict([{"x": 1}])
+
+
+def test_load_hands_registered_suffixes_to_their_loader(tmp_path, monkeypatch):
+    from cnnkit.errors import CheckpointError
+    from cnnkit.inference import classifier as inference
+
+    assert inference._loader_for("model.ONNX").__module__ == "cnnkit.deploy.runtime"  # imported on first use
+    seen = []
+    monkeypatch.setattr(inference, "_LOADERS", dict(inference._LOADERS))
+    inference.register_loader(".FAKE", lambda path, device: seen.append((str(path), device)) or "a classifier")
+    assert inference.load(tmp_path / "m.fake", device="cuda") == "a classifier"
+    assert seen == [(str(tmp_path / "m.fake"), "cuda")]
+    with pytest.raises(CheckpointError, match="missing.ckpt"):  # no loader for .ckpt: read as a checkpoint
+        inference.load(tmp_path / "missing.ckpt")

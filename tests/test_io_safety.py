@@ -297,11 +297,11 @@ def test_report_sigterm_leaves_no_stray_temporary_file(tiny_run, monkeypatch, ca
 
 
 def test_report_sigterm_before_writing_keeps_the_previous_report(tiny_run, monkeypatch, capsys):  # row 9
-    from cnnkit.evaluate import report_html
+    from cnnkit.report import html_parts
 
     page = tiny_run / "report.html"
     page.write_text("previous")
-    monkeypatch.setattr(report_html, "_kernel_grid", lambda model: os.kill(os.getpid(), signal.SIGINT))
+    monkeypatch.setattr(html_parts, "kernel_grid", lambda model: os.kill(os.getpid(), signal.SIGINT))
     assert main(["report", str(tiny_run)]) == 130
     assert "cnnkit report: stopped by SIGINT: nothing was written" in capsys.readouterr().err
     assert page.read_text() == "previous" and _leftovers(tiny_run) == []

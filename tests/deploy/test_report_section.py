@@ -90,7 +90,7 @@ def test_section_shows_the_numbers_the_verbs_wrote(tmp_path):
 
 def test_report_html_includes_it(run_copy):
     from cnnkit.deploy.export import export_checkpoint
-    from cnnkit.evaluate.report_html import EXTRA_SECTIONS
+    from cnnkit.report.html import EXTRA_SECTIONS
 
     assert "cnnkit.deploy.report_section" in EXTRA_SECTIONS
     export_checkpoint(run_copy, exporter="torchscript", images=4)

@@ -94,7 +94,7 @@ def test_hardest_examples_are_ordered_by_loss():
 def test_multilabel_metrics_by_hand():
     """Class a: y 1 1 0 0, p .9 .6 .4 .7 -> ranked .9+ .7- .6+ .4-: AP (1/1 + 2/3) / 2; at 0.5,
     precision 2/3, recall 1. Class b: y 0 1 1 0, p .2 .7 .3 .1 -> AP 1; precision 1, recall 1/2."""
-    from cnnkit.cli import format_metrics
+    from cnnkit.evaluate.format import format_metrics
     from cnnkit.evaluate.metrics import multilabel_metrics
 
     y = torch.tensor([[1, 0], [1, 1], [0, 1], [0, 0]]).float()

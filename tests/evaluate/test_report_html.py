@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from cnnkit.cli import main
-from cnnkit.evaluate.report_html import write_html_report
+from cnnkit.report.html import write_html_report
 
 SECTIONS = [
     "overview",

@@ -122,7 +122,7 @@ def test_robust_eval_verb_writes_results_and_the_report_section(run_copy, capsys
         assert (run_copy / "robust" / e["file"]).is_file() and e["before"] != e["after"]
     sid, title, body = report_section(run_copy)
     assert (sid, title) == ("robustness", "Robustness") and body.count("<img") == 1 + len(r["examples"])
-    from cnnkit.evaluate.report_html import write_html_report
+    from cnnkit.report.html import write_html_report
 
     assert '<section id="robustness"><h2>Robustness</h2>' in write_html_report(run_copy).read_text()
 

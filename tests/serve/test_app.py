@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 from tests.serve.conftest import client_of, png_bytes, run
 
-from cnnkit.cli import format_predictions
+from cnnkit.inference.commands import format_predictions
 
 
 def test_predict_answers_the_json_of_cnnkit_predict(make_app, served, tiny_run, tmp_path):

@@ -153,36 +153,10 @@ def decode_files(
     data_file, meta_file = cache_dir / f"{sid}-{key}.u8", cache_dir / f"{sid}-{key}.json"
     hit = _load(data_file, meta_file, paths, (c, h, w))
     if hit is not None:
-        kept, skipped, images = hit
-        if strict and skipped:
-            raise DataError(
-                f"{skipped[0].path}: {skipped[0].reason} (remove the file, or train without --strict to skip bad files)"
-            )
-        for s in skipped:
-            log.debug("skipping %s: %s", s.path, s.reason)
-        return Decoded(images, kept, skipped, cache_hit=True, cache_file=data_file, seconds=time.perf_counter() - t0)
-
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        probe = cache_dir / f".probe-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
-    except OSError as e:
-        log.warning(
-            "decode cache folder %s is not writable (%s); decoding in memory (set data.cache_dir)", cache_dir, e
-        )
+        return _cache_hit(hit, strict, data_file, t0)
+    if not _writable(cache_dir):
         return decode_files(paths, channels, size, strict=strict, cache_dir=None, workers=workers)
-    tmp = data_file.with_name(f"{data_file.name}.tmp-{os.getpid()}")
-    try:
-        out = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=(max(len(paths), 1), c, h, w))
-        kept, skipped = _decode_into(out, paths, channels, size, strict, workers)
-        out.flush()
-        del out
-        os.truncate(tmp, len(kept) * c * h * w)
-        digest = checksum(tmp)
-        os.replace(tmp, data_file)
-    finally:
-        tmp.unlink(missing_ok=True)
+    kept, skipped, digest = _decode_to_file(data_file, paths, channels, size, strict, workers)
     meta = {
         "version": CACHE_VERSION,
         "source": os.path.abspath(source) if source else "",
@@ -205,6 +179,55 @@ def decode_files(
         cache_file=data_file,
         seconds=time.perf_counter() - t0,
     )
+
+
+def _cache_hit(
+    hit: tuple[list[int], list[SkippedFile], torch.Tensor], strict: bool, data_file: Path, t0: float
+) -> Decoded:
+    """A cache entry as the result (its skipped files an error when `strict`)."""
+    kept, skipped, images = hit
+    if strict and skipped:
+        raise DataError(
+            f"{skipped[0].path}: {skipped[0].reason} (remove the file, or train without --strict to skip bad files)"
+        )
+    for s in skipped:
+        log.debug("skipping %s: %s", s.path, s.reason)
+    return Decoded(images, kept, skipped, cache_hit=True, cache_file=data_file, seconds=time.perf_counter() - t0)
+
+
+def _writable(cache_dir: Path) -> bool:
+    """Whether files can be created in `cache_dir` (made if missing); a warning when not."""
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        probe = cache_dir / f".probe-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        log.warning(
+            "decode cache folder %s is not writable (%s); decoding in memory (set data.cache_dir)", cache_dir, e
+        )
+        return False
+    return True
+
+
+def _decode_to_file(
+    data_file: Path, paths: FilePaths, channels: int, size: tuple[int, int], strict: bool, workers: int
+) -> tuple[list[int], list[SkippedFile], str]:
+    """Decode into a temporary memory map, cut it to the kept rows and move it to `data_file`;
+    returns (kept, skipped, the file's checksum)."""
+    c, (h, w) = channels, size
+    tmp = data_file.with_name(f"{data_file.name}.tmp-{os.getpid()}")
+    try:
+        out = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=(max(len(paths), 1), c, h, w))
+        kept, skipped = _decode_into(out, paths, channels, size, strict, workers)
+        out.flush()
+        del out
+        os.truncate(tmp, len(kept) * c * h * w)
+        digest = checksum(tmp)
+        os.replace(tmp, data_file)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return kept, skipped, digest
 
 
 def checksum(file: Path, chunk: int = 1 << 24) -> str:

@@ -27,9 +27,7 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this area's subcommands to the `cnnkit` parser."""
-    p = sub.choices.get("datasets") or sub.add_parser(
-        "datasets", help="list the built-in datasets and where they are looked for"
-    )
+    p = sub.add_parser("datasets", help="list the built-in datasets and where they are looked for")
     p.add_argument(
         "--data-root", help="folder holding built-in datasets (default $CNNKIT_DATA or ~/.cache/cnnkit/datasets)"
     )

@@ -11,6 +11,13 @@ FORMATS = ("onnx",)
 
 def register(sub) -> None:
     """Add this area's subcommands to the `cnnkit` parser."""
+    _add_export(sub)
+    _add_quantize(sub)
+    _add_bench_infer(sub)
+    _add_prune(sub)
+
+
+def _add_export(sub) -> None:
     p = sub.add_parser(
         "export",
         help="a checkpoint to ONNX, with a parity check against PyTorch",
@@ -40,6 +47,8 @@ def register(sub) -> None:
     )
     p.set_defaults(func=cmd_export)
 
+
+def _add_quantize(sub) -> None:
     p = sub.add_parser(
         "quantize",
         help="int8 post-training quantization (onnxruntime), with the accuracy before and after",
@@ -69,6 +78,8 @@ def register(sub) -> None:
     p.add_argument("--out", metavar="FILE", help="output file (default: model.int8.onnx beside the fp32 file)")
     p.set_defaults(func=cmd_quantize)
 
+
+def _add_bench_infer(sub) -> None:
     p = sub.add_parser(
         "bench-infer",
         help="CPU inference backends compared: latency, throughput, accuracy",
@@ -92,6 +103,8 @@ def register(sub) -> None:
     p.add_argument("--out", metavar="FILE", help="JSON file (default: export/bench_infer.json in the run folder)")
     p.set_defaults(func=cmd_bench_infer)
 
+
+def _add_prune(sub) -> None:
     p = sub.add_parser(
         "prune",
         help="structured channel pruning (Torch-Pruning) with recovery fine-tuning",

@@ -15,19 +15,16 @@ from torch import nn
 
 from cnnkit.data.preprocess import Normalize
 from cnnkit.data.types import Split
+from cnnkit.evaluate.predict import predict_logits
 
 log = logging.getLogger("cnnkit")
 
 
-@torch.no_grad()
 def accuracy(model: nn.Module, split: Split, normalize: Normalize, batch_size: int = 256) -> float:
-    model.eval()
-    correct = 0
-    for i in range(0, len(split), batch_size):
-        correct += int(
-            (model(normalize(split.images[i : i + batch_size])).argmax(1) == split.labels[i : i + batch_size]).sum()
-        )
-    return correct / max(len(split), 1)
+    if not len(split):
+        return 0.0
+    logits = predict_logits(model, split, normalize=normalize, batch_size=batch_size)
+    return int((logits.argmax(1) == split.labels).sum()) / len(split)
 
 
 def finetune(

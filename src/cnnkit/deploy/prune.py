@@ -185,8 +185,6 @@ def prune_run(
     from cnnkit.checkpoint import atomic_save, load_checkpoint, model_from_checkpoint, resolve_checkpoint
     from cnnkit.deploy.finetune import finetune
     from cnnkit.deploy.source import load_split
-    from cnnkit.models import create_model
-    from cnnkit.models.structure import record_structure
 
     ckpt_path = resolve_checkpoint(path)
     ckpt = load_checkpoint(ckpt_path)
@@ -213,47 +211,68 @@ def prune_run(
         "steps": steps,
     }
     report["before"] = measure(model, shape, test, normalize)
-    if unstructured:
-        if amount is None:
-            raise ConfigError("unstructured pruning takes --amount (the share of weights zeroed), not --target-macs")
-        unstructured_prune(model, amount)
-        report["note"] = (
-            "unstructured pruning zeroes weights; dense kernels still multiply the zeros, so MACs and latency do not drop"
-        )
-    else:
-        grad = None
-        if importance == "taylor" and train is not None:
-            idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:64]
-            grad = (normalize(train.images[idx]), train.labels[idx])
-        structured_prune(
-            model,
-            shape,
-            len(ckpt["class_names"]),
-            target_macs=target_macs,
-            amount=amount,
-            importance=importance,
-            steps=steps,
-            grad_batch=grad,
-        )
+    note = _prune(model, ckpt, train, normalize, report, seed=seed)
+    if note:
+        report["note"] = note
     report["after_pruning"] = measure(model, shape, test, normalize)
     if finetune_epochs > 0:
         assert train is not None
-        report["finetune"] = {
-            "epochs": finetune_epochs,
-            "lr": lr,
-            "batch_size": batch_size,
-            "train_images": len(train),
-            "history": finetune(
-                model, train, normalize, epochs=finetune_epochs, lr=lr, batch_size=batch_size, seed=seed, val=None
-            ),
-        }
+        report["finetune"] = {"epochs": finetune_epochs, "lr": lr, "batch_size": batch_size, "train_images": len(train)}
+        report["finetune"]["history"] = finetune(
+            model, train, normalize, epochs=finetune_epochs, lr=lr, batch_size=batch_size, seed=seed, val=None
+        )
         if unstructured:  # training moves zeroed weights: zero them again
             unstructured_prune(model, amount)  # type: ignore[arg-type]
         report["after_recovery"] = measure(model.eval(), shape, test, normalize)
-    fresh = create_model(ckpt["model"]["name"], **ckpt["model"]["kwargs"])
-    structure = record_structure(model, fresh)
     run_dir = Path(out) if out is not None else ckpt_path.parent.with_name(ckpt_path.parent.name + "-pruned")
     run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_save(pruned_checkpoint(ckpt, model, report), run_dir / "best.ckpt")
+    report["checkpoint"] = str(run_dir / "best.ckpt")
+    report["test_images"] = len(test) if test is not None else 0
+    text = json.dumps(report, indent=2) + "\n"
+    for folder in (run_dir / "export", ckpt_path.parent / "export"):  # the pruned run's report and its parent's
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(folder / "prune.json", text)
+    report["run_dir"] = str(run_dir)
+    return report
+
+
+def _prune(
+    model: nn.Module, ckpt: dict, train: Split | None, normalize: Normalize, report: dict, seed: int
+) -> str | None:
+    """Prune `model` in place as `report` says (method, target_macs, amount, steps); a note for the report, or None."""
+    amount = report["amount"]
+    if report["method"] == "unstructured-l1":
+        if amount is None:
+            raise ConfigError("unstructured pruning takes --amount (the share of weights zeroed), not --target-macs")
+        unstructured_prune(model, amount)
+        return "unstructured pruning zeroes weights; dense kernels still multiply the zeros, so MACs and latency do not drop"
+    importance = report["method"].removeprefix("structured-")
+    grad = None
+    if importance == "taylor" and train is not None:
+        idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:64]
+        grad = (normalize(train.images[idx]), train.labels[idx])
+    inp = ckpt["input"]
+    structured_prune(
+        model,
+        (inp["channels"], *inp["size"]),
+        len(ckpt["class_names"]),
+        target_macs=report["target_macs"],
+        amount=amount,
+        importance=importance,
+        steps=report["steps"],
+        grad_batch=grad,
+    )
+    return None
+
+
+def pruned_checkpoint(ckpt: dict, model: nn.Module, report: dict) -> dict:
+    """The parent's checkpoint with the pruned weights, the final test accuracy and the structure that
+    rebuilds the pruned model from the parent's model (no training state)."""
+    from cnnkit.models import create_model
+    from cnnkit.models.structure import record_structure
+
+    fresh = create_model(ckpt["model"]["name"], **ckpt["model"]["kwargs"])
     new = copy.copy(ckpt)
     new.pop("train_state", None)
     new.pop("ema_state_dict", None)
@@ -264,23 +283,15 @@ def prune_run(
         **({"test_accuracy": float(final["accuracy"])} if final["accuracy"] is not None else {}),
     }
     new["pruning"] = {
-        "structure": structure,
-        "parent": str(ckpt_path),
+        "structure": record_structure(model, fresh),
+        "parent": report["parent"],
         "method": report["method"],
-        "target_macs": target_macs,
-        "amount": amount,
+        "target_macs": report["target_macs"],
+        "amount": report["amount"],
         "macs": int(final["macs"]),
         "parent_macs": int(report["before"]["macs"]),
     }
-    atomic_save(new, run_dir / "best.ckpt")
-    report["checkpoint"] = str(run_dir / "best.ckpt")
-    report["test_images"] = len(test) if test is not None else 0
-    text = json.dumps(report, indent=2) + "\n"
-    for folder in (run_dir / "export", ckpt_path.parent / "export"):  # the pruned run's report and its parent's
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(folder / "prune.json", text)
-    report["run_dir"] = str(run_dir)
-    return report
+    return new
 
 
 def table(report: dict) -> str:

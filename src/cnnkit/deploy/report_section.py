@@ -28,10 +28,20 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
 
 
 def report_section(run_dir) -> tuple[str, str, str] | None:
+    """(id, title, html): one table per kind of result found in export/; None without any."""
     export = Path(run_dir) / "export"
     if not export.is_dir():
         return None
-    parts: list[str] = []
+    parts = [
+        part for part in (_parity(export), _quantization(export), _bench(export), _pruning(export)) if part is not None
+    ]
+    if not parts:
+        return None
+    return "deployment", "Deployment", "".join(parts)
+
+
+def _parity(export: Path) -> str | None:
+    """cnnkit export: one row per *.parity.json."""
     parity = [(p, d) for p in sorted(export.glob("*.parity.json")) if (d := _load(p)) is not None]
     if parity:
         rows = [
@@ -47,22 +57,24 @@ def report_section(run_dir) -> tuple[str, str, str] | None:
             ]
             for p, d in parity
         ]
-        parts.append(
-            "<h3>ONNX export</h3>"
-            + _table(
-                [
-                    "file",
-                    "exporter",
-                    "opset",
-                    "parity images",
-                    "max |Δlogit|",
-                    "mean |Δlogit|",
-                    "top-1 agreement",
-                    "parity",
-                ],
-                rows,
-            )
+        return "<h3>ONNX export</h3>" + _table(
+            [
+                "file",
+                "exporter",
+                "opset",
+                "parity images",
+                "max |Δlogit|",
+                "mean |Δlogit|",
+                "top-1 agreement",
+                "parity",
+            ],
+            rows,
         )
+    return None
+
+
+def _quantization(export: Path) -> str | None:
+    """cnnkit quantize: one row per int8 file's JSON."""
     quant = [(p, d) for p in sorted(export.glob("*.int8*.json")) if (d := _load(p)) is not None and "mode" in d]
     if quant:
         rows = [
@@ -77,10 +89,14 @@ def report_section(run_dir) -> tuple[str, str, str] | None:
             ]
             for p, d in quant
         ]
-        parts.append(
-            "<h3>int8 quantization</h3>"
-            + _table(["file", "mode", "calibration", "fp32 accuracy", "int8 accuracy", "drop (points)", "bytes"], rows)
+        return "<h3>int8 quantization</h3>" + _table(
+            ["file", "mode", "calibration", "fp32 accuracy", "int8 accuracy", "drop (points)", "bytes"], rows
         )
+    return None
+
+
+def _bench(export: Path) -> str | None:
+    """cnnkit bench-infer: latency, throughput and accuracy per backend."""
     bench = _load(export / "bench_infer.json")
     if bench is not None and isinstance(bench.get("rows"), list):
         base = next((r for r in bench["rows"] if r.get("backend") == "eager" and r.get("available")), None)
@@ -102,7 +118,7 @@ def report_section(run_dir) -> tuple[str, str, str] | None:
             )
         m = bench.get("machine", {})
         note = f"{bench.get('threads')} threads, batch {bench.get('batch')}, {m.get('cpu', '')} ({' '.join(m.get('simd', []))}), load average {m.get('load_average')}"
-        parts.append(
+        return (
             "<h3>Inference backends (CPU)</h3>"
             + _table(
                 [
@@ -117,6 +133,11 @@ def report_section(run_dir) -> tuple[str, str, str] | None:
             )
             + f'<p class="note">{html.escape(note)}</p>'
         )
+    return None
+
+
+def _pruning(export: Path) -> str | None:
+    """cnnkit prune: params, MACs, latency and accuracy before, after pruning and after recovery."""
     prune = _load(export / "prune.json")
     if prune is not None and "before" in prune:
         rows = []
@@ -139,11 +160,9 @@ def report_section(run_dir) -> tuple[str, str, str] | None:
         note = f"{prune.get('method')}; pruned checkpoint {prune.get('checkpoint')}; parent {prune.get('parent')}" + (
             f". {prune['note']}" if prune.get("note") else ""
         )
-        parts.append(
+        return (
             "<h3>Pruning</h3>"
             + _table(["stage", "params", "MACs", "latency ms (batch 1, eager)", "accuracy"], rows)
             + f'<p class="note">{html.escape(note)}</p>'
         )
-    if not parts:
-        return None
-    return "deployment", "Deployment", "".join(parts)
+    return None

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from cnnkit.data.preprocess import Normalize
-from cnnkit.inference import Classifier
+from cnnkit.inference import Classifier, register_loader
 
 
 def session(path: str | os.PathLike, threads: int | None = None):
@@ -68,3 +68,11 @@ class OnnxClassifier(Classifier):
     def _probs(self, x: torch.Tensor) -> torch.Tensor:
         logits = run_logits(self.session, self.normalize(x))
         return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, 1)
+
+
+def load_onnx(path: str | os.PathLike, device: str = "cpu") -> OnnxClassifier:
+    """`cnnkit.load`'s loader of .onnx files (onnxruntime on the CPU, whatever `device` says)."""
+    return OnnxClassifier(path)
+
+
+register_loader(".onnx", load_onnx)

@@ -1,4 +1,5 @@
-"""Evaluation: metrics from logits, plots, evaluating a checkpoint, comparing runs, report.html.
+"""Evaluation: logits of a split, metrics from logits, plots, evaluating a checkpoint, comparing runs
+(the run reports are in cnnkit.report).
 
 The public names load on first use, so importing one light submodule (compare, plots)
 does not pull in the data pipeline and torchmetrics.
@@ -13,8 +14,8 @@ _PUBLIC = {
     "hardest_examples": "cnnkit.evaluate.metrics",
     "evaluate_checkpoint": "cnnkit.evaluate.api",
     "predict_split": "cnnkit.evaluate.api",
+    "predict_logits": "cnnkit.evaluate.predict",
     "compare_runs": "cnnkit.evaluate.compare",
-    "write_html_report": "cnnkit.evaluate.report_html",
 }
 
 __all__ = sorted(_PUBLIC)

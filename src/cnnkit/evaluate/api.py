@@ -19,7 +19,7 @@ from cnnkit.data.types import Split
 from cnnkit.device import resolve_device
 from cnnkit.errors import DataError
 from cnnkit.evaluate.metrics import classification_metrics, hardest_examples, multilabel_metrics
-from cnnkit.training.loop import predict_logits
+from cnnkit.evaluate.predict import predict_logits
 
 
 def _align_classes(split: Split, data_classes: list[str], model_classes: list[str]) -> Split:
@@ -105,19 +105,14 @@ def predict_split(
     dev = resolve_device(device)
     model = model_from_checkpoint(ckpt).to(dev)
     normalize = Normalize(ckpt["input"]["mean"], ckpt["input"]["std"], dev)
-    if tta != "none":
-        from cnnkit.training.tta import predict_logits_tta
-
-        logits = predict_logits_tta(
-            model,
-            target,
-            normalize=normalize,
-            mode=tta,
-            batch_size=batch_size,
-            multi_label=ckpt.get("task") == "multi_label",
-        )
-    else:
-        logits = predict_logits(model, target, normalize=normalize, batch_size=batch_size)
+    logits = predict_logits(
+        model,
+        target,
+        normalize=normalize,
+        batch_size=batch_size,
+        tta=tta,
+        multi_label=ckpt.get("task") == "multi_label",
+    )
     return Predictions(ckpt_path, ckpt, ds.name, split, target, logits, model, normalize, note)
 
 

@@ -69,14 +69,6 @@ def register(sub) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default: filters/ beside the checkpoint)")
     p.set_defaults(func=cmd_filters)
 
-    p = sub.add_parser("compare", help="key numbers and per-class differences of several runs")
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
-    p.set_defaults(func=cmd_compare)
-
-    p = sub.add_parser("report", help="(re)build a run's self-contained report.html")
-    p.add_argument("run", metavar="RUN_DIR")
-    p.set_defaults(func=cmd_report)
-
 
 def cmd_conv_demo(args: argparse.Namespace) -> int:
     from cnnkit.explain.conv_demo import ConvDemo, parse_matrix
@@ -128,24 +120,3 @@ def cmd_filters(args: argparse.Namespace) -> int:
     from cnnkit.explain.filters import filters_command
 
     return filters_command(args.checkpoint, layer=args.layer, channels=args.channels, steps=args.steps, out=args.out)
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    from cnnkit.evaluate.compare import compare_runs, format_comparison
-
-    print(format_comparison(compare_runs(args.runs)))
-    return 0
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from cnnkit.evaluate.report_html import write_html_report
-    from cnnkit.io_safety import writing
-
-    with writing(
-        Path(args.run) / "report.html",
-        hint="or copy the run folder somewhere writable and run cnnkit report on the copy",
-    ):
-        print(f"wrote {write_html_report(args.run)}")
-    return 0

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from cnnkit.ranges import Range, flag_type
 
 
 def register(sub) -> None:
     """Add this area's subcommands to the `cnnkit` parser."""
+    sub.add_parser("models", help="list the registered models").set_defaults(func=cmd_models)
     p = sub.add_parser(
         "summary",
         help="per-layer shapes, parameters, MACs and receptive fields of a model",
@@ -56,12 +58,9 @@ def parse_input(text: str) -> tuple[int, int, int]:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from cnnkit.models.summary import summarize
-    from cnnkit.models.zoo import build_for_summary
 
     shape = parse_input(args.input) if args.input else None
-    model, title, shape = build_for_summary(
-        args.model, shape, num_classes=args.num_classes, small_input=args.small_input
-    )
+    model, title, shape = _model_to_summarize(args, shape)
     s = summarize(model, shape, batch_size=args.batch_size, title=title)
     print(s.format())
     if args.json:
@@ -69,6 +68,30 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
         write_file(args.json, json.dumps(s.to_dict(), indent=2), hint="or choose another --json")
     return 0
+
+
+def _model_to_summarize(args: argparse.Namespace, shape: tuple[int, int, int] | None):
+    """(meta-device model, title, input shape) of a checkpoint / run folder, a registered name or a spec."""
+    from cnnkit.models.zoo import build_for_summary
+
+    path = Path(args.model)
+    if path.exists() and (path.is_dir() or path.suffix in (".ckpt", ".pt", ".pth")):
+        return _checkpoint_model(path, shape)
+    return build_for_summary(args.model, shape, num_classes=args.num_classes, small_input=args.small_input)
+
+
+def _checkpoint_model(path: Path, shape: tuple[int, int, int] | None):
+    """A checkpoint's model, built on the meta device (no weights loaded), its title and input shape."""
+    import torch
+
+    from cnnkit.checkpoint import load_checkpoint
+    from cnnkit.models import create_model
+
+    ckpt = load_checkpoint(path)
+    shape = shape or (ckpt["input"]["channels"], *ckpt["input"]["size"])
+    with torch.device("meta"):
+        model = create_model(ckpt["model"]["name"], **ckpt["model"]["kwargs"])
+    return model, f"{path} ({ckpt['model']['name']})", tuple(shape)
 
 
 def cmd_models(args: argparse.Namespace) -> int:

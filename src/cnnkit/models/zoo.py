@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, cast
 
 import torch
@@ -74,16 +73,8 @@ def zoo_table() -> str:
 def build_for_summary(
     target: str, input_shape: tuple[int, int, int] | None, *, num_classes: int | None = None, small_input: bool = False
 ) -> tuple[nn.Module, str, tuple[int, int, int]]:
-    """A meta-device model for a name, a spec or a checkpoint / run folder, its title and input shape."""
-    path = Path(target)
-    if path.exists() and (path.is_dir() or path.suffix in (".ckpt", ".pt", ".pth")):
-        from cnnkit.checkpoint import load_checkpoint
-
-        ckpt = load_checkpoint(path)
-        shape = input_shape or (ckpt["input"]["channels"], *ckpt["input"]["size"])
-        with torch.device("meta"):
-            model = create_model(ckpt["model"]["name"], **ckpt["model"]["kwargs"])
-        return model, f"{path} ({ckpt['model']['name']})", tuple(shape)
+    """A meta-device model for a registered name or a layer spec, its title and input shape (a
+    checkpoint's model: models/commands.py, which reads the checkpoint)."""
     name = "spec" if looks_like_spec(target) else target
     info = model_info(name)
     shape = input_shape or info.default_input

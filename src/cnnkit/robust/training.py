@@ -320,7 +320,7 @@ def add_robust_results(
     _add_report_md_rows(run_dir / "report.md", split, robust, cfg)
     if html_report:
         try:
-            from cnnkit.evaluate.report_html import write_html_report
+            from cnnkit.report.html import write_html_report
 
             write_html_report(run_dir)
         except Exception as e:  # the run is complete: a report failure must not lose it (as training/results.py)

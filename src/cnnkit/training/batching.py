@@ -9,7 +9,7 @@ being dropped (drop_last) or trained as a small batch of its own:
   (resume parity) are planned as before.
 The cost: one batch per epoch has up to 2 x batch_size - 1 images (memory for it once an epoch).
 
-`train_batches` / `eval_batches` read the batches: indexed from the decoded tensor, or for a
+`train_batches` reads the batches: indexed from the decoded tensor, or for a
 streamed split (data too large to decode once) decoded in DataLoader workers, in the same order.
 """
 
@@ -19,7 +19,6 @@ import sys
 
 import torch
 
-from cnnkit.data.preprocess import batches
 from cnnkit.data.stream import FileImages, is_streamed, load_batches
 from cnnkit.data.types import Split
 
@@ -61,18 +60,3 @@ def train_batches(data: Split, order: torch.Tensor, starts: range, batch_size: i
     for s in starts:
         idx = order[s : batch_end(s, batch_size, len(order))]
         yield s, data.images[idx], data.labels[idx]
-
-
-def eval_batches(data: Split, batch_size: int, device: torch.device):
-    """uint8 images in data order, in batches (streamed splits: unreadable files as black images)."""
-    if is_streamed(data):
-        assert isinstance(data.images, FileImages)  # what is_streamed checked
-        yield from (
-            x
-            for x, _ in load_batches(
-                data.images, data.labels, list(batches(len(data), batch_size)), device=device, drop_unreadable=False
-            )
-        )
-        return
-    for idx in batches(len(data), batch_size):
-        yield data.images[idx]

@@ -1,23 +1,31 @@
-"""CLI verbs of cnnkit.training: `register(subparsers)` adds them (imports stay light here)."""
+"""CLI verbs of cnnkit.training: train, lr-find, recipes (`register(subparsers)` adds them; imports
+stay light here). The train flags and the config they build are in training/flags.py."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+from cnnkit.robust.commands import train_hooks
+from cnnkit.training.flags import DESCRIPTION, add_train_flags, build_config
 
 
 def register(sub) -> None:
     """Add this area's subcommands to the `cnnkit` parser."""
-    from cnnkit.cli import _add_train
     from cnnkit.ranges import Range, flag_type
 
-    p = _add_train(
-        sub,
-        name="lr-find",
+    p = sub.add_parser("train", help="train a model and write a run folder", description=DESCRIPTION)
+    add_train_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "lr-find",
         help="learning-rate range test: a plot and a suggested rate",
         description="Train briefly with the learning rate rising from --start-lr to --end-lr; plot the loss and suggest a rate. Takes the train flags.",
     )
+    add_train_flags(p, full=False)
     g = p.add_argument_group("range test")
     g.add_argument("--steps", type=flag_type(Range(2)), default=100, help="optimiser steps (default 100)")
     g.add_argument("--start-lr", type=flag_type(Range(0, 10, lo_open=True), float), default=1e-6)
@@ -32,6 +40,28 @@ def register(sub) -> None:
     p = sub.add_parser("recipes", help="list the tuned per-dataset recipes (train.recipe / --recipe)")
     p.add_argument("--show", metavar="NAME", help="print one recipe's settings")
     p.set_defaults(func=cmd_recipes)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import os
+
+    from cnnkit.training.interrupt import TrainingInterrupted
+
+    cfg = build_config(args)
+    hooks = train_hooks(args, cfg)  # adversarial training (adv.*): its hooks live above the engine
+    try:
+        if cfg.runtime.devices > 1 and "RANK" not in os.environ:  # under torchrun, each process is already a rank
+            from cnnkit.training.launcher import launch
+
+            print(f"Run folder: {launch(cfg, cfg.runtime.devices, quiet=args.quiet, resume=args.resume, hooks=hooks)}")
+        else:
+            from cnnkit.training.trainer import train  # (not in the launcher: its workers import it)
+
+            train(cfg, interactive=False if args.plain else None, quiet=args.quiet, resume=args.resume, hooks=hooks)
+    except TrainingInterrupted as e:  # the checkpoint is saved: how to resume, and 130 (SIGINT) / 143 (SIGTERM)
+        print(f"cnnkit train: {e}", file=sys.stderr)
+        return e.exit_code
+    return 0
 
 
 def _default_for(r) -> str:
@@ -56,7 +86,6 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from cnnkit.cli import build_config
     from cnnkit.output_dir import output_file
     from cnnkit.training.lr_find import lr_find
 

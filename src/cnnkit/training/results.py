@@ -17,11 +17,11 @@ from cnnkit.checkpoint import CheckpointWriteError, atomic_save, load_checkpoint
 from cnnkit.config import Config
 from cnnkit.data.preprocess import Normalize
 from cnnkit.data.types import Dataset
+from cnnkit.evaluate.predict import predict_logits
+from cnnkit.evaluate.tta import predict_logits_tta
 from cnnkit.report import render_report
 from cnnkit.rundir import atomic_write
 from cnnkit.training.run_files import text, warn, write_final_files
-from cnnkit.training.tta import predict_logits_tta
-from cnnkit.training.validate import predict_logits
 
 
 def final_evaluation(
@@ -159,7 +159,7 @@ def write_results(
         raise
     if cfg.run.html_report:  # optional: a failure is a warning, and `cnnkit report` rebuilds it
         try:
-            from cnnkit.evaluate.report_html import write_html_report
+            from cnnkit.report.html import write_html_report
 
             write_html_report(run_dir)
         except Exception as e:  # the run itself is complete: a report failure must not lose it

@@ -1,32 +1,15 @@
-"""`evaluate` and `predict_logits`: a split's loss and accuracy, and its logits, in data order."""
+"""`evaluate`: a split's loss and accuracy (its logits from cnnkit.evaluate.predict)."""
 
 from __future__ import annotations
 
 import time
 
-import torch
 from torch import nn
 
 from cnnkit.data.preprocess import Normalize
 from cnnkit.data.types import Split
-from cnnkit.device import autocast
+from cnnkit.evaluate.predict import predict_logits
 from cnnkit.tasks import task_for
-from cnnkit.training.batching import eval_batches
-
-
-@torch.no_grad()
-def predict_logits(
-    model: nn.Module, data: Split, *, normalize: Normalize, batch_size: int = 500, precision: str = "fp32"
-) -> torch.Tensor:
-    """Logits (N, num_classes) as float32 on the CPU, in data order."""
-    model.eval()
-    out = []
-    for x in eval_batches(data, batch_size, normalize.device):
-        with autocast(normalize.device, precision):
-            out.append(model(normalize(x)).float().cpu())
-    if not out:
-        return torch.zeros(0, 0)
-    return torch.cat(out)
 
 
 def evaluate(

@@ -7,8 +7,9 @@ sigmoid probability, and every label at or above `threshold` (default 0.5) in `P
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,12 +205,33 @@ class Classifier:
         return Prediction(top[0][0], top[0][1], top, source, labels)
 
 
-def load(path: str | os.PathLike, device: str = "cpu") -> Classifier:
-    """Load a checkpoint (or a run folder: its best.ckpt) as a Classifier; a `.onnx` file exported by
-    `cnnkit export` as an OnnxClassifier (same interface, onnxruntime inside)."""
-    if Path(path).suffix.lower() == ".onnx":
-        from cnnkit.deploy.runtime import OnnxClassifier
+# Loaders of other model files, by suffix: `register_loader(".onnx", loader)` with
+# `loader(path, device) -> Classifier`. The areas above this module fill it when imported;
+# LOADER_MODULES are those that do, imported by `load` on its first file with a suffix
+# (cnnkit.deploy.runtime: `.onnx` files exported by `cnnkit export`).
+LOADER_MODULES: list[str] = ["cnnkit.deploy.runtime"]
+_LOADERS: dict[str, Callable[[str | os.PathLike, str], Classifier]] = {}
 
-        return OnnxClassifier(path)
+
+def register_loader(suffix: str, loader: Callable[[str | os.PathLike, str], Classifier]) -> None:
+    """Let `load` read files ending in `suffix` (e.g. ".onnx") with `loader(path, device)`."""
+    _LOADERS[suffix.lower()] = loader
+
+
+def _loader_for(path: str | os.PathLike) -> Callable[[str | os.PathLike, str], Classifier] | None:
+    suffix = Path(path).suffix.lower()
+    if suffix and suffix not in _LOADERS:
+        for module in LOADER_MODULES:
+            importlib.import_module(module)
+    return _LOADERS.get(suffix) if suffix else None
+
+
+def load(path: str | os.PathLike, device: str = "cpu") -> Classifier:
+    """Load a checkpoint (or a run folder: its best.ckpt) as a Classifier; a file another area
+    registered a loader for (`.onnx`, exported by `cnnkit export`: an OnnxClassifier, same
+    interface, onnxruntime inside) with that loader."""
+    loader = _loader_for(path)
+    if loader is not None:
+        return loader(path, device)
     ckpt = load_checkpoint(resolve_checkpoint(path))
     return Classifier(model_from_checkpoint(ckpt), ckpt, device=device)

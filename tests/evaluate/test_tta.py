@@ -6,7 +6,7 @@ from cnnkit.config import Config
 from cnnkit.data.preprocess import Normalize
 from cnnkit.data.types import Split
 from cnnkit.errors import ConfigError
-from cnnkit.training.tta import predict_logits_tta, tta_views
+from cnnkit.evaluate.tta import predict_logits_tta, tta_views
 
 
 class LeftRight(nn.Module):

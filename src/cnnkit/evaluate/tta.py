@@ -1,4 +1,5 @@
-"""Test-time augmentation: average the softmax over flipped / shifted views (the data area's kernels)."""
+"""Test-time augmentation: average the softmax over flipped / shifted views (the data area's kernels);
+`predict.predict_logits(..., tta=MODE)` calls it."""
 
 from __future__ import annotations
 

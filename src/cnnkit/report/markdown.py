@@ -46,9 +46,20 @@ def render_report(
 ) -> str:
     """report.md's text."""
     split = "test" if summary.get("test") else "val"
-    head = summary[split]
     multi = final.get("task") == "multilabel"
-    train_counts = summary.get("class_counts", {}).get("train") or []
+    lines = _headline(summary, final, split, multi)
+    lines += _curves(rows, multi)
+    lines += _per_class(summary, final, split, multi)
+    lines += _notes(split, final, cfg)
+    lines += _balance_line(summary)
+    lines += _skipped(skipped)
+    lines += _reproduce(run_dir, cfg)
+    return "\n".join(lines)
+
+
+def _headline(summary: dict, final: dict, split: str, multi: bool) -> list[str]:
+    """The title, the run in one sentence and the table of its key numbers."""
+    head = summary[split]
     lines = [
         f"# Run `{summary['run']}`",
         "",
@@ -77,6 +88,13 @@ def render_report(
         f"| images (train / val / test) | {summary['split_sizes']['train']} / {summary['split_sizes']['val']} / {summary['split_sizes']['test']} |",
         f"| input | {summary['input']['channels']}x{summary['input']['size'][0]}x{summary['input']['size'][1]}, "
         f"mean {', '.join(f'{m:.4f}' for m in summary['input']['mean'])}, std {', '.join(f'{s:.4f}' for s in summary['input']['std'])} |",
+    ]
+    return lines
+
+
+def _curves(rows: list[dict], multi: bool) -> list[str]:
+    """The learning-curves plot and one table row per epoch."""
+    lines = [
         "",
         "## Learning curves",
         "",
@@ -87,12 +105,17 @@ def render_report(
         else "| epoch | train loss | train exact match | val loss | val exact match | lr | seconds |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    lines += [
+    return lines + [
         f"| {r['epoch']} | {r['train_loss']:.4f} | {_pct(r['train_accuracy'])} | {r['val_loss']:.4f} | {_pct(r['val_accuracy'])} | {r['lr']:.3g} | {r['seconds']:.1f} |"
         for r in rows
     ]
+
+
+def _per_class(summary: dict, final: dict, split: str, multi: bool) -> list[str]:
+    """The confusion matrix (or per-class AP / F1) plot and the per-class table with its macro row."""
+    train_counts = summary.get("class_counts", {}).get("train") or []
     train_n = lambda i: str(train_counts[i]) if i < len(train_counts) else "-"  # noqa: E731
-    lines += [
+    lines = [
         "",
         f"## Per class ({split} split, best checkpoint)",
         "",
@@ -116,20 +139,27 @@ def render_report(
             "",
             f"Precision, recall and F1 at sigmoid >= {final['threshold']}; AP (average precision) needs no threshold. Support: {split} images carrying the class.",
         ]
-    lines += _notes(split, final, cfg)
-    lines += _balance_line(summary)
-    if skipped:
-        lines += [
-            "",
-            f"## Skipped files ({len(skipped)})",
-            "",
-            "Unreadable files were left out (also in `skipped.csv`):",
-            "",
-        ]
-        lines += [f"- `{s.path}`: {s.reason}" for s in skipped[:50]]
-        if len(skipped) > 50:
-            lines.append(f"- ... and {len(skipped) - 50} more")
-    lines += [
+    return lines
+
+
+def _skipped(skipped: list[SkippedFile]) -> list[str]:
+    if not skipped:
+        return []
+    lines = [
+        "",
+        f"## Skipped files ({len(skipped)})",
+        "",
+        "Unreadable files were left out (also in `skipped.csv`):",
+        "",
+    ]
+    lines += [f"- `{s.path}`: {s.reason}" for s in skipped[:50]]
+    if len(skipped) > 50:
+        lines.append(f"- ... and {len(skipped) - 50} more")
+    return lines
+
+
+def _reproduce(run_dir: Path, cfg: Config) -> list[str]:
+    return [
         "",
         "## Reproduce",
         "",
@@ -140,4 +170,3 @@ def render_report(
         f"Learning rate {cfg.optim.lr} ({cfg.optim.name}, {cfg.schedule.name} schedule), batch size {cfg.train.batch_size}, seed {cfg.train.seed}.",
         "",
     ]
-    return "\n".join(lines)
