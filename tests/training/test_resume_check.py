@@ -172,3 +172,14 @@ def test_disk_full_at_the_first_best_ckpt_advises_starting_again(tmp_path, monke
     assert "--resume" not in msg
     assert not (run / "last.ckpt").exists() and not [p for p in os.listdir(run) if p.endswith(".tmp")]
     assert main(["train", "--config", str(run / "config.yaml"), "--quiet"]) == 0  # the advice works
+
+
+def test_a_key_added_after_the_checkpoint_counts_as_its_default():
+    from cnnkit.config import Config
+    from cnnkit.training.resume_check import config_changes
+
+    saved = Config().to_dict()
+    del saved["adv"]  # a checkpoint written before the adv: section existed
+    assert config_changes(saved, Config()) == []
+    changed = Config().with_overrides({"adv.method": "pgd"})
+    assert config_changes(saved, changed) == ['adv.method: "pgd" in the config, "none" in last.ckpt']

@@ -82,6 +82,8 @@ def _flat(cfg: dict) -> dict[str, str]:
 def config_changes(saved: dict, cfg: Config) -> list[str]:
     """'key: X in the config, Y in last.ckpt' for each training key that differs."""
     before, now = _flat(upgrade(saved)), _flat(cfg.to_dict())  # a checkpoint from before a key moved: its new place
+    # a key added after the checkpoint was written (e.g. the adv: section) ran as its default then
+    before = {**{k: v for k, v in _flat(Config().to_dict()).items() if k not in before}, **before}
     diffs = []
     for key in sorted(before.keys() | now.keys()):
         if key in NOT_TRAINING or key.split(".", 1)[0] in NOT_TRAINING_SECTIONS or before.get(key) == now.get(key):
