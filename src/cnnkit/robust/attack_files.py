@@ -123,7 +123,9 @@ def attack_files(
         how += f", targeted at {target}"
     with staged_folder(out_dir, hint="or write elsewhere with --out DIR") as stage:
         (stage / "adversarial").mkdir()
-        for bi, (ok, x_u8) in enumerate(read_batches(files, clf.channels, clf.size, batch_size, result.errors)):
+        for bi, (ok, x_u8) in enumerate(
+            read_batches(files, clf.channels, clf.size, batch_size, result.errors, clf.interpolation)
+        ):
             x_u8 = x_u8.to(clf.device)
             x01 = x_u8.float() / 255.0
             with torch.no_grad():
