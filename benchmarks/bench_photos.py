@@ -17,6 +17,8 @@ Runs (same stand-in, same process):
   old_pre    cnnkit train --data DIR --model efficientnet_lite0 --pretrained --finetune head --augment none --image-size 128 --recipe none
              (the README's old transfer-learning line; --recipe none keeps the old SGD 0.2 / label smoothing 0.1 / 8 epochs,
              which the transfer-head recipe now replaces)
+  fine_tune  cnnkit train --data DIR --finetune fine_tune   (fastai-style: the head on cached features, then the whole
+             network at discriminative rates; the alternative to the head-only default)
 Extra runs can be given with --extra "name=--flag value ..." (e.g. the size trade-off).
 
 The decode cache is off (--set data.cache=false), so every run pays for decoding its JPEGs.
@@ -71,6 +73,7 @@ RUNS = {
         "--recipe",
         "none",
     ],
+    "fine_tune": ["--finetune", "fine_tune"],
 }
 
 

@@ -162,6 +162,10 @@ def warm_up_head(
     cached = prepare(model, train, val, normalize, batch_size=eval_batch_size, precision=precision, message=message)
     optimizer = torch.optim.AdamW(param_groups(model, weight_decay), lr=lr)
     generator = torch.Generator().manual_seed(seed)
+
+    def head_train_mode() -> None:  # frozen batch norms stay in eval mode
+        ft.train_mode(model)
+
     rows = []
     for epoch in range(1, epochs + 1):
         tr = train_one_epoch(
@@ -174,7 +178,7 @@ def warm_up_head(
             generator=generator,
             loss=LossSpec(label_smoothing=label_smoothing),
             amp=PrecisionSpec(precision),
-            set_train_mode=lambda: ft.train_mode(model),
+            set_train_mode=head_train_mode,
             epoch=epoch,
         )
         va = evaluate(cached.head, cached.val, normalize=cached.feed, batch_size=eval_batch_size)  # type: ignore[arg-type]
