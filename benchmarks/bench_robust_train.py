@@ -99,7 +99,9 @@ def main() -> None:
                 "command": "cnnkit " + shlex.join(argv).replace(tmp, "RUNS"),
                 "architecture": summary["model"],
                 "epochs": summary["epochs_run"],
-                "precision": __import__("yaml").safe_load((run_dir / "config.yaml").read_text())["runtime"]["precision"],
+                "precision": __import__("yaml").safe_load((run_dir / "config.yaml").read_text())["runtime"][
+                    "precision"
+                ],
                 "train_seconds": summary["train_seconds"],
                 "load_during_training": load,
                 "clean_accuracy": summary["test"]["accuracy"],

@@ -46,6 +46,7 @@ def test_huge_input_size_is_refused(tiny_run, tmp_path, capsys):
         (lambda c: c["model"]["kwargs"].update(widht=4), "model.kwargs.widht is not an argument of simple_cnn"),
         (lambda c: c["model"].update(name="resnet9000"), "model.name 'resnet9000' is not a model this cnnkit knows"),
         (lambda c: c["input"].update(std=[0.0]), "input.std holds 0.0, not a finite positive number"),
+        (lambda c: c["input"].update(interpolation="cubic"), "input.interpolation is 'cubic'; expected one of"),
         (lambda c: c["model"]["kwargs"].update(width=5000), "model.kwargs describe a model whose"),
     ],
 )

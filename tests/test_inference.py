@@ -87,3 +87,29 @@ def test_load_hands_registered_suffixes_to_their_loader(tmp_path, monkeypatch):
     assert seen == [(str(tmp_path / "m.fake"), "cuda")]
     with pytest.raises(CheckpointError, match="missing.ckpt"):  # no loader for .ckpt: read as a checkpoint
         inference.load(tmp_path / "missing.ckpt")
+
+
+def test_predict_resizes_with_the_checkpoints_interpolation(tiny_run, tmp_path):
+    """A checkpoint records the resize's filter of training (data.interpolation: bicubic for Lite0's
+    weights); predict repeats it, for images in memory and for files alike."""
+    from cnnkit.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
+    from cnnkit.data.images import pil_to_array
+    from cnnkit.inference import Classifier
+
+    ckpt = load_checkpoint(resolve_checkpoint(tiny_run))
+    assert ckpt["input"]["interpolation"] == "bilinear"  # the default, recorded
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 256, (57, 41), dtype=np.uint8))  # resized to 28 x 28
+    img.save(tmp_path / "x.png")
+    ckpt["input"]["interpolation"] = "bicubic"
+    clf = Classifier(model_from_checkpoint(ckpt), ckpt)
+    x = clf.preprocess(img)[0].numpy()
+    assert np.array_equal(x, pil_to_array(img, 1, (28, 28), "bicubic"))
+    assert not np.array_equal(x, pil_to_array(img, 1, (28, 28), "bilinear"))
+    from_file = clf.predict_files([tmp_path / "x.png"]).predictions[0]
+    bicubic = clf.predict(torch.from_numpy(pil_to_array(img, 1, (28, 28), "bicubic")))[0]
+    bilinear = clf.predict(torch.from_numpy(pil_to_array(img, 1, (28, 28), "bilinear")))[0]
+    probs = [p for _, p in from_file.top_k]
+    assert [c for c, _ in from_file.top_k] == [c for c, _ in bicubic.top_k]
+    assert probs == pytest.approx([p for _, p in bicubic.top_k], abs=1e-6)
+    assert probs != pytest.approx([p for _, p in bilinear.top_k], abs=1e-6)

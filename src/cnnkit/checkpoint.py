@@ -2,7 +2,7 @@
 
 A checkpoint is a plain dict of tensors and primitives:
     format, cnnkit_version, model {name, kwargs}, state_dict, class_names,
-    input {channels, size, mean, std, resize}, config, dataset, epoch, metrics;
+    input {channels, size, mean, std, resize, interpolation}, config, dataset, epoch, metrics;
     optionally ema_state_dict (the weights' moving average) and, in a run's last.ckpt,
     train_state (optimiser, scheduler, RNG states, data position... see training/trainer.py).
 Anything that evaluates, predicts, explains, exports or serves rebuilds the model from it.
@@ -60,6 +60,7 @@ def make_checkpoint(
     dataset: str,
     epoch: int,
     metrics: dict[str, float],
+    interpolation: str | None = None,
 ) -> dict[str, Any]:
     from cnnkit import __version__
 
@@ -79,6 +80,7 @@ def make_checkpoint(
             "mean": [float(m) for m in mean],
             "std": [float(s) for s in std],
             "resize": "shorter_side_center_crop",
+            "interpolation": interpolation or "bilinear",  # the resize's filter (data.interpolation)
         },
         "config": config,
         "dataset": dataset,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from cnnkit.data.images import INTERPOLATIONS
 from cnnkit.errors import CheckpointError, CnnkitError
 
 MAX_CLASSES = 100_000  # ImageNet-21k has 21,843
@@ -77,6 +78,11 @@ def validate(ckpt: dict, path: str | Path) -> None:
         _int_in(path, "input.size", side, 1, MAX_SIDE)
     _floats(path, "input.mean", inp.get("mean"), channels)
     _floats(path, "input.std", inp.get("std"), channels, positive=True)
+    interpolation = inp.get("interpolation", "bilinear")  # older checkpoints: bilinear, the only resize then
+    if interpolation not in INTERPOLATIONS:
+        raise _fail(
+            path, "input.interpolation", f"is {str(interpolation)[:40]!r}; expected one of {', '.join(INTERPOLATIONS)}"
+        )
     for key, value in kwargs.items():
         if not isinstance(key, str):
             raise _fail(path, "model.kwargs", f"has a non-text key {key!r}")

@@ -40,6 +40,9 @@ class DataConfig:
         None  # resize side for folders; None: the dataset's native size (folders: 64)
     )
     channels: Annotated[int | None, Range(1, 3)] = None  # 1 or 3; None: the dataset's own (folders: 3)
+    interpolation: str | None = (
+        None  # folders: the resize's filter, bilinear | bicubic | ...; None: bilinear, or the pretrained weights' own (bicubic for Lite0)
+    )
     subset_per_class: Annotated[int | None, POSITIVE] = (
         None  # keep only N training images per class (quick runs, few-shot)
     )

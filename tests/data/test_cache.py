@@ -213,3 +213,24 @@ def test_training_on_a_corrupted_cache_matches_an_uncorrupted_run(tmp_path, imag
         ]  # without seconds
 
     assert metrics("rebuilt") == metrics("clean") and len(metrics("clean")) == 3
+
+
+def test_interpolation_is_part_of_the_key_and_a_bilinear_decode_is_not_reused(tmp_path, image_folder):
+    files = list_image_files(image_folder)
+    stats = cache.stat_files(files)
+    assert cache.cache_key(stats, 3, (6, 6)) == cache.cache_key(stats, 3, (6, 6), "bilinear")  # old keys stay valid
+    assert cache.cache_key(stats, 3, (6, 6), "bicubic") != cache.cache_key(stats, 3, (6, 6))
+    bilinear = decode_files(files, 3, (5, 5), cache_dir=tmp_path / "c", source=str(image_folder))
+    bicubic = decode_files(
+        files, 3, (5, 5), cache_dir=tmp_path / "c", source=str(image_folder), interpolation="bicubic"
+    )
+    assert not bicubic.cache_hit and bicubic.cache_file != bilinear.cache_file
+    assert not torch.equal(bicubic.images, bilinear.images)  # 12 px noise images resized to 5 px
+    again = decode_files(files, 3, (5, 5), cache_dir=tmp_path / "c", source=str(image_folder), interpolation="bicubic")
+    assert again.cache_hit and torch.equal(again.images, bicubic.images)
+
+
+def test_data_interpolation_reaches_the_decode(tmp_path, image_folder):
+    a = build_dataset(_cfg(image_folder, tmp_path), seed=0)
+    b = build_dataset(_cfg(image_folder, tmp_path, interpolation="bicubic"), seed=0)
+    assert a.train.paths == b.train.paths and not torch.equal(a.train.images, b.train.images)

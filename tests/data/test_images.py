@@ -117,3 +117,17 @@ def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
 def test_is_image_file():
     assert is_image_file("a/b.JPG") and is_image_file("x.webp")
     assert not is_image_file("notes.txt") and not is_image_file(".hidden.png")
+
+
+def test_resize_follows_the_interpolation_and_refuses_unknown_names():
+    from cnnkit.data.images import pil_to_array
+    from cnnkit.errors import ConfigError
+
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 30, 3), dtype=np.uint8))
+    bilinear = pil_to_array(img, 3, (10, 10))
+    assert np.array_equal(bilinear, pil_to_array(img, 3, (10, 10), "bilinear"))  # the default
+    bicubic = pil_to_array(img, 3, (10, 10), "bicubic")
+    expected = np.asarray(img.resize((10, 13), Image.Resampling.BICUBIC, reducing_gap=3.0).crop((0, 1, 10, 11)))
+    assert np.array_equal(bicubic, expected.transpose(2, 0, 1)) and not np.array_equal(bicubic, bilinear)
+    with pytest.raises(ConfigError, match="data.interpolation: 'cubic' is not an interpolation; choose one of"):
+        resize_center_crop(img, (10, 10), "cubic")

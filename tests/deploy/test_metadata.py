@@ -51,3 +51,20 @@ def test_bad_metadata_values_are_named(tmp_path, tiny_onnx):
     onnx.save(proto, str(path))
     with pytest.raises(OnnxFileError, match=r"tampered\.onnx: cnnkit metadata input\.std must be positive"):
         read_metadata(path)
+
+
+def test_the_resize_filter_travels_with_the_onnx_file(tmp_path, tiny_onnx):
+    import onnx
+
+    from cnnkit.deploy.runtime import OnnxClassifier
+
+    assert read_metadata(tiny_onnx)["input"]["interpolation"] == "bilinear"  # copied from the checkpoint
+    assert OnnxClassifier(tiny_onnx).interpolation == "bilinear"  # predict resizes as training did
+    proto = onnx.load(str(tiny_onnx))
+    for p in proto.metadata_props:
+        if p.key == "cnnkit.input":
+            p.value = json.dumps({**json.loads(p.value), "interpolation": "cubic"})
+    path = tmp_path / "tampered.onnx"
+    onnx.save(proto, str(path))
+    with pytest.raises(OnnxFileError, match=r"tampered\.onnx: cnnkit metadata input\.interpolation is 'cubic'"):
+        read_metadata(path)

@@ -59,24 +59,6 @@ def test_gradual_unfreezes_stage_by_stage_from_the_top():
     assert len(trainable(m)) == len(list(m.parameters()))  # the last epoch trains everything
 
 
-def test_feature_cache_matches_the_backbone_and_trains_the_head():
-    m = model()
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(60, 1, 8, 8, generator=g)
-    y = torch.arange(60) % 3
-    x[y == 1, :, :4] += 2.0  # classes made visible: bright top, bright bottom, neither
-    x[y == 2, :, 4:] += 2.0
-    batches = [(x[i : i + 20], y[i : i + 20]) for i in range(0, 60, 20)]
-    cache = ft.FeatureCache.build(m, batches, dtype=torch.float32)
-    assert len(cache) == 60 and m.training  # mode restored
-    with torch.no_grad():
-        torch.testing.assert_close(cache.features[:20], m.eval().forward_features(x[:20]))
-    conv_before = m.features[0].weight.clone()
-    losses = ft.fit_head(m, cache, epochs=40, lr=0.05, batch_size=20)
-    assert losses[-1] < 0.7 * losses[0]
-    assert torch.equal(m.features[0].weight, conv_before)
-
-
 def test_unknown_mode_is_an_error():
     with pytest.raises(ConfigError, match="choose head, full, gradual or fine_tune"):
         ft.prepare(model(), "partial")

@@ -10,6 +10,7 @@ from tests.conftest import make_image_folder
 
 from cnnkit.config import Config
 from cnnkit.data.augment import BatchAugment
+from cnnkit.errors import ConfigError
 from cnnkit.models import transfer
 from cnnkit.training import auto
 from cnnkit.training.recipes import RECIPES, apply_recipe
@@ -167,3 +168,13 @@ def test_train_with_no_flags_on_photos_runs_the_pretrained_head(photos, tmp_path
         )
     assert run.config.model.name == "efficientnet_lite0" and run.config.model.finetune == "head"
     assert "colour photos" in out.getvalue() and "features ready" in out.getvalue()
+
+
+def test_pretrained_takes_the_weights_interpolation_unless_the_user_set_one(photos):
+    lite = {"model.name": "efficientnet_lite0", "model.pretrained": True}
+    assert auto.plan(folder_cfg(photos, **lite)).data.interpolation == "bicubic"  # timm's pretrained_cfg
+    assert auto.plan(folder_cfg(photos, **lite, **{"data.image_size": 128})).data.interpolation == "bicubic"
+    assert auto.plan(folder_cfg(photos, **lite, **{"data.interpolation": "bilinear"})).data.interpolation == "bilinear"
+    assert auto.plan(folder_cfg(photos, **{"model.name": "fastnet_s"})).data.interpolation is None  # bilinear
+    with pytest.raises(ConfigError, match="data.interpolation: 'cubic'"):
+        auto.plan(folder_cfg(photos, **{"data.interpolation": "cubic"}))

@@ -1,7 +1,7 @@
 """Decode once, on disk: image files decoded into a memory-mapped uint8 cache.
 
 An entry is keyed by every file's path, size and modification time plus the decode
-settings (channels, size, loader version), so any change to the files or the settings
+settings (channels, size, interpolation, loader version), so any change to the files or the settings
 makes a new key and the entry is rebuilt; the stale entry for the same source is removed.
 An entry is two files in the cache folder: `<source>-<key>.u8` (raw (N, C, H, W) uint8
 rows of the readable files) and `<source>-<key>.json` (which files those rows are, and
@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import xxhash
 
-from cnnkit.data.images import ImageError, load_image
+from cnnkit.data.images import DEFAULT_INTERPOLATION, ImageError, load_image
 from cnnkit.data.types import SkippedFile
 from cnnkit.errors import DataError
 
@@ -74,8 +74,13 @@ def stat_files(paths: FilePaths) -> list[FileStat]:
     return out
 
 
-def cache_key(files: list[FileStat], channels: int, size: tuple[int, int]) -> str:
-    h = hashlib.sha256(json.dumps({"v": CACHE_VERSION, "channels": channels, "size": list(size)}).encode())
+def cache_key(files: list[FileStat], channels: int, size: tuple[int, int], interpolation: str | None = None) -> str:
+    """The decoded pixels' identity: the files and every setting that changes them (a bicubic
+    decode is never reused for a bilinear one)."""
+    settings = {"v": CACHE_VERSION, "channels": channels, "size": list(size)}
+    if (interpolation or DEFAULT_INTERPOLATION) != DEFAULT_INTERPOLATION:  # bilinear keys stay as they were
+        settings["interpolation"] = interpolation
+    h = hashlib.sha256(json.dumps(settings).encode())
     for f in files:
         h.update(f"\n{f.path}\t{f.size}\t{f.mtime_ns}".encode())
     return h.hexdigest()[:24]
@@ -98,7 +103,13 @@ class Decoded:
 
 
 def _decode_into(
-    out: np.ndarray, paths: FilePaths, channels: int, size: tuple[int, int], strict: bool, workers: int
+    out: np.ndarray,
+    paths: FilePaths,
+    channels: int,
+    size: tuple[int, int],
+    strict: bool,
+    workers: int,
+    interpolation: str | None = None,
 ) -> tuple[list[int], list[SkippedFile]]:
     """Decode every file into `out` rows (compacted); returns (kept indices, skipped)."""
     kept: list[int] = []
@@ -106,7 +117,7 @@ def _decode_into(
 
     def one(i: int) -> tuple[int, np.ndarray | None, ImageError | None]:
         try:
-            return i, load_image(paths[i], channels, size), None
+            return i, load_image(paths[i], channels, size, interpolation), None
         except ImageError as e:
             return i, None, e
 
@@ -132,6 +143,7 @@ def decode_files(
     cache_dir: Path | None = None,
     source: str = "",
     workers: int | None = None,
+    interpolation: str | None = None,
 ) -> Decoded:
     """Decode `paths` once into uint8 (N, C, H, W) through the one image loader.
 
@@ -144,19 +156,21 @@ def decode_files(
     c, (h, w) = channels, size
     if cache_dir is None:
         buf = np.empty((len(paths), c, h, w), dtype=np.uint8)
-        kept, skipped = _decode_into(buf, paths, channels, size, strict, workers)
+        kept, skipped = _decode_into(buf, paths, channels, size, strict, workers, interpolation)
         return Decoded(torch.from_numpy(buf[: len(kept)]), kept, skipped, seconds=time.perf_counter() - t0)
 
     stats = stat_files(paths)
     sid = source_id(source or (str(Path(paths[0]).parent) if paths else ""), channels, size)
-    key = cache_key(stats, channels, size)
+    key = cache_key(stats, channels, size, interpolation)
     data_file, meta_file = cache_dir / f"{sid}-{key}.u8", cache_dir / f"{sid}-{key}.json"
     hit = _load(data_file, meta_file, paths, (c, h, w))
     if hit is not None:
         return _cache_hit(hit, strict, data_file, t0)
     if not _writable(cache_dir):
-        return decode_files(paths, channels, size, strict=strict, cache_dir=None, workers=workers)
-    kept, skipped, digest = _decode_to_file(data_file, paths, channels, size, strict, workers)
+        return decode_files(
+            paths, channels, size, strict=strict, cache_dir=None, workers=workers, interpolation=interpolation
+        )
+    kept, skipped, digest = _decode_to_file(data_file, paths, channels, size, strict, workers, interpolation)
     meta = {
         "version": CACHE_VERSION,
         "source": os.path.abspath(source) if source else "",
@@ -211,7 +225,13 @@ def _writable(cache_dir: Path) -> bool:
 
 
 def _decode_to_file(
-    data_file: Path, paths: FilePaths, channels: int, size: tuple[int, int], strict: bool, workers: int
+    data_file: Path,
+    paths: FilePaths,
+    channels: int,
+    size: tuple[int, int],
+    strict: bool,
+    workers: int,
+    interpolation: str | None = None,
 ) -> tuple[list[int], list[SkippedFile], str]:
     """Decode into a temporary memory map, cut it to the kept rows and move it to `data_file`;
     returns (kept, skipped, the file's checksum)."""
@@ -219,7 +239,7 @@ def _decode_to_file(
     tmp = data_file.with_name(f"{data_file.name}.tmp-{os.getpid()}")
     try:
         out = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=(max(len(paths), 1), c, h, w))
-        kept, skipped = _decode_into(out, paths, channels, size, strict, workers)
+        kept, skipped = _decode_into(out, paths, channels, size, strict, workers, interpolation)
         out.flush()
         del out
         os.truncate(tmp, len(kept) * c * h * w)

@@ -62,12 +62,22 @@ def decode_labelled(
     With `stream`, nothing is decoded: the images are the files (`FileImages`), all kept."""
     if stream:
         return (
-            FileImages(files, channels, size, workers=cfg.workers, strict=cfg.strict, skipped=skipped),
+            FileImages(
+                files,
+                channels,
+                size,
+                workers=cfg.workers,
+                strict=cfg.strict,
+                skipped=skipped,
+                interpolation=cfg.interpolation,
+            ),
             list(labels),
             [str(f) for f in files],
         )
     cache_dir = default_cache_dir(cfg.cache_dir) if cfg.cache else None
-    dec = decode_files(files, channels, size, strict=cfg.strict, cache_dir=cache_dir, source=source)
+    dec = decode_files(
+        files, channels, size, strict=cfg.strict, cache_dir=cache_dir, source=source, interpolation=cfg.interpolation
+    )
     skipped.extend(dec.skipped)
     return dec.images, [labels[i] for i in dec.kept], [str(files[i]) for i in dec.kept]
 

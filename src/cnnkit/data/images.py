@@ -19,12 +19,33 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from cnnkit.errors import DataError
+from cnnkit.errors import ConfigError, DataError
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
 )
 ALPHA_BACKGROUND = (255, 255, 255)  # transparent pixels become white
+
+
+INTERPOLATIONS = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+}
+DEFAULT_INTERPOLATION = "bilinear"  # data.interpolation unset and no pretrained weights naming theirs
+
+
+def resampling(interpolation: str | None) -> Image.Resampling:
+    """PIL's filter for an interpolation name (data.interpolation; torchvision's / timm's names); None: bilinear."""
+    name = interpolation or DEFAULT_INTERPOLATION
+    if name not in INTERPOLATIONS:
+        raise ConfigError(
+            f"data.interpolation: {name!r} is not an interpolation; choose one of {', '.join(INTERPOLATIONS)}"
+        )
+    return INTERPOLATIONS[name]
 
 
 class ImageError(DataError):
@@ -67,14 +88,14 @@ def to_mode(img: Image.Image, channels: int) -> Image.Image:
     return img if img.mode == target else img.convert(target)
 
 
-def resize_center_crop(img: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Scale the shorter side to fit `size` (H, W), then crop the centre."""
+def resize_center_crop(img: Image.Image, size: tuple[int, int], interpolation: str | None = None) -> Image.Image:
+    """Scale the shorter side to fit `size` (H, W) with `interpolation` (default bilinear), then crop the centre."""
     h, w = size
     if img.size == (w, h):
         return img
     scale = max(w / img.width, h / img.height)
     new = (max(w, round(img.width * scale)), max(h, round(img.height * scale)))
-    img = img.resize(new, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    img = img.resize(new, resampling(interpolation), reducing_gap=3.0)
     left, top = (new[0] - w) // 2, (new[1] - h) // 2
     return img.crop((left, top, left + w, top + h))
 
@@ -128,15 +149,20 @@ def _file_kind(mode: int) -> str:
     return next((name for test, name in kinds if test(mode)), "not a plain file")
 
 
-def load_image(path: str | os.PathLike[str], channels: int, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Read a file into a uint8 array (C, H, W), converted to `channels` and resized to `size`."""
-    return pil_to_array(open_image(path), channels, size)
+def load_image(
+    path: str | os.PathLike[str], channels: int, size: tuple[int, int] | None = None, interpolation: str | None = None
+) -> np.ndarray:
+    """Read a file into a uint8 array (C, H, W), converted to `channels` and resized to `size`
+    (with `interpolation`: see `resampling`)."""
+    return pil_to_array(open_image(path), channels, size, interpolation)
 
 
-def pil_to_array(img: Image.Image, channels: int, size: tuple[int, int] | None = None) -> np.ndarray:
+def pil_to_array(
+    img: Image.Image, channels: int, size: tuple[int, int] | None = None, interpolation: str | None = None
+) -> np.ndarray:
     img = to_mode(img, channels)
     if size is not None:
-        img = resize_center_crop(img, size)
+        img = resize_center_crop(img, size, interpolation)
     arr = np.asarray(img, dtype=np.uint8)
     return arr[None].copy() if arr.ndim == 2 else arr.transpose(2, 0, 1).copy()  # writable, own memory
 
@@ -150,6 +176,7 @@ def read_batches(
     size: tuple[int, int],
     batch_size: int,
     errors: list[tuple[str, str]],
+    interpolation: str | None = None,
 ) -> Iterator[tuple[list[PathT], torch.Tensor]]:
     """The readable files in batches of up to `batch_size`, each as (files, uint8 tensor B x C x H x W).
 
@@ -160,7 +187,7 @@ def read_batches(
         arrays = []
         for f in files[start : start + batch_size]:
             try:
-                arrays.append(load_image(f, channels, size))
+                arrays.append(load_image(f, channels, size, interpolation))
                 ok.append(f)
             except DataError as e:  # ImageError included
                 errors.append((str(f), str(e).removeprefix(f"{f}: ")))

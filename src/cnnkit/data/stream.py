@@ -93,10 +93,12 @@ class FileImages:
         workers: int = 2,
         strict: bool = False,
         skipped: list[SkippedFile] | None = None,
+        interpolation: str | None = None,
         _report: _Report | None = None,
     ):
         self.files = [str(f) for f in files]
         self.channels, self.size, self.workers = channels, (size[0], size[1]), workers
+        self.interpolation = interpolation  # the resize's filter (data.interpolation; None: bilinear)
         self.report = _report or _Report(skipped if skipped is not None else [], strict)
         self._packed: PathList | None = None
 
@@ -127,7 +129,12 @@ class FileImages:
     def take(self, index: Index) -> FileImages:
         pos = self._positions(index).reshape(-1).tolist()
         return FileImages(
-            [self.files[i] for i in pos], self.channels, self.size, workers=self.workers, _report=self.report
+            [self.files[i] for i in pos],
+            self.channels,
+            self.size,
+            workers=self.workers,
+            interpolation=self.interpolation,
+            _report=self.report,
         )
 
     def decode(self, index: Index) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,7 +145,7 @@ class FileImages:
 
         def one(k: int) -> ImageError | None:
             try:
-                out[k] = load_image(self.files[pos[k]], self.channels, self.size)
+                out[k] = load_image(self.files[pos[k]], self.channels, self.size, self.interpolation)
             except ImageError as e:
                 ok[k] = False
                 return e
@@ -214,9 +221,11 @@ class ImageFiles(torch.utils.data.Dataset[FileItem]):
         labels: torch.Tensor | Sequence[Any],
         channels: int,
         size: tuple[int, int],
+        interpolation: str | None = None,
     ):
         self.files = files if isinstance(files, PathList) else PathList([str(f) for f in files])
         self.labels, self.channels, self.size = torch.as_tensor(labels), channels, size
+        self.interpolation = interpolation
 
     def __len__(self) -> int:
         return len(self.files)
@@ -224,7 +233,11 @@ class ImageFiles(torch.utils.data.Dataset[FileItem]):
     def __getitem__(self, i: int) -> FileItem:
         path = self.files[i]
         try:
-            return torch.from_numpy(load_image(path, self.channels, self.size)), self.labels[i], None
+            return (
+                torch.from_numpy(load_image(path, self.channels, self.size, self.interpolation)),
+                self.labels[i],
+                None,
+            )
         except ImageError as e:
             return None, self.labels[i], (path, str(e).removeprefix(f"{path}: "))
 
@@ -255,12 +268,13 @@ def _loader(
     workers: int,
     device: torch.device | str,
     generator: torch.Generator | None = None,
+    interpolation: str | None = None,
     **kwargs: Any,
 ) -> torch.utils.data.DataLoader[FileItem]:
     # its own generator even unshuffled: the loader draws its workers' base seed from it, which
     # would otherwise advance the global RNG (dropout...) and make streamed training differ from cached
     return torch.utils.data.DataLoader(
-        ImageFiles(files, labels, channels, size),
+        ImageFiles(files, labels, channels, size, interpolation),
         num_workers=workers,
         collate_fn=collate,
         pin_memory=torch.device(device).type == "cuda",
@@ -286,7 +300,16 @@ def load_batches(
     batches = [b.tolist() for b in index_batches]
     if not batches:
         return
-    loader = _loader(images.packed, labels, images.channels, images.size, images.workers, device, batch_sampler=batches)
+    loader = _loader(
+        images.packed,
+        labels,
+        images.channels,
+        images.size,
+        images.workers,
+        device,
+        interpolation=images.interpolation,
+        batch_sampler=batches,
+    )
     for idx, batch in zip(batches, loader):
         if not batch.skipped:
             yield batch.images, batch.labels

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cnnkit.data.images import INTERPOLATIONS
 from cnnkit.errors import CnnkitError
 
 FORMAT = "cnnkit.onnx/1"
@@ -124,6 +125,9 @@ def _check(meta: dict, path) -> None:
             raise bad(f"input.{key}", f"must be {c} numbers")
     if any(s <= 0 for s in inp["std"]):
         raise bad("input.std", "must be positive")
+    interpolation = inp.get("interpolation", "bilinear")  # files exported before it was recorded: bilinear
+    if interpolation not in INTERPOLATIONS:
+        raise bad("input.interpolation", f"is {str(interpolation)[:40]!r}; expected one of {', '.join(INTERPOLATIONS)}")
 
 
 def require(module: str):

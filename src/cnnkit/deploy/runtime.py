@@ -61,6 +61,7 @@ class OnnxClassifier(Classifier):
         inp = self.metadata["input"]
         self.channels = inp["channels"]
         self.size = tuple(inp["size"])  # type: ignore[assignment]
+        self.interpolation = inp.get("interpolation", "bilinear")  # as Classifier: the resize of training
         self.normalize = Normalize(inp["mean"], inp["std"], self.device)
         self.multi_label = self.metadata.get("task") == "multi_label"
         self.invert = "no"  # as Classifier: background.py's light-background check reads checkpoint["input"]

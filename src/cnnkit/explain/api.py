@@ -103,7 +103,7 @@ def explain_files(
     how = METHOD_TITLES[method] + (f" at {layer_name}" if layer_name else "")
     # built in a hidden folder and moved into out_dir at the end: a signal or a full disk leaves its previous files
     with staged_folder(out_dir, hint="or write elsewhere with --out DIR") as stage:
-        for ok, images in read_batches(files, clf.channels, clf.size, batch_size, result.errors):
+        for ok, images in read_batches(files, clf.channels, clf.size, batch_size, result.errors, clf.interpolation):
             targets = [target] * len(ok) if target is not None else None
             heat, probs = explain_batch(clf, images, method, targets, layer_name)
             for f, img, h, p in zip(ok, images.numpy(), heat, probs):

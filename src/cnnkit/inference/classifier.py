@@ -138,6 +138,8 @@ class Classifier:
         inp = checkpoint["input"]
         self.channels: int = inp["channels"]
         self.size: tuple[int, int] = tuple(inp["size"])  # type: ignore[assignment]
+        # the resize's filter of training (data.interpolation); older checkpoints: bilinear
+        self.interpolation: str = inp.get("interpolation", "bilinear")
         self.normalize = Normalize(inp["mean"], inp["std"], self.device)
         self.multi_label: bool = checkpoint.get("task") == "multi_label"  # sigmoid per label instead of a softmax
         self.invert: str = "no"  # no | auto (invert light-background images for a dark-background model) | yes (invert all): background.py
@@ -149,7 +151,7 @@ class Classifier:
 
     def preprocess(self, images: ImageLike | Sequence[ImageLike]) -> torch.Tensor:
         """uint8 batch (B, C, H, W): channels converted (gray <-> RGB), resized as in training."""
-        arrays = [pil_to_array(_to_pil(im), self.channels, self.size) for im in _as_list(images)]
+        arrays = [pil_to_array(_to_pil(im), self.channels, self.size, self.interpolation) for im in _as_list(images)]
         return (
             torch.from_numpy(np.stack(arrays))
             if arrays
@@ -181,7 +183,7 @@ class Classifier:
         """Predict every readable file (folders expanded); unreadable ones are listed, not fatal."""
         report = PredictionReport()
         files = expand_paths(paths)
-        for ok, batch in read_batches(files, self.channels, self.size, batch_size, report.errors):
+        for ok, batch in read_batches(files, self.channels, self.size, batch_size, report.errors, self.interpolation):
             x, mismatched, inverted = fix_background(batch, self.invert, self.checkpoint)
             report.light_background += [
                 str(f) for f, m, i in zip(ok, mismatched.tolist(), inverted.tolist()) if m and not i

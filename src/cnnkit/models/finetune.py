@@ -4,15 +4,18 @@ Modes (`model.finetune`):
   head     feature extraction: the backbone is frozen (its batch norms in eval mode, so their
            running statistics stay the pretrained ones) and only the classifier trains; when no
            augmentation needs fresh passes, the backbone's features are computed once per image
-           and the head trains on them in seconds (`FeatureCache` / `fit_head` here for library use;
-           `cnnkit train` does it in cnnkit.training.head_only, through its ordinary loop).
+           and the head trains on them in seconds (cnnkit.training.head_only, through the
+           trainer's ordinary loop).
   full     everything trains; the backbone at `backbone_lr_scale` x the head's learning rate
            (discriminative learning rates).
   gradual  the head first, then the backbone's stages unfrozen one by one from the top
            (`gradual_unfreeze(model, epoch, epochs)` at the start of every epoch).
-  fine_tune  fastai's schedule: the head alone first (the trainer runs `fit_head` on cached
-           features for model.head_epochs epochs before epoch 1), then everything at
+  fine_tune  fastai's schedule: the head alone first (the trainer runs head_only.warm_up_head
+           on cached features for model.head_epochs epochs before epoch 1), then everything at
            discriminative rates for train.epochs.
+
+Beyond the head (full, gradual, fine_tune) every batch norm keeps the pretrained running
+statistics (`train_mode(keep_bn_stats=True)`; its scale and shift still train): see train_mode.
 
 Everything here is a plain function of the model; the training loop calls them.
 """
@@ -20,9 +23,7 @@ Everything here is a plain function of the model; the training loop calls them.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
 
-import torch
 from torch import nn
 
 from cnnkit.errors import ConfigError
@@ -102,12 +103,23 @@ def prepare(model: nn.Module, mode: str | None) -> None:
             p.requires_grad_(True)
 
 
-def train_mode(model: nn.Module) -> nn.Module:
+def train_mode(model: nn.Module, *, keep_bn_stats: bool = False) -> nn.Module:
     """`model.train()`, except that batch norms whose parameters are frozen stay in eval mode
-    (their running statistics are the pretrained ones). Call it instead of model.train()."""
+    (their running statistics are the pretrained ones), and with `keep_bn_stats` every batch norm
+    does: the trainable ones still learn their scale and shift, but normalise with the pretrained
+    statistics, not the batch's. Call it instead of model.train().
+
+    Why `keep_bn_stats` when a pretrained network trains beyond its head: the head learned on
+    features normalised by the running statistics (eval mode, `fine_tune`'s first stage); in train
+    mode the same network normalises by small batches of the new images instead, and the features
+    change so much that the head falls to chance (Lite0 on the cat/dog stand-in: 100 % of a training
+    subset right in eval mode, 54 % in train mode), while the running statistics drift toward those
+    batches' (momentum 0.1); validation accuracy then fell in every epoch of the whole-network phase."""
     model.train()
     for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None and not m.weight.requires_grad:
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and (
+            keep_bn_stats or (m.weight is not None and not m.weight.requires_grad)
+        ):
             m.eval()
     return model
 
@@ -136,77 +148,3 @@ def param_groups(
             }
         )
     return out
-
-
-class FeatureCache:
-    """The frozen backbone's features, computed once per image (`head` mode without augmentation).
-
-    Stored on the CPU in float16 by default (a 1280x5x5 Lite0 map is 64 KB per image)."""
-
-    def __init__(self, features: torch.Tensor, labels: torch.Tensor):
-        self.features, self.labels = features, labels
-
-    @classmethod
-    @torch.no_grad()
-    def build(
-        cls,
-        model: nn.Module,
-        batches: Iterable,
-        *,
-        device: str | torch.device = "cpu",
-        dtype: torch.dtype = torch.float16,
-    ) -> FeatureCache:
-        was_training = model.training
-        model.eval()
-        feats, labels = [], []
-        for x, y in batches:
-            feats.append(model.forward_features(x.to(device)).to("cpu", dtype))
-            labels.append(torch.as_tensor(y).cpu())
-        model.train(was_training)
-        return cls(torch.cat(feats), torch.cat(labels))
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def batches(
-        self,
-        batch_size: int,
-        *,
-        shuffle: bool = True,
-        generator: torch.Generator | None = None,
-        device: str | torch.device = "cpu",
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
-        for i in range(0, len(self), batch_size):
-            idx = order[i : i + batch_size]
-            yield self.features[idx].to(device, torch.float32), self.labels[idx].to(device)
-
-
-def fit_head(
-    model: nn.Module,
-    cache: FeatureCache,
-    *,
-    epochs: int = 10,
-    lr: float = 1e-3,
-    batch_size: int = 64,
-    weight_decay: float = 1e-4,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-) -> list[float]:
-    """Train only the classifier on cached features (AdamW); returns the mean loss per epoch."""
-    freeze_backbone(model)
-    train_mode(model)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    g = torch.Generator().manual_seed(seed)
-    losses = []
-    for _ in range(epochs):
-        total, n = 0.0, 0
-        for f, y in cache.batches(batch_size, generator=g, device=device):
-            loss = nn.functional.cross_entropy(model.forward_head(f), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total, n = total + loss.item() * len(y), n + len(y)
-        losses.append(total / max(n, 1))
-    return losses

@@ -22,6 +22,8 @@ from cnnkit.models import finetune as ft
 from cnnkit.models._registry import accepts, create_model, looks_like_spec, model_info
 from cnnkit.models.weights import load_weights
 
+KEEP_BN_STATS = ("full", "gradual", "fine_tune")  # modes whose batch norms normalise with the pretrained statistics
+
 
 def build_model(mcfg, *, num_classes: int, in_chans: int, image_size: int | None = None) -> nn.Module:
     """The model of a `ModelConfig`, with its starting weights and its frozen parts set."""
@@ -67,14 +69,15 @@ def param_groups_for(model: nn.Module, mcfg, *, lr: float, weight_decay: float) 
 
 
 def start_epoch(model: nn.Module, mcfg, epoch: int, epochs: int) -> None:
-    """Call at the start of every training epoch instead of model.train()."""
+    """Call at the start of every training epoch instead of model.train(). Fine-tuning beyond the
+    head keeps the pretrained batch-norm statistics (`finetune.train_mode(keep_bn_stats=True)`)."""
     if mcfg.finetune == "gradual":
         ft.gradual_unfreeze(model, epoch, epochs)
     elif (
         mcfg.finetune == "fine_tune"
     ):  # the head trained alone before the first epoch (training/head_only.warm_up_head)
         ft.prepare(model, "full")
-    ft.train_mode(model)
+    ft.train_mode(model, keep_bn_stats=mcfg.finetune in KEEP_BN_STATS)
 
 
 def use_feature_cache(mcfg, *, augmenting: bool) -> bool:

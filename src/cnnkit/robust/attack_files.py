@@ -111,7 +111,9 @@ def attack_files(
     y_target = clf.class_names.index(target) if target is not None else None
     with staged_folder(out_dir, hint="or write elsewhere with --out DIR") as stage:
         (stage / "adversarial").mkdir()
-        for bi, (ok, x_u8) in enumerate(read_batches(files, clf.channels, clf.size, batch_size, result.errors)):
+        for bi, (ok, x_u8) in enumerate(
+            read_batches(files, clf.channels, clf.size, batch_size, result.errors, clf.interpolation)
+        ):
             batch = _attack_batch(forward, x_u8.to(clf.device), spec, y_target, seed=spec.seed + bi * batch_size)
             for i, f in enumerate(ok):
                 item = _attacked(f, i, batch, clf.class_names, out_dir, stems[f])

@@ -11,8 +11,9 @@ before the dataset is built (so the image size can follow the weights):
 - photos get horizontal flips whenever the network itself trains (from scratch, or fine-tuning
   beyond the head; head-only training runs on features computed once, unaugmented);
   built-in datasets (digits, glyphs) and non-photo folders never do;
-- with starting weights (`model.pretrained`), `data.image_size` left unset becomes the
-  weights' own input size (`transfer.weights_config`: 224 for Lite0), the normalisation
+- with starting weights (`model.pretrained`), `data.image_size` and `data.interpolation` left
+  unset become the weights' own input size and resize filter (`transfer.weights_config`: 224 px,
+  bicubic for Lite0; recorded in the checkpoint, so predict resizes alike), the normalisation
   being the weights' already (`transfer.preprocessing`).
 
 Every choice is written into the config (recorded in config.yaml), and only keys the user
@@ -26,11 +27,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cnnkit.config import Config
+from cnnkit.data.images import INTERPOLATIONS, resampling
 
 PHOTO_MIN_SIDE = 64  # median shorter side above which colour images count as photos
 PHOTO_MODEL = "efficientnet_lite0"
 PROBE_FILES = 12  # files whose headers are read to judge a folder
 FROM_SCRATCH = "--model fastnet_s"
+WHAT_TRAINS = {
+    "head": "head only, on features computed once",
+    "fine_tune": "the head alone on features computed once, then the whole network",
+    "full": "the whole network",
+    "gradual": "the head, then the backbone's stages one by one",
+}
 
 
 def lite0_weights_available() -> bool:
@@ -104,8 +112,9 @@ def plan(cfg: Config, note: Callable[[str], None] | None = None) -> Config:
     if photos and cfg.model.name == "auto" and not cfg.model.weights and lite0_weights_available():
         cfg = _set_defaults(cfg, {"model.name": PHOTO_MODEL, "model.pretrained": True, "model.finetune": "head"})
         if note is not None:
+            how = WHAT_TRAINS.get(cfg.model.finetune or "head", cfg.model.finetune)
             note(
-                f"cnnkit: colour photos: fine-tuning the ImageNet-pretrained {PHOTO_MODEL} (head only, on features computed once); "
+                f"cnnkit: colour photos: fine-tuning the ImageNet-pretrained {PHOTO_MODEL} ({how}); "
                 f"to train a network from scratch instead: {FROM_SCRATCH}"
             )
     head = cfg.model.finetune == "head" or (
@@ -113,10 +122,21 @@ def plan(cfg: Config, note: Callable[[str], None] | None = None) -> Config:
     )  # --pretrained alone: head (recipes.py)
     if photos and not head:  # head mode trains on features computed once: no augmentation
         cfg = _set_defaults(cfg, {"augment.hflip": True})
-    if cfg.model.pretrained and cfg.data.image_size is None and cfg.data.dataset in ("folder", "manifest"):
+    if cfg.data.interpolation is not None:
+        resampling(cfg.data.interpolation)  # an unknown name is a ConfigError naming data.interpolation
+    if (
+        cfg.model.pretrained
+        and (cfg.data.image_size is None or cfg.data.interpolation is None)
+        and cfg.data.dataset in ("folder", "manifest")
+    ):
         from cnnkit.models.transfer import weights_config
 
         wc = weights_config(cfg.model.name)
-        if wc is not None:
-            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, image_size=wc["size"]))
+        if wc is not None:  # the weights' own input size and resize filter, where the user set none
+            data = cfg.data
+            if data.image_size is None:
+                data = dataclasses.replace(data, image_size=wc["size"])
+            if data.interpolation is None and wc["interpolation"] in INTERPOLATIONS:
+                data = dataclasses.replace(data, interpolation=wc["interpolation"])
+            cfg = dataclasses.replace(cfg, data=data)
     return cfg

@@ -146,34 +146,53 @@ def warm_up_head(
     seed: int,
     precision: str = "fp32",
     eval_batch_size: int = 256,
+    label_smoothing: float = 0.0,
     message: Callable[[str], None] | None = None,
-) -> float:
+) -> list[dict[str, float]]:
     """`model.finetune: fine_tune`'s first stage: the head alone, `epochs` epochs on the frozen
-    backbone's features computed once (`prepare`, `finetune.fit_head`), before the whole network
-    trains. Returns the head's validation accuracy (also shown through `message`)."""
-    from cnnkit.models.finetune import FeatureCache, fit_head
+    backbone's features computed once (`prepare`), through the training loop itself
+    (`loop.train_one_epoch` / `loop.evaluate` on the `HeadOnly` module, as head-only runs do),
+    with AdamW at `lr` (no decay on biases), before the whole network trains. The head's weights
+    stay in `model`. Returns one {"train_loss", "train_accuracy", "val_loss", "val_accuracy"} per epoch."""
+    from cnnkit.models import finetune as ft
+    from cnnkit.training.loop import LossSpec, PrecisionSpec, evaluate, train_one_epoch
+    from cnnkit.training.optim import param_groups
 
+    ft.freeze_backbone(model)
     cached = prepare(model, train, val, normalize, batch_size=eval_batch_size, precision=precision, message=message)
-    fit_head(
-        model,
-        FeatureCache(cached.train.images, cached.train.labels),
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        weight_decay=weight_decay,
-        seed=seed,
-        device=normalize.device,
-    )
-    with torch.no_grad():
-        model.eval()
-        logits = (
-            torch.cat([cached.head(cached.feed(f)) for f in cached.val.images.split(eval_batch_size)])
-            if len(cached.val)
-            else torch.zeros(0, 1)
+    optimizer = torch.optim.AdamW(param_groups(model, weight_decay), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+
+    def head_train_mode() -> None:  # frozen batch norms stay in eval mode
+        ft.train_mode(model)
+
+    rows = []
+    for epoch in range(1, epochs + 1):
+        tr = train_one_epoch(
+            cached.head,
+            cached.train,
+            optimizer=optimizer,
+            scheduler=None,
+            normalize=cached.feed,  # type: ignore[arg-type]  # Feed stands in for Normalize on features
+            batch_size=batch_size,
+            generator=generator,
+            loss=LossSpec(label_smoothing=label_smoothing),
+            amp=PrecisionSpec(precision),
+            set_train_mode=head_train_mode,
+            epoch=epoch,
         )
-    accuracy = float((logits.argmax(1).cpu() == cached.val.labels).float().mean()) if len(cached.val) else float("nan")
-    if message is not None:
+        va = evaluate(cached.head, cached.val, normalize=cached.feed, batch_size=eval_batch_size)  # type: ignore[arg-type]
+        rows.append(
+            {
+                "train_loss": tr["loss"],
+                "train_accuracy": tr["accuracy"],
+                "val_loss": va["loss"],
+                "val_accuracy": va["accuracy"],
+            }
+        )
+    model.eval()
+    if message is not None and rows:
         message(
-            f"cnnkit: fine_tune: the head trained alone for {epochs} epochs on those features (val accuracy {accuracy:.2%}); now the whole network trains"
+            f"cnnkit: fine_tune: the head trained alone for {epochs} epochs on those features (val accuracy {rows[-1]['val_accuracy']:.2%}); now the whole network trains"
         )
-    return accuracy
+    return rows

@@ -132,7 +132,8 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             "fine-tune",
             "fastai-style: the head alone on features computed once for model.head_epochs (10) epochs, then the whole network at discriminative rates "
-            "(backbone 0.1x): AdamW 1e-3, no label smoothing, 5 epochs in all (photos also get flips); measured below head-only on the stand-in",
+            "(backbone 0.1x, batch norms on the pretrained statistics): AdamW 1e-3, no label smoothing, 5 epochs in all (photos also get flips); "
+            "about 2.5 points above head-only on the photo stand-in, at minutes instead of seconds on a CPU",
             (),
             dict(_FULL),
             finetune="fine_tune",

@@ -106,6 +106,7 @@ class RunParts:
             dataset=data.name,
             epoch=epoch,
             metrics=metrics,
+            interpolation=self.cfg.data.interpolation,  # the resize predict repeats (data.interpolation)
         )
         if self.prep:
             ck["weights"] = {"source": str(self.prep.get("source", "")), "mean": list(self.mean), "std": list(self.std)}
