@@ -32,6 +32,7 @@ COMMAND_MODULES: list[str] = [
 # flag dest -> dotted config key (the everyday flags; anything else through --set key=value)
 TRAIN_FLAGS = {
     "dataset": "data.dataset",
+    "task": "data.task",
     "data_root": "data.root",
     "val_fraction": "data.val_fraction",
     "test_fraction": "data.test_fraction",
@@ -86,6 +87,11 @@ def _add_train(
     g = p.add_argument_group("data")
     g.add_argument("--dataset", help="built-in dataset name (see `cnnkit datasets`); default mnist-mini")
     g.add_argument("--data", metavar="PATH", help="a folder of class folders (optionally inside train/ val/ test/)")
+    g.add_argument(
+        "--task",
+        choices=("auto", "classify", "segment"),
+        help="segment: --data holds images/ and masks/ (image / mask pairs)",
+    )
     g.add_argument(
         "--data-root", help="folder holding built-in datasets (default $CNNKIT_DATA or ~/.cache/cnnkit/datasets)"
     )
@@ -536,6 +542,11 @@ def format_predictions(report, fmt: str) -> str:
 def cmd_predict(args: argparse.Namespace) -> int:
     from cnnkit.deploy.predict_backend import load_backend  # --backend: eager is load(), the rest are in cnnkit.deploy
     from cnnkit.inference import load
+    from cnnkit.tasks.segment.predict import is_segment_checkpoint, predict_command
+
+    # a segmentation checkpoint writes masks and overlays (tasks/segment/predict.py)
+    if args.backend == "eager" and is_segment_checkpoint(args.checkpoint):
+        return predict_command(args)
 
     clf = (
         load(args.checkpoint, device=args.device)

@@ -90,7 +90,7 @@ def _table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
 
 # Modules with `report_section(run_dir) -> (id, title, html) | None`: the sections other areas add
 # (robustness, deployment...) from the result files they keep in the run folder.
-EXTRA_SECTIONS: list[str] = ["cnnkit.robust.report", "cnnkit.deploy.report_section"]
+EXTRA_SECTIONS: list[str] = ["cnnkit.robust.report", "cnnkit.deploy.report_section", "cnnkit.tasks.segment.report"]
 
 # ---------- sections -------------------------------------------------------------------
 
@@ -228,6 +228,8 @@ def write_html_report(
     if not summary_file.is_file():
         raise DataError(f"{run}: no summary.json; is it a finished cnnkit run folder?")
     summary = json.loads(summary_file.read_text())
+    if summary.get("task") == "segment":  # no per-image classifier to load: the segmentation section carries the run
+        return _write_page(run, summary, [], t0)
     split = "test" if (run / "test_metrics.json").is_file() or summary.get("test") else "val"
     p = predict_split(run, split=split)
     m = evaluate_predictions(p, hardest=hardest)
@@ -456,6 +458,11 @@ def write_html_report(
         )
     )
 
+    return _write_page(run, summary, sections, t0)
+
+
+def _write_page(run: Path, summary: dict, sections: list[tuple[str, str, str]], t0: float) -> Path:
+    """report.html from `sections` plus the other areas' (EXTRA_SECTIONS), written atomically."""
     for module in EXTRA_SECTIONS:  # other areas' sections, from the files they wrote into the run folder
         extra = importlib.import_module(module).report_section(run)
         if extra is not None:

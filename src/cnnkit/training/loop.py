@@ -33,7 +33,7 @@ from cnnkit.data.stream import FileImages, is_streamed, load_batches
 from cnnkit.data.types import Split
 from cnnkit.device import autocast
 from cnnkit.errors import CnnkitError
-from cnnkit.tasks import Task, task_for
+from cnnkit.tasks import Task, task_of
 from cnnkit.training.batching import batch_end
 from cnnkit.training.hooks import BatchTransform, LossFn, PerturbBatch
 from cnnkit.training.progressive import resize_batch
@@ -220,7 +220,7 @@ def train_one_epoch(
         state.correct.to(device),
     )
     params = [p for p in model.parameters() if p.requires_grad]
-    task = task_for(data.multi_label)
+    task = task_of(data)  # classification, multi-label or segmentation (masks), from the labels
     t0 = time.perf_counter()
     stop = len(data) - len(data) % batch_size if len(data) >= batch_size else len(data)
     n_order = len(state.order)
@@ -365,7 +365,7 @@ def _record(
     state.loss_sum += total.detach().float() * n
     if penalty is not None:
         state.l1_sum += penalty.detach().float() * n
-    state.correct += task.correct(logits.detach(), y)
+    state.correct = state.correct + task.correct(logits.detach(), y)  # segmentation: a float sum of pixel accuracies
     state.last_finite_loss = float(total.detach())
 
 
@@ -447,7 +447,7 @@ def evaluate(
     logits = predict_logits(model, data, normalize=normalize, batch_size=batch_size, precision=precision)
     if len(data) == 0:
         return {"loss": float("nan"), "accuracy": float("nan"), "images": 0, "seconds": 0.0}
-    task = task_for(data.multi_label)
+    task = task_of(data)  # classification, multi-label or segmentation (masks), from the labels
     loss = task.eval_loss(logits, data.labels).item()
-    acc = int(task.correct(logits, data.labels)) / len(data)
+    acc = float(task.correct(logits, data.labels)) / len(data)
     return {"loss": loss, "accuracy": acc, "images": len(data), "seconds": time.perf_counter() - t0}
