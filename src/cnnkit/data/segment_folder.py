@@ -142,7 +142,13 @@ def build_pairs(
 
 
 def _hold_out(
-    name: str, class_names: list[str], splits: dict[str, Split], cfg: DataConfig, seed: int, source: str, skipped
+    name: str,
+    class_names: list[str],
+    splits: dict[str, Split],
+    cfg: DataConfig,
+    seed: int,
+    source: str,
+    skipped: list[SkippedFile],
 ) -> Dataset:
     """val (and with data.test_fraction, test) drawn from train where the folder has none (seeded)."""
     train, val, test = splits["train"], splits.get("val"), splits.get("test")

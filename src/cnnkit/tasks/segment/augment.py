@@ -124,6 +124,6 @@ def apply(image: torch.Tensor, mask: torch.Tensor, p: Params) -> tuple[torch.Ten
         img, m = TF.vertical_flip(img), TF.vertical_flip(m)
     if p.angle or p.dx or p.dy or p.zoom != 1.0:
         kw = {"angle": p.angle, "translate": [p.dx, p.dy], "scale": p.zoom, "shear": [0.0, 0.0]}
-        img = TF.affine(img, **kw, interpolation=InterpolationMode.BILINEAR, fill=0.0)  # type: ignore[arg-type]
-        m = TF.affine(m, **kw, fill=IGNORE_INDEX)  # type: ignore[arg-type]
+        img = TF.affine(img, **kw, interpolation=InterpolationMode.BILINEAR, fill=0.0)
+        m = TF.affine(m, **kw, fill=IGNORE_INDEX)
     return img.as_subclass(torch.Tensor), m.as_subclass(torch.Tensor)[0]

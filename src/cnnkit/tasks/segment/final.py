@@ -6,6 +6,7 @@ accuracy, each as image | truth | prediction | errors. Called by training/result
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -20,8 +21,8 @@ SAMPLES_FILE = "plots/segment_samples.png"
 
 
 def final_evaluation(
-    model: torch.nn.Module, ema, run_dir: Path, data: Dataset, cfg: Config, normalize: Normalize
-) -> tuple[str, dict, dict | None]:
+    model: torch.nn.Module, ema: Any, run_dir: Path, data: Dataset, cfg: Config, normalize: Normalize
+) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
     tc = cfg.train
     best = torch.load(run_dir / "best.ckpt", map_location="cpu", weights_only=True)
     from cnnkit.checkpoint import unwrap
@@ -30,7 +31,7 @@ def final_evaluation(
     split = data.test if data.test is not None else data.val
     split_name = "test" if data.test is not None else "val"
 
-    def score(m: torch.nn.Module) -> tuple[dict, torch.Tensor]:
+    def score(m: torch.nn.Module) -> tuple[dict[str, Any], torch.Tensor]:
         logits = predict_logits(m, split, normalize=normalize, batch_size=tc.eval_batch_size, precision=tc.precision)
         return segment_metrics(logits, split.labels, data.class_names), logits.argmax(1)
 
@@ -43,14 +44,14 @@ def final_evaluation(
     return split_name, final, final_ema
 
 
-def pick_samples(per_image: list[dict], n: int = 3) -> list[int]:
+def pick_samples(per_image: list[dict[str, Any]], n: int = 3) -> list[int]:
     """The n best and the n worst images by pixel accuracy (best first), without repeats."""
     order = sorted(range(len(per_image)), key=lambda i: -per_image[i]["pixel_accuracy"])
     chosen = order[:n] + [i for i in order[::-1][:n] if i not in order[:n]][::-1]
     return chosen
 
 
-def write_samples(path: Path, split: Split, preds: torch.Tensor, final: dict, n: int = 3) -> list[int]:
+def write_samples(path: Path, split: Split, preds: torch.Tensor, final: dict[str, Any], n: int = 3) -> list[int]:
     """The sample sheet of the best and worst images; returns their indices in the split."""
     idx = pick_samples(final["per_image"], n)
     if not idx:

@@ -8,6 +8,8 @@ prediction (a class absent from both has no IoU), as torchmetrics' JaccardIndex 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from cnnkit.tasks.segment.task import IGNORE_INDEX, segment_loss
@@ -22,7 +24,7 @@ def confusion(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> to
     ).long()
 
 
-def from_confusion(cm: torch.Tensor, class_names: list[str]) -> dict:
+def from_confusion(cm: torch.Tensor, class_names: list[str]) -> dict[str, Any]:
     """Every number below from the confusion matrix `cm` (rows true, columns predicted)."""
     cm = cm.double()
     tp, true, pred = cm.diag(), cm.sum(1), cm.sum(0)
@@ -58,7 +60,7 @@ def from_confusion(cm: torch.Tensor, class_names: list[str]) -> dict:
     }
 
 
-def segment_metrics(logits: torch.Tensor, labels: torch.Tensor, class_names: list[str]) -> dict:
+def segment_metrics(logits: torch.Tensor, labels: torch.Tensor, class_names: list[str]) -> dict[str, Any]:
     """The final metrics of a split: logits (N, K, H, W), masks (N, H, W). `accuracy` is pixel
     accuracy (what the report and summary.json headline), with each image's own accuracy and IoU."""
     preds = logits.argmax(1)

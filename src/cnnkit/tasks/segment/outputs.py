@@ -28,7 +28,8 @@ def palette(n: int = 256) -> np.ndarray:
 
 def colorize(mask: np.ndarray) -> np.ndarray:
     """(H, W) class indices -> (H, W, 3) uint8 colours."""
-    return palette()[mask.astype(np.int64).clip(0, 255)]
+    out: np.ndarray = palette()[mask.astype(np.int64).clip(0, 255)]
+    return out
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:

@@ -7,7 +7,9 @@ then resized back by nearest neighbour. Not yet: tiling of images much larger th
 
 from __future__ import annotations
 
+import argparse
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,9 +66,12 @@ class Segmenter:
         pred = self.model(x).argmax(1, keepdim=True).float()
         if pred.shape[-2:] != (h, w):
             pred = torch.nn.functional.interpolate(pred, size=(h, w), mode="nearest")
-        return pred[0, 0].to(torch.uint8).cpu().numpy()
+        out: np.ndarray = pred[0, 0].to(torch.uint8).cpu().numpy()
+        return out
 
-    def predict_files(self, paths, out_dir: Path) -> tuple[list[MaskPrediction], list[tuple[str, str]]]:
+    def predict_files(
+        self, paths: Iterable[str | Path], out_dir: Path
+    ) -> tuple[list[MaskPrediction], list[tuple[str, str]]]:
         """Masks and overlays of every image under `paths` written into `out_dir`; (results, (file, error)s)."""
         out_dir.mkdir(parents=True, exist_ok=True)
         done, errors = [], []
@@ -86,7 +91,7 @@ class Segmenter:
         return done, errors
 
 
-def predict_command(args) -> int:
+def predict_command(args: argparse.Namespace) -> int:
     """The `predict` verb's body for a segmentation checkpoint (cli.cmd_predict hands over to it)."""
     import sys
 
