@@ -62,10 +62,10 @@ def baselines(data) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-root", default=os.environ.get("CNNKIT_DATA", "../shared/datasets"))
-    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--size", type=int, default=256, help="resize the slices to this side (0: their own 512 px)")
     ap.add_argument("--width", type=int, default=8)
     ap.add_argument("--depth", type=int, default=4)
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--out", default=str(RESULTS / "bench_segment"))
@@ -78,7 +78,7 @@ def main() -> None:
     overrides = {
         "data.dataset": "isbi2012-membrane",
         "data.root": args.data_root,
-        "data.image_size": args.size,
+        "data.image_size": args.size or None,
         "model.name": "unet",
         "model.kwargs": {"width": args.width, "depth": args.depth},
         "optim.name": "adamw",
@@ -138,7 +138,7 @@ def markdown(r: dict) -> str:
         "",
         f"`{r['command']}`",
         "",
-        f"20 training / 5 validation slices resized to {c['data.image_size']} px; U-Net width {c['model.kwargs']['width']}, "
+        f"20 training / 5 validation slices at {c['data.image_size'] or 512} px; U-Net width {c['model.kwargs']['width']}, "
         f"depth {c['model.kwargs']['depth']} ({u['parameters']:,} parameters), {c['train.epochs']} epochs, AdamW lr {c['optim.lr']}, "
         "flips and rotations applied to image and mask together. Validation numbers from best.ckpt; the validation slices "
         "also chose the epoch (no test split), so they are slightly optimistic.",

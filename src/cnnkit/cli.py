@@ -352,6 +352,10 @@ def _add_evaluate(sub) -> None:
 
 
 def format_metrics(m: dict) -> str:
+    if m.get("task") == "segment":  # mean IoU and a per-class table (tasks/segment/metrics.py)
+        from cnnkit.tasks.segment.metrics import format_metrics as format_segment
+
+        return format_segment(m)
     names = m["class_names"]
     if m.get("task") == "multilabel":
         width = max(8, *(len(n) for n in names))

@@ -98,6 +98,18 @@ def test_predict_writes_a_palette_mask_and_an_overlay(cli_run, data_dir, tmp_pat
     assert "03_mask.png" in out and "03.png" in out
 
 
+def test_evaluate_rescores_the_run_with_the_same_numbers(cli_run, capsys):
+    assert main(["evaluate", str(cli_run)]) == 0
+    final = json.loads((cli_run / "val_metrics.json").read_text())
+    out = capsys.readouterr().out
+    assert f"mean IoU        {final['miou']:.4f}" in out and "IoU      Dice" in out
+    saved = json.loads((cli_run / "evaluation" / "own-val" / "metrics.json").read_text())
+    assert saved["miou"] == pytest.approx(final["miou"]) and saved["confusion_matrix"] == final["confusion_matrix"]
+    assert (cli_run / "evaluation" / "own-val" / "samples.png").is_file()
+    assert main(["evaluate", str(cli_run), "--tta", "flip"]) != 0
+    assert "--tta averages class scores of shifted copies; not supported for segmentation" in capsys.readouterr().err
+
+
 def _cfg(data_dir, runs, name, **extra) -> Config:
     return Config().with_overrides(
         {**TINY, "data.path": str(data_dir), "run.runs_dir": str(runs), "run.name": name, **extra}

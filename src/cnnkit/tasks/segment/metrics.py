@@ -78,3 +78,24 @@ def segment_metrics(logits: torch.Tensor, labels: torch.Tensor, class_names: lis
         per_image=per_image,
     )
     return out
+
+
+def format_metrics(m: dict[str, Any]) -> str:
+    """`cnnkit evaluate`'s text for a segmentation result: the headline numbers and a per-class table."""
+    width = max(8, *(len(n) for n in m["class_names"]))
+    out = [
+        f"{m.get('dataset', '')} {m.get('split', '')}: {m['num_samples']} images, {m['num_pixels']:,} labelled pixels",
+        f"mean IoU        {m['miou']:.4f}",
+        f"Dice            {m['dice']:.4f}",
+        f"pixel accuracy  {m['pixel_accuracy']:.2%}",
+        f"loss            {m['loss']:.4f} (per-pixel cross-entropy)",
+        "",
+        f"{'class':<{width}}       IoU      Dice precision    recall      pixels",
+    ]
+    for name, v in m["per_class"].items():
+        out.append(
+            f"{name:<{width}} {v['iou']:9.4f} {v['dice']:9.4f} {v['precision']:9.2%} {v['recall']:9.2%} {v['support']:11,}"
+        )
+    if m.get("note"):
+        out += ["", m["note"]]
+    return "\n".join(out)
