@@ -74,6 +74,7 @@ def _ensure_builtins() -> None:
         resnet,
         simple,
         spec,
+        tv_segmentation,
         unet,
         vgg,
     )
