@@ -78,3 +78,16 @@ def test_task_must_fit_the_data(tmp_path):
         build_dataset(DataConfig(task="segment"))
     with pytest.raises(DataError, match="expected images/ and masks/"):
         build_dataset(_cfg(tmp_path))
+
+
+def test_fingerprint_sees_a_changed_mask(tmp_path):
+    from cnnkit.data.fingerprint import changes, fingerprint
+
+    make_pairs(tmp_path, n=4, classes=3)
+    before = fingerprint(build_dataset(_cfg(tmp_path)))
+    assert fingerprint(build_dataset(_cfg(tmp_path)))["digest"] == before["digest"]
+    mask = np.asarray(Image.open(tmp_path / "masks" / "02.png")).copy()
+    mask[0, 0] = 2 if mask[0, 0] != 2 else 0
+    Image.fromarray(mask).save(tmp_path / "masks" / "02.png")
+    now = fingerprint(build_dataset(_cfg(tmp_path)))
+    assert now["digest"] != before["digest"] and any("changed" in line for line in changes(before, now))

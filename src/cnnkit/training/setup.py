@@ -299,9 +299,11 @@ def setup_run(
     if folder:  # the launcher's `run_dir`, the resumed one, or a new one
         cfg, folder_path = _open_folder(cfg, data, resume, run_dir, rank, world_size, env)
         writer = tensorboard(folder_path) if tc.tensorboard and rank == 0 else None
+    # segmentation: masks move with their images in the task's batch_transform, so the image-only augmentation is off
+    augment = BatchAugment() if data.train.masks else BatchAugment.from_config(cfg.augment)
     parts = RunParts(
         cfg=cfg, data=data, device=device, rank=rank, world_size=world_size, quiet=quiet, model=model,
-        train_model=train_model, normalize=normalize, augment=BatchAugment() if data.train.masks else BatchAugment.from_config(cfg.augment), mean=mean, std=std,  # masks: augmented with their images by batch_transform
+        train_model=train_model, normalize=normalize, augment=augment, mean=mean, std=std,
         prep=prep, loss_fn=hooks.loss_fn, batch_transform=hooks.batch_transform,
         l1_params=l1_parameters(model, cfg.optim.l1_params) if cfg.optim.l1 else None,
         epoch_sampler=epoch_sampler(cfg, data), steps_per_epoch=steps_per_epoch, resize=resize,
