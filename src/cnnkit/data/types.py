@@ -88,6 +88,11 @@ class Dataset:
         return self.train.multi_label
 
     @property
+    def masks(self) -> bool:
+        """Segmentation: the labels are (N, H, W) masks."""
+        return self.train.masks
+
+    @property
     def channels(self) -> int:
         return self.train.images.shape[1]
 

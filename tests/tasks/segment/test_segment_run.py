@@ -83,7 +83,9 @@ def test_run_folder_has_segmentation_metrics_samples_and_report(cli_run):
     assert ckpt["task"] == "segment" and ckpt["model"]["name"] == "unet"
     page = (cli_run / "report.html").read_text()
     assert 'id="segmentation"' in page and "Pixel confusion matrix" in page and "mIoU" in page
-    assert "| val accuracy |" in (cli_run / "report.md").read_text()
+    report = (cli_run / "report.md").read_text()
+    assert "| val accuracy |" in report and f"| val mean IoU | **{final['miou']:.4f}**" in report
+    assert "| class | train pixels |" in report
 
 
 def test_predict_writes_a_palette_mask_and_an_overlay(cli_run, data_dir, tmp_path, capsys):
