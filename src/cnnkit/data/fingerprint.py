@@ -57,14 +57,13 @@ def _file_rows(splits: dict[str, Split], class_names: list[str], source: str) ->
     prefix, abs_base = os.path.join(base, ""), os.path.abspath(base)
     for split in splits.values():
         single = split.labels.ndim == 1
+        labels: list[Any]
         if split.labels.ndim == 3:  # masks: a digest of each mask (part of its image's state, like multi-label rows)
             labels = [(_digest64(r.tobytes()),) for r in split.labels.numpy()]
+        elif single:
+            labels = split.labels.tolist()
         else:
-            labels = (
-                split.labels.tolist()
-                if single
-                else [tuple(np.flatnonzero(r > 0.5).tolist()) for r in split.labels.numpy()]
-            )
+            labels = [tuple(np.flatnonzero(r > 0.5).tolist()) for r in split.labels.numpy()]
         for path, label in zip(split.paths, labels):  # type: ignore[arg-type]  # as above: paths present
             path = str(path)
             rel = path[len(prefix) :] if path.startswith(prefix) else os.path.relpath(os.path.abspath(path), abs_base)

@@ -8,6 +8,8 @@ torchvision does. Train them with batches of two or more images (batch norm afte
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,14 +23,8 @@ def _replace_stem(module: nn.Module, in_chans: int) -> None:
     for name, child in module.named_modules():
         if isinstance(child, nn.Conv2d) and child.in_channels == 3:
             parent = module.get_submodule(name.rsplit(".", 1)[0]) if "." in name else module
-            new = nn.Conv2d(
-                in_chans,
-                child.out_channels,
-                child.kernel_size,
-                child.stride,
-                child.padding,
-                bias=child.bias is not None,
-            )
+            shape: dict[str, Any] = {"kernel_size": child.kernel_size, "stride": child.stride, "padding": child.padding}
+            new = nn.Conv2d(in_chans, child.out_channels, **shape, bias=child.bias is not None)
             setattr(parent, name.rsplit(".", 1)[-1], new)
             return
     raise ValueError("no 3-channel stem convolution found")
@@ -38,7 +34,7 @@ class TorchvisionSegmenter(ClassifierBase):
     def __init__(self, net: nn.Module, in_chans: int):
         super().__init__()
         if in_chans != 3:
-            _replace_stem(net.backbone, in_chans)
+            _replace_stem(cast(nn.Module, net.backbone), in_chans)
         self.backbone, self.classifier = net.backbone, net.classifier
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -52,8 +48,8 @@ class TorchvisionSegmenter(ClassifierBase):
         return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)  # (B, K, H, W)
 
     def reset_classifier(self, num_classes: int) -> None:
-        last = self.classifier[-1]
-        self.classifier[-1] = nn.Conv2d(last.in_channels, num_classes, 1)
+        head = cast(nn.Sequential, self.classifier)
+        head[-1] = nn.Conv2d(cast(nn.Conv2d, head[-1]).in_channels, num_classes, 1)
 
 
 @register_model(
