@@ -47,6 +47,7 @@ class DataConfig:
         None  # keep only N training images per class (quick runs, few-shot)
     )
     strict: bool = False  # a bad image file is an error instead of a skipped, reported file
+    task: str = "auto"  # auto (from the dataset: masks -> segment) | classify | segment: image / mask pairs (--task)
     download: bool = True  # fetch missing built-in datasets (with checksums)
     cifar100_labels: Literal["fine", "coarse"] = "fine"  # cifar100: fine (100 classes) | coarse (20 superclasses)
     label_delimiter: str | None = None  # manifests: split each label cell on this (e.g. ";") into a multi-hot label

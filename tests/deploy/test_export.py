@@ -70,7 +70,12 @@ def _registry_case(name: str, tmp_path, exporter: str = "torchscript"):
 
 
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in list_models() if n not in CANNOT]
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n
+        for n in list_models(task="classify")
+        if n not in CANNOT
+    ],
 )
 def test_every_registry_model_exports_with_parity(name, tmp_path):
     expected = "dynamo" if name in NEEDS_DYNAMO else "torchscript"

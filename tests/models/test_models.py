@@ -23,7 +23,7 @@ def build_kwargs(name: str, size: int, small_input: bool) -> dict:
 
 # 1x28x28 with the small-input stem (the 28-64 px path), 3x32x32 with the ImageNet stem
 # (where a model has both), so both stems of every model run forward and backward
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models(task="classify"))
 @pytest.mark.parametrize("in_chans,size,small_input", [(1, 28, True), (3, 32, False)])
 def test_interface_forward_backward_reset(name, in_chans, size, small_input):
     if name in HEAVY and small_input:

@@ -75,7 +75,7 @@ def build_dataset(cfg: DataConfig, seed: int = 0) -> Dataset:
         raise ConfigError(
             f"data.test_fraction holds out a test split from a folder or manifest; {cfg.dataset!r} has its own test split, drop --test-fraction"
         )
-    data = _DATASETS[cfg.dataset].builder(cfg, seed)
+    data = _build(cfg, seed)
     if cfg.channels is not None and cfg.channels != data.channels:
         data = convert_channels(data, cfg.channels)
     if cfg.subset_per_class is not None:
@@ -87,6 +87,31 @@ def build_dataset(cfg: DataConfig, seed: int = 0) -> Dataset:
     return data
 
 
+def _build(cfg: DataConfig, seed: int) -> Dataset:
+    """The builder's dataset; data.task segment reads a folder as image / mask pairs, and the task
+    must fit the labels (masks: segment; classes: classify)."""
+    if cfg.task not in TASKS:
+        raise ConfigError(f"data.task must be one of {', '.join(TASKS)}, got {cfg.task!r}")
+    if cfg.task == "segment" and cfg.dataset == "folder":
+        from cnnkit.data.segment_folder import build_segment_folder
+
+        data = build_segment_folder(cfg, seed)
+    else:
+        data = _DATASETS[cfg.dataset].builder(cfg, seed)
+    masks = data.train.labels.ndim == 3
+    if cfg.task != "auto" and masks != (cfg.task == "segment"):
+        what = "image / mask pairs (segmentation)" if masks else "class labels"
+        raise ConfigError(
+            f"data.task {cfg.task}: dataset {cfg.dataset!r} holds {what}; drop --task or pick a fitting dataset"
+        )
+    if masks and (cfg.subset_per_class is not None or cfg.balance != "none"):
+        raise ConfigError(
+            "data.subset_per_class and data.balance work on class labels; a segmentation dataset has masks"
+        )
+    return data
+
+
+TASKS = ("auto", "classify", "segment")
 PATH_DATASETS = ("folder", "manifest")
 
 
@@ -128,4 +153,4 @@ def subset_per_class(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
 
 
 def _ensure_builtins() -> None:
-    from cnnkit.data import cifar, folder, manifest, mnist  # noqa: F401  (registration on import)
+    from cnnkit.data import cifar, folder, isbi, manifest, mnist  # noqa: F401  (registration on import)

@@ -57,9 +57,13 @@ def _file_rows(splits: dict[str, Split], class_names: list[str], source: str) ->
     prefix, abs_base = os.path.join(base, ""), os.path.abspath(base)
     for split in splits.values():
         single = split.labels.ndim == 1
-        labels = (
-            split.labels.tolist() if single else [tuple(np.flatnonzero(r > 0.5).tolist()) for r in split.labels.numpy()]
-        )
+        labels: list[Any]
+        if split.labels.ndim == 3:  # masks: a digest of each mask (part of its image's state, like multi-label rows)
+            labels = [(_digest64(r.tobytes()),) for r in split.labels.numpy()]
+        elif single:
+            labels = split.labels.tolist()
+        else:
+            labels = [tuple(np.flatnonzero(r > 0.5).tolist()) for r in split.labels.numpy()]
         for path, label in zip(split.paths, labels):  # type: ignore[arg-type]  # as above: paths present
             path = str(path)
             rel = path[len(prefix) :] if path.startswith(prefix) else os.path.relpath(os.path.abspath(path), abs_base)
@@ -93,7 +97,11 @@ def _mix(a: int, b: int) -> int:
 
 
 def _hash64(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little", signed=True)
+    return _digest64(text.encode())
+
+
+def _digest64(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
 
 
 def _tensor_digest(split: Split) -> str:

@@ -12,7 +12,8 @@ class Split:
     """One split: images (N, C, H, W) uint8 and labels, decoded once.
 
     Labels are (N,) int64 class indices, or (N, K) float32 multi-hot rows for multi-label
-    data (several classes per image; train those with a sigmoid/BCE head).
+    data (several classes per image; train those with a sigmoid/BCE head), or (N, H, W) int64
+    masks for segmentation (a class index per pixel, 255 = ignore; data/segment_folder.py).
     """
 
     images: torch.Tensor
@@ -22,9 +23,11 @@ class Split:
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
             raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
-        if self.labels.ndim not in (1, 2) or self.labels.shape[0] != self.images.shape[0]:
+        if self.labels.ndim not in (1, 2, 3) or self.labels.shape[0] != self.images.shape[0]:
             raise ValueError(f"labels shape {tuple(self.labels.shape)} does not match {self.images.shape[0]} images")
-        self.labels = self.labels.long() if self.labels.ndim == 1 else self.labels.float()
+        if self.labels.ndim == 3 and self.labels.shape[1:] != self.images.shape[2:]:
+            raise ValueError(f"masks {tuple(self.labels.shape)} do not match images {tuple(self.images.shape)}")
+        self.labels = self.labels.float() if self.labels.ndim == 2 else self.labels.long()
 
     @property
     def multi_label(self) -> bool:
@@ -37,8 +40,16 @@ class Split:
         paths = [self.paths[i] for i in index.tolist()] if self.paths is not None else None
         return Split(self.images[index], self.labels[index], paths)
 
+    @property
+    def masks(self) -> bool:
+        """Segmentation: the labels are (N, H, W) masks."""
+        return self.labels.ndim == 3
+
     def class_counts(self, num_classes: int) -> list[int]:
-        """Images per class (multi-label: images carrying each class)."""
+        """Images per class (multi-label: images carrying each class; masks: pixels of each class, 255 left out)."""
+        if self.masks:
+            flat = self.labels.flatten()
+            return torch.bincount(flat[flat != 255], minlength=num_classes)[:num_classes].tolist()
         if self.multi_label:
             return self.labels.sum(0).round().long().tolist()
         return torch.bincount(self.labels, minlength=num_classes).tolist()
@@ -75,6 +86,11 @@ class Dataset:
     @property
     def multi_label(self) -> bool:
         return self.train.multi_label
+
+    @property
+    def masks(self) -> bool:
+        """Segmentation: the labels are (N, H, W) masks."""
+        return self.train.masks
 
     @property
     def channels(self) -> int:

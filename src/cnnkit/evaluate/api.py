@@ -17,9 +17,20 @@ from cnnkit.data import build_dataset
 from cnnkit.data.preprocess import Normalize
 from cnnkit.data.types import Split
 from cnnkit.device import resolve_device
-from cnnkit.errors import DataError
+from cnnkit.errors import ConfigError, DataError
 from cnnkit.evaluate.metrics import classification_metrics, hardest_examples, multilabel_metrics
 from cnnkit.evaluate.predict import predict_logits
+
+# Other tasks score a split with their own code, in a module named here and imported on use (like
+# report.html's EXTRA_SECTIONS; the tasks sit above evaluate): `segment_metrics`, `write_samples`, `format_metrics`.
+TASK_MODULES = {"segment": "cnnkit.tasks.segment.evaluation"}
+
+
+def task_module(task: str):
+    """The evaluation module of a task other than classification (TASK_MODULES)."""
+    import importlib
+
+    return importlib.import_module(TASK_MODULES[task])
 
 
 def _align_classes(split: Split, data_classes: list[str], model_classes: list[str]) -> Split:
@@ -105,6 +116,8 @@ def predict_split(
     dev = resolve_device(device)
     model = model_from_checkpoint(ckpt).to(dev)
     normalize = Normalize(ckpt["input"]["mean"], ckpt["input"]["std"], dev)
+    if tta != "none" and ckpt.get("task") == "segment":
+        raise ConfigError("--tta averages class scores of shifted copies; not supported for segmentation models yet")
     logits = predict_logits(
         model,
         target,
@@ -121,6 +134,10 @@ def evaluate_predictions(p: Predictions, hardest: int = 16) -> dict:
     plus the hardest examples, the checkpoint, dataset and split. A multi-label model on
     single-label data (a class folder, say) is scored as multi-label with one label per image."""
     labels = p.split.labels
+    if labels.ndim == 3:  # masks: segmentation metrics (tasks/segment/metrics.py)
+        result = task_module("segment").segment_metrics(p.logits, labels, p.class_names)
+        result.update({"checkpoint": str(p.checkpoint_path), "dataset": p.dataset, "split": p.split_name})
+        return result
     if labels.ndim == 1 and p.checkpoint.get("task") == "multi_label":
         labels = torch.nn.functional.one_hot(labels, len(p.class_names)).float()
     if labels.ndim == 2:
@@ -210,6 +227,14 @@ def _write_evaluation_files(result: dict, p: Predictions, out: Path) -> list[Pat
         return [bars, metrics]
     names = result["class_names"]
     where = f"{result['dataset']} {result['split']}"
+    if result.get("task") == "segment":  # the pixel confusion matrix, the best / worst images, metrics.json
+        write_samples = task_module("segment").write_samples
+        cm_png, sheet, metrics = out / "confusion_matrix.png", out / "samples.png", out / "metrics.json"
+        plot_confusion_matrix(result["confusion_matrix"], names, cm_png, title=f"Pixel confusion matrix ({where})")
+        if write_samples(sheet, p.split, p.logits.argmax(1), result):
+            result["samples"]["file"] = sheet.name
+        metrics.write_text(json.dumps(result, indent=2))
+        return [cm_png, sheet, metrics]
     cm_json = out / "confusion_matrix.json"
     cm_json.write_text(
         json.dumps(

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 
 def format_metrics(m: dict) -> str:
+    if m.get("task") == "segment":  # mean IoU and a per-class table (tasks/segment/metrics.py)
+        from cnnkit.evaluate.api import task_module
+
+        return task_module("segment").format_metrics(m)
     names = m["class_names"]
     width = max(8, *(len(n) for n in names))
     if m.get("task") == "multilabel":

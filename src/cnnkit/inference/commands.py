@@ -104,7 +104,12 @@ def _classifier(args: argparse.Namespace):
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from cnnkit._text import printable
+    from cnnkit.tasks.segment.predict import is_segment_checkpoint, predict_command
 
+    if args.backend == "eager" and is_segment_checkpoint(
+        args.checkpoint
+    ):  # masks and overlays (tasks/segment/predict.py)
+        return predict_command(args)
     clf = _classifier(args)
     clf.invert = args.invert
     report = clf.predict_files(args.paths, top_k=args.top_k, threshold=args.threshold)

@@ -26,6 +26,7 @@ class ModelInfo:
     default_input: tuple[int, int, int]  # (C, H, W) the model is meant for
     pretrained: str = ""  # where published weights come from ("" when there are none)
     family: str = ""  # the module that defines it (lenet, vgg, resnet...)
+    task: str = "classify"  # classify: (B, num_classes) logits | segment: (B, num_classes, H, W), one per pixel
 
 
 _MODELS: dict[str, ModelInfo] = {}
@@ -43,6 +44,7 @@ def register_model(
     description: str = "",
     default_input: tuple[int, int, int] = (1, 28, 28),
     pretrained: str = "",
+    task: str = "classify",
 ) -> Callable[[Builder], Builder]:
     """Register a builder `fn(num_classes, in_chans, **kwargs) -> nn.Module` under `name`."""
 
@@ -53,7 +55,7 @@ def register_model(
         doc = description or (inspect.getdoc(fn) or "").split("\n")[0]
         family = fn.__module__.rsplit(".", 1)[-1]
         c, h, w = default_input
-        _MODELS[key] = ModelInfo(key, fn, doc, (c, h, w), pretrained, family)
+        _MODELS[key] = ModelInfo(key, fn, doc, (c, h, w), pretrained, family, task)
         return fn
 
     return wrap
@@ -72,13 +74,16 @@ def _ensure_builtins() -> None:
         resnet,
         simple,
         spec,
+        tv_segmentation,
+        unet,
         vgg,
     )
 
 
-def list_models() -> list[str]:
+def list_models(task: str | None = None) -> list[str]:
+    """Registered names; `task` ("classify" / "segment") keeps that kind only."""
     _ensure_builtins()
-    return sorted(_MODELS)
+    return sorted(k for k, v in _MODELS.items() if task is None or v.task == task)
 
 
 def looks_like_spec(name: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import importlib
+import json
 import os
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from cnnkit.report.html_sections import SECTIONS, Section, load_view
 
 # Modules with `report_section(run_dir) -> (id, title, html) | None`: the sections other areas add
 # (robustness, deployment...) from the result files they keep in the run folder.
-EXTRA_SECTIONS: list[str] = ["cnnkit.robust.report", "cnnkit.deploy.report_section"]
+EXTRA_SECTIONS: list[str] = ["cnnkit.robust.report", "cnnkit.deploy.report_section", "cnnkit.tasks.segment.report"]
 
 
 def write_html_report(
@@ -27,6 +28,13 @@ def write_html_report(
 ) -> Path:
     """Write <run_dir>/report.html from the run folder alone and return its path."""
     t0 = time.perf_counter()
+    if (
+        _task(Path(run_dir)) == "segment"
+    ):  # no per-image classifier: the segmentation section (EXTRA_SECTIONS) is the run
+        run = Path(run_dir)
+        version = str(json.loads((run / "summary.json").read_text()).get("cnnkit_version", ""))
+        replace_file(run / "report.html", render_page(run, extra_sections(run), version=version, started=t0))
+        return run / "report.html"
     view = load_view(
         Path(run_dir), hardest=hardest, gradcam_examples=gradcam_examples, samples_per_class=samples_per_class
     )
@@ -35,6 +43,13 @@ def write_html_report(
     page = render_page(view.run, sections, version=str(view.summary.get("cnnkit_version", "")), started=t0)
     replace_file(out, page)  # a full disk or a signal leaves the previous report (or none), never half of one
     return out
+
+
+def _task(run: Path) -> str | None:
+    try:
+        return json.loads((run / "summary.json").read_text()).get("task")
+    except (OSError, ValueError):
+        return None  # load_view says what is missing
 
 
 def extra_sections(run: Path) -> list[Section]:

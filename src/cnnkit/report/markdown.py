@@ -79,6 +79,10 @@ def _headline(summary: dict, final: dict, split: str, multi: bool) -> list[str]:
         lines.append(
             f"| {split} accuracy | **{_pct(head['accuracy'])}** ({head['num_samples']} images{', optimistic: used for model selection' if split == 'val' else ''}) |"
         )
+    if final.get("task") == "segment":  # accuracy above is pixel accuracy; per-class F1 below is Dice
+        lines.append(
+            f"| {split} mean IoU | **{final['miou']:.4f}** (Dice {final['dice']:.4f}; accuracy: pixel accuracy) |"
+        )
     if "top5_accuracy" in head:
         lines.append(f"| {split} top-5 accuracy | {_pct(head['top5_accuracy'])} |")
     lines += [
@@ -121,7 +125,7 @@ def _per_class(summary: dict, final: dict, split: str, multi: bool) -> list[str]
         "",
         "![per-class AP and F1](plots/per_class.png)" if multi else "![confusion matrix](plots/confusion_matrix.png)",
         "",
-        f"| class | train images |{' AP |' if multi else ''} precision | recall | F1 | support |",
+        f"| class | train {'pixels' if final.get('task') == 'segment' else 'images'} |{' AP |' if multi else ''} precision | recall | F1 | support |",
         f"|---|---:|{'---:|' if multi else ''}---:|---:|---:|---:|",
     ]
     ap = lambda v: f" {v:.3f} |" if multi else ""  # noqa: E731  (the AP column of multi-label runs)

@@ -72,7 +72,7 @@ def _is_colour(img) -> bool:
 
 def looks_like_photos(cfg: Config) -> bool:
     """Folder data of colour images whose median shorter side exceeds PHOTO_MIN_SIDE."""
-    if cfg.data.dataset != "folder" or not cfg.data.path or cfg.data.channels == 1:
+    if cfg.data.dataset != "folder" or not cfg.data.path or cfg.data.channels == 1 or cfg.data.task == "segment":
         return False
     root = Path(cfg.data.path).expanduser()
     if not root.is_dir():

@@ -16,7 +16,7 @@ def data_warnings(cfg: Config, data: Dataset, run_dir: Path) -> list[str]:
     from cnnkit.data.balance import imbalance_ratio
 
     lines = []
-    if not data.multi_label:
+    if not data.multi_label and not data.train.masks:  # masks: pixel counts, not images
         counts = data.train.class_counts(data.num_classes)
         ratio = imbalance_ratio(counts)
         if ratio >= STRONG_IMBALANCE and cfg.data.balance == "none" and cfg.optim.class_weights == "none":

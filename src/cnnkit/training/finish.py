@@ -12,7 +12,7 @@ import torch
 
 from cnnkit.config import Config
 from cnnkit.evaluate.caveats import result_text
-from cnnkit.tasks import task_for
+from cnnkit.tasks import task_of
 from cnnkit.training.hooks import Hooks
 from cnnkit.training.results import class_balance, headline, write_results
 from cnnkit.training.setup import RunParts
@@ -66,7 +66,7 @@ def summary(parts: RunParts, head: dict, split_name: str, *, train_seconds: floa
             "val": len(data.val),
             "test": len(data.test) if data.test is not None else 0,
         },
-        "task": task_for(data.multi_label).name,
+        "task": task_of(data.train).name,
         "class_counts": {"train": data.train.class_counts(data.num_classes)},
         "class_balance": class_balance(cfg, data),
         "skipped_files": len(data.skipped),
@@ -117,6 +117,8 @@ def finish_run(
     what = (
         f"{split_name} mean AP {head['mean_ap']:.4f}, exact match {acc:.2%}"
         if data.multi_label
+        else f"{split_name} mIoU {head['miou']:.4f}, pixel accuracy {acc:.2%}"
+        if data.train.masks
         else f"{split_name} accuracy {acc:.2%}"
     )
     result = result_text(

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 # flag dest -> dotted config key (the everyday flags; anything else through --set key=value)
 TRAIN_FLAGS = {
     "dataset": "data.dataset",
+    "task": "data.task",
     "data_root": "data.root",
     "val_fraction": "data.val_fraction",
     "test_fraction": "data.test_fraction",
@@ -85,6 +86,11 @@ def add_train_flags(p: argparse.ArgumentParser, *, full: bool = True) -> None:
 def _data_flags(g) -> None:
     g.add_argument("--dataset", help="built-in dataset name (see `cnnkit datasets`); default mnist-mini")
     g.add_argument("--data", metavar="PATH", help="a folder of class folders (optionally inside train/ val/ test/)")
+    g.add_argument(
+        "--task",
+        choices=("auto", "classify", "segment"),
+        help="segment: --data holds images/ and masks/ (image / mask pairs)",
+    )
     g.add_argument(
         "--data-root", help="folder holding built-in datasets (default $CNNKIT_DATA or ~/.cache/cnnkit/datasets)"
     )

@@ -33,7 +33,7 @@ from torch import nn
 from cnnkit.data.augment import BatchAugment
 from cnnkit.data.preprocess import Normalize, num_batches
 from cnnkit.data.types import Split
-from cnnkit.tasks import task_for
+from cnnkit.tasks import task_of
 from cnnkit.training import step as one_step
 from cnnkit.training.batching import batch_end, train_batches
 from cnnkit.training.epoch_state import EpochState, Sampler
@@ -105,7 +105,7 @@ def train_one_epoch(
     steps = num_batches(len(data), batch_size, drop_last=True)
     state = (state if state is not None else EpochState.start(len(data), generator)).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    task = task_for(data.multi_label)
+    task = task_of(data)  # classification, multi-label or segmentation (masks), from the labels
     t0 = time.perf_counter()
     for start, x, y in train_batches(data, state.order, _starts(len(data), state.step, batch_size), batch_size, device):
         if stop_at is not None and start // batch_size >= stop_at():

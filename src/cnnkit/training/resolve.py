@@ -44,7 +44,7 @@ def resolve_auto_model(cfg: Config, data: Dataset) -> Config:
     """`cfg` with model.name auto made concrete for `data` (recorded so the run reproduces)."""
     if cfg.model.name != "auto":
         return cfg
-    name = auto_model(data.channels, max(data.image_size))
+    name = "unet" if data.masks else auto_model(data.channels, max(data.image_size))  # masks: segmentation
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, name=name))
 
 

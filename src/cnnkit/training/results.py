@@ -29,6 +29,10 @@ def final_evaluation(
 ) -> tuple[str, dict, dict | None]:
     """Load best.ckpt into `model` (and its EMA weights into `ema`) and score the test split (the
     validation split without one), with the configured TTA. Returns (split name, metrics, EMA metrics)."""
+    if data.train.masks:  # segmentation: its metrics and sample pictures (tasks/segment/final.py)
+        from cnnkit.tasks.segment.final import final_evaluation as segment_final
+
+        return segment_final(model, ema, run_dir, data, cfg, normalize)
     ec, precision = cfg.eval, cfg.runtime.precision
     best = torch.load(run_dir / "best.ckpt", map_location="cpu", weights_only=True)
     unwrap(model).load_state_dict(best["state_dict"])
@@ -70,6 +74,8 @@ def headline(final: dict) -> dict:
     if final.get("task") == "multilabel":
         keys = ("mean_ap", "exact_match", "loss", "num_samples")
         return {"accuracy": final["exact_match"], **{k: final[k] for k in keys}, "macro_f1": final["macro"]["f1"]}
+    if final.get("task") == "segment":  # accuracy: pixel accuracy
+        return {k: final[k] for k in ("accuracy", "miou", "dice", "loss", "num_samples")}
     return {k: final[k] for k in ("accuracy", "loss", "top5_accuracy", "num_samples") if k in final}
 
 

@@ -31,7 +31,7 @@ from cnnkit.device import resolve_device, seed_everything
 from cnnkit.errors import CheckpointError, CnnkitError, ConfigError
 from cnnkit.models import transfer
 from cnnkit.rundir import atomic_write_text, create_run_dir
-from cnnkit.tasks import task_for
+from cnnkit.tasks import task_of
 from cnnkit.training import distributed, resume_check
 from cnnkit.training.budget import TimeBudget
 from cnnkit.training.compile import maybe_compile
@@ -110,7 +110,7 @@ class RunParts:
         )
         if self.prep:
             ck["weights"] = {"source": str(self.prep.get("source", "")), "mean": list(self.mean), "std": list(self.std)}
-        task = task_for(data.multi_label).checkpoint_task
+        task = task_of(data.train).checkpoint_task
         if task:  # e.g. multi_label: sigmoid outputs, several labels per image (predict / evaluate read this)
             ck["task"] = task
         if self.state.ema is not None:
@@ -212,6 +212,10 @@ def _load_resume(resume: Path | None, checkpoint_every: int) -> dict | None:
 
 def _default_hooks(cfg: Config, data: Dataset, hooks: Hooks) -> Hooks:
     """The hooks with the config's defaults filled in: fine-tuning's groups, the weighted loss, mixup / cutmix."""
+    if data.train.masks:  # segmentation: its checks and joint image / mask augmentation (tasks/segment/setup.py)
+        from cnnkit.tasks.segment.setup import segment_hooks
+
+        return segment_hooks(cfg, data, hooks)
     param_groups, loss_fn, batch_transform = hooks.param_groups, hooks.loss_fn, hooks.batch_transform
     if param_groups is None and cfg.model.finetune:
         param_groups = partial(finetune_groups, cfg=cfg)
@@ -289,9 +293,11 @@ def setup_run(
     if folder:  # the launcher's `run_dir`, the resumed one, or a new one
         cfg, folder_path = _open_folder(cfg, data, resume, run_dir, rank, world_size, env)
         writer = tensorboard(folder_path) if cfg.run.tensorboard and rank == 0 else None
+    # segmentation: masks move with their images in the task's batch_transform, so the image-only augmentation is off
+    augment = BatchAugment() if data.train.masks else BatchAugment.from_config(cfg.augment)
     parts = RunParts(
         cfg=cfg, data=data, device=device, rank=rank, world_size=world_size, quiet=quiet, model=model,
-        train_model=train_model, normalize=normalize, augment=BatchAugment.from_config(cfg.augment), mean=mean, std=std,
+        train_model=train_model, normalize=normalize, augment=augment, mean=mean, std=std,
         prep=prep, loss_fn=hooks.loss_fn, batch_transform=hooks.batch_transform,
         l1_params=l1_parameters(model, cfg.optim.l1_params) if cfg.optim.l1 else None,
         epoch_sampler=epoch_sampler(cfg, data), steps_per_epoch=steps_per_epoch, resize=resize,

@@ -93,7 +93,7 @@ def record(
     state.loss_sum += total.detach().float() * n
     if penalty is not None:
         state.l1_sum += penalty.detach().float() * n
-    state.correct += task.correct(logits.detach(), y)
+    state.correct = state.correct + task.correct(logits.detach(), y)  # segmentation: a float sum of pixel accuracies
     state.last_finite_loss = float(total.detach())
     return state.last_finite_loss
 

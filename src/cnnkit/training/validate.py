@@ -9,7 +9,7 @@ from torch import nn
 from cnnkit.data.preprocess import Normalize
 from cnnkit.data.types import Split
 from cnnkit.evaluate.predict import predict_logits
-from cnnkit.tasks import task_for
+from cnnkit.tasks import task_of
 
 
 def evaluate(
@@ -20,7 +20,7 @@ def evaluate(
     logits = predict_logits(model, data, normalize=normalize, batch_size=batch_size, precision=precision)
     if len(data) == 0:
         return {"loss": float("nan"), "accuracy": float("nan"), "images": 0, "seconds": 0.0}
-    task = task_for(data.multi_label)
+    task = task_of(data)  # classification, multi-label or segmentation (masks), from the labels
     loss = task.eval_loss(logits, data.labels).item()
-    acc = int(task.correct(logits, data.labels)) / len(data)
+    acc = float(task.correct(logits, data.labels)) / len(data)
     return {"loss": loss, "accuracy": acc, "images": len(data), "seconds": time.perf_counter() - t0}

@@ -1,0 +1,45 @@
+"""What a segmentation run adds to the engine's setup (training/setup.py calls `segment_hooks`):
+the config's checks, and the joint image / mask augmentation as the run's batch_transform. The
+loss is the Task's (cross-entropy with ignore index 255 and the config's label smoothing) unless
+a `loss_fn` hook is given (e.g. `functools.partial(segment_loss, dice=1.0)` for CE + Dice)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from cnnkit.config import Config
+from cnnkit.data.types import Dataset
+from cnnkit.errors import ConfigError
+from cnnkit.tasks.segment.augment import JointAugment
+
+
+def check_config(cfg: Config) -> None:
+    """Settings that have no meaning (yet) for masks, each a ConfigError naming its key."""
+    tc, oc = cfg.train, cfg.optim
+    if cfg.eval.tta != "none":
+        raise ConfigError(
+            f"eval.tta: {cfg.eval.tta} averages class scores of shifted copies; not supported for segmentation yet (use none)"
+        )
+    if tc.progressive_resize:
+        raise ConfigError(
+            "train.progressive_resize resizes the images but not their masks: set it to 0 for segmentation"
+        )
+    if oc.class_weights != "none":
+        raise ConfigError(
+            "optim.class_weights: not supported for segmentation yet; pass a weighted loss_fn (segment_loss(weight=...))"
+        )
+    if cfg.model.finetune:
+        raise ConfigError(
+            "model.finetune: the fine-tuning modes split a classifier's head from its backbone; not for segmentation models"
+        )
+
+
+def segment_hooks(cfg: Config, data: Dataset, hooks: Any) -> Any:
+    """`hooks` (the engine's training.hooks.Hooks; tasks sit below training, so not imported) with a segmentation run's defaults: the joint augmentation as batch_transform."""
+    check_config(cfg)
+    batch_transform = hooks.batch_transform
+    if batch_transform is None:
+        joint = JointAugment.from_config(cfg.augment)
+        batch_transform = joint if joint.active else None
+    return dataclasses.replace(hooks, batch_transform=batch_transform)
