@@ -28,7 +28,7 @@ LAYERS = [
     ["data", "models"],
     ["checkpoint", "checkpoint_check", "inference"],
     ["training", "tasks"],  # tasks/ sits with the engine until final metrics move in (they need evaluate)
-    ["evaluate", "explain", "annotate", "robust"],
+    ["evaluate", "explain", "annotate", "robust", "search"],  # search: studies of training runs
     ["deploy"],
     ["report"],
     ["serve"],

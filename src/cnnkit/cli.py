@@ -27,6 +27,7 @@ COMMAND_MODULES: list[str] = [
     "cnnkit.deploy.commands",
     "cnnkit.robust.commands",
     "cnnkit.serve.commands",
+    "cnnkit.search.commands",
 ]
 
 # flag dest -> dotted config key (the everyday flags; anything else through --set key=value)
