@@ -149,3 +149,50 @@ def test_cli_tune_runs_and_refuses_a_missing_budget(image_folder, tmp_path, caps
         "cnnkit tune: 1 complete, 0 pruned, 0 failed trials" in out
         and (tmp_path / "o" / "trials" / "0000" / "best.ckpt").is_file()
     )
+
+
+def test_a_pruned_trial_stops_inside_training(base, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(study_mod, "make_pruner", lambda space, epochs: optuna.pruners.ThresholdPruner(lower=1.1))
+    space = space_from_dict({"architecture": {"width": [2]}, "trials": 1})
+    result = run_study(space, base.with_overrides({"train.epochs": 3}), tmp_path / "s")
+    (t,) = result.trials
+    assert t.state.name == "PRUNED" and t.user_attrs["pruned_at_epoch"] == 1 and list(t.intermediate_values) == [1]
+    with (tmp_path / "s" / "trials" / "0000" / "metrics.csv").open() as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["1"]  # epoch 2 stopped at its first step
+    assert "trial 0: pruned after epoch 1" in capsys.readouterr().out
+    assert result.best is None and not (tmp_path / "s" / "best_config.yaml").exists()
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_study(image_folder, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    space = tmp_path / "space.yaml"
+    space.write_text("params:\n  optim.lr: loguniform(0.01, 0.3)\narchitecture:\n  width: [2, 3, 4]\n")
+    db = f"sqlite:///{tmp_path / 'shared.db'}"
+    flags = ["--set", f"data.path={image_folder}", "--set", "data.dataset=folder", "--set", "data.image_size=12"]
+    flags += ["--set", "train.epochs=1", "--set", "train.batch_size=4", "--set", "run.html_report=false"]
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "cnnkit", "tune", str(space), "--storage", db, "--trials", "4"]
+    procs = [
+        subprocess.Popen(
+            [*command, "--out", str(tmp_path / name), *flags],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for name in ("a", "b")
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    study = optuna.load_study(study_name="tune", storage=db)
+    finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert 4 <= len(finished) <= 5  # each process stops once 4 have finished; one may be running then
+    dirs = {t.user_attrs["run_dir"] for t in finished}
+    assert any("/a/" in d for d in dirs) and any("/b/" in d for d in dirs)  # both did some of the work
+    assert len({t.number for t in study.trials}) == len(study.trials)

@@ -132,7 +132,11 @@ def open_study(space: SearchSpace, base: Config, out: Path, storage: str | None,
 
     shared = storage is not None
     url = storage or default_storage(out)
-    existing = optuna.get_all_study_names(url) if _db_exists(url) else []
+    had_db = _db_exists(url)
+    if resume and not had_db:
+        raise ConfigError(f"--resume: no study {name!r} in {url}; drop --resume to start one")
+    url = _connect(url)
+    existing = optuna.get_all_study_names(url) if had_db or shared else []
     fingerprint = {"space": _describe(space), "base": base.to_dict()}
     if name in existing:
         study = optuna.load_study(study_name=name, storage=url, sampler=make_sampler(space))
@@ -159,6 +163,23 @@ def open_study(space: SearchSpace, base: Config, out: Path, storage: str | None,
     )
     study.set_user_attr("fingerprint", fingerprint)
     return study
+
+
+def _connect(url: str, tries: int = 10) -> Any:
+    """An Optuna RDB storage. SQLite waits up to a minute for another process's lock, and two
+    processes creating a fresh database's tables at once (one fails) are retried."""
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
+    for attempt in range(tries):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except SQLAlchemyError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.5 + attempt * 0.5)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _db_exists(url: str) -> bool:
