@@ -49,7 +49,7 @@ def test_the_issue_example_reads_as_distributions(tmp_path):
 
 def test_keys_and_values_are_checked_through_the_config(tmp_path):
     space = space_from_dict({"params": {"optim.lrr": [0.1]}}, source="s.yaml")
-    with pytest.raises(ConfigError, match=r"s.yaml: params:: unknown key 'optim.lrr'. Did you mean 'optim.lr'"):
+    with pytest.raises(ConfigError, match=r"s.yaml: params: unknown key 'optim.lrr'. Did you mean 'optim.lr'"):
         space.check(Config())
     space = space_from_dict({"params": {"optim.momentum": "uniform(0.5, 1.5)"}}, source="s.yaml")
     with pytest.raises(ConfigError, match="optim.momentum"):

@@ -131,7 +131,7 @@ class SearchSpace:
         """Every searched value must be a valid config value (the error names the file and key)."""
         for p in self.params:
             for v in p.values():
-                base.with_overrides({p.name: v}, source=f"{self.source}: params:")
+                base.with_overrides({p.name: v}, source=f"{self.source}: params")
 
 
 def _number(text: str) -> Any:
