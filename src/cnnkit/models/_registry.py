@@ -73,6 +73,7 @@ def _ensure_builtins() -> None:
         simple,
         spec,
         vgg,
+        vit,
     )
 
 
