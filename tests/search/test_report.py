@@ -7,3 +7,17 @@ def test_pareto_front_keeps_only_undominated_points_by_macs():
     assert pareto_front(points) == ["a", "d", "e"]
     assert pareto_front([]) == []
     assert pareto_front([(0.5, 10, "x"), (0.5, 10, "y")]) == ["x", "y"]  # ties dominate neither
+
+
+def test_importances_name_the_parameter_that_matters():
+    import optuna
+
+    from cnnkit.search.report import importances
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: t.suggest_float("lr", 0, 1) + 0.01 * t.suggest_float("noise", 0, 1), n_trials=12)
+    imp = importances(study)
+    assert list(imp) == ["lr", "noise"] and imp["lr"] > 0.9
+    few = optuna.create_study(direction="maximize")
+    few.optimize(lambda t: t.suggest_float("lr", 0, 1) + t.suggest_float("b", 0, 1), n_trials=3)
+    assert importances(few) == {}  # under 4 complete trials: not computed
