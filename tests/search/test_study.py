@@ -196,3 +196,13 @@ def test_two_processes_share_one_study(image_folder, tmp_path):
     dirs = {t.user_attrs["run_dir"] for t in finished}
     assert any("/a/" in d for d in dirs) and any("/b/" in d for d in dirs)  # both did some of the work
     assert len({t.number for t in study.trials}) == len(study.trials)
+
+
+def test_config_value_finds_a_key_wherever_its_section_is():
+    from cnnkit.search.study import config_value
+
+    cfg = Config().with_overrides({"train.epochs": 3, "run.runs_dir": "elsewhere"})
+    assert config_value(cfg, "train.epochs") == 3 and config_value(cfg, "run.runs_dir") == "elsewhere"
+    assert config_value(cfg, "optimisation.lr") == cfg.optim.lr  # a section renamed: found by the key's name
+    with pytest.raises(ConfigError, match="no config key 'train.epochz'"):
+        config_value(cfg, "train.epochz")

@@ -39,7 +39,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from cnnkit.config import Config, load_config, parse_value
     from cnnkit.errors import ConfigError
     from cnnkit.search.space import load_space, parse_duration
-    from cnnkit.search.study import run_study
+    from cnnkit.search.study import config_value, run_study
     from cnnkit.training.interrupt import TrainingInterrupted
 
     space = load_space(args.space)
@@ -51,7 +51,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.epochs=2")
         overrides[key.strip()] = parse_value(value)
     base = base.with_overrides(overrides, source="--set")
-    out = Path(args.out) if args.out else Path(base.run.runs_dir) / f"tune-{Path(args.space).stem}"
+    runs_dir = config_value(base, "run.runs_dir")
+    out = Path(args.out) if args.out else Path(runs_dir) / f"tune-{Path(args.space).stem}"
     if args.max_macs is not None and args.max_macs <= 0:
         raise ConfigError(f"--max-macs must be > 0, got {args.max_macs}")
     argv = [a for a in sys.argv[1:] if a != "--resume"] if sys.argv[1:2] == ["tune"] else []

@@ -59,6 +59,17 @@ class StudyResult:
     files: list[Path]
 
 
+def config_value(cfg: Config, key: str) -> Any:
+    """A dotted key's value, found in another section when the config's sections are regrouped
+    (TrainConfig is being split by concern; the search must not depend on where a key lives)."""
+    group, _, name = key.partition(".")
+    sections = [getattr(cfg, group, None)] + [getattr(cfg, f.name) for f in dataclasses.fields(cfg)]
+    for section in sections:
+        if section is not None and hasattr(section, name):
+            return getattr(section, name)
+    raise ConfigError(f"no config key {key!r}")
+
+
 def default_storage(out: Path) -> str:
     return f"sqlite:///{(out / 'study.db').resolve()}"
 
@@ -238,7 +249,7 @@ def run_study(
     optuna.logging.set_verbosity(logging.WARNING)
     try:
         study = open_study(space, base, out, storage, study_name, resume)
-        study.pruner = make_pruner(space, base.train.epochs)
+        study.pruner = make_pruner(space, config_value(base, "train.epochs"))
         macs_of = _Macs(base)
         done = sum(t.state.name in FINISHED for t in study.trials)
         owed = None if trials is None else max(trials - done, 0)
