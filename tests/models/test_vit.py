@@ -29,3 +29,18 @@ def test_macs_grow_with_the_token_count():
     block = 65 * per_token + 2 * 65 * 65 * 192
     embed = 64 * 3 * 16 * 192  # 4x4x3 patches to 192
     assert count_macs(m, (3, 32, 32)) == block + embed + 192 * 10
+
+
+def test_saliency_and_gradcam_run_on_a_vit():
+    import types
+
+    from cnnkit.data.preprocess import Normalize
+    from cnnkit.explain.api import explain_batch
+
+    m = create_model("vit_tiny", num_classes=3, in_chans=3, image_size=16, depth=1).eval()
+    clf = types.SimpleNamespace(model=m, normalize=Normalize((0.5,) * 3, (0.25,) * 3))
+    images = torch.randint(0, 255, (2, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    heat, probs = explain_batch(clf, images, method="saliency")
+    assert heat.shape == (2, 16, 16) and float(heat.max()) == 1.0 and probs.shape == (2, 3)
+    heat, _ = explain_batch(clf, images, method="gradcam", layer="net.patch_embed.proj")  # the only convolution
+    assert heat.shape == (2, 16, 16)

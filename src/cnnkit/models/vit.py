@@ -9,9 +9,9 @@ images it must learn from the data. `dynamic_img_size` interpolates the position
 so any input whose side divides by the patch size runs (28 px MNIST as 7x7 patches).
 
 forward_features returns the token sequence (B, 1 + N, 192) after the final norm;
-forward_head pools the class token and applies the classifier. Grad-CAM needs a spatial map,
-so `target_layer` is left empty: explain's layer methods do not apply (saliency and
-integrated gradients do).
+forward_head pools the class token and applies the classifier. Grad-CAM needs a spatial map:
+`target_layer` is the patch embedding (the only convolution, a shallow map); saliency and
+integrated gradients see the whole network.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class ViT(ClassifierBase):
             dynamic_img_size=True,
         )
         self.num_features = embed_dim
+        self.target_layer = "net.patch_embed.proj"  # (B, D, H/p, W/p)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.forward_features(x)  # (B, 1 + N, D): class token + one per patch
