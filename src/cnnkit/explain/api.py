@@ -13,8 +13,11 @@ import torch
 from cnnkit.errors import ConfigError, DataError
 from cnnkit.explain.attention_map import resolve_attention, save_attention_panel, spatial_attention
 from cnnkit.explain.attribution import LAYER_METHODS, attribute, resolve_layer
+from cnnkit.explain.attribution import METHODS as ATTRIBUTION_METHODS
 from cnnkit.explain.render import METHOD_TITLES, save_contact_sheet, save_panel
 from cnnkit.io_safety import staged_folder
+
+METHODS = (*ATTRIBUTION_METHODS, "attention")  # attention: a CBAM model's own map (explain/attention_map.py)
 
 
 @dataclass
