@@ -50,7 +50,9 @@ def importances(study: Any) -> dict[str, float]:
     if len(complete) < 4 or len(varied) < 2:
         return {}
     try:
-        imp = optuna.importance.get_param_importances(study, target=lambda t: t.values[0])
+        imp = optuna.importance.get_param_importances(
+            study, target=lambda t: t.values[0], evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
+        )  # seeded: fANOVA's forest is random, and the report should not change when re-written
     except (ValueError, RuntimeError):  # e.g. every trial with the same value
         return {}
     return {k: round(float(v), 4) for k, v in imp.items()}
