@@ -30,7 +30,7 @@ LAYERS = [
     ["evaluate", "explain", "annotate"],  # logits of a split, metrics, plots, heat maps
     ["report"],  # report.md, report.html (other areas' sections: named in report.html.EXTRA_SECTIONS, not imported)
     ["training", "tasks"],  # the engine: a run ends by scoring the test split and writing both reports
-    ["robust"],
+    ["robust", "search"],  # search: studies of training runs
     ["deploy"],
     ["serve"],
     ["cli", "__main__", "__init__", "*.commands", "*.flags"],  # each area's verbs (commands.py) and their flags

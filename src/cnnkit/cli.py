@@ -28,6 +28,7 @@ COMMAND_MODULES: list[str] = [
     "cnnkit.deploy.commands",  # export, quantize, bench-infer, prune
     "cnnkit.robust.commands",  # attack, robust-eval
     "cnnkit.serve.commands",  # serve
+    "cnnkit.search.commands",  # tune
 ]
 
 

@@ -7,7 +7,7 @@ from cnnkit.models._registry import accepts
 
 # models costing > 300 MMACs at 28 px with their small-input stem run the registry test at
 # 16 px (the same code path, a quarter of the work); test_heavy_models_at_28px runs them at 28 (slow)
-HEAVY = {"googlenet", "resnet18", "resnet34", "resnet50", "densenet121", "fastnet_l"}
+HEAVY = {"googlenet", "resnet18", "resnet34", "resnet50", "densenet121", "fastnet_l", "vit_tiny"}
 
 
 def build_kwargs(name: str, size: int, small_input: bool) -> dict:

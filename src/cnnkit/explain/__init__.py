@@ -8,7 +8,7 @@ from __future__ import annotations
 from cnnkit._lazy import lazy_attributes
 
 _PUBLIC = {
-    "METHODS": "cnnkit.explain.attribution",
+    "METHODS": "cnnkit.explain.api",
     "attribute": "cnnkit.explain.attribution",
     "explain_files": "cnnkit.explain.api",
     "explain_batch": "cnnkit.explain.api",

@@ -11,9 +11,13 @@ import numpy as np
 import torch
 
 from cnnkit.errors import ConfigError, DataError
+from cnnkit.explain.attention_map import resolve_attention, save_attention_panel, spatial_attention
 from cnnkit.explain.attribution import LAYER_METHODS, attribute, resolve_layer
+from cnnkit.explain.attribution import METHODS as ATTRIBUTION_METHODS
 from cnnkit.explain.render import METHOD_TITLES, save_contact_sheet, save_panel
 from cnnkit.io_safety import staged_folder
+
+METHODS = (*ATTRIBUTION_METHODS, "attention")  # attention: a CBAM model's own map (explain/attention_map.py)
 
 
 @dataclass
@@ -46,13 +50,16 @@ def explain_batch(
 ) -> tuple[np.ndarray, torch.Tensor]:
     """Heat maps (B, H, W) in [0, 1] and class probabilities (B, K) for uint8 images (B, C, H, W)
     already at the model's input size: a softmax, or each label's sigmoid for a multi-label model
-    (`clf.multi_label`). Integrated gradients start from a black image."""
+    (`clf.multi_label`). Integrated gradients start from a black image; "attention" is the
+    CBAM spatial gate at `layer` (explain/attention_map.py), not a per-image scaled map."""
     x = clf.normalize(images)
     with torch.no_grad():
         logits = clf.model(x).float()
         probs = (torch.sigmoid(logits) if getattr(clf, "multi_label", False) else torch.softmax(logits, 1)).cpu()
     if targets is None:
         targets = probs.argmax(1).tolist()
+    if method == "attention":
+        return spatial_attention(clf.model, x, layer), probs
     baseline = clf.normalize(torch.zeros_like(images)) if method == "integrated-gradients" else None
     heat = attribute(clf.model, x, method, targets, layer=layer, baseline=baseline)
     return heat, probs
@@ -91,6 +98,9 @@ def explain_files(
     clf = load(checkpoint, device=device)
     target = class_index(clf.class_names, class_name)
     layer_name = resolve_layer(clf.model, layer)[0] if method in LAYER_METHODS else None
+    cam_layer = None
+    if method == "attention":  # the CBAM gate at --layer beside Grad-CAM at the model's own layer
+        layer_name, cam_layer = resolve_attention(clf.model, layer)[0], resolve_layer(clf.model, None)[0]
     out_dir = (
         Path(out) if out is not None else resolve_checkpoint(checkpoint).parent / "explain" / method.replace("+", "p")
     )
@@ -106,14 +116,18 @@ def explain_files(
         for ok, images in read_batches(files, clf.channels, clf.size, batch_size, result.errors, clf.interpolation):
             targets = [target] * len(ok) if target is not None else None
             heat, probs = explain_batch(clf, images, method, targets, layer_name)
-            for f, img, h, p in zip(ok, images.numpy(), heat, probs):
+            cams = explain_batch(clf, images, "gradcam", targets, cam_layer)[0] if method == "attention" else None
+            for i, (f, img, h, p) in enumerate(zip(ok, images.numpy(), heat, probs)):
                 pred = int(p.argmax())
                 t = pred if target is None else target
                 label, prob = clf.class_names[pred], float(p[pred])
                 title = f"{f.name}: predicted {label} ({prob:.1%})"
                 if t != pred:
                     title += f"; explaining {clf.class_names[t]} ({float(p[t]):.1%})"
-                save_panel(img, h, stage / f"{names[f]}.png", title=f"{title}\n{how}", method=method)
+                if cams is not None:
+                    save_attention_panel(img, h, cams[i], stage / f"{names[f]}.png", title=f"{title}\n{how}")
+                else:
+                    save_panel(img, h, stage / f"{names[f]}.png", title=f"{title}\n{how}", method=method)
                 png = out_dir / f"{names[f]}.png"
                 result.items.append(Explained(str(f), label, prob, clf.class_names[t], png))
                 if len(sheet[0]) < sheet_limit:

@@ -6,7 +6,7 @@ import argparse
 
 from cnnkit.ranges import Range, flag_type
 
-METHODS = ("gradcam", "gradcam++", "saliency", "smoothgrad", "integrated-gradients")
+METHODS = ("gradcam", "gradcam++", "saliency", "smoothgrad", "integrated-gradients", "attention")
 
 
 def register(sub) -> None:
@@ -31,7 +31,12 @@ def register(sub) -> None:
     )
     p.add_argument("checkpoint", metavar="CKPT_OR_RUN", help="a checkpoint, or a run folder (its best.ckpt)")
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
-    p.add_argument("--method", choices=METHODS, default="gradcam")
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        default="gradcam",
+        help="attention: a CBAM model's spatial attention map beside Grad-CAM (--layer picks the CBAM block)",
+    )
     p.add_argument(
         "--layer", metavar="NAME", help="module for Grad-CAM (default: the model's last convolutional stage)"
     )

@@ -12,6 +12,7 @@ METHOD_TITLES = {
     "saliency": "saliency",
     "smoothgrad": "SmoothGrad",
     "integrated-gradients": "integrated gradients",
+    "attention": "CBAM spatial attention (beside Grad-CAM)",
 }
 
 

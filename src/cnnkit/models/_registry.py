@@ -77,6 +77,7 @@ def _ensure_builtins() -> None:
         tv_segmentation,
         unet,
         vgg,
+        vit,
     )
 
 

@@ -4,6 +4,10 @@
 shrink a 32x32 image to 8x8 before the first residual stage, so the stem becomes a 3x3
 stride-1 convolution and the max pool goes (with `pretrained`, the stem keeps its 7x7
 kernel and weights and only loses the stride).
+
+`attention="se"` or `"cbam"` adds a Squeeze-and-Excitation or CBAM block at the end of every
+residual branch, before the addition (SE-ResNet, CBAM-ResNet; models/attention.py). With
+`pretrained`, the published weights load first and the new blocks start from scratch.
 """
 
 from __future__ import annotations
@@ -12,14 +16,22 @@ from typing import cast
 
 from torch import nn
 
+from cnnkit.errors import ConfigError
 from cnnkit.models._backbone import Backbone, adapt_first_conv, finish, torchvision_net
 from cnnkit.models._registry import register_model
+from cnnkit.models.attention import KINDS, add_attention
 
 STAGES = ["conv1", "layer1", "layer2", "layer3", "layer4"]
 
 
-def resnet(arch: str, num_classes: int, in_chans: int, small_input: bool, pretrained: bool | str) -> Backbone:
+def resnet(
+    arch: str, num_classes: int, in_chans: int, small_input: bool, pretrained: bool | str, attention: str | None = None
+) -> Backbone:
+    if attention is not None and attention not in KINDS:
+        raise ConfigError(f"model.kwargs.attention: expected one of {', '.join(KINDS)} (or null), got {attention!r}")
     net, cfg = torchvision_net(arch, num_classes, pretrained)
+    if attention is not None:
+        add_attention(net, attention)
     if small_input:
         if pretrained:
             cast(nn.Conv2d, net.conv1).stride = (1, 1)  # keep the 7x7 weights, drop the downsampling
@@ -51,35 +63,47 @@ def resnet(arch: str, num_classes: int, in_chans: int, small_input: bool, pretra
 
 @register_model(
     "resnet18",
-    description="ResNet-18 (2015), torchvision; small_input=True: 3x3/1 stem, no max pool",
+    description="ResNet-18 (2015), torchvision; small_input=True: 3x3/1 stem, no max pool; attention=se|cbam",
     default_input=(3, 224, 224),
     pretrained="torchvision IMAGENET1K_V1",
 )
 def resnet18(
-    num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, pretrained: bool | str = False
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    small_input: bool = False,
+    pretrained: bool | str = False,
+    attention: str | None = None,
 ) -> Backbone:
-    return resnet("resnet18", num_classes, in_chans, small_input, pretrained)
+    return resnet("resnet18", num_classes, in_chans, small_input, pretrained, attention)
 
 
 @register_model(
     "resnet34",
-    description="ResNet-34 (2015), torchvision; small_input=True: 3x3/1 stem, no max pool",
+    description="ResNet-34 (2015), torchvision; small_input=True: 3x3/1 stem, no max pool; attention=se|cbam",
     default_input=(3, 224, 224),
     pretrained="torchvision IMAGENET1K_V1",
 )
 def resnet34(
-    num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, pretrained: bool | str = False
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    small_input: bool = False,
+    pretrained: bool | str = False,
+    attention: str | None = None,
 ) -> Backbone:
-    return resnet("resnet34", num_classes, in_chans, small_input, pretrained)
+    return resnet("resnet34", num_classes, in_chans, small_input, pretrained, attention)
 
 
 @register_model(
     "resnet50",
-    description="ResNet-50 (2015, bottleneck blocks), torchvision; small_input=True as resnet18",
+    description="ResNet-50 (2015, bottleneck blocks), torchvision; small_input=True, attention=se|cbam as resnet18",
     default_input=(3, 224, 224),
     pretrained="torchvision IMAGENET1K_V2",
 )
 def resnet50(
-    num_classes: int = 1000, in_chans: int = 3, small_input: bool = False, pretrained: bool | str = False
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    small_input: bool = False,
+    pretrained: bool | str = False,
+    attention: str | None = None,
 ) -> Backbone:
-    return resnet("resnet50", num_classes, in_chans, small_input, pretrained)
+    return resnet("resnet50", num_classes, in_chans, small_input, pretrained, attention)

@@ -15,6 +15,9 @@ arguments are positional or ``key=value``. Parsed by hand (never `eval`):
     fc(out)                                                        fully connected (a feature map is flattened first)
     res(out, stride=1)                                             ResNet basic block (conv-bn-relu-conv-bn, + x, relu)
     res(conv(64,3)-bn-relu-conv(64,3)-bn)                          any layers, + x (a 1x1 projection if the shape changes)
+    res(out, stride=1, attn=se|cbam)                               the basic block with an attention block before the addition
+    se(r=16)                                                       Squeeze-and-Excitation: channels re-weighted (models/attention.py)
+    cbam(r=16, kernel=7)                                           CBAM: channel, then spatial attention
 
 Padding defaults to kernel//2 ("same" at stride 1); a convolution's bias defaults to off
 when batch norm follows. A classifier ``fc(num_classes)`` is appended when the spec does not
@@ -34,6 +37,7 @@ from torch import nn
 
 from cnnkit.errors import ConfigError
 from cnnkit.models._registry import register_model
+from cnnkit.models.attention import CBAM, SqueezeExcite
 from cnnkit.models.base import ClassifierBase
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
@@ -54,7 +58,9 @@ FORMS: dict[str, tuple[str, tuple[str, ...], int]] = {
     "dropout": ("dropout(p) with 0 <= p < 1", ("p",), 0),
     "flatten": ("flatten", (), 0),
     "fc": ("fc(out_features)", ("out",), 0),
-    "res": ("res(out_channels, stride=1) or res(<layers joined by ->)", ("out", "stride"), 1),
+    "res": ("res(out_channels, stride=1, attn=se|cbam) or res(<layers joined by ->)", ("out", "stride", "attn"), 1),
+    "se": ("se(r=16): reduction r >= 1", ("r",), 0),
+    "cbam": ("cbam(r=16, kernel=7): reduction r >= 1, odd kernel", ("r", "kernel"), 0),
 }
 
 DEFAULT_SPEC = "conv(32,3)-bn-relu-maxpool(2)-conv(64,3)-bn-relu-maxpool(2)-conv(128,3)-bn-relu-gap-dropout(0.2)-fc"
@@ -300,6 +306,15 @@ class _Builder:
             return (nn.Sequential(nn.Flatten(), linear) if len(shape) == 3 else linear), (out,)
         if name == "res":
             return self.residual(tok, shape)
+        if name in ("se", "cbam"):
+            c, _h, _w = self.spatial(tok, shape)
+            r = _int(tok, spec, "r", tok.get("r", 16))
+            if name == "se":
+                return SqueezeExcite(c, r), shape
+            k = _int(tok, spec, "kernel", tok.get("kernel", 7))
+            if k % 2 == 0:
+                raise self.fail(tok, f"{tok.text}: the spatial kernel must be odd (it keeps the map's size)")
+            return CBAM(c, r, k), shape
         raise AssertionError(name)  # pragma: no cover - FORMS lists every name
 
     def flat_size(self, tok: Token, shape: Shape) -> int:
@@ -326,6 +341,11 @@ class _Builder:
                 Token("conv", [out, 3], {}, tok.text, tok.pos),
                 Token("bn", [], {}, tok.text, tok.pos),
             ]
+            attn = tok.get("attn")
+            if attn is not None:
+                if attn not in ("se", "cbam"):
+                    raise self.fail(tok, f"{tok.text}: attn must be se or cbam, got {attn!r}")
+                body.append(Token(attn, [], {}, tok.text, tok.pos))  # before the addition, as in SE-ResNet
             post = nn.ReLU()
         else:
             body = tok.body

@@ -1,0 +1,162 @@
+"""`cnnkit tune` at a fixed wall time (issue 19): the best network under a MAC budget found by
+TPE with median pruning, against random search at the same wall time and against the
+default model (`--model auto`: fastnet_t on 28 px digits) trained once with the same settings.
+
+Data: mnist-mini (in the package), `--per-class` training images per class (a held-out tenth
+validates, the 2,000 test images are only scored at the end of each trial and never steer the
+search). Each trial trains `--epochs` epochs with the mnist-mini recipe; the space is the spec
+grammar (stages, depth, width, kernel, conv/res blocks, none/se/cbam) plus optim.lr, with
+max_macs as the budget. Both searches get `--minutes` of wall time (checked between trials)
+and the same seed.
+
+    .venv/bin/python benchmarks/bench_tune.py --minutes 15          # the issue's setting
+    .venv/bin/python benchmarks/bench_tune.py --minutes 4            # the recorded run (see results/)
+
+Timings on a shared machine are contaminated: the load average is recorded before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from bench_train import write_results  # noqa: E402
+from machine import machine_info  # noqa: E402
+
+SPACE = {
+    "params": {"optim.lr": "loguniform(0.02, 0.5)"},
+    "architecture": {
+        "stages": "int(1, 3)",
+        "depth": "int(1, 2)",
+        "width": [8, 12, 16, 24],
+        "kernel": [3, 5],
+        "block": ["conv", "res"],
+        "attention": ["none", "se", "cbam"],
+    },
+}
+
+
+def base_config(args):
+    from cnnkit.config import Config
+
+    return Config().with_overrides(
+        {
+            "data.dataset": "mnist-mini",
+            "data.subset_per_class": args.per_class,
+            "train.epochs": args.epochs,
+            "runtime.num_threads": 2,
+            "run.html_report": False,
+        }
+    )
+
+
+def search(args, sampler: str, pruner: str, out: Path) -> dict:
+    from cnnkit.search.space import space_from_dict
+    from cnnkit.search.study import run_study
+
+    space = space_from_dict(
+        {**SPACE, "sampler": sampler, "pruner": pruner, "seed": args.seed, "max_macs": args.max_macs}
+    )
+    t0 = time.perf_counter()
+    res = run_study(space, base_config(args), out, timeout=args.minutes * 60, stream=io.StringIO())
+    states = [t.state.name for t in res.trials]
+    b = res.best
+    return {
+        "sampler": sampler,
+        "pruner": pruner,
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "trials": len(states),
+        "complete": states.count("COMPLETE"),
+        "pruned_by_accuracy": sum("pruned_at_epoch" in t.user_attrs for t in res.trials),
+        "over_mac_limit": sum("skipped" in t.user_attrs for t in res.trials),
+        "best_val_accuracy": b.values[0] if b else None,
+        "best_test_accuracy": b.user_attrs.get("test_accuracy") if b else None,
+        "best_macs": b.user_attrs["macs"] if b else None,
+        "best_params": b.user_attrs["params"] if b else None,
+        "best_spec": b.user_attrs["overrides"]["model.name"] if b else None,
+        "best_lr": b.params.get("optim.lr") if b else None,
+        "max_macs_of_trained": max((t.user_attrs["macs"] for t in res.trials if t.state.name == "COMPLETE"), default=0),
+    }
+
+
+def default_model(args, out: Path) -> dict:
+    from cnnkit.models import create_model
+    from cnnkit.models.summary import count_macs
+    from cnnkit.training.trainer import train
+
+    t0 = time.perf_counter()
+    cfg = base_config(args).with_overrides({"run.runs_dir": str(out), "run.name": "default"})
+    run = train(cfg, quiet=True)
+    name = run.config.model.name
+    return {
+        "model": name,
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "val_accuracy": run.summary["best_val_accuracy"],
+        "test_accuracy": run.summary["test"]["accuracy"],
+        "macs": count_macs(create_model(name, num_classes=10, in_chans=1), (1, 28, 28)),
+    }
+
+
+def markdown(r: dict) -> str:
+    a = r["args"]
+    lines = [
+        f"# bench_tune: {a['minutes']} min per search, mnist-mini {a['per_class']}/class, {a['epochs']} epochs per trial, "
+        f"max_macs {a['max_macs']:,.0f}",
+        "",
+        f"Load average before {r['load_before']}, after {r['load_after']} ({r['machine']['cores']} cores, "
+        f"{r['machine']['model']}); timings contaminated when the load exceeds the cores.",
+        "",
+        "| arm | trials (complete / pruned by accuracy / over MACs) | best val acc | its test acc | its MACs | spec |",
+        "|---|---|---|---|---|---|",
+    ]
+    d = r["default"]
+    lines.append(
+        f"| default ({d['model']}), one run | 1 | {d['val_accuracy']:.2%} | {d['test_accuracy']:.2%} | {d['macs']:,} | - |"
+    )
+    for s in r["searches"]:
+        if s["best_val_accuracy"] is None:
+            lines.append(f"| {s['sampler']} + {s['pruner']} | {s['trials']} | - | - | - | - |")
+            continue
+        lines.append(
+            f"| {s['sampler']} + {s['pruner']} pruner | {s['trials']} ({s['complete']} / {s['pruned_by_accuracy']} / "
+            f"{s['over_mac_limit']}) | {s['best_val_accuracy']:.2%} | {s['best_test_accuracy']:.2%} | "
+            f"{s['best_macs']:,} | `{s['best_spec']}` (lr {s['best_lr']:.3g}) |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--minutes", type=float, default=15)
+    p.add_argument("--per-class", type=int, default=200)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--max-macs", type=float, default=5e6)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "bench_tune"))
+    args = p.parse_args()
+    import os
+
+    load_before = [round(v, 2) for v in os.getloadavg()]
+    with tempfile.TemporaryDirectory() as tmp:
+        results = {
+            "args": vars(args),
+            "machine": {k: v for k, v in machine_info().items() if k != "flags"},
+            "load_before": load_before,
+            "default": default_model(args, Path(tmp)),
+            "searches": [
+                search(args, "tpe", "median", Path(tmp) / "tpe"),
+                search(args, "random", "none", Path(tmp) / "random"),
+            ],
+            "load_after": [round(v, 2) for v in os.getloadavg()],
+        }
+    write_results(results, args.out, markdown)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,344 @@
+"""`run_study(space, base, out)`: an Optuna study whose trials are ordinary cnnkit runs.
+
+    out/study.db                 the study (SQLite; `storage=` for a shared database)
+    out/trials/0000, 0001, ...   one run folder per trial (config.yaml, metrics.csv, best.ckpt...)
+    out/summary.md, summary.json, best_config.yaml, pareto.png, history.png   (search/report.py)
+
+Each trial: the space's values over the base config (its recipe applied first, so a searched
+key always wins over the recipe), the model's MACs per image counted on the meta device
+(models/summary.py; a trial over `max_macs` is not trained and is recorded as pruned), then
+`train(cfg, run_dir=...)`. Its value is the best validation accuracy (the test split stays
+unseen by the search); with objectives [accuracy, macs] the study keeps a Pareto front.
+
+Pruning (single objective): `on_step` at the first step of epoch e reads epoch e-1's
+val_accuracy from the trial's metrics.csv, reports it to Optuna and raises TrialPruned when
+the median or Hyperband pruner says so. Optuna cannot prune multi-objective studies.
+
+The study lives in its database: Ctrl-C stops the running trial (its run folder keeps its
+last.ckpt; the trial is marked failed) and `--resume` continues with the trials still owed.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+
+from cnnkit.config import Config
+from cnnkit.data import build_dataset
+from cnnkit.errors import ConfigError
+from cnnkit.io_safety import Interrupted
+from cnnkit.models import create_model
+from cnnkit.models.spec import SpecError
+from cnnkit.models.summary import count_macs
+from cnnkit.search.space import SearchSpace
+from cnnkit.training.interrupt import TrainingInterrupted
+from cnnkit.training.recipes import apply_recipe
+from cnnkit.training.resolve import model_kwargs, resolve_auto_model
+from cnnkit.training.trainer import train
+
+FINISHED = ("COMPLETE", "PRUNED")
+
+
+@dataclass
+class StudyResult:
+    out: Path
+    storage: str
+    study_name: str
+    trials: list[Any]  # optuna FrozenTrials
+    best: Any | None  # the best complete trial (highest accuracy; on the front for two objectives)
+    front: list[Any]  # the Pareto front (accuracy up, MACs down) of complete trials
+    files: list[Path]
+
+
+def config_value(cfg: Config, key: str) -> Any:
+    """A dotted key's value, found in another section when the config's sections are regrouped
+    (TrainConfig is being split by concern; the search must not depend on where a key lives)."""
+    group, _, name = key.partition(".")
+    sections = [getattr(cfg, group, None)] + [getattr(cfg, f.name) for f in dataclasses.fields(cfg)]
+    for section in sections:
+        if section is not None and hasattr(section, name):
+            return getattr(section, name)
+    raise ConfigError(f"no config key {key!r}")
+
+
+def default_storage(out: Path) -> str:
+    return f"sqlite:///{(out / 'study.db').resolve()}"
+
+
+class PruneOnEpoch:
+    """An on_step hook: the finished epochs' val_accuracy to the trial, and TrialPruned when told."""
+
+    def __init__(self, trial: Any, run_dir: Path):
+        self.trial, self.run_dir, self.reported = trial, run_dir, 0
+
+    def report(self) -> None:
+        path = self.run_dir / "metrics.csv"
+        if not path.is_file():
+            return
+        with path.open(newline="") as f:
+            for row in csv.DictReader(f):
+                epoch = int(row["epoch"])
+                if epoch > self.reported and row.get("val_accuracy") not in (None, ""):
+                    self.trial.report(float(row["val_accuracy"]), epoch)
+                    self.reported = epoch
+
+    def __call__(self, epoch: int, step: int, loss: float) -> None:
+        import optuna
+
+        if step != 1 or epoch - 1 <= self.reported:
+            return
+        self.report()
+        if self.trial.should_prune():
+            self.trial.set_user_attr("pruned_at_epoch", self.reported)
+            raise optuna.TrialPruned(f"val_accuracy after epoch {self.reported} below the pruner's bar")
+
+
+def make_sampler(space: SearchSpace):
+    import optuna
+
+    if space.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=space.seed)
+    with warnings.catch_warnings():  # multivariate TPE is marked experimental; it models joint choices (depth x width)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # 5 random trials before the model (Optuna: 10): a short study on 2 cores runs ~20 trials
+        return optuna.samplers.TPESampler(seed=space.seed, multivariate=True, n_startup_trials=5)
+
+
+def make_pruner(space: SearchSpace, epochs: int):
+    import optuna
+
+    if space.multi_objective or space.pruner == "none":
+        return optuna.pruners.NopPruner()
+    if space.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1))
+    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+
+
+class _Macs:
+    """MACs per image of a trial's model, from the dataset's shape (loaded once)."""
+
+    def __init__(self, base: Config):
+        self.data = build_dataset(base.data)
+
+    def __call__(self, cfg: Config) -> tuple[int, int]:
+        cfg = resolve_auto_model(cfg, self.data)
+        kwargs = model_kwargs(cfg, self.data)
+        shape = (self.data.channels, *self.data.image_size)
+        with torch.device("meta"):
+            model = create_model(cfg.model.name, num_classes=self.data.num_classes, in_chans=shape[0], **kwargs)
+        return count_macs(model, shape), sum(p.numel() for p in model.parameters())
+
+
+def open_study(space: SearchSpace, base: Config, out: Path, storage: str | None, name: str, resume: bool):
+    """Create the study, or load it (resume, or a shared --storage); the space and base config must match."""
+    import optuna
+
+    shared = storage is not None
+    url = storage or default_storage(out)
+    had_db = _db_exists(url)
+    if resume and not had_db:
+        raise ConfigError(f"--resume: no study {name!r} in {url}; drop --resume to start one")
+    url = _connect(url)
+    existing = optuna.get_all_study_names(url) if had_db or shared else []
+    fingerprint = {"space": _describe(space), "base": base.to_dict()}
+    if name in existing:
+        study = optuna.load_study(study_name=name, storage=url, sampler=make_sampler(space))
+        if not (resume or shared):
+            raise ConfigError(
+                f"{out}: a study {name!r} with {len(study.trials)} trials is already there; "
+                "--resume continues it, or give another --out"
+            )
+        saved = study.user_attrs.get("fingerprint")
+        if saved is not None and saved != fingerprint:
+            raise ConfigError(
+                f"{out}: the study {name!r} was started with another search space or base config; "
+                "run it with the same ones, or give another --out / --study-name"
+            )
+        return study
+    if resume:
+        raise ConfigError(f"--resume: no study {name!r} in {url}; drop --resume to start one")
+    study = optuna.create_study(
+        study_name=name,
+        storage=url,
+        sampler=make_sampler(space),
+        directions=["maximize", "minimize"] if space.multi_objective else ["maximize"],
+        load_if_exists=shared,  # a second process of a shared study may have just created it
+    )
+    study.set_user_attr("fingerprint", fingerprint)
+    return study
+
+
+def _connect(url: str, tries: int = 10) -> Any:
+    """An Optuna RDB storage. SQLite waits up to a minute for another process's lock, and two
+    processes creating a fresh database's tables at once (one fails) are retried."""
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
+    for attempt in range(tries):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except SQLAlchemyError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.5 + attempt * 0.5)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _db_exists(url: str) -> bool:
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///") :]).is_file()
+    return True
+
+
+def _describe(space: SearchSpace) -> dict:
+    params = {p.name: dataclasses.asdict(p) for p in space.params}
+    arch = {k: dataclasses.asdict(p) for k, p in space.arch.params.items()} if space.arch else None
+    return _plain({"params": params, "arch": arch, "objectives": list(space.objectives), "max_macs": space.max_macs})
+
+
+def _plain(x: Any) -> Any:
+    """JSON-friendly (tuples as lists), as Optuna stores user attributes."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+def run_study(
+    space: SearchSpace,
+    base: Config,
+    out: str | Path,
+    *,
+    storage: str | None = None,
+    study_name: str = "tune",
+    trials: int | None = None,
+    timeout: float | None = None,
+    max_macs: float | None = None,
+    resume: bool = False,
+    resume_hint: str = "",
+    stream: TextIO | None = None,
+) -> StudyResult:
+    """Run (or continue) the study until `trials` trials have finished (complete or pruned, all
+    processes together) or `timeout` seconds have passed in this process; then write the report."""
+    import optuna
+
+    from cnnkit.search.report import write_report
+
+    out = Path(out)
+    stream = stream or sys.stdout
+    trials = trials if trials is not None else space.trials
+    timeout = timeout if timeout is not None else space.timeout
+    max_macs = max_macs if max_macs is not None else space.max_macs
+    if trials is None and timeout is None:
+        raise ConfigError("tune: give a budget: --trials N and/or --timeout 15m (or trials: / timeout: in the space)")
+    space.check(base)
+    base = apply_recipe(base)  # the recipe under everything, so the searched values win over it
+    (out / "trials").mkdir(parents=True, exist_ok=True)
+    prev_level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(logging.WARNING)
+    try:
+        study = open_study(space, base, out, storage, study_name, resume)
+        study.pruner = make_pruner(space, config_value(base, "train.epochs"))
+        macs_of = _Macs(base)
+        done = sum(t.state.name in FINISHED for t in study.trials)
+        owed = None if trials is None else max(trials - done, 0)
+        if space.multi_objective and space.pruner != "none":
+            print("cnnkit tune: two objectives: Optuna cannot prune them, every trial runs to the end", file=stream)
+        print(
+            f"cnnkit tune: study {study_name!r} in {storage or default_storage(out)}: {done} trials finished"
+            + (f", {owed} to go" if owed is not None else "")
+            + (f", at most {timeout:.0f} s" if timeout else ""),
+            file=stream,
+            flush=True,
+        )
+        objective = _Objective(space, base, out, macs_of, max_macs, stream)
+        if owed != 0:
+            callbacks = [optuna.study.MaxTrialsCallback(trials, states=_states(FINISHED))] if trials else []
+            try:
+                study.optimize(objective, n_trials=owed, timeout=timeout, callbacks=callbacks, gc_after_trial=True)
+            except (TrainingInterrupted, Interrupted, KeyboardInterrupt) as e:
+                code = getattr(e, "exit_code", 130)
+                finished = sum(t.state.name in FINISHED for t in study.trials)
+                raise TrainingInterrupted(
+                    f"interrupted; {finished} trials finished are kept in {storage or default_storage(out)}; "
+                    f"continue with: {resume_hint or 'the same command'} --resume",
+                    code,
+                ) from e
+        return write_report(study, space, out, storage or default_storage(out), max_macs, stream)
+    finally:
+        optuna.logging.set_verbosity(prev_level)
+
+
+def _states(names: tuple[str, ...]) -> tuple:
+    import optuna
+
+    return tuple(optuna.trial.TrialState[n] for n in names)
+
+
+class _Objective:
+    def __init__(self, space: SearchSpace, base: Config, out: Path, macs_of: _Macs, max_macs, stream: TextIO):
+        self.space, self.base, self.out, self.macs_of, self.max_macs, self.stream = (
+            space,
+            base,
+            out,
+            macs_of,
+            max_macs,
+            stream,
+        )
+
+    def __call__(self, trial: Any) -> Any:
+        import optuna
+
+        overrides = self.space.suggest(trial)
+        trial.set_user_attr("overrides", _plain(overrides))
+        cfg = self.base.with_overrides(overrides, source=f"{self.space.source}: trial {trial.number}")
+        run_dir = self.out / "trials" / f"{trial.number:04d}"
+        trial.set_user_attr("run_dir", str(run_dir))
+        try:
+            macs, params = self.macs_of(cfg)
+        except SpecError as e:  # the grammar's network does not fit this input size
+            trial.set_user_attr("skipped", str(e).splitlines()[0])
+            self.say(trial, f"not trainable: {str(e).splitlines()[0]}")
+            raise optuna.TrialPruned(str(e)) from None
+        trial.set_user_attr("macs", macs)
+        trial.set_user_attr("params", params)
+        if self.max_macs is not None and macs > self.max_macs:
+            trial.set_user_attr("skipped", f"{macs:,} MACs > max_macs {self.max_macs:,.0f}")
+            self.say(trial, f"not trained: {macs:,} MACs per image is over max_macs {self.max_macs:,.0f}")
+            raise optuna.TrialPruned("over the MAC limit")
+        run_dir.mkdir(parents=True, exist_ok=False)
+        hook = PruneOnEpoch(trial, run_dir) if not self.space.multi_objective else None
+        t0 = time.perf_counter()
+        try:
+            run = train(cfg, run_dir=run_dir, quiet=True, on_step=hook)
+        except optuna.TrialPruned:
+            self.say(
+                trial,
+                f"pruned after epoch {trial.user_attrs.get('pruned_at_epoch')} ({time.perf_counter() - t0:.1f} s)",
+            )
+            raise
+        if hook is not None:
+            hook.report()  # the last epoch too, for the pruner's statistics
+        acc = float(run.summary["best_val_accuracy"])
+        test = run.summary.get("test") or {}
+        trial.set_user_attr("test_accuracy", test.get("accuracy"))
+        trial.set_user_attr("train_seconds", run.summary.get("train_seconds"))
+        self.say(trial, f"val accuracy {acc:.2%}, {macs:,} MACs ({time.perf_counter() - t0:.1f} s)")
+        return (acc, float(macs)) if self.space.multi_objective else acc
+
+    def say(self, trial: Any, text: str) -> None:
+        spec = trial.user_attrs.get("overrides", {}).get("model.name") if self.space.arch else None
+        what = ", ".join(f"{k}={v}" for k, v in trial.params.items() if not k.startswith("arch."))
+        what = "; ".join(x for x in (what, spec) if x)
+        print(f"trial {trial.number}: {text}  [{what}]", file=self.stream, flush=True)
