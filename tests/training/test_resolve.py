@@ -11,7 +11,9 @@ from cnnkit.training.resolve import model_kwargs, resolve_config
 
 
 def _data(n=100, channels=3, size=32):
-    return types.SimpleNamespace(train=[0] * n, masks=False, channels=channels, image_size=(size, size))
+    return types.SimpleNamespace(
+        train=[0] * n, masks=False, multi_label=False, channels=channels, image_size=(size, size)
+    )
 
 
 def test_auto_choices_are_made_concrete():

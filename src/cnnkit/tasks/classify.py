@@ -4,6 +4,8 @@ classification (several labels: BCE on each logit, exact match at sigmoid >= 0.5
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +38,24 @@ class Classification:
     def correct(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return (logits.argmax(1) == labels).sum()
 
+    # the engine's own classification code does the rest (tasks/base.py)
+    augments_images: bool = True
+
+    def default_model(self, channels: int, side: int) -> str | None:
+        return None
+
+    def setup_hooks(self, cfg: Any, data: Any, hooks: Any) -> Any | None:
+        return None
+
+    def final_evaluation(self, model: Any, ema: Any, run_dir: Path, data: Any, cfg: Any, normalize: Any) -> None:
+        return None
+
+    def headline(self, final: dict[str, Any]) -> dict[str, Any] | None:
+        return None
+
+    def describe(self, split: str, head: dict[str, Any]) -> str | None:
+        return None
+
 
 @dataclass(frozen=True)
 class MultiLabel:
@@ -51,6 +71,24 @@ class MultiLabel:
     def correct(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Exact match: every label right at sigmoid >= 0.5."""
         return ((torch.sigmoid(logits.float()) >= 0.5) == (labels > 0.5)).all(1).sum()
+
+    # the engine's own classification code does the rest (tasks/base.py)
+    augments_images: bool = True
+
+    def default_model(self, channels: int, side: int) -> str | None:
+        return None
+
+    def setup_hooks(self, cfg: Any, data: Any, hooks: Any) -> Any | None:
+        return None
+
+    def final_evaluation(self, model: Any, ema: Any, run_dir: Path, data: Any, cfg: Any, normalize: Any) -> None:
+        return None
+
+    def headline(self, final: dict[str, Any]) -> dict[str, Any] | None:
+        return None
+
+    def describe(self, split: str, head: dict[str, Any]) -> str | None:
+        return None
 
 
 CLASSIFICATION: Task = Classification()

@@ -106,19 +106,18 @@ def finish_run(
     """Write summary.json, the plots and the report (last.ckpt marked finished), call on_end, print the final line."""
     split_name, metrics, metrics_ema = final
     data, ts = parts.data, parts.state
-    head = headline(metrics)
+    task = task_of(data.train)
+    head = headline(metrics, task)
     stopped_early = stopped_early or (
         ts.stopper.should_stop and len(ts.rows) < parts.planned_epochs()
     )  # also when resumed after it stopped
     info = summary(parts, head, split_name, train_seconds=train_seconds, stopped_early=stopped_early)
     if metrics_ema is not None:
-        info[f"{split_name}_ema"] = headline(metrics_ema)
+        info[f"{split_name}_ema"] = headline(metrics_ema, task)
     acc = head["accuracy"]
-    what = (
+    what = task.describe(split_name, head) or (
         f"{split_name} mean AP {head['mean_ap']:.4f}, exact match {acc:.2%}"
         if data.multi_label
-        else f"{split_name} mIoU {head['miou']:.4f}, pixel accuracy {acc:.2%}"
-        if data.train.masks
         else f"{split_name} accuracy {acc:.2%}"
     )
     result = result_text(

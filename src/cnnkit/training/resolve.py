@@ -28,6 +28,7 @@ from cnnkit.device import resolve_precision
 from cnnkit.errors import ConfigError
 from cnnkit.models import model_info
 from cnnkit.models.auto import auto_model
+from cnnkit.tasks import task_of
 from cnnkit.training.batching import clamp_batch_size, clamp_note
 
 
@@ -44,7 +45,8 @@ def resolve_auto_model(cfg: Config, data: Dataset) -> Config:
     """`cfg` with model.name auto made concrete for `data` (recorded so the run reproduces)."""
     if cfg.model.name != "auto":
         return cfg
-    name = "unet" if data.masks else auto_model(data.channels, max(data.image_size))  # masks: segmentation
+    side = max(data.image_size)
+    name = task_of(data).default_model(data.channels, side) or auto_model(data.channels, side)
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, name=name))
 
 

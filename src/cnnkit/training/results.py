@@ -21,6 +21,7 @@ from cnnkit.evaluate.predict import predict_logits
 from cnnkit.evaluate.tta import predict_logits_tta
 from cnnkit.report import render_report
 from cnnkit.rundir import atomic_write
+from cnnkit.tasks import CLASSIFICATION, Task, task_of
 from cnnkit.training.run_files import text, warn, write_final_files
 
 
@@ -29,10 +30,9 @@ def final_evaluation(
 ) -> tuple[str, dict, dict | None]:
     """Load best.ckpt into `model` (and its EMA weights into `ema`) and score the test split (the
     validation split without one), with the configured TTA. Returns (split name, metrics, EMA metrics)."""
-    if data.train.masks:  # segmentation: its metrics and sample pictures (tasks/segment/final.py)
-        from cnnkit.tasks.segment.final import final_evaluation as segment_final
-
-        return segment_final(model, ema, run_dir, data, cfg, normalize)
+    own = task_of(data.train).final_evaluation(model, ema, run_dir, data, cfg, normalize)  # e.g. segmentation's
+    if own is not None:
+        return own
     ec, precision = cfg.eval, cfg.runtime.precision
     best = torch.load(run_dir / "best.ckpt", map_location="cpu", weights_only=True)
     unwrap(model).load_state_dict(best["state_dict"])
@@ -68,14 +68,15 @@ def final_evaluation(
     return split_name, final, final_ema
 
 
-def headline(final: dict) -> dict:
-    """summary.json's numbers from a final evaluation. Multi-label: `accuracy` is the exact match
-    (every label right at sigmoid >= 0.5, as in metrics.csv), with mean AP and macro F1."""
+def headline(final: dict, task: Task = CLASSIFICATION) -> dict:
+    """summary.json's numbers from a final evaluation (the task's own, if it has them). Multi-label:
+    `accuracy` is the exact match (every label right at sigmoid >= 0.5, as in metrics.csv), with mean AP and macro F1."""
+    own = task.headline(final)
+    if own is not None:
+        return own
     if final.get("task") == "multilabel":
         keys = ("mean_ap", "exact_match", "loss", "num_samples")
         return {"accuracy": final["exact_match"], **{k: final[k] for k in keys}, "macro_f1": final["macro"]["f1"]}
-    if final.get("task") == "segment":  # accuracy: pixel accuracy
-        return {k: final[k] for k in ("accuracy", "miou", "dice", "loss", "num_samples")}
     return {k: final[k] for k in ("accuracy", "loss", "top5_accuracy", "num_samples") if k in final}
 
 

@@ -212,10 +212,9 @@ def _load_resume(resume: Path | None, checkpoint_every: int) -> dict | None:
 
 def _default_hooks(cfg: Config, data: Dataset, hooks: Hooks) -> Hooks:
     """The hooks with the config's defaults filled in: fine-tuning's groups, the weighted loss, mixup / cutmix."""
-    if data.train.masks:  # segmentation: its checks and joint image / mask augmentation (tasks/segment/setup.py)
-        from cnnkit.tasks.segment.setup import segment_hooks
-
-        return segment_hooks(cfg, data, hooks)
+    own = task_of(data.train).setup_hooks(cfg, data, hooks)  # e.g. segmentation's checks and joint augmentation
+    if own is not None:
+        return own
     param_groups, loss_fn, batch_transform = hooks.param_groups, hooks.loss_fn, hooks.batch_transform
     if param_groups is None and cfg.model.finetune:
         param_groups = partial(finetune_groups, cfg=cfg)
@@ -293,8 +292,8 @@ def setup_run(
     if folder:  # the launcher's `run_dir`, the resumed one, or a new one
         cfg, folder_path = _open_folder(cfg, data, resume, run_dir, rank, world_size, env)
         writer = tensorboard(folder_path) if cfg.run.tensorboard and rank == 0 else None
-    # segmentation: masks move with their images in the task's batch_transform, so the image-only augmentation is off
-    augment = BatchAugment() if data.train.masks else BatchAugment.from_config(cfg.augment)
+    # a task whose targets move with their images (segmentation's masks) augments in its own batch_transform
+    augment = BatchAugment.from_config(cfg.augment) if task_of(data.train).augments_images else BatchAugment()
     parts = RunParts(
         cfg=cfg, data=data, device=device, rank=rank, world_size=world_size, quiet=quiet, model=model,
         train_model=train_model, normalize=normalize, augment=augment, mean=mean, std=std,

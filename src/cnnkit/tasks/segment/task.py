@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +60,31 @@ class Segmentation:
 
     def correct(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return pixel_accuracy_sum(logits, labels)
+
+    # masks move with their images in the task's own batch_transform (tasks/segment/augment.py)
+    augments_images: bool = False
+
+    def default_model(self, channels: int, side: int) -> str | None:
+        return "unet"
+
+    def setup_hooks(self, cfg: Any, data: Any, hooks: Any) -> Any:
+        from cnnkit.tasks.segment.setup import segment_hooks
+
+        return segment_hooks(cfg, data, hooks)
+
+    def final_evaluation(
+        self, model: torch.nn.Module, ema: Any, run_dir: Path, data: Any, cfg: Any, normalize: Any
+    ) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
+        from cnnkit.tasks.segment.final import final_evaluation
+
+        return final_evaluation(model, ema, run_dir, data, cfg, normalize)
+
+    def headline(self, final: dict[str, Any]) -> dict[str, Any]:
+        """accuracy: the pixel accuracy; mean IoU and Dice beside it."""
+        return {k: final[k] for k in ("accuracy", "miou", "dice", "loss", "num_samples")}
+
+    def describe(self, split: str, head: dict[str, Any]) -> str:
+        return f"{split} mIoU {head['miou']:.4f}, pixel accuracy {head['accuracy']:.2%}"
 
 
 SEGMENTATION = Segmentation()
