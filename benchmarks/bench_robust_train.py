@@ -134,8 +134,8 @@ def markdown(r: dict) -> str:
     lines = [
         "# Adversarial training through `cnnkit train` on MNIST", "",
         f"{r['started']}, {r['machine']['model']} ({r['machine']['simd']}), torch {r['torch']}; load average before: "
-        f"{r['load_average_before']}, at the end: {r['machine']['load_average']} (a 2-core machine shared with other sessions: "
-        "the seconds are inflated; accuracies are not affected).", "",
+        f"{r['load_average_before']}, at the end: {r['machine']['load_average']} (2 cores: with a load average above ~2 other "
+        "processes inflate the seconds; accuracies are not affected).", "",
         f"Command: `{r['command']}`", "",
         f"PGD-40 (L∞, step 2.5·eps/40, uniform random start) on a fixed seeded subset of {r['eval_n']} test images; "
         "clean accuracy on all 10,000 (summary.json).", "",
