@@ -31,6 +31,7 @@ from cnnkit.serve.metrics import Metrics, MetricsMiddleware
 from cnnkit.serve.model import ServedModel
 from cnnkit.serve.requests import parse_top_k, read_images
 from cnnkit.serve.schemas import ERRORS, EXPLAIN_BODY, PREDICT_BODY, ErrorResponse, PredictResponse
+from cnnkit.serve.threads import LoadFollowingForward, follows_load
 
 RETRY_AFTER_S = 1
 EXPLAIN_METHODS = ("gradcam", "gradcam++")
@@ -59,8 +60,11 @@ class Service:
                 "/openapi.json",
             }
         )
+        forward = model.forward
+        if follows_load(config.threads, config.device, config.backend):  # no --threads: follow the free cores
+            forward = LoadFollowingForward(forward)
         self.batcher = Batcher(
-            model.forward,
+            forward,
             max_batch=config.max_batch,
             max_wait_s=config.max_wait_ms / 1000,
             max_queue=config.max_queue,
@@ -76,7 +80,7 @@ class Service:
         self.batcher.start()
         c, (h, w) = self.model.clf.channels, self.model.clf.size
         for n in sorted({1, self.config.max_batch}):  # warm-up: first-call allocations happen now, not on a request
-            await self.batcher.run_exclusive(functools.partial(self.model.forward, np.zeros((n, c, h, w), np.uint8)))
+            await self.batcher.run_exclusive(functools.partial(self.batcher.forward, np.zeros((n, c, h, w), np.uint8)))
         self.ready = True
         try:
             yield

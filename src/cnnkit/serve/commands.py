@@ -35,7 +35,7 @@ def register(sub) -> None:
         "--threads",
         type=flag_type(Range(1)),
         default=None,
-        help="PyTorch threads for the model (default: torch's, one per core; on a busy shared machine 1 is often faster)",
+        help="PyTorch threads for the model (default on the CPU: the cores other processes leave free, re-measured every few seconds, as in training)",
     )
     p.add_argument(
         "--max-batch",
