@@ -138,6 +138,10 @@ def train(
     }
     hooks = dataclasses.replace(hooks or Hooks(), **{k: v for k, v in given.items() if v is not None})
     resume = Path(resume) if resume is not None else None
+    if (config or (resume_config(resume) if resume else Config())).data.task == "gan":  # two optimisers: its own loop
+        from cnnkit.training import gan
+
+        return gan.train(config or resume_config(resume), resume=resume, quiet=quiet, stream=stream)
     cfg = _run_config(config, resume, quiet=quiet, stream=stream)
     if cfg.adv.method != "none" and hooks.perturb_batch is None:  # its hooks live above the engine (cnnkit.robust)
         raise ConfigError(
