@@ -9,6 +9,11 @@ from pathlib import Path
 import torch
 
 
+def to_uint8(image: torch.Tensor) -> torch.Tensor:
+    """One image (C, H, W) in [-1, 1] -> uint8 (C, H, W)."""
+    return ((image.detach().float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
 def grid_image(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
     """(B, C, H, W) in [-1, 1] -> uint8 (3 or 1, rows*(H+2)+2, cols*(W+2)+2): a grid with 2 px borders."""
     from torchvision.utils import make_grid
