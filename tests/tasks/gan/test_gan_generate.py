@@ -1,7 +1,7 @@
 import pytest
 import torch
 from PIL import Image
-from tests.conftest import make_image_folder
+from tests.conftest import make_image_folder, tiny_train_args
 
 from cnnkit.cli import main
 from cnnkit.tasks.gan.generate import generate, load_generator
@@ -32,6 +32,14 @@ def gan_run(tmp_path_factory):
     return tmp / "runs" / "g"
 
 
+@pytest.fixture(scope="module")
+def classifier(gan_run):
+    """A 4-wide simple_cnn on the same 8 px grey images (the judge of classifier-FID)."""
+    data = gan_run.parents[1] / "imgs"
+    assert main([*tiny_train_args(data, gan_run.parents[1] / "clf", image_size=8, epochs=1), "--channels", "1"]) == 0
+    return next((gan_run.parents[1] / "clf").iterdir())
+
+
 def test_generate_writes_images_and_a_grid(gan_run, tmp_path, capsys):
     assert main(["generate", str(gan_run), "--n", "5", "--out", str(tmp_path / "out"), "--seed", "2"]) == 0
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
@@ -51,3 +59,14 @@ def test_the_seed_decides_the_images(gan_run):
 def test_generate_refuses_a_folder_without_a_gan_checkpoint(tmp_path, capsys):
     assert main(["generate", str(tmp_path), "--out", str(tmp_path / "o")]) != 0
     assert "no such checkpoint" in capsys.readouterr().err
+
+
+def test_generate_scores_with_a_classifier(gan_run, classifier, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "out"
+    assert main(["generate", str(gan_run), "--n", "6", "--out", str(out), "--score", str(classifier)]) == 0
+    q = json.loads((out / "quality.json").read_text())
+    assert q["n_generated"] == 6 and q["fid"] > 0 and q["fid_real_floor"] >= 0 and q["fid_untrained_ceiling"] > 0
+    assert list(q["class_shares"]) == ["cat", "dog"] and sum(q["class_shares"].values()) == pytest.approx(1.0)
+    assert f"classifier-FID {q['fid']:.3f}" in capsys.readouterr().out
