@@ -49,7 +49,9 @@ def test_run_folder(tmp_path):
     run = train(tiny_cfg(tmp_path), quiet=True)
     names = {p.relative_to(run.dir).as_posix() for p in run.dir.rglob("*") if p.is_file()}
     assert {"config.yaml", "metrics.csv", "last.ckpt", "summary.json", "plots/gan_curves.png"} <= names
-    assert {"samples/epoch_001.png", "samples/epoch_002.png"} <= names
+    assert {"samples/epoch_001.png", "samples/epoch_002.png", "report.html"} <= names
+    page = (run.dir / "report.html").read_text()
+    assert "Generated images (DCGAN)" in page and page.count("data:image/png;base64") == 3  # last, first, curves
     rows = list(csv.DictReader((run.dir / "metrics.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert list(rows[0]) == ["epoch", "loss_d", "loss_g", "d_real", "d_fake", "seconds"]

@@ -2,7 +2,7 @@
 precision, seeding): the engine's own loop takes one loss and one optimiser, so the GAN keeps its epoch
 loop here, and training/gan.py hands it the interrupt handling. Per epoch: a sample grid of one fixed noise
 batch (samples/epoch_NNN.png), both losses and D(x) / D(G(z)) in metrics.csv, last.ckpt; at the end
-plots/gan_curves.png and summary.json."""
+plots/gan_curves.png, summary.json and report.html (tasks/gan/report.py's section)."""
 
 from __future__ import annotations
 
@@ -232,5 +232,9 @@ def finish(p: _Parts) -> dict:
         "cnnkit_version": __version__,
     }
     atomic_write_text(p.dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    if p.cfg.run.html_report:
+        from cnnkit.report.html import write_html_report
+
+        write_html_report(p.dir)
     save_last(p, finished=True)
     return summary
