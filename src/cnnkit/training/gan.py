@@ -10,6 +10,7 @@ from typing import TextIO
 import torch
 
 from cnnkit.config import Config
+from cnnkit.errors import ConfigError
 from cnnkit.tasks.gan.run import train_gan
 from cnnkit.training.finish import Run
 from cnnkit.training.interrupt import GracefulInterrupt, TrainingInterrupted
@@ -17,6 +18,9 @@ from cnnkit.training.interrupt import GracefulInterrupt, TrainingInterrupted
 
 def train(cfg: Config, *, resume: Path | None, quiet: bool = False, stream: TextIO | None = None) -> Run:
     """Train a DCGAN; raises TrainingInterrupted (130 / 143) after Ctrl-C / SIGTERM with last.ckpt written."""
+    if cfg.runtime.devices > 1 or cfg.train.time_budget:
+        key = "runtime.devices (--devices)" if cfg.runtime.devices > 1 else "train.time_budget (--time-budget)"
+        raise ConfigError(f"{key}: a GAN run (data.task gan) trains on one device for train.epochs; drop {key}")
     prev_threads = torch.get_num_threads()
     if cfg.runtime.num_threads:
         torch.set_num_threads(cfg.runtime.num_threads)

@@ -100,3 +100,10 @@ def test_a_classification_checkpoint_is_refused(tmp_path):
     torch.save({"task": "classify"}, p)
     with pytest.raises(Exception, match="not a GAN checkpoint"):
         load_gan_checkpoint(p)
+
+
+def test_settings_a_gan_run_does_not_have_are_refused(tmp_path):
+    from cnnkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"train.time_budget \(--time-budget\): a GAN run"):
+        train(tiny_cfg(tmp_path).with_overrides({"train.time_budget": 60.0}), quiet=True)

@@ -7,6 +7,7 @@ generated images as that classifier labels them."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -61,13 +62,13 @@ def quality(
     generated: torch.Tensor,
     real_test: torch.Tensor,
     real_train: torch.Tensor | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Classifier-FID of the generated uint8 images against the real test images, with the real-train-vs-
     real-test floor when `real_train` is given (same number of images as `generated`), and the class shares
     of the generated images."""
     f_test, _ = classifier_features(model, real_test, mean, std)
     f_gen, p_gen = classifier_features(model, generated, mean, std)
-    out: dict = {
+    out: dict[str, Any] = {
         "fid": frechet_distance(f_gen, f_test),
         "n_generated": generated.shape[0],
         "n_real": real_test.shape[0],

@@ -19,7 +19,9 @@ def grid_image(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
     from torchvision.utils import make_grid
 
     nrow = nrow or max(1, math.ceil(math.sqrt(images.shape[0])))
-    g = make_grid(((images.detach().float().cpu() + 1) / 2).clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
+    g: torch.Tensor = make_grid(
+        ((images.detach().float().cpu() + 1) / 2).clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0
+    )
     if images.shape[1] == 1:
         g = g[:1]  # make_grid repeats a grey channel three times
     return (g * 255).round().to(torch.uint8)

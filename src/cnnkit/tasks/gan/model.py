@@ -51,7 +51,8 @@ class Generator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z.view(z.shape[0], self.latent, 1, 1))
+        out: torch.Tensor = self.net(z.view(z.shape[0], self.latent, 1, 1))
+        return out
 
 
 class Discriminator(nn.Module):
@@ -77,7 +78,8 @@ class Discriminator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).flatten()
+        out: torch.Tensor = self.net(x)
+        return out.flatten()
 
 
 def dcgan_init(module: nn.Module) -> None:

@@ -12,6 +12,7 @@ import io
 import json
 import sys
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -42,8 +43,8 @@ class StopFlag(Protocol):
 class GanRun:
     dir: Path
     config: Config
-    metrics: list[dict]
-    summary: dict
+    metrics: list[dict[str, Any]]
+    summary: dict[str, Any]
     generator: torch.nn.Module
     interrupted: bool = False
 
@@ -59,8 +60,9 @@ class _Parts:
     batch: int
     state: GanState
 
-    def amp(self):
-        return autocast(self.device, self.precision)
+    def amp(self) -> AbstractContextManager[Any]:
+        ctx: AbstractContextManager[Any] = autocast(self.device, self.precision)
+        return ctx
 
 
 def train_gan(
@@ -165,7 +167,8 @@ def sample(g: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
     was = g.training
     g.eval()
     try:
-        return g(z).float()
+        out: torch.Tensor = g(z)
+        return out.float()
     finally:
         g.train(was)
 
@@ -203,7 +206,7 @@ def load_gan_checkpoint(path: Path) -> dict[str, Any]:
     return ckpt
 
 
-def write_metrics(rows: list[dict], path: Path) -> None:
+def write_metrics(rows: list[dict[str, Any]], path: Path) -> None:
     buf = io.StringIO(newline="")
     w = csv.DictWriter(buf, fieldnames=COLUMNS)
     w.writeheader()
@@ -212,7 +215,7 @@ def write_metrics(rows: list[dict], path: Path) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def finish(p: _Parts) -> dict:
+def finish(p: _Parts) -> dict[str, Any]:
     """plots/gan_curves.png, summary.json and last.ckpt marked finished."""
     from cnnkit import __version__
     from cnnkit.tasks.gan.plots import plot_curves

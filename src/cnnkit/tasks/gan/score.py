@@ -5,6 +5,7 @@ generator's distance as the ceiling, and the class shares of the generated image
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -19,7 +20,7 @@ from cnnkit.tasks.gan.model import build_pair
 from cnnkit.tasks.gan.run import load_gan_checkpoint
 
 
-def score_run(run: str | Path, classifier: str | Path, n: int = 2000, seed: int = 0) -> dict:
+def score_run(run: str | Path, classifier: str | Path, n: int = 2000, seed: int = 0) -> dict[str, Any]:
     """The numbers above for the GAN run folder `run`, judged by the classifier checkpoint (or run folder)."""
     run = Path(run)
     cfg = Config.from_dict(load_gan_checkpoint(run / "last.ckpt")["config"])

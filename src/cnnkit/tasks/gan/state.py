@@ -23,7 +23,7 @@ class GanState:
     step: int = 0  # steps done in the epoch in progress
     order: torch.Tensor | None = None  # that epoch's image order
     sums: dict[str, float] = dataclasses.field(default_factory=dict)  # its running sums of the step numbers
-    rows: list[dict] = dataclasses.field(default_factory=list)  # metrics.csv so far
+    rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # metrics.csv so far
     train_seconds: float = 0.0
 
     def state_dict(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +26,7 @@ def gan_step(
     opt_d: torch.optim.Optimizer,
     real: torch.Tensor,
     z: torch.Tensor,
-    amp: Callable[[], AbstractContextManager],
+    amp: Callable[[], AbstractContextManager[Any]],
 ) -> dict[str, float]:
     """Update D then G once; real: (B, C, H, W) in [-1, 1], z: (B, latent). Returns STEP_KEYS: both losses,
     and D(x), D(G(z)) as probabilities (D's outputs before its update)."""
@@ -37,12 +38,12 @@ def gan_step(
         d_fake = d(fake.detach()).float()
         loss_d = F.binary_cross_entropy_with_logits(d_real, ones) + F.binary_cross_entropy_with_logits(d_fake, zeros)
     opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
+    loss_d.backward()  # type: ignore[no-untyped-call]
     opt_d.step()
     with amp():
         loss_g = F.binary_cross_entropy_with_logits(d(fake).float(), ones)  # maximise log D(G(z))
     opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
+    loss_g.backward()  # type: ignore[no-untyped-call]
     opt_g.step()
     return {
         "loss_d": loss_d.item(),
