@@ -107,3 +107,25 @@ def test_settings_a_gan_run_does_not_have_are_refused(tmp_path):
 
     with pytest.raises(ConfigError, match=r"train.time_budget \(--time-budget\): a GAN run"):
         train(tiny_cfg(tmp_path).with_overrides({"train.time_budget": 60.0}), quiet=True)
+
+
+def test_ctrl_c_leaves_last_ckpt_and_exit_code_130(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from cnnkit.tasks.gan import run as gan_run
+    from cnnkit.training.interrupt import TrainingInterrupted
+
+    real_step = gan_run.gan_step
+
+    def step_then_ctrl_c(*args, **kwargs):
+        out = real_step(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # the engine's GracefulInterrupt only flags it
+        return out
+
+    monkeypatch.setattr(gan_run, "gan_step", step_then_ctrl_c)
+    with pytest.raises(TrainingInterrupted, match="--resume") as e:
+        train(tiny_cfg(tmp_path), quiet=True)
+    assert e.value.exit_code == 130
+    ts = load_gan_checkpoint(tmp_path / "runs" / "a" / "last.ckpt")["train_state"]
+    assert (ts["epoch"], ts["step"]) == (0, 1)
