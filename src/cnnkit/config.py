@@ -47,7 +47,7 @@ class DataConfig:
         None  # keep only N training images per class (quick runs, few-shot)
     )
     strict: bool = False  # a bad image file is an error instead of a skipped, reported file
-    task: str = "auto"  # auto (from the dataset: masks -> segment) | classify | segment: image / mask pairs (--task)
+    task: str = "auto"  # auto (from the dataset: masks -> segment) | classify | segment: image / mask pairs | gan: a DCGAN, labels ignored (--task)
     download: bool = True  # fetch missing built-in datasets (with checksums)
     cifar100_labels: Literal["fine", "coarse"] = "fine"  # cifar100: fine (100 classes) | coarse (20 superclasses)
     label_delimiter: str | None = None  # manifests: split each label cell on this (e.g. ";") into a multi-hot label
@@ -240,6 +240,19 @@ class RunConfig:
     tensorboard: bool = False  # write TensorBoard event files to <run>/tensorboard
 
 
+@dataclass
+class GanConfig:
+    """A DCGAN (data.task gan; cnnkit.tasks.gan); the defaults are the paper's. train.epochs / batch_size / seed apply."""
+
+    latent: Annotated[int, POSITIVE] = 100  # length of the noise vector z
+    width: Annotated[int, POSITIVE] = (
+        64  # channels of the discriminator's first layer (the generator's last hidden one)
+    )
+    lr: Annotated[float, Range(0, 1, lo_open=True)] = 2e-4  # Adam's rate, both networks
+    beta1: Annotated[float, Range(0, 1)] = 0.5  # Adam's beta1 (0.5 steadies training, section 4)
+    samples: Annotated[int, Range(1, 1024)] = 64  # images in each epoch's sample grid (one fixed noise batch)
+
+
 # keys that moved when `train` was split by concern; older config.yaml files, checkpoints and --set keys still load
 MOVED = {
     "train.eval_batch_size": "eval.batch_size",
@@ -267,6 +280,7 @@ class Config:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     run: RunConfig = field(default_factory=RunConfig)
     adv: AdvConfig = field(default_factory=AdvConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -111,7 +111,7 @@ def _build(cfg: DataConfig, seed: int) -> Dataset:
     return data
 
 
-TASKS = ("auto", "classify", "segment")
+TASKS = ("auto", "classify", "segment", "gan")
 PATH_DATASETS = ("folder", "manifest")
 
 

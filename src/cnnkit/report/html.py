@@ -20,7 +20,12 @@ from cnnkit.report.html_sections import SECTIONS, Section, load_view
 
 # Modules with `report_section(run_dir) -> (id, title, html) | None`: the sections other areas add
 # (robustness, deployment...) from the result files they keep in the run folder.
-EXTRA_SECTIONS: list[str] = ["cnnkit.robust.report", "cnnkit.deploy.report_section", "cnnkit.tasks.segment.report"]
+EXTRA_SECTIONS: list[str] = [
+    "cnnkit.robust.report",
+    "cnnkit.deploy.report_section",
+    "cnnkit.tasks.segment.report",
+    "cnnkit.tasks.gan.report",
+]
 
 
 def write_html_report(
@@ -28,8 +33,9 @@ def write_html_report(
 ) -> Path:
     """Write <run_dir>/report.html from the run folder alone and return its path."""
     t0 = time.perf_counter()
-    if (
-        _task(Path(run_dir)) == "segment"
+    if _task(Path(run_dir)) in (
+        "segment",
+        "gan",
     ):  # no per-image classifier: the segmentation section (EXTRA_SECTIONS) is the run
         run = Path(run_dir)
         version = str(json.loads((run / "summary.json").read_text()).get("cnnkit_version", ""))

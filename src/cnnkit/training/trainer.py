@@ -138,6 +138,11 @@ def train(
     }
     hooks = dataclasses.replace(hooks or Hooks(), **{k: v for k, v in given.items() if v is not None})
     resume = Path(resume) if resume is not None else None
+    gan_cfg = config or (resume_config(resume) if resume else None)
+    if gan_cfg is not None and gan_cfg.data.task == "gan":  # two networks, two optimisers: its own loop
+        from cnnkit.training import gan
+
+        return gan.train(gan_cfg, resume=resume, quiet=quiet, stream=stream)
     cfg = _run_config(config, resume, quiet=quiet, stream=stream)
     if cfg.adv.method != "none" and hooks.perturb_batch is None:  # its hooks live above the engine (cnnkit.robust)
         raise ConfigError(

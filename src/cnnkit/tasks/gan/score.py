@@ -1,0 +1,55 @@
+"""Score a GAN run with a cnnkit classifier of the same data (tasks/gan/fid.py): classifier-FID of n generated
+images against the real test split, the real-train-vs-real-test floor (n training images), the untrained
+generator's distance as the ceiling, and the class shares of the generated images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cnnkit.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
+from cnnkit.config import Config
+from cnnkit.data import build_dataset
+from cnnkit.errors import ConfigError
+from cnnkit.tasks.gan.fid import class_shares, classifier_features, frechet_distance
+from cnnkit.tasks.gan.generate import generate, load_generator
+from cnnkit.tasks.gan.grid import to_uint8
+from cnnkit.tasks.gan.model import build_pair
+from cnnkit.tasks.gan.run import load_gan_checkpoint
+
+
+def score_run(run: str | Path, classifier: str | Path, n: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """The numbers above for the GAN run folder `run`, judged by the classifier checkpoint (or run folder)."""
+    run = Path(run)
+    cfg = Config.from_dict(load_gan_checkpoint(run / "last.ckpt")["config"])
+    g = load_generator(run)
+    clf_path = resolve_checkpoint(classifier)
+    clf = load_checkpoint(clf_path)
+    shape = (clf["input"]["channels"], *clf["input"]["size"])
+    if shape != (g.channels, g.side, g.side):
+        raise ConfigError(
+            f"{clf_path}: the classifier takes {shape} images, the generator makes {(g.channels, g.side, g.side)}"
+        )
+    model = model_from_checkpoint(clf).eval()
+    mean, std = clf["input"]["mean"], clf["input"]["std"]
+    data = build_dataset(cfg.data, cfg.train.seed)
+    real = data.test if data.test is not None else data.val
+    pick = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))[:n]
+    f_real, _ = classifier_features(model, real.images, mean, std)
+    f_train, _ = classifier_features(model, data.train.images[pick], mean, std)
+    f_gen, p_gen = classifier_features(model, to_uint8(generate(g, n, seed)), mean, std)
+    torch.manual_seed(cfg.train.seed)
+    untrained = build_pair(g.latent, g.channels, g.side, g.width)[0]
+    f_untrained, _ = classifier_features(model, to_uint8(generate(untrained, n, seed)), mean, std)
+    return {
+        "classifier": str(clf_path),
+        "n_generated": n,
+        "n_real": len(real),
+        "fid": frechet_distance(f_gen, f_real),
+        "fid_real_floor": frechet_distance(f_train, f_real),
+        "fid_untrained_ceiling": frechet_distance(f_untrained, f_real),
+        "class_shares": dict(zip(data.class_names, class_shares(p_gen, len(clf["class_names"])), strict=False)),
+        "note": "classifier FID: Frechet distance on this cnnkit classifier's features (not Inception's)",
+    }

@@ -1,0 +1,131 @@
+import csv
+import json
+
+import pytest
+import torch
+from tests.conftest import make_image_folder
+
+from cnnkit.config import Config
+from cnnkit.tasks.gan.run import load_gan_checkpoint, train_gan
+from cnnkit.training.trainer import train
+
+
+class _Never:
+    requested = False
+
+
+class _After:
+    """Asks to stop once `n` steps have been taken (the loop checks after each step)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    @property
+    def requested(self) -> bool:
+        self.n -= 1
+        return self.n <= 0
+
+
+def tiny_cfg(tmp_path, epochs=2, name="a", **gan) -> Config:
+    data = tmp_path / "imgs"
+    if not data.exists():
+        make_image_folder(data, per_class=5, size=8)  # 10 images, 1 held out for val -> 9; batch 4: 2 steps
+    return Config.from_dict(
+        {
+            "data": {"dataset": "folder", "path": str(data), "task": "gan", "image_size": 8},
+            "gan": {"latent": 8, "width": 4, "samples": 4, **gan},
+            "train": {"epochs": epochs, "batch_size": 4, "seed": 3},
+            "runtime": {"device": "cpu", "precision": "fp32", "num_threads": 1},
+            "run": {"runs_dir": str(tmp_path / "runs"), "name": name},
+        }
+    )
+
+
+def _weights(ckpt):
+    return ckpt["train_state"]["generator_net"], ckpt["train_state"]["discriminator_net"]
+
+
+def test_run_folder(tmp_path):
+    run = train(tiny_cfg(tmp_path), quiet=True)
+    names = {p.relative_to(run.dir).as_posix() for p in run.dir.rglob("*") if p.is_file()}
+    assert {"config.yaml", "metrics.csv", "last.ckpt", "summary.json", "plots/gan_curves.png"} <= names
+    assert {"samples/epoch_001.png", "samples/epoch_002.png", "report.html"} <= names
+    page = (run.dir / "report.html").read_text()
+    assert "Generated images (DCGAN)" in page and page.count("data:image/png;base64") == 3  # last, first, curves
+    rows = list(csv.DictReader((run.dir / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert list(rows[0]) == ["epoch", "loss_d", "loss_g", "d_real", "d_fake", "seconds"]
+    for r in rows:
+        assert 0 < float(r["d_real"]) < 1 and 0 < float(r["d_fake"]) < 1 and float(r["loss_d"]) > 0
+    ckpt = load_gan_checkpoint(run.dir / "last.ckpt")
+    assert ckpt["finished"] and ckpt["gan"] == {"latent": 8, "channels": 3, "side": 8, "width": 4}
+    ts = ckpt["train_state"]
+    assert ts["epoch"] == 2 and ts["opt_g"]["state"] and ts["opt_d"]["state"]  # both optimisers, with moments
+    assert ts["opt_g"]["param_groups"][0]["lr"] == 2e-4 and ts["opt_g"]["param_groups"][0]["betas"] == (0.5, 0.999)
+    assert json.loads((run.dir / "summary.json").read_text())["shape"] == [3, 8, 8]
+    from PIL import Image
+
+    assert Image.open(run.dir / "samples" / "epoch_002.png").size == (2 * 10 + 2, 2 * 10 + 2)  # 2x2 grid, 2 px borders
+
+
+def test_resume_mid_epoch_gives_the_same_weights(tmp_path):
+    whole = train_gan(tiny_cfg(tmp_path, name="whole"), stop=_Never(), quiet=True)
+    cut = train_gan(tiny_cfg(tmp_path, name="cut"), stop=_After(3), quiet=True)  # epoch 2, after its first step
+    assert cut.interrupted
+    saved = load_gan_checkpoint(cut.dir / "last.ckpt")
+    assert (saved["train_state"]["epoch"], saved["train_state"]["step"], saved["finished"]) == (1, 1, False)
+    resumed = train_gan(tiny_cfg(tmp_path, name="cut"), stop=_Never(), resume=cut.dir, quiet=True)
+    a, b = load_gan_checkpoint(whole.dir / "last.ckpt"), load_gan_checkpoint(resumed.dir / "last.ckpt")
+    for wa, wb in zip(_weights(a), _weights(b), strict=True):
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert a["train_state"]["rows"][1]["loss_g"] == b["train_state"]["rows"][1]["loss_g"]
+
+
+def test_resume_through_train_uses_the_run_config(tmp_path):
+    first = train(tiny_cfg(tmp_path, epochs=1), quiet=True)
+    cfg = tiny_cfg(tmp_path, epochs=2)
+    (first.dir / "config.yaml").write_text((first.dir / "config.yaml").read_text().replace("epochs: 1", "epochs: 2"))
+    run = train(resume=first.dir, quiet=True)
+    assert [r["epoch"] for r in run.metrics] == [1, 2] and run.config.gan.width == cfg.gan.width
+
+
+def test_bf16_autocast_trains(tmp_path):
+    cfg = tiny_cfg(tmp_path, epochs=1).with_overrides({"runtime.precision": "bf16"})
+    run = train(cfg, quiet=True)
+    assert torch.isfinite(torch.tensor(run.metrics[0]["loss_g"]))
+
+
+def test_a_classification_checkpoint_is_refused(tmp_path):
+    p = tmp_path / "x.ckpt"
+    torch.save({"task": "classify"}, p)
+    with pytest.raises(Exception, match="not a GAN checkpoint"):
+        load_gan_checkpoint(p)
+
+
+def test_settings_a_gan_run_does_not_have_are_refused(tmp_path):
+    from cnnkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"train.time_budget \(--time-budget\): a GAN run"):
+        train(tiny_cfg(tmp_path).with_overrides({"train.time_budget": 60.0}), quiet=True)
+
+
+def test_ctrl_c_leaves_last_ckpt_and_exit_code_130(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from cnnkit.tasks.gan import run as gan_run
+    from cnnkit.training.interrupt import TrainingInterrupted
+
+    real_step = gan_run.gan_step
+
+    def step_then_ctrl_c(*args, **kwargs):
+        out = real_step(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # the engine's GracefulInterrupt only flags it
+        return out
+
+    monkeypatch.setattr(gan_run, "gan_step", step_then_ctrl_c)
+    with pytest.raises(TrainingInterrupted, match="--resume") as e:
+        train(tiny_cfg(tmp_path), quiet=True)
+    assert e.value.exit_code == 130
+    ts = load_gan_checkpoint(tmp_path / "runs" / "a" / "last.ckpt")["train_state"]
+    assert (ts["epoch"], ts["step"]) == (0, 1)
