@@ -15,6 +15,7 @@ import json
 import time
 from contextlib import asynccontextmanager
 from importlib import resources
+from typing import Any
 
 import numpy as np
 from fastapi import Depends, FastAPI, Query, Request
@@ -60,7 +61,7 @@ class Service:
                 "/openapi.json",
             }
         )
-        forward = model.forward
+        forward: Any = model.forward
         if follows_load(config.threads, config.device, config.backend):  # no --threads: follow the free cores
             forward = LoadFollowingForward(forward)
         self.batcher = Batcher(

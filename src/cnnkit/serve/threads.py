@@ -17,7 +17,8 @@ class LoadFollowingForward:
     """`forward` with a ThreadGovernor ticked in front of each call (started on the first)."""
 
     def __init__(self, forward: Callable[[np.ndarray], np.ndarray], governor: Callable[[], Any] = ThreadGovernor):
-        self.forward, self._make, self.governor = forward, governor, None
+        self.forward, self._make = forward, governor
+        self.governor: Any = None  # the ThreadGovernor, once started
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if self.governor is None:
