@@ -83,7 +83,7 @@ def _add_bench_infer(sub) -> None:
     p = sub.add_parser(
         "bench-infer",
         help="CPU inference backends compared: latency, throughput, accuracy",
-        description="fp32 eager, channels-last, bf16 autocast (CPUs with native bf16), torch.compile, onnxruntime fp32 and int8: "
+        description="fp32 eager, channels-last, bf16 autocast (CPUs with native bf16), torch.compile, onnxruntime fp32 and int8, torch.ao int8 (x86 engine, with its parity vs eager): "
         "batch-1 latency p50/p95, throughput at --batch, and test accuracy on the run's own data. Writes export/bench_infer.json.",
     )
     p.add_argument("model", metavar="RUN_CKPT_OR_ONNX")
@@ -93,7 +93,7 @@ def _add_bench_infer(sub) -> None:
         "--backends",
         nargs="+",
         metavar="NAME",
-        help="only these (eager channels-last bf16 compile onnxruntime onnxruntime-int8)",
+        help="only these (eager channels-last bf16 compile onnxruntime onnxruntime-int8 torch-int8)",
     )
     p.add_argument("--images", type=flag_type(Range(1)), default=1000, help="test images for accuracy (default 1000)")
     p.add_argument(
