@@ -138,3 +138,37 @@ def test_unstructured_recovery_is_refused(run_copy):
 
     with pytest.raises(ConfigError, match="--unstructured with --finetune-epochs"):
         prune_run(run_copy, amount=0.5, unstructured=True, finetune_epochs=1)
+
+
+def test_a_finished_recovery_folder_is_not_overwritten(run_copy, tmp_path):
+    from cnnkit.deploy.prune import prune_run
+    from cnnkit.errors import CnnkitError
+
+    (tmp_path / "p" / "recovery").mkdir(parents=True)
+    (tmp_path / "p" / "recovery" / "summary.json").write_text("{}")
+    with pytest.raises(CnnkitError, match="a finished recovery run is already here"):
+        prune_run(run_copy, amount=0.5, finetune_epochs=1, train_images=20, out=tmp_path / "p")
+
+
+def test_an_interrupted_recovery_continues(run_copy, tmp_path, monkeypatch):
+    """Ctrl-C during recovery (a real SIGINT: the engine saves last.ckpt and stops); the same command resumes it."""
+    import os
+    import signal
+
+    import cnnkit.training.trainer as trainer
+    from cnnkit.deploy.prune import prune_run
+    from cnnkit.training.interrupt import TrainingInterrupted
+
+    out, real = tmp_path / "p", trainer.train
+
+    def interrupted(*a, **k):
+        return real(*a, on_step=lambda epoch, step, loss: epoch == 2 and os.kill(os.getpid(), signal.SIGINT), **k)
+
+    monkeypatch.setattr(trainer, "train", interrupted)
+    with pytest.raises(TrainingInterrupted):
+        prune_run(run_copy, amount=0.5, finetune_epochs=3, train_images=100, out=out)
+    assert (out / "recovery" / "last.ckpt").is_file() and not (out / "recovery" / "summary.json").is_file()
+    monkeypatch.setattr(trainer, "train", real)
+    again = prune_run(run_copy, amount=0.5, finetune_epochs=3, train_images=100, out=out)
+    assert (out / "recovery" / "summary.json").is_file() and len(again["finetune"]["history"]) == 3
+    assert again["finetune"]["run_dir"] == str(out / "recovery") and (out / "best.ckpt").is_file()

@@ -254,10 +254,11 @@ def _recover(
     """Save the pruned model as run_dir/pruned.ckpt, train it with the engine in run_dir/recovery/,
     and return the recovery run's best model (the report gets its settings and per-epoch rows)."""
     from cnnkit.checkpoint import atomic_save, load_checkpoint, model_from_checkpoint
-    from cnnkit.deploy.recovery import recover, recovery_config
+    from cnnkit.deploy.recovery import recover, recovery_config, unfinished
 
     pruned = run_dir / "pruned.ckpt"
-    atomic_save(pruned_checkpoint(ckpt, model, report), pruned)
+    if not (unfinished(run_dir / "recovery") and pruned.is_file()):  # an interrupted recovery continues on its own file
+        atomic_save(pruned_checkpoint(ckpt, model, report), pruned)
     cfg = recovery_config(
         ckpt, pruned, epochs=epochs, lr=lr, batch_size=batch_size, train_images=train_images, seed=seed
     )

@@ -5,7 +5,9 @@ the parent run's stored config (its recipe already expanded: data, augmentation,
 schedule, precision) trains it again with `model.weights` naming that file, so the engine rebuilds
 the pruned widths (models/structure.py), and its checkpoints carry them too. The recovery run is an
 ordinary run folder, `<pruned run>/recovery/`: bf16 / the schedule / checkpoints / Ctrl-C and
-`cnnkit train --resume <pruned run>/recovery` behave as for any run.
+`cnnkit train --resume <pruned run>/recovery` behave as for any run; running the same `cnnkit prune`
+again after an interruption continues that recovery run (its pruned.ckpt is kept) and then
+writes the pruned run's best.ckpt and prune.json.
 """
 
 from __future__ import annotations
@@ -56,9 +58,27 @@ def recovery_config(
     return cfg.with_overrides(over, source="cnnkit prune")
 
 
+def unfinished(run_dir: Path) -> bool:
+    """Whether `run_dir` holds a recovery run that was interrupted (its last.ckpt not marked finished)."""
+    import torch
+
+    last = run_dir / "last.ckpt"
+    if not last.is_file():
+        return False
+    state = torch.load(last, map_location="cpu", weights_only=True).get("train_state")
+    return isinstance(state, dict) and not state.get("finished")
+
+
 def recover(cfg: Config, run_dir: Path, *, quiet: bool = True):
-    """Train `cfg` into `run_dir` (created empty here): the engine's Run."""
+    """Train `cfg` into `run_dir` (created empty here), or continue it when an earlier recovery there was
+    interrupted: the engine's Run. A finished recovery folder is not overwritten."""
     from cnnkit.training.trainer import train
 
-    run_dir.mkdir(parents=True, exist_ok=False)
+    if unfinished(run_dir):
+        return train(resume=run_dir, quiet=quiet)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise CnnkitError(
+            f"{run_dir}: a finished recovery run is already here; give cnnkit prune another --out, or remove the folder"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
     return train(cfg, run_dir=run_dir, quiet=quiet)
