@@ -76,13 +76,14 @@ def part_prune(tmp: Path, args) -> dict:
         run.dir,
         target_macs=args.target_macs,
         finetune_epochs=args.recovery_epochs,
+        lr=args.lr,
         out=tmp / "runs" / "cifar-pruned",
     )
     before, pruned, recovered = (rep[k]["accuracy"] for k in ("before", "after_pruning", "after_recovery"))
     gap = 100 * (before - recovered)
     return {
         "command": f"cnnkit train (recipe cifar-fast, --time-budget {args.budget}s, {args.threads} threads) && "
-        f"cnnkit prune RUN --target-macs {args.target_macs} --finetune-epochs {args.recovery_epochs}",
+        f"cnnkit prune RUN --target-macs {args.target_macs} --finetune-epochs {args.recovery_epochs} --lr {args.lr}",
         "total_seconds": round(time.perf_counter() - t0, 1),
         "prune_seconds": round(time.perf_counter() - t1, 1),
         "trained": trained,
@@ -94,6 +95,7 @@ def part_prune(tmp: Path, args) -> dict:
         "macs_kept": rep["after_recovery"]["macs"] / rep["before"]["macs"],
         "latency_speedup_b1_eager": rep["before"]["latency_ms_b1"] / rep["after_recovery"]["latency_ms_b1"],
         "target_met": gap <= 1.0,
+        "target_demonstrated": gap >= -1.0,  # far above an under-trained parent: extra training, not recovery
         "load_avg_before_after": [load0, load_avg()],
     }
 
@@ -148,6 +150,16 @@ def part_lite0(tmp: Path, args) -> dict:
     }
 
 
+def verdict(p: dict) -> str:
+    """The pruning target's verdict; a recovered model far above an under-trained parent proves nothing."""
+    if p["gap_points"] < -1.0:
+        return (
+            f"not demonstrated: the parent is under-trained ({p['trained']['epochs']} epoch(s) in the budget), "
+            "so the recovery's extra epochs dominate; rerun with a longer --budget on an idle machine"
+        )
+    return "met" if p["target_met"] else "not met"
+
+
 def markdown(res: dict) -> str:
     m = res["machine"]
     lines = [
@@ -175,7 +187,10 @@ def markdown(res: dict) -> str:
             f"{p['prune']['finetune']['epochs']} epochs of the same recipe ({p['prune']['finetune']['precision']}, "
             f"{p['prune']['finetune']['schedule']} schedule, lr {p['prune']['finetune']['lr']}).",
             f"- MACs kept {100 * p['macs_kept']:.0f} %; recovered minus unpruned: {-p['gap_points']:+.2f} points "
-            f"(target: within 1 point: **{'met' if p['target_met'] else 'not met'}**).",
+            f"(target: within 1 point: **{verdict(p)}**).",
+            "- The unpruned model had only a few epochs of a short budget on a shared machine and the recovery "
+            "trains more epochs of the same recipe, so the comparison also credits that extra training: the target "
+            "is checked as stated, but a fully trained parent would be the stricter test.",
             f"- batch-1 eager speed-up {p['latency_speedup_b1_eager']:.2f}x (load average {p['load_avg_before_after']}: a shared machine, noisy).",
             f"- Command: `{p['command']}` ({p['total_seconds']} s in all)",
             "",
@@ -200,6 +215,12 @@ def markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def rewrite(out: str) -> None:
+    """Regenerate results/<out>.md from its JSON (after a change to `markdown`)."""
+    res = json.loads((RESULTS / f"{out}.json").read_text())
+    (RESULTS / f"{out}.md").write_text(markdown(res))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--parts", nargs="+", choices=("prune", "lite0"), default=["prune", "lite0"])
@@ -207,6 +228,7 @@ def main() -> None:
     p.add_argument("--budget", type=float, default=180, help="seconds of training for the unpruned CIFAR-10 model")
     p.add_argument("--target-macs", type=float, default=0.5)
     p.add_argument("--recovery-epochs", type=int, default=4)
+    p.add_argument("--lr", type=float, default=0.01, help="recovery peak learning rate (cnnkit prune --lr)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="bench_deploy_accuracy", help="results/<out>.json and .md")
     args = p.parse_args()

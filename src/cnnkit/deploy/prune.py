@@ -180,7 +180,7 @@ def prune_run(
     steps: int = 1,
     unstructured: bool = False,
     finetune_epochs: int = 0,
-    lr: float | None = 0.01,
+    lr: float | None = None,
     batch_size: int | None = None,
     train_images: int | None = None,
     test_images: int | None = None,
