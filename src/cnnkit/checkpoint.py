@@ -86,6 +86,7 @@ def make_checkpoint(
         "dataset": dataset,
         "epoch": int(epoch),
         "metrics": {k: float(v) for k, v in metrics.items()},
+        **({"pruning": dict(pr)} if (pr := getattr(bare, "cnnkit_pruning", None)) else {}),  # models/structure.py
     }
 
 

@@ -33,6 +33,12 @@ def test_bench_infer_lists_every_backend_or_its_reason(run_copy, monkeypatch):
         )
         assert 0 <= row["accuracy"] <= 1
     assert rows["eager"]["accuracy"] == rows["channels-last"]["accuracy"] == rows["onnxruntime"]["accuracy"]
+    int8 = rows["torch-int8"]  # the tiny run's simple_cnn traces: torch.ao int8 runs, with its parity vs eager
+    assert int8["available"] and int8["parity_vs_eager"]["images"] == 40
+    # a near-chance model's logits lie close together, so int8 flips some top-1s; the trained CIFAR / MNIST numbers are in benchmarks/
+    assert (
+        int8["parity_vs_eager"]["top1_agreement"] >= 0.75 and abs(int8["accuracy"] - rows["eager"]["accuracy"]) <= 0.1
+    )
     saved = json.loads((run_copy / "export" / "bench_infer.json").read_text())
     assert (
         saved["threads"] == 1

@@ -79,20 +79,7 @@ def test_cli_refuses_target_macs_above_one(run_copy, capsys):
 
 
 def test_prune_run_with_recovery_writes_a_reloadable_run(run_copy, capsys):
-    code = main(
-        [
-            "prune",
-            str(run_copy),
-            "--amount",
-            "0.5",
-            "--finetune-epochs",
-            "1",
-            "--train-images",
-            "64",
-            "--batch-size",
-            "32",
-        ]
-    )
+    code = main(["prune", str(run_copy), "--amount", "0.5", "--finetune-epochs", "3", "--train-images", "300"])
     out = capsys.readouterr().out
     assert code == 0 and "recovered" in out and "MACs kept" in out
     pruned = run_copy.parent / "tiny-pruned"
@@ -101,7 +88,17 @@ def test_prune_run_with_recovery_writes_a_reloadable_run(run_copy, capsys):
         report["after_pruning"]["macs"] < report["before"]["macs"]
         and report["after_recovery"]["params"] == report["after_pruning"]["params"]
     )
-    assert report["finetune"]["epochs"] == 1 and report["finetune"]["train_images"] == 64
+    # recovery trained through the engine: a run folder of its own, 30 per class of mnist-mini's 10 classes
+    ft = report["finetune"]
+    assert ft["engine"] == "cnnkit.training.train" and ft["epochs"] == 3 and ft["train_images"] == 300
+    assert len(ft["history"]) == 3 and ft["run_dir"] == str(pruned / "recovery")
+    for name in ("best.ckpt", "last.ckpt", "metrics.csv", "config.yaml", "summary.json"):
+        assert (pruned / "recovery" / name).is_file(), name
+    assert len((pruned / "recovery" / "metrics.csv").read_text().splitlines()) == 4  # header + 3 epochs
+    assert torch.load(pruned / "recovery" / "best.ckpt", weights_only=True)["pruning"]["structure"]
+    # the pruned-without-recovery model (chance on 10 classes) gains accuracy from recovery
+    assert report["after_pruning"]["accuracy"] <= 0.12
+    assert report["after_recovery"]["accuracy"] >= report["after_pruning"]["accuracy"] + 0.05
     assert json.loads((run_copy / "export" / "prune.json").read_text()) == report  # the parent's report shows it too
     ckpt = torch.load(pruned / "best.ckpt", weights_only=True)
     assert ckpt["pruning"]["parent"] == str(run_copy / "best.ckpt") and ckpt["pruning"]["structure"]
@@ -134,3 +131,44 @@ def test_a_tampered_structure_is_a_clear_error(run_copy, tmp_path):
     atomic_save(ckpt, tmp_path / "bad.ckpt")
     with pytest.raises(CheckpointError, match=r"bad\.ckpt: pruning\.structure\..*out_channels is -3"):
         load_checkpoint(tmp_path / "bad.ckpt")
+
+
+def test_unstructured_recovery_is_refused(run_copy):
+    from cnnkit.deploy.prune import prune_run
+
+    with pytest.raises(ConfigError, match="--unstructured with --finetune-epochs"):
+        prune_run(run_copy, amount=0.5, unstructured=True, finetune_epochs=1)
+
+
+def test_a_finished_recovery_folder_is_not_overwritten(run_copy, tmp_path):
+    from cnnkit.deploy.prune import prune_run
+    from cnnkit.errors import CnnkitError
+
+    (tmp_path / "p" / "recovery").mkdir(parents=True)
+    (tmp_path / "p" / "recovery" / "summary.json").write_text("{}")
+    with pytest.raises(CnnkitError, match="a finished recovery run is already here"):
+        prune_run(run_copy, amount=0.5, finetune_epochs=1, train_images=20, out=tmp_path / "p")
+
+
+def test_an_interrupted_recovery_continues(run_copy, tmp_path, monkeypatch):
+    """Ctrl-C during recovery (a real SIGINT: the engine saves last.ckpt and stops); the same command resumes it."""
+    import os
+    import signal
+
+    import cnnkit.training.trainer as trainer
+    from cnnkit.deploy.prune import prune_run
+    from cnnkit.training.interrupt import TrainingInterrupted
+
+    out, real = tmp_path / "p", trainer.train
+
+    def interrupted(*a, **k):
+        return real(*a, on_step=lambda epoch, step, loss: epoch == 2 and os.kill(os.getpid(), signal.SIGINT), **k)
+
+    monkeypatch.setattr(trainer, "train", interrupted)
+    with pytest.raises(TrainingInterrupted):
+        prune_run(run_copy, amount=0.5, finetune_epochs=3, train_images=100, out=out)
+    assert (out / "recovery" / "last.ckpt").is_file() and not (out / "recovery" / "summary.json").is_file()
+    monkeypatch.setattr(trainer, "train", real)
+    again = prune_run(run_copy, amount=0.5, finetune_epochs=3, train_images=100, out=out)
+    assert (out / "recovery" / "summary.json").is_file() and len(again["finetune"]["history"]) == 3
+    assert again["finetune"]["run_dir"] == str(out / "recovery") and (out / "best.ckpt").is_file()

@@ -7,6 +7,7 @@ bf16           channels-last under bf16 autocast; only where the CPU computes bf
 compile        torch.compile (inductor) of the channels-last model; a compiler failure is reported, not fatal
 onnxruntime    the exported fp32 ONNX file in onnxruntime
 onnxruntime-int8  the static int8 (QDQ) ONNX file in onnxruntime
+torch-int8     PyTorch's own int8 (torch.ao FX static quantization, x86 engine): deploy/torch_int8.py
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from cnnkit.errors import CnnkitError
 
 log = logging.getLogger("cnnkit")
 
-NAMES = ("eager", "channels-last", "bf16", "compile", "onnxruntime", "onnxruntime-int8")
+NAMES = ("eager", "channels-last", "bf16", "compile", "onnxruntime", "onnxruntime-int8", "torch-int8")
 TORCH = NAMES[:4]
 Runner = Callable[[torch.Tensor], torch.Tensor]
 

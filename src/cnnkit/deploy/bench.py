@@ -139,10 +139,19 @@ def bench_infer(
             b = onnx_backend(name, fp32 if name == "onnxruntime" else int8, threads)
         elif src.checkpoint is None:
             b = Backend(name, None, "an ONNX file alone: PyTorch backends need the checkpoint")
+        elif name == "torch-int8":
+            b = _torch_int8(model_from_checkpoint(src.checkpoint), meta, norm, xb)
         else:
             b = torch_backend(name, model_from_checkpoint(src.checkpoint), xb)
         log.info("timing %s ...", name)
         rows.append(measure(b, x1, xb, test, repeats=repeats, budget_s=budget_s))
+        if (
+            name == "torch-int8" and b.run is not None and src.checkpoint is not None
+        ):  # parity with fp32 eager, on the test images (or noise)
+            from cnnkit.deploy.torch_int8 import parity
+
+            eager = torch_backend("eager", model_from_checkpoint(src.checkpoint)).run
+            rows[-1]["parity_vs_eager"] = parity(eager, b.run, test[0] if test is not None else xb)
     if pruned is not None:
         pck = load_checkpoint(resolve_checkpoint(pruned))
         row = measure(
@@ -165,6 +174,15 @@ def bench_infer(
     atomic_write_text(target, json.dumps(result, indent=2) + "\n")
     result["path"] = str(target)
     return result
+
+
+def _torch_int8(model: torch.nn.Module, meta: dict, norm: Normalize, fallback: torch.Tensor) -> Backend:
+    """The torch-int8 backend calibrated on 256 training images (random ones when the data is not reachable)."""
+    from cnnkit.deploy.torch_int8 import torch_int8_backend
+
+    train = load_split(meta, "train", limit=256)
+    calib = norm(train.images) if train is not None and len(train) else fallback
+    return torch_int8_backend(model, calib)
 
 
 def host_info() -> dict:

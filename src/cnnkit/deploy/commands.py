@@ -83,7 +83,7 @@ def _add_bench_infer(sub) -> None:
     p = sub.add_parser(
         "bench-infer",
         help="CPU inference backends compared: latency, throughput, accuracy",
-        description="fp32 eager, channels-last, bf16 autocast (CPUs with native bf16), torch.compile, onnxruntime fp32 and int8: "
+        description="fp32 eager, channels-last, bf16 autocast (CPUs with native bf16), torch.compile, onnxruntime fp32 and int8, torch.ao int8 (x86 engine, with its parity vs eager): "
         "batch-1 latency p50/p95, throughput at --batch, and test accuracy on the run's own data. Writes export/bench_infer.json.",
     )
     p.add_argument("model", metavar="RUN_CKPT_OR_ONNX")
@@ -93,7 +93,7 @@ def _add_bench_infer(sub) -> None:
         "--backends",
         nargs="+",
         metavar="NAME",
-        help="only these (eager channels-last bf16 compile onnxruntime onnxruntime-int8)",
+        help="only these (eager channels-last bf16 compile onnxruntime onnxruntime-int8 torch-int8)",
     )
     p.add_argument("--images", type=flag_type(Range(1)), default=1000, help="test images for accuracy (default 1000)")
     p.add_argument(
@@ -109,7 +109,8 @@ def _add_prune(sub) -> None:
         "prune",
         help="structured channel pruning (Torch-Pruning) with recovery fine-tuning",
         description="Removes whole channels with Torch-Pruning's dependency graph (residual and concatenation layers handled), "
-        "then fine-tunes to recover; writes a new run folder (default <run>-pruned) whose best.ckpt rebuilds from itself and "
+        "then fine-tunes to recover through the training engine (the run's recipe; the recovery run is <out>/recovery/, "
+        "resumable with cnnkit train --resume); writes a new run folder (default <run>-pruned) whose best.ckpt rebuilds from itself and "
         "records its parent, and prune.json with params, MACs, latency and accuracy before, after pruning and after recovery. "
         "--unstructured zeroes single weights instead (for teaching: dense kernels gain no speed from it).",
     )
@@ -145,17 +146,20 @@ def _add_prune(sub) -> None:
         "--finetune-epochs",
         type=flag_type(Range(0)),
         default=0,
-        help="recovery fine-tuning epochs on the run's training data (default 0)",
+        help="recovery epochs, trained by the training engine with the run's own recipe in <out>/recovery/ (default 0)",
     )
     p.add_argument(
         "--lr",
         type=flag_type(Range(0, None, lo_open=True), float),
-        default=0.01,
-        help="recovery peak learning rate (default 0.01)",
+        help="recovery peak learning rate (default: the run's own optim.lr)",
     )
-    p.add_argument("--batch-size", type=flag_type(Range(1)), default=64, help="recovery batch size (default 64)")
     p.add_argument(
-        "--train-images", type=flag_type(Range(1)), help="recover on this many training images (default all)"
+        "--batch-size", type=flag_type(Range(1)), help="recovery batch size (default: the run's own train.batch_size)"
+    )
+    p.add_argument(
+        "--train-images",
+        type=flag_type(Range(1)),
+        help="recover on about this many training images, taken per class (default all)",
     )
     p.add_argument("--out", metavar="DIR", help="new run folder (default: <run>-pruned beside the run)")
     p.set_defaults(func=cmd_prune)

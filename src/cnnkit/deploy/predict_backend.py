@@ -43,6 +43,8 @@ def load_backend(path: str | os.PathLike, backend: str, device: str = "cpu") -> 
         return OnnxClassifier(path)
     if backend == "eager":
         return load(path, device=device)
+    if backend == "torch-int8":
+        raise CnnkitError("--backend torch-int8 is measured by cnnkit bench-infer only; predict with onnxruntime-int8")
     if device != "cpu":
         raise CnnkitError(f"--backend {backend} runs on the CPU; drop --device {device}")
     if backend in TORCH:

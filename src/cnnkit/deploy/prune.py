@@ -152,9 +152,16 @@ def latency_ms(model: nn.Module, input_shape: tuple[int, int, int], repeats: int
     return 1000 * statistics.median(times)
 
 
-def measure(model: nn.Module, input_shape: tuple[int, int, int], test: Split | None, normalize: Normalize) -> dict:
-    from cnnkit.deploy.finetune import accuracy
+def accuracy(model: nn.Module, split: Split, normalize: Normalize, batch_size: int = 256) -> float:
+    from cnnkit.evaluate.predict import predict_logits
 
+    if not len(split):
+        return 0.0
+    logits = predict_logits(model, split, normalize=normalize, batch_size=batch_size)
+    return int((logits.argmax(1) == split.labels).sum()) / len(split)
+
+
+def measure(model: nn.Module, input_shape: tuple[int, int, int], test: Split | None, normalize: Normalize) -> dict:
     return {
         "params": sum(p.numel() for p in model.parameters()),
         "macs": count_macs(model, input_shape),
@@ -173,17 +180,19 @@ def prune_run(
     steps: int = 1,
     unstructured: bool = False,
     finetune_epochs: int = 0,
-    lr: float = 0.01,
-    batch_size: int = 64,
+    lr: float | None = None,
+    batch_size: int | None = None,
     train_images: int | None = None,
     test_images: int | None = None,
     out: str | os.PathLike | None = None,
     seed: int = 0,
 ) -> dict:
     """Prune the run / checkpoint at `path` and write a new run folder (default `<run>-pruned`) with
-    best.ckpt and prune.json (params, MACs, latency, accuracy: before, after pruning, after recovery)."""
+    best.ckpt and prune.json (params, MACs, latency, accuracy: before, after pruning, after recovery).
+    Recovery (`finetune_epochs` > 0) trains the pruned model with the training engine in the run
+    folder's `recovery/` (deploy/recovery.py): the parent's recipe, `lr` / `batch_size` replacing
+    its rate / batch size when given, `train_images` taking that many training images (per class)."""
     from cnnkit.checkpoint import atomic_save, load_checkpoint, model_from_checkpoint, resolve_checkpoint
-    from cnnkit.deploy.finetune import finetune
     from cnnkit.deploy.source import load_split
 
     ckpt_path = resolve_checkpoint(path)
@@ -196,12 +205,12 @@ def prune_run(
     torch.manual_seed(seed)
     model = model_from_checkpoint(ckpt)
     test = load_split(ckpt, "test", limit=test_images)
-    need_train = finetune_epochs > 0 or (importance == "taylor" and not unstructured)
-    train = load_split(ckpt, "train", limit=train_images, seed=seed) if need_train else None
-    if finetune_epochs > 0 and train is None:
-        raise CnnkitError(
-            f"{ckpt_path}: --finetune-epochs needs the run's training data, which is not reachable (see the warning above); use --finetune-epochs 0"
+    if finetune_epochs > 0 and unstructured:
+        raise ConfigError(
+            "--unstructured with --finetune-epochs: training moves the zeroed weights; prune unstructured without recovery"
         )
+    need_train = importance == "taylor" and not unstructured
+    train = load_split(ckpt, "train", limit=train_images, seed=seed) if need_train else None
     report: dict = {
         "parent": str(ckpt_path),
         "model": ckpt["model"]["name"],
@@ -215,17 +224,11 @@ def prune_run(
     if note:
         report["note"] = note
     report["after_pruning"] = measure(model, shape, test, normalize)
-    if finetune_epochs > 0:
-        assert train is not None
-        report["finetune"] = {"epochs": finetune_epochs, "lr": lr, "batch_size": batch_size, "train_images": len(train)}
-        report["finetune"]["history"] = finetune(
-            model, train, normalize, epochs=finetune_epochs, lr=lr, batch_size=batch_size, seed=seed, val=None
-        )
-        if unstructured:  # training moves zeroed weights: zero them again
-            unstructured_prune(model, amount)  # type: ignore[arg-type]
-        report["after_recovery"] = measure(model.eval(), shape, test, normalize)
     run_dir = Path(out) if out is not None else ckpt_path.parent.with_name(ckpt_path.parent.name + "-pruned")
     run_dir.mkdir(parents=True, exist_ok=True)
+    if finetune_epochs > 0:
+        model = _recover(ckpt, model, report, run_dir, finetune_epochs, lr, batch_size, train_images, seed)
+        report["after_recovery"] = measure(model.eval(), shape, test, normalize)
     atomic_save(pruned_checkpoint(ckpt, model, report), run_dir / "best.ckpt")
     report["checkpoint"] = str(run_dir / "best.ckpt")
     report["test_images"] = len(test) if test is not None else 0
@@ -235,6 +238,43 @@ def prune_run(
         atomic_write_text(folder / "prune.json", text)
     report["run_dir"] = str(run_dir)
     return report
+
+
+def _recover(
+    ckpt: dict,
+    model: nn.Module,
+    report: dict,
+    run_dir: Path,
+    epochs: int,
+    lr: float | None,
+    batch_size: int | None,
+    train_images: int | None,
+    seed: int,
+) -> nn.Module:
+    """Save the pruned model as run_dir/pruned.ckpt, train it with the engine in run_dir/recovery/,
+    and return the recovery run's best model (the report gets its settings and per-epoch rows)."""
+    from cnnkit.checkpoint import atomic_save, load_checkpoint, model_from_checkpoint
+    from cnnkit.deploy.recovery import recover, recovery_config, unfinished
+
+    pruned = run_dir / "pruned.ckpt"
+    if not (unfinished(run_dir / "recovery") and pruned.is_file()):  # an interrupted recovery continues on its own file
+        atomic_save(pruned_checkpoint(ckpt, model, report), pruned)
+    cfg = recovery_config(
+        ckpt, pruned, epochs=epochs, lr=lr, batch_size=batch_size, train_images=train_images, seed=seed
+    )
+    run = recover(cfg, run_dir / "recovery")
+    report["finetune"] = {
+        "engine": "cnnkit.training.train",
+        "run_dir": str(run.dir),
+        "epochs": epochs,
+        "lr": run.config.optim.lr,
+        "batch_size": run.config.train.batch_size,
+        "precision": run.config.runtime.precision,
+        "schedule": run.config.schedule.name,
+        "train_images": run.summary.get("split_sizes", {}).get("train"),
+        "history": [{k: v for k, v in row.items() if isinstance(v, (int, float, str))} for row in run.metrics],
+    }
+    return model_from_checkpoint(load_checkpoint(run.best_checkpoint))
 
 
 def _prune(

@@ -97,3 +97,20 @@ def apply_pruning(model: nn.Module, ckpt: dict, path: str | Path = "checkpoint")
     if not isinstance(pruning, dict):
         raise CheckpointError(f"{path}: pruning must be a mapping (structure, method, parent...)")
     return apply_structure(model, pruning.get("structure", {}), ckpt["state_dict"], path)
+
+
+def apply_file_pruning(model: nn.Module, path: str | Path, state_dict: dict) -> None:
+    """`model.weights` naming a pruned checkpoint (e.g. `cnnkit prune`'s recovery run): give the fresh
+    `model` its recorded widths before the weights load, and remember them as `model.cnnkit_pruning` so
+    the run's own checkpoints (checkpoint.make_checkpoint) rebuild from themselves. Other files pass."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - read_state_dict already read it; not a checkpoint dict here
+        return
+    pruning = obj.get("pruning") if isinstance(obj, dict) else None
+    if pruning is None:
+        return
+    if not isinstance(pruning, dict):
+        raise CheckpointError(f"{path}: pruning must be a mapping (structure, method, parent...)")
+    apply_structure(model, pruning.get("structure", {}), state_dict, path)
+    model.cnnkit_pruning = {"structure": pruning.get("structure", {}), "parent": str(pruning.get("parent", ""))}  # type: ignore[assignment]

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from cnnkit.errors import ConfigError
+from cnnkit.models.structure import apply_file_pruning
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,8 @@ def load_weights(model: nn.Module, source: str | Path | dict, *, strict: bool = 
         sd, preprocessing = read_state_dict(source)
         name = str(source)
     sd = _strip(sd)
+    if not isinstance(source, dict):  # a pruned checkpoint: its widths first (models/structure.py)
+        apply_file_pruning(model, source, sd)
     from cnnkit.models.efficientnet import LITE0_MEAN, LITE0_STD, is_lite0_package_layout, map_lite0_package_keys
 
     if is_lite0_package_layout(sd):
