@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from cnnkit.config import DataConfig
 from cnnkit.data._registry import register_dataset
+from cnnkit.data.detection import DetectionData, DetectionSplit
 from cnnkit.data.types import Dataset, Split
 
 NAME = "mnist-scenes"
@@ -139,3 +140,10 @@ def build_scenes_segmentation(cfg: DataConfig, seed: int) -> Dataset:
     splits, source = build_scenes(cfg, seed)
     as_split = {k: Split(v.images, v.masks) for k, v in splits.items()}
     return Dataset(NAME, ["background", *CLASSES], as_split["train"], as_split["val"], as_split["test"], source=source)
+
+
+def build_scenes_detection(cfg: DataConfig, counts: dict[str, int] | None = None) -> DetectionData:
+    """The detection view: each scene's boxes and digit classes (0-9)."""
+    splits, source = build_scenes(cfg, 0, counts)
+    as_split = {k: DetectionSplit(v.images, v.boxes, v.labels) for k, v in splits.items()}
+    return DetectionData(NAME, list(CLASSES), as_split["train"], as_split["val"], as_split["test"], source=source)
