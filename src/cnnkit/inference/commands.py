@@ -104,8 +104,13 @@ def _classifier(args: argparse.Namespace):
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from cnnkit._text import printable
+    from cnnkit.tasks.detect.predict import is_detect_checkpoint
     from cnnkit.tasks.segment.predict import is_segment_checkpoint, predict_command
 
+    if args.backend == "eager" and is_detect_checkpoint(args.checkpoint):  # boxes drawn (tasks/detect/predict.py)
+        from cnnkit.tasks.detect.predict import predict_command as predict_boxes
+
+        return predict_boxes(args)
     if args.backend == "eager" and is_segment_checkpoint(
         args.checkpoint
     ):  # masks and overlays (tasks/segment/predict.py)

@@ -88,8 +88,8 @@ def _data_flags(g) -> None:
     g.add_argument("--data", metavar="PATH", help="a folder of class folders (optionally inside train/ val/ test/)")
     g.add_argument(
         "--task",
-        choices=("auto", "classify", "segment"),
-        help="segment: --data holds images/ and masks/ (image / mask pairs)",
+        choices=("auto", "classify", "segment", "detect"),
+        help="segment: --data holds images/ and masks/ (image / mask pairs); detect: boxes (mnist-scenes, COCO folders)",
     )
     g.add_argument(
         "--data-root", help="folder holding built-in datasets (default $CNNKIT_DATA or ~/.cache/cnnkit/datasets)"
