@@ -29,6 +29,7 @@ COMMAND_MODULES: list[str] = [
     "cnnkit.robust.commands",  # attack, robust-eval
     "cnnkit.serve.commands",  # serve
     "cnnkit.search.commands",  # tune
+    "cnnkit.tasks.detect.commands",  # anchors
 ]
 
 

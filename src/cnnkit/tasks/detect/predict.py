@@ -67,8 +67,8 @@ class Detector:
         ]
 
 
-def draw(image: np.ndarray, detections: list[Detection]) -> np.ndarray:
-    """(H', W', 3) uint8: the image (enlarged to DRAW_SIDE) with each box and "class score"."""
+def draw(image: np.ndarray, detections: list[Detection], *, scores: bool = True) -> np.ndarray:
+    """(H', W', 3) uint8: the image (enlarged to DRAW_SIDE) with each box and "class score" (or only the class)."""
     from torchvision.utils import draw_bounding_boxes
 
     t = torch.from_numpy(image)
@@ -77,7 +77,7 @@ def draw(image: np.ndarray, detections: list[Detection]) -> np.ndarray:
     t = t.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
     if detections:
         boxes = torch.tensor([d.box for d in detections]) * scale
-        labels = [f"{d.label} {d.score:.2f}" for d in detections]
+        labels = [f"{d.label} {d.score:.2f}" if scores else d.label for d in detections]
         t = draw_bounding_boxes(t, boxes, labels, colors="lime", width=2)
     return t.permute(1, 2, 0).numpy()
 
