@@ -56,3 +56,26 @@ def test_registered_dataset_gives_masks_with_11_classes(tmp_path):
     assert data.num_classes == 11 and data.class_names[:2] == ["background", "0"]
     assert data.train.masks and tuple(data.train.images.shape[1:]) == (1, 64, 64)
     assert int(data.train.labels.max()) <= 10 and len(data.test) == 400
+
+
+def test_datasets_make_writes_coco_and_masks_that_read_back(tmp_path, monkeypatch):
+    import cnnkit.data.scenes as scenes
+    from cnnkit.cli import main
+    from cnnkit.data.detection import read_coco
+
+    real = scenes.build_scenes
+    monkeypatch.setattr(
+        scenes, "build_scenes", lambda cfg, seed, counts=None: real(cfg, seed, {"train": 10, "test": 3})
+    )
+    out = tmp_path / "scenes"
+    assert main(["datasets", "make", "mnist-scenes", "--out", str(out), "--data-root", str(tmp_path)]) == 0
+    split, classes, skipped = read_coco(out / "train")
+    made, _ = real(DataConfig(root=str(tmp_path)), 0, {"train": 10, "test": 3})
+    assert classes == [str(d) for d in range(10)] and skipped == [] and len(split) == 9
+    assert all(torch.equal(a, b) for a, b in zip(split.boxes, made["train"].boxes, strict=True))
+    assert torch.equal(split.images, made["train"].images)
+    import numpy as np
+    from PIL import Image
+
+    mask = torch.from_numpy(np.array(Image.open(out / "test" / "masks" / "00002.png"))).long()
+    assert torch.equal(mask, made["test"].masks[2])
