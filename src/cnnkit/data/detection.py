@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,7 +73,18 @@ def clip_box(x: float, y: float, w: float, h: float, width: int, height: int) ->
     return (x1, y1, x2, y2) if x2 - x1 >= 1 and y2 - y1 >= 1 else None
 
 
-def _bbox(ann: dict) -> list[float] | None:
+def png_bytes(image: np.ndarray) -> bytes:
+    """(H, W) or (H, W, 3) uint8 as PNG bytes (for io_safety.write_file: atomic)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _bbox(ann: dict[str, Any]) -> list[float] | None:
     b = ann.get("bbox")
     if not isinstance(b, list) or len(b) != 4 or not all(isinstance(v, (int, float)) for v in b):
         return None
@@ -107,7 +119,9 @@ def read_coco(
             raise DataError(f"{where}: {why} (drop --strict to skip it and list it in skipped.csv)")
         skipped.append(SkippedFile(where, why))
 
-    images, names, sizes = [], [], {}
+    images: list[torch.Tensor] = []
+    names: list[str] = []
+    sizes: dict[Any, int] = {}
     for im in doc["images"]:
         file = folder / str(im.get("file_name", ""))
         try:
@@ -137,7 +151,7 @@ def read_coco(
             skip(where, f"image_id {ann.get('image_id')!r} is not a read image")
         elif ann.get("category_id") not in index:
             skip(where, f"category_id {ann.get('category_id')!r} is not in categories")
-        elif (box := clip_box(*b, width, height)) is None:
+        elif (box := clip_box(b[0], b[1], b[2], b[3], width, height)) is None:
             skip(where, f"degenerate box {b} (under 1 pixel wide or high inside the {width}x{height} image)")
         else:
             boxes[sizes[ann["image_id"]]].append(box)
@@ -153,17 +167,18 @@ def read_coco(
 
 def write_coco(split: DetectionSplit, classes: list[str], folder: str | Path) -> Path:
     """Write `split` as `folder/annotations.json` + `folder/images/NNNNN.png` (each file atomically)."""
-    from PIL import Image
-
     from cnnkit.io_safety import write_file
 
     folder = Path(folder)
-    doc: dict = {"images": [], "annotations": [], "categories": [{"id": i, "name": c} for i, c in enumerate(classes)]}
+    doc: dict[str, list[dict[str, Any]]] = {
+        "images": [],
+        "annotations": [],
+        "categories": [{"id": i, "name": c} for i, c in enumerate(classes)],
+    }
     for i in range(len(split)):
         name = f"images/{i:05d}.png"
         arr = split.images[i].permute(1, 2, 0).numpy()
-        img = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else np.ascontiguousarray(arr))
-        write_file(folder / name, lambda f, img=img: img.save(f, format="PNG"))
+        write_file(folder / name, png_bytes(arr[:, :, 0] if arr.shape[2] == 1 else arr))
         h, w = split.images.shape[2:]
         doc["images"].append({"id": i, "file_name": name, "width": int(w), "height": int(h)})
         for box, label in zip(split.boxes[i].tolist(), split.labels[i].tolist(), strict=True):

@@ -155,9 +155,7 @@ def write_scenes(out: str | Path, root: str | None = None, counts: dict[str, int
     """`cnnkit datasets make mnist-scenes --out DIR`: DIR/{train,val,test}/ each with annotations.json
     (COCO boxes), images/NNNNN.png and masks/NNNNN.png (class indices, 0 background, 1 + digit);
     returns the scene count per split. Readable back with `--task detect --data DIR`."""
-    from PIL import Image
-
-    from cnnkit.data.detection import write_coco
+    from cnnkit.data.detection import png_bytes, write_coco
     from cnnkit.io_safety import write_file
 
     splits, _ = build_scenes(DataConfig(dataset=NAME, root=root), 0, counts)
@@ -165,8 +163,7 @@ def write_scenes(out: str | Path, root: str | None = None, counts: dict[str, int
         folder = Path(out) / name
         write_coco(DetectionSplit(s.images, s.boxes, s.labels), list(CLASSES), folder)
         for i in range(len(s)):
-            mask = Image.fromarray(s.masks[i].to(torch.uint8).numpy())
-            write_file(folder / "masks" / f"{i:05d}.png", lambda f, m=mask: m.save(f, format="PNG"))
+            write_file(folder / "masks" / f"{i:05d}.png", png_bytes(s.masks[i].to(torch.uint8).numpy()))
     return {k: len(v) for k, v in splits.items()}
 
 

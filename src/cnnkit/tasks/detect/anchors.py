@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,7 +17,7 @@ from cnnkit.tasks.detect.predict import Detection, Detector, draw
 
 
 @torch.no_grad()
-def rpn_outputs(model, image: np.ndarray, top: int = 10) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+def rpn_outputs(model: Any, image: np.ndarray, top: int = 10) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """(all anchors (A, 4), top proposals (k, 4), their objectness (k,), anchors per location), in the
     image's pixels (the detector's transform resizes; boxes are scaled back)."""
     model.eval()
@@ -58,8 +59,7 @@ def density(anchors: torch.Tensor, height: int, width: int) -> np.ndarray:
 
 def anchor_pictures(checkpoint: str | Path, image_path: str | Path, out_dir: str | Path, top: int = 10) -> list[Path]:
     """Write the four PNGs for `image_path` into `out_dir`; returns their paths."""
-    from PIL import Image
-
+    from cnnkit.data.detection import png_bytes
     from cnnkit.data.images import load_image
     from cnnkit.io_safety import write_file
 
@@ -86,6 +86,5 @@ def anchor_pictures(checkpoint: str | Path, image_path: str | Path, out_dir: str
     out = Path(out_dir)
     written = []
     for name, rgb in pictures.items():
-        img = Image.fromarray(rgb)
-        written.append(write_file(out / name, lambda f, img=img: img.save(f, format="PNG")))
+        written.append(write_file(out / name, png_bytes(rgb)))
     return written

@@ -13,6 +13,7 @@ defaults fit MNIST digits of 17-34 px, taller than wide ("1" about 4:1).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -56,7 +57,13 @@ def model_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_detector(
-    name: str, num_classes: int, channels: int, image_size: int, mean, std, kwargs: dict[str, Any]
+    name: str,
+    num_classes: int,
+    channels: int,
+    image_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    kwargs: dict[str, Any],
 ) -> FasterRCNN:
     """Faster R-CNN for `num_classes` object classes (+ torchvision's background class 0), images of
     `channels` and side `image_size` (not resized: min_size = max_size = the side), normalised with mean/std."""
@@ -101,6 +108,8 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def as_targets(boxes: list[torch.Tensor], labels: list[torch.Tensor], device: torch.device) -> list[dict]:
+def as_targets(
+    boxes: list[torch.Tensor], labels: list[torch.Tensor], device: torch.device
+) -> list[dict[str, torch.Tensor]]:
     """torchvision's targets: labels shifted by one (0 is its background)."""
     return [{"boxes": b.to(device), "labels": (c + 1).to(device)} for b, c in zip(boxes, labels, strict=True)]

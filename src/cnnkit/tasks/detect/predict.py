@@ -28,7 +28,7 @@ def is_detect_checkpoint(path: str | Path) -> bool:
     if p.is_dir():
         return is_detection_run(p)
     try:
-        return load_detector_checkpoint(p)["task"] == "detect"
+        return bool(load_detector_checkpoint(p)["task"] == "detect")
     except Exception:  # the classification path reports what is wrong with the file
         return False
 
@@ -84,8 +84,7 @@ def draw(image: np.ndarray, detections: list[Detection], *, scores: bool = True)
 
 def predict_command(args: argparse.Namespace) -> int:
     """The `predict` verb's body for a detection checkpoint (inference/commands.py hands over to it)."""
-    from PIL import Image
-
+    from cnnkit.data.detection import png_bytes
     from cnnkit.io_safety import write_file
 
     threshold = args.threshold if getattr(args, "threshold", None) is not None else 0.5
@@ -101,8 +100,7 @@ def predict_command(args: argparse.Namespace) -> int:
             continue
         found = det.detect(image)
         target = out_dir / f"{path.stem}_boxes.png"
-        picture = Image.fromarray(draw(image, found))
-        write_file(target, lambda f, p=picture: p.save(f, format="PNG"))
+        write_file(target, png_bytes(draw(image, found)))
         done.append(ImageDetections(str(path), str(target), found))
     if args.format == "json":
         text = json.dumps([asdict(d) for d in done], indent=2)

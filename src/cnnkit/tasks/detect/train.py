@@ -24,6 +24,7 @@ import io
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,9 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, total: int) -> torch.optim.l
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _checkpoint(model, data: DetectionData, cfg: Config, name: str, state: dict | None) -> dict[str, Any]:
+def _checkpoint(
+    model: torch.nn.Module, data: DetectionData, cfg: Config, name: str, state: dict[str, Any] | None
+) -> dict[str, Any]:
     mean, std = _stats(data)
     return {
         "format": FORMAT,
@@ -126,7 +129,7 @@ def load_detector_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def detector_from_checkpoint(ckpt: dict[str, Any]) -> torch.nn.Module:
     inp = ckpt["input"]
-    model = create_detector(
+    model: torch.nn.Module = create_detector(
         ckpt["model"]["name"],
         len(ckpt["class_names"]),
         inp["channels"],
@@ -136,7 +139,8 @@ def detector_from_checkpoint(ckpt: dict[str, Any]) -> torch.nn.Module:
         ckpt["model"]["kwargs"],
     )
     model.load_state_dict(ckpt["state_dict"])
-    return model.eval()
+    model.eval()
+    return model
 
 
 def _write_rows(run_dir: Path, rows: list[dict[str, Any]]) -> None:
@@ -152,7 +156,7 @@ def is_detection_run(path: str | Path | None) -> bool:
     if not path or not (Path(path) / "last.ckpt").is_file():
         return False
     try:
-        return load_detector_checkpoint(Path(path) / "last.ckpt")["task"] == "detect"
+        return bool(load_detector_checkpoint(Path(path) / "last.ckpt")["task"] == "detect")
     except Exception:  # the engine's resume reports what is wrong with the file
         return False
 
@@ -179,7 +183,7 @@ def train_detection(
     generator = seed_everything(cfg.train.seed)
     name = model_name(cfg)
     mean, std = _stats(data)
-    model = create_detector(
+    model: torch.nn.Module = create_detector(
         name, data.num_classes, data.channels, max(data.train.images.shape[2:]), mean, std, cfg.model.kwargs
     ).to(device)
     optimizer = make_optimizer(cfg, model)
@@ -259,7 +263,9 @@ def _stats(data: DetectionData) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return channel_stats(data.train.images)
 
 
-def finish_detection(run_dir: Path, data: DetectionData, device: torch.device, seconds: float, say) -> Path:
+def finish_detection(
+    run_dir: Path, data: DetectionData, device: torch.device, seconds: float, say: Callable[..., Any]
+) -> Path:
     """best.ckpt on the test split (else val) -> summary.json; the final line."""
     best = detector_from_checkpoint(load_detector_checkpoint(run_dir / "best.ckpt")).to(device)
     split_name, split = ("test", data.test) if data.test is not None else ("val", data.val)
