@@ -19,7 +19,7 @@ from cnnkit.errors import CnnkitError
 COMMAND_MODULES: list[str] = [
     "cnnkit.training.commands",  # train, lr-find, recipes
     "cnnkit.evaluate.commands",  # evaluate, compare
-    "cnnkit.inference.commands",  # predict
+    "cnnkit.inference.commands",  # predict, anchors
     "cnnkit.models.commands",  # models, summary
     "cnnkit.data.commands",  # datasets, data-info, augment-preview
     "cnnkit.explain.commands",  # conv-demo, explain, featuremaps, filters

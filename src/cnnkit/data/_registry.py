@@ -153,4 +153,4 @@ def subset_per_class(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
 
 
 def _ensure_builtins() -> None:
-    from cnnkit.data import cifar, folder, isbi, manifest, mnist  # noqa: F401  (registration on import)
+    from cnnkit.data import cifar, folder, isbi, manifest, mnist, scenes  # noqa: F401  (registration on import)

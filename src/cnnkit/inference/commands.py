@@ -54,6 +54,7 @@ def register(sub) -> None:
         help="how the model runs (cnnkit.deploy.backends; default eager; a .onnx file runs in onnxruntime)",
     )
     p.set_defaults(func=cmd_predict)
+    register_anchors(sub)  # a detection run's anchors (below)
 
 
 def format_predictions(report, fmt: str) -> str:
@@ -104,8 +105,13 @@ def _classifier(args: argparse.Namespace):
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from cnnkit._text import printable
+    from cnnkit.tasks.detect.predict import is_detect_checkpoint
     from cnnkit.tasks.segment.predict import is_segment_checkpoint, predict_command
 
+    if args.backend == "eager" and is_detect_checkpoint(args.checkpoint):  # boxes drawn (tasks/detect/predict.py)
+        from cnnkit.tasks.detect.predict import predict_command as predict_boxes
+
+        return predict_boxes(args)
     if args.backend == "eager" and is_segment_checkpoint(
         args.checkpoint
     ):  # masks and overlays (tasks/segment/predict.py)
@@ -143,3 +149,25 @@ def _side_notes(args: argparse.Namespace, report) -> None:
         from cnnkit.background import background_warning
 
         print(f"cnnkit predict: warning: {background_warning(report.light_background)}", file=sys.stderr)
+
+
+def register_anchors(sub) -> None:
+    """`cnnkit anchors RUN IMAGE`: the RPN's anchors, proposals and detections as PNGs (tasks/detect/anchors.py)."""
+    p = sub.add_parser("anchors", help="a detection run's anchors, RPN proposals and detections over one image (PNGs)")
+    p.add_argument("checkpoint", help="a detection run folder or checkpoint")
+    p.add_argument("image", help="one image file")
+    p.add_argument("--out", default="anchors", help="folder for the PNGs (default: ./anchors)")
+    p.add_argument("--top", type=int, default=10, help="how many RPN proposals to draw (default 10)")
+    p.set_defaults(func=cmd_anchors)
+
+
+def cmd_anchors(args: argparse.Namespace) -> int:
+    from cnnkit.errors import CheckpointError
+    from cnnkit.tasks.detect.anchors import anchor_pictures
+    from cnnkit.tasks.detect.predict import is_detect_checkpoint
+
+    if not is_detect_checkpoint(args.checkpoint):
+        raise CheckpointError(f"{args.checkpoint}: not a detection run or checkpoint (train one with --task detect)")
+    for path in anchor_pictures(args.checkpoint, args.image, args.out, top=args.top):
+        print(path)
+    return 0

@@ -45,8 +45,12 @@ def register(sub) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     import os
 
+    from cnnkit.tasks.detect.train import is_detection_run, train_detection  # --task detect: its own loop
     from cnnkit.training.interrupt import TrainingInterrupted
 
+    if getattr(args, "task", None) == "detect" or is_detection_run(args.resume):
+        train_detection(None if args.resume else build_config(args), resume=args.resume, quiet=args.quiet)
+        return 0
     cfg = build_config(args)
     hooks = train_hooks(args, cfg)  # adversarial training (adv.*): its hooks live above the engine
     try:

@@ -88,8 +88,9 @@ def _data_flags(g) -> None:
     g.add_argument("--data", metavar="PATH", help="a folder of class folders (optionally inside train/ val/ test/)")
     g.add_argument(
         "--task",
-        choices=("auto", "classify", "segment", "gan"),
-        help="segment: --data holds images/ and masks/ (image / mask pairs); gan: a DCGAN on the images (labels ignored)",
+        choices=("auto", "classify", "segment", "detect", "gan"),
+        help="segment: --data holds images/ and masks/ (image / mask pairs); detect: boxes (mnist-scenes, COCO folders); "
+        "gan: a DCGAN on the images (labels ignored)",
     )
     g.add_argument(
         "--data-root", help="folder holding built-in datasets (default $CNNKIT_DATA or ~/.cache/cnnkit/datasets)"

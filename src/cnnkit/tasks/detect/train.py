@@ -1,0 +1,276 @@
+"""`cnnkit train --task detect`: Faster R-CNN trained by its own small epoch loop.
+
+Why not the engine (training/): its step is `loss_fn(model(x), y)` on a stacked label tensor and its
+state, validation, checkpoints and reports assume a (N,)/(N, H, W) label tensor per split; Faster R-CNN
+takes lists of images and per-image box dicts and returns its four losses itself in train mode. Fitting
+that through would touch setup, loop, step, validate and results; this loop instead reuses the engine's
+pieces that carry no label assumption: the run folder (rundir.create_run_dir, never overwritten), atomic
+files (checkpoint.atomic_save, rundir.atomic_write_text, config.save_config), seeding (device.seed_everything)
+and the device choice (device.resolve_device).
+
+A run folder holds config.yaml, metrics.csv (one row per epoch: train losses, val mAP@0.5 and
+mAP@[.5:.95], seconds), last.ckpt (every epoch, with the optimiser, schedule, RNG and rows: resume), best.ckpt
+(best val mAP@0.5) and summary.json (best.ckpt on the test split, else val). Keys used: data.*, model.name
+(auto = fasterrcnn_tiny) and model.kwargs (anchors: model.py), optim.* (the untouched classification default,
+SGD at 0.2, means AdamW at 1e-3 here), train.epochs, train.batch_size, train.seed, train.time_budget (stops
+after the epoch that passes it), runtime.device, runtime.num_threads, run.*.
+Not yet: box-aware augmentation, precision-recall plots and report.html, the one-stage alternative.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cnnkit.checkpoint import atomic_save
+from cnnkit.config import Config, OptimConfig, save_config
+from cnnkit.data.detection import DetectionData, read_coco
+from cnnkit.device import resolve_device, seed_everything
+from cnnkit.errors import CheckpointError, ConfigError
+from cnnkit.rundir import atomic_write_text, create_run_dir
+from cnnkit.tasks.detect.metrics import evaluate_map
+from cnnkit.tasks.detect.model import as_targets, count_parameters, create_detector
+
+FORMAT = "cnnkit-detect-1"
+WARMUP_STEPS = 50
+LOSSES = ("loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg")
+
+
+def load_detection_data(cfg: Config) -> DetectionData:
+    """mnist-scenes' boxes, or a folder of COCO splits (--data DIR with train/ and val/, test/ optional)."""
+    if cfg.data.dataset == "mnist-scenes":
+        from cnnkit.data.scenes import build_scenes_detection
+
+        return build_scenes_detection(cfg.data)
+    if cfg.data.dataset == "folder" and cfg.data.path:
+        root = Path(cfg.data.path)
+        train, classes, skipped = read_coco(root / "train", channels=cfg.data.channels, strict=cfg.data.strict)
+        val, _, s2 = read_coco(root / "val", channels=train.images.shape[1], strict=cfg.data.strict)
+        test = None
+        if (root / "test").is_dir():
+            test, _, s3 = read_coco(root / "test", channels=train.images.shape[1], strict=cfg.data.strict)
+            s2 += s3
+        return DetectionData(root.name, classes, train, val, test, source=str(root), skipped=skipped + s2)
+    raise ConfigError(
+        f"--task detect: dataset {cfg.data.dataset!r} has no boxes; use --dataset mnist-scenes or --data DIR "
+        "(DIR/train, DIR/val each with annotations.json in COCO form)"
+    )
+
+
+def model_name(cfg: Config) -> str:
+    return "fasterrcnn_tiny" if cfg.model.name == "auto" else cfg.model.name
+
+
+def make_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    o = cfg.optim
+    if o == OptimConfig():  # the classification default (SGD, lr 0.2) is far too hot for a detector
+        return torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-4)
+    if o.name == "sgd":
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay)
+    if o.name == "adamw":
+        return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+    if o.name == "adam":
+        return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
+    return torch.optim.RMSprop(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    def factor(step: int) -> float:
+        if step < WARMUP_STEPS:
+            return (step + 1) / WARMUP_STEPS
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - WARMUP_STEPS) / max(1, total - WARMUP_STEPS))))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _checkpoint(
+    model: torch.nn.Module, data: DetectionData, cfg: Config, name: str, state: dict[str, Any] | None
+) -> dict[str, Any]:
+    mean, std = _stats(data)
+    return {
+        "format": FORMAT,
+        "task": "detect",
+        "model": {"name": name, "kwargs": dict(cfg.model.kwargs)},
+        "class_names": list(data.class_names),
+        "input": {
+            "channels": data.channels,
+            "size": list(data.train.images.shape[2:]),
+            "mean": list(mean),
+            "std": list(std),
+        },
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "config": cfg.to_dict(),
+        "dataset": data.name,
+        "train_state": state,
+    }
+
+
+def load_detector_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A detection checkpoint (a run folder means its best.ckpt, else last.ckpt), read with weights_only."""
+    p = Path(path)
+    if p.is_dir():
+        p = next((p / n for n in ("best.ckpt", "last.ckpt") if (p / n).is_file()), p / "best.ckpt")
+    if not p.is_file():
+        raise CheckpointError(f"{p}: checkpoint not found")
+    ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{p}: not a cnnkit detection checkpoint (format {FORMAT})")
+    return ckpt
+
+
+def detector_from_checkpoint(ckpt: dict[str, Any]) -> torch.nn.Module:
+    inp = ckpt["input"]
+    model: torch.nn.Module = create_detector(
+        ckpt["model"]["name"],
+        len(ckpt["class_names"]),
+        inp["channels"],
+        max(inp["size"]),
+        inp["mean"],
+        inp["std"],
+        ckpt["model"]["kwargs"],
+    )
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    return model
+
+
+def _write_rows(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(run_dir / "metrics.csv", buf.getvalue())
+
+
+def is_detection_run(path: str | Path | None) -> bool:
+    """Whether `path` is a run folder whose last.ckpt is a detection checkpoint (for --resume)."""
+    if not path or not (Path(path) / "last.ckpt").is_file():
+        return False
+    try:
+        return bool(load_detector_checkpoint(Path(path) / "last.ckpt")["task"] == "detect")
+    except Exception:  # the engine's resume reports what is wrong with the file
+        return False
+
+
+def train_detection(
+    cfg: Config | None, *, data: DetectionData | None = None, resume: str | Path | None = None, quiet: bool = False
+) -> Path:
+    """Train, checkpoint every epoch, score best.ckpt on the test split; returns the run folder.
+    With `resume` (a run folder), its last.ckpt's config and state continue in the same folder (cfg unused)."""
+    say = (lambda *a: None) if quiet else print
+    state: dict[str, Any] | None = None
+    last: dict[str, Any] = {}
+    if resume is not None:
+        run_dir = Path(resume)
+        last = load_detector_checkpoint(run_dir / "last.ckpt")
+        state = last["train_state"]
+        cfg = Config.from_dict(last["config"], source=str(run_dir / "last.ckpt"))
+    if cfg is None:
+        raise ValueError("train_detection: a config, or a run folder to resume")
+    if cfg.runtime.num_threads:
+        torch.set_num_threads(cfg.runtime.num_threads)
+    data = data or load_detection_data(cfg)
+    device = resolve_device(cfg.runtime.device)
+    generator = seed_everything(cfg.train.seed)
+    name = model_name(cfg)
+    mean, std = _stats(data)
+    model: torch.nn.Module = create_detector(
+        name, data.num_classes, data.channels, max(data.train.images.shape[2:]), mean, std, cfg.model.kwargs
+    ).to(device)
+    optimizer = make_optimizer(cfg, model)
+    steps_per_epoch = math.ceil(len(data.train) / cfg.train.batch_size)
+    scheduler = warmup_cosine(optimizer, cfg.train.epochs * steps_per_epoch)
+    rows: list[dict[str, Any]] = []
+    start_epoch, best, seconds = 0, -1.0, 0.0
+    if state is not None:
+        model.load_state_dict(last["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        rows, start_epoch, best, seconds = state["rows"], state["epoch"], state["best"], state["seconds"]
+        say(f"Resuming {run_dir} after epoch {start_epoch}")
+    else:
+        run_dir = create_run_dir(cfg.run.runs_dir, cfg.run.name, dataset=data.name, model=name)
+        save_config(cfg, run_dir / "config.yaml")
+        if data.skipped:
+            lines = "path,reason\n" + "".join(f'"{s.path}","{s.reason}"\n' for s in data.skipped)
+            atomic_write_text(run_dir / "skipped.csv", lines)
+    say(
+        f"Run folder: {run_dir}\n{name}: {count_parameters(model):,} parameters, {data.num_classes} classes, "
+        f"{len(data.train)} train / {len(data.val)} val images, {steps_per_epoch} steps per epoch on {device}"
+    )
+    for epoch in range(start_epoch, cfg.train.epochs):
+        if cfg.train.time_budget and seconds >= cfg.train.time_budget:
+            say(f"time budget {cfg.train.time_budget:.0f} s spent after {epoch} epochs")
+            break
+        t0 = time.perf_counter()
+        sums = dict.fromkeys(LOSSES, 0.0)
+        model.train()
+        order = torch.randperm(len(data.train), generator=generator).tolist()
+        for lo in range(0, len(order), cfg.train.batch_size):
+            idx = order[lo : lo + cfg.train.batch_size]
+            images = [data.train.images[i].to(device).float().div_(255) for i in idx]
+            targets = as_targets([data.train.boxes[i] for i in idx], [data.train.labels[i] for i in idx], device)
+            losses = model(images, targets)
+            loss = sum(losses.values())
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"epoch {epoch + 1}: non-finite detection loss {losses}; lower optim.lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            for k in LOSSES:
+                sums[k] += float(losses[k].detach()) * len(idx)
+        val = evaluate_map(model, data.val, data.class_names, device)
+        seconds += time.perf_counter() - t0
+        row = {"epoch": epoch + 1, **{k: round(v / len(data.train), 4) for k, v in sums.items()}}
+        row |= {"val_map_50": val["map_50"], "val_map": val["map"], "seconds": round(seconds, 1)}
+        rows.append(row)
+        _write_rows(run_dir, rows)
+        if val["map_50"] > best:
+            best = val["map_50"]
+            atomic_save(_checkpoint(model, data, cfg, name, None), run_dir / "best.ckpt")
+        train_state = {
+            "epoch": epoch + 1,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "rows": rows,
+            "best": best,
+            "seconds": seconds,
+        }
+        atomic_save(_checkpoint(model, data, cfg, name, train_state), run_dir / "last.ckpt")
+        say(
+            f"epoch {epoch + 1}: loss {sum(row[k] for k in LOSSES):.4f}, val mAP@0.5 {val['map_50']:.4f}, {seconds:.0f} s"
+        )
+    return finish_detection(run_dir, data, device, seconds, say)
+
+
+def _stats(data: DetectionData) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    from cnnkit.data.types import channel_stats
+
+    return channel_stats(data.train.images)
+
+
+def finish_detection(
+    run_dir: Path, data: DetectionData, device: torch.device, seconds: float, say: Callable[..., Any]
+) -> Path:
+    """best.ckpt on the test split (else val) -> summary.json; the final line."""
+    best = detector_from_checkpoint(load_detector_checkpoint(run_dir / "best.ckpt")).to(device)
+    split_name, split = ("test", data.test) if data.test is not None else ("val", data.val)
+    final = evaluate_map(best, split, data.class_names, device)
+    summary = {"task": "detect", "split": split_name, "train_seconds": round(seconds, 1), **final}
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    say(f"{split_name} mAP@0.5 {final['map_50']:.4f}, mAP@[.5:.95] {final['map']:.4f} ({run_dir})")
+    return run_dir
