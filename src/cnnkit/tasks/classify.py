@@ -24,8 +24,29 @@ def multilabel_bce(
     return F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weight)
 
 
+class _EngineStages:
+    """The stages the engine's own classification code does (tasks/base.py): every method None."""
+
+    augments_images: bool = True
+
+    def default_model(self, channels: int, side: int) -> str | None:
+        return None
+
+    def setup_hooks(self, cfg: Any, data: Any, hooks: Any) -> Any | None:
+        return None
+
+    def final_evaluation(self, model: Any, ema: Any, run_dir: Path, data: Any, cfg: Any, normalize: Any) -> None:
+        return None
+
+    def headline(self, final: dict[str, Any]) -> dict[str, Any] | None:
+        return None
+
+    def describe(self, split: str, head: dict[str, Any]) -> str | None:
+        return None
+
+
 @dataclass(frozen=True)
-class Classification:
+class Classification(_EngineStages):
     name: str = "single_label"
     checkpoint_task: str | None = None
 
@@ -38,27 +59,9 @@ class Classification:
     def correct(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return (logits.argmax(1) == labels).sum()
 
-    # the engine's own classification code does the rest (tasks/base.py)
-    augments_images: bool = True
-
-    def default_model(self, channels: int, side: int) -> str | None:
-        return None
-
-    def setup_hooks(self, cfg: Any, data: Any, hooks: Any) -> Any | None:
-        return None
-
-    def final_evaluation(self, model: Any, ema: Any, run_dir: Path, data: Any, cfg: Any, normalize: Any) -> None:
-        return None
-
-    def headline(self, final: dict[str, Any]) -> dict[str, Any] | None:
-        return None
-
-    def describe(self, split: str, head: dict[str, Any]) -> str | None:
-        return None
-
 
 @dataclass(frozen=True)
-class MultiLabel:
+class MultiLabel(_EngineStages):
     name: str = "multi_label"
     checkpoint_task: str | None = "multi_label"
 
@@ -71,24 +74,6 @@ class MultiLabel:
     def correct(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Exact match: every label right at sigmoid >= 0.5."""
         return ((torch.sigmoid(logits.float()) >= 0.5) == (labels > 0.5)).all(1).sum()
-
-    # the engine's own classification code does the rest (tasks/base.py)
-    augments_images: bool = True
-
-    def default_model(self, channels: int, side: int) -> str | None:
-        return None
-
-    def setup_hooks(self, cfg: Any, data: Any, hooks: Any) -> Any | None:
-        return None
-
-    def final_evaluation(self, model: Any, ema: Any, run_dir: Path, data: Any, cfg: Any, normalize: Any) -> None:
-        return None
-
-    def headline(self, final: dict[str, Any]) -> dict[str, Any] | None:
-        return None
-
-    def describe(self, split: str, head: dict[str, Any]) -> str | None:
-        return None
 
 
 CLASSIFICATION: Task = Classification()
