@@ -214,23 +214,8 @@ def train_detection(
             say(f"time budget {cfg.train.time_budget:.0f} s spent after {epoch} epochs")
             break
         t0 = time.perf_counter()
-        sums = dict.fromkeys(LOSSES, 0.0)
-        model.train()
         order = torch.randperm(len(data.train), generator=generator).tolist()
-        for lo in range(0, len(order), cfg.train.batch_size):
-            idx = order[lo : lo + cfg.train.batch_size]
-            images = [data.train.images[i].to(device).float().div_(255) for i in idx]
-            targets = as_targets([data.train.boxes[i] for i in idx], [data.train.labels[i] for i in idx], device)
-            losses = model(images, targets)
-            loss = sum(losses.values())
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"epoch {epoch + 1}: non-finite detection loss {losses}; lower optim.lr")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            for k in LOSSES:
-                sums[k] += float(losses[k].detach()) * len(idx)
+        sums = _train_epoch(model, optimizer, scheduler, data, order, cfg.train.batch_size, device, epoch)
         val = evaluate_map(model, data.val, data.class_names, device)
         seconds += time.perf_counter() - t0
         row = {"epoch": epoch + 1, **{k: round(v / len(data.train), 4) for k, v in sums.items()}}
@@ -255,6 +240,36 @@ def train_detection(
             f"epoch {epoch + 1}: loss {sum(row[k] for k in LOSSES):.4f}, val mAP@0.5 {val['map_50']:.4f}, {seconds:.0f} s"
         )
     return finish_detection(run_dir, data, device, seconds, say)
+
+
+def _train_epoch(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    data: DetectionData,
+    order: list[int],
+    batch_size: int,
+    device: torch.device,
+    epoch: int,
+) -> dict[str, float]:
+    """One pass over the training scenes in `order`; the image-weighted sums of each loss."""
+    sums = dict.fromkeys(LOSSES, 0.0)
+    model.train()
+    for lo in range(0, len(order), batch_size):
+        idx = order[lo : lo + batch_size]
+        images = [data.train.images[i].to(device).float().div_(255) for i in idx]
+        targets = as_targets([data.train.boxes[i] for i in idx], [data.train.labels[i] for i in idx], device)
+        losses = model(images, targets)
+        loss = sum(losses.values())
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"epoch {epoch + 1}: non-finite detection loss {losses}; lower optim.lr")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        for k in LOSSES:
+            sums[k] += float(losses[k].detach()) * len(idx)
+    return sums
 
 
 def _stats(data: DetectionData) -> tuple[tuple[float, ...], tuple[float, ...]]:
