@@ -129,3 +129,14 @@ def test_init_from_data_gets_normalised_images_capped_by_size():
         torch.nn.Linear(1, 1), Split(images[:2], torch.zeros(2, dtype=torch.long)), Normalize((0.5,), (0.5,)), seed=0
     )  # no hook: nothing
     assert len(seen) == 1
+
+
+def test_images_per_second_counts_a_short_last_batch_as_its_own_size(tmp_path):
+    # 100 images in batches of 30: the remainder joins the last batch (30 + 30 + 40), so 2 epochs are 200
+    # images, not 6 steps × 30 = 180
+    cfg = Config().with_overrides({**TINY, "train.batch_size": 30, "run.runs_dir": str(tmp_path)})
+    run = train(cfg, quiet=True)
+    state = torch.load(run.dir / "last.ckpt", weights_only=False)["train_state"]
+    assert state["images_seen"] == 200 and run.summary["steps"] == 6
+    seconds = run.summary["train_seconds"]
+    assert abs(run.summary["images_per_second"] * seconds - 200) < 0.05 * 200

@@ -44,6 +44,12 @@ class Run:
         return load(self.best_checkpoint, device=device)
 
 
+def _images_trained(ts, steps_run: int, batch_size: int) -> int:
+    """Training images the run saw: counted per epoch (a short last batch counts its own size);
+    a run resumed from a checkpoint written before the count existed falls back to steps × batch."""
+    return ts.images_seen or (steps_run - ts.skipped_steps) * batch_size
+
+
 def summary(parts: RunParts, head: dict, split_name: str, *, train_seconds: float, stopped_early: bool) -> dict:
     """summary.json's fields (without the EMA's numbers)."""
     cfg, data, ts, tc = parts.cfg, parts.data, parts.state, parts.cfg.train
@@ -76,7 +82,7 @@ def summary(parts: RunParts, head: dict, split_name: str, *, train_seconds: floa
         "epochs_run": len(rows),
         "stopped_early": stopped_early,
         "train_seconds": round(train_seconds, 2),
-        "images_per_second": round((steps_run - ts.skipped_steps) * tc.batch_size / train_seconds, 1),
+        "images_per_second": round(_images_trained(ts, steps_run, tc.batch_size) / train_seconds, 1),
         "best_epoch": ts.stopper.best_epoch,
         "monitor": tc.monitor,
         "best_val_accuracy": max((r["val_accuracy"] for r in rows), default=float("nan"))

@@ -11,6 +11,7 @@ last.ckpt = the self-describing model checkpoint (checkpoint.py) + `train_state`
     rng             every RNG state (training/rng.py) including the run's data generator
     rows            the metric rows so far
     skipped_steps   non-finite steps skipped (train.on_nan: skip)
+    images_seen     training images seen in completed epochs (every process; absent before: 0)
     train_seconds   training time so far
     dataset         the dataset's fingerprint (training/resume_check.py)
     finished        True once every result file is written (training/results.py sets it)
@@ -53,6 +54,7 @@ class TrainState:
     epoch_state: EpochState | None = None  # the epoch in progress (None between epochs)
     epoch_lr: float | None = None  # the learning rate at that epoch's start
     skipped_steps: int = 0
+    images_seen: int = 0
     train_seconds: float = 0.0
     dataset: dict | None = None  # the dataset's fingerprint
 
@@ -73,6 +75,7 @@ class TrainState:
             "budget": self.budget.state_dict() if self.budget is not None else None,
             "rng": rng_state(self.generator),
             "skipped_steps": self.skipped_steps,
+            "images_seen": self.images_seen,
             "train_seconds": self.train_seconds,
             "finished": False,
             "dataset": self.dataset,
@@ -109,6 +112,7 @@ class TrainState:
         self.epoch = st["epoch"]
         self.epoch_lr = st.get("epoch_lr")
         self.skipped_steps = st["skipped_steps"]
+        self.images_seen = st.get("images_seen", 0)
         self.train_seconds = st["train_seconds"]
 
 

@@ -249,6 +249,7 @@ def _train_epoch(s: Session, epoch: int) -> None:
         transfer.start_epoch(p.model, p.cfg.model, epoch - 1, p.planned_epochs())  # gradual unfreezing
     tr = _fit_epoch(s, epoch)
     ts.skipped_steps += tr["skipped_steps"]
+    ts.images_seen += tr["images"]
     ts.epoch_state, ts.epoch_lr = None, None
     if ts.budget is not None:  # re-plan before deciding whether this epoch was the last
         replan(s, ts.budget.end_epoch, min(epoch * p.steps_per_epoch, ts.budget.total), s.elapsed())
