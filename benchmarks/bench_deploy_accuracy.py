@@ -10,6 +10,7 @@ lite0: the pretrained EfficientNet-Lite0 fine-tuned (head, features cached, 96 p
   10,000 test images. Target: int8 within 1 point of fp32.
 
     .venv/bin/python benchmarks/bench_deploy_accuracy.py --parts prune lite0 --budget 180 --recovery-epochs 4
+    .venv/bin/python benchmarks/bench_deploy_accuracy.py --parts prune --parent-epochs 14  # the fully trained parent
 """
 
 from __future__ import annotations
@@ -52,7 +53,11 @@ def part_prune(tmp: Path, args) -> dict:
             "data.path": str(folder),
             "data.image_size": 32,
             "train.recipe": "cifar-fast",
-            "train.time_budget": float(args.budget),
+            **(
+                {"train.epochs": args.parent_epochs}
+                if args.parent_epochs
+                else {"train.time_budget": float(args.budget)}
+            ),
             "train.seed": 0,
             "runtime.num_threads": args.threads,
             "run.runs_dir": str(tmp / "runs"),
@@ -82,7 +87,7 @@ def part_prune(tmp: Path, args) -> dict:
     before, pruned, recovered = (rep[k]["accuracy"] for k in ("before", "after_pruning", "after_recovery"))
     gap = 100 * (before - recovered)
     return {
-        "command": f"cnnkit train (recipe cifar-fast, --time-budget {args.budget}s, {args.threads} threads) && "
+        "command": f"cnnkit train (recipe cifar-fast, {parent_length(args)}, {args.threads} threads) && "
         f"cnnkit prune RUN --target-macs {args.target_macs} --finetune-epochs {args.recovery_epochs} --lr {args.lr}",
         "total_seconds": round(time.perf_counter() - t0, 1),
         "prune_seconds": round(time.perf_counter() - t1, 1),
@@ -150,6 +155,11 @@ def part_lite0(tmp: Path, args) -> dict:
     }
 
 
+def parent_length(args) -> str:
+    """How long the unpruned run trained: a fixed number of epochs (load-independent) or a time budget."""
+    return f"--epochs {args.parent_epochs}" if args.parent_epochs else f"--time-budget {args.budget}s"
+
+
 def verdict(p: dict) -> str:
     """The pruning target's verdict; a recovered model far above an under-trained parent proves nothing."""
     if p["gap_points"] < -1.0:
@@ -182,15 +192,21 @@ def markdown(res: dict) -> str:
             lines.append(f"| {label} | {r['params']:,} | {r['macs']:,} | {100 * r['accuracy']:.2f} % |")
         lines += [
             "",
-            f"- unpruned run: cifar-fast recipe, {p['trained']['epochs']} epochs in the time budget "
+            f"- unpruned run: cifar-fast recipe, {p['trained']['epochs']} epochs "
             f"({100 * p['trained']['test_accuracy_tta']:.2f} % with the run's TTA); recovery: "
             f"{p['prune']['finetune']['epochs']} epochs of the same recipe ({p['prune']['finetune']['precision']}, "
             f"{p['prune']['finetune']['schedule']} schedule, lr {p['prune']['finetune']['lr']}).",
             f"- MACs kept {100 * p['macs_kept']:.0f} %; recovered minus unpruned: {-p['gap_points']:+.2f} points "
             f"(target: within 1 point: **{verdict(p)}**).",
-            "- The unpruned model had only a few epochs of a short budget on a shared machine and the recovery "
-            "trains more epochs of the same recipe, so the comparison also credits that extra training: the target "
-            "is checked as stated, but a fully trained parent would be the stricter test.",
+            *(
+                []
+                if p["trained"]["epochs"] >= 14
+                else [
+                    "- The unpruned model had only a few epochs of a short budget and the recovery "
+                    "trains more epochs of the same recipe, so the comparison also credits that extra training: the "
+                    "target is checked as stated, but a fully trained parent would be the stricter test."
+                ]
+            ),
             f"- batch-1 eager speed-up {p['latency_speedup_b1_eager']:.2f}x (load average {p['load_avg_before_after']}: a shared machine, noisy).",
             f"- Command: `{p['command']}` ({p['total_seconds']} s in all)",
             "",
@@ -227,6 +243,13 @@ def main() -> None:
     p.add_argument("--tarball", type=Path, default=TARBALL)
     p.add_argument("--budget", type=float, default=180, help="seconds of training for the unpruned CIFAR-10 model")
     p.add_argument("--target-macs", type=float, default=0.5)
+    p.add_argument(
+        "--parent-epochs",
+        type=int,
+        default=None,
+        help="train the unpruned model this many epochs instead of --budget seconds (the recipe's own is 14); "
+        "accuracy then does not depend on the machine's load",
+    )
     p.add_argument("--recovery-epochs", type=int, default=4)
     p.add_argument("--lr", type=float, default=0.01, help="recovery peak learning rate (cnnkit prune --lr)")
     p.add_argument("--threads", type=int, default=2)
