@@ -16,10 +16,13 @@ from cnnkit.errors import CnnkitError
 # whose `func(args) -> int` does the work; `cnnkit --help` lists them in this order. Keep those
 # modules light to import (import torch and friends inside the command functions), so that
 # `cnnkit --help` stays fast.
+# An area that builds on a lower one adds to that area's verbs from above: `extend(parsers)` (optional;
+# {verb: parser}, called once every verb is registered) adds flags and sets defaults the lower verb
+# calls (e.g. robust adds --adv-* and the run's hooks to `train`), so imports run one way only.
 COMMAND_MODULES: list[str] = [
     "cnnkit.training.commands",  # train, lr-find, recipes
     "cnnkit.evaluate.commands",  # evaluate, compare
-    "cnnkit.inference.commands",  # predict, anchors
+    "cnnkit.inference.commands",  # predict
     "cnnkit.models.commands",  # models, summary
     "cnnkit.data.commands",  # datasets, data-info, augment-preview
     "cnnkit.explain.commands",  # conv-demo, explain, featuremaps, filters
@@ -29,6 +32,8 @@ COMMAND_MODULES: list[str] = [
     "cnnkit.robust.commands",  # attack, robust-eval
     "cnnkit.serve.commands",  # serve
     "cnnkit.search.commands",  # tune
+    "cnnkit.tasks.segment.commands",  # (predict on segmentation checkpoints)
+    "cnnkit.tasks.detect.commands",  # anchors (and predict on detection checkpoints)
     "cnnkit.tasks.gan.commands",  # generate
 ]
 
@@ -42,8 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cnnkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in COMMAND_MODULES:
-        importlib.import_module(module).register(sub)
+    modules = [importlib.import_module(m) for m in COMMAND_MODULES]
+    for module in modules:
+        module.register(sub)
+    for module in modules:
+        if hasattr(module, "extend"):
+            module.extend(sub.choices)
     return parser
 
 

@@ -9,6 +9,17 @@ from cnnkit.ranges import Range, flag_type
 FORMATS = ("onnx",)
 
 
+def extend(parsers: dict[str, argparse.ArgumentParser]) -> None:
+    """`cnnkit predict --backend NAME` (other than eager) runs the model through this area's backends."""
+    parsers["predict"].set_defaults(backend_loader=_load_backend)
+
+
+def _load_backend(path, backend: str, device: str = "cpu"):
+    from cnnkit.deploy.predict_backend import load_backend
+
+    return load_backend(path, backend, device=device)
+
+
 def register(sub) -> None:
     """Add this area's subcommands to the `cnnkit` parser."""
     _add_export(sub)

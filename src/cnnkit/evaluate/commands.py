@@ -6,7 +6,6 @@ import argparse
 import json
 
 from cnnkit.ranges import Range, flag_type
-from cnnkit.robust.commands import add_robust_flags
 
 
 def register(sub) -> None:
@@ -36,13 +35,7 @@ def register(sub) -> None:
         help="where the confusion matrix, reliability diagram and hardest examples go (default: evaluation/<dataset>-<split>/ beside the checkpoint)",
     )
     p.add_argument("--no-plots", action="store_true", help="print the metrics only")
-    p.add_argument(
-        "--robust",
-        action="store_true",
-        help="also accuracy against FGSM and PGD over several eps, into robust/ beside the checkpoint (see cnnkit robust-eval)",
-    )
-    add_robust_flags(p)
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=cmd_evaluate)  # areas above add flags and after_evaluate steps (cnnkit.robust: --robust)
 
     p = sub.add_parser("compare", help="key numbers and per-class differences of several runs")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
@@ -86,11 +79,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         write_file(args.out, json.dumps(m, indent=2), hint="or choose another --out")
         print(f"\nwrote {args.out}")
-    if args.robust:
-        from cnnkit.robust.commands import run_robust
-
-        print()
-        run_robust(args.checkpoint, args)
+    for after in getattr(args, "after_evaluate", None) or ():
+        after(args)
     return 0
 
 

@@ -53,8 +53,28 @@ def register(sub) -> None:
         default="eager",
         help="how the model runs (cnnkit.deploy.backends; default eager; a .onnx file runs in onnxruntime)",
     )
-    p.set_defaults(func=cmd_predict)
-    register_anchors(sub)  # a detection run's anchors (below)
+    # areas above add: backend_loader (cnnkit.deploy), task_predictors (cnnkit.tasks.segment / .detect)
+    p.set_defaults(func=cmd_predict, backend_loader=None, task_predictors=[])
+
+
+def extend(parsers: dict[str, argparse.ArgumentParser]) -> None:
+    """`cnnkit summary RUN|CKPT`: the models area summarises names and specs; a trained model's
+    checkpoint is read here, above it."""
+    parsers["summary"].set_defaults(checkpoint_model=checkpoint_model)
+
+
+def checkpoint_model(path, shape: tuple[int, int, int] | None):
+    """A checkpoint's model, built on the meta device (no weights loaded), its title and input shape."""
+    import torch
+
+    from cnnkit.checkpoint import load_checkpoint
+    from cnnkit.models import create_model
+
+    ckpt = load_checkpoint(path)
+    shape = shape or (ckpt["input"]["channels"], *ckpt["input"]["size"])
+    with torch.device("meta"):
+        model = create_model(ckpt["model"]["name"], **ckpt["model"]["kwargs"])
+    return model, f"{path} ({ckpt['model']['name']})", tuple(shape)
 
 
 def format_predictions(report, fmt: str) -> str:
@@ -93,29 +113,25 @@ def _csv(report, multi: bool) -> str:
 
 
 def _classifier(args: argparse.Namespace):
-    """The checkpoint as a Classifier running on --backend (eager: cnnkit.load; the others: cnnkit.deploy)."""
+    """The checkpoint as a Classifier running on --backend (eager: cnnkit.load; the others: the
+    `backend_loader` cnnkit.deploy.commands.extend sets)."""
+    from cnnkit.errors import CnnkitError
     from cnnkit.inference import load
 
     if args.backend == "eager":
         return load(args.checkpoint, device=args.device)
-    from cnnkit.deploy.predict_backend import load_backend
-
-    return load_backend(args.checkpoint, args.backend, device=args.device)
+    if getattr(args, "backend_loader", None) is None:
+        raise CnnkitError(f"--backend {args.backend} needs cnnkit.deploy (run predict through the cnnkit command)")
+    return args.backend_loader(args.checkpoint, args.backend, device=args.device)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from cnnkit._text import printable
-    from cnnkit.tasks.detect.predict import is_detect_checkpoint
-    from cnnkit.tasks.segment.predict import is_segment_checkpoint, predict_command
 
-    if args.backend == "eager" and is_detect_checkpoint(args.checkpoint):  # boxes drawn (tasks/detect/predict.py)
-        from cnnkit.tasks.detect.predict import predict_command as predict_boxes
-
-        return predict_boxes(args)
-    if args.backend == "eager" and is_segment_checkpoint(
-        args.checkpoint
-    ):  # masks and overlays (tasks/segment/predict.py)
-        return predict_command(args)
+    if args.backend == "eager":  # a segmentation or detection checkpoint: its task's own predict (masks, boxes)
+        for owns, predict in getattr(args, "task_predictors", None) or ():
+            if owns(args.checkpoint):
+                return predict(args)
     clf = _classifier(args)
     clf.invert = args.invert
     report = clf.predict_files(args.paths, top_k=args.top_k, threshold=args.threshold)
@@ -149,25 +165,3 @@ def _side_notes(args: argparse.Namespace, report) -> None:
         from cnnkit.background import background_warning
 
         print(f"cnnkit predict: warning: {background_warning(report.light_background)}", file=sys.stderr)
-
-
-def register_anchors(sub) -> None:
-    """`cnnkit anchors RUN IMAGE`: the RPN's anchors, proposals and detections as PNGs (tasks/detect/anchors.py)."""
-    p = sub.add_parser("anchors", help="a detection run's anchors, RPN proposals and detections over one image (PNGs)")
-    p.add_argument("checkpoint", help="a detection run folder or checkpoint")
-    p.add_argument("image", help="one image file")
-    p.add_argument("--out", default="anchors", help="folder for the PNGs (default: ./anchors)")
-    p.add_argument("--top", type=int, default=10, help="how many RPN proposals to draw (default 10)")
-    p.set_defaults(func=cmd_anchors)
-
-
-def cmd_anchors(args: argparse.Namespace) -> int:
-    from cnnkit.errors import CheckpointError
-    from cnnkit.tasks.detect.anchors import anchor_pictures
-    from cnnkit.tasks.detect.predict import is_detect_checkpoint
-
-    if not is_detect_checkpoint(args.checkpoint):
-        raise CheckpointError(f"{args.checkpoint}: not a detection run or checkpoint (train one with --task detect)")
-    for path in anchor_pictures(args.checkpoint, args.image, args.out, top=args.top):
-        print(path)
-    return 0

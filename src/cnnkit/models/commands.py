@@ -71,27 +71,21 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _model_to_summarize(args: argparse.Namespace, shape: tuple[int, int, int] | None):
-    """(meta-device model, title, input shape) of a checkpoint / run folder, a registered name or a spec."""
+    """(meta-device model, title, input shape) of a checkpoint / run folder, a registered name or a spec.
+    A checkpoint is read by the `checkpoint_model` cnnkit.inference.commands.extend sets (it is above models)."""
     from cnnkit.models.zoo import build_for_summary
 
     path = Path(args.model)
     if path.exists() and (path.is_dir() or path.suffix in (".ckpt", ".pt", ".pth")):
-        return _checkpoint_model(path, shape)
+        read = getattr(args, "checkpoint_model", None)
+        if read is None:
+            from cnnkit.errors import CnnkitError
+
+            raise CnnkitError(
+                f"{path}: summarising a checkpoint needs cnnkit.inference (run it through the cnnkit command)"
+            )
+        return read(path, shape)
     return build_for_summary(args.model, shape, num_classes=args.num_classes, small_input=args.small_input)
-
-
-def _checkpoint_model(path: Path, shape: tuple[int, int, int] | None):
-    """A checkpoint's model, built on the meta device (no weights loaded), its title and input shape."""
-    import torch
-
-    from cnnkit.checkpoint import load_checkpoint
-    from cnnkit.models import create_model
-
-    ckpt = load_checkpoint(path)
-    shape = shape or (ckpt["input"]["channels"], *ckpt["input"]["size"])
-    with torch.device("meta"):
-        model = create_model(ckpt["model"]["name"], **ckpt["model"]["kwargs"])
-    return model, f"{path} ({ckpt['model']['name']})", tuple(shape)
 
 
 def cmd_models(args: argparse.Namespace) -> int:

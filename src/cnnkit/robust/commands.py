@@ -37,7 +37,7 @@ def _eps_list_type(flag: str):
     return parse
 
 
-def add_robust_flags(p: argparse.ArgumentParser, prefix: str = "--robust-") -> None:
+def add_robust_flags(p, prefix: str = "--robust-") -> None:
     """--robust-n, --robust-eps, --robust-steps, --robust-restarts (shared by robust-eval and evaluate --robust)."""
     p.add_argument(
         f"{prefix}n",
@@ -176,6 +176,31 @@ def register(sub) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default: robust/ beside the checkpoint)")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_robust_eval)
+
+
+def extend(parsers: dict[str, argparse.ArgumentParser]) -> None:
+    """What this area adds to the engine's and evaluate's verbs (cli calls it once all verbs exist):
+    `train --adv-train ...` (flags, their config keys, and the run's hooks), `evaluate --robust`."""
+    train = parsers["train"]
+    add_train_arguments(train)
+    train.set_defaults(extra_flag_keys={**(train.get_default("extra_flag_keys") or {}), **ADV_FLAGS})
+    train.set_defaults(hook_factory=train_hooks)
+    ev = parsers["evaluate"]
+    g = ev.add_argument_group("robustness (cnnkit.robust)")
+    g.add_argument(
+        "--robust",
+        action="store_true",
+        help="also accuracy against FGSM and PGD over several eps, into robust/ beside the checkpoint (see cnnkit robust-eval)",
+    )
+    add_robust_flags(g)
+    ev.set_defaults(after_evaluate=[*(ev.get_default("after_evaluate") or []), _robust_after_evaluate])
+
+
+def _robust_after_evaluate(args: argparse.Namespace) -> None:
+    """`evaluate --robust`: the robustness table after the metrics."""
+    if args.robust:
+        print()
+        run_robust(args.checkpoint, args)
 
 
 def cmd_attack(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ summary.json's and the checkpoint's `task` name come from it. A method returning
 step to the engine's classification code (training/results.py, setup.py, resolve.py): tasks sit
 below the engine, so classification's defaults live there. A task's report.html section is a module
 in cnnkit.report.html.EXTRA_SECTIONS, and `cnnkit evaluate` / `predict` find a task's code by the
-checkpoint's `task` key (cnnkit.evaluate.api.TASK_MODULES, inference/commands.py).
+checkpoint's `task` key (cnnkit.evaluate.api.TASK_MODULES; predict: each task's commands.extend).
 """
 
 from __future__ import annotations

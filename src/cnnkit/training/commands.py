@@ -8,7 +8,6 @@ import json
 import sys
 from pathlib import Path
 
-from cnnkit.robust.commands import train_hooks
 from cnnkit.training.flags import DESCRIPTION, add_train_flags, build_config
 
 
@@ -52,7 +51,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         train_detection(None if args.resume else build_config(args), resume=args.resume, quiet=args.quiet)
         return 0
     cfg = build_config(args)
-    hooks = train_hooks(args, cfg)  # adversarial training (adv.*): its hooks live above the engine
+    factory = getattr(args, "hook_factory", None)  # set by an area above the engine (cnnkit.robust.commands.extend)
+    hooks = factory(args, cfg) if factory is not None else None  # e.g. adversarial training (adv.*)
     try:
         if cfg.runtime.devices > 1 and "RANK" not in os.environ:  # under torchrun, each process is already a rank
             from cnnkit.training.launcher import launch

@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from cnnkit.robust.commands import ADV_FLAGS, add_train_arguments  # adversarial training's train flags
-
 if TYPE_CHECKING:
     from cnnkit.config import Config
 
@@ -55,7 +53,6 @@ TRAIN_FLAGS = {
     "devices": "runtime.devices",
     "name": "run.name",
     "runs_dir": "run.runs_dir",
-    **ADV_FLAGS,  # --adv-train, --adv-eps... (cnnkit.robust.commands)
 }
 # flags that set a key to a fixed value (store_true flags whose key is not the flag's own)
 SWITCHES = {"strict": ("data.strict", True), "pretrained": ("model.pretrained", True)}
@@ -79,8 +76,6 @@ def add_train_flags(p: argparse.ArgumentParser, *, full: bool = True) -> None:
     g = p.add_argument_group("run")
     _run_flags(g, full)
     _output_flags(g)
-    if full:
-        add_train_arguments(p)  # --adv-train and its settings (cnnkit.robust.commands)
 
 
 def _data_flags(g) -> None:
@@ -264,13 +259,20 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(e).removeprefix("train.time_budget: ")) from None
 
 
+def flag_table(args: argparse.Namespace) -> dict[str, str]:
+    """TRAIN_FLAGS and the flags areas above the engine added to `train` (their `extend`, e.g. --adv-*
+    from cnnkit.robust.commands, sets the parser's `extra_flag_keys` default)."""
+    return {**TRAIN_FLAGS, **(getattr(args, "extra_flag_keys", None) or {})}
+
+
 def flag_overrides(args: argparse.Namespace) -> dict:
     """{config key: value} of the TRAIN_FLAGS given, each checked alone so that an error names its
     flag: "--lr 'optim.lr': must be in [0, 10]..."."""
     from cnnkit.config import Config
 
-    overrides = {key: getattr(args, dest) for dest, key in TRAIN_FLAGS.items() if getattr(args, dest, None) is not None}
-    for dest, key in TRAIN_FLAGS.items():
+    table = flag_table(args)
+    overrides = {key: getattr(args, dest) for dest, key in table.items() if getattr(args, dest, None) is not None}
+    for dest, key in table.items():
         if getattr(args, dest, None) is not None:
             Config().with_overrides({key: getattr(args, dest)}, source="--" + dest.replace("_", "-"))
     return overrides

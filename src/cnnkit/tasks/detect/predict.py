@@ -83,7 +83,7 @@ def draw(image: np.ndarray, detections: list[Detection], *, scores: bool = True)
 
 
 def predict_command(args: argparse.Namespace) -> int:
-    """The `predict` verb's body for a detection checkpoint (inference/commands.py hands over to it)."""
+    """The `predict` verb's body for a detection checkpoint (tasks/detect/commands.py adds it to predict)."""
     from cnnkit.data.detection import png_bytes
     from cnnkit.io_safety import write_file
 

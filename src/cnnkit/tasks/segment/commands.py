@@ -1,0 +1,28 @@
+"""`cnnkit predict` on a segmentation checkpoint (mask PNGs and overlays, tasks/segment/predict.py),
+added to the inference area's verb from here (imports run one way)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub) -> None:
+    """Segmentation has no verb of its own: train, evaluate, predict and report take its runs."""
+
+
+def extend(parsers: dict[str, argparse.ArgumentParser]) -> None:
+    """predict on a segmentation run or checkpoint: masks and overlays, instead of classes."""
+    predict = parsers["predict"]
+    predict.set_defaults(task_predictors=[*(predict.get_default("task_predictors") or []), (_owns, _predict)])
+
+
+def _owns(checkpoint) -> bool:
+    from cnnkit.tasks.segment.predict import is_segment_checkpoint
+
+    return is_segment_checkpoint(checkpoint)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from cnnkit.tasks.segment.predict import predict_command
+
+    return predict_command(args)
