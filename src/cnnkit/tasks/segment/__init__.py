@@ -16,9 +16,8 @@ if TYPE_CHECKING:  # the real names for type checkers; at run time they load on 
     from cnnkit.tasks.segment.task import dice_loss as dice_loss
     from cnnkit.tasks.segment.task import segment_loss as segment_loss
 
-_NAMES = {
-    name: "cnnkit.tasks.segment.task"
-    for name in ("IGNORE_INDEX", "SEGMENTATION", "Segmentation", "dice_loss", "segment_loss")
-}
+_NAMES = dict.fromkeys(
+    ("IGNORE_INDEX", "SEGMENTATION", "Segmentation", "dice_loss", "segment_loss"), "cnnkit.tasks.segment.task"
+)
 __all__ = sorted(_NAMES)
 __getattr__ = lazy_attributes(__name__, _NAMES)
