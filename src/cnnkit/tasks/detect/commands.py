@@ -12,7 +12,7 @@ def extend(parsers: dict[str, argparse.ArgumentParser]) -> None:
     predict.set_defaults(task_predictors=[*(predict.get_default("task_predictors") or []), (_owns, _predict)])
 
 
-def _owns(checkpoint) -> bool:
+def _owns(checkpoint: str) -> bool:
     from cnnkit.tasks.detect.predict import is_detect_checkpoint
 
     return is_detect_checkpoint(checkpoint)
@@ -24,7 +24,7 @@ def _predict(args: argparse.Namespace) -> int:
     return predict_command(args)
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     """`cnnkit anchors RUN IMAGE`: the RPN's anchors, proposals and detections as PNGs (tasks/detect/anchors.py)."""
     p = sub.add_parser("anchors", help="a detection run's anchors, RPN proposals and detections over one image (PNGs)")
     p.add_argument("checkpoint", help="a detection run folder or checkpoint")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     """Segmentation has no verb of its own: train, evaluate, predict and report take its runs."""
 
 
@@ -16,7 +16,7 @@ def extend(parsers: dict[str, argparse.ArgumentParser]) -> None:
     predict.set_defaults(task_predictors=[*(predict.get_default("task_predictors") or []), (_owns, _predict)])
 
 
-def _owns(checkpoint) -> bool:
+def _owns(checkpoint: str) -> bool:
     from cnnkit.tasks.segment.predict import is_segment_checkpoint
 
     return is_segment_checkpoint(checkpoint)
