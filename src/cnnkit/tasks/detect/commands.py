@@ -24,7 +24,7 @@ def _predict(args: argparse.Namespace) -> int:
     return predict_command(args)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`cnnkit anchors RUN IMAGE`: the RPN's anchors, proposals and detections as PNGs (tasks/detect/anchors.py)."""
     p = sub.add_parser("anchors", help="a detection run's anchors, RPN proposals and detections over one image (PNGs)")
     p.add_argument("checkpoint", help="a detection run folder or checkpoint")
