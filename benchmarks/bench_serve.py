@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -100,10 +101,8 @@ def tree_cpu_s(pid: int) -> float:
     total = cpu_s(pid)
     for task in Path(f"/proc/{pid}/task").iterdir():
         for child in (task / "children").read_text().split():
-            try:
+            with contextlib.suppress(OSError, ValueError):  # a child gone meanwhile
                 total += tree_cpu_s(int(child))
-            except (OSError, ValueError):
-                pass
     return total
 
 
