@@ -536,7 +536,7 @@ def main() -> int:
     p.add_argument("--max-wait-ms", type=float, default=2.0)
     p.add_argument("--soak-seconds", "--soak-s", dest="soak_s", type=float, default=45.0, help="soak length")
     p.add_argument("--soak-concurrency", type=int, default=16)
-    p.add_argument("--parts", nargs="+", choices=("sweep", "overload", "soak"), default=["sweep", "overload", "soak"])
+    p.add_argument("--parts", nargs="+", choices=("sweep", "overload", "soak", "workers"), default=["sweep", "overload", "soak"])
     p.add_argument("--no-extras", action="store_true", help="only the sweep (no overload, soak, workers)")
     p.add_argument("--workers", action="store_true", help="also measure --workers N for each of --workers-n")
     p.add_argument("--workers-n", nargs="+", type=int, default=[1, 2])
@@ -561,7 +561,7 @@ def main() -> int:
                 for part, fn in (("overload", overload), ("soak", soak)):
                     if part in args.parts:
                         r[part] = fn(ckpt, MODELS[name], args)
-                if args.workers:
+                if args.workers or "workers" in args.parts:
                     r["workers"] = workers(ckpt, MODELS[name], args)
             res["models"][name] = r
     res["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
