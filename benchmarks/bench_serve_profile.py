@@ -97,6 +97,59 @@ def stages(ckpt: Path, size: int, max_batch: int) -> dict:
     return out
 
 
+def app_cost(ckpt: Path, size: int) -> dict:
+    """CPU ms per request of the whole ASGI app on the event loop (FastAPI, middleware, metrics, parsing,
+    decode, batcher hand-off, response) with the forward stubbed out, called in-process without HTTP."""
+    from cnnkit.serve.app import create_app
+    from cnnkit.serve.config import ServeConfig
+    from cnnkit.serve.model import ServedModel
+
+    model = ServedModel.load(ckpt)
+    classes = len(model.class_names)
+    model.forward = lambda x: np.full((len(x), classes), 1 / classes, np.float32)  # type: ignore[method-assign]
+    app = create_app(model, ServeConfig(max_batch=1, max_wait_ms=0, threads=1))
+    png = images(size, 1)[0]
+
+    def split(request: bytes):
+        head, body = request.split(b"\r\n\r\n", 1)
+        pairs = [line.split(b": ", 1) for line in head.split(b"\r\n")[1:]]
+        return [(name.lower(), value) for name, value in pairs], body
+
+    kinds = {k: split(make(0)) for k, make in request_kinds(1, png, floor=False).items()}
+    kinds["GET /healthz"] = ([], b"")
+
+    async def call(kind: str) -> None:
+        headers, body = kinds[kind]
+        path, method = ("/healthz", "GET") if kind == "GET /healthz" else ("/v1/predict", "POST")
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method}
+        scope |= {"scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": ""}
+        scope |= {"headers": headers, "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8000), "state": {}}
+        sent: list = []
+
+        async def receive():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        await app(scope, receive, send)
+        assert sent[0]["status"] == 200, sent
+
+    async def measure() -> dict:
+        out = {}
+        async with app.router.lifespan_context(app):
+            for kind in kinds:
+                for _ in range(50):
+                    await call(kind)
+                start = time.thread_time()
+                for _ in range(500):
+                    await call(kind)
+                out[f"whole app, forward stubbed: {kind}"] = round((time.thread_time() - start) * 1000 / 500, 4)
+        return out
+
+    return asyncio.run(measure())
+
+
 async def _drive(url: str, make, concurrency: int, seconds: float) -> int:
     """Closed loop of `concurrency` raw connections for `seconds`; the number of 200 answers."""
     ok = 0
@@ -169,7 +222,7 @@ def markdown(res: dict) -> str:
         f"at end {res['load_average_end']} (shared with other sessions: CPU times inflate under load).",
         f"Command: `{res['command']}`. Model {res['model']} at {res['size']} px.",
         "",
-        "## Stages, in-process (CPU ms per image, time.thread_time)",
+        "## Stages, in-process (CPU ms per image, time.thread_time of the event loop's thread)",
         "",
         "| stage | CPU ms |",
         "|---|---:|",
@@ -213,7 +266,7 @@ def main() -> int:
     }
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = make_checkpoint(args.model, size, Path(tmp))
-        res["stages"] = stages(ckpt, size, args.max_batch)
+        res["stages"] = stages(ckpt, size, args.max_batch) | app_cost(ckpt, size)
         print(json.dumps(res["stages"], indent=1), flush=True)
         res["servers"] = servers(ckpt, size, args)
     res["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
