@@ -536,7 +536,9 @@ def main() -> int:
     p.add_argument("--max-wait-ms", type=float, default=2.0)
     p.add_argument("--soak-seconds", "--soak-s", dest="soak_s", type=float, default=45.0, help="soak length")
     p.add_argument("--soak-concurrency", type=int, default=16)
-    p.add_argument("--parts", nargs="+", choices=("sweep", "overload", "soak", "workers"), default=["sweep", "overload", "soak"])
+    p.add_argument(
+        "--parts", nargs="+", choices=("sweep", "overload", "soak", "workers"), default=["sweep", "overload", "soak"]
+    )
     p.add_argument("--no-extras", action="store_true", help="only the sweep (no overload, soak, workers)")
     p.add_argument("--workers", action="store_true", help="also measure --workers N for each of --workers-n")
     p.add_argument("--workers-n", nargs="+", type=int, default=[1, 2])
