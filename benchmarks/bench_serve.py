@@ -4,22 +4,28 @@ against dynamic batching, at several concurrencies; an overload run; a soak with
 Each configuration starts `cnnkit serve` as a child process on 127.0.0.1 (a free port; only
 loopback is ever contacted), with a checkpoint of random weights (speed does not depend on them):
   - fastnet_s at 32x32x3 (the default CIFAR-size model), ResNet-18 at 224x224x3.
-The client is an async httpx client with a fixed number of requests in flight (closed loop),
-each request one PNG image (multipart), bounded by a request count and a time limit per run.
+The client keeps a fixed number of requests in flight (closed loop), each request one PNG image
+(multipart, or with --body raw the PNG as the body, Content-Type image/png), bounded by a request
+count and a time limit per run. By default it is a minimal keep-alive HTTP/1.1 client on asyncio
+streams (--client raw, ~0.1-0.5 ms of CPU per request); --client httpx is the heavier
+httpx.AsyncClient (~2 ms per request), which on 2 shared cores takes CPU from the server.
+Server CPU ms/request (from /proc) is reported beside throughput: it is less disturbed by other load.
 
 Overload: 4x more requests in flight than the service admits (--max-batch + --max-queue); a client
 answered 503 waits Retry-After/20 and sends again. Every answer must be a 200 or a fast 503 (no
 timeout, no 500); afterwards, at concurrency 1, every request must succeed (recovery).
-Soak: a fixed concurrency for --soak-s seconds; every request must be answered; RSS at start/end.
+Soak: a fixed concurrency for --soak-seconds; every request must be answered 200; RSS at start/end.
+Scale-out (--workers): `cnnkit serve --workers N` for each N of --workers-n, at concurrency 32.
 
     .venv/bin/python benchmarks/bench_serve.py                 # both models, results in benchmarks/results/
-    .venv/bin/python benchmarks/bench_serve.py --models fastnet_s --seconds 5 --soak-s 30
+    .venv/bin/python benchmarks/bench_serve.py --models fastnet_s --parts soak --soak-seconds 120
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -90,6 +96,16 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_s(pid: int) -> float:
+    """cpu_s of a process and its descendants (uvicorn --workers: the workers are children)."""
+    total = cpu_s(pid)
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            with contextlib.suppress(OSError, ValueError):  # a child gone meanwhile
+                total += tree_cpu_s(int(child))
+    return total
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -144,35 +160,125 @@ class Server:
             return None
 
 
+BOUNDARY = "cnnkit-bench-boundary"
+
+
+def multipart_request(port: int, name: str, png: bytes) -> bytes:
+    """One keep-alive HTTP/1.1 POST /v1/predict with one PNG as multipart (what httpx would send)."""
+    body = (
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + png
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
+    )
+    head = (
+        f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def raw_request(port: int, name: str, png: bytes) -> bytes:
+    """The PNG as the whole body (Content-Type image/png), its name in X-Filename."""
+    head = (
+        f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: image/png\r\n"
+        f"X-Filename: {name}\r\nContent-Length: {len(png)}\r\n\r\n"
+    )
+    return head.encode() + png
+
+
+def load_with(args, *a, **kw) -> dict:
+    """`load` with the client and body chosen on the command line."""
+    return asyncio.run(load(*a, client=args.client, body=args.body, **kw))
+
+
+class RawConnection:
+    """A minimal HTTP/1.1 keep-alive client on asyncio streams (a few microseconds of CPU per request,
+    where httpx spends about 1.8 ms): on 2 shared cores the load generator must not eat the server's CPU."""
+
+    def __init__(self, url: str):
+        hostport = url.split("//", 1)[1]
+        self.host, port = hostport.rsplit(":", 1)
+        self.port = int(port)
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, data: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        try:
+            self.writer.write(data)
+            head = await self.reader.readuntil(b"\r\n\r\n")
+            lower = head.lower()
+            i = lower.index(b"content-length:") + 15
+            body = await self.reader.readexactly(int(lower[i : lower.index(b"\r\n", i)]))
+        except BaseException:
+            self.close()
+            raise
+        if b"connection: close" in lower:
+            self.close()
+        return int(head[9:12]), body
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
 async def load(
-    url: str, pngs: list[bytes], concurrency: int, max_requests: int, seconds: float, retry_503_s: float | None = None
+    url: str,
+    pngs: list[bytes],
+    concurrency: int,
+    max_requests: int,
+    seconds: float,
+    retry_503_s: float | None = None,
+    client: str = "raw",
+    body: str = "multipart",
 ) -> dict:
-    """`concurrency` clients in a closed loop until `max_requests` are sent or `seconds` pass."""
+    """`concurrency` clients in a closed loop until `max_requests` are sent or `seconds` pass.
+    client "raw": RawConnection per client (keep-alive); "httpx": one httpx.AsyncClient (the old load generator)."""
     import httpx
 
     lat_ok, lat_503, statuses = [], [], {}
     sent = 0
+    port = int(url.rsplit(":", 1)[1])
+    cpu0 = time.process_time()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as hx:
         start = time.perf_counter()
         stop_at = start + seconds
+
+        async def one(conn: RawConnection, i: int) -> int | str:
+            name = f"{i}.png"
+            png = pngs[i % len(pngs)]
+            if client == "httpx" and body == "raw":
+                r = await hx.post("/v1/predict", content=png, headers={"Content-Type": "image/png", "X-Filename": name})
+                code, data = r.status_code, r.content
+            elif client == "httpx":
+                r = await hx.post("/v1/predict", files=[("files", (name, png, "image/png"))])
+                code, data = r.status_code, r.content
+            else:
+                make = raw_request if body == "raw" else multipart_request
+                code, data = await asyncio.wait_for(conn.request(make(port, name, png)), 60)
+            if code == 200:
+                assert json.loads(data)["predictions"][0]["source"] == name
+            return code
 
         async def worker(w: int):
             nonlocal sent
             i = w
+            conn = RawConnection(url)
             while sent < max_requests and time.perf_counter() < stop_at:
                 sent += 1
                 t = time.perf_counter()
                 try:
-                    r = await client.post(
-                        "/v1/predict", files=[("files", (f"{i}.png", pngs[i % len(pngs)], "image/png"))]
-                    )
-                    code = r.status_code
-                    if code == 200:
-                        assert r.json()["predictions"][0]["source"] == f"{i}.png"
-                except httpx.TimeoutException:
+                    code = await one(conn, i)
+                except (httpx.TimeoutException, TimeoutError):
                     code = "timeout"
-                except httpx.HTTPError as e:
+                except (httpx.HTTPError, OSError, asyncio.IncompleteReadError, ValueError) as e:
                     code = type(e).__name__
                 dt = time.perf_counter() - t
                 statuses[str(code)] = statuses.get(str(code), 0) + 1
@@ -180,12 +286,15 @@ async def load(
                 if code == 503 and retry_503_s:
                     await asyncio.sleep(retry_503_s)
                 i += concurrency
+            conn.close()
 
         await asyncio.gather(*[worker(w) for w in range(concurrency)])
         wall = time.perf_counter() - start
     q = lambda xs, p: round(float(np.percentile(xs, p)) * 1000, 2) if xs else None  # noqa: E731
     return {
         "concurrency": concurrency,
+        "client": client,
+        "body": body,
         "requests": sent,
         "seconds": round(wall, 2),
         "statuses": statuses,
@@ -195,6 +304,7 @@ async def load(
         "p99_ms": q(lat_ok, 99),
         "p99_503_ms": q(lat_503, 99),
         "max_503_ms": round(max(lat_503) * 1000, 2) if lat_503 else None,
+        "client_cpu_ms_per_request": round((time.process_time() - cpu0) * 1000 / max(sent, 1), 3),
     }
 
 
@@ -229,12 +339,12 @@ def sweep(ckpt: Path, size: int, args) -> dict:
     try:
         for mode, flags in modes.items():
             servers[mode] = Server(ckpt, *flags, *args.server_flags, "--max-queue", "1024", "--timeout-s", "60")
-            asyncio.run(load(servers[mode].url, pngs, 4, 40, 10))  # warm-up
+            load_with(args, servers[mode].url, pngs, 4, 40, 10)  # warm-up
         out: dict[str, list] = {mode: [] for mode in modes}
         for c in args.concurrency:
             for mode, server in servers.items():
                 cpu0 = cpu_s(server.proc.pid)
-                r = asyncio.run(load(server.url, pngs, c, args.max_requests, args.seconds))
+                r = load_with(args, server.url, pngs, c, args.max_requests, args.seconds)
                 ok = r["statuses"].get("200", 0)
                 r["server_cpu_ms_per_request"] = round((cpu_s(server.proc.pid) - cpu0) * 1000 / ok, 2) if ok else None
                 r["load_average"] = [round(v, 2) for v in os.getloadavg()]
@@ -267,9 +377,9 @@ def overload(ckpt: Path, size: int, args) -> dict:
         "10",
     )
     try:
-        asyncio.run(load(server.url, pngs, 4, 40, 10))
-        over = asyncio.run(load(server.url, pngs, 4 * admitted, 100_000, args.seconds, retry_503_s=0.05))
-        after = asyncio.run(load(server.url, pngs, 1, 50, 10))
+        load_with(args, server.url, pngs, 4, 40, 10)
+        over = load_with(args, server.url, pngs, 4 * admitted, 100_000, args.seconds, retry_503_s=0.05)
+        after = load_with(args, server.url, pngs, 1, 50, 10)
         server_503 = server_latency(server.url, "503")
     finally:
         code = server.stop()
@@ -306,9 +416,9 @@ def soak(ckpt: Path, size: int, args) -> dict:
         "60",
     )
     try:
-        asyncio.run(load(server.url, pngs, 4, 200, 10))
+        load_with(args, server.url, pngs, 4, 200, 10)
         rss_start = rss_mb(server.proc.pid)
-        r = asyncio.run(load(server.url, pngs, args.soak_concurrency, 10**9, args.soak_s))
+        r = load_with(args, server.url, pngs, args.soak_concurrency, 10**9, args.soak_s)
         rss_end = rss_mb(server.proc.pid)
     finally:
         code = server.stop()
@@ -330,7 +440,7 @@ def soak(ckpt: Path, size: int, args) -> dict:
 def workers(ckpt: Path, size: int, args) -> dict:
     pngs = images(size)
     out = {}
-    for n in (1, 2):
+    for n in args.workers_n:
         server = Server(
             ckpt,
             *args.server_flags,
@@ -344,9 +454,13 @@ def workers(ckpt: Path, size: int, args) -> dict:
             "1024",
         )
         try:
-            asyncio.run(load(server.url, pngs, 4, 40, 10))
-            out[n] = asyncio.run(load(server.url, pngs, 32, args.max_requests, args.seconds))
-            print(f"  workers={n}: {out[n]['throughput_rps']} req/s p99 {out[n]['p99_ms']} ms", flush=True)
+            load_with(args, server.url, pngs, 4, 40 * n, 10)
+            cpu0 = tree_cpu_s(server.proc.pid)
+            out[n] = r = load_with(args, server.url, pngs, 32, args.max_requests, args.seconds)
+            ok = r["statuses"].get("200", 0)
+            r["server_cpu_ms_per_request"] = round((tree_cpu_s(server.proc.pid) - cpu0) * 1000 / max(ok, 1), 2)
+            r["load_average"] = round(os.getloadavg()[0], 2)
+            print(f"  workers={n}: {r['throughput_rps']} req/s p99 {r['p99_ms']} ms {r['statuses']}", flush=True)
         finally:
             server.stop()
     return out
@@ -360,7 +474,7 @@ def markdown(res: dict) -> str:
         f"Machine: {m['model']}, {m['cores']} cores ({m['simd']}); load average at start {m['load_average']} "
         f"(a machine shared with other sessions: timings are contaminated, compare within a run).",
         f"Command: `{res['command']}`. Dynamic batching: --max-batch {res['args']['max_batch']} --max-wait-ms {res['args']['max_wait_ms']}; "
-        f"naive: --max-batch 1. Server flags {' '.join(res['args']['server_flags']) or '(defaults)'}. Each point: at most {res['args']['max_requests']} requests or {res['args']['seconds']} s.",
+        f"naive: --max-batch 1. Client {res['args'].get('client', 'httpx')}, body {res['args'].get('body', 'multipart')}. Server flags {' '.join(res['args']['server_flags']) or '(defaults)'}. Each point: at most {res['args']['max_requests']} requests or {res['args']['seconds']} s.",
         "",
     ]
     for name, r in res["models"].items():
@@ -369,14 +483,14 @@ def markdown(res: dict) -> str:
             lines += [
                 f"## {name} ({MODELS[name]}x{MODELS[name]}x3, random weights)",
                 "",
-                "| concurrency | naive req/s | dynamic req/s | speed-up | naive p50 / p95 / p99 ms | dynamic p50 / p95 / p99 ms | server CPU ms/request naive / dynamic | load avg |",
-                "|---|---|---|---|---|---|---|---|",
+                "| concurrency | naive req/s | dynamic req/s | speed-up | naive p50 / p95 / p99 ms | dynamic p50 / p95 / p99 ms | server CPU ms/request naive / dynamic | client CPU ms/request | load avg |",
+                "|---|---|---|---|---|---|---|---|---|",
             ]
             for a, b in zip(r["sweep"]["naive"], r["sweep"]["dynamic"]):
                 sp = b["throughput_rps"] / a["throughput_rps"] if a["throughput_rps"] else float("nan")
                 lines.append(
                     f"| {a['concurrency']} | {a['throughput_rps']} | {b['throughput_rps']} | {sp:.2f}x | {a['p50_ms']} / {a['p95_ms']} / {a['p99_ms']} | "
-                    f"{b['p50_ms']} / {b['p95_ms']} / {b['p99_ms']} | {a['server_cpu_ms_per_request']} / {b['server_cpu_ms_per_request']} | {b['load_average'][0]} |"
+                    f"{b['p50_ms']} / {b['p95_ms']} / {b['p99_ms']} | {a['server_cpu_ms_per_request']} / {b['server_cpu_ms_per_request']} | {b.get('client_cpu_ms_per_request')} | {b['load_average'][0]} |"
                 )
         lines.append("")
         if "overload" in r:
@@ -402,7 +516,11 @@ def markdown(res: dict) -> str:
             w = r["workers"]
             lines += [
                 "Scale-out on this machine (concurrency 32): "
-                + "; ".join(f"{n} worker(s): {v['throughput_rps']} req/s, p99 {v['p99_ms']} ms" for n, v in w.items()),
+                + "; ".join(
+                    f"{n} worker(s): {v['throughput_rps']} req/s, p99 {v['p99_ms']} ms, {v['statuses']}, "
+                    f"server CPU {v.get('server_cpu_ms_per_request')} ms/request, load {v.get('load_average')}"
+                    for n, v in w.items()
+                ),
                 "",
             ]
     return "\n".join(lines) + "\n"
@@ -416,11 +534,16 @@ def main() -> int:
     p.add_argument("--max-requests", type=int, default=2000, help="request limit per point")
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=2.0)
-    p.add_argument("--soak-s", type=float, default=45.0)
+    p.add_argument("--soak-seconds", "--soak-s", dest="soak_s", type=float, default=45.0, help="soak length")
     p.add_argument("--soak-concurrency", type=int, default=16)
-    p.add_argument("--parts", nargs="+", choices=("sweep", "overload", "soak"), default=["sweep", "overload", "soak"])
+    p.add_argument(
+        "--parts", nargs="+", choices=("sweep", "overload", "soak", "workers"), default=["sweep", "overload", "soak"]
+    )
     p.add_argument("--no-extras", action="store_true", help="only the sweep (no overload, soak, workers)")
-    p.add_argument("--workers", action="store_true", help="also measure --workers 1 vs 2 (fastnet_s)")
+    p.add_argument("--workers", action="store_true", help="also measure --workers N for each of --workers-n")
+    p.add_argument("--workers-n", nargs="+", type=int, default=[1, 2])
+    p.add_argument("--client", choices=("raw", "httpx"), default="raw", help="load generator (default raw)")
+    p.add_argument("--body", choices=("multipart", "raw"), default="multipart", help="request body (default multipart)")
     p.add_argument("--threads", type=int, help="cnnkit serve --threads (default: torch's)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench_serve"))
     args = p.parse_args()
@@ -440,7 +563,7 @@ def main() -> int:
                 for part, fn in (("overload", overload), ("soak", soak)):
                     if part in args.parts:
                         r[part] = fn(ckpt, MODELS[name], args)
-                if args.workers:
+                if args.workers or "workers" in args.parts:
                     r["workers"] = workers(ckpt, MODELS[name], args)
             res["models"][name] = r
     res["load_average_end"] = [round(v, 2) for v in os.getloadavg()]

@@ -197,3 +197,29 @@ def test_openapi_schema_and_offline_docs(make_app):
     # the page is self-contained: no external script, style or font
     assert page.status_code == 200 and "<script>" in page.text
     assert "http://" not in page.text and "https://" not in page.text and 'src="/' not in page.text
+
+
+def test_small_images_decode_on_the_loop_large_ones_in_a_thread(make_app, monkeypatch):
+    import cnnkit.serve.app as app_module
+
+    hops = []
+    real = app_module.run_in_threadpool
+
+    async def counted(fn, *a):
+        hops.append(fn)
+        return await real(fn, *a)
+
+    monkeypatch.setattr(app_module, "run_in_threadpool", counted)
+    large = png_bytes(5, size=int(app_module.INLINE_DECODE_PIXELS**0.5) + 1)  # just over the limit
+
+    async def go():
+        async with client_of(make_app()) as c:
+            small = await c.post("/v1/predict", files=[("files", ("s.png", png_bytes(5), "image/png"))])
+            n_small = len(hops)
+            big = await c.post("/v1/predict", files=[("files", ("b.png", large, "image/png"))])
+            return small, n_small, big
+
+    small, n_small, big = run(go())
+    assert small.status_code == 200 and big.status_code == 200
+    assert n_small == 0 and len(hops) == 1
+    assert big.json()["predictions"][0]["source"] == "b.png"

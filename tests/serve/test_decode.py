@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 from tests.serve.conftest import png_bytes
 
-from cnnkit.serve.decode import UploadError, decode_image
+from cnnkit.serve.decode import UploadError, decode_image, pixels
 
 
 def test_decodes_in_memory():
@@ -36,3 +36,11 @@ def test_decompression_bomb_refused_on_the_header(monkeypatch):
     ) as e:
         decode_image(buf.getvalue(), "files[0]")
     assert e.value.status == 422
+
+
+def test_pixels_reads_the_header_only():
+    big = io.BytesIO()
+    Image.new("RGB", (300, 200)).save(big, "PNG")
+    assert pixels(big.getvalue()) == 60_000
+    assert pixels(png_bytes(0, size=20)) == 400
+    assert pixels(b"text") == 0 and pixels(b"") == 0  # decode_image says why

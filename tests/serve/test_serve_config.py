@@ -33,7 +33,9 @@ def test_bad_values_name_the_flag(key, value, flag):
 
 
 def test_unknown_backend_and_empty_key():
-    with pytest.raises(ConfigError, match="--backend 'tensorrt' is not available; choose one of: eager"):
+    with pytest.raises(
+        ConfigError, match="--backend 'tensorrt' is not available; choose one of: eager, channels-last, bf16"
+    ):
         ServeConfig(backend="tensorrt")
     with pytest.raises(ConfigError, match="--api-key .* is empty"):
         ServeConfig(api_key="  ")
@@ -41,3 +43,9 @@ def test_unknown_backend_and_empty_key():
 
 def test_upload_bytes():
     assert ServeConfig(max_upload_mb=0.5).max_upload_bytes == 512 * 1024
+
+
+def test_cpu_backends_only_on_the_cpu():
+    assert ServeConfig(backend="channels-last").backend == "channels-last"
+    with pytest.raises(ConfigError, match="--backend bf16 is a CPU backend; use --device cpu or --backend eager"):
+        ServeConfig(backend="bf16", device="cuda")

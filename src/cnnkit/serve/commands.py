@@ -6,6 +6,7 @@ import argparse
 import os
 
 from cnnkit.ranges import Range, flag_type
+from cnnkit.serve.config import BACKENDS
 
 
 def register(sub) -> None:
@@ -29,7 +30,13 @@ def register(sub) -> None:
         default=1,
         help="uvicorn worker processes, each with its own copy of the model (default 1)",
     )
-    p.add_argument("--backend", choices=("eager",), default="eager", help="how the model runs (default eager PyTorch)")
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="eager",
+        help="how the model runs on the CPU (default eager PyTorch; channels-last: NHWC, faster convolutions on "
+        "oneDNN; bf16: channels-last under bf16 autocast, only on CPUs with native bf16)",
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
     p.add_argument(
         "--threads",

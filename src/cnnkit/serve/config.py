@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from cnnkit.errors import ConfigError
 
 API_KEY_ENV = "CNNKIT_API_KEY"
-BACKENDS = ("eager",)
+BACKENDS = ("eager", "channels-last", "bf16")  # cnnkit.deploy.backends' PyTorch ones that need no export
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,8 @@ class ServeConfig:
                 raise ConfigError(f"{flag} must be {what}, got {value}")
         if self.backend not in BACKENDS:
             raise ConfigError(f"--backend {self.backend!r} is not available; choose one of: {', '.join(BACKENDS)}")
+        if self.backend != "eager" and self.device != "cpu":
+            raise ConfigError(f"--backend {self.backend} is a CPU backend; use --device cpu or --backend eager")
         if self.api_key is not None and not self.api_key.strip():
             raise ConfigError(f"--api-key (or ${API_KEY_ENV}) is empty; give a secret string or leave it unset")
         if not is_loopback(self.host) and not self.api_key:

@@ -17,6 +17,16 @@ class UploadError(Exception):
         self.status, self.message, self.field = status, message, field
 
 
+def pixels(data: bytes) -> int:
+    """Width x height from the image's header alone (nothing decoded); 0 when the header is unreadable
+    (decode_image then says why)."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.width * im.height
+    except Exception:  # noqa: BLE001 - any failure is reported by decode_image
+        return 0
+
+
 def decode_image(data: bytes, field: str) -> Image.Image:
     """Decode one uploaded image. 415: not an image; 422: empty, corrupt, truncated or too many pixels."""
     if not data:

@@ -24,6 +24,7 @@ class ServedModel:
         self.clf = clf
         self.source = Path(source) if source is not None else None
         self.backend = backend
+        self._logits = None if backend == "eager" else _torch_runner(clf, backend)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu", backend: str = "eager") -> ServedModel:
@@ -43,7 +44,13 @@ class ServedModel:
     def forward(self, batch: np.ndarray) -> np.ndarray:
         """(B, C, H, W) uint8 -> (B, classes) probabilities (float32), one forward pass."""
         x = torch.from_numpy(batch)
-        probs = self.clf._probs(x) if hasattr(self.clf, "_probs") else self.clf.predict_proba(x, batch_size=len(x))
+        if self._logits is not None:
+            logits = self._logits(self.clf.normalize(x))
+            probs = torch.sigmoid(logits) if getattr(self.clf, "multi_label", False) else torch.softmax(logits, 1)
+        elif hasattr(self.clf, "_probs"):
+            probs = self.clf._probs(x)
+        else:
+            probs = self.clf.predict_proba(x, batch_size=len(x))
         return np.asarray(probs, dtype=np.float32)
 
     def predictions(self, probs: np.ndarray, sources: list[str], top_k: int) -> PredictionReport:
@@ -107,6 +114,22 @@ class ServedModel:
             "explain": self.explainable,
             "cnnkit_version": cnnkit.__version__,
         }
+
+
+def _torch_runner(clf: Classifier, backend: str):
+    """normalised batch -> logits with one of cnnkit.deploy's PyTorch CPU backends (the model converted in place)."""
+    from cnnkit.deploy.backends import torch_backend
+    from cnnkit.errors import ConfigError
+
+    model = getattr(clf, "model", None)
+    if not isinstance(model, torch.nn.Module):
+        raise ConfigError(
+            f"--backend {backend} needs a PyTorch model (a run folder or checkpoint); use --backend eager"
+        )
+    b = torch_backend(backend, model)
+    if b.run is None:
+        raise ConfigError(f"--backend {backend} is not available here: {b.reason}")
+    return b.run
 
 
 def _read_summary(run_dir: Path | None) -> dict[str, Any]:

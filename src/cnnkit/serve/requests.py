@@ -1,4 +1,5 @@
-"""Reading a request's images: multipart uploads or JSON with base64, all in memory."""
+"""Reading a request's images: multipart uploads, JSON with base64, or one image as the raw body
+(`Content-Type: image/*`, the cheapest to parse), all in memory."""
 
 from __future__ import annotations
 
@@ -34,16 +35,18 @@ def parse_top_k(value, field: str = "top_k") -> int:
 
 
 async def read_images(request: Request, max_images: int) -> tuple[list[tuple[str, str, bytes]], dict[str, str]]:
-    """[(field, source name, bytes)] and the other (text) fields, from a multipart or a JSON body.
+    """[(field, source name, bytes)] and the other (text) fields, from a multipart, a JSON or a raw image body.
     415 for another content type; 422 for a malformed body or no image; 413 for too many images."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype.startswith("image/"):
+        return await _read_raw(request)
     if ctype == "multipart/form-data":
         return await _read_multipart(request, max_images)
     if ctype == "application/json":
         return await _read_json(request, max_images)
     raise UploadError(
         415,
-        f"Content-Type {ctype or '(none)'} is not accepted; send multipart/form-data (image files) or application/json (base64 images)",
+        f"Content-Type {ctype or '(none)'} is not accepted; send multipart/form-data (image files), application/json (base64 images) or image/* (one image as the body)",
         "Content-Type",
     )
 
@@ -78,6 +81,12 @@ async def _read_multipart(request: Request, max_images: int):
     if not images:
         raise UploadError(422, "no image in the request: send one or more files (multipart field 'files')", "files")
     return images, fields
+
+
+async def _read_raw(request: Request):
+    """One image as the whole body; its name from the `X-Filename` header (default "body")."""
+    source = printable(request.headers.get("x-filename") or "body")
+    return [(f"body ({source})", source, await request.body())], {}
 
 
 def _b64(text, field: str) -> bytes:
