@@ -6,9 +6,12 @@
 
 Each trial: the space's values over the base config (its recipe applied first, so a searched
 key always wins over the recipe), the model's MACs per image counted on the meta device
-(models/summary.py; a trial over `max_macs` is not trained and is recorded as pruned), then
+(models/summary.py; a trial over `max_macs` is not trained and is recorded as pruned), its
+batch-1 CPU latency measured when `max_latency_ms` or a latency objective asks for it
+(search/latency.py; the user attr `latency_ms`; over the limit: not trained, pruned), then
 `train(cfg, run_dir=...)`. Its value is the best validation accuracy (the test split stays
-unseen by the search); with objectives [accuracy, macs] the study keeps a Pareto front.
+unseen by the search); with objectives [accuracy, macs] or [accuracy, latency] the study keeps a
+Pareto front.
 
 Pruning (single objective): `on_step` at the first step of epoch e reads epoch e-1's
 val_accuracy from the trial's metrics.csv, reports it to Optuna and raises TrialPruned when
@@ -39,6 +42,7 @@ from cnnkit.io_safety import Interrupted
 from cnnkit.models import create_model
 from cnnkit.models.spec import SpecError
 from cnnkit.models.summary import count_macs
+from cnnkit.search.latency import measure_latency_ms
 from cnnkit.search.space import SearchSpace
 from cnnkit.training.interrupt import TrainingInterrupted
 from cnnkit.training.recipes import apply_recipe
@@ -57,17 +61,6 @@ class StudyResult:
     best: Any | None  # the best complete trial (highest accuracy; on the front for two objectives)
     front: list[Any]  # the Pareto front (accuracy up, MACs down) of complete trials
     files: list[Path]
-
-
-def config_value(cfg: Config, key: str) -> Any:
-    """A dotted key's value, found in another section when the config's sections are regrouped
-    (TrainConfig is being split by concern; the search must not depend on where a key lives)."""
-    group, _, name = key.partition(".")
-    sections = [getattr(cfg, group, None)] + [getattr(cfg, f.name) for f in dataclasses.fields(cfg)]
-    for section in sections:
-        if section is not None and hasattr(section, name):
-            return getattr(section, name)
-    raise ConfigError(f"no config key {key!r}")
 
 
 def default_storage(out: Path) -> str:
@@ -124,18 +117,25 @@ def make_pruner(space: SearchSpace, epochs: int):
 
 
 class _Macs:
-    """MACs per image of a trial's model, from the dataset's shape (loaded once)."""
+    """MACs per image of a trial's model, from the dataset's shape (loaded once), and its measured latency."""
 
     def __init__(self, base: Config):
         self.data = build_dataset(base.data)
+        self.shape = (self.data.channels, *self.data.image_size)
 
-    def __call__(self, cfg: Config) -> tuple[int, int]:
+    def build(self, cfg: Config, device: str) -> torch.nn.Module:
         cfg = resolve_auto_model(cfg, self.data)
         kwargs = model_kwargs(cfg, self.data)
-        shape = (self.data.channels, *self.data.image_size)
-        with torch.device("meta"):
-            model = create_model(cfg.model.name, num_classes=self.data.num_classes, in_chans=shape[0], **kwargs)
-        return count_macs(model, shape), sum(p.numel() for p in model.parameters())
+        with torch.device(device):
+            return create_model(cfg.model.name, num_classes=self.data.num_classes, in_chans=self.shape[0], **kwargs)
+
+    def __call__(self, cfg: Config) -> tuple[int, int]:
+        model = self.build(cfg, "meta")
+        return count_macs(model, self.shape), sum(p.numel() for p in model.parameters())
+
+    def latency_ms(self, cfg: Config) -> float:
+        """Batch-1 CPU forward latency (search/latency.py) at the run's input size and thread count."""
+        return measure_latency_ms(self.build(cfg, "cpu"), self.shape, threads=cfg.runtime.num_threads)
 
 
 def open_study(space: SearchSpace, base: Config, out: Path, storage: str | None, name: str, resume: bool):
@@ -203,7 +203,10 @@ def _db_exists(url: str) -> bool:
 def _describe(space: SearchSpace) -> dict:
     params = {p.name: dataclasses.asdict(p) for p in space.params}
     arch = {k: dataclasses.asdict(p) for k, p in space.arch.params.items()} if space.arch else None
-    return _plain({"params": params, "arch": arch, "objectives": list(space.objectives), "max_macs": space.max_macs})
+    described = {"params": params, "arch": arch, "objectives": list(space.objectives), "max_macs": space.max_macs}
+    if space.max_latency_ms is not None:  # only when set: studies started before the key existed still resume
+        described["max_latency_ms"] = space.max_latency_ms
+    return _plain(described)
 
 
 def _plain(x: Any) -> Any:
@@ -225,6 +228,7 @@ def run_study(
     trials: int | None = None,
     timeout: float | None = None,
     max_macs: float | None = None,
+    max_latency_ms: float | None = None,
     resume: bool = False,
     resume_hint: str = "",
     stream: TextIO | None = None,
@@ -249,7 +253,7 @@ def run_study(
     optuna.logging.set_verbosity(logging.WARNING)
     try:
         study = open_study(space, base, out, storage, study_name, resume)
-        study.pruner = make_pruner(space, config_value(base, "train.epochs"))
+        study.pruner = make_pruner(space, base.train.epochs)
         macs_of = _Macs(base)
         done = sum(t.state.name in FINISHED for t in study.trials)
         owed = None if trials is None else max(trials - done, 0)
@@ -263,6 +267,8 @@ def run_study(
             flush=True,
         )
         objective = _Objective(space, base, out, macs_of, max_macs, stream)
+        if max_latency_ms is not None:
+            objective.max_latency_ms = max_latency_ms
         if owed != 0:
             callbacks = [optuna.study.MaxTrialsCallback(trials, states=_states(FINISHED))] if trials else []
             try:
@@ -296,6 +302,7 @@ class _Objective:
             max_macs,
             stream,
         )
+        self.max_latency_ms: float | None = space.max_latency_ms
 
     def __call__(self, trial: Any) -> Any:
         import optuna
@@ -317,6 +324,7 @@ class _Objective:
             trial.set_user_attr("skipped", f"{macs:,} MACs > max_macs {self.max_macs:,.0f}")
             self.say(trial, f"not trained: {macs:,} MACs per image is over max_macs {self.max_macs:,.0f}")
             raise optuna.TrialPruned("over the MAC limit")
+        latency = self.check_latency(trial, cfg)
         run_dir.mkdir(parents=True, exist_ok=False)
         hook = PruneOnEpoch(trial, run_dir) if not self.space.multi_objective else None
         t0 = time.perf_counter()
@@ -335,7 +343,23 @@ class _Objective:
         trial.set_user_attr("test_accuracy", test.get("accuracy"))
         trial.set_user_attr("train_seconds", run.summary.get("train_seconds"))
         self.say(trial, f"val accuracy {acc:.2%}, {macs:,} MACs ({time.perf_counter() - t0:.1f} s)")
-        return (acc, float(macs)) if self.space.multi_objective else acc
+        if not self.space.multi_objective:
+            return acc
+        return (acc, float(latency if self.space.objectives[1] == "latency" else macs))
+
+    def check_latency(self, trial: Any, cfg: Config) -> float | None:
+        """The measured latency (a user attr), when limited or an objective; TrialPruned over the limit."""
+        import optuna
+
+        if self.max_latency_ms is None and "latency" not in self.space.objectives:
+            return None
+        ms = self.macs_of.latency_ms(cfg)
+        trial.set_user_attr("latency_ms", ms)
+        if self.max_latency_ms is not None and ms > self.max_latency_ms:
+            trial.set_user_attr("skipped", f"{ms:.3g} ms > max_latency_ms {self.max_latency_ms:g}")
+            self.say(trial, f"not trained: {ms:.3g} ms per image is over max_latency_ms {self.max_latency_ms:g}")
+            raise optuna.TrialPruned("over the latency limit")
+        return ms
 
     def say(self, trial: Any, text: str) -> None:
         spec = trial.user_attrs.get("overrides", {}).get("model.name") if self.space.arch else None
