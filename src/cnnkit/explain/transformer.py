@@ -40,9 +40,9 @@ def find_vit(model: nn.Module) -> nn.Module | None:
 
 
 def patch_grid(vit: nn.Module, x: torch.Tensor) -> tuple[int, int]:
-    """(h, w): the patch grid of input `x` (B, C, H, W)."""
+    """(h, w): the patch grid of input `x` (B, C, H, W); a side that does not divide is padded up by timm."""
     ph, pw = vit.patch_embed.patch_size
-    return x.shape[-2] // ph, x.shape[-1] // pw
+    return -(-x.shape[-2] // ph), -(-x.shape[-1] // pw)
 
 
 def rollout(attentions: list[torch.Tensor]) -> torch.Tensor:

@@ -6,7 +6,8 @@ for the CNN-versus-ViT comparison (issue 19).
 in the small-image ViT papers; 16 above, the ImageNet ViT); every token attends to every
 other, with no built-in locality or translation equivariance: what the network knows of
 images it must learn from the data. `dynamic_img_size` interpolates the position embedding,
-so any input whose side divides by the patch size runs (28 px MNIST as 7x7 patches).
+so any input size runs (28 px MNIST as 7x7 patches of 4; a side that does not divide by the
+patch is zero-padded up to the next multiple).
 
 `vit_tiny_224`: the same network at timm's `vit_tiny_patch16_224` configuration (224 px,
 16 px patches: a 14x14 grid), randomly initialised (no weights are downloaded).
@@ -50,6 +51,7 @@ class ViT(ClassifierBase):
             num_heads=num_heads,
             drop_path_rate=drop_path,
             dynamic_img_size=True,
+            dynamic_img_pad=True,  # a side that does not divide by the patch is zero-padded up (28 px at patch 16)
         )
         self.num_features = embed_dim
         self.target_layer = f"net.blocks.{depth - 1}.norm1"  # (B, 1 + N, D): tokens, the grid for Grad-CAM
