@@ -120,20 +120,14 @@ class FakeTrial:
         self.user_attrs[k] = v
 
 
-def test_prune_hook_reports_finished_epochs_and_prunes(tmp_path):
-    metrics = tmp_path / "metrics.csv"
-    metrics.write_text("epoch,train_loss,val_accuracy\n1,0.9,0.25\n")
-    trial = FakeTrial(prune_after=2)
-    hook = PruneOnEpoch(trial, tmp_path)
-    hook(1, 1, 0.9)  # nothing finished before epoch 1
-    hook(2, 5, 0.9)  # only the first step of an epoch reads the file
-    assert trial.reports == []
-    hook(2, 1, 0.9)
-    assert trial.reports == [(1, 0.25)] and "pruned_at_epoch" not in trial.user_attrs
-    metrics.write_text("epoch,train_loss,val_accuracy\n1,0.9,0.25\n2,0.8,0.5\n")
-    with pytest.raises(optuna.TrialPruned, match="after epoch 2"):
-        hook(3, 1, 0.9)
-    assert trial.reports == [(1, 0.25), (2, 0.5)] and trial.user_attrs["pruned_at_epoch"] == 2
+def test_prune_hook_reports_each_epoch_and_prunes_before_the_last():
+    trial = FakeTrial(prune_after=1)
+    hook = PruneOnEpoch(trial, epochs=3)
+    with pytest.raises(optuna.TrialPruned, match="after epoch 1"):
+        hook(1, {"epoch": 1, "val_accuracy": 0.25})
+    assert trial.reports == [(1, 0.25)] and trial.user_attrs["pruned_at_epoch"] == 1
+    hook(3, {"epoch": 3, "val_accuracy": 0.5})  # the last epoch: reported, never pruned
+    assert trial.reports == [(1, 0.25), (3, 0.5)]
 
 
 def test_cli_tune_runs_and_refuses_a_missing_budget(image_folder, tmp_path, capsys):
@@ -157,8 +151,12 @@ def test_a_pruned_trial_stops_inside_training(base, tmp_path, monkeypatch, capsy
     result = run_study(space, base.with_overrides({"train.epochs": 3}), tmp_path / "s")
     (t,) = result.trials
     assert t.state.name == "PRUNED" and t.user_attrs["pruned_at_epoch"] == 1 and list(t.intermediate_values) == [1]
-    with (tmp_path / "s" / "trials" / "0000" / "metrics.csv").open() as f:
-        assert [r["epoch"] for r in csv.DictReader(f)] == ["1"]  # epoch 2 stopped at its first step
+    run = tmp_path / "s" / "trials" / "0000"
+    with (run / "metrics.csv").open() as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["1"]  # stopped right after epoch 1
+    assert (run / "last.ckpt").is_file() and (run / "best.ckpt").is_file() and not (run / "summary.json").exists()
+    mark = json.loads((run / "pruned.json").read_text())
+    assert mark["state"] == "pruned" and mark["epoch"] == 1 and "below the pruner's bar" in mark["reason"]
     assert "trial 0: pruned after epoch 1" in capsys.readouterr().out
     assert result.best is None and not (tmp_path / "s" / "best_config.yaml").exists()
 

@@ -13,9 +13,10 @@ batch-1 CPU latency measured when `max_latency_ms` or a latency objective asks f
 unseen by the search); with objectives [accuracy, macs] or [accuracy, latency] the study keeps a
 Pareto front.
 
-Pruning (single objective): `on_step` at the first step of epoch e reads epoch e-1's
-val_accuracy from the trial's metrics.csv, reports it to Optuna and raises TrialPruned when
-the median or Hyperband pruner says so. Optuna cannot prune multi-objective studies.
+Pruning (single objective): the engine's `on_epoch_end` hook gets each epoch's metrics row,
+reports its val_accuracy to Optuna and raises TrialPruned when the median or Hyperband pruner
+says so; the run stops there with its folder complete up to that epoch (metrics.csv,
+best.ckpt, last.ckpt) and a pruned.json saying why. Optuna cannot prune multi-objective studies.
 
 The study lives in its database: Ctrl-C stops the running trial (its run folder keeps its
 last.ckpt; the trial is marked failed) and `--resume` continues with the trials still owed.
@@ -23,8 +24,8 @@ last.ckpt; the trial is marked failed) and `--resume` continues with the trials 
 
 from __future__ import annotations
 
-import csv
 import dataclasses
+import json
 import logging
 import sys
 import time
@@ -42,6 +43,7 @@ from cnnkit.io_safety import Interrupted
 from cnnkit.models import create_model
 from cnnkit.models.spec import SpecError
 from cnnkit.models.summary import count_macs
+from cnnkit.rundir import atomic_write_text
 from cnnkit.search.latency import measure_latency_ms
 from cnnkit.search.space import SearchSpace
 from cnnkit.training.interrupt import TrainingInterrupted
@@ -68,31 +70,21 @@ def default_storage(out: Path) -> str:
 
 
 class PruneOnEpoch:
-    """An on_step hook: the finished epochs' val_accuracy to the trial, and TrialPruned when told."""
+    """An on_epoch_end hook (training/hooks.py): each epoch's val_accuracy to the trial, and
+    TrialPruned when the pruner says so (never after the last epoch: that trial is finished)."""
 
-    def __init__(self, trial: Any, run_dir: Path):
-        self.trial, self.run_dir, self.reported = trial, run_dir, 0
+    def __init__(self, trial: Any, epochs: int):
+        self.trial, self.epochs = trial, epochs
 
-    def report(self) -> None:
-        path = self.run_dir / "metrics.csv"
-        if not path.is_file():
-            return
-        with path.open(newline="") as f:
-            for row in csv.DictReader(f):
-                epoch = int(row["epoch"])
-                if epoch > self.reported and row.get("val_accuracy") not in (None, ""):
-                    self.trial.report(float(row["val_accuracy"]), epoch)
-                    self.reported = epoch
-
-    def __call__(self, epoch: int, step: int, loss: float) -> None:
+    def __call__(self, epoch: int, row: dict) -> None:
         import optuna
 
-        if step != 1 or epoch - 1 <= self.reported:
+        if row.get("val_accuracy") is None:
             return
-        self.report()
-        if self.trial.should_prune():
-            self.trial.set_user_attr("pruned_at_epoch", self.reported)
-            raise optuna.TrialPruned(f"val_accuracy after epoch {self.reported} below the pruner's bar")
+        self.trial.report(float(row["val_accuracy"]), epoch)
+        if epoch < self.epochs and self.trial.should_prune():
+            self.trial.set_user_attr("pruned_at_epoch", epoch)
+            raise optuna.TrialPruned(f"val_accuracy after epoch {epoch} below the pruner's bar")
 
 
 def make_sampler(space: SearchSpace):
@@ -326,18 +318,16 @@ class _Objective:
             raise optuna.TrialPruned("over the MAC limit")
         latency = self.check_latency(trial, cfg)
         run_dir.mkdir(parents=True, exist_ok=False)
-        hook = PruneOnEpoch(trial, run_dir) if not self.space.multi_objective else None
+        hook = PruneOnEpoch(trial, cfg.train.epochs) if not self.space.multi_objective else None
         t0 = time.perf_counter()
         try:
-            run = train(cfg, run_dir=run_dir, quiet=True, on_step=hook)
-        except optuna.TrialPruned:
-            self.say(
-                trial,
-                f"pruned after epoch {trial.user_attrs.get('pruned_at_epoch')} ({time.perf_counter() - t0:.1f} s)",
-            )
+            run = train(cfg, run_dir=run_dir, quiet=True, on_epoch_end=hook)
+        except optuna.TrialPruned as e:
+            epoch = trial.user_attrs.get("pruned_at_epoch")
+            mark = {"state": "pruned", "trial": trial.number, "epoch": epoch, "reason": str(e)}
+            atomic_write_text(run_dir / "pruned.json", json.dumps(mark, indent=2))  # the folder says why it stops
+            self.say(trial, f"pruned after epoch {epoch} ({time.perf_counter() - t0:.1f} s)")
             raise
-        if hook is not None:
-            hook.report()  # the last epoch too, for the pruner's statistics
         acc = float(run.summary["best_val_accuracy"])
         test = run.summary.get("test") or {}
         trial.set_user_attr("test_accuracy", test.get("accuracy"))
