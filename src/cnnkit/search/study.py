@@ -20,6 +20,8 @@ best.ckpt, last.ckpt) and a pruned.json saying why. Optuna cannot prune multi-ob
 
 The study lives in its database: Ctrl-C stops the running trial (its run folder keeps its
 last.ckpt; the trial is marked failed) and `--resume` continues with the trials still owed.
+A trial whose process was killed outright (SIGKILL) is found by Optuna's heartbeat once it
+has been silent for a minute, marked failed and its parameters run again (search/stale.py).
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ from cnnkit.models import create_model
 from cnnkit.models.spec import SpecError
 from cnnkit.models.summary import count_macs
 from cnnkit.rundir import atomic_write_text
+from cnnkit.search import stale
 from cnnkit.search.latency import measure_latency_ms
 from cnnkit.search.space import SearchSpace
+from cnnkit.search.stale import fail_stale, heartbeat_kwargs
 from cnnkit.training.interrupt import TrainingInterrupted
 from cnnkit.training.recipes import apply_recipe
 from cnnkit.training.resolve import model_kwargs, resolve_auto_model
@@ -130,8 +134,19 @@ class _Macs:
         return measure_latency_ms(self.build(cfg, "cpu"), self.shape, threads=cfg.runtime.num_threads)
 
 
-def open_study(space: SearchSpace, base: Config, out: Path, storage: str | None, name: str, resume: bool):
-    """Create the study, or load it (resume, or a shared --storage); the space and base config must match."""
+def open_study(
+    space: SearchSpace,
+    base: Config,
+    out: Path,
+    storage: str | None,
+    name: str,
+    resume: bool,
+    heartbeat: tuple[int, int] | None = None,
+    stream: TextIO | None = None,
+):
+    """Create the study, or load it (resume, or a shared --storage); the space and base config must match.
+    `heartbeat`: (interval, grace) seconds of Optuna's heartbeat, which fails trials whose process died
+    (default search/stale.py's HEARTBEAT_S, GRACE_S)."""
     import optuna
 
     shared = storage is not None
@@ -139,7 +154,7 @@ def open_study(space: SearchSpace, base: Config, out: Path, storage: str | None,
     had_db = _db_exists(url)
     if resume and not had_db:
         raise ConfigError(f"--resume: no study {name!r} in {url}; drop --resume to start one")
-    url = _connect(url)
+    url = _connect(url, heartbeat_kwargs(*(heartbeat or (stale.HEARTBEAT_S, stale.GRACE_S)), stream))
     existing = optuna.get_all_study_names(url) if had_db or shared else []
     fingerprint = {"space": _describe(space), "base": base.to_dict()}
     if name in existing:
@@ -169,16 +184,18 @@ def open_study(space: SearchSpace, base: Config, out: Path, storage: str | None,
     return study
 
 
-def _connect(url: str, tries: int = 10) -> Any:
-    """An Optuna RDB storage. SQLite waits up to a minute for another process's lock, and two
-    processes creating a fresh database's tables at once (one fails) are retried."""
+def _connect(url: str, heartbeat: dict[str, Any], tries: int = 10) -> Any:
+    """An Optuna RDB storage with a heartbeat (search/stale.py). SQLite waits up to a minute for another
+    process's lock, and two processes creating a fresh database's tables at once (one fails) are retried."""
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
     for attempt in range(tries):
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+            with warnings.catch_warnings():  # the heartbeat is marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, **heartbeat)
         except SQLAlchemyError:
             if attempt == tries - 1:
                 raise
@@ -224,6 +241,7 @@ def run_study(
     resume: bool = False,
     resume_hint: str = "",
     stream: TextIO | None = None,
+    heartbeat: tuple[int, int] | None = None,
 ) -> StudyResult:
     """Run (or continue) the study until `trials` trials have finished (complete or pruned, all
     processes together) or `timeout` seconds have passed in this process; then write the report."""
@@ -244,7 +262,8 @@ def run_study(
     prev_level = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(logging.WARNING)
     try:
-        study = open_study(space, base, out, storage, study_name, resume)
+        study = open_study(space, base, out, storage, study_name, resume, heartbeat, stream)
+        fail_stale(study)  # trials whose process was killed: failed, their parameters queued again
         study.pruner = make_pruner(space, base.train.epochs)
         macs_of = _Macs(base)
         done = sum(t.state.name in FINISHED for t in study.trials)
