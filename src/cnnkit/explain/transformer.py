@@ -41,7 +41,7 @@ def find_vit(model: nn.Module) -> nn.Module | None:
 
 def patch_grid(vit: nn.Module, x: torch.Tensor) -> tuple[int, int]:
     """(h, w): the patch grid of input `x` (B, C, H, W); a side that does not divide is padded up by timm."""
-    ph, pw = vit.patch_embed.patch_size
+    ph, pw = tuple(vit.patch_embed.patch_size)  # type: ignore[arg-type]
     return -(-x.shape[-2] // ph), -(-x.shape[-1] // pw)
 
 
@@ -69,14 +69,14 @@ def record_attention(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     handles = [b.attn_drop.register_forward_hook(lambda _m, _i, out: seen.append(out.detach())) for b in blocks]
     try:
         for b in blocks:
-            b.fused_attn = False
+            b.fused_attn = False  # type: ignore[misc]  # timm marks it Final; it is read at each forward
         with torch.no_grad():
             model(x)
     finally:
         for h in handles:
             h.remove()
         for b, f in zip(blocks, fused):
-            b.fused_attn = f
+            b.fused_attn = f  # type: ignore[misc]
     return seen
 
 

@@ -354,7 +354,10 @@ class _Objective:
         self.say(trial, f"val accuracy {acc:.2%}, {macs:,} MACs ({time.perf_counter() - t0:.1f} s)")
         if not self.space.multi_objective:
             return acc
-        return (acc, float(latency if self.space.objectives[1] == "latency" else macs))
+        if self.space.objectives[1] == "latency":
+            assert latency is not None  # measured for a latency objective (check_latency)
+            return (acc, latency)
+        return (acc, float(macs))
 
     def check_latency(self, trial: Any, cfg: Config) -> float | None:
         """The measured latency (a user attr), when limited or an objective; TrialPruned over the limit."""
