@@ -11,11 +11,17 @@ the folder, fp32, `--threads` threads):
     resnet18 small_input       3x3 stride-1 stem, no max pool
     convnext_tiny small_input  4x4 stride-2 stem (the CNN designed as an answer to ViTs)
     vit_tiny                   timm VisionTransformer, patch 4: 64 tokens + class token
+    vit_tiny_224               the same at 224 px, patch 16 (timm's vit_tiny_patch16_224 form): the 32 px
+                               images upsampled to 224, 196 tokens; not in the default set (--models)
 
 Reported: test accuracy of best.ckpt, MACs per image, parameters, training images per second
 (epochs x training images / training seconds). Run in-process, one after the other.
 
     .venv/bin/python benchmarks/bench_cnn_vs_vit.py --budget 120      # the recorded run
+    .venv/bin/python benchmarks/bench_cnn_vs_vit.py --full --budget 1800 --models fastnet_s resnet18 \
+        convnext_tiny vit_tiny vit_tiny_224 --out benchmarks/results/bench_cnn_vs_vit_full   # all of CIFAR-10
+    .venv/bin/python benchmarks/bench_cnn_vs_vit.py --budget 5 --per-class 3 --test-per-class 2 \
+        --models fastnet_s vit_tiny_224 --out /tmp/bcv                                        # smoke test
 
 Timings on a shared machine are contaminated: the load average is recorded before and after.
 """
@@ -37,12 +43,14 @@ from bench_photos import TARBALL  # noqa: E402
 from bench_train import write_results  # noqa: E402
 from machine import machine_info  # noqa: E402
 
-MODELS = {
-    "fastnet_s": ("fastnet_s", {}),
-    "resnet18": ("resnet18", {"small_input": True}),
-    "convnext_tiny": ("convnext_tiny", {"small_input": True}),
-    "vit_tiny": ("vit_tiny", {}),
+MODELS = {  # name: (registry name, model kwargs, input size)
+    "fastnet_s": ("fastnet_s", {}, 32),
+    "resnet18": ("resnet18", {"small_input": True}, 32),
+    "convnext_tiny": ("convnext_tiny", {"small_input": True}, 32),
+    "vit_tiny": ("vit_tiny", {}, 32),
+    "vit_tiny_224": ("vit_tiny_224", {}, 224),
 }
+DEFAULT_MODELS = ["fastnet_s", "resnet18", "convnext_tiny", "vit_tiny"]
 
 
 def build_folder(tarball: Path, dest: Path, train: int, test: int) -> dict:
@@ -69,12 +77,12 @@ def run_one(name: str, folder: Path, runs: Path, args) -> dict:
     from cnnkit.models.summary import count_macs
     from cnnkit.training.trainer import train
 
-    model, kwargs = MODELS[name]
+    model, kwargs, size = MODELS[name]
     cfg = Config().with_overrides(
         {
             "data.dataset": "folder",
             "data.path": str(folder),
-            "data.image_size": 32,
+            "data.image_size": size,
             "model.name": model,
             "model.kwargs": kwargs,
             "optim.name": "adamw",
@@ -92,11 +100,13 @@ def run_one(name: str, folder: Path, runs: Path, args) -> dict:
     )
     t0 = time.perf_counter()
     run = train(cfg, quiet=True, stream=io.StringIO())
-    macs = count_macs(create_model(model, num_classes=10, in_chans=3, **kwargs), (3, 32, 32))
+    size_kw = {"image_size": size} if model.startswith("vit") else {}
+    macs = count_macs(create_model(model, num_classes=10, in_chans=3, **kwargs, **size_kw), (3, size, size))
     n_train = run.summary["split_sizes"]["train"]
     secs = run.summary.get("train_seconds") or 0.0
     return {
         "model": name,
+        "input_px": size,
         "test_accuracy": run.summary["test"]["accuracy"],
         "best_val_accuracy": run.summary["best_val_accuracy"],
         "epochs": len(run.metrics),
@@ -124,7 +134,7 @@ def markdown(r: dict) -> str:
     for m in r["models"]:
         ips = f"{m['images_per_s']:.0f}" if m["images_per_s"] else "-"
         lines.append(
-            f"| {m['model']} | {m['test_accuracy']:.2%} | {m['best_val_accuracy']:.2%} | {m['epochs']} | "
+            f"| {m['model']}{' (224 px)' if m.get('input_px', 32) != 32 else ''} | {m['test_accuracy']:.2%} | {m['best_val_accuracy']:.2%} | {m['epochs']} | "
             f"{m['macs'] / 1e6:.1f} M | {m['params'] / 1e6:.2f} M | {ips} |"
         )
     return "\n".join(lines) + "\n"
@@ -136,9 +146,12 @@ def main() -> None:
     p.add_argument("--per-class", type=int, default=100)
     p.add_argument("--test-per-class", type=int, default=100)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--models", nargs="+", default=DEFAULT_MODELS, choices=list(MODELS))
+    p.add_argument("--full", action="store_true", help="all of CIFAR-10: 5,000 train / 1,000 test images per class")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "bench_cnn_vs_vit"))
     args = p.parse_args()
+    if args.full:
+        args.per_class, args.test_per_class = 5000, 1000
     load_before = [round(v, 2) for v in os.getloadavg()]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "cifar"

@@ -44,3 +44,12 @@ def test_saliency_and_gradcam_run_on_a_vit():
     assert heat.shape == (2, 16, 16) and float(heat.max()) == 1.0 and probs.shape == (2, 3)
     heat, _ = explain_batch(clf, images, method="gradcam", layer="net.patch_embed.proj")  # the only convolution
     assert heat.shape == (2, 16, 16)
+
+
+def test_vit_tiny_224_is_timms_patch16_224_configuration():
+    with torch.device("meta"):
+        m = create_model("vit_tiny_224", num_classes=1000, in_chans=3)
+    assert m.net.patch_embed.patch_size == (16, 16) and m.net.patch_embed.grid_size == (14, 14)
+    assert sum(p.numel() for p in m.parameters()) == 5_717_416  # timm's vit_tiny_patch16_224
+    small = create_model("vit_tiny_224", num_classes=2, in_chans=1, depth=1).eval()
+    assert small.forward_features(torch.zeros(1, 1, 28, 28)).shape == (1, 1 + 2 * 2, 192)  # 28 padded up to 32

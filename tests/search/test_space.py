@@ -68,6 +68,8 @@ def test_keys_and_values_are_checked_through_the_config(tmp_path):
         ({"params": {"optim.lr": [0.1]}, "objectives": ["macs"]}, "objectives: expected \\[accuracy\\]"),
         ({"params": {"optim.lr": [0.1]}, "pruner": "asha"}, "pruner: expected one of median, hyperband, none"),
         ({"params": {"optim.lr": [0.1]}, "trials": 0}, "trials: expected a whole number > 0"),
+        ({"params": {"optim.lr": [0.1]}, "max_latency_ms": -1}, "max_latency_ms: expected a number > 0, got -1"),
+        ({"params": {"optim.lr": [0.1]}, "objectives": ["accuracy", "speed"]}, "or \\[accuracy, latency\\]"),
         ({}, "nothing to search"),
         ({"architecture": {"kernel": [3, 4]}}, "kernel: expected an odd kernel size"),
         ({"architecture": {"kernel": "int(3, 7)"}}, "kernel: an odd kernel size"),

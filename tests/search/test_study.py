@@ -120,20 +120,14 @@ class FakeTrial:
         self.user_attrs[k] = v
 
 
-def test_prune_hook_reports_finished_epochs_and_prunes(tmp_path):
-    metrics = tmp_path / "metrics.csv"
-    metrics.write_text("epoch,train_loss,val_accuracy\n1,0.9,0.25\n")
-    trial = FakeTrial(prune_after=2)
-    hook = PruneOnEpoch(trial, tmp_path)
-    hook(1, 1, 0.9)  # nothing finished before epoch 1
-    hook(2, 5, 0.9)  # only the first step of an epoch reads the file
-    assert trial.reports == []
-    hook(2, 1, 0.9)
-    assert trial.reports == [(1, 0.25)] and "pruned_at_epoch" not in trial.user_attrs
-    metrics.write_text("epoch,train_loss,val_accuracy\n1,0.9,0.25\n2,0.8,0.5\n")
-    with pytest.raises(optuna.TrialPruned, match="after epoch 2"):
-        hook(3, 1, 0.9)
-    assert trial.reports == [(1, 0.25), (2, 0.5)] and trial.user_attrs["pruned_at_epoch"] == 2
+def test_prune_hook_reports_each_epoch_and_prunes_before_the_last():
+    trial = FakeTrial(prune_after=1)
+    hook = PruneOnEpoch(trial, epochs=3)
+    with pytest.raises(optuna.TrialPruned, match="after epoch 1"):
+        hook(1, {"epoch": 1, "val_accuracy": 0.25})
+    assert trial.reports == [(1, 0.25)] and trial.user_attrs["pruned_at_epoch"] == 1
+    hook(3, {"epoch": 3, "val_accuracy": 0.5})  # the last epoch: reported, never pruned
+    assert trial.reports == [(1, 0.25), (3, 0.5)]
 
 
 def test_cli_tune_runs_and_refuses_a_missing_budget(image_folder, tmp_path, capsys):
@@ -157,8 +151,12 @@ def test_a_pruned_trial_stops_inside_training(base, tmp_path, monkeypatch, capsy
     result = run_study(space, base.with_overrides({"train.epochs": 3}), tmp_path / "s")
     (t,) = result.trials
     assert t.state.name == "PRUNED" and t.user_attrs["pruned_at_epoch"] == 1 and list(t.intermediate_values) == [1]
-    with (tmp_path / "s" / "trials" / "0000" / "metrics.csv").open() as f:
-        assert [r["epoch"] for r in csv.DictReader(f)] == ["1"]  # epoch 2 stopped at its first step
+    run = tmp_path / "s" / "trials" / "0000"
+    with (run / "metrics.csv").open() as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["1"]  # stopped right after epoch 1
+    assert (run / "last.ckpt").is_file() and (run / "best.ckpt").is_file() and not (run / "summary.json").exists()
+    mark = json.loads((run / "pruned.json").read_text())
+    assert mark["state"] == "pruned" and mark["epoch"] == 1 and "below the pruner's bar" in mark["reason"]
     assert "trial 0: pruned after epoch 1" in capsys.readouterr().out
     assert result.best is None and not (tmp_path / "s" / "best_config.yaml").exists()
 
@@ -198,11 +196,45 @@ def test_two_processes_share_one_study(image_folder, tmp_path):
     assert len({t.number for t in study.trials}) == len(study.trials)
 
 
-def test_config_value_finds_a_key_wherever_its_section_is():
-    from cnnkit.search.study import config_value
+def test_a_tiny_latency_limit_refuses_every_trial_with_its_measured_latency(base, tmp_path):
+    space = space_from_dict({"architecture": {"width": [2, 4]}, "sampler": "random"})
+    result = run_study(space, base, tmp_path / "s", trials=2, max_latency_ms=1e-6)
+    assert [t.state.name for t in result.trials] == ["PRUNED", "PRUNED"]
+    for t in result.trials:
+        ms = t.user_attrs["latency_ms"]
+        assert ms > 0 and t.user_attrs["skipped"] == f"{ms:.3g} ms > max_latency_ms 1e-06"
+        assert not (tmp_path / "s" / "trials" / f"{t.number:04d}").exists()  # refused before training
+    assert result.best is None
 
-    cfg = Config().with_overrides({"train.epochs": 3, "run.runs_dir": "elsewhere"})
-    assert config_value(cfg, "train.epochs") == 3 and config_value(cfg, "run.runs_dir") == "elsewhere"
-    assert config_value(cfg, "optimisation.lr") == cfg.optim.lr  # a section renamed: found by the key's name
-    with pytest.raises(ConfigError, match="no config key 'train.epochz'"):
-        config_value(cfg, "train.epochz")
+
+def test_a_large_latency_limit_passes_and_latency_can_be_the_second_objective(base, tmp_path):
+    space = space_from_dict(
+        {"architecture": {"width": [2, 4]}, "objectives": ["accuracy", "latency"], "max_latency_ms": 1e4}
+    )
+    result = run_study(space, base.with_overrides({"train.epochs": 1}), tmp_path / "s", trials=2)
+    assert [t.state.name for t in result.trials] == ["COMPLETE", "COMPLETE"]
+    for t in result.trials:
+        assert 0 < t.user_attrs["latency_ms"] < 1e4 and t.values[1] == pytest.approx(t.user_attrs["latency_ms"])
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert summary["objectives"] == ["accuracy", "latency"] and summary["best"]["latency_ms"] > 0
+    assert (tmp_path / "s" / "pareto.png").is_file()
+
+
+def test_cli_latency_limit_and_default_out_under_the_runs_dir(image_folder, tmp_path, capsys):
+    space = tmp_path / "space.yaml"
+    space.write_text("architecture:\n  width: [2, 3]\n")
+    flags = ["--set", f"data.path={image_folder}", "--set", "data.dataset=folder", "--set", "data.image_size=12"]
+    flags += ["--set", f"run.runs_dir={tmp_path / 'runs'}", "--set", "run.html_report=false"]
+    assert main(["tune", str(space), "--trials", "1", "--max-latency-ms", "0", *flags]) == 2
+    assert "--max-latency-ms must be > 0, got 0.0" in capsys.readouterr().err
+    assert main(["tune", str(space), "--trials", "1", "--max-latency-ms", "1e-6", *flags]) == 0
+    out = capsys.readouterr().out
+    assert "trial 0: not trained: " in out and "ms per image is over max_latency_ms 1e-06" in out
+    summary = json.loads((tmp_path / "runs" / "tune-space" / "summary.json").read_text())
+    assert summary["trials"]["pruned"] == 1 and summary["all"][0]["latency_ms"] > 0
+
+
+def test_hyperband_spans_the_base_configs_epochs():
+    space = space_from_dict({"params": {"optim.lr": [0.1]}, "pruner": "hyperband"})
+    pruner = study_mod.make_pruner(space, Config().with_overrides({"train.epochs": 3}).train.epochs)
+    assert isinstance(pruner, optuna.pruners.HyperbandPruner) and pruner._max_resource == 3

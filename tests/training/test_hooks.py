@@ -1,7 +1,8 @@
 """training/hooks.py: the documented call order of every hook on a tiny run, and train()'s keywords filling Hooks."""
 
-import itertools
+import csv
 
+import pytest
 import torch
 
 from cnnkit.config import Config
@@ -49,6 +50,7 @@ def test_hooks_are_called_in_the_documented_order(tmp_path):
         batch_transform=batch_transform,
         loss_fn=loss_fn,
         on_end=lambda run: calls.append(f"on_end:{len(run.metrics)}"),
+        on_epoch_end=lambda epoch, row: calls.append(f"on_epoch_end:{epoch}:{row['epoch']}"),
     )
     cfg = Config().with_overrides({**TINY, "run.runs_dir": str(tmp_path)})
     run = train(
@@ -57,8 +59,10 @@ def test_hooks_are_called_in_the_documented_order(tmp_path):
     steps = run.summary["steps"] // 2
     assert steps == 3 and run.summary["epochs_run"] == 2
     expected = ["param_groups"]
-    for epoch, step in itertools.product((1, 2), range(1, steps + 1)):
-        expected += [f"perturb_batch:{epoch}", "batch_transform", "loss_fn", f"on_step:{epoch}.{step}"]
+    for epoch in (1, 2):
+        for step in range(1, steps + 1):
+            expected += [f"perturb_batch:{epoch}", "batch_transform", "loss_fn", f"on_step:{epoch}.{step}"]
+        expected.append(f"on_epoch_end:{epoch}:{epoch}")
     assert calls == [*expected, "on_end:2"]
 
 
@@ -73,3 +77,25 @@ def test_perturb_batch_changes_what_is_learned(tmp_path):
     )
     assert black.metrics[0]["train_loss"] != plain.metrics[0]["train_loss"]
     assert black.metrics[0]["train_accuracy"] <= 0.2  # 10 balanced classes, one input: at most a class or two right
+
+
+class Stop(Exception):
+    pass
+
+
+def test_an_exception_from_on_epoch_end_ends_the_run_with_its_folder_complete_so_far(tmp_path):
+    rows = []
+
+    def stop_after_first(epoch, row):
+        rows.append(row)
+        raise Stop(f"stopped after epoch {epoch}")
+
+    cfg = Config().with_overrides({**TINY, "train.epochs": 3, "run.runs_dir": str(tmp_path), "run.name": "r"})
+    with pytest.raises(Stop, match="stopped after epoch 1"):
+        train(cfg, quiet=True, on_epoch_end=stop_after_first)
+    run = tmp_path / "r"
+    with (run / "metrics.csv").open() as f:
+        written = list(csv.DictReader(f))
+    assert [r["epoch"] for r in written] == ["1"] and len(rows) == 1  # epoch 2 never started
+    assert float(written[0]["val_accuracy"]) == pytest.approx(rows[0]["val_accuracy"])
+    assert (run / "best.ckpt").is_file() and (run / "last.ckpt").is_file()

@@ -15,9 +15,11 @@ from cnnkit.explain.attention_map import resolve_attention, save_attention_panel
 from cnnkit.explain.attribution import LAYER_METHODS, attribute, resolve_layer
 from cnnkit.explain.attribution import METHODS as ATTRIBUTION_METHODS
 from cnnkit.explain.render import METHOD_TITLES, save_contact_sheet, save_panel
+from cnnkit.explain.transformer import rollout_maps
 from cnnkit.io_safety import staged_folder
 
-METHODS = (*ATTRIBUTION_METHODS, "attention")  # attention: a CBAM model's own map (explain/attention_map.py)
+# attention: a CBAM model's own map (explain/attention_map.py); rollout: a ViT's attention rollout (explain/transformer.py)
+METHODS = (*ATTRIBUTION_METHODS, "attention", "rollout")
 
 
 @dataclass
@@ -60,6 +62,8 @@ def explain_batch(
         targets = probs.argmax(1).tolist()
     if method == "attention":
         return spatial_attention(clf.model, x, layer), probs
+    if method == "rollout":
+        return rollout_maps(clf.model, x), probs
     baseline = clf.normalize(torch.zeros_like(images)) if method == "integrated-gradients" else None
     heat = attribute(clf.model, x, method, targets, layer=layer, baseline=baseline)
     return heat, probs

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnkit.errors import ConfigError
+from cnnkit.explain.transformer import is_token_layer, token_gradcam
 
 METHODS = ("gradcam", "gradcam++", "saliency", "smoothgrad", "integrated-gradients")
 LAYER_METHODS = ("gradcam", "gradcam++")
@@ -114,7 +115,10 @@ def attribute(
     with torch.enable_grad():  # works inside a caller's torch.no_grad() too
         if method in LAYER_METHODS:
             _, module = resolve_layer(model, layer)
-            maps = (_gradcam_pp if method == "gradcam++" else _gradcam)(model, x, targets, module)
+            if is_token_layer(model, module):  # a ViT's tokens: laid out on the patch grid (explain/transformer.py)
+                maps = token_gradcam(model, x, targets, module, plus_plus=method == "gradcam++")
+            else:
+                maps = (_gradcam_pp if method == "gradcam++" else _gradcam)(model, x, targets, module)
         else:
             maps = _captum(model, x, targets, method, baseline, samples)
     return _scale(np.asarray(maps))

@@ -6,7 +6,7 @@ import argparse
 
 from cnnkit.ranges import Range, flag_type
 
-METHODS = ("gradcam", "gradcam++", "saliency", "smoothgrad", "integrated-gradients", "attention")
+METHODS = ("gradcam", "gradcam++", "saliency", "smoothgrad", "integrated-gradients", "attention", "rollout")
 
 
 def register(sub) -> None:
@@ -35,7 +35,8 @@ def register(sub) -> None:
         "--method",
         choices=METHODS,
         default="gradcam",
-        help="attention: a CBAM model's spatial attention map beside Grad-CAM (--layer picks the CBAM block)",
+        help="attention: a CBAM model's spatial attention map beside Grad-CAM (--layer picks the CBAM block); "
+        "rollout: a ViT's attention rollout (class token over the patches)",
     )
     p.add_argument(
         "--layer", metavar="NAME", help="module for Grad-CAM (default: the model's last convolutional stage)"

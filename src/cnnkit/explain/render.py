@@ -13,6 +13,7 @@ METHOD_TITLES = {
     "smoothgrad": "SmoothGrad",
     "integrated-gradients": "integrated gradients",
     "attention": "CBAM spatial attention (beside Grad-CAM)",
+    "rollout": "attention rollout",
 }
 
 

@@ -26,6 +26,12 @@ def register(sub) -> None:
     p.add_argument("--trials", type=flag_type(Range(1)), help="stop when this many trials have finished")
     p.add_argument("--timeout", metavar="DURATION", help="stop starting trials after this long, e.g. 15m")
     p.add_argument("--max-macs", type=float, metavar="N", help="do not train models above N MACs per image")
+    p.add_argument(
+        "--max-latency-ms",
+        type=float,
+        metavar="MS",
+        help="do not train models slower than MS ms per batch-1 CPU forward (measured before training)",
+    )
     p.add_argument("--storage", metavar="URL", help="a shared database, e.g. sqlite:////shared/study.db")
     p.add_argument("--study-name", default="tune", help="the study's name in the storage (default tune)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: <runs_dir>/tune-<space name>)")
@@ -39,7 +45,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from cnnkit.config import Config, load_config, parse_value
     from cnnkit.errors import ConfigError
     from cnnkit.search.space import load_space, parse_duration
-    from cnnkit.search.study import config_value, run_study
+    from cnnkit.search.study import run_study
     from cnnkit.training.interrupt import TrainingInterrupted
 
     space = load_space(args.space)
@@ -51,10 +57,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.epochs=2")
         overrides[key.strip()] = parse_value(value)
     base = base.with_overrides(overrides, source="--set")
-    runs_dir = config_value(base, "run.runs_dir")
-    out = Path(args.out) if args.out else Path(runs_dir) / f"tune-{Path(args.space).stem}"
+    out = Path(args.out) if args.out else Path(base.run.runs_dir) / f"tune-{Path(args.space).stem}"
     if args.max_macs is not None and args.max_macs <= 0:
         raise ConfigError(f"--max-macs must be > 0, got {args.max_macs}")
+    if args.max_latency_ms is not None and args.max_latency_ms <= 0:
+        raise ConfigError(f"--max-latency-ms must be > 0, got {args.max_latency_ms}")
     argv = [a for a in sys.argv[1:] if a != "--resume"] if sys.argv[1:2] == ["tune"] else []
     hint = "cnnkit " + shlex.join(argv) if argv else f"cnnkit tune {args.space} --out {out}"
     try:
@@ -67,6 +74,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             trials=args.trials,
             timeout=parse_duration(args.timeout, "--timeout") if args.timeout else None,
             max_macs=args.max_macs,
+            max_latency_ms=args.max_latency_ms,
             resume=args.resume,
             resume_hint=hint,
         )

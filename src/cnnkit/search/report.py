@@ -1,6 +1,7 @@
 """The study's report: summary.json / summary.md (best trial, Pareto front, importances, the
 command that re-trains the best by hand), best_config.yaml, and two plots: the optimisation
-history and accuracy against MACs with the Pareto front."""
+history and accuracy against MACs (or the measured latency, objectives [accuracy, latency]) with
+the Pareto front."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ def _row(t: Any) -> dict:
         "test_accuracy": t.user_attrs.get("test_accuracy"),
         "macs": t.user_attrs.get("macs"),
         "params": t.user_attrs.get("params"),
+        "latency_ms": t.user_attrs.get("latency_ms"),
         "overrides": t.user_attrs.get("overrides"),
         "run_dir": t.user_attrs.get("run_dir"),
         "note": t.user_attrs.get("skipped")
@@ -62,9 +64,10 @@ def write_report(study: Any, space: Any, out: Path, storage: str, max_macs: floa
     from cnnkit.search.study import StudyResult
 
     trials = list(study.trials)
-    complete = [t for t in trials if t.state.name == "COMPLETE" and "macs" in t.user_attrs]
-    front = pareto_front([(t.values[0], float(t.user_attrs["macs"]), t) for t in complete])
-    best = max(complete, key=lambda t: (t.values[0], -t.user_attrs["macs"]), default=None)
+    cost = "latency_ms" if "latency" in space.objectives else "macs"  # the front's second axis
+    complete = [t for t in trials if t.state.name == "COMPLETE" and cost in t.user_attrs]
+    front = pareto_front([(t.values[0], float(t.user_attrs[cost]), t) for t in complete])
+    best = max(complete, key=lambda t: (t.values[0], -t.user_attrs[cost]), default=None)
     files = [out / "summary.json", out / "summary.md"]
     counts = {s: sum(t.state.name.lower() == s for t in trials) for s in ("complete", "pruned", "fail", "running")}
     imp = importances(study)
@@ -91,7 +94,7 @@ def write_report(study: Any, space: Any, out: Path, storage: str, max_macs: floa
     if complete:
         files += [
             _plot_history(trials, out / "history.png"),
-            _plot_pareto(complete, front, max_macs, out / "pareto.png"),
+            _plot_pareto(complete, front, max_macs if cost == "macs" else None, out / "pareto.png", cost),
         ]
     print(
         f"cnnkit tune: {counts['complete']} complete, {counts['pruned']} pruned, {counts['fail']} failed trials",
@@ -105,12 +108,15 @@ def write_report(study: Any, space: Any, out: Path, storage: str, max_macs: floa
         )
         if len(front) > 1:
             print(
-                "Pareto front: "
-                + ", ".join(f"#{t.number} {t.values[0]:.1%} @ {t.user_attrs['macs']:,}" for t in front),
+                "Pareto front: " + ", ".join(f"#{t.number} {t.values[0]:.1%} @ {_cost_text(t, cost)}" for t in front),
                 file=stream,
             )
     print(f"report: {out / 'summary.md'}", file=stream, flush=True)
     return StudyResult(out, storage, study.study_name, trials, best, front, files)
+
+
+def _cost_text(t: Any, cost: str) -> str:
+    return f"{t.user_attrs['macs']:,} MACs" if cost == "macs" else f"{t.user_attrs['latency_ms']:.3g} ms"
 
 
 def _markdown(s: dict, retrain: str | None) -> str:
@@ -125,7 +131,9 @@ def _markdown(s: dict, retrain: str | None) -> str:
             "",
             f"Trial {b['number']}: validation accuracy {b['val_accuracy']:.2%}"
             + (f" (test {b['test_accuracy']:.2%})" if b["test_accuracy"] is not None else "")
-            + f", {b['macs']:,} MACs, {b['params']:,} parameters, run folder `{b['run_dir']}`",
+            + f", {b['macs']:,} MACs, {b['params']:,} parameters"
+            + (f", {b['latency_ms']:.3g} ms batch-1 CPU latency" if b.get("latency_ms") is not None else "")
+            + f", run folder `{b['run_dir']}`",
             "",
             "```yaml",
             *(f"{k}: {v}" for k, v in (b["overrides"] or {}).items()),
@@ -183,18 +191,18 @@ def _plot_history(trials: list[Any], path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def _plot_pareto(complete: list[Any], front: list[Any], max_macs: float | None, path: Path) -> Path:
+def _plot_pareto(complete: list[Any], front: list[Any], max_macs: float | None, path: Path, cost: str = "macs") -> Path:
     from cnnkit.io_safety import save_figure
 
     fig, ax = _figure()
-    ax.plot([t.user_attrs["macs"] for t in complete], [t.values[0] for t in complete], "o", color="0.6", label="trials")
+    ax.plot([t.user_attrs[cost] for t in complete], [t.values[0] for t in complete], "o", color="0.6", label="trials")
     ax.plot(
-        [t.user_attrs["macs"] for t in front], [t.values[0] for t in front], "o-", color="tab:red", label="Pareto front"
+        [t.user_attrs[cost] for t in front], [t.values[0] for t in front], "o-", color="tab:red", label="Pareto front"
     )
     if max_macs:
         ax.axvline(max_macs, linestyle="--", color="k", label="max_macs")
     ax.set_xscale("log")
-    ax.set_xlabel("MACs per image")
+    ax.set_xlabel("MACs per image" if cost == "macs" else "batch-1 CPU latency (ms)")
     ax.set_ylabel("validation accuracy")
     ax.legend()
     fig.tight_layout()

@@ -10,8 +10,9 @@
       width: [8, 16, 32]
       block: [conv, res]
       attention: [none, se, cbam]
-    objectives: [accuracy, macs]              # accuracy (default) | accuracy and macs: Pareto front
+    objectives: [accuracy, macs]              # accuracy (default) | [accuracy, macs] | [accuracy, latency]: Pareto
     max_macs: 5e6                             # trials whose model needs more MACs per image are not trained
+    max_latency_ms: 2                         # nor those slower than this (batch-1 CPU forward, measured here)
     trials: 20                                # budgets (flags --trials / --timeout win)
     timeout: 15m
     pruner: median                            # median | hyperband | none (single objective only)
@@ -38,8 +39,19 @@ from cnnkit.config import Config
 from cnnkit.errors import ConfigError
 from cnnkit.search.grammar import ARCH_KEYS, ArchSpace
 
-TOP_KEYS = ("params", "architecture", "objectives", "max_macs", "trials", "timeout", "pruner", "sampler", "seed")
-OBJECTIVES = ("accuracy", "macs")
+TOP_KEYS = (
+    "params",
+    "architecture",
+    "objectives",
+    "max_macs",
+    "max_latency_ms",
+    "trials",
+    "timeout",
+    "pruner",
+    "sampler",
+    "seed",
+)
+OBJECTIVES = ("accuracy", "macs", "latency")
 PRUNERS = ("median", "hyperband", "none")
 SAMPLERS = ("tpe", "random")
 _DIST = re.compile(r"(uniform|loguniform|int|logint)\(\s*([^,()]+?)\s*,\s*([^,()]+?)\s*\)")
@@ -108,6 +120,7 @@ class SearchSpace:
     arch: ArchSpace | None = None
     objectives: tuple[str, ...] = ("accuracy",)
     max_macs: float | None = None
+    max_latency_ms: float | None = None
     trials: int | None = None
     timeout: float | None = None  # seconds
     pruner: str = "median"
@@ -186,11 +199,19 @@ def space_from_dict(raw: Any, source: str = "search space") -> SearchSpace:
         raise ConfigError(f"{source}: nothing to search: give params: (config keys) and/or architecture:")
     objectives = raw.get("objectives", ["accuracy"])
     objectives = [objectives] if isinstance(objectives, str) else objectives
-    if not isinstance(objectives, list) or objectives not in (["accuracy"], ["accuracy", "macs"]):
-        raise ConfigError(f"{source}: objectives: expected [accuracy] or [accuracy, macs], got {objectives!r}")
+    if not isinstance(objectives, list) or objectives not in (
+        ["accuracy"],
+        ["accuracy", "macs"],
+        ["accuracy", "latency"],
+    ):
+        raise ConfigError(
+            f"{source}: objectives: expected [accuracy], [accuracy, macs] or [accuracy, latency], got {objectives!r}"
+        )
     space = SearchSpace(params, arch, tuple(objectives), source=source)
     if raw.get("max_macs") is not None:
         space.max_macs = _positive(raw["max_macs"], f"{source}: max_macs")
+    if raw.get("max_latency_ms") is not None:
+        space.max_latency_ms = _positive(raw["max_latency_ms"], f"{source}: max_latency_ms")
     if raw.get("trials") is not None:
         space.trials = int(_positive(raw["trials"], f"{source}: trials", integer=True))
     if raw.get("timeout") is not None:

@@ -6,22 +6,28 @@
 
 Each trial: the space's values over the base config (its recipe applied first, so a searched
 key always wins over the recipe), the model's MACs per image counted on the meta device
-(models/summary.py; a trial over `max_macs` is not trained and is recorded as pruned), then
+(models/summary.py; a trial over `max_macs` is not trained and is recorded as pruned), its
+batch-1 CPU latency measured when `max_latency_ms` or a latency objective asks for it
+(search/latency.py; the user attr `latency_ms`; over the limit: not trained, pruned), then
 `train(cfg, run_dir=...)`. Its value is the best validation accuracy (the test split stays
-unseen by the search); with objectives [accuracy, macs] the study keeps a Pareto front.
+unseen by the search); with objectives [accuracy, macs] or [accuracy, latency] the study keeps a
+Pareto front.
 
-Pruning (single objective): `on_step` at the first step of epoch e reads epoch e-1's
-val_accuracy from the trial's metrics.csv, reports it to Optuna and raises TrialPruned when
-the median or Hyperband pruner says so. Optuna cannot prune multi-objective studies.
+Pruning (single objective): the engine's `on_epoch_end` hook gets each epoch's metrics row,
+reports its val_accuracy to Optuna and raises TrialPruned when the median or Hyperband pruner
+says so; the run stops there with its folder complete up to that epoch (metrics.csv,
+best.ckpt, last.ckpt) and a pruned.json saying why. Optuna cannot prune multi-objective studies.
 
 The study lives in its database: Ctrl-C stops the running trial (its run folder keeps its
 last.ckpt; the trial is marked failed) and `--resume` continues with the trials still owed.
+A trial whose process was killed outright (SIGKILL) is found by Optuna's heartbeat once it
+has been silent for a minute, marked failed and its parameters run again (search/stale.py).
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
+import json
 import logging
 import sys
 import time
@@ -39,7 +45,11 @@ from cnnkit.io_safety import Interrupted
 from cnnkit.models import create_model
 from cnnkit.models.spec import SpecError
 from cnnkit.models.summary import count_macs
+from cnnkit.rundir import atomic_write_text
+from cnnkit.search import stale
+from cnnkit.search.latency import measure_latency_ms
 from cnnkit.search.space import SearchSpace
+from cnnkit.search.stale import fail_stale, heartbeat_kwargs
 from cnnkit.training.interrupt import TrainingInterrupted
 from cnnkit.training.recipes import apply_recipe
 from cnnkit.training.resolve import model_kwargs, resolve_auto_model
@@ -59,47 +69,26 @@ class StudyResult:
     files: list[Path]
 
 
-def config_value(cfg: Config, key: str) -> Any:
-    """A dotted key's value, found in another section when the config's sections are regrouped
-    (TrainConfig is being split by concern; the search must not depend on where a key lives)."""
-    group, _, name = key.partition(".")
-    sections = [getattr(cfg, group, None)] + [getattr(cfg, f.name) for f in dataclasses.fields(cfg)]
-    for section in sections:
-        if section is not None and hasattr(section, name):
-            return getattr(section, name)
-    raise ConfigError(f"no config key {key!r}")
-
-
 def default_storage(out: Path) -> str:
     return f"sqlite:///{(out / 'study.db').resolve()}"
 
 
 class PruneOnEpoch:
-    """An on_step hook: the finished epochs' val_accuracy to the trial, and TrialPruned when told."""
+    """An on_epoch_end hook (training/hooks.py): each epoch's val_accuracy to the trial, and
+    TrialPruned when the pruner says so (never after the last epoch: that trial is finished)."""
 
-    def __init__(self, trial: Any, run_dir: Path):
-        self.trial, self.run_dir, self.reported = trial, run_dir, 0
+    def __init__(self, trial: Any, epochs: int):
+        self.trial, self.epochs = trial, epochs
 
-    def report(self) -> None:
-        path = self.run_dir / "metrics.csv"
-        if not path.is_file():
-            return
-        with path.open(newline="") as f:
-            for row in csv.DictReader(f):
-                epoch = int(row["epoch"])
-                if epoch > self.reported and row.get("val_accuracy") not in (None, ""):
-                    self.trial.report(float(row["val_accuracy"]), epoch)
-                    self.reported = epoch
-
-    def __call__(self, epoch: int, step: int, loss: float) -> None:
+    def __call__(self, epoch: int, row: dict) -> None:
         import optuna
 
-        if step != 1 or epoch - 1 <= self.reported:
+        if row.get("val_accuracy") is None:
             return
-        self.report()
-        if self.trial.should_prune():
-            self.trial.set_user_attr("pruned_at_epoch", self.reported)
-            raise optuna.TrialPruned(f"val_accuracy after epoch {self.reported} below the pruner's bar")
+        self.trial.report(float(row["val_accuracy"]), epoch)
+        if epoch < self.epochs and self.trial.should_prune():
+            self.trial.set_user_attr("pruned_at_epoch", epoch)
+            raise optuna.TrialPruned(f"val_accuracy after epoch {epoch} below the pruner's bar")
 
 
 def make_sampler(space: SearchSpace):
@@ -124,22 +113,40 @@ def make_pruner(space: SearchSpace, epochs: int):
 
 
 class _Macs:
-    """MACs per image of a trial's model, from the dataset's shape (loaded once)."""
+    """MACs per image of a trial's model, from the dataset's shape (loaded once), and its measured latency."""
 
     def __init__(self, base: Config):
         self.data = build_dataset(base.data)
+        self.shape = (self.data.channels, *self.data.image_size)
 
-    def __call__(self, cfg: Config) -> tuple[int, int]:
+    def build(self, cfg: Config, device: str) -> torch.nn.Module:
         cfg = resolve_auto_model(cfg, self.data)
         kwargs = model_kwargs(cfg, self.data)
-        shape = (self.data.channels, *self.data.image_size)
-        with torch.device("meta"):
-            model = create_model(cfg.model.name, num_classes=self.data.num_classes, in_chans=shape[0], **kwargs)
-        return count_macs(model, shape), sum(p.numel() for p in model.parameters())
+        with torch.device(device):
+            return create_model(cfg.model.name, num_classes=self.data.num_classes, in_chans=self.shape[0], **kwargs)
+
+    def __call__(self, cfg: Config) -> tuple[int, int]:
+        model = self.build(cfg, "meta")
+        return count_macs(model, self.shape), sum(p.numel() for p in model.parameters())
+
+    def latency_ms(self, cfg: Config) -> float:
+        """Batch-1 CPU forward latency (search/latency.py) at the run's input size and thread count."""
+        return measure_latency_ms(self.build(cfg, "cpu"), self.shape, threads=cfg.runtime.num_threads)
 
 
-def open_study(space: SearchSpace, base: Config, out: Path, storage: str | None, name: str, resume: bool):
-    """Create the study, or load it (resume, or a shared --storage); the space and base config must match."""
+def open_study(
+    space: SearchSpace,
+    base: Config,
+    out: Path,
+    storage: str | None,
+    name: str,
+    resume: bool,
+    heartbeat: tuple[int, int] | None = None,
+    stream: TextIO | None = None,
+):
+    """Create the study, or load it (resume, or a shared --storage); the space and base config must match.
+    `heartbeat`: (interval, grace) seconds of Optuna's heartbeat, which fails trials whose process died
+    (default search/stale.py's HEARTBEAT_S, GRACE_S)."""
     import optuna
 
     shared = storage is not None
@@ -147,7 +154,7 @@ def open_study(space: SearchSpace, base: Config, out: Path, storage: str | None,
     had_db = _db_exists(url)
     if resume and not had_db:
         raise ConfigError(f"--resume: no study {name!r} in {url}; drop --resume to start one")
-    url = _connect(url)
+    url = _connect(url, heartbeat_kwargs(*(heartbeat or (stale.HEARTBEAT_S, stale.GRACE_S)), stream))
     existing = optuna.get_all_study_names(url) if had_db or shared else []
     fingerprint = {"space": _describe(space), "base": base.to_dict()}
     if name in existing:
@@ -177,16 +184,18 @@ def open_study(space: SearchSpace, base: Config, out: Path, storage: str | None,
     return study
 
 
-def _connect(url: str, tries: int = 10) -> Any:
-    """An Optuna RDB storage. SQLite waits up to a minute for another process's lock, and two
-    processes creating a fresh database's tables at once (one fails) are retried."""
+def _connect(url: str, heartbeat: dict[str, Any], tries: int = 10) -> Any:
+    """An Optuna RDB storage with a heartbeat (search/stale.py). SQLite waits up to a minute for another
+    process's lock, and two processes creating a fresh database's tables at once (one fails) are retried."""
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
     for attempt in range(tries):
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+            with warnings.catch_warnings():  # the heartbeat is marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, **heartbeat)
         except SQLAlchemyError:
             if attempt == tries - 1:
                 raise
@@ -203,7 +212,10 @@ def _db_exists(url: str) -> bool:
 def _describe(space: SearchSpace) -> dict:
     params = {p.name: dataclasses.asdict(p) for p in space.params}
     arch = {k: dataclasses.asdict(p) for k, p in space.arch.params.items()} if space.arch else None
-    return _plain({"params": params, "arch": arch, "objectives": list(space.objectives), "max_macs": space.max_macs})
+    described = {"params": params, "arch": arch, "objectives": list(space.objectives), "max_macs": space.max_macs}
+    if space.max_latency_ms is not None:  # only when set: studies started before the key existed still resume
+        described["max_latency_ms"] = space.max_latency_ms
+    return _plain(described)
 
 
 def _plain(x: Any) -> Any:
@@ -225,9 +237,11 @@ def run_study(
     trials: int | None = None,
     timeout: float | None = None,
     max_macs: float | None = None,
+    max_latency_ms: float | None = None,
     resume: bool = False,
     resume_hint: str = "",
     stream: TextIO | None = None,
+    heartbeat: tuple[int, int] | None = None,
 ) -> StudyResult:
     """Run (or continue) the study until `trials` trials have finished (complete or pruned, all
     processes together) or `timeout` seconds have passed in this process; then write the report."""
@@ -248,8 +262,9 @@ def run_study(
     prev_level = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(logging.WARNING)
     try:
-        study = open_study(space, base, out, storage, study_name, resume)
-        study.pruner = make_pruner(space, config_value(base, "train.epochs"))
+        study = open_study(space, base, out, storage, study_name, resume, heartbeat, stream)
+        fail_stale(study)  # trials whose process was killed: failed, their parameters queued again
+        study.pruner = make_pruner(space, base.train.epochs)
         macs_of = _Macs(base)
         done = sum(t.state.name in FINISHED for t in study.trials)
         owed = None if trials is None else max(trials - done, 0)
@@ -263,6 +278,8 @@ def run_study(
             flush=True,
         )
         objective = _Objective(space, base, out, macs_of, max_macs, stream)
+        if max_latency_ms is not None:
+            objective.max_latency_ms = max_latency_ms
         if owed != 0:
             callbacks = [optuna.study.MaxTrialsCallback(trials, states=_states(FINISHED))] if trials else []
             try:
@@ -296,6 +313,7 @@ class _Objective:
             max_macs,
             stream,
         )
+        self.max_latency_ms: float | None = space.max_latency_ms
 
     def __call__(self, trial: Any) -> Any:
         import optuna
@@ -317,25 +335,43 @@ class _Objective:
             trial.set_user_attr("skipped", f"{macs:,} MACs > max_macs {self.max_macs:,.0f}")
             self.say(trial, f"not trained: {macs:,} MACs per image is over max_macs {self.max_macs:,.0f}")
             raise optuna.TrialPruned("over the MAC limit")
+        latency = self.check_latency(trial, cfg)
         run_dir.mkdir(parents=True, exist_ok=False)
-        hook = PruneOnEpoch(trial, run_dir) if not self.space.multi_objective else None
+        hook = PruneOnEpoch(trial, cfg.train.epochs) if not self.space.multi_objective else None
         t0 = time.perf_counter()
         try:
-            run = train(cfg, run_dir=run_dir, quiet=True, on_step=hook)
-        except optuna.TrialPruned:
-            self.say(
-                trial,
-                f"pruned after epoch {trial.user_attrs.get('pruned_at_epoch')} ({time.perf_counter() - t0:.1f} s)",
-            )
+            run = train(cfg, run_dir=run_dir, quiet=True, on_epoch_end=hook)
+        except optuna.TrialPruned as e:
+            epoch = trial.user_attrs.get("pruned_at_epoch")
+            mark = {"state": "pruned", "trial": trial.number, "epoch": epoch, "reason": str(e)}
+            atomic_write_text(run_dir / "pruned.json", json.dumps(mark, indent=2))  # the folder says why it stops
+            self.say(trial, f"pruned after epoch {epoch} ({time.perf_counter() - t0:.1f} s)")
             raise
-        if hook is not None:
-            hook.report()  # the last epoch too, for the pruner's statistics
         acc = float(run.summary["best_val_accuracy"])
         test = run.summary.get("test") or {}
         trial.set_user_attr("test_accuracy", test.get("accuracy"))
         trial.set_user_attr("train_seconds", run.summary.get("train_seconds"))
         self.say(trial, f"val accuracy {acc:.2%}, {macs:,} MACs ({time.perf_counter() - t0:.1f} s)")
-        return (acc, float(macs)) if self.space.multi_objective else acc
+        if not self.space.multi_objective:
+            return acc
+        if self.space.objectives[1] == "latency":
+            assert latency is not None  # measured for a latency objective (check_latency)
+            return (acc, latency)
+        return (acc, float(macs))
+
+    def check_latency(self, trial: Any, cfg: Config) -> float | None:
+        """The measured latency (a user attr), when limited or an objective; TrialPruned over the limit."""
+        import optuna
+
+        if self.max_latency_ms is None and "latency" not in self.space.objectives:
+            return None
+        ms = self.macs_of.latency_ms(cfg)
+        trial.set_user_attr("latency_ms", ms)
+        if self.max_latency_ms is not None and ms > self.max_latency_ms:
+            trial.set_user_attr("skipped", f"{ms:.3g} ms > max_latency_ms {self.max_latency_ms:g}")
+            self.say(trial, f"not trained: {ms:.3g} ms per image is over max_latency_ms {self.max_latency_ms:g}")
+            raise optuna.TrialPruned("over the latency limit")
+        return ms
 
     def say(self, trial: Any, text: str) -> None:
         spec = trial.user_attrs.get("overrides", {}).get("model.name") if self.space.arch else None

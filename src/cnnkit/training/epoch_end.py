@@ -58,3 +58,5 @@ def record_epoch(s: Session, epoch: int, row: dict) -> None:
         if improved:  # before last.ckpt: if this save fails, resuming repeats the epoch and writes best.ckpt again
             save(ck, p.run_dir / "best.ckpt")
     save_last(s, ck)
+    if s.hooks.on_epoch_end is not None:  # last: the folder is complete up to this epoch if the hook raises
+        s.hooks.on_epoch_end(epoch, dict(row))

@@ -10,6 +10,9 @@ Call order in a run (tests/training/test_hooks.py records it on a tiny run):
                                                        on the normalised batch (mixup / cutmix)
                loss_fn(logits, targets) -> loss        the loss of the step
                on_step(epoch, step, loss)              after the optimiser step (1-based epoch and step)
+    each epoch on_epoch_end(epoch, row)                after the epoch's row is recorded (metrics.csv,
+                                                       best.ckpt, last.ckpt written); an exception raised
+                                                       here (e.g. optuna.TrialPruned) ends the run there
     end        on_end(run)                             once, after every result file is written (rank 0)
 
 perturb_batch's contract (adversarial training, cnnkit.robust.training.perturb_batch):
@@ -39,6 +42,7 @@ PerturbBatch = Callable[
     torch.Tensor,
 ]
 StepHook = Callable[[int, int, float], None]  # (epoch, step within the epoch, loss)
+EpochHook = Callable[[int, dict], None]  # (1-based epoch, its metrics row: val_accuracy, val_loss, train_loss...)
 EndHook = Callable[[Any], None]  # (the finished training.trainer.Run)
 
 
@@ -51,4 +55,5 @@ class Hooks:
     param_groups: ParamGroups | None = None
     perturb_batch: PerturbBatch | None = None
     on_step: StepHook | None = None
+    on_epoch_end: EpochHook | None = None
     on_end: EndHook | None = None

@@ -28,7 +28,7 @@ reports exact match as accuracy and per-class AP / mean AP at the end; its check
 
 Hooks for other areas (keyword arguments of `train`, gathered in training/hooks.py's `Hooks`
 with their call order): `loss_fn`, `batch_transform` (mixup / cutmix), `param_groups`,
-`perturb_batch` (adversarial training), `on_step(epoch, step, loss)` and `on_end(run)`.
+`perturb_batch` (adversarial training), `on_step(epoch, step, loss)`, `on_epoch_end(epoch, row)` and `on_end(run)`.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from cnnkit.training.announce import announce
 from cnnkit.training.epoch_end import epoch_row, record_epoch
 from cnnkit.training.epoch_state import EpochState
 from cnnkit.training.finish import Run, finish_run
-from cnnkit.training.hooks import BatchTransform, Hooks, LossFn, PerturbBatch, StepHook
+from cnnkit.training.hooks import BatchTransform, EpochHook, Hooks, LossFn, PerturbBatch, StepHook
 from cnnkit.training.interrupt import GracefulInterrupt
 from cnnkit.training.loop import LossSpec, NonFiniteLossError, PrecisionSpec, Sharding, StepPolicy, train_one_epoch
 from cnnkit.training.progress import Progress
@@ -115,6 +115,7 @@ def train(
     batch_transform: BatchTransform | None = None,
     param_groups: Callable[[torch.nn.Module], list[dict]] | None = None,
     on_step: StepHook | None = None,
+    on_epoch_end: EpochHook | None = None,
     on_end: Callable[[Run], None] | None = None,
     perturb_batch: PerturbBatch | None = None,
     hooks: Hooks | None = None,
@@ -133,6 +134,7 @@ def train(
         "batch_transform": batch_transform,
         "param_groups": param_groups,
         "on_step": on_step,
+        "on_epoch_end": on_epoch_end,
         "on_end": on_end,
         "perturb_batch": perturb_batch,
     }
