@@ -30,6 +30,7 @@ COMMAND_MODULES: list[str] = [
     "cnnkit.serve.commands",  # serve
     "cnnkit.search.commands",  # tune
     "cnnkit.tasks.gan.commands",  # generate
+    "cnnkit.tasks.style.commands",  # stylize
 ]
 
 
