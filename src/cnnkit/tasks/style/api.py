@@ -9,16 +9,20 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import torch
 
 from cnnkit.errors import ConfigError
 
 from . import images
-from .optimise import OPTIMIZERS, LossWeights, Objective, optimise
+from .optimise import OPTIMIZERS, Losses, LossWeights, Objective, optimise
+
+if TYPE_CHECKING:
+    from .networks import StyleNet
 
 INITS = ("content", "noise")
 
@@ -27,7 +31,7 @@ INITS = ("content", "noise")
 class StyleSettings:
     size: int = 256
     steps: int = 300
-    weights: LossWeights = LossWeights()
+    weights: LossWeights = field(default_factory=LossWeights)
     optimizer: str = "lbfgs"
     init: str = "content"
     preserve_colour: bool = False
@@ -57,7 +61,7 @@ def stylize(
     *,
     stream: TextIO | None = None,
     quiet: bool = False,
-) -> dict:
+) -> dict[str, object]:
     """Repaint the content image in the style image's style; returns what OUT.json records."""
     from cnnkit.device import resolve_device
 
@@ -70,17 +74,21 @@ def stylize(
     out, stream = Path(out), stream or sys.stdout
     if not out.parent.is_dir():
         raise ConfigError(f"--out {out}: the folder {out.parent} does not exist")
-    say = (lambda text: None) if quiet else (lambda text: print(text, file=stream, flush=True))
+
+    def say(text: str) -> None:
+        if not quiet:
+            print(text, file=stream, flush=True)
+
     content_full = images.load_rgb(content_path)  # (1, 3, H, W) at the file's size
     style_full = images.load_rgb(style_path)
-    size = images.working_size(*content_full.shape[-2:], settings.size)
+    size = images.working_size(*images.hw(content_full), settings.size)
     _say_sizes(say, content_path, content_full, size, settings.size)
     device = resolve_device(settings.device)
     net = load_network(settings.network, settings.layers, device)
     extractor = FeatureExtractor(net.model, [net.content_layer, *net.style_layers], net.mean, net.std, net.channels)
     extractor.to(device)
     content = images.resize(content_full, size).to(device)
-    style = images.resize(style_full, images.working_size(*style_full.shape[-2:], settings.size)).to(device)
+    style = images.resize(style_full, images.working_size(*images.hw(style_full), settings.size)).to(device)
     objective = Objective(extractor, net.content_layer, net.style_layers, content, style, settings.weights)
     gen = torch.Generator().manual_seed(settings.seed)
     torch.manual_seed(settings.seed)
@@ -88,7 +96,7 @@ def stylize(
     every = settings.strip_every if settings.strip_every is not None else max(1, settings.steps // 6)
     frames = [init.cpu()]
 
-    def on_step(step, losses, image):
+    def on_step(step: int, losses: Losses, image: torch.Tensor) -> None:
         progress.update(step, losses)
         if every and (step % every == 0 or step == settings.steps):
             frames.append(image.cpu())
@@ -100,7 +108,7 @@ def stylize(
     with StyleProgress(settings.steps, stream=stream, quiet=quiet) as progress:
         result, start, end = optimise(init, objective, settings.steps, settings.optimizer, on_step)
     seconds = time.perf_counter() - t0
-    final = images.resize(result.cpu(), tuple(content_full.shape[-2:]))  # back to the content's own size
+    final = images.resize(result.cpu(), images.hw(content_full))  # back to the content's own size
     if settings.preserve_colour:
         final = preserve_colour(final, content_full)
     images.save_png(final, out)
@@ -113,10 +121,7 @@ def stylize(
         "output": str(out),
         "output_size": [int(final.shape[-1]), int(final.shape[-2])],
         "working_size": [size[1], size[0]],
-        "network": net.name,
-        "content_layer": net.content_layer,
-        "style_layers": net.style_layers,
-        "settings": {**asdict(settings), "device": str(device)},
+        **_describe(net, settings, device),
         "losses_start": start.as_dict(),
         "losses_end": end.as_dict(),
         "seconds": round(seconds, 3),
@@ -132,7 +137,18 @@ def stylize(
     return record
 
 
-def _say_sizes(say, path, image: torch.Tensor, size: tuple[int, int], longest: int) -> None:
+def _describe(net: StyleNet, settings: StyleSettings, device: torch.device) -> dict[str, object]:
+    return {
+        "network": net.name,
+        "content_layer": net.content_layer,
+        "style_layers": net.style_layers,
+        "settings": {**asdict(settings), "device": str(device)},
+    }
+
+
+def _say_sizes(
+    say: Callable[[str], None], path: str | Path, image: torch.Tensor, size: tuple[int, int], longest: int
+) -> None:
     h, w = image.shape[-2:]
     if max(h, w) > longest:
         say(f"{path}: {w}x{h} resized to {size[1]}x{size[0]} (--size {longest}); the result is scaled back to {w}x{h}")

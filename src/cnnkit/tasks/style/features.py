@@ -10,7 +10,7 @@ deepest one asked for has been recorded, so the deeper stages of the network cos
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -47,19 +47,21 @@ class FeatureExtractor(nn.Module):
                 m.inplace = False  # type: ignore[assignment]  # nn.ReLU & co. keep it as a plain attribute
         self.layers = list(dict.fromkeys(layers))
         self.channels = channels
-        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("mean_", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std_", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
+        self.mean_: torch.Tensor
+        self.std_: torch.Tensor
         self._modules_by_name = {n: modules[n] for n in self.layers}
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """image (B, 3, H, W) in [0, 1] -> the recorded outputs, one entry per layer."""
         x = image.mean(1, keepdim=True) if self.channels == 1 else image
-        x = (x - self.mean) / self.std  # the network's own input normalisation
+        x = (x - self.mean_) / self.std_  # the network's own input normalisation
         recorded: dict[str, torch.Tensor] = {}
         wanted = set(self.layers)
 
-        def hook(name: str):
-            def record(module, inputs, output):
+        def hook(name: str) -> Callable[[nn.Module, object, torch.Tensor], None]:
+            def record(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
                 # a reference, no copy: in-place activations were switched off in __init__
                 recorded[name] = output
                 if wanted <= recorded.keys():

@@ -26,6 +26,11 @@ def load_rgb(path: str | Path) -> torch.Tensor:
     return torch.from_numpy(arr).float().div(255).unsqueeze(0)
 
 
+def hw(image: torch.Tensor) -> tuple[int, int]:
+    """(H, W) of an image (..., H, W)."""
+    return int(image.shape[-2]), int(image.shape[-1])
+
+
 def working_size(height: int, width: int, size: int) -> tuple[int, int]:
     """(H, W) with the longer side `size`, the aspect kept, and both sides at least MIN_SIDE."""
     scale = size / max(height, width)

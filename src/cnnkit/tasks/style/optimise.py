@@ -87,18 +87,19 @@ def optimise(
         opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=50)
     else:
         opt = torch.optim.Adam([x], lr=ADAM_LR)
+    seen: list[Losses] = []  # the losses of each evaluation in the current step
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        total, losses = objective(x)
+        total.backward()  # type: ignore[no-untyped-call]
+        seen.append(losses)
+        return total
+
     first: Losses | None = None
     for step in range(1, steps + 1):
-        seen: list[Losses] = []
-
-        def closure() -> torch.Tensor:
-            opt.zero_grad(set_to_none=True)
-            total, losses = objective(x)
-            total.backward()
-            seen.append(losses)
-            return total
-
-        opt.step(closure)
+        seen.clear()
+        opt.step(closure)  # type: ignore[no-untyped-call]
         with torch.no_grad():
             x.clamp_(0, 1)  # back into pixel space
         first = first or seen[0]

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .optimise import Losses
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 class StyleProgress:
     def __init__(self, steps: int, *, stream: TextIO | None = None, quiet: bool = False, every: int = 50):
         self.steps, self.quiet, self.every = steps, quiet, every
         self.stream = stream or sys.stdout
-        self._live = None
-        self._task = None
+        self._live: Progress | None = None
+        self._task: TaskID | None = None
 
     def __enter__(self) -> StyleProgress:
         if not self.quiet and self.stream.isatty():
@@ -32,14 +35,14 @@ class StyleProgress:
             self._task = self._live.add_task("stylize", total=self.steps, losses="")
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: Any) -> None:
         if self._live is not None:
             self._live.__exit__(*exc)
             self._live = None
 
     def update(self, step: int, losses: Losses) -> None:
         text = f"content {losses.content:.4g}  style {losses.style:.4g}  tv {losses.tv:.3g}  total {losses.total:.4g}"
-        if self._live is not None:
+        if self._live is not None and self._task is not None:
             self._live.update(self._task, completed=step, losses=text)
         elif not self.quiet and (step % self.every == 0 or step in (1, self.steps)):
             print(f"step {step}/{self.steps}: {text}", file=self.stream, flush=True)

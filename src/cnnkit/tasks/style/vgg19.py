@@ -16,7 +16,8 @@ from torch import nn
 from cnnkit.errors import ConfigError
 
 # torchvision's configuration "E": 3x3 convolution widths, "M" a 2x2 max pool
-VGG19_CFG: list[int | str] = [64, 64, "M", 128, 128, "M"] + [256] * 4 + ["M"] + [512] * 4 + ["M"] + [512] * 4 + ["M"]
+VGG19_CFG: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M"]
+VGG19_CFG += [512, 512, 512, 512, "M"]
 CONTENT_LAYER = "conv4_2"  # the paper's content layer
 STYLE_LAYERS = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]  # the paper's style layers
 
@@ -54,14 +55,14 @@ def vgg19_from_state_dict(sd: dict[str, torch.Tensor], source: str) -> nn.Sequen
             continue
         conv = nn.Conv2d(c_in, int(v), 3, padding=1)
         w, b = sd.get(f"features.{pos}.weight"), sd.get(f"features.{pos}.bias")
-        if w is None or b is None or w.shape != conv.weight.shape or b.shape != conv.bias.shape:
+        if w is None or b is None or w.shape != conv.weight.shape or b.shape != (int(v),):
             raise ConfigError(
                 f"--weights {source}: features.{pos} should be a {tuple(conv.weight.shape)} convolution with a bias "
                 "(a torchvision VGG-19 state dict)"
             )
         with torch.no_grad():
             conv.weight.copy_(w)
-            conv.bias.copy_(b)
+            conv.bias.copy_(b)  # type: ignore[union-attr]  # Conv2d(bias=True) has one
         layers[f"conv{block}_{i}"] = nn.Sequential(conv, nn.ReLU())  # (B, v, H, W), rectified
         i, c_in, pos = i + 1, int(v), pos + 2
     return nn.Sequential(layers)
