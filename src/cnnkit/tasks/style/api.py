@@ -32,7 +32,7 @@ class StyleSettings:
     size: int = 256
     steps: int = 300
     weights: LossWeights = field(default_factory=LossWeights)
-    optimizer: str = "lbfgs"
+    optimizer: str = "adam"  # bench_stylize: at 300 steps Adam lowers the style loss 19x, L-BFGS 11x
     init: str = "content"
     preserve_colour: bool = False
     seed: int = 0

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--style-weight", type=number, default=1e4, help="weight of the style loss (1e4)")
     p.add_argument("--content-weight", type=number, default=1.0, help="weight of the content loss (1)")
     p.add_argument("--tv-weight", type=number, default=1.0, help="weight of the total variation, smoothness (1)")
-    p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="lbfgs (default) or adam")
+    p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="adam", help="adam (default) or lbfgs")
     p.add_argument("--init", choices=("content", "noise"), default="content", help="start image (content)")
     p.add_argument(
         "--preserve-colour",

@@ -81,7 +81,7 @@ def optimise(
     Returns the final image and the losses of the initial and of the final image."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
-    x = image.detach().clone().clamp_(0, 1).requires_grad_(True)
+    x = image.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 1).requires_grad_(True)
     opt: torch.optim.Optimizer
     if optimizer == "lbfgs":
         opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=50)
