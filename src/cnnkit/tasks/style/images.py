@@ -1,8 +1,8 @@
 """Pictures in and out: any image cnnkit's loader reads, sized for the network, written atomically.
 
 Images are float tensors (1, 3, H, W) in [0, 1]. The optimisation runs at `working_size`: the content
-image's longer side becomes --size (its aspect kept), and the shorter side is at least MIN_SIDE so that
-a tiny image still gives the deep layers a few positions. The result is resized back to the content
+image's longer side becomes --size (its aspect kept), unless that makes the shorter side less than MIN_SIDE:
+then the shorter side is MIN_SIDE, so that a tiny image still gives the deep layers a few positions. The result is resized back to the content
 image's own size before it is written.
 """
 
@@ -32,10 +32,11 @@ def hw(image: torch.Tensor) -> tuple[int, int]:
 
 
 def working_size(height: int, width: int, size: int) -> tuple[int, int]:
-    """(H, W) with the longer side `size`, the aspect kept, and both sides at least MIN_SIDE."""
+    """(H, W) with the longer side `size` and the aspect kept; a shorter side under MIN_SIDE is raised to it."""
     scale = size / max(height, width)
-    h, w = max(MIN_SIDE, round(height * scale)), max(MIN_SIDE, round(width * scale))
-    return h, w
+    if min(height, width) * scale < MIN_SIDE:
+        scale = MIN_SIDE / min(height, width)
+    return max(MIN_SIDE, round(height * scale)), max(MIN_SIDE, round(width * scale))
 
 
 def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
