@@ -102,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--example", help="also write content | style | L-BFGS result as a small JPEG here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    torch.optim.Adam(
+        [torch.zeros(1, requires_grad=True)]
+    )  # torch imports torch._dynamo on the first optimiser: not timed
     from cnnkit.tasks.style.images import working_size
 
     with tempfile.TemporaryDirectory() as tmp:

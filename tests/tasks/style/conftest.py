@@ -10,13 +10,13 @@ import torch
 from PIL import Image
 
 
-def photo(h: int, w: int, seed: int = 0, noise: float = 0.02) -> np.ndarray:
+def photo(h: int, w: int, seed: int = 0) -> np.ndarray:
     """A smooth colour 'photo' (H, W, 3) uint8: gradients and a bright disc, so it compresses well."""
     y, x = np.mgrid[0:h, 0:w] / max(h, w)
     disc = ((y - 0.5) ** 2 + (x - 0.4) ** 2 < 0.08).astype(float)
     rng = np.random.default_rng(seed)
     r, g, b = x * 0.8 + 0.1 * disc, 0.3 + 0.5 * y, 0.6 - 0.4 * x + 0.3 * disc
-    arr = np.stack([r, g, b], -1) + rng.normal(0, noise, (h, w, 3))
+    arr = np.stack([r, g, b], -1) + rng.normal(0, 0.02, (h, w, 3))
     return (np.clip(arr, 0, 1) * 255).astype(np.uint8)
 
 

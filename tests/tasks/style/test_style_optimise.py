@@ -1,13 +1,12 @@
 import pytest
 import torch
+from tests.tasks.style.conftest import photo, stripes
 
 from cnnkit.models import create_model
 from cnnkit.tasks.style.features import FeatureExtractor
 from cnnkit.tasks.style.losses import content_loss
 from cnnkit.tasks.style.networks import default_layers
 from cnnkit.tasks.style.optimise import LossWeights, Objective, optimise
-
-from tests.tasks.style.conftest import photo, stripes
 
 
 def tiny_objective(weights: LossWeights = LossWeights()) -> tuple[Objective, torch.Tensor, torch.Tensor]:
