@@ -48,7 +48,7 @@ def test_feature_extractor_stops_after_the_deepest_layer_and_refuses_unknown_one
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("optimizer, steps", [("lbfgs", 100), ("adam", 60)])
+@pytest.mark.parametrize("optimizer, steps", [("lbfgs", 100), ("adam", 100)])
 def test_with_pretrained_lite0_at_64px_the_style_loss_falls_tenfold(optimizer, steps):
     """The real network (the default): ~10-20 s on a busy 2-core machine, ~3 s idle."""
     from cnnkit.tasks.style.networks import load_network
