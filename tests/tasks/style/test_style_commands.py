@@ -66,6 +66,17 @@ def test_preserve_colour_keeps_the_contents_chroma(images, tiny_ckpt, tmp_path):
     assert (p - c).abs().mean() > 2 * (k - c).abs().mean()  # without the flag the colours moved more
 
 
+def test_noise_init_follows_the_seed_and_a_jpg_out_is_a_jpeg(images, tiny_ckpt, tmp_path):
+    content, style = images
+    outs = [tmp_path / f"{name}.jpg" for name in ("a", "b", "c")]
+    for out, seed in zip(outs, ("1", "1", "2"), strict=True):
+        assert stylize(content, style, out, tiny_ckpt, "--quiet", "--init", "noise", "--seed", seed) == 0
+    a, b, c = (np.asarray(Image.open(o), dtype=float) for o in outs)
+    assert Image.open(outs[0]).format == "JPEG"
+    assert np.array_equal(a, b) and np.abs(a - c).mean() > 5  # same seed, same picture; another seed, another
+    assert json.loads((tmp_path / "a.json").read_text())["settings"]["init"] == "noise"
+
+
 @pytest.mark.parametrize("bad", ["missing.png", "notes.txt"])
 def test_a_bad_content_file_is_a_clear_error_naming_it(images, tmp_path, tiny_ckpt, bad, capsys):
     (tmp_path / "notes.txt").write_text("not an image")

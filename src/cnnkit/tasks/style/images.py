@@ -53,14 +53,15 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
 
 
 def save_png(image: torch.Tensor | np.ndarray, path: str | Path) -> None:
-    """Write (1, 3, H, W) in [0, 1] or uint8 (H, W, 3) as a PNG, atomically (a failed write leaves no file)."""
+    """Write (1, 3, H, W) in [0, 1] or uint8 (H, W, 3) atomically (a failed write leaves no file): PNG, or the
+    format the suffix names (out.jpg: JPEG)."""
     from PIL import Image
 
     from cnnkit.rundir import atomic_write
 
     arr = to_uint8(image) if isinstance(image, torch.Tensor) else image
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
+    Image.fromarray(arr).save(buf, format=Image.registered_extensions().get(Path(path).suffix.lower(), "PNG"))
     atomic_write(path, lambda f: f.write(buf.getvalue()))
 
 
