@@ -35,6 +35,7 @@ COMMAND_MODULES: list[str] = [
     "cnnkit.tasks.segment.commands",  # (predict on segmentation checkpoints)
     "cnnkit.tasks.detect.commands",  # anchors (and predict on detection checkpoints)
     "cnnkit.tasks.gan.commands",  # generate
+    "cnnkit.tasks.style.commands",  # stylize
 ]
 
 
