@@ -71,16 +71,25 @@ def test_run_folder(tmp_path):
     assert Image.open(run.dir / "samples" / "epoch_002.png").size == (2 * 10 + 2, 2 * 10 + 2)  # 2x2 grid, 2 px borders
 
 
-def test_resume_mid_epoch_gives_the_same_weights(tmp_path):
-    whole = train_gan(tiny_cfg(tmp_path, name="whole"), stop=_Never(), quiet=True)
-    cut = train_gan(tiny_cfg(tmp_path, name="cut"), stop=_After(3), quiet=True)  # epoch 2, after its first step
+ALL_OPTIONS = {"ema": 0.5, "spectral_norm": True, "loss": "hinge", "conditional": True}
+
+
+@pytest.mark.parametrize("options", [{}, ALL_OPTIONS], ids=["plain", "all-options"])
+def test_resume_mid_epoch_gives_the_same_weights(tmp_path, options):
+    whole = train_gan(tiny_cfg(tmp_path, name="whole", **options), stop=_Never(), quiet=True)
+    cut = train_gan(tiny_cfg(tmp_path, name="cut", **options), stop=_After(3), quiet=True)  # epoch 2, 1st step
     assert cut.interrupted
     saved = load_gan_checkpoint(cut.dir / "last.ckpt")
     assert (saved["train_state"]["epoch"], saved["train_state"]["step"], saved["finished"]) == (1, 1, False)
-    resumed = train_gan(tiny_cfg(tmp_path, name="cut"), stop=_Never(), resume=cut.dir, quiet=True)
+    resumed = train_gan(tiny_cfg(tmp_path, name="cut", **options), stop=_Never(), resume=cut.dir, quiet=True)
     a, b = load_gan_checkpoint(whole.dir / "last.ckpt"), load_gan_checkpoint(resumed.dir / "last.ckpt")
     for wa, wb in zip(_weights(a), _weights(b), strict=True):
         assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    if options:  # the EMA, spectral norm's power-iteration vectors, the conditional input layer
+        ema_a, ema_b = a["train_state"]["generator_ema"], b["train_state"]["generator_ema"]
+        assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
+        assert any(k.endswith("parametrizations.weight.original") for k in _weights(a)[1])
+        assert a["gan"]["num_classes"] == 2 and a["gan"]["class_names"] == ["cat", "dog"] and a["gan"]["ema"]
     assert a["train_state"]["rows"][1]["loss_g"] == b["train_state"]["rows"][1]["loss_g"]
 
 
