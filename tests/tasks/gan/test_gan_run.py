@@ -191,3 +191,19 @@ def test_ctrl_c_leaves_last_ckpt_and_exit_code_130(tmp_path, monkeypatch):
     assert e.value.exit_code == 130
     ts = load_gan_checkpoint(tmp_path / "runs" / "a" / "last.ckpt")["train_state"]
     assert (ts["epoch"], ts["step"]) == (0, 1)
+
+
+def test_conditional_needs_single_label_data(tmp_path):
+    from types import SimpleNamespace
+
+    from cnnkit.errors import ConfigError
+    from cnnkit.tasks.gan.run import conditional_classes
+
+    cfg = tiny_cfg(tmp_path, conditional=True)
+    multi = SimpleNamespace(train=SimpleNamespace(labels=torch.zeros(4, 3)), num_classes=3)
+    with pytest.raises(
+        ConfigError, match=r"gan.conditional: needs single-label data .* 3 class\(es\) with multi-label"
+    ):
+        conditional_classes(cfg, multi)
+    single = SimpleNamespace(train=SimpleNamespace(labels=torch.zeros(4)), num_classes=3)
+    assert conditional_classes(cfg, single) == 3 and conditional_classes(tiny_cfg(tmp_path), single) == 0
