@@ -257,6 +257,7 @@ class GanConfig:
     ema: Annotated[float, Range(0, 1, hi_open=True)] = 0.0  # decay of an EMA of G (0: off); samples/generate use it
     score_with: str | None = None  # a cnnkit classifier of the same data: classifier-FID + class shares at the end
     score_n: Annotated[int, Range(10, 100_000)] = 2000  # images generated for those numbers
+    score_every: Annotated[int, Range(0, None)] = 0  # with score_with: also every this many epochs (0: at the end only)
 
 
 # keys that moved when `train` was split by concern; older config.yaml files, checkpoints and --set keys still load

@@ -152,14 +152,16 @@ def test_score_with_writes_quality_into_the_run(gan_run, classifier):
     from cnnkit.training.trainer import train
 
     tmp = gan_run.parents[1]
-    cfg = tiny_cfg(tmp, epochs=1, name="scored", score_with=str(classifier), score_n=10).with_overrides(
+    cfg = tiny_cfg(tmp, epochs=2, name="scored", score_with=str(classifier), score_n=10, score_every=1).with_overrides(
         {"data.path": str(tmp / "imgs"), "data.channels": 1}
     )
     run = train(cfg, quiet=True)
     q = json.loads((run.dir / "quality.json").read_text())
     assert q["n_generated"] == 10 and q["fid"] > 0 and list(q["class_shares"]) == ["cat", "dog"]
+    assert [h["epoch"] for h in q["history"]] == [1, 2] and q["epoch"] == 2 and q["history"][-1]["fid"] == q["fid"]
     page = (run.dir / "report.html").read_text()
     assert f"<b>FID {q['fid']:.3f}</b>" in page and "untrained generator" in page
+    assert f"Classifier-FID by epoch: 1: {q['history'][0]['fid']:.3f}, 2: {q['fid']:.3f}." in page
 
 
 def test_score_with_a_missing_classifier_fails_before_training(tmp_path):

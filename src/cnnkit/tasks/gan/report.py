@@ -67,11 +67,18 @@ def _quality(run: Path) -> str:
         )
     shares = ", ".join(f"{html.escape(str(k))}: {100 * v:.1f}%" for k, v in q["class_shares"].items())
     asked = q.get("asked_class_share")
+    history = q.get("history") or []
+    by_epoch = (
+        " Classifier-FID by epoch: " + ", ".join(f"{h['epoch']}: {h['fid']:.3f}" for h in history) + "."
+        if len(history) > 1
+        else ""
+    )
     return (
         f"<p>Quality of {q['n_generated']} samples, judged by the classifier {html.escape(str(q['classifier']))} "
         f"(classifier-FID: its features, not Inception's): <b>FID {q['fid']:.3f}</b>, against the real-vs-real "
         f"floor {q['fid_real_floor']:.3f} and the untrained generator's {q['fid_untrained_ceiling']:.3f}. "
         f"Share of each class among the samples: {shares}."
         + (f" In the class they were generated for: {100 * asked:.1f}%." if asked is not None else "")
+        + by_epoch
         + "</p>"
     )

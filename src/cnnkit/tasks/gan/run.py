@@ -76,6 +76,11 @@ class _Parts:
         budget = self.cfg.train.time_budget
         return bool(budget) and self.state.train_seconds + running >= budget
 
+    def scored_now(self) -> bool:
+        """gan.score_with and gan.score_every ask for the quality numbers at the epoch just completed."""
+        every = self.cfg.gan.score_every
+        return bool(self.cfg.gan.score_with) and bool(every) and self.state.epoch % every == 0
+
     def sampler(self) -> torch.nn.Module:
         """The network the samples come from: the EMA of G when gan.ema is on, else G."""
         return self.state.g_ema if self.state.g_ema is not None else self.state.g
@@ -101,7 +106,11 @@ def train_gan(
     p = setup(cfg, resume, check)
     if out:
         s = p.images.shape
-        print(f"DCGAN on {cfg.data.dataset}: {s[0]} images {s[1]}x{s[2]}x{s[3]}, {p.device}, {p.precision}", file=out)
+        budget = f", time budget {cfg.train.time_budget:.0f} s" if cfg.train.time_budget else ""
+        print(
+            f"DCGAN on {cfg.data.dataset}: {s[0]} images {s[1]}x{s[2]}x{s[3]}, {p.device}, {p.precision}{budget}",
+            file=out,
+        )
     while p.state.epoch < cfg.train.epochs and not p.budget_spent():
         if train_epoch(p, stop) == "stopped":
             save_last(p)
@@ -227,6 +236,10 @@ def end_epoch(p: _Parts) -> None:
     write_progress(p.dir / "samples")
     write_metrics(s.rows, p.dir / "metrics.csv")
     save_last(p)
+    if p.scored_now():
+        from cnnkit.tasks.gan.score import score_into_run
+
+        score_into_run(p.dir, str(p.cfg.gan.score_with), n=p.cfg.gan.score_n, epoch=s.epoch)
 
 
 @torch.no_grad()
@@ -313,10 +326,10 @@ def finish(p: _Parts) -> dict[str, Any]:
     }
     atomic_write_text(p.dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     save_last(p)  # the final weights, for the scoring below
-    if p.cfg.gan.score_with:
+    if p.cfg.gan.score_with and not p.scored_now():  # (scored_now: end_epoch has just scored these weights)
         from cnnkit.tasks.gan.score import score_into_run
 
-        score_into_run(p.dir, p.cfg.gan.score_with, n=p.cfg.gan.score_n)
+        score_into_run(p.dir, p.cfg.gan.score_with, n=p.cfg.gan.score_n, epoch=s.epoch)
     if p.cfg.run.html_report:
         from cnnkit.report.html import write_html_report
 

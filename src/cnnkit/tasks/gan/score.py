@@ -76,8 +76,17 @@ def describe(q: dict[str, Any]) -> str:
     return text
 
 
-def score_into_run(run_dir: Path, classifier: str | Path, n: int = 2000) -> dict[str, Any]:
-    """score_run's numbers for a GAN run at the end of its training, in run_dir/quality.json (gan.score_with)."""
+def score_into_run(run_dir: Path, classifier: str | Path, n: int = 2000, epoch: int = 0) -> dict[str, Any]:
+    """score_run's numbers for a GAN run's weights after `epoch`, in run_dir/quality.json (gan.score_with), with
+    `history`: the FID and class shares of every epoch scored so far (gan.score_every)."""
     q = score_run(run_dir, classifier, n=n)
-    atomic_write_text(run_dir / "quality.json", json.dumps(q, indent=2) + "\n")
+    path = run_dir / "quality.json"
+    try:
+        history = json.loads(path.read_text()).get("history", [])
+    except (OSError, ValueError):
+        history = []
+    history = [h for h in history if h.get("epoch") != epoch]
+    history.append({"epoch": epoch, "fid": q["fid"], "class_shares": list(q["class_shares"].values())})
+    q = {"epoch": epoch, **q, "history": history}
+    atomic_write_text(path, json.dumps(q, indent=2) + "\n")
     return q
