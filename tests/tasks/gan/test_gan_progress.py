@@ -19,3 +19,17 @@ def test_the_gif_has_one_frame_per_epoch_in_order(tmp_path):
             centres.append(gif.convert("L").getpixel((5, 5)))
     assert centres == [0, 255, 128]  # epochs 1, 2, 3: -1, +1, 0 (127.5 rounds to 128)
     assert not list(tmp_path.glob(".*.tmp"))  # written atomically, nothing left over
+
+
+def test_a_long_run_shows_evenly_spread_epochs(tmp_path, monkeypatch):
+    from cnnkit.tasks.gan import progress
+
+    monkeypatch.setattr(progress, "MAX_FRAMES", 3)
+    for epoch in range(1, 6):  # epochs 1-5, levels -1, -0.5, 0, 0.5, 1
+        save_grid(torch.full((4, 1, 8, 8), -1 + (epoch - 1) / 2), tmp_path / f"epoch_{epoch:03d}.png")
+    with Image.open(progress.write_progress(tmp_path)) as gif:
+        centres = []
+        for i in range(gif.n_frames):
+            gif.seek(i)
+            centres.append(gif.convert("L").getpixel((5, 5)))
+    assert centres == [0, 128, 255]  # epochs 1, 3, 5

@@ -1,5 +1,6 @@
 """The animated progression: every epoch's sample grid (samples/epoch_NNN.png, the same fixed noise) as the
-frames of samples/progress.gif (Pillow), rewritten atomically after each epoch; the last frame is held longer."""
+frames of samples/progress.gif (Pillow), rewritten atomically after each epoch; the last frame is held longer.
+A long run shows at most MAX_FRAMES epochs, evenly spread, first and last included (report.html embeds it)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 FRAME_MS = 400  # each epoch's frame
 LAST_MS = 2000  # the last one, before the loop starts again
+MAX_FRAMES = 40
 
 
 def write_progress(samples: Path, name: str = "progress.gif") -> Path | None:
@@ -19,6 +21,9 @@ def write_progress(samples: Path, name: str = "progress.gif") -> Path | None:
     grids = sorted(samples.glob("epoch_*.png"))
     if not grids:
         return None
+    if len(grids) > MAX_FRAMES:
+        step = (len(grids) - 1) / (MAX_FRAMES - 1)
+        grids = [grids[round(i * step)] for i in range(MAX_FRAMES)]
     frames = []
     for path in grids:
         with Image.open(path) as im:
