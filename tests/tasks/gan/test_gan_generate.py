@@ -90,6 +90,12 @@ def test_a_conditional_run_generates_the_class_asked(conditional_run, tmp_path, 
 
     assert torch.equal(generate(g, 3, seed=4, cls=1), sample(g, z, torch.tensor([1, 1, 1])))
     assert torch.equal(generate(g, 3, seed=4), sample(g, z, torch.tensor([0, 1, 0])))  # default: classes in turn
+    assert Image.open(conditional_run / "samples" / "epoch_001.png").size == (
+        2 * 10 + 2,
+        32 * 10 + 2,
+    )  # a class a column
+    assert main(["generate", str(conditional_run), "--n", "3", "--out", str(tmp_path / "all")]) == 0
+    assert Image.open(tmp_path / "all" / "grid.png").size == (2 * 10 + 2, 2 * 10 + 2)  # cat, dog / cat
     assert main(["generate", str(conditional_run), "--n", "3", "--class", "dog", "--out", str(tmp_path / "o")]) == 0
     assert main(["generate", str(conditional_run), "--n", "3", "--class", "7", "--out", str(tmp_path / "o")]) != 0
     assert "--class 7: not a class of this run; give 0-1 or one of ['cat', 'dog']" in capsys.readouterr().err

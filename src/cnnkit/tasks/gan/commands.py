@@ -57,7 +57,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print(f"{walks} walks of {args.frames} steps (slerp between two latent points each) in {path}")
         return 0
     n = args.n or 64
-    paths = write_images(generate(g, n, args.seed, cls), Path(args.out))
+    by_class = g.num_classes if g.num_classes and cls is None and n > g.num_classes else None  # a class a column
+    paths = write_images(generate(g, n, args.seed, cls), Path(args.out), by_class)
     print(f"{n} images ({g.channels}x{g.side}x{g.side}) and {paths[-1].name} in {args.out}")
     if args.score:
         import json

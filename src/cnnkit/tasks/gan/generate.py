@@ -79,14 +79,15 @@ def interpolate(
     return sample(g, z, labels), torch.stack([z0, z1])
 
 
-def write_images(images: torch.Tensor, out: Path) -> list[Path]:
-    """out/000000.png ... one per image, and out/grid.png; returns the paths written (grid last)."""
+def write_images(images: torch.Tensor, out: Path, nrow: int | None = None) -> list[Path]:
+    """out/000000.png ... one per image, and out/grid.png (`nrow` images a row; default: square); returns the
+    paths written (grid last)."""
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, img in enumerate(images):
         paths.append(out / f"{i:06d}.png")
         save_png(to_uint8(img), paths[-1])
-    save_grid(images, out / "grid.png")
+    save_grid(images, out / "grid.png", nrow)
     return [*paths, out / "grid.png"]
 
 

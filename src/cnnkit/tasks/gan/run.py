@@ -232,7 +232,9 @@ def end_epoch(p: _Parts) -> None:
     s.epoch += 1
     s.rows.append({"epoch": s.epoch, **{k: v / steps for k, v in s.sums.items()}, "seconds": s.train_seconds})
     s.order, s.step, s.sums = None, 0, {}
-    save_grid(sample(p.sampler(), p.fixed_noise, p.fixed_labels), p.dir / "samples" / f"epoch_{s.epoch:03d}.png")
+    k = int(p.fixed_labels.max()) + 1 if p.fixed_labels is not None else None  # conditional: one class a column
+    grid = p.dir / "samples" / f"epoch_{s.epoch:03d}.png"
+    save_grid(sample(p.sampler(), p.fixed_noise, p.fixed_labels), grid, nrow=k if k and k > 1 else None)
     write_progress(p.dir / "samples")
     write_metrics(s.rows, p.dir / "metrics.csv")
     save_last(p)
