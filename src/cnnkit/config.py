@@ -251,6 +251,13 @@ class GanConfig:
     lr: Annotated[float, Range(0, 1, lo_open=True)] = 2e-4  # Adam's rate, both networks
     beta1: Annotated[float, Range(0, 1)] = 0.5  # Adam's beta1 (0.5 steadies training, section 4)
     samples: Annotated[int, Range(1, 1024)] = 64  # images in each epoch's sample grid (one fixed noise batch)
+    conditional: bool = False  # class-conditional: one-hot label joined to z in G, as extra input channels in D
+    loss: Literal["bce", "hinge"] = "bce"  # bce: the paper's (non-saturating G) | hinge (Lim & Ye 2017)
+    spectral_norm: bool = False  # spectral norm on the discriminator's convolutions (Miyato et al. 2018)
+    ema: Annotated[float, Range(0, 1, hi_open=True)] = 0.0  # decay of an EMA of G (0: off); samples/generate use it
+    score_with: str | None = None  # a cnnkit classifier of the same data: classifier-FID + class shares at the end
+    score_n: Annotated[int, Range(10, 100_000)] = 2000  # images generated for those numbers
+    score_every: Annotated[int, Range(0, None)] = 0  # with score_with: also every this many epochs (0: at the end only)
 
 
 # keys that moved when `train` was split by concern; older config.yaml files, checkpoints and --set keys still load

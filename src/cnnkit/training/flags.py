@@ -55,7 +55,11 @@ TRAIN_FLAGS = {
     "runs_dir": "run.runs_dir",
 }
 # flags that set a key to a fixed value (store_true flags whose key is not the flag's own)
-SWITCHES = {"strict": ("data.strict", True), "pretrained": ("model.pretrained", True)}
+SWITCHES = {
+    "strict": ("data.strict", True),
+    "pretrained": ("model.pretrained", True),
+    "conditional": ("gan.conditional", True),  # --task gan: class-conditional DCGAN
+}
 NO_SWITCHES = {"no_strict_weights": ("model.strict_weights", False)}
 RESUME_MAY_CHANGE = {"runtime.device", "runtime.num_threads", "runtime.devices"}  # what --resume lets a flag change
 
@@ -86,6 +90,9 @@ def _data_flags(g) -> None:
         choices=("auto", "classify", "segment", "detect", "gan"),
         help="segment: --data holds images/ and masks/ (image / mask pairs); detect: boxes (mnist-scenes, COCO folders); "
         "gan: a DCGAN on the images (labels ignored)",
+    )
+    g.add_argument(
+        "--conditional", action="store_true", default=None, help="--task gan: a class-conditional DCGAN (uses labels)"
     )
     g.add_argument(
         "--data-root", help="folder holding built-in datasets (default $CNNKIT_DATA or ~/.cache/cnnkit/datasets)"

@@ -52,3 +52,32 @@ def test_init_is_the_papers():
     scales = torch.cat([m.weight for m in bn])
     assert abs(scales.mean().item() - 1.0) < 0.01 and 0.01 < scales.std().item() < 0.03
     assert all(m.bias.abs().max() == 0 for m in bn)
+
+
+def test_a_conditional_pair_reads_the_labels():
+    torch.manual_seed(0)
+    g, d = build_pair(latent=6, channels=1, side=8, width=4, num_classes=3)
+    assert g.net[0].in_channels == 6 + 3 and d.net[0].in_channels == 1 + 3  # z + one-hot, image + 3 label maps
+    g.eval()
+    z = torch.randn(2, 6)
+    a, b = g(z, torch.tensor([0, 0])), g(z, torch.tensor([2, 0]))
+    assert a.shape == (2, 1, 8, 8) and not torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert d(a, torch.tensor([1, 2])).shape == (2,)
+    with pytest.raises(ValueError, match="needs the labels"):
+        g(z)
+
+
+def test_spectral_norm_bounds_each_discriminator_convolution():
+    torch.manual_seed(0)
+    _, d = build_pair(latent=6, channels=1, side=16, width=4, spectral_norm=True)
+    convs = [m for m in d.net if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 3 and all(torch.nn.utils.parametrize.is_parametrized(m, "weight") for m in convs)
+    d.train()
+    for _ in range(30):  # each forward pass refines the power iteration's estimate
+        d(torch.randn(2, 1, 16, 16))
+    d.eval()
+    for m in convs:
+        sigma = torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2)
+        assert sigma == pytest.approx(1.0, abs=0.05)
+    _, plain = build_pair(latent=6, channels=1, side=16, width=4)
+    assert not any(torch.nn.utils.parametrize.is_parametrized(m) for m in plain.net)

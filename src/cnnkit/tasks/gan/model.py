@@ -1,11 +1,15 @@
 """The DCGAN pair (Radford et al. 2016, section 3): a generator of transposed convolutions with batch norm
 and ReLU ending in tanh, a discriminator of strided convolutions with LeakyReLU(0.2) and batch norm (none on
 its input layer), no pooling, no fully connected layers; weights from N(0, 0.02), batch-norm scales from
-N(1, 0.02). Sizes: a side of 4 or 7 doubled k times (8, 16, 28, 32, 64 px); 1 or 3 channels."""
+N(1, 0.02). Sizes: a side of 4 or 7 doubled k times (8, 16, 28, 32, 64 px); 1 or 3 channels.
+Class-conditional (num_classes > 0, Mirza & Osindero 2014): G reads z joined to the label's one-hot vector,
+D reads the image with the one-hot vector as num_classes extra constant channels. Optional: spectral norm on
+every convolution of D (Miyato et al. 2018)."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cnnkit.errors import ConfigError
@@ -28,15 +32,17 @@ def plan_sizes(side: int) -> tuple[int, int]:
 
 
 class Generator(nn.Module):
-    """z (B, latent) -> image (B, C, side, side) in [-1, 1]."""
+    """z (B, latent) [and labels (B,) when conditional] -> image (B, C, side, side) in [-1, 1]."""
 
-    def __init__(self, latent: int = 100, channels: int = 1, side: int = 32, width: int = 64):
+    def __init__(self, latent: int = 100, channels: int = 1, side: int = 32, width: int = 64, num_classes: int = 0):
         super().__init__()
         start, k = plan_sizes(side)
         self.latent, self.channels, self.side, self.width = latent, channels, side, width
+        self.num_classes = num_classes
+        self.class_names: list[str] = []  # a conditional run's classes (set when loaded from a checkpoint)
         ch = width * 2 ** (k - 1)  # widest at the start: 4w for 32 px, 8w for 64 px, 2w for 28 px
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(latent, ch, start, 1, 0, bias=False),  # (B, ch, start, start)
+            nn.ConvTranspose2d(latent + num_classes, ch, start, 1, 0, bias=False),  # (B, ch, start, start)
             nn.BatchNorm2d(ch),
             nn.ReLU(True),
         ]
@@ -50,20 +56,34 @@ class Generator(nn.Module):
         layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1, bias=False), nn.Tanh()]  # (B, C, side, side)
         self.net = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.net(z.view(z.shape[0], self.latent, 1, 1))
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        z = with_labels(z, labels, self.num_classes)
+        out: torch.Tensor = self.net(z.view(z.shape[0], self.latent + self.num_classes, 1, 1))
         return out
 
 
-class Discriminator(nn.Module):
-    """image (B, C, side, side) in [-1, 1] -> real-vs-fake logit (B,)."""
+def with_labels(x: torch.Tensor, labels: torch.Tensor | None, num_classes: int) -> torch.Tensor:
+    """x (B, D) or (B, C, H, W) with the labels' one-hot vectors joined along dim 1 (as constant maps for
+    images); x itself when the network is not conditional."""
+    if not num_classes:
+        return x
+    if labels is None:
+        raise ValueError("a class-conditional network needs the labels of its batch")
+    hot = F.one_hot(labels.long(), num_classes).to(x.dtype)  # (B, K)
+    if x.ndim == 4:
+        hot = hot[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
+    return torch.cat([x, hot], 1)
 
-    def __init__(self, channels: int = 1, side: int = 32, width: int = 64):
+
+class Discriminator(nn.Module):
+    """image (B, C, side, side) in [-1, 1] [and labels (B,) when conditional] -> real-vs-fake logit (B,)."""
+
+    def __init__(self, channels: int = 1, side: int = 32, width: int = 64, num_classes: int = 0):
         super().__init__()
         start, k = plan_sizes(side)
-        self.channels, self.side, self.width = channels, side, width
+        self.channels, self.side, self.width, self.num_classes = channels, side, width, num_classes
         layers: list[nn.Module] = [
-            nn.Conv2d(channels, width, 4, 2, 1, bias=False),
+            nn.Conv2d(channels + num_classes, width, 4, 2, 1, bias=False),
             nn.LeakyReLU(0.2, True),
         ]  # (B, w, side/2, side/2)
         ch = width
@@ -77,8 +97,8 @@ class Discriminator(nn.Module):
         layers.append(nn.Conv2d(ch, 1, start, 1, 0, bias=False))  # (B, 1, 1, 1)
         self.net = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.net(x)
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        out: torch.Tensor = self.net(with_labels(x, labels, self.num_classes))
         return out.flatten()
 
 
@@ -91,9 +111,18 @@ def dcgan_init(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def build_pair(latent: int, channels: int, side: int, width: int) -> tuple[Generator, Discriminator]:
-    """A generator and discriminator with the paper's init (draws from torch's global RNG: seed first)."""
-    g, d = Generator(latent, channels, side, width), Discriminator(channels, side, width)
+def build_pair(
+    latent: int, channels: int, side: int, width: int, num_classes: int = 0, spectral_norm: bool = False
+) -> tuple[Generator, Discriminator]:
+    """A generator and discriminator with the paper's init (draws from torch's global RNG: seed first);
+    `spectral_norm`: D's convolutions spectrally normalised (after the init)."""
+    g, d = Generator(latent, channels, side, width, num_classes), Discriminator(channels, side, width, num_classes)
     g.apply(dcgan_init)
     d.apply(dcgan_init)
+    if spectral_norm:
+        from torch.nn.utils.parametrizations import spectral_norm as sn
+
+        for i, m in enumerate(d.net):
+            if isinstance(m, nn.Conv2d):
+                d.net[i] = sn(m)
     return g, d

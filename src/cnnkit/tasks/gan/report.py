@@ -1,5 +1,7 @@
 """report.html's GAN section (listed in report.html.EXTRA_SECTIONS), from the run folder alone: the last
-epoch's numbers, its sample grid (fixed noise), the first grid beside it, and the loss / D-output curves."""
+epoch's numbers, its sample grid (fixed noise), the first grid beside it, the animated progression
+(samples/progress.gif), the loss / D-output curves, and the quality numbers (quality.json, gan.score_with) or
+how to get them."""
 
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ def _img(path: Path, alt: str) -> str:
     if not path.is_file():
         return f"<p class='note'>({html.escape(path.name)} is missing)</p>"
     data = base64.b64encode(path.read_bytes()).decode("ascii")
+    kind = "gif" if path.suffix == ".gif" else "png"
     return (
-        f"<figure style='display:inline-block;margin:0 1em 1em 0'><img src='data:image/png;base64,{data}' "
+        f"<figure style='display:inline-block;margin:0 1em 1em 0'><img src='data:image/{kind};base64,{data}' "
         f"alt='{html.escape(alt)}' style='width:320px;image-rendering:pixelated'><figcaption>{html.escape(alt)}"
         "</figcaption></figure>"
     )
@@ -46,10 +49,36 @@ def report_section(run_dir: str | Path) -> tuple[str, str, str] | None:
         out += _img(grids[-1], f"samples after epoch {len(grids)} (fixed noise)")
         if len(grids) > 1:
             out += _img(grids[0], "samples after epoch 1 (same noise)")
+    if len(grids) > 1 and (run / "samples" / "progress.gif").is_file():
+        out += _img(run / "samples" / "progress.gif", f"progression over {len(grids)} epochs (same noise)")
     out += _img(run / "plots" / "gan_curves.png", "losses and discriminator outputs per epoch")
-    out += (
-        "<p class='note'>Quality numbers: <code>cnnkit generate RUN --n 2000 --out DIR --score CLASSIFIER</code> "
-        "gives the classifier-FID (a cnnkit classifier's features, not Inception's) with its real-vs-real floor "
-        "and the share of each class among the samples.</p>"
+    return ("gan", "Generated images (DCGAN)", out + _quality(run))
+
+
+def _quality(run: Path) -> str:
+    """quality.json's numbers (written when gan.score_with names a classifier), or how to compute them."""
+    try:
+        q = json.loads((run / "quality.json").read_text())
+    except (OSError, ValueError):
+        return (
+            "<p class='note'>Quality numbers: <code>cnnkit generate RUN --n 2000 --out DIR --score CLASSIFIER</code> "
+            "(or <code>gan.score_with</code> at training time) gives the classifier-FID (a cnnkit classifier's "
+            "features, not Inception's) with its real-vs-real floor and the share of each class among the samples.</p>"
+        )
+    shares = ", ".join(f"{html.escape(str(k))}: {100 * v:.1f}%" for k, v in q["class_shares"].items())
+    asked = q.get("asked_class_share")
+    history = q.get("history") or []
+    by_epoch = (
+        " Classifier-FID by epoch: " + ", ".join(f"{h['epoch']}: {h['fid']:.3f}" for h in history) + "."
+        if len(history) > 1
+        else ""
     )
-    return ("gan", "Generated images (DCGAN)", out)
+    return (
+        f"<p>Quality of {q['n_generated']} samples, judged by the classifier {html.escape(str(q['classifier']))} "
+        f"(classifier-FID: its features, not Inception's): <b>FID {q['fid']:.3f}</b>, against the real-vs-real "
+        f"floor {q['fid_real_floor']:.3f} and the untrained generator's {q['fid_untrained_ceiling']:.3f}. "
+        f"Share of each class among the samples: {shares}."
+        + (f" In the class they were generated for: {100 * asked:.1f}%." if asked is not None else "")
+        + by_epoch
+        + "</p>"
+    )

@@ -1,5 +1,6 @@
 """What a DCGAN run carries from step to step and saves in last.ckpt: both networks, both optimisers,
-the run's generator (data order and noise), the epoch in progress (its order, step and sums) and the rows."""
+the run's generator (data order and noise), the epoch in progress (its order, step and sums) and the rows;
+the EMA of the generator (gan.ema) and the dataset's fingerprint (a resume refuses changed data) when there."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ class GanState:
     sums: dict[str, float] = dataclasses.field(default_factory=dict)  # its running sums of the step numbers
     rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # metrics.csv so far
     train_seconds: float = 0.0
+    g_ema: nn.Module | None = None  # gan.ema: the generator's moving average
+    dataset: dict[str, Any] | None = None  # data/fingerprint.py's fingerprint of the training data
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -41,6 +44,8 @@ class GanState:
             "sums": dict(self.sums),
             "rows": [dict(r) for r in self.rows],
             "train_seconds": self.train_seconds,
+            "generator_ema": self.g_ema.state_dict() if self.g_ema is not None else None,
+            "dataset": self.dataset,
         }
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
@@ -52,3 +57,5 @@ class GanState:
         torch.set_rng_state(s["torch_rng"])
         self.epoch, self.step, self.order = s["epoch"], s["step"], s["order"]
         self.sums, self.rows, self.train_seconds = dict(s["sums"]), [dict(r) for r in s["rows"]], s["train_seconds"]
+        if self.g_ema is not None and s.get("generator_ema") is not None:
+            self.g_ema.load_state_dict(s["generator_ema"])
