@@ -66,8 +66,6 @@ def stylize(
     from cnnkit.device import resolve_device
 
     from .colour import preserve_colour
-    from .features import FeatureExtractor
-    from .networks import load_network
     from .progress import StyleProgress
 
     settings.check()
@@ -84,12 +82,7 @@ def stylize(
     size = images.working_size(*images.hw(content_full), settings.size)
     _say_sizes(say, content_path, content_full, size, settings.size)
     device = resolve_device(settings.device)
-    net = load_network(settings.network, settings.layers, device)
-    extractor = FeatureExtractor(net.model, [net.content_layer, *net.style_layers], net.mean, net.std, net.channels)
-    extractor.to(device)
-    content = images.resize(content_full, size).to(device)
-    style = images.resize(style_full, images.working_size(*images.hw(style_full), settings.size)).to(device)
-    objective = Objective(extractor, net.content_layer, net.style_layers, content, style, settings.weights)
+    net, objective, content = _objective(settings, content_full, style_full, size, device)
     gen = torch.Generator().manual_seed(settings.seed)
     torch.manual_seed(settings.seed)
     init = content if settings.init == "content" else torch.rand(content.shape, generator=gen).to(device)
@@ -135,6 +128,26 @@ def stylize(
         f"in {seconds:.1f} s; wrote {out}" + (f", {strip_path.name}" if every else "") + f", {json_path.name}"
     )
     return record
+
+
+def _objective(
+    settings: StyleSettings,
+    content_full: torch.Tensor,
+    style_full: torch.Tensor,
+    size: tuple[int, int],
+    device: torch.device,
+) -> tuple[StyleNet, Objective, torch.Tensor]:
+    """The feature network, the losses against the content and style images at the working size, and
+    the content image there."""
+    from .features import FeatureExtractor
+    from .networks import load_network
+
+    net = load_network(settings.network, settings.layers, device)
+    extractor = FeatureExtractor(net.model, [net.content_layer, *net.style_layers], net.mean, net.std, net.channels)
+    extractor.to(device)
+    content = images.resize(content_full, size).to(device)
+    style = images.resize(style_full, images.working_size(*images.hw(style_full), settings.size)).to(device)
+    return net, Objective(extractor, net.content_layer, net.style_layers, content, style, settings.weights), content
 
 
 def _describe(net: StyleNet, settings: StyleSettings, device: torch.device) -> dict[str, object]:
