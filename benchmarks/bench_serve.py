@@ -545,9 +545,17 @@ def main() -> int:
     p.add_argument("--client", choices=("raw", "httpx"), default="raw", help="load generator (default raw)")
     p.add_argument("--body", choices=("multipart", "raw"), default="multipart", help="request body (default multipart)")
     p.add_argument("--threads", type=int, help="cnnkit serve --threads (default: torch's)")
+    p.add_argument(
+        "--backend",
+        choices=("eager", "channels-last", "bf16"),
+        default="eager",
+        help="cnnkit serve --backend, the same for naive and dynamic batching (default eager)",
+    )
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench_serve"))
     args = p.parse_args()
     args.server_flags = ["--threads", str(args.threads)] if args.threads else []
+    if args.backend != "eager":
+        args.server_flags += ["--backend", args.backend]
     res = {
         "machine": {k: v for k, v in machine_info().items() if k != "flags"},
         "command": "python benchmarks/bench_serve.py " + " ".join(sys.argv[1:]),
