@@ -9,10 +9,14 @@ pooled features (1280). The methods then train on those caches only:
 
   head        the engine's head-only default: dropout 0.2 + linear, AdamW 3e-3, weight decay 0.05, one-cycle,
               20 epochs, batch 32, unmirrored rows (transfer-head recipe); last epoch reported
+  head+tta    the same heads (same seeds), evaluated on the mean of the image's and its mirror's probabilities
+              (what eval.tta: flip does in the final evaluation)
   logreg      multinomial logistic regression (LBFGS) on L2-normalised pooled features, C chosen by 5-fold
               cross-validated log-loss on the training split only
   +tta        the mean of the probabilities of the image and its mirror at evaluation
   +views      the mirrored training images as extra rows
+  logreg-concat  logreg on three L2-normalised pooled activations side by side (final 1280, blocks.5 192,
+              blocks.4 112): mid-level features as well as the last ones
   late-b5     the head warmed up by `logreg` (C by CV, both views), then blocks.6 + conv_head + bn2 + head
               trained on the cached blocks.5 output (a random view per image per epoch), batch norms on the
               pretrained statistics, AdamW, head at lr, the stages at 0.1 x lr, one-cycle; evaluated with tta
@@ -45,7 +49,7 @@ from bench_train import write_results  # noqa: E402
 PAIRS = {"cat-dog": ("cat", "dog"), "automobile-horse": ("automobile", "horse"), "deer-horse": ("deer", "horse")}
 CS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0)  # C grid for L2-normalised features
 RAW_CS = tuple(c / 100 for c in CS)  # for the raw pooled features the classifier sees (norms of about 17)
-METHODS = ("head", "logreg", "logreg+tta", "logreg+views+tta", "late-b5", "late-b4")
+METHODS = ("head", "head+tta", "logreg", "logreg+tta", "logreg+views+tta", "logreg-concat", "late-b5", "late-b4")
 
 
 def lite0():
@@ -140,6 +144,16 @@ def linear_methods(tr: dict, va: dict) -> dict:
     w, b = logreg(torch.cat([xi, xf]), y.repeat(2), c2)
     tta = (torch.softmax(vi @ w + b, 1) + torch.softmax(vf @ w + b, 1)) / 2
     out["logreg+views+tta"] = {**scores(tta, yv), "C": c2}
+    cat, vcat = (
+        torch.cat(
+            [F.normalize(d["id"][k].mean((2, 3)) if k != "pool" else d["id"][k], dim=1) for k in ("pool", "b5", "b4")],
+            1,
+        )
+        for d in (tr, va)
+    )
+    c3 = choose_c([cat], y)
+    w, b = logreg(cat, y, c3)
+    out["logreg-concat"] = {**scores(torch.softmax(vcat @ w + b, 1), yv), "C": c3}
     return out
 
 
@@ -156,7 +170,9 @@ def late_params(net, cut: str) -> list:
     return [p for m in mods.get(cut, []) for p in m.parameters()]
 
 
-def train_late(tr: dict, va: dict, cut: str, *, seed: int, epochs: int, lr: float, views: tuple[str, ...]) -> dict:
+def train_late(
+    tr: dict, va: dict, cut: str, *, seed: int, epochs: int, lr: float, views: tuple[str, ...], tta: bool = True
+) -> dict:
     """AdamW one-cycle on the cached activations at `cut` (pool: the head alone, warmed up from zero as the
     engine's head; b5 / b4: the head warmed up by logreg, then the later stages train at 0.1 x lr)."""
     torch.manual_seed(seed)
@@ -201,7 +217,7 @@ def train_late(tr: dict, va: dict, cut: str, *, seed: int, epochs: int, lr: floa
             sched.step()
     seconds = time.perf_counter() - t0
     with torch.no_grad():
-        eval_views = ("id",) if cut == "pool" else ("id", "flip")
+        eval_views = ("id", "flip") if tta else ("id",)
         p = sum(torch.softmax(net.classifier(late_forward(net, va[v][cut], cut)), 1) for v in eval_views)
     return {**scores(p / len(eval_views), va["labels"]), "train_s": round(seconds, 1), "epochs": epochs}
 
@@ -211,11 +227,11 @@ def run_pair(tr: dict, va: dict, methods: list[str], seeds: list[int], epochs: i
     if any(m.startswith("logreg") for m in methods):
         out.update({k: v for k, v in linear_methods(tr, va).items() if k in methods})
     for m in methods:
-        if m == "head" or m.startswith("late"):
-            cut = "pool" if m == "head" else m.split("-")[1]
+        if m.startswith(("head", "late")):
+            cut = "pool" if m.startswith("head") else m.split("-")[1]
             kw = (
-                {"epochs": 20, "lr": 3e-3, "views": ("id",)}
-                if m == "head"
+                {"epochs": 20, "lr": 3e-3, "views": ("id",), "tta": m == "head+tta"}
+                if m.startswith("head")
                 else {"epochs": epochs, "lr": 1e-3, "views": ("id", "flip")}
             )
             runs = [{**train_late(tr, va, cut, seed=s, **kw), "load": load_avg()} for s in seeds]
