@@ -222,7 +222,7 @@ def train_late(
     return {**scores(p / len(eval_views), va["labels"]), "train_s": round(seconds, 1), "epochs": epochs}
 
 
-def run_pair(tr: dict, va: dict, methods: list[str], seeds: list[int], epochs: int) -> dict:
+def run_pair(tr: dict, va: dict, methods: list[str], seeds: list[int], epochs: int, late_lr: float = 1e-3) -> dict:
     out: dict = {}
     if any(m.startswith("logreg") for m in methods):
         out.update({k: v for k, v in linear_methods(tr, va).items() if k in methods})
@@ -232,7 +232,7 @@ def run_pair(tr: dict, va: dict, methods: list[str], seeds: list[int], epochs: i
             kw = (
                 {"epochs": 20, "lr": 3e-3, "views": ("id",), "tta": m == "head+tta"}
                 if m.startswith("head")
-                else {"epochs": epochs, "lr": 1e-3, "views": ("id", "flip")}
+                else {"epochs": epochs, "lr": late_lr, "views": ("id", "flip")}
             )
             runs = [{**train_late(tr, va, cut, seed=s, **kw), "load": load_avg()} for s in seeds]
             out[m] = {
@@ -275,6 +275,7 @@ def main(argv=None) -> int:
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--epochs", type=int, default=8, help="epochs of the late-stage runs")
+    p.add_argument("--late-lr", type=float, default=1e-3, help="the head's rate in the late-stage runs (stages: 0.1x)")
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--cache", type=Path, default=Path("/tmp/cnnkit-photos-methods"), help="stand-ins and activations")
     p.add_argument("--tarball", type=Path, default=TARBALL)
@@ -299,7 +300,9 @@ def main(argv=None) -> int:
                 torch.save(features(folder, PAIRS[pair], split, args.size), path)
             acts[split] = torch.load(path)
         print(f"{pair}:", file=sys.stderr, flush=True)
-        result["pairs"][pair] = run_pair(acts["train"], acts["val"], args.methods, args.seeds, args.epochs)
+        result["pairs"][pair] = run_pair(
+            acts["train"], acts["val"], args.methods, args.seeds, args.epochs, args.late_lr
+        )
     result["load_after"] = load_avg()
     write_results(result, REPO / "benchmarks" / "results" / args.out, markdown)
     return 0
