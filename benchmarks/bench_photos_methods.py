@@ -98,6 +98,23 @@ def scores(probs: torch.Tensor, y: torch.Tensor) -> dict:
     return {"accuracy": float((probs.argmax(1) == y).float().mean()), "ece": ece(probs, y)}
 
 
+def ece_floor(n: int, accuracy: float, draws: int = 500) -> tuple[float, float]:
+    """Mean and 90th percentile ECE of a perfectly calibrated binary classifier on `n` images: confidences
+    0.5 + 0.5 u^a (u uniform, a set so that their mean is `accuracy`), each answer right with probability
+    equal to its confidence, the same bins as cnnkit's metrics. What ECE a split this small shows by chance."""
+    from cnnkit.evaluate.metrics import expected_calibration_error, reliability_bins
+
+    a = 0.5 / (min(max(accuracy, 0.51), 0.999) - 0.5) - 1
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for _ in range(draws):
+        c = 0.5 + 0.5 * torch.rand(n, generator=g) ** a
+        y = torch.where(torch.rand(n, generator=g) < c, 0, 1)
+        out.append(expected_calibration_error(reliability_bins(torch.stack([c, 1 - c], 1), y)))
+    t = torch.tensor(out)
+    return float(t.mean()), float(t.quantile(0.9))
+
+
 def logreg(x: torch.Tensor, y: torch.Tensor, c: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Weights and bias minimising the summed cross-entropy + |W|^2 / (2 C) (scikit-learn's convention)."""
     w = torch.zeros(x.shape[1], int(y.max()) + 1, requires_grad=True)
@@ -250,7 +267,8 @@ def markdown(r: dict) -> str:
         "",
         f"`{r['command']}`",
         "",
-        "See the script's docstring for the methods. Accuracy and ECE are on the 150 validation images of each pair "
+        "See the script's docstring for the methods. Accuracy and ECE are on the "
+        f"{2 * r.get('val_per_class', 75)} validation images of each pair "
         f"(mean over seeds {r['seeds']} for the trained heads); nothing was tuned on them. Seconds are of training on "
         f"the caches only, on a shared machine (load averages below).",
         "",
@@ -265,6 +283,14 @@ def markdown(r: dict) -> str:
                     f"{s['accuracy']:.1%} ({s['train_s']} s, load {s['load'][0]})" for s in x["seeds"]
                 )
             lines.append(f"| {pair} | {m} | {x['accuracy']:.1%} | {x['ece']:.1%} | {note} |")
+    n = 2 * r.get("val_per_class", 75)
+    lines += [
+        "",
+        f"ECE that a perfectly calibrated model shows by chance on {n} images (`ece_floor`, mean / 90th percentile):",
+    ]
+    for acc in (0.83, 0.9, 0.93, 0.97):
+        mean, p90 = ece_floor(n, acc)
+        lines.append(f"at {acc:.0%} accuracy {mean:.1%} / {p90:.1%};")
     lines += ["", f"Load average (1/5/15 min) at the start: {r['load_before']}, at the end: {r['load_after']}."]
     return "\n".join(lines) + "\n"
 
@@ -277,6 +303,8 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=8, help="epochs of the late-stage runs")
     p.add_argument("--late-lr", type=float, default=1e-3, help="the head's rate in the late-stage runs (stages: 0.1x)")
     p.add_argument("--size", type=int, default=224)
+    p.add_argument("--train", type=int, default=125, help="training images per class (a smoke test: 8)")
+    p.add_argument("--val", type=int, default=75, help="validation images per class")
     p.add_argument("--cache", type=Path, default=Path("/tmp/cnnkit-photos-methods"), help="stand-ins and activations")
     p.add_argument("--tarball", type=Path, default=TARBALL)
     p.add_argument("--out", default="bench_photos_methods")
@@ -286,13 +314,15 @@ def main(argv=None) -> int:
         "command": "benchmarks/bench_photos_methods.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "seeds": args.seeds,
         "size": args.size,
+        "train_per_class": args.train,
+        "val_per_class": args.val,
         "load_before": load_avg(),
         "pairs": {},
     }
     for pair in args.pairs:
         folder = args.cache / pair
         if not (folder / "val").is_dir():
-            build_standin(args.tarball, folder, PAIRS[pair])
+            build_standin(args.tarball, folder, PAIRS[pair], train=args.train, val=args.val)
         acts = {}
         for split in ("train", "val"):
             path = args.cache / f"{pair}_{split}_{args.size}.pt"
