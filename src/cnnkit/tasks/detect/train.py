@@ -32,7 +32,8 @@ import torch
 
 from cnnkit.checkpoint import atomic_save
 from cnnkit.config import Config, OptimConfig, save_config
-from cnnkit.data.detection import DetectionData, read_coco
+from cnnkit.data.detection import DetectionData
+from cnnkit.data.detection_layout import read_detection_folder
 from cnnkit.device import resolve_device, seed_everything
 from cnnkit.errors import CheckpointError, ConfigError
 from cnnkit.rundir import atomic_write_text, create_run_dir
@@ -45,23 +46,16 @@ LOSSES = ("loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_re
 
 
 def load_detection_data(cfg: Config) -> DetectionData:
-    """mnist-scenes' boxes, or a folder of COCO splits (--data DIR with train/ and val/, test/ optional)."""
+    """mnist-scenes' boxes, or a folder in COCO, VOC or YOLO layout (--data DIR: data/detection_layout.py)."""
     if cfg.data.dataset == "mnist-scenes":
         from cnnkit.data.scenes import build_scenes_detection
 
         return build_scenes_detection(cfg.data)
     if cfg.data.dataset == "folder" and cfg.data.path:
-        root = Path(cfg.data.path)
-        train, classes, skipped = read_coco(root / "train", channels=cfg.data.channels, strict=cfg.data.strict)
-        val, _, s2 = read_coco(root / "val", channels=train.images.shape[1], strict=cfg.data.strict)
-        test = None
-        if (root / "test").is_dir():
-            test, _, s3 = read_coco(root / "test", channels=train.images.shape[1], strict=cfg.data.strict)
-            s2 += s3
-        return DetectionData(root.name, classes, train, val, test, source=str(root), skipped=skipped + s2)
+        return read_detection_folder(cfg.data.path, channels=cfg.data.channels, strict=cfg.data.strict)
     raise ConfigError(
         f"--task detect: dataset {cfg.data.dataset!r} has no boxes; use --dataset mnist-scenes or --data DIR "
-        "(DIR/train, DIR/val each with annotations.json in COCO form)"
+        "(a folder in COCO, PASCAL VOC or YOLO layout with train and val splits)"
     )
 
 
