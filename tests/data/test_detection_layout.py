@@ -42,3 +42,20 @@ def test_a_missing_val_split_is_named(tmp_path):
     (tmp_path / "images" / "val").rename(tmp_path / "images" / "other")
     with pytest.raises(DataError, match="no val images in the yolo layout"):
         read_detection_folder(tmp_path)
+
+
+def test_other_sizes_are_skipped_or_resized_with_their_boxes(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    root = write_voc(tmp_path)
+    Image.fromarray(np.zeros((60, 80), np.uint8)).save(root / "JPEGImages" / "b.png")
+    data = read_detection_folder(root)
+    assert len(data.train) == 1 and [s.path.rsplit("/", 1)[-1] for s in data.skipped] == ["b.png"]
+    assert "differs from the split's (1, 30, 40); --image-size N resizes" in data.skipped[0].reason
+    data = read_detection_folder(root, size=20)  # x by 20/40, y by 20/30; b.png by 20/80, 20/60
+    assert data.skipped == [] and data.train.images.shape == (2, 1, 20, 20) and data.val.images.shape[2:] == (20, 20)
+    torch.testing.assert_close(
+        data.train.boxes[0], torch.tensor([[2.0, 4 / 3, 6.0, 20 / 3], [10.0, 10 / 3, 18.0, 50 / 3]]), atol=1e-5, rtol=0
+    )
+    assert data.train.images[0, 0, 2, 3] > 100 and data.train.images[0, 0, 15, 15] == 0  # the rectangle moved too

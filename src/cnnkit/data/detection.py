@@ -122,11 +122,28 @@ class Skips:
         self.items.append(SkippedFile(where, why))
 
 
-def assemble(records: list[RawImage], where: Path, skip: Skips, channels: int | None = None) -> DetectionSplit:
+def _decode(file: Path, channels: int | None, size: int | None) -> tuple[torch.Tensor, float, float]:
+    """(C, H, W) uint8 of one image file, resized to size x size when `size` is set; and the x, y scale."""
+    from cnnkit.data.images import open_image, pil_to_array
+
+    pil = open_image(file)
+    channels = channels or (1 if pil.mode in ("1", "L", "I;16", "I", "F") else 3)
+    t = torch.from_numpy(pil_to_array(pil, channels))  # (C, H, W) uint8
+    height, width = t.shape[1:]
+    if size is None or (height, width) == (size, size):
+        return t, 1.0, 1.0
+    resized = torch.nn.functional.interpolate(t[None].float(), size=(size, size), mode="bilinear", antialias=True)
+    return resized[0].round().clamp(0, 255).to(torch.uint8), size / width, size / height
+
+
+def assemble(
+    records: list[RawImage], where: Path, skip: Skips, channels: int | None = None, size: int | None = None
+) -> DetectionSplit:
     """The one conversion of every format's records into a DetectionSplit: images decoded to `channels`
-    (None: 1 when the first image is grayscale, else 3), boxes scaled (normalised ones), clipped to the
-    image, degenerate ones skipped and named; images of another size than the first are skipped."""
-    from cnnkit.data.images import ImageError, open_image, pil_to_array
+    (None: 1 when the first image is grayscale, else 3) and, with `size` (data.image_size), resized to
+    size x size with their boxes; boxes scaled (normalised ones), clipped to the image, degenerate ones
+    skipped and named; without `size`, images of another size than the first are skipped."""
+    from cnnkit.data.images import ImageError
 
     images: list[torch.Tensor] = []
     names: list[str] = []
@@ -134,22 +151,21 @@ def assemble(records: list[RawImage], where: Path, skip: Skips, channels: int | 
     labels: list[list[int]] = []
     for rec in records:
         try:
-            pil = open_image(rec.file)
-            channels = channels or (1 if pil.mode in ("1", "L", "I;16", "I", "F") else 3)
-            t = torch.from_numpy(pil_to_array(pil, channels))  # (C, H, W) uint8
+            t, sx, sy = _decode(rec.file, channels, size)
         except (ImageError, OSError) as e:
             skip(str(rec.file), f"image not read: {e}")
             continue
+        channels = t.shape[0]
         if images and t.shape != images[0].shape:
-            skip(str(rec.file), f"size {tuple(t.shape)} differs from the split's {tuple(images[0].shape)}")
+            why = f"size {tuple(t.shape)} differs from the split's {tuple(images[0].shape)}"
+            skip(str(rec.file), why + "; --image-size N resizes every image (and its boxes) to N x N")
             continue
         height, width = t.shape[1:]
         kept: list[tuple[float, ...]] = []
         classes: list[int] = []
         for obj in rec.objects:
-            b = obj.box
-            if obj.normalised:
-                b = (b[0] * width, b[1] * height, b[2] * width, b[3] * height)
+            fx, fy = (width, height) if obj.normalised else (sx, sy)
+            b = (obj.box[0] * fx, obj.box[1] * fy, obj.box[2] * fx, obj.box[3] * fy)
             if (box := clip_xyxy(b, width, height)) is None:
                 shown = [round(v, 3) for v in b]
                 skip(
@@ -180,7 +196,7 @@ def _bbox(ann: dict[str, Any]) -> list[float] | None:
 
 
 def read_coco(
-    folder: str | Path, *, channels: int | None = None, strict: bool = False
+    folder: str | Path, *, channels: int | None = None, strict: bool = False, size: int | None = None
 ) -> tuple[DetectionSplit, list[str], list[SkippedFile]]:
     """(split, class names, skipped) from `folder/annotations.json` and the images it names, decoded to
     `channels` (None: 1 when the first image is grayscale, else 3)."""
@@ -214,7 +230,7 @@ def read_coco(
         else:
             box = (b[0], b[1], b[0] + b[2], b[1] + b[3])
             records[ann["image_id"]].objects.append(RawObject(where, box, index[ann["category_id"]]))
-    split = assemble(list(records.values()), path, skip, channels)
+    split = assemble(list(records.values()), path, skip, channels, size)
     return split, classes, skip.items
 
 

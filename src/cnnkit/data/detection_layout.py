@@ -52,8 +52,11 @@ def detect_layout(root: str | Path) -> str:
     return hits[0]
 
 
-def read_detection_folder(root: str | Path, *, channels: int | None = None, strict: bool = False) -> DetectionData:
-    """The dataset in `root` (any of the three layouts), its splits decoded to one channel count."""
+def read_detection_folder(
+    root: str | Path, *, channels: int | None = None, strict: bool = False, size: int | None = None
+) -> DetectionData:
+    """The dataset in `root` (any of the three layouts), its splits decoded to one channel count and,
+    with `size` (data.image_size), every image resized to size x size with its boxes."""
     root = Path(root)
     kind = detect_layout(root)
     skip = Skips(strict)
@@ -62,7 +65,7 @@ def read_detection_folder(root: str | Path, *, channels: int | None = None, stri
         classes: list[str] = []
         for name in ("train", "val", "test"):
             if (root / name / "annotations.json").is_file() or name != "test":
-                split, classes_here, skipped = read_coco(root / name, channels=channels, strict=strict)
+                split, classes_here, skipped = read_coco(root / name, channels=channels, strict=strict, size=size)
                 classes = classes or classes_here
                 skip.items += skipped
                 splits[name] = split
@@ -74,7 +77,7 @@ def read_detection_folder(root: str | Path, *, channels: int | None = None, stri
         records, classes = (read_voc if kind == "voc" else read_yolo)(root, skip)
         for name in ("train", "val", "test"):
             if name in records or name != "test":
-                splits[name] = _assemble(root, kind, name, records.get(name), skip, channels)
+                splits[name] = _assemble(root, kind, name, records.get(name), skip, channels, size)
                 channels = channels or splits[name].images.shape[1]
     return DetectionData(
         root.name,
@@ -88,8 +91,14 @@ def read_detection_folder(root: str | Path, *, channels: int | None = None, stri
 
 
 def _assemble(
-    root: Path, kind: str, name: str, records: list[RawImage] | None, skip: Skips, channels: int | None
+    root: Path,
+    kind: str,
+    name: str,
+    records: list[RawImage] | None,
+    skip: Skips,
+    channels: int | None,
+    size: int | None,
 ) -> DetectionSplit:
     if not records:
         raise DataError(f"{root}: no {name} images in the {kind} layout ({LAYOUTS[kind]}); train and val are required")
-    return assemble(records, root / name, skip, channels)
+    return assemble(records, root / name, skip, channels, size)

@@ -54,7 +54,8 @@ def load_detection_data(cfg: Config) -> DetectionData:
 
         return build_scenes_detection(cfg.data)
     if cfg.data.dataset == "folder" and cfg.data.path:
-        return read_detection_folder(cfg.data.path, channels=cfg.data.channels, strict=cfg.data.strict)
+        d = cfg.data
+        return read_detection_folder(d.path, channels=d.channels, strict=d.strict, size=d.image_size)
     raise ConfigError(
         f"--task detect: dataset {cfg.data.dataset!r} has no boxes; use --dataset mnist-scenes or --data DIR "
         "(a folder in COCO, PASCAL VOC or YOLO layout with train and val splits)"
