@@ -53,9 +53,9 @@ def load_detection_data(cfg: Config) -> DetectionData:
         from cnnkit.data.scenes import build_scenes_detection
 
         return build_scenes_detection(cfg.data)
-    if cfg.data.dataset == "folder" and cfg.data.path:
+    if cfg.data.dataset == "folder" and (path := cfg.data.path):
         d = cfg.data
-        return read_detection_folder(d.path, channels=d.channels, strict=d.strict, size=d.image_size)
+        return read_detection_folder(path, channels=d.channels, strict=d.strict, size=d.image_size)
     raise ConfigError(
         f"--task detect: dataset {cfg.data.dataset!r} has no boxes; use --dataset mnist-scenes or --data DIR "
         "(a folder in COCO, PASCAL VOC or YOLO layout with train and val splits)"
