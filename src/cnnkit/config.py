@@ -158,6 +158,7 @@ class AugmentConfig:
     cutmix: Annotated[float, Range(0, 100)] = (
         0.0  # cutmix Beta(a, a) parameter (0: off); with mixup too, one of the two per batch
     )
+    min_visible: Annotated[float, UNIT] = 0.5  # --task detect: a box cropped to under this share of its area is dropped
 
 
 @dataclass

@@ -57,6 +57,10 @@ def test_bad_annotations_are_skipped_and_named(tmp_path):
     assert set(reasons) == {"90", "91", "92", "93", str(tmp_path / "images/missing.png")}
     assert "category_id 7" in reasons["90"] and "degenerate" in reasons["91"] and "image_id 55" in reasons["92"]
     assert split.boxes[2].tolist() == [[0.0, 0.0, 5.0, 7.0], [28.0, 0.0, 32.0, 4.0]]
+    with pytest.raises(DataError, match="annotation 90: category_id 7 is not in categories.*drop --strict"):
+        read_coco(tmp_path, strict=True)  # annotations are checked before the images are read
+    doc["annotations"] = doc["annotations"][:-5]
+    (tmp_path / "annotations.json").write_text(json.dumps(doc))
     with pytest.raises(DataError, match="missing.png: image not read.*drop --strict"):
         read_coco(tmp_path, strict=True)
 

@@ -1,5 +1,6 @@
 """mnist-scenes: boxes tight around the pasted digits, masks on the same pixels, deterministic by seed."""
 
+import pytest
 import torch
 
 from cnnkit.config import DataConfig
@@ -79,3 +80,25 @@ def test_datasets_make_writes_coco_and_masks_that_read_back(tmp_path, monkeypatc
 
     mask = torch.from_numpy(np.array(Image.open(out / "test" / "masks" / "00002.png"))).long()
     assert torch.equal(mask, made["test"].masks[2])
+
+
+@pytest.mark.parametrize("fmt", ["voc", "yolo"])
+def test_datasets_make_in_voc_and_yolo_reads_back_the_same_boxes(tmp_path, monkeypatch, fmt):
+    import cnnkit.data.scenes as scenes
+    from cnnkit.cli import main
+    from cnnkit.data.detection_layout import read_detection_folder
+
+    real = scenes.build_scenes
+    monkeypatch.setattr(scenes, "build_scenes", lambda cfg, seed, counts=None: real(cfg, seed, {"train": 6, "test": 2}))
+    out = tmp_path / fmt
+    argv = ["datasets", "make", "mnist-scenes", "--out", str(out), "--format", fmt, "--data-root", str(tmp_path)]
+    assert main(argv) == 0
+    data = read_detection_folder(out)
+    made, _ = real(DataConfig(root=str(tmp_path)), 0, {"train": 6, "test": 2})
+    assert data.source == f"{out} ({fmt})" and data.class_names == [str(d) for d in range(10)] and data.skipped == []
+    for name in ("train", "val", "test"):
+        split = getattr(data, name)
+        assert torch.equal(split.images, made[name].images)
+        for a, b in zip(split.boxes, made[name].boxes, strict=True):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=0)  # YOLO's fractions: within 1e-4 px
+        assert [t.tolist() for t in split.labels] == [t.tolist() for t in made[name].labels]

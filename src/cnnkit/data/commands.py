@@ -35,6 +35,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("make", nargs="?", choices=["make"], help="make NAME --out DIR: write a generated dataset's files")
     p.add_argument("name", nargs="?", choices=["mnist-scenes"], help="the generated dataset to write (make)")
     p.add_argument("--out", metavar="DIR", help="make: the folder to write train/ val/ test/ into")
+    p.add_argument("--format", choices=["coco", "voc", "yolo"], help="make: the box format (default coco)")
     p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("data-info", help="split sizes, class counts, imbalance and skipped files of a dataset")
@@ -103,7 +104,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     if getattr(args, "make", None):  # cnnkit datasets make mnist-scenes --out DIR (data/scenes.py)
         from cnnkit.data.scenes import write_scenes_cli
 
-        return write_scenes_cli(args.name, args.out, getattr(args, "data_root", None))
+        return write_scenes_cli(args.name, args.out, getattr(args, "data_root", None), getattr(args, "format", None))
     rows = dataset_rows(getattr(args, "data_root", None))
     if getattr(args, "json", False):
         print(json.dumps(rows, indent=2))

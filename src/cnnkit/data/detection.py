@@ -12,6 +12,10 @@ Boxes that reach outside their image are clipped; an annotation whose box is deg
 clipping (width or height under 1 pixel), whose category or image id is unknown, or whose bbox is
 malformed is skipped and named (`SkippedFile`: the json file, the annotation id and why), as is an
 image file that is missing, unreadable or of another size than the split's first image.
+
+The other formats (data/voc.py, data/yolo.py) read into the same records (`RawImage` with its
+`RawObject`s); `assemble` is the one place that decodes the images and turns records into a split
+(scaling, clipping, skipping), for all three. data/detection_layout.py tells the format from a folder.
 """
 
 from __future__ import annotations
@@ -66,11 +70,16 @@ class DetectionData:
         return self.train.images.shape[1]
 
 
+def clip_xyxy(box: tuple[float, ...], width: int, height: int) -> tuple[float, ...] | None:
+    """(x1, y1, x2, y2) clipped to the image; None when under a pixel wide or high after clipping."""
+    x1, y1 = min(max(box[0], 0.0), width), min(max(box[1], 0.0), height)
+    x2, y2 = min(max(box[2], 0.0), width), min(max(box[3], 0.0), height)
+    return (x1, y1, x2, y2) if x2 - x1 >= 1 and y2 - y1 >= 1 else None
+
+
 def clip_box(x: float, y: float, w: float, h: float, width: int, height: int) -> tuple[float, ...] | None:
     """COCO [x, y, w, h] -> (x1, y1, x2, y2) clipped to the image; None when under a pixel wide or high."""
-    x1, y1 = min(max(x, 0.0), width), min(max(y, 0.0), height)
-    x2, y2 = min(max(x + w, 0.0), width), min(max(y + h, 0.0), height)
-    return (x1, y1, x2, y2) if x2 - x1 >= 1 and y2 - y1 >= 1 else None
+    return clip_xyxy((x, y, x + w, y + h), width, height)
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -84,6 +93,101 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+@dataclass
+class RawObject:
+    """One annotated object as a reader found it: `where` names it (file and annotation id / line / index)."""
+
+    where: str
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 pixel edges; fractions of the side when `normalised`
+    label: int  # 0-based class index
+    normalised: bool = False  # YOLO: scaled by the image's width and height once it is read
+
+
+@dataclass
+class RawImage:
+    file: Path
+    name: str  # as listed (for reports)
+    objects: list[RawObject] = field(default_factory=list)  # none: a negative, kept
+
+
+class Skips:
+    """Skipped items (`SkippedFile`: what and why), or under `strict` a DataError at the first one."""
+
+    def __init__(self, strict: bool = False) -> None:
+        self.strict, self.items = strict, list[SkippedFile]()
+
+    def __call__(self, where: str, why: str) -> None:
+        if self.strict:
+            raise DataError(f"{where}: {why} (drop --strict to skip it and list it in skipped.csv)")
+        self.items.append(SkippedFile(where, why))
+
+
+def _decode(file: Path, channels: int | None, size: int | None) -> tuple[torch.Tensor, float, float]:
+    """(C, H, W) uint8 of one image file, resized to size x size when `size` is set; and the x, y scale."""
+    from cnnkit.data.images import open_image, pil_to_array
+
+    pil = open_image(file)
+    channels = channels or (1 if pil.mode in ("1", "L", "I;16", "I", "F") else 3)
+    t = torch.from_numpy(pil_to_array(pil, channels))  # (C, H, W) uint8
+    height, width = t.shape[1:]
+    if size is None or (height, width) == (size, size):
+        return t, 1.0, 1.0
+    resized = torch.nn.functional.interpolate(t[None].float(), size=(size, size), mode="bilinear", antialias=True)
+    return resized[0].round().clamp(0, 255).to(torch.uint8), size / width, size / height
+
+
+def assemble(
+    records: list[RawImage], where: Path, skip: Skips, channels: int | None = None, size: int | None = None
+) -> DetectionSplit:
+    """The one conversion of every format's records into a DetectionSplit: images decoded to `channels`
+    (None: 1 when the first image is grayscale, else 3) and, with `size` (data.image_size), resized to
+    size x size with their boxes; boxes scaled (normalised ones), clipped to the image, degenerate ones
+    skipped and named; without `size`, images of another size than the first are skipped."""
+    from cnnkit.data.images import ImageError
+
+    images: list[torch.Tensor] = []
+    names: list[str] = []
+    boxes: list[list[tuple[float, ...]]] = []
+    labels: list[list[int]] = []
+    for rec in records:
+        try:
+            t, sx, sy = _decode(rec.file, channels, size)
+        except (ImageError, OSError) as e:
+            skip(str(rec.file), f"image not read: {e}")
+            continue
+        channels = t.shape[0]
+        if images and t.shape != images[0].shape:
+            why = f"size {tuple(t.shape)} differs from the split's {tuple(images[0].shape)}"
+            skip(str(rec.file), why + "; --image-size N resizes every image (and its boxes) to N x N")
+            continue
+        height, width = t.shape[1:]
+        kept: list[tuple[float, ...]] = []
+        classes: list[int] = []
+        for obj in rec.objects:
+            fx, fy = (width, height) if obj.normalised else (sx, sy)
+            b = (obj.box[0] * fx, obj.box[1] * fy, obj.box[2] * fx, obj.box[3] * fy)
+            if (box := clip_xyxy(b, width, height)) is None:
+                shown = [round(v, 3) for v in b]
+                skip(
+                    obj.where, f"degenerate box {shown} (under 1 pixel wide or high inside the {width}x{height} image)"
+                )
+                continue
+            kept.append(box)
+            classes.append(obj.label)
+        images.append(t)
+        names.append(rec.name)
+        boxes.append(kept)
+        labels.append(classes)
+    if not images:
+        raise DataError(f"{where}: no readable image ({len(skip.items)} skipped); check the image files it names")
+    return DetectionSplit(
+        torch.stack(images),
+        [torch.tensor(b, dtype=torch.float32).reshape(-1, 4) for b in boxes],
+        [torch.tensor(v, dtype=torch.int64) for v in labels],
+        names,
+    )
+
+
 def _bbox(ann: dict[str, Any]) -> list[float] | None:
     b = ann.get("bbox")
     if not isinstance(b, list) or len(b) != 4 or not all(isinstance(v, (int, float)) for v in b):
@@ -92,12 +196,10 @@ def _bbox(ann: dict[str, Any]) -> list[float] | None:
 
 
 def read_coco(
-    folder: str | Path, *, channels: int | None = None, strict: bool = False
+    folder: str | Path, *, channels: int | None = None, strict: bool = False, size: int | None = None
 ) -> tuple[DetectionSplit, list[str], list[SkippedFile]]:
     """(split, class names, skipped) from `folder/annotations.json` and the images it names, decoded to
     `channels` (None: 1 when the first image is grayscale, else 3)."""
-    from cnnkit.data.images import ImageError, open_image, pil_to_array
-
     folder = Path(folder)
     path = folder / ANNOTATIONS
     try:
@@ -112,57 +214,24 @@ def read_coco(
     cats = sorted(doc["categories"], key=lambda c: c["id"])
     index = {c["id"]: i for i, c in enumerate(cats)}
     classes = [str(c.get("name", c["id"])) for c in cats]
-    skipped: list[SkippedFile] = []
-
-    def skip(where: str, why: str) -> None:
-        if strict:
-            raise DataError(f"{where}: {why} (drop --strict to skip it and list it in skipped.csv)")
-        skipped.append(SkippedFile(where, why))
-
-    images: list[torch.Tensor] = []
-    names: list[str] = []
-    sizes: dict[Any, int] = {}
-    for im in doc["images"]:
-        file = folder / str(im.get("file_name", ""))
-        try:
-            pil = open_image(file)
-            channels = channels or (1 if pil.mode in ("1", "L", "I;16", "I", "F") else 3)
-            t = torch.from_numpy(pil_to_array(pil, channels))  # (C, H, W) uint8
-        except (ImageError, OSError) as e:
-            skip(str(file), f"image not read: {e}")
-            continue
-        if images and t.shape != images[0].shape:
-            skip(str(file), f"size {tuple(t.shape)} differs from the split's {tuple(images[0].shape)}")
-            continue
-        sizes[im["id"]] = len(images)
-        images.append(t)
-        names.append(str(im["file_name"]))
-    if not images:
-        raise DataError(f"{path}: no readable image ({len(skipped)} skipped); check the file names under {folder}")
-    height, width = images[0].shape[1:]
-    boxes: list[list[tuple[float, ...]]] = [[] for _ in images]
-    labels: list[list[int]] = [[] for _ in images]
+    skip = Skips(strict)
+    records = {
+        im["id"]: RawImage(folder / str(im.get("file_name", "")), str(im.get("file_name", ""))) for im in doc["images"]
+    }
     for ann in doc["annotations"]:
         where = f"{path}: annotation {ann.get('id', '?')}"
         b = _bbox(ann)
         if b is None:
             skip(where, f"bbox must be [x, y, w, h] numbers, got {ann.get('bbox')!r}")
-        elif ann.get("image_id") not in sizes:
-            skip(where, f"image_id {ann.get('image_id')!r} is not a read image")
+        elif ann.get("image_id") not in records:
+            skip(where, f"image_id {ann.get('image_id')!r} is not in images")
         elif ann.get("category_id") not in index:
             skip(where, f"category_id {ann.get('category_id')!r} is not in categories")
-        elif (box := clip_box(b[0], b[1], b[2], b[3], width, height)) is None:
-            skip(where, f"degenerate box {b} (under 1 pixel wide or high inside the {width}x{height} image)")
         else:
-            boxes[sizes[ann["image_id"]]].append(box)
-            labels[sizes[ann["image_id"]]].append(index[ann["category_id"]])
-    split = DetectionSplit(
-        torch.stack(images),
-        [torch.tensor(b, dtype=torch.float32).reshape(-1, 4) for b in boxes],
-        [torch.tensor(v, dtype=torch.int64) for v in labels],
-        names,
-    )
-    return split, classes, skipped
+            box = (b[0], b[1], b[0] + b[2], b[1] + b[3])
+            records[ann["image_id"]].objects.append(RawObject(where, box, index[ann["category_id"]]))
+    split = assemble(list(records.values()), path, skip, channels, size)
+    return split, classes, skip.items
 
 
 def write_coco(split: DetectionSplit, classes: list[str], folder: str | Path) -> Path:

@@ -1,7 +1,7 @@
 """Named augmentation presets (`none`, `light`, `standard`, `strong`), chosen per dataset.
 
 A preset is a set of AugmentConfig overrides. Digits and characters (MNIST, KMNIST,
-mnist-mini) never get flips or hue changes; natural photos get flips, crops and colour
+mnist-mini, mnist-scenes) never get flips or hue changes; natural photos get flips, crops and colour
 jitter. Mixup/cutmix are not in any preset (they change the labels; set augment.mixup /
 augment.cutmix explicitly).
 """
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from cnnkit.config import AugmentConfig
 
 PRESETS = ("none", "light", "standard", "strong")
-GLYPH_DATASETS = frozenset({"mnist", "mnist-mini", "kmnist"})  # orientation carries the meaning
+GLYPH_DATASETS = frozenset({"mnist", "mnist-mini", "kmnist", "mnist-scenes"})  # orientation carries the meaning
 
 
 def preset_overrides(name: str, *, dataset: str, image_size: int) -> dict[str, Any]:

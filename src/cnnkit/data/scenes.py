@@ -151,25 +151,45 @@ def build_scenes_detection(cfg: DataConfig, counts: dict[str, int] | None = None
     return DetectionData(NAME, list(CLASSES), as_split["train"], as_split["val"], as_split["test"], source=source)
 
 
-def write_scenes(out: str | Path, root: str | None = None, counts: dict[str, int] | None = None) -> dict[str, int]:
-    """`cnnkit datasets make mnist-scenes --out DIR`: DIR/{train,val,test}/ each with annotations.json
-    (COCO boxes), images/NNNNN.png and masks/NNNNN.png (class indices, 0 background, 1 + digit);
-    returns the scene count per split. Readable back with `--task detect --data DIR`."""
+FORMATS = ("coco", "voc", "yolo")
+
+
+def write_scenes(
+    out: str | Path, root: str | None = None, counts: dict[str, int] | None = None, fmt: str = "coco"
+) -> dict[str, int]:
+    """`cnnkit datasets make mnist-scenes --out DIR [--format coco|voc|yolo]`: DIR/{train,val,test}/ each
+    with its boxes in that format (coco: annotations.json + images/; voc: Annotations/*.xml + JPEGImages/;
+    yolo: images/ + labels/; class names in DIR/classes.txt (voc), DIR/data.yaml (yolo)) and masks/NNNNN.png (class indices,
+    0 background, 1 + digit); returns the scene count per split. Readable back with `--task detect --data DIR`."""
     from cnnkit.data.detection import png_bytes, write_coco
+    from cnnkit.data.voc import write_voc
+    from cnnkit.data.yolo import write_yolo, write_yolo_names
     from cnnkit.io_safety import write_file
 
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     splits, _ = build_scenes(DataConfig(dataset=NAME, root=root), 0, counts)
     for name, s in splits.items():
         folder = Path(out) / name
-        write_coco(DetectionSplit(s.images, s.boxes, s.labels), list(CLASSES), folder)
+        split = DetectionSplit(s.images, s.boxes, s.labels)
+        if fmt == "coco":
+            write_coco(split, list(CLASSES), folder)
+        elif fmt == "voc":
+            write_voc(split, list(CLASSES), folder)
+        else:
+            write_yolo(split, folder)
         for i in range(len(s)):
             write_file(folder / "masks" / f"{i:05d}.png", png_bytes(s.masks[i].to(torch.uint8).numpy()))
+    if fmt == "yolo":
+        write_yolo_names(out, list(CLASSES))
+    if fmt == "voc":  # all ten classes, also those no scene of a small set holds
+        write_file(Path(out) / "classes.txt", "".join(f"{c}\n" for c in CLASSES))
     return {k: len(v) for k, v in splits.items()}
 
 
-def write_scenes_cli(name: str | None, out: str | None, root: str | None) -> int:
+def write_scenes_cli(name: str | None, out: str | None, root: str | None, fmt: str | None = None) -> int:
     if name != NAME or not out:
-        raise ConfigError(f"cnnkit datasets make: use `cnnkit datasets make {NAME} --out DIR`")
-    sizes = write_scenes(out, root)
-    print(f"wrote {NAME} into {out}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()) + " scenes")
+        raise ConfigError(f"cnnkit datasets make: use `cnnkit datasets make {NAME} --out DIR [--format coco|voc|yolo]`")
+    sizes = write_scenes(out, root, fmt=fmt or "coco")
+    print(f"wrote {NAME} into {out} ({fmt or 'coco'}): " + ", ".join(f"{k} {v}" for k, v in sizes.items()) + " scenes")
     return 0

@@ -14,7 +14,8 @@ mAP@[.5:.95], seconds), last.ckpt (every epoch, with the optimiser, schedule, RN
 (auto = fasterrcnn_tiny) and model.kwargs (anchors: model.py), optim.* (the untouched classification default,
 SGD at 0.2, means AdamW at 1e-3 here), train.epochs, train.batch_size, train.seed, train.time_budget (stops
 after the epoch that passes it), runtime.device, runtime.num_threads, run.*.
-Not yet: box-aware augmentation, precision-recall plots and report.html, the one-stage alternative.
+Training batches get box-aware augmentation from the augment section (data/box_augment.py).
+Not yet: precision-recall plots and report.html, the one-stage alternative.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ import torch
 
 from cnnkit.checkpoint import atomic_save
 from cnnkit.config import Config, OptimConfig, save_config
-from cnnkit.data.detection import DetectionData, read_coco
+from cnnkit.data.box_augment import BoxAugment, box_augment
+from cnnkit.data.detection import DetectionData
+from cnnkit.data.detection_layout import read_detection_folder
 from cnnkit.device import resolve_device, seed_everything
 from cnnkit.errors import CheckpointError, ConfigError
 from cnnkit.rundir import atomic_write_text, create_run_dir
@@ -45,23 +48,17 @@ LOSSES = ("loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_re
 
 
 def load_detection_data(cfg: Config) -> DetectionData:
-    """mnist-scenes' boxes, or a folder of COCO splits (--data DIR with train/ and val/, test/ optional)."""
+    """mnist-scenes' boxes, or a folder in COCO, VOC or YOLO layout (--data DIR: data/detection_layout.py)."""
     if cfg.data.dataset == "mnist-scenes":
         from cnnkit.data.scenes import build_scenes_detection
 
         return build_scenes_detection(cfg.data)
-    if cfg.data.dataset == "folder" and cfg.data.path:
-        root = Path(cfg.data.path)
-        train, classes, skipped = read_coco(root / "train", channels=cfg.data.channels, strict=cfg.data.strict)
-        val, _, s2 = read_coco(root / "val", channels=train.images.shape[1], strict=cfg.data.strict)
-        test = None
-        if (root / "test").is_dir():
-            test, _, s3 = read_coco(root / "test", channels=train.images.shape[1], strict=cfg.data.strict)
-            s2 += s3
-        return DetectionData(root.name, classes, train, val, test, source=str(root), skipped=skipped + s2)
+    if cfg.data.dataset == "folder" and (path := cfg.data.path):
+        d = cfg.data
+        return read_detection_folder(path, channels=d.channels, strict=d.strict, size=d.image_size)
     raise ConfigError(
         f"--task detect: dataset {cfg.data.dataset!r} has no boxes; use --dataset mnist-scenes or --data DIR "
-        "(DIR/train, DIR/val each with annotations.json in COCO form)"
+        "(a folder in COCO, PASCAL VOC or YOLO layout with train and val splits)"
     )
 
 
@@ -181,6 +178,7 @@ def train_detection(
     data = data or load_detection_data(cfg)
     device = resolve_device(cfg.runtime.device)
     generator = seed_everything(cfg.train.seed)
+    augment = box_augment(cfg.augment, data, generator)  # box-aware, train split only (data/box_augment.py)
     name = model_name(cfg)
     mean, std = _stats(data)
     model: torch.nn.Module = create_detector(
@@ -215,7 +213,7 @@ def train_detection(
             break
         t0 = time.perf_counter()
         order = torch.randperm(len(data.train), generator=generator).tolist()
-        sums = _train_epoch(model, optimizer, scheduler, data, order, cfg.train.batch_size, device, epoch)
+        sums = _train_epoch(model, optimizer, scheduler, data, order, cfg.train.batch_size, device, epoch, augment)
         val = evaluate_map(model, data.val, data.class_names, device)
         seconds += time.perf_counter() - t0
         row = {"epoch": epoch + 1, **{k: round(v / len(data.train), 4) for k, v in sums.items()}}
@@ -251,14 +249,16 @@ def _train_epoch(
     batch_size: int,
     device: torch.device,
     epoch: int,
+    augment: BoxAugment | None = None,
 ) -> dict[str, float]:
     """One pass over the training scenes in `order`; the image-weighted sums of each loss."""
     sums = dict.fromkeys(LOSSES, 0.0)
     model.train()
     for lo in range(0, len(order), batch_size):
         idx = order[lo : lo + batch_size]
-        images = [data.train.images[i].to(device).float().div_(255) for i in idx]
-        targets = as_targets([data.train.boxes[i] for i in idx], [data.train.labels[i] for i in idx], device)
+        ims, boxes, labels = (augment or BoxAugment.off()).batch(data.train, idx)
+        images = [im.to(device).float().div_(255) for im in ims]
+        targets = as_targets(boxes, labels, device)
         losses = model(images, targets)
         loss = sum(losses.values())
         if not torch.isfinite(loss):
