@@ -14,7 +14,7 @@ mAP@[.5:.95], seconds), last.ckpt (every epoch, with the optimiser, schedule, RN
 (auto = fasterrcnn_tiny) and model.kwargs (anchors: model.py), optim.* (the untouched classification default,
 SGD at 0.2, means AdamW at 1e-3 here), train.epochs, train.batch_size, train.seed, train.time_budget (stops
 after the epoch that passes it), runtime.device, runtime.num_threads, run.*.
-Not yet: box-aware augmentation, precision-recall plots and report.html, the one-stage alternative.
+Models (model.py): fasterrcnn_tiny, fasterrcnn_lite0 (--pretrained), fasterrcnn_mobilenet, fcos_tiny (one-stage).
 """
 
 from __future__ import annotations
@@ -183,8 +183,9 @@ def train_detection(
     generator = seed_everything(cfg.train.seed)
     name = model_name(cfg)
     mean, std = _stats(data)
-    model: torch.nn.Module = create_detector(
-        name, data.num_classes, data.channels, max(data.train.images.shape[2:]), mean, std, cfg.model.kwargs
+    side = max(data.train.images.shape[2:])
+    model = create_detector(
+        name, data.num_classes, data.channels, side, mean, std, cfg.model.kwargs, cfg.model.pretrained
     ).to(device)
     optimizer = make_optimizer(cfg, model)
     steps_per_epoch = math.ceil(len(data.train) / cfg.train.batch_size)
@@ -237,7 +238,7 @@ def train_detection(
         }
         atomic_save(_checkpoint(model, data, cfg, name, train_state), run_dir / "last.ckpt")
         say(
-            f"epoch {epoch + 1}: loss {sum(row[k] for k in LOSSES):.4f}, val mAP@0.5 {val['map_50']:.4f}, {seconds:.0f} s"
+            f"epoch {epoch + 1}: loss {sum(sums.values()) / len(data.train):.4f}, val mAP@0.5 {val['map_50']:.4f}, {seconds:.0f} s"
         )
     return finish_detection(run_dir, data, device, seconds, say)
 
@@ -253,7 +254,7 @@ def _train_epoch(
     epoch: int,
 ) -> dict[str, float]:
     """One pass over the training scenes in `order`; the image-weighted sums of each loss."""
-    sums = dict.fromkeys(LOSSES, 0.0)
+    sums: dict[str, float] = {}  # LOSSES for Faster R-CNN; FCOS has its own three
     model.train()
     for lo in range(0, len(order), batch_size):
         idx = order[lo : lo + batch_size]
@@ -267,8 +268,8 @@ def _train_epoch(
         loss.backward()
         optimizer.step()
         scheduler.step()
-        for k in LOSSES:
-            sums[k] += float(losses[k].detach()) * len(idx)
+        for k, v in losses.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
     return sums
 
 
