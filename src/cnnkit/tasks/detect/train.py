@@ -282,11 +282,31 @@ def _stats(data: DetectionData) -> tuple[tuple[float, ...], tuple[float, ...]]:
 def finish_detection(
     run_dir: Path, data: DetectionData, device: torch.device, seconds: float, say: Callable[..., Any]
 ) -> Path:
-    """best.ckpt on the test split (else val) -> summary.json; the final line."""
+    """best.ckpt on the test split (else val) -> summary.json, plots/ (PR curves, drawn boxes, metrics.json,
+    the loss curves: evaluation.py, plots.py) for report.html; the final line."""
+    from cnnkit.tasks.detect.evaluation import score_split, write_outputs
+    from cnnkit.tasks.detect.plots import plot_curves
+
     best = detector_from_checkpoint(load_detector_checkpoint(run_dir / "best.ckpt")).to(device)
     split_name, split = ("test", data.test) if data.test is not None else ("val", data.val)
-    final = evaluate_map(best, split, data.class_names, device)
+    final, preds = score_split(best, split, data.class_names, device)
+    write_outputs(final | {"split": split_name}, split, preds, data.class_names, run_dir / "plots")
+    plot_curves(list(csv.DictReader((run_dir / "metrics.csv").open())), run_dir / "plots" / "detect_curves.png")
+    final = {k: v for k, v in final.items() if k != "pr_curves"}  # the curves: plots/metrics.json
     summary = {"task": "detect", "split": split_name, "train_seconds": round(seconds, 1), **final}
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_reports(run_dir)
     say(f"{split_name} mAP@0.5 {final['map_50']:.4f}, mAP@[.5:.95] {final['map']:.4f} ({run_dir})")
     return run_dir
+
+
+def write_reports(run_dir: Path) -> None:
+    """report.md, and report.html unless run.html_report is off (tasks/detect/report.py's section)."""
+    from cnnkit.tasks.detect.report import render_markdown
+
+    atomic_write_text(run_dir / "report.md", render_markdown(run_dir))
+    cfg = Config.from_dict(load_detector_checkpoint(run_dir / "last.ckpt")["config"], source=str(run_dir))
+    if cfg.run.html_report:
+        from cnnkit.report.html import write_html_report
+
+        write_html_report(run_dir)
