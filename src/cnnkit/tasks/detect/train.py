@@ -25,8 +25,9 @@ import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -161,19 +162,80 @@ def is_detection_run(path: str | Path | None) -> bool:
         return False
 
 
+class StopFlag(Protocol):
+    @property
+    def requested(self) -> bool: ...  # True (a signal handler: training/detect.py): stop after the step in progress
+
+
+@dataclass
+class _Loop:
+    """What a run carries from step to step, and what last.ckpt's train_state restores."""
+
+    cfg: Config
+    data: DetectionData
+    device: torch.device
+    name: str
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    generator: torch.Generator
+    run_dir: Path = Path()
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    epoch: int = 0  # epochs finished
+    step: int = 0  # steps of the epoch in progress finished (an interrupted run: > 0)
+    order: list[int] = field(default_factory=list)  # the epoch in progress' image order
+    sums: dict[str, float] = field(default_factory=dict)  # its loss sums so far
+    best: float = -1.0
+    seconds: float = 0.0
+
+    def train_state(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "step": self.step,
+            "order": self.order,
+            "sums": self.sums,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "rows": self.rows,
+            "best": self.best,
+            "seconds": self.seconds,
+        }
+
+    def load(self, last: dict[str, Any]) -> None:
+        state = last["train_state"]
+        self.model.load_state_dict(last["state_dict"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.rows, self.epoch, self.best, self.seconds = state["rows"], state["epoch"], state["best"], state["seconds"]
+        self.step, self.order, self.sums = state.get("step", 0), state.get("order", []), state.get("sums", {})
+
+    def save_last(self) -> None:
+        atomic_save(
+            _checkpoint(self.model, self.data, self.cfg, self.name, self.train_state()), self.run_dir / "last.ckpt"
+        )
+
+
 def train_detection(
-    cfg: Config | None, *, data: DetectionData | None = None, resume: str | Path | None = None, quiet: bool = False
+    cfg: Config | None,
+    *,
+    data: DetectionData | None = None,
+    resume: str | Path | None = None,
+    quiet: bool = False,
+    stop: StopFlag | None = None,
 ) -> Path:
     """Train, checkpoint every epoch, score best.ckpt on the test split; returns the run folder.
-    With `resume` (a run folder), its last.ckpt's config and state continue in the same folder (cfg unused)."""
+    With `resume` (a run folder), its last.ckpt's config and state continue in the same folder (cfg unused),
+    mid-epoch too. `stop.requested` ends the run after the step in progress, with last.ckpt written (then
+    there is no summary.json)."""
     say = (lambda *a: None) if quiet else print
-    state: dict[str, Any] | None = None
     last: dict[str, Any] = {}
     if resume is not None:
-        run_dir = Path(resume)
-        last = load_detector_checkpoint(run_dir / "last.ckpt")
-        state = last["train_state"]
-        cfg = Config.from_dict(last["config"], source=str(run_dir / "last.ckpt"))
+        last = load_detector_checkpoint(Path(resume) / "last.ckpt")
+        cfg = Config.from_dict(last["config"], source=str(Path(resume) / "last.ckpt"))
     if cfg is None:
         raise ValueError("train_detection: a config, or a run folder to resume")
     if cfg.runtime.num_threads:
@@ -190,57 +252,73 @@ def train_detection(
     optimizer = make_optimizer(cfg, model)
     steps_per_epoch = math.ceil(len(data.train) / cfg.train.batch_size)
     scheduler = warmup_cosine(optimizer, cfg.train.epochs * steps_per_epoch)
-    rows: list[dict[str, Any]] = []
-    start_epoch, best, seconds = 0, -1.0, 0.0
-    if state is not None:
-        model.load_state_dict(last["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        rows, start_epoch, best, seconds = state["rows"], state["epoch"], state["best"], state["seconds"]
-        say(f"Resuming {run_dir} after epoch {start_epoch}")
+    loop = _Loop(cfg, data, device, name, model, optimizer, scheduler, generator)
+    if resume is not None:
+        loop.run_dir = Path(resume)
+        loop.load(last)
+        say(f"Resuming {loop.run_dir} after epoch {loop.epoch}" + (f", step {loop.step}" if loop.step else ""))
     else:
-        run_dir = create_run_dir(cfg.run.runs_dir, cfg.run.name, dataset=data.name, model=name)
-        save_config(cfg, run_dir / "config.yaml")
+        loop.run_dir = create_run_dir(cfg.run.runs_dir, cfg.run.name, dataset=data.name, model=name)
+        save_config(cfg, loop.run_dir / "config.yaml")
         if data.skipped:
             lines = "path,reason\n" + "".join(f'"{s.path}","{s.reason}"\n' for s in data.skipped)
-            atomic_write_text(run_dir / "skipped.csv", lines)
+            atomic_write_text(loop.run_dir / "skipped.csv", lines)
     say(
-        f"Run folder: {run_dir}\n{name}: {count_parameters(model):,} parameters, {data.num_classes} classes, "
+        f"Run folder: {loop.run_dir}\n{name}: {count_parameters(model):,} parameters, {data.num_classes} classes, "
         f"{len(data.train)} train / {len(data.val)} val images, {steps_per_epoch} steps per epoch on {device}"
     )
-    for epoch in range(start_epoch, cfg.train.epochs):
-        if cfg.train.time_budget and seconds >= cfg.train.time_budget:
-            say(f"time budget {cfg.train.time_budget:.0f} s spent after {epoch} epochs")
+    while loop.epoch < cfg.train.epochs:
+        if cfg.train.time_budget and loop.seconds >= cfg.train.time_budget and not loop.step:
+            say(f"time budget {cfg.train.time_budget:.0f} s spent after {loop.epoch} epochs")
             break
-        t0 = time.perf_counter()
-        order = torch.randperm(len(data.train), generator=generator).tolist()
-        sums = _train_epoch(model, optimizer, scheduler, data, order, cfg.train.batch_size, device, epoch)
-        val = evaluate_map(model, data.val, data.class_names, device)
-        seconds += time.perf_counter() - t0
-        row = {"epoch": epoch + 1, **{k: round(v / len(data.train), 4) for k, v in sums.items()}}
-        row |= {"val_map_50": val["map_50"], "val_map": val["map"], "seconds": round(seconds, 1)}
-        rows.append(row)
-        _write_rows(run_dir, rows)
-        if val["map_50"] > best:
-            best = val["map_50"]
-            atomic_save(_checkpoint(model, data, cfg, name, None), run_dir / "best.ckpt")
-        train_state = {
-            "epoch": epoch + 1,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "generator": generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "rows": rows,
-            "best": best,
-            "seconds": seconds,
-        }
-        atomic_save(_checkpoint(model, data, cfg, name, train_state), run_dir / "last.ckpt")
-        say(
-            f"epoch {epoch + 1}: loss {sum(sums.values()) / len(data.train):.4f}, val mAP@0.5 {val['map_50']:.4f}, {seconds:.0f} s"
-        )
-    return finish_detection(run_dir, data, device, seconds, say)
+        if not _run_epoch(loop, say, stop):
+            say(f"stopped after epoch {loop.epoch} step {loop.step}; last.ckpt saved")
+            return loop.run_dir
+    return finish_detection(loop.run_dir, data, device, loop.seconds, say)
+
+
+def _run_epoch(loop: _Loop, say: Callable[..., Any], stop: StopFlag | None) -> bool:
+    """The rest of the epoch in progress, validation, metrics.csv, best.ckpt, last.ckpt; False (last.ckpt
+    written mid-epoch) when `stop` asked to stop."""
+    cfg, data = loop.cfg, loop.data
+    t0 = time.perf_counter()
+    if not loop.step:
+        loop.order = torch.randperm(len(data.train), generator=loop.generator).tolist()
+        loop.sums = {}
+    done = _train_epoch(
+        loop.model,
+        loop.optimizer,
+        loop.scheduler,
+        data,
+        loop.order,
+        cfg.train.batch_size,
+        loop.device,
+        loop.epoch,
+        start=loop.step,
+        sums=loop.sums,
+        stop=stop,
+    )
+    if done is not None:  # interrupted after `done` steps of this epoch
+        loop.step, loop.seconds = done, loop.seconds + time.perf_counter() - t0
+        loop.save_last()
+        return False
+    val = evaluate_map(loop.model, data.val, data.class_names, loop.device)
+    loop.seconds += time.perf_counter() - t0
+    loop.epoch, loop.step, sums = loop.epoch + 1, 0, loop.sums
+    row = {"epoch": loop.epoch, **{k: round(v / len(data.train), 4) for k, v in sums.items()}}
+    row |= {"val_map_50": val["map_50"], "val_map": val["map"], "seconds": round(loop.seconds, 1)}
+    loop.rows.append(row)
+    _write_rows(loop.run_dir, loop.rows)
+    if val["map_50"] > loop.best:
+        loop.best = val["map_50"]
+        atomic_save(_checkpoint(loop.model, data, cfg, loop.name, None), loop.run_dir / "best.ckpt")
+    loop.order, loop.sums = [], {}
+    loop.save_last()
+    say(
+        f"epoch {loop.epoch}: loss {sum(sums.values()) / len(data.train):.4f}, val mAP@0.5 {val['map_50']:.4f}, "
+        f"{loop.seconds:.0f} s"
+    )
+    return True
 
 
 def _train_epoch(
@@ -252,11 +330,15 @@ def _train_epoch(
     batch_size: int,
     device: torch.device,
     epoch: int,
-) -> dict[str, float]:
-    """One pass over the training scenes in `order`; the image-weighted sums of each loss."""
-    sums: dict[str, float] = {}  # LOSSES for Faster R-CNN; FCOS has its own three
+    *,
+    start: int = 0,
+    sums: dict[str, float],
+    stop: StopFlag | None = None,
+) -> int | None:
+    """The training scenes in `order` from step `start` on, adding each loss's image-weighted sum to `sums`;
+    None when the epoch is done, else the steps done when `stop` asked to stop (after a whole step)."""
     model.train()
-    for lo in range(0, len(order), batch_size):
+    for step, lo in enumerate(range(start * batch_size, len(order), batch_size), start + 1):
         idx = order[lo : lo + batch_size]
         images = [data.train.images[i].to(device).float().div_(255) for i in idx]
         targets = as_targets([data.train.boxes[i] for i in idx], [data.train.labels[i] for i in idx], device)
@@ -270,7 +352,9 @@ def _train_epoch(
         scheduler.step()
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
-    return sums
+        if stop is not None and stop.requested:  # (after the last step too: validation on resume)
+            return step
+    return None
 
 
 def _stats(data: DetectionData) -> tuple[tuple[float, ...], tuple[float, ...]]:
