@@ -3,8 +3,10 @@ losses in train mode and boxes in eval mode; anchor keys are validated per model
 
 import pytest
 import torch
+from PIL import Image
 from tests.tasks.detect.detect_tiny import tiny_cfg, tiny_data
 
+from cnnkit.cli import main
 from cnnkit.errors import ConfigError
 from cnnkit.tasks.detect.model import anchor_generator, as_targets, create_detector
 from cnnkit.tasks.detect.train import load_detector_checkpoint, train_detection
@@ -76,7 +78,7 @@ def test_anchor_sizes_must_match_the_feature_maps():
         create_detector("fasterrcnn_tiny", 2, 1, 64, [0.1], [0.3], {}, pretrained=True)
 
 
-def test_a_tiny_fcos_run_trains_through_the_same_loop(tmp_path):
+def test_a_tiny_fcos_run_trains_through_the_same_loop(tmp_path, capsys):
     cfg = tiny_cfg(tmp_path)
     cfg.model.name = "fcos_tiny"
     run = train_detection(cfg, data=tiny_data(), quiet=True)
@@ -84,3 +86,7 @@ def test_a_tiny_fcos_run_trains_through_the_same_loop(tmp_path):
     assert header == "epoch,classification,bbox_regression,bbox_ctrness,val_map_50,val_map,seconds"
     ckpt = load_detector_checkpoint(run)
     assert ckpt["model"]["name"] == "fcos_tiny" and (run / "summary.json").is_file()
+    img = tmp_path / "scene.png"
+    Image.fromarray(tiny_data().train.images[0, 0].numpy()).save(img)
+    assert main(["anchors", str(run), str(img), "--out", str(tmp_path / "a")]) != 0  # no RPN: a clear error
+    assert "fcos_tiny model has no region proposal network" in capsys.readouterr().err
