@@ -2,6 +2,7 @@
 hand-computed values, the per-image F1 that ranks good / bad cases, the files and the numbers in them."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -85,3 +86,7 @@ def test_report_holds_the_detection_numbers_and_pictures(run):
     assert f"**mAP@0.5 {summary['map_50']:.4f}**" in md and "plots/pr_curves.png" in md
     for name in ("pr_curves.png", "detect_curves.png", "boxes_good.png", "boxes_bad.png", "metrics.json"):
         assert (run / "plots" / name).is_file()
+    (run / "report.html").unlink()
+    assert main(["report", str(run)]) == 0  # rebuilt from the run folder: the same section
+    section = re.compile(r'<section id="detect">.*?</section>', re.S)
+    assert section.search((run / "report.html").read_text()).group(0) == section.search(page).group(0)
