@@ -9,8 +9,10 @@ files (checkpoint.atomic_save, rundir.atomic_write_text, config.save_config), se
 and the device choice (device.resolve_device).
 
 A run folder holds config.yaml, metrics.csv (one row per epoch: train losses, val mAP@0.5 and
-mAP@[.5:.95], seconds), last.ckpt (every epoch, with the optimiser, schedule, RNG and rows: resume), best.ckpt
-(best val mAP@0.5) and summary.json (best.ckpt on the test split, else val). Keys used: data.*, model.name
+mAP@[.5:.95], seconds), last.ckpt (every epoch, and at a stop mid-epoch: with the optimiser, schedule, RNG,
+rows, the step, the epoch's order and loss sums, so --resume ends bit-identical to an unstopped run), best.ckpt
+(best val mAP@0.5), summary.json (best.ckpt on the test split, else val), plots/ (evaluation.py's PR curves,
+drawn boxes and metrics.json, the loss curves), report.md and report.html (report.py). Keys used: data.*, model.name
 (auto = fasterrcnn_tiny) and model.kwargs (anchors: model.py), optim.* (the untouched classification default,
 SGD at 0.2, means AdamW at 1e-3 here), train.epochs, train.batch_size, train.seed, train.time_budget (stops
 after the epoch that passes it), runtime.device, runtime.num_threads, run.*.
