@@ -23,7 +23,7 @@ from cnnkit.evaluate.predict import predict_logits
 
 # Other tasks score a split with their own code, in a module named here and imported on use (like
 # report.html's EXTRA_SECTIONS; the tasks sit above evaluate): `segment_metrics`, `write_samples`, `format_metrics`.
-TASK_MODULES = {"segment": "cnnkit.tasks.segment.evaluation"}
+TASK_MODULES = {"segment": "cnnkit.tasks.segment.evaluation", "detect": "cnnkit.tasks.detect.evaluation"}
 
 
 def task_module(task: str):
@@ -170,6 +170,11 @@ def evaluate_checkpoint(
     With `plots`, also writes into that folder: the row-normalised confusion matrix (PNG and
     JSON), the reliability diagram, the hardest-examples gallery and metrics.json (`plots` may be
     a function of the split's name). `split` None: as in predict_split."""
+    detect = task_module("detect")
+    if detect.is_detect_checkpoint(path):  # boxes, not logits: mAP, PR curves, drawn boxes (tasks/detect)
+        return dict(
+            detect.evaluate_detection(path, split=split, device=device, plots=plots, other_data=bool(data or dataset))
+        )
     p = predict_split(
         path,
         dataset=dataset,

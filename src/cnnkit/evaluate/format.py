@@ -8,6 +8,10 @@ def format_metrics(m: dict) -> str:
         from cnnkit.evaluate.api import task_module
 
         return task_module("segment").format_metrics(m)
+    if m.get("task") == "detect":  # mAP and a per-class AP table (tasks/detect/evaluation.py)
+        from cnnkit.evaluate.api import task_module
+
+        return str(task_module("detect").format_metrics(m))
     names = m["class_names"]
     width = max(8, *(len(n) for n in names))
     if m.get("task") == "multilabel":

@@ -25,6 +25,7 @@ EXTRA_SECTIONS: list[str] = [
     "cnnkit.deploy.report_section",
     "cnnkit.tasks.segment.report",
     "cnnkit.tasks.gan.report",
+    "cnnkit.tasks.detect.report",
 ]
 
 
@@ -36,6 +37,7 @@ def write_html_report(
     if _task(Path(run_dir)) in (
         "segment",
         "gan",
+        "detect",
     ):  # no per-image classifier: the segmentation section (EXTRA_SECTIONS) is the run
         run = Path(run_dir)
         version = str(json.loads((run / "summary.json").read_text()).get("cnnkit_version", ""))

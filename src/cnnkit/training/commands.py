@@ -44,17 +44,19 @@ def register(sub) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     import os
 
-    from cnnkit.tasks.detect.train import is_detection_run, train_detection  # --task detect: its own loop
+    from cnnkit.tasks.detect.train import is_detection_run  # --task detect: its own loop (training/detect.py)
     from cnnkit.training.interrupt import TrainingInterrupted
 
-    if getattr(args, "task", None) == "detect" or is_detection_run(args.resume):
-        train_detection(None if args.resume else build_config(args), resume=args.resume, quiet=args.quiet)
-        return 0
-    cfg = build_config(args)
+    detect = getattr(args, "task", None) == "detect" or is_detection_run(args.resume)
+    cfg = None if detect and args.resume else build_config(args)
     factory = getattr(args, "hook_factory", None)  # set by an area above the engine (cnnkit.robust.commands.extend)
-    hooks = factory(args, cfg) if factory is not None else None  # e.g. adversarial training (adv.*)
+    hooks = factory(args, cfg) if factory is not None and not detect else None  # e.g. adversarial training (adv.*)
     try:
-        if cfg.runtime.devices > 1 and "RANK" not in os.environ:  # under torchrun, each process is already a rank
+        if detect:
+            from cnnkit.training.detect import train as train_detect
+
+            train_detect(cfg, resume=args.resume, quiet=args.quiet)
+        elif cfg.runtime.devices > 1 and "RANK" not in os.environ:  # under torchrun, each process is already a rank
             from cnnkit.training.launcher import launch
 
             print(f"Run folder: {launch(cfg, cfg.runtime.devices, quiet=args.quiet, resume=args.resume, hooks=hooks)}")

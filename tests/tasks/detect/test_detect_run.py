@@ -24,6 +24,8 @@ def test_tiny_run_writes_its_files_and_resumes(tmp_path):
         "last.ckpt",
         "metrics.csv",
         "plots",
+        "report.html",
+        "report.md",
         "summary.json",
     ]
     rows = list(csv.DictReader((run / "metrics.csv").open()))

@@ -64,6 +64,13 @@ def anchor_pictures(checkpoint: str | Path, image_path: str | Path, out_dir: str
     from cnnkit.io_safety import write_file
 
     det = Detector(checkpoint, threshold=0.5)
+    if not hasattr(det.model, "rpn"):  # fcos_tiny: one point per location, no region proposals
+        from cnnkit.errors import ConfigError
+
+        raise ConfigError(
+            f"{checkpoint}: a {det.ckpt['model']['name']} model has no region proposal network; "
+            "cnnkit anchors shows a Faster R-CNN run's anchors and proposals"
+        )
     image = load_image(image_path, det.channels)
     h, w = image.shape[1:]
     anchors, proposals, scores, per_location = rpn_outputs(det.model, image, top)

@@ -9,13 +9,15 @@ files (checkpoint.atomic_save, rundir.atomic_write_text, config.save_config), se
 and the device choice (device.resolve_device).
 
 A run folder holds config.yaml, metrics.csv (one row per epoch: train losses, val mAP@0.5 and
-mAP@[.5:.95], seconds), last.ckpt (every epoch, with the optimiser, schedule, RNG and rows: resume), best.ckpt
-(best val mAP@0.5) and summary.json (best.ckpt on the test split, else val). Keys used: data.*, model.name
+mAP@[.5:.95], seconds), last.ckpt (every epoch, and at a stop mid-epoch: with the optimiser, schedule, RNG,
+rows, the step, the epoch's order and loss sums, so --resume ends bit-identical to an unstopped run), best.ckpt
+(best val mAP@0.5), summary.json (best.ckpt on the test split, else val), plots/ (evaluation.py's PR curves,
+drawn boxes and metrics.json, the loss curves), report.md and report.html (report.py). Keys used: data.*, model.name
 (auto = fasterrcnn_tiny) and model.kwargs (anchors: model.py), optim.* (the untouched classification default,
 SGD at 0.2, means AdamW at 1e-3 here), train.epochs, train.batch_size, train.seed, train.time_budget (stops
 after the epoch that passes it), runtime.device, runtime.num_threads, run.*.
 Training batches get box-aware augmentation from the augment section (data/box_augment.py).
-Not yet: precision-recall plots and report.html, the one-stage alternative.
+Models (model.py): fasterrcnn_tiny, fasterrcnn_lite0 (--pretrained), fasterrcnn_mobilenet, fcos_tiny (one-stage).
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -158,19 +161,81 @@ def is_detection_run(path: str | Path | None) -> bool:
         return False
 
 
+class StopFlag(Protocol):
+    @property
+    def requested(self) -> bool: ...  # True (a signal handler: training/detect.py): stop after the step in progress
+
+
+@dataclass
+class _Loop:
+    """What a run carries from step to step, and what last.ckpt's train_state restores."""
+
+    cfg: Config
+    data: DetectionData
+    device: torch.device
+    name: str
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    generator: torch.Generator
+    augment: BoxAugment | None = None  # box-aware, train split only (data/box_augment.py)
+    run_dir: Path = Path()
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    epoch: int = 0  # epochs finished
+    step: int = 0  # steps of the epoch in progress finished (an interrupted run: > 0)
+    order: list[int] = field(default_factory=list)  # the epoch in progress' image order
+    sums: dict[str, float] = field(default_factory=dict)  # its loss sums so far
+    best: float = -1.0
+    seconds: float = 0.0
+
+    def train_state(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "step": self.step,
+            "order": self.order,
+            "sums": self.sums,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "rows": self.rows,
+            "best": self.best,
+            "seconds": self.seconds,
+        }
+
+    def load(self, last: dict[str, Any]) -> None:
+        state = last["train_state"]
+        self.model.load_state_dict(last["state_dict"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.rows, self.epoch, self.best, self.seconds = state["rows"], state["epoch"], state["best"], state["seconds"]
+        self.step, self.order, self.sums = state.get("step", 0), state.get("order", []), state.get("sums", {})
+
+    def save_last(self) -> None:
+        atomic_save(
+            _checkpoint(self.model, self.data, self.cfg, self.name, self.train_state()), self.run_dir / "last.ckpt"
+        )
+
+
 def train_detection(
-    cfg: Config | None, *, data: DetectionData | None = None, resume: str | Path | None = None, quiet: bool = False
+    cfg: Config | None,
+    *,
+    data: DetectionData | None = None,
+    resume: str | Path | None = None,
+    quiet: bool = False,
+    stop: StopFlag | None = None,
 ) -> Path:
     """Train, checkpoint every epoch, score best.ckpt on the test split; returns the run folder.
-    With `resume` (a run folder), its last.ckpt's config and state continue in the same folder (cfg unused)."""
+    With `resume` (a run folder), its last.ckpt's config and state continue in the same folder (cfg unused),
+    mid-epoch too. `stop.requested` ends the run after the step in progress, with last.ckpt written (then
+    there is no summary.json)."""
     say = (lambda *a: None) if quiet else print
-    state: dict[str, Any] | None = None
     last: dict[str, Any] = {}
     if resume is not None:
-        run_dir = Path(resume)
-        last = load_detector_checkpoint(run_dir / "last.ckpt")
-        state = last["train_state"]
-        cfg = Config.from_dict(last["config"], source=str(run_dir / "last.ckpt"))
+        last = load_detector_checkpoint(Path(resume) / "last.ckpt")
+        cfg = Config.from_dict(last["config"], source=str(Path(resume) / "last.ckpt"))
     if cfg is None:
         raise ValueError("train_detection: a config, or a run folder to resume")
     if cfg.runtime.num_threads:
@@ -178,66 +243,85 @@ def train_detection(
     data = data or load_detection_data(cfg)
     device = resolve_device(cfg.runtime.device)
     generator = seed_everything(cfg.train.seed)
-    augment = box_augment(cfg.augment, data, generator)  # box-aware, train split only (data/box_augment.py)
     name = model_name(cfg)
     mean, std = _stats(data)
-    model: torch.nn.Module = create_detector(
-        name, data.num_classes, data.channels, max(data.train.images.shape[2:]), mean, std, cfg.model.kwargs
+    side = max(data.train.images.shape[2:])
+    model = create_detector(
+        name, data.num_classes, data.channels, side, mean, std, cfg.model.kwargs, cfg.model.pretrained
     ).to(device)
     optimizer = make_optimizer(cfg, model)
     steps_per_epoch = math.ceil(len(data.train) / cfg.train.batch_size)
     scheduler = warmup_cosine(optimizer, cfg.train.epochs * steps_per_epoch)
-    rows: list[dict[str, Any]] = []
-    start_epoch, best, seconds = 0, -1.0, 0.0
-    if state is not None:
-        model.load_state_dict(last["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        rows, start_epoch, best, seconds = state["rows"], state["epoch"], state["best"], state["seconds"]
-        say(f"Resuming {run_dir} after epoch {start_epoch}")
+    loop = _Loop(
+        cfg, data, device, name, model, optimizer, scheduler, generator, box_augment(cfg.augment, data, generator)
+    )
+    if resume is not None:
+        loop.run_dir = Path(resume)
+        loop.load(last)
+        say(f"Resuming {loop.run_dir} after epoch {loop.epoch}" + (f", step {loop.step}" if loop.step else ""))
     else:
-        run_dir = create_run_dir(cfg.run.runs_dir, cfg.run.name, dataset=data.name, model=name)
-        save_config(cfg, run_dir / "config.yaml")
+        loop.run_dir = create_run_dir(cfg.run.runs_dir, cfg.run.name, dataset=data.name, model=name)
+        save_config(cfg, loop.run_dir / "config.yaml")
         if data.skipped:
             lines = "path,reason\n" + "".join(f'"{s.path}","{s.reason}"\n' for s in data.skipped)
-            atomic_write_text(run_dir / "skipped.csv", lines)
+            atomic_write_text(loop.run_dir / "skipped.csv", lines)
     say(
-        f"Run folder: {run_dir}\n{name}: {count_parameters(model):,} parameters, {data.num_classes} classes, "
+        f"Run folder: {loop.run_dir}\n{name}: {count_parameters(model):,} parameters, {data.num_classes} classes, "
         f"{len(data.train)} train / {len(data.val)} val images, {steps_per_epoch} steps per epoch on {device}"
     )
-    for epoch in range(start_epoch, cfg.train.epochs):
-        if cfg.train.time_budget and seconds >= cfg.train.time_budget:
-            say(f"time budget {cfg.train.time_budget:.0f} s spent after {epoch} epochs")
+    while loop.epoch < cfg.train.epochs:
+        if cfg.train.time_budget and loop.seconds >= cfg.train.time_budget and not loop.step:
+            say(f"time budget {cfg.train.time_budget:.0f} s spent after {loop.epoch} epochs")
             break
-        t0 = time.perf_counter()
-        order = torch.randperm(len(data.train), generator=generator).tolist()
-        sums = _train_epoch(model, optimizer, scheduler, data, order, cfg.train.batch_size, device, epoch, augment)
-        val = evaluate_map(model, data.val, data.class_names, device)
-        seconds += time.perf_counter() - t0
-        row = {"epoch": epoch + 1, **{k: round(v / len(data.train), 4) for k, v in sums.items()}}
-        row |= {"val_map_50": val["map_50"], "val_map": val["map"], "seconds": round(seconds, 1)}
-        rows.append(row)
-        _write_rows(run_dir, rows)
-        if val["map_50"] > best:
-            best = val["map_50"]
-            atomic_save(_checkpoint(model, data, cfg, name, None), run_dir / "best.ckpt")
-        train_state = {
-            "epoch": epoch + 1,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "generator": generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "rows": rows,
-            "best": best,
-            "seconds": seconds,
-        }
-        atomic_save(_checkpoint(model, data, cfg, name, train_state), run_dir / "last.ckpt")
-        say(
-            f"epoch {epoch + 1}: loss {sum(row[k] for k in LOSSES):.4f}, val mAP@0.5 {val['map_50']:.4f}, {seconds:.0f} s"
-        )
-    return finish_detection(run_dir, data, device, seconds, say)
+        if not _run_epoch(loop, say, stop):
+            say(f"stopped after epoch {loop.epoch} step {loop.step}; last.ckpt saved")
+            return loop.run_dir
+    return finish_detection(loop.run_dir, data, device, loop.seconds, say)
+
+
+def _run_epoch(loop: _Loop, say: Callable[..., Any], stop: StopFlag | None) -> bool:
+    """The rest of the epoch in progress, validation, metrics.csv, best.ckpt, last.ckpt; False (last.ckpt
+    written mid-epoch) when `stop` asked to stop."""
+    cfg, data = loop.cfg, loop.data
+    t0 = time.perf_counter()
+    if not loop.step:
+        loop.order = torch.randperm(len(data.train), generator=loop.generator).tolist()
+        loop.sums = {}
+    done = _train_epoch(
+        loop.model,
+        loop.optimizer,
+        loop.scheduler,
+        data,
+        loop.order,
+        cfg.train.batch_size,
+        loop.device,
+        loop.epoch,
+        augment=loop.augment,
+        start=loop.step,
+        sums=loop.sums,
+        stop=stop,
+    )
+    if done is not None:  # interrupted after `done` steps of this epoch
+        loop.step, loop.seconds = done, loop.seconds + time.perf_counter() - t0
+        loop.save_last()
+        return False
+    val = evaluate_map(loop.model, data.val, data.class_names, loop.device)
+    loop.seconds += time.perf_counter() - t0
+    loop.epoch, loop.step, sums = loop.epoch + 1, 0, loop.sums
+    row = {"epoch": loop.epoch, **{k: round(v / len(data.train), 4) for k, v in sums.items()}}
+    row |= {"val_map_50": val["map_50"], "val_map": val["map"], "seconds": round(loop.seconds, 1)}
+    loop.rows.append(row)
+    _write_rows(loop.run_dir, loop.rows)
+    if val["map_50"] > loop.best:
+        loop.best = val["map_50"]
+        atomic_save(_checkpoint(loop.model, data, cfg, loop.name, None), loop.run_dir / "best.ckpt")
+    loop.order, loop.sums = [], {}
+    loop.save_last()
+    say(
+        f"epoch {loop.epoch}: loss {sum(sums.values()) / len(data.train):.4f}, val mAP@0.5 {val['map_50']:.4f}, "
+        f"{loop.seconds:.0f} s"
+    )
+    return True
 
 
 def _train_epoch(
@@ -249,12 +333,16 @@ def _train_epoch(
     batch_size: int,
     device: torch.device,
     epoch: int,
+    *,
     augment: BoxAugment | None = None,
-) -> dict[str, float]:
-    """One pass over the training scenes in `order`; the image-weighted sums of each loss."""
-    sums = dict.fromkeys(LOSSES, 0.0)
+    start: int = 0,
+    sums: dict[str, float],
+    stop: StopFlag | None = None,
+) -> int | None:
+    """The training scenes in `order` from step `start` on, adding each loss's image-weighted sum to `sums`;
+    None when the epoch is done, else the steps done when `stop` asked to stop (after a whole step)."""
     model.train()
-    for lo in range(0, len(order), batch_size):
+    for step, lo in enumerate(range(start * batch_size, len(order), batch_size), start + 1):
         idx = order[lo : lo + batch_size]
         ims, boxes, labels = (augment or BoxAugment.off()).batch(data.train, idx)
         images = [im.to(device).float().div_(255) for im in ims]
@@ -267,9 +355,11 @@ def _train_epoch(
         loss.backward()
         optimizer.step()
         scheduler.step()
-        for k in LOSSES:
-            sums[k] += float(losses[k].detach()) * len(idx)
-    return sums
+        for k, v in losses.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
+        if stop is not None and stop.requested:  # (after the last step too: validation on resume)
+            return step
+    return None
 
 
 def _stats(data: DetectionData) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -281,11 +371,31 @@ def _stats(data: DetectionData) -> tuple[tuple[float, ...], tuple[float, ...]]:
 def finish_detection(
     run_dir: Path, data: DetectionData, device: torch.device, seconds: float, say: Callable[..., Any]
 ) -> Path:
-    """best.ckpt on the test split (else val) -> summary.json; the final line."""
+    """best.ckpt on the test split (else val) -> summary.json, plots/ (PR curves, drawn boxes, metrics.json,
+    the loss curves: evaluation.py, plots.py) for report.html; the final line."""
+    from cnnkit.tasks.detect.evaluation import score_split, write_outputs
+    from cnnkit.tasks.detect.plots import plot_curves
+
     best = detector_from_checkpoint(load_detector_checkpoint(run_dir / "best.ckpt")).to(device)
     split_name, split = ("test", data.test) if data.test is not None else ("val", data.val)
-    final = evaluate_map(best, split, data.class_names, device)
+    final, preds = score_split(best, split, data.class_names, device)
+    write_outputs(final | {"split": split_name}, split, preds, data.class_names, run_dir / "plots")
+    plot_curves(list(csv.DictReader((run_dir / "metrics.csv").open())), run_dir / "plots" / "detect_curves.png")
+    final = {k: v for k, v in final.items() if k != "pr_curves"}  # the curves: plots/metrics.json
     summary = {"task": "detect", "split": split_name, "train_seconds": round(seconds, 1), **final}
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_reports(run_dir)
     say(f"{split_name} mAP@0.5 {final['map_50']:.4f}, mAP@[.5:.95] {final['map']:.4f} ({run_dir})")
     return run_dir
+
+
+def write_reports(run_dir: Path) -> None:
+    """report.md, and report.html unless run.html_report is off (tasks/detect/report.py's section)."""
+    from cnnkit.tasks.detect.report import render_markdown
+
+    atomic_write_text(run_dir / "report.md", render_markdown(run_dir))
+    cfg = Config.from_dict(load_detector_checkpoint(run_dir / "last.ckpt")["config"], source=str(run_dir))
+    if cfg.run.html_report:
+        from cnnkit.report.html import write_html_report
+
+        write_html_report(run_dir)
