@@ -29,7 +29,7 @@ def _epoch(aug):
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     augment = box_augment(aug, data, torch.Generator().manual_seed(0))
-    _train_epoch(model, opt, sched, data, [0, 1, 2, 3], 2, torch.device("cpu"), 0, augment)
+    _train_epoch(model, opt, sched, data, [0, 1, 2, 3], 2, torch.device("cpu"), 0, augment=augment, sums={})
     return data, model.seen
 
 
