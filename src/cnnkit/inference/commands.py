@@ -47,6 +47,10 @@ def register(sub) -> None:
         "--save-images", metavar="DIR", help="also write each image with its top classes drawn on it into DIR (PNG)"
     )
     p.add_argument("--device", default="cpu")
+    # segmentation checkpoints (tasks/segment/predict.py): tiles for large images, flip TTA
+    p.add_argument("--tile", type=flag_type(Range(16)), help="segmentation: segment in overlapping SIZE px tiles")
+    p.add_argument("--overlap", type=flag_type(Range(0)), help="segmentation: tile overlap in px (default tile/4)")
+    p.add_argument("--tta", choices=("none", "flip"), default="none", help="segmentation: flip test-time augmentation")
     p.add_argument(
         "--backend",
         choices=BACKENDS,

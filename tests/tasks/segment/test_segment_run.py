@@ -100,6 +100,22 @@ def test_predict_writes_a_palette_mask_and_an_overlay(cli_run, data_dir, tmp_pat
     assert "03_mask.png" in out and "03.png" in out
 
 
+def test_predict_tiles_images_larger_than_the_training_ones(cli_run, tmp_path, capsys):
+    from cnnkit.tasks.segment.predict import Segmenter
+
+    seg = Segmenter(cli_run)
+    assert seg.size == (32, 32) and seg.tiling(70, 40) is None  # a folder run resizes to its size (data.image_size)
+    seg.size = None  # as a run that kept its images' size (isbi2012-membrane, mnist-scenes)
+    assert seg.tiling(64, 64) is None and seg.tiling(70, 40) == (32, 8)  # beyond twice the side: tiles of it
+    assert Segmenter(cli_run, tile=24).tiling(30, 30) == (24, 6)  # --tile: always, at the image's resolution
+    big = np.random.default_rng(0).integers(0, 256, (80, 72)).astype(np.uint8)
+    Image.fromarray(big).save(tmp_path / "big.png")
+    args = ["predict", str(cli_run), str(tmp_path / "big.png"), "--tile", "24", "--overlap", "8", "--tta", "flip"]
+    assert main([*args, "--save-images", str(tmp_path)]) == 0
+    assert Image.open(tmp_path / "big_mask.png").size == (72, 80)
+    assert "big_mask.png" in capsys.readouterr().out
+
+
 def test_evaluate_rescores_the_run_with_the_same_numbers(cli_run, capsys):
     assert main(["evaluate", str(cli_run)]) == 0
     final = json.loads((cli_run / "val_metrics.json").read_text())
@@ -146,7 +162,7 @@ def test_unet_learns_an_easy_scene(data_dir, tmp_path):
 
 
 def test_settings_without_meaning_for_masks_are_refused(data_dir, tmp_path):
-    with pytest.raises(ConfigError, match="eval.tta: flip"):
-        train(_cfg(data_dir, tmp_path, "tta", **{"eval.tta": "flip"}), quiet=True)
+    with pytest.raises(ConfigError, match="eval.tta: flip\\+shift .* segmentation supports none or flip"):
+        train(_cfg(data_dir, tmp_path, "tta", **{"eval.tta": "flip+shift"}), quiet=True)
     with pytest.raises(ConfigError, match="augment.brightness"):
         train(_cfg(data_dir, tmp_path, "b", **{"augment.brightness": 0.3}), quiet=True)

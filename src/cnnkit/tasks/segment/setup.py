@@ -19,9 +19,9 @@ from cnnkit.tasks.segment.losses import build_segment_loss
 def check_config(cfg: Config) -> None:
     """Settings that have no meaning (yet) for masks, each a ConfigError naming its key."""
     tc, oc = cfg.train, cfg.optim
-    if cfg.eval.tta != "none":
+    if cfg.eval.tta not in ("none", "flip"):
         raise ConfigError(
-            f"eval.tta: {cfg.eval.tta} averages class scores of shifted copies; not supported for segmentation yet (use none)"
+            f"eval.tta: {cfg.eval.tta} averages class scores of shifted copies; segmentation supports none or flip"
         )
     if tc.progressive_resize:
         raise ConfigError(
