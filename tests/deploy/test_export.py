@@ -111,6 +111,15 @@ def test_compare_logits_counts_disagreement_and_ties():
     assert not p.ok
 
 
+def test_compare_logits_of_segmentation_counts_pixels():
+    ref = torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(0))
+    got = ref.clone()
+    other = (int(ref[1, :, 2, 3].argmax()) + 1) % 3
+    got[1, other, 2, 3] = ref[1, :, 2, 3].max() + 5  # one pixel's top class changes
+    p = compare_logits(ref, got, tolerance=1e-3, source="x")
+    assert p.images == 2 and p.top1_agreement == pytest.approx(1 - 1 / 40) and not p.ok
+
+
 def test_cli_export_fails_loudly_when_parity_fails(run_copy, monkeypatch, capsys):
     import cnnkit.deploy.runtime as runtime
 
