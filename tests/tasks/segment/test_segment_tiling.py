@@ -71,3 +71,32 @@ def test_flip_tta_averages_the_mirror_image():
     torch.testing.assert_close(probabilities(model, x, "flip"), expected)
     with pytest.raises(ValueError, match="tta: 'flip\\+shift' is not one of none, flip"):
         probabilities(model, x, "flip+shift")
+
+
+HUGE = """
+import resource, sys, torch
+torch.set_num_threads(1)
+from cnnkit.tasks.segment.tiling import probabilities, tiled_mask
+torch.manual_seed(0)
+model = torch.nn.Conv2d(1, 16, 1).eval()
+image = torch.randint(0, 256, (1, 4096, 4096), dtype=torch.uint8)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+mask = tiled_mask(lambda t: probabilities(model, t.float() / 255), image, 512, 64)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(mask.shape[0], mask.shape[1], (after - before) // 1024)
+"""
+
+
+@pytest.mark.slow  # a 4096 x 4096 image in a fresh process (~10 s on shared cores)
+def test_a_huge_image_needs_a_band_of_memory_not_the_whole_probability_map():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[3] / "src")
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-c", HUGE], capture_output=True, text=True, env=env, check=True).stdout
+    h, w, grown_mb = map(int, out.split())
+    # the whole image's probabilities alone would be 16 classes x 4096^2 x 4 bytes = 1024 MB
+    assert (h, w) == (4096, 4096) and grown_mb < 400, grown_mb

@@ -55,7 +55,8 @@ def ramp(size: int, overlap: int, first: bool, last: bool) -> torch.Tensor:
 
 
 def bands(probs_fn: ProbsFn, image: torch.Tensor, tile: int, overlap: int) -> Iterator[tuple[int, torch.Tensor]]:
-    """(top row, blended probabilities (K, rows, W)) of consecutive finished bands of the image (C, H, W)."""
+    """(top row, blended probabilities (K, rows, W)) of consecutive finished bands of the image (C, H, W);
+    each band is a view of the one accumulator, overwritten when the next is asked for (copy it to keep it)."""
     _, h, w = image.shape
     th, tw = min(tile, h), min(tile, w)
     ys, xs = starts(h, th, overlap), starts(w, tw, overlap)
@@ -72,9 +73,14 @@ def bands(probs_fn: ProbsFn, image: torch.Tensor, tile: int, overlap: int) -> It
             wsum[:, x : x + tw] += win
         assert acc is not None  # at least one tile per row
         done = (ys[r + 1] - y) if r + 1 < len(ys) else th  # rows no later tile reaches
-        yield y, acc[:, :done] / wsum[:done]
-        acc = torch.cat([acc[:, done:], torch.zeros(acc.shape[0], done, w)], 1)
-        wsum = torch.cat([wsum[done:], torch.zeros(done, w)], 0)
+        band = acc[:, :done]
+        band /= wsum[:done]  # in place: a view, valid until the next band
+        yield y, band
+        keep = th - done  # the rows the next tile row adds to, moved to the top (in place: no second buffer)
+        acc[:, :keep] = acc[:, done:].clone()
+        acc[:, keep:] = 0
+        wsum[:keep] = wsum[done:].clone()
+        wsum[keep:] = 0
 
 
 def tiled_mask(probs_fn: ProbsFn, image: torch.Tensor, tile: int, overlap: int) -> np.ndarray:
@@ -87,4 +93,4 @@ def tiled_mask(probs_fn: ProbsFn, image: torch.Tensor, tile: int, overlap: int) 
 
 def tiled_probabilities(probs_fn: ProbsFn, image: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
     """(K, H, W) blended probabilities (for images small enough to hold them: tests, inspection)."""
-    return torch.cat([p for _, p in bands(probs_fn, image, tile, overlap)], 1)
+    return torch.cat([p.clone() for _, p in bands(probs_fn, image, tile, overlap)], 1)
