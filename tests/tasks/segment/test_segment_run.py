@@ -116,7 +116,7 @@ def test_predict_tiles_images_larger_than_the_training_ones(cli_run, tmp_path, c
     assert "big_mask.png" in capsys.readouterr().out
 
 
-def test_evaluate_rescores_the_run_with_the_same_numbers(cli_run, capsys):
+def test_evaluate_rescores_the_run_with_the_same_numbers(cli_run, capsys, tmp_path):
     assert main(["evaluate", str(cli_run)]) == 0
     final = json.loads((cli_run / "val_metrics.json").read_text())
     out = capsys.readouterr().out
@@ -124,8 +124,12 @@ def test_evaluate_rescores_the_run_with_the_same_numbers(cli_run, capsys):
     saved = json.loads((cli_run / "evaluation" / "own-val" / "metrics.json").read_text())
     assert saved["miou"] == pytest.approx(final["miou"]) and saved["confusion_matrix"] == final["confusion_matrix"]
     assert (cli_run / "evaluation" / "own-val" / "samples.png").is_file()
-    assert main(["evaluate", str(cli_run), "--tta", "flip"]) != 0
-    assert "--tta averages class scores of shifted copies; not supported for segmentation" in capsys.readouterr().err
+    assert main(["evaluate", str(cli_run), "--tta", "flip", "--no-plots", "--out", str(tmp_path / "tta.json")]) == 0
+    flipped = json.loads((tmp_path / "tta.json").read_text())
+    assert flipped["tta"] == "flip" and flipped["num_pixels"] == final["num_pixels"]
+    assert flipped["loss"] != pytest.approx(final["loss"], rel=1e-6)  # the mirror images' scores were averaged in
+    assert main(["evaluate", str(cli_run), "--tta", "flip+shift"]) != 0
+    assert "--tta flip+shift: segmentation models support --tta flip" in capsys.readouterr().err
 
 
 def _cfg(data_dir, runs, name, **extra) -> Config:

@@ -85,3 +85,14 @@ def validation_scores(
     n = len(m["per_image"])
     acc = sum(p["pixel_accuracy"] for p in m["per_image"]) / n if n else float("nan")
     return {"loss": m["loss"], "accuracy": acc}
+
+
+@torch.no_grad()
+def predict_log_probs(
+    model: torch.nn.Module, split: Split, *, normalize: Normalize, batch_size: int = 500, tta: str = "none"
+) -> torch.Tensor:
+    """(N, K, H, W) log class probabilities of the whole split (`cnnkit evaluate --tta flip` on a segmentation
+    checkpoint: the mirror image's scores flipped back before averaging, which evaluate/tta.py's views do not)."""
+    model.eval()
+    out = [log_probs(model, normalize(x), tta).cpu() for x in _eval_batches(split, batch_size, normalize.device)]
+    return torch.cat(out) if out else torch.zeros(0, 0)
