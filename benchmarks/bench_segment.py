@@ -168,6 +168,7 @@ def main() -> None:
         "benchmark": "bench_segment",
         "command": "PYTHONPATH=src python benchmarks/bench_segment.py " + " ".join(sys.argv[1:]),
         "dataset": args.dataset,
+        "data_source": getattr(data, "source", None),  # mnist-scenes: the full MNIST, or the bundled mnist-mini
         "split": split,
         "config": overrides,
         "unet": model,
@@ -212,7 +213,8 @@ def markdown(r: dict) -> str:
             f"1,800 training / 200 validation / 400 test scenes of 64 px (background + 10 digit classes); "
             f"{_model_words(c, u)}, {c['train.epochs']} epochs"
             + (f" or {c['train.time_budget']:.0f} s" if c.get("train.time_budget") else "")
-            + f", AdamW lr {c['optim.lr']}. Test numbers from best.ckpt (the epoch chosen on validation).",
+            + f", AdamW lr {c['optim.lr']}. Test numbers from best.ckpt (the epoch chosen on validation). "
+            f"Digits from {r.get('data_source') or 'MNIST'}.",
         ]
     else:
         head = [
