@@ -261,6 +261,20 @@ class GanConfig:
     score_every: Annotated[int, Range(0, None)] = 0  # with score_with: also every this many epochs (0: at the end only)
 
 
+@dataclass
+class SegmentConfig:
+    """The loss of a segmentation run (data.task segment; cnnkit.tasks.segment.losses)."""
+
+    loss: Literal["ce", "dice", "ce+dice"] = "ce"  # ce: per-pixel cross-entropy | dice: soft Dice | ce+dice: their sum
+    class_weights: str = (
+        "none"  # cross-entropy class weights: none | auto (inverse pixel frequency of the train masks) | a list "1,4.5"
+    )
+    border_weight: Annotated[float, Range(0, 1000)] = (
+        0.0  # U-Net paper's w0: extra weight on pixels between touching objects (paper: 10; 0: off)
+    )
+    border_sigma: Annotated[float, Range(0, 1000, lo_open=True)] = 5.0  # its sigma in pixels (paper: 5)
+
+
 # keys that moved when `train` was split by concern; older config.yaml files, checkpoints and --set keys still load
 MOVED = {
     "train.eval_batch_size": "eval.batch_size",
@@ -289,6 +303,7 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     adv: AdvConfig = field(default_factory=AdvConfig)
     gan: GanConfig = field(default_factory=GanConfig)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -112,6 +112,15 @@ def test_compare_logits_counts_disagreement_and_ties():
     assert not p.ok
 
 
+def test_compare_logits_of_segmentation_counts_pixels():
+    ref = torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(0))
+    got = ref.clone()
+    other = (int(ref[1, :, 2, 3].argmax()) + 1) % 3
+    got[1, other, 2, 3] = ref[1, :, 2, 3].max() + 5  # one pixel's top class changes
+    p = compare_logits(ref, got, tolerance=1e-3, source="x")
+    assert p.images == 2 and p.top1_agreement == pytest.approx(1 - 1 / 40) and not p.ok
+
+
 def test_cli_export_fails_loudly_when_parity_fails(run_copy, monkeypatch, capsys):
     import cnnkit.deploy.runtime as runtime
 
@@ -141,3 +150,26 @@ def test_cli_export_bad_opset(run_copy, capsys):
     with pytest.raises(SystemExit) as e:
         main(["export", str(run_copy), "--opset", "5"])
     assert e.value.code == 2 and "--opset" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a tiny segmentation run, then its export (~30 s on shared cores)
+def test_a_segmentation_checkpoint_exports_with_pixel_parity(tmp_path):
+    from tests.data.segment_pairs import make_pairs
+
+    data = make_pairs(tmp_path / "pairs", n=6, size=16, classes=3)
+    args = [
+        "train",
+        "--task",
+        "segment",
+        "--data",
+        str(data),
+        "--model",
+        "unet",
+        "--set",
+        "model.kwargs={width: 4, depth: 2}",
+    ]
+    args += ["--epochs", "1", "--batch-size", "4", "--threads", "1", "--runs-dir", str(tmp_path), "--name", "s"]
+    assert main([*args, "--quiet", "--set", "run.html_report=false"]) == 0
+    result = export_checkpoint(tmp_path / "s", out=tmp_path / "seg.onnx", images=8)
+    record = json.loads(result.parity_path.read_text())
+    assert record["passed"] is True and record["top1_agreement"] == 1.0 and record["images"] == 8

@@ -48,13 +48,13 @@ def compare_logits(ref: torch.Tensor, got: torch.Tensor, *, tolerance: float, so
     gap = (ref.gather(1, a[:, None]) - ref.gather(1, b[:, None])).squeeze(1).abs()
     ties = int((differ & (gap <= tolerance)).sum())
     agree = int((~differ).sum()) + ties
-    n = len(ref)
+    n, positions = len(ref), differ.numel()  # positions: images, or pixels of (N, K, H, W) segmentation logits
     return Parity(
         n,
         source,
         float(diff.max()) if n else 0.0,
         float(diff.mean()) if n else 0.0,
-        agree / n if n else 1.0,
+        agree / positions if positions else 1.0,
         ties,
         tolerance,
     )

@@ -116,8 +116,13 @@ def predict_split(
     dev = resolve_device(device)
     model = model_from_checkpoint(ckpt).to(dev)
     normalize = Normalize(ckpt["input"]["mean"], ckpt["input"]["std"], dev)
-    if tta != "none" and ckpt.get("task") == "segment":
-        raise ConfigError("--tta averages class scores of shifted copies; not supported for segmentation models yet")
+    if ckpt.get("task") == "segment" and tta != "none":  # mirrored masks flipped back (tasks/segment/scoring.py)
+        if tta != "flip":
+            raise ConfigError(f"--tta {tta}: segmentation models support --tta flip (or none)")
+        logits = task_module("segment").predict_log_probs(
+            model, target, normalize=normalize, batch_size=batch_size, tta=tta
+        )
+        return Predictions(ckpt_path, ckpt, ds.name, split, target, logits, model, normalize, note)
     logits = predict_logits(
         model,
         target,

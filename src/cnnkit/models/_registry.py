@@ -76,6 +76,7 @@ def _ensure_builtins() -> None:
         spec,
         tv_segmentation,
         unet,
+        unet_lite0,
         vgg,
         vit,
     )

@@ -160,6 +160,15 @@ def recipe_for(name: str, dataset: str, finetune: str | None = None) -> Recipe |
     return RECIPES[name]
 
 
+def _segmentation_model(name: str) -> bool:
+    from cnnkit.models import model_info
+
+    try:
+        return model_info(name).task == "segment"
+    except (ConfigError, KeyError, ValueError):
+        return False
+
+
 def apply_recipe(cfg):
     """`cfg` with its recipe's values wherever `cfg` keeps the default; recipe recorded as none."""
     from cnnkit.config import Config
@@ -169,6 +178,7 @@ def apply_recipe(cfg):
         and cfg.model.finetune is None
         and cfg.train.recipe == "auto"
         and recipe_for("auto", cfg.data.dataset) is None
+        and not _segmentation_model(cfg.model.name)  # a pretrained encoder under a new decoder: everything trains
     ):
         cfg = cfg.with_overrides(
             {"model.finetune": "head"}, source="--pretrained"

@@ -17,6 +17,11 @@ def evaluate(
 ) -> dict[str, float]:
     """Loss and accuracy of `model` on `data` (no label smoothing). Multi-label: mean BCE and exact match."""
     t0 = time.perf_counter()
+    if data.masks:  # segmentation: accumulated batch by batch, never (N, K, H, W) logits at once
+        from cnnkit.tasks.segment.scoring import validation_scores
+
+        scores = validation_scores(model, data, normalize=normalize, batch_size=batch_size, precision=precision)
+        return {**scores, "images": len(data), "seconds": time.perf_counter() - t0}
     logits = predict_logits(model, data, normalize=normalize, batch_size=batch_size, precision=precision)
     if len(data) == 0:
         return {"loss": float("nan"), "accuracy": float("nan"), "images": 0, "seconds": 0.0}

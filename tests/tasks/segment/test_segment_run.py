@@ -100,7 +100,23 @@ def test_predict_writes_a_palette_mask_and_an_overlay(cli_run, data_dir, tmp_pat
     assert "03_mask.png" in out and "03.png" in out
 
 
-def test_evaluate_rescores_the_run_with_the_same_numbers(cli_run, capsys):
+def test_predict_tiles_images_larger_than_the_training_ones(cli_run, tmp_path, capsys):
+    from cnnkit.tasks.segment.predict import Segmenter
+
+    seg = Segmenter(cli_run)
+    assert seg.size == (32, 32) and seg.tiling(70, 40) is None  # a folder run resizes to its size (data.image_size)
+    seg.size = None  # as a run that kept its images' size (isbi2012-membrane, mnist-scenes)
+    assert seg.tiling(64, 64) is None and seg.tiling(70, 40) == (32, 8)  # beyond twice the side: tiles of it
+    assert Segmenter(cli_run, tile=24).tiling(30, 30) == (24, 6)  # --tile: always, at the image's resolution
+    big = np.random.default_rng(0).integers(0, 256, (80, 72)).astype(np.uint8)
+    Image.fromarray(big).save(tmp_path / "big.png")
+    args = ["predict", str(cli_run), str(tmp_path / "big.png"), "--tile", "24", "--overlap", "8", "--tta", "flip"]
+    assert main([*args, "--save-images", str(tmp_path)]) == 0
+    assert Image.open(tmp_path / "big_mask.png").size == (72, 80)
+    assert "big_mask.png" in capsys.readouterr().out
+
+
+def test_evaluate_rescores_the_run_with_the_same_numbers(cli_run, capsys, tmp_path):
     assert main(["evaluate", str(cli_run)]) == 0
     final = json.loads((cli_run / "val_metrics.json").read_text())
     out = capsys.readouterr().out
@@ -108,8 +124,12 @@ def test_evaluate_rescores_the_run_with_the_same_numbers(cli_run, capsys):
     saved = json.loads((cli_run / "evaluation" / "own-val" / "metrics.json").read_text())
     assert saved["miou"] == pytest.approx(final["miou"]) and saved["confusion_matrix"] == final["confusion_matrix"]
     assert (cli_run / "evaluation" / "own-val" / "samples.png").is_file()
-    assert main(["evaluate", str(cli_run), "--tta", "flip"]) != 0
-    assert "--tta averages class scores of shifted copies; not supported for segmentation" in capsys.readouterr().err
+    assert main(["evaluate", str(cli_run), "--tta", "flip", "--no-plots", "--out", str(tmp_path / "tta.json")]) == 0
+    flipped = json.loads((tmp_path / "tta.json").read_text())
+    assert flipped["tta"] == "flip" and flipped["num_pixels"] == final["num_pixels"]
+    assert flipped["loss"] != pytest.approx(final["loss"], rel=1e-6)  # the mirror images' scores were averaged in
+    assert main(["evaluate", str(cli_run), "--tta", "flip+shift"]) != 0
+    assert "--tta flip+shift: segmentation models support --tta flip" in capsys.readouterr().err
 
 
 def _cfg(data_dir, runs, name, **extra) -> Config:
@@ -146,7 +166,7 @@ def test_unet_learns_an_easy_scene(data_dir, tmp_path):
 
 
 def test_settings_without_meaning_for_masks_are_refused(data_dir, tmp_path):
-    with pytest.raises(ConfigError, match="eval.tta: flip"):
-        train(_cfg(data_dir, tmp_path, "tta", **{"eval.tta": "flip"}), quiet=True)
+    with pytest.raises(ConfigError, match="eval.tta: flip\\+shift .* segmentation supports none or flip"):
+        train(_cfg(data_dir, tmp_path, "tta", **{"eval.tta": "flip+shift"}), quiet=True)
     with pytest.raises(ConfigError, match="augment.brightness"):
         train(_cfg(data_dir, tmp_path, "b", **{"augment.brightness": 0.3}), quiet=True)

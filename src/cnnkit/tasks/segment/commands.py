@@ -12,8 +12,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def extend(parsers: dict[str, argparse.ArgumentParser]) -> None:
     """predict on a segmentation run or checkpoint: masks and overlays, instead of classes."""
+    from cnnkit.ranges import Range, flag_type
+
     predict = parsers["predict"]
     predict.set_defaults(task_predictors=[*(predict.get_default("task_predictors") or []), (_owns, _predict)])
+    g = predict.add_argument_group("segmentation checkpoints (tiles for large images, flip TTA)")
+    g.add_argument("--tile", type=flag_type(Range(16)), help="segment in overlapping SIZE px tiles")
+    g.add_argument("--overlap", type=flag_type(Range(0)), help="tile overlap in px (default tile/4)")
+    g.add_argument("--tta", choices=("none", "flip"), default="none", help="flip test-time augmentation")
 
 
 def _owns(checkpoint: str) -> bool:

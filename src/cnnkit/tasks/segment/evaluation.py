@@ -1,8 +1,9 @@
 """What `cnnkit evaluate` and report code below the tasks use of segmentation, named in
-cnnkit.evaluate.api.TASK_MODULES: the metrics of a split, the best / worst sample sheet and the
-text table."""
+cnnkit.evaluate.api.TASK_MODULES: the metrics of a split, the best / worst sample sheet, the
+text table, and the split's class scores with flip TTA."""
 
 from cnnkit.tasks.segment.final import write_samples
 from cnnkit.tasks.segment.metrics import format_metrics, segment_metrics
+from cnnkit.tasks.segment.scoring import predict_log_probs
 
-__all__ = ["format_metrics", "segment_metrics", "write_samples"]
+__all__ = ["format_metrics", "predict_log_probs", "segment_metrics", "write_samples"]

@@ -1,5 +1,5 @@
 """The end of a segmentation run: best.ckpt scored on the test split (else validation) with the
-segmentation metrics, and plots/segment_samples.png: the best and the worst images by pixel
+segmentation metrics (batch by batch, scoring.py; eval.tta flip averages mirror images), and plots/segment_samples.png: the best and the worst images by pixel
 accuracy, each as image | truth | prediction | errors. Called by training/results.py's
 `final_evaluation` for splits with masks; returns what it returns."""
 
@@ -13,9 +13,8 @@ import torch
 from cnnkit.config import Config
 from cnnkit.data.preprocess import Normalize
 from cnnkit.data.types import Dataset, Split
-from cnnkit.evaluate.predict import predict_logits
-from cnnkit.tasks.segment.metrics import segment_metrics
 from cnnkit.tasks.segment.outputs import sample_sheet, save_png
+from cnnkit.tasks.segment.scoring import score_split
 
 SAMPLES_FILE = "plots/segment_samples.png"
 
@@ -31,10 +30,15 @@ def final_evaluation(
     split_name = "test" if data.test is not None else "val"
 
     def score(m: torch.nn.Module) -> tuple[dict[str, Any], torch.Tensor]:
-        logits = predict_logits(
-            m, split, normalize=normalize, batch_size=cfg.eval.batch_size, precision=cfg.runtime.precision
+        return score_split(
+            m,
+            split,
+            data.class_names,
+            normalize=normalize,
+            batch_size=cfg.eval.batch_size,
+            precision=cfg.runtime.precision,
+            tta=cfg.eval.tta,
         )
-        return segment_metrics(logits, split.labels, data.class_names), logits.argmax(1)
 
     final, preds = score(model)
     write_samples(run_dir / SAMPLES_FILE, split, preds, final)

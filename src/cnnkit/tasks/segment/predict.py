@@ -3,7 +3,10 @@ PNG of class indices (`<stem>_mask.png`, opens as colours, reads back as indices
 overlay (`<stem>_overlay.png`), into --save-images DIR (default: the current folder); prints each
 image's share of pixels per class. Images are segmented at their own size (the network is fully
 convolutional), or at the training size when the run resized its images (data.image_size), the mask
-then resized back by nearest neighbour. Not yet: tiling of images much larger than the training ones."""
+then resized back by nearest neighbour. With --tile SIZE, or automatically for a run that kept its
+images' size when an image is more than twice the training side, images are segmented at their own
+resolution in overlapping tiles blended with a window (tiling.py; --overlap PX, default a quarter of the tile); --tta flip averages each image with its
+mirror image."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from cnnkit.checkpoint import load_checkpoint, model_from_checkpoint
 from cnnkit.data.images import ImageError, load_image
 from cnnkit.inference import expand_paths
 from cnnkit.tasks.segment.outputs import overlay, save_png
+from cnnkit.tasks.segment.tiling import probabilities, tiled_mask
 
 
 def is_segment_checkpoint(path: str | Path) -> bool:
@@ -44,7 +48,15 @@ class MaskPrediction:
 class Segmenter:
     """A segmentation checkpoint ready to run: `segment(image uint8 (C, H, W)) -> (H, W) class indices`."""
 
-    def __init__(self, checkpoint: str | Path, device: str = "cpu"):
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        device: str = "cpu",
+        *,
+        tile: int | None = None,
+        overlap: int | None = None,
+        tta: str = "none",
+    ):
         self.ckpt = load_checkpoint(checkpoint)
         self.device = torch.device(device)
         self.model = model_from_checkpoint(self.ckpt).to(self.device).eval()
@@ -55,15 +67,36 @@ class Segmenter:
         resized = (self.ckpt.get("config") or {}).get("data", {}).get("image_size")
         self.size = tuple(inp["size"]) if resized else None
         self.class_names: list[str] = list(self.ckpt["class_names"])
+        self.tta = tta
+        self.trained_side = max(int(v) for v in inp["size"])
+        self.tile, self.overlap = tile, overlap
+
+    def tiling(self, h: int, w: int) -> tuple[int, int] | None:
+        """(tile, overlap) for an image of h x w: --tile (at the image's own resolution, whatever the run's resize),
+        or automatically beyond twice the training side for runs that kept their images' size."""
+        tile = self.tile
+        if tile is None and self.size is None and max(h, w) > 2 * self.trained_side:
+            tile = self.trained_side
+        if tile is None:
+            return None
+        return tile, self.overlap if self.overlap is not None else tile // 4
+
+    def probs(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 (1, C, h, w) -> class probabilities (1, K, h, w), with the checkpoint's normalisation and --tta."""
+        x = (x.to(self.device).float().div_(255) - self.mean) / self.std
+        return probabilities(self.model, x, self.tta)
 
     @torch.no_grad()
     def segment(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[-2:]
+        tiles = self.tiling(h, w)
+        if tiles is not None:
+            return tiled_mask(self.probs, torch.from_numpy(image), *tiles)
         x = torch.from_numpy(image).to(self.device).float().div_(255)
         x = ((x - self.mean) / self.std).unsqueeze(0)
-        h, w = x.shape[-2:]
         if self.size is not None:
             x = torch.nn.functional.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
-        pred = self.model(x).argmax(1, keepdim=True).float()
+        pred = probabilities(self.model, x, self.tta).argmax(1, keepdim=True).float()
         if pred.shape[-2:] != (h, w):
             pred = torch.nn.functional.interpolate(pred, size=(h, w), mode="nearest")
         out: np.ndarray = pred[0, 0].to(torch.uint8).cpu().numpy()
@@ -95,7 +128,13 @@ def predict_command(args: argparse.Namespace) -> int:
     """The `predict` verb's body for a segmentation checkpoint (cli.cmd_predict hands over to it)."""
     import sys
 
-    seg = Segmenter(args.checkpoint, device=args.device)
+    seg = Segmenter(
+        args.checkpoint,
+        device=args.device,
+        tile=getattr(args, "tile", None),
+        overlap=getattr(args, "overlap", None),
+        tta=getattr(args, "tta", "none"),
+    )
     out_dir = Path(args.save_images) if args.save_images else Path.cwd()
     done, errors = seg.predict_files(args.paths, out_dir)
     if args.format == "json":

@@ -1,7 +1,8 @@
 """What a segmentation run adds to the engine's setup (training/setup.py calls `segment_hooks`):
-the config's checks, and the joint image / mask augmentation as the run's batch_transform. The
-loss is the Task's (cross-entropy with ignore index 255 and the config's label smoothing) unless
-a `loss_fn` hook is given (e.g. `functools.partial(segment_loss, dice=1.0)` for CE + Dice)."""
+the config's checks, the joint image / mask augmentation as the run's batch_transform, and the
+loss of the `segment:` section (losses.py: Dice, class and border weights) as its loss_fn. Plain
+`segment.loss: ce` leaves the Task's (cross-entropy with ignore index 255 and the config's label
+smoothing); a `loss_fn` hook given by the caller wins over both."""
 
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ from cnnkit.config import Config
 from cnnkit.data.types import Dataset
 from cnnkit.errors import ConfigError
 from cnnkit.tasks.segment.augment import JointAugment
+from cnnkit.tasks.segment.losses import build_segment_loss
 
 
 def check_config(cfg: Config) -> None:
     """Settings that have no meaning (yet) for masks, each a ConfigError naming its key."""
     tc, oc = cfg.train, cfg.optim
-    if cfg.eval.tta != "none":
+    if cfg.eval.tta not in ("none", "flip"):
         raise ConfigError(
-            f"eval.tta: {cfg.eval.tta} averages class scores of shifted copies; not supported for segmentation yet (use none)"
+            f"eval.tta: {cfg.eval.tta} averages class scores of shifted copies; segmentation supports none or flip"
         )
     if tc.progressive_resize:
         raise ConfigError(
@@ -27,7 +29,7 @@ def check_config(cfg: Config) -> None:
         )
     if oc.class_weights != "none":
         raise ConfigError(
-            "optim.class_weights: not supported for segmentation yet; pass a weighted loss_fn (segment_loss(weight=...))"
+            "optim.class_weights: for segmentation use segment.class_weights (auto: inverse pixel frequency, or a list)"
         )
     if cfg.model.finetune:
         raise ConfigError(
@@ -42,4 +44,7 @@ def segment_hooks(cfg: Config, data: Dataset, hooks: Any) -> Any:
     if batch_transform is None:
         joint = JointAugment.from_config(cfg.augment)
         batch_transform = joint if joint.active else None
-    return dataclasses.replace(hooks, batch_transform=batch_transform)
+    loss_fn = hooks.loss_fn
+    if loss_fn is None:
+        loss_fn = build_segment_loss(cfg, data.train.labels, data.num_classes)
+    return dataclasses.replace(hooks, batch_transform=batch_transform, loss_fn=loss_fn)
