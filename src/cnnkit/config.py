@@ -158,6 +158,9 @@ class AugmentConfig:
     cutmix: Annotated[float, Range(0, 100)] = (
         0.0  # cutmix Beta(a, a) parameter (0: off); with mixup too, one of the two per batch
     )
+    elastic: Annotated[float, Range(0, 64)] = (
+        0.0  # --task segment: the U-Net paper's elastic deformation, N px std on a coarse 3x3 grid (0: off)
+    )
     min_visible: Annotated[float, UNIT] = 0.5  # --task detect: a box cropped to under this share of its area is dropped
 
 

@@ -520,6 +520,12 @@ class BatchAugment:
     @classmethod
     def from_config(cls, cfg: AugmentConfig) -> BatchAugment:
         """From an AugmentConfig (mixup/cutmix excluded: they go through `Mixer`)."""
+        if cfg.elastic:
+            from cnnkit.errors import ConfigError
+
+            raise ConfigError(
+                "augment.elastic: segmentation only (it deforms image and mask together); set it to 0 here"
+            )
         keys = (
             "vflip",
             "crop_scale",

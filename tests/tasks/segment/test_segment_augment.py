@@ -36,6 +36,7 @@ def _agreement(img, mask) -> float:
         Params(dx=3, dy=-2),
         Params(angle=17.0, zoom=1.2, dx=1),
         Params(crop=(2, 3, 30, 30)),
+        Params(warp=torch.randn(2, 3, 3, generator=torch.Generator().manual_seed(0)) * 4),  # elastic
     ],
 )
 def test_every_transform_keeps_image_and_mask_aligned(params):
@@ -73,3 +74,37 @@ def test_colour_and_mixing_keys_are_refused_by_name():
         JointAugment.from_config(AugmentConfig(brightness=0.2))
     with pytest.raises(ConfigError, match="augment.mixup"):
         JointAugment.from_config(AugmentConfig(mixup=0.2))
+
+
+def test_elastic_field_is_the_coarse_grid_in_pixels():
+    from cnnkit.tasks.segment.augment import displacement
+
+    img, mask = _pair()
+    shift = torch.zeros(2, 3, 3)
+    shift[0] = 2.0  # every pixel samples 2 px to its right: the content moves 2 px left
+    out_img, out_mask = apply(img, mask, Params(warp=shift))
+    assert torch.equal(out_mask[:, :-2], mask[:, 2:]) and (out_mask[:, -2:] == 255).all()
+    assert torch.allclose(out_img[0, :, :-2], img[0, :, 2:], atol=1e-3)
+    warp = torch.randn(2, 3, 3, generator=torch.Generator().manual_seed(1)) * 5
+    d = displacement(warp, 48, 40)
+    assert d.shape == (1, 48, 40, 2)
+    # the corners of the field are the coarse grid's corners (bicubic, corners aligned), in grid units
+    assert torch.allclose(d[0, 0, 0], torch.stack([warp[0, 0, 0] * 2 / 40, warp[1, 0, 0] * 2 / 48]), atol=1e-6)
+    assert torch.allclose(d[0, -1, -1], torch.stack([warp[0, 2, 2] * 2 / 40, warp[1, 2, 2] * 2 / 48]), atol=1e-6)
+
+
+def test_elastic_is_drawn_from_the_run_generator_and_deforms():
+    aug = JointAugment.from_config(AugmentConfig(translate=0, elastic=6.0))
+    assert aug.active
+    x, y = torch.stack([_pair()[0]] * 2), torch.stack([_pair()[1]] * 2)
+    a = aug(x, y, torch.Generator().manual_seed(5))
+    b = aug(x, y, torch.Generator().manual_seed(5))
+    assert torch.equal(a[1], b[1]) and not torch.equal(a[1][0], y[0])  # seeded, and it moved pixels
+    assert all(_agreement(a[0][i], a[1][i]) == 1.0 for i in range(2))
+
+
+def test_elastic_is_refused_outside_segmentation():
+    from cnnkit.data.augment import BatchAugment
+
+    with pytest.raises(ConfigError, match="augment.elastic: segmentation only"):
+        BatchAugment.from_config(AugmentConfig(elastic=4.0))

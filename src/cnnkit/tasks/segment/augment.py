@@ -24,7 +24,7 @@ from cnnkit.errors import ConfigError
 from cnnkit.tasks.segment.task import IGNORE_INDEX
 
 # augment.* keys that move pixels (applied to image and mask alike)
-GEOMETRIC = ("translate", "hflip", "vflip", "rotate", "scale", "shift", "crop_scale")
+GEOMETRIC = ("translate", "hflip", "vflip", "rotate", "scale", "shift", "crop_scale", "elastic")
 # keys that would change the image alone (colour) or mix labels: not applied to segmentation yet
 UNSUPPORTED = (
     "brightness", "contrast", "saturation", "hue", "grayscale", "blur", "erase", "mixup", "cutmix", "shear",
@@ -43,6 +43,7 @@ class Params:
     dy: int = 0
     zoom: float = 1.0
     crop: tuple[int, int, int, int] | None = None
+    warp: torch.Tensor | None = None  # elastic: (2, 3, 3) coarse displacements in pixels (x, y), or None
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class JointAugment:
     scale: float = 0.0  # zoom in [1 - s, 1 + s]
     shift: float = 0.0  # fraction of the side either way
     crop_scale: float = 0.0  # random resized crop keeping at least this area fraction (0: off)
+    elastic: float = 0.0  # the U-Net paper's deformation: std in pixels of a coarse 3x3 displacement grid (0: off)
 
     @classmethod
     def from_config(cls, cfg: AugmentConfig) -> JointAugment:
@@ -72,7 +74,14 @@ class JointAugment:
     @property
     def active(self) -> bool:
         return bool(
-            self.translate or self.hflip or self.vflip or self.rotate or self.scale or self.shift or self.crop_scale
+            self.translate
+            or self.hflip
+            or self.vflip
+            or self.rotate
+            or self.scale
+            or self.shift
+            or self.crop_scale
+            or self.elastic
         )
 
     def sample(self, size: tuple[int, int], generator: torch.Generator) -> Params:
@@ -94,6 +103,7 @@ class JointAugment:
             dy=round((2 * u[5] - 1) * shift_y),
             zoom=1.0 + (2 * u[6] - 1) * self.scale,
             crop=crop,
+            warp=torch.randn(2, 3, 3, generator=generator) * self.elastic if self.elastic else None,
         )
 
     def __call__(
@@ -126,4 +136,17 @@ def apply(image: torch.Tensor, mask: torch.Tensor, p: Params) -> tuple[torch.Ten
         kw = {"angle": p.angle, "translate": [p.dx, p.dy], "scale": p.zoom, "shear": [0.0, 0.0]}
         img = TF.affine(img, **kw, interpolation=InterpolationMode.BILINEAR, fill=0.0)
         m = TF.affine(m, **kw, fill=IGNORE_INDEX)
+    if p.warp is not None:
+        d = displacement(p.warp, h, w)
+        img = TF.elastic(img, d, interpolation=InterpolationMode.BILINEAR, fill=0.0)
+        m = TF.elastic(m, d, fill=IGNORE_INDEX)
     return img.as_subclass(torch.Tensor), m.as_subclass(torch.Tensor)[0]
+
+
+def displacement(warp: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """The U-Net paper's elastic field: coarse (2, 3, 3) displacements in pixels, bicubic up to every
+    pixel, as torchvision's `elastic` takes it: (1, H, W, 2) in grid units (2 / side per pixel), where the
+    output at x samples the input at x + d."""
+    field = torch.nn.functional.interpolate(warp[None].float(), size=(h, w), mode="bicubic", align_corners=True)
+    scale = torch.tensor([2.0 / w, 2.0 / h]).view(1, 2, 1, 1)
+    return (field * scale).permute(0, 2, 3, 1)
