@@ -38,15 +38,19 @@ def load_avg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def part_prune(tmp: Path, args) -> dict:
+def _parent(folder: Path, runs: Path, args) -> dict:
+    """The unpruned CIFAR-10 run runs/cifar: trained here, or (with --parent-dir) the one a previous call left."""
     from cnnkit.config import Config
-    from cnnkit.deploy.prune import prune_run
     from cnnkit.training.trainer import train
 
-    t0 = time.perf_counter()
-    with tarfile.open(args.tarball, "r:gz") as tf:
-        tf.extractall(tmp / "cifar10", filter="data")
-    folder = next(p.parent for p in (tmp / "cifar10").rglob("train") if p.is_dir())
+    if (runs / "cifar" / "summary.json").is_file():
+        s = json.loads((runs / "cifar" / "summary.json").read_text())
+        return {
+            "test_accuracy_tta": s["test"]["accuracy"],
+            "epochs": s["epochs_run"],
+            "train_seconds": s["train_seconds"],
+            "reused": str(runs / "cifar"),
+        }
     cfg = Config().with_overrides(
         {
             "data.dataset": "folder",
@@ -60,7 +64,7 @@ def part_prune(tmp: Path, args) -> dict:
             ),
             "train.seed": 0,
             "runtime.num_threads": args.threads,
-            "run.runs_dir": str(tmp / "runs"),
+            "run.runs_dir": str(runs),
             "run.name": "cifar",
             "run.html_report": False,
         }
@@ -68,17 +72,29 @@ def part_prune(tmp: Path, args) -> dict:
     load0 = load_avg()
     run = train(cfg, quiet=True)
     s = run.summary
-    trained = {
+    return {
         "test_accuracy_tta": s["test"]["accuracy"],
         "epochs": len(run.metrics),
         "train_seconds": s.get("train_seconds"),
         "load_avg_before_after": [load0, load_avg()],
     }
+
+
+def part_prune(tmp: Path, args) -> dict:
+    from cnnkit.deploy.prune import prune_run
+
+    t0 = time.perf_counter()
+    base = Path(args.parent_dir) if args.parent_dir else tmp  # --parent-dir: the data and the parent run are kept
+    if not (base / "cifar10").is_dir():
+        with tarfile.open(args.tarball, "r:gz") as tf:
+            tf.extractall(base / "cifar10", filter="data")
+    folder = next(p.parent for p in (base / "cifar10").rglob("train") if p.is_dir())
+    trained = _parent(folder, base / "runs", args)
     print(f"trained: {trained}", flush=True)
     load0 = load_avg()
     t1 = time.perf_counter()
     rep = prune_run(
-        run.dir,
+        base / "runs" / "cifar",
         target_macs=args.target_macs,
         finetune_epochs=args.recovery_epochs,
         lr=args.lr,
@@ -249,6 +265,11 @@ def main() -> None:
         default=None,
         help="train the unpruned model this many epochs instead of --budget seconds (the recipe's own is 14); "
         "accuracy then does not depend on the machine's load",
+    )
+    p.add_argument(
+        "--parent-dir",
+        metavar="DIR",
+        help="keep the extracted data and the unpruned run in DIR and reuse them on the next call (recovery settings compared on one parent)",
     )
     p.add_argument("--recovery-epochs", type=int, default=4)
     p.add_argument("--lr", type=float, default=0.01, help="recovery peak learning rate (cnnkit prune --lr)")
