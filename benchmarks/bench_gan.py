@@ -71,6 +71,20 @@ def train_classifier(root: str, subset: int, runs: Path) -> tuple[Path, dict]:
     }
 
 
+def judge_run(args: argparse.Namespace, tmp: Path) -> tuple[Path, dict]:
+    """The judge: trained in `tmp`, or kept in (and reused from) --judge, so variants share one judge."""
+    if not args.judge:
+        return train_classifier(args.data_root, args.subset, tmp / "clf")
+    keep = Path(args.judge)
+    info_file = keep / "judge.json"
+    if info_file.exists():
+        info = json.loads(info_file.read_text())
+        return Path(info.pop("dir")), info
+    run_dir, info = train_classifier(args.data_root, args.subset, keep)
+    info_file.write_text(json.dumps({**info, "dir": str(run_dir)}))
+    return run_dir, info
+
+
 def gan_config(args: argparse.Namespace, runs: Path):
     from cnnkit.config import Config
 
@@ -114,6 +128,7 @@ def run_stages(args: argparse.Namespace, cfg, judge: Path, out_png: Path) -> lis
         ts = load_gan_checkpoint(run_dir / "last.ckpt")["train_state"]
         t0 = time.perf_counter()
         q = score_run(run_dir, judge, n=args.n, seed=args.seed)
+        raw = score_run(run_dir, judge, n=args.n, seed=args.seed, ema=False) if args.ema else None
         shares = list(q["class_shares"].values())
         save_grid(
             generate(load_generator(run_dir), 64, seed=args.seed),
@@ -131,6 +146,7 @@ def run_stages(args: argparse.Namespace, cfg, judge: Path, out_png: Path) -> lis
                 "class_shares": {k: round(v, 4) for k, v in q["class_shares"].items()},
                 "min_share": round(min(shares), 4),
                 "max_share": round(max(shares), 4),
+                **({"fid_without_ema": round(raw["fid"], 3)} if raw else {}),
                 "aim_met": bool(min(shares) >= 0.05 and max(shares) <= 0.15 and q["fid"] <= 3 * q["fid_real_floor"]),
                 "score_seconds": round(time.perf_counter() - t0, 1),
                 "load_average": [round(v, 2) for v in os.getloadavg()],
@@ -162,13 +178,14 @@ def main() -> None:
     ap.add_argument("--conditional", action="store_true")
     ap.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--judge", default=None, help="a folder to keep the judge classifier in (reused when it holds one)")
     ap.add_argument("--out", default=str(RESULTS / "bench_gan"))
     args = ap.parse_args()
 
     load_before = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="bench_gan_"))
     try:
-        judge, judge_info = train_classifier(args.data_root, args.subset, tmp / "clf")
+        judge, judge_info = judge_run(args, tmp)
         cfg, overrides = gan_config(args, tmp / "gan")
         rows = run_stages(args, cfg, judge, Path(args.out))
     finally:
@@ -194,6 +211,7 @@ def markdown(r: dict) -> str:
     subset = f", {c['data.subset_per_class']} per class (smoke test)" if c.get("data.subset_per_class") else ""
     options = [k.split(".")[1] for k in ("gan.spectral_norm", "gan.conditional") if c[k]]
     options += [f"loss {c['gan.loss']}"] + ([f"EMA {c['gan.ema']}"] if c["gan.ema"] else [])
+    ema = all("fid_without_ema" in s for s in r["stages"])
     lines = [
         "# bench_gan: DCGAN on MNIST, classifier-FID and mode coverage over training time (CPU)",
         "",
@@ -206,13 +224,14 @@ def markdown(r: dict) -> str:
         f"features (not Inception's) of {r['n_generated']} images against the 10,000 real test digits; floor: "
         f"{r['n_generated']} real training digits; ceiling: the untrained generator.",
         "",
-        "| minutes | epochs | classifier-FID | floor | FID / floor | untrained | min share | max share | aim met |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
+        "| minutes | epochs | classifier-FID | floor | FID / floor | untrained | min share | max share | aim met |"
+        + (" FID of G without its EMA |" if ema else ""),
+        "|---:|---:|---:|---:|---:|---:|---:|---:|:---:|" + ("---:|" if ema else ""),
     ]
     lines += [
         f"| {s['minutes']:g} | {s['epochs']} | {s['fid']:.2f} | {s['fid_real_floor']:.2f} | {s['fid_over_floor']:.1f}x "
         f"| {s['fid_untrained_ceiling']:.1f} | {100 * s['min_share']:.1f} % | {100 * s['max_share']:.1f} % "
-        f"| {'yes' if s['aim_met'] else 'no'} |"
+        f"| {'yes' if s['aim_met'] else 'no'} |" + (f" {s['fid_without_ema']:.2f} |" if ema else "")
         for s in r["stages"]
     ]
     last = r["stages"][-1]

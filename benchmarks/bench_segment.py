@@ -91,6 +91,7 @@ def overrides_for(args) -> dict:
         "segment.class_weights": args.class_weights,
         "segment.border_weight": args.border_weight,
         "eval.tta": args.tta,
+        "runtime.precision": args.precision,
         "run.html_report": True,
     }
     if args.model == "unet":
@@ -107,6 +108,7 @@ def overrides_for(args) -> dict:
             "augment.hflip": True,
             "augment.vflip": True,
             "augment.rotate": 15.0,
+            "augment.elastic": args.elastic,
             "eval.batch_size": 5,
         }
     return {**common, "data.dataset": "mnist-scenes", "data.task": "segment", "eval.batch_size": 200}
@@ -130,6 +132,8 @@ def main() -> None:
     ap.add_argument("--border-weight", type=float, default=0.0, help="U-Net paper's w0 (10); 0: off")
     ap.add_argument("--tta", choices=("none", "flip"), default="none")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
+    ap.add_argument("--elastic", type=float, default=0.0, help="augment.elastic: px std on a 3x3 grid (paper: 10)")
+    ap.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32", help="runtime.precision")
     ap.add_argument("--out", default=None, help="results stem (default: results/bench_segment[_scenes])")
     args = ap.parse_args()
     if args.threads:
@@ -200,6 +204,8 @@ def _model_words(c: dict, u: dict) -> str:
     extra = [f"class weights {c['segment.class_weights']}"] if c.get("segment.class_weights", "none") != "none" else []
     extra += [f"border weight w0={c['segment.border_weight']:g}"] if c.get("segment.border_weight") else []
     extra += [f"TTA {c['eval.tta']}"] if c.get("eval.tta", "none") != "none" else []
+    extra += [f"elastic {c['augment.elastic']:g} px"] if c.get("augment.elastic") else []
+    extra += [f"precision {c['runtime.precision']}"] if c.get("runtime.precision", "fp32") != "fp32" else []
     return f"{what} ({u['parameters']:,} parameters), loss {loss}" + "".join(f", {e}" for e in extra)
 
 

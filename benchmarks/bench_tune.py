@@ -58,7 +58,13 @@ def base_config(args):
         else {"data.dataset": "folder", "data.path": str(args.folder), "data.image_size": 32}
     )
     return Config().with_overrides(
-        {**data, "train.epochs": args.epochs, "runtime.num_threads": args.threads, "run.html_report": False}
+        {
+            **data,
+            "train.epochs": args.epochs,
+            "train.batch_size": args.batch_size,
+            "runtime.num_threads": args.threads,
+            "run.html_report": False,
+        }
     )
 
 
@@ -112,7 +118,7 @@ def default_model(args, out: Path) -> dict:
 def markdown(r: dict) -> str:
     a = r["args"]
     lines = [
-        f"# bench_tune: {a['minutes']} min per search, {a['dataset']} {a['per_class']}/class, {a['epochs']} epochs per trial, "
+        f"# bench_tune: {a['minutes']} min per search, {a['dataset']} {a['per_class']}/class, {a['epochs']} epochs per trial, batch {a.get('batch_size', 'recipe')}, "
         f"max_macs {a['max_macs']:,.0f}",
         "",
         f"Load average before {r['load_before']}, after {r['load_after']} ({r['machine']['cores']} cores, "
@@ -142,7 +148,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=15)
     p.add_argument("--per-class", type=int, default=200)
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        help="for every arm (the recipe's 256 leaves a 2,000-image trial ~8 steps an epoch)",
+    )
     p.add_argument("--max-macs", type=float, default=5e6)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dataset", choices=["mnist-mini", "cifar10-subset"], default="mnist-mini")

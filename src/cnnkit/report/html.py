@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cnnkit.io_safety import replace_file
 from cnnkit.report.html_parts import CSS
-from cnnkit.report.html_sections import SECTIONS, Section, load_view
+from cnnkit.report.html_sections import SECTIONS, Section, config_section, load_view
 
 # Modules with `report_section(run_dir) -> (id, title, html) | None`: the sections other areas add
 # (robustness, deployment...) from the result files they keep in the run folder.
@@ -34,14 +34,11 @@ def write_html_report(
 ) -> Path:
     """Write <run_dir>/report.html from the run folder alone and return its path."""
     t0 = time.perf_counter()
-    if _task(Path(run_dir)) in (
-        "segment",
-        "gan",
-        "detect",
-    ):  # no per-image classifier: the segmentation section (EXTRA_SECTIONS) is the run
+    if _task(Path(run_dir)) in ("segment", "gan", "detect"):  # no per-image classifier: the task's section is the run
         run = Path(run_dir)
         version = str(json.loads((run / "summary.json").read_text()).get("cnnkit_version", ""))
-        replace_file(run / "report.html", render_page(run, extra_sections(run), version=version, started=t0))
+        sections = [*extra_sections(run), config_section(run)]
+        replace_file(run / "report.html", render_page(run, sections, version=version, started=t0))
         return run / "report.html"
     view = load_view(
         Path(run_dir), hardest=hardest, gradcam_examples=gradcam_examples, samples_per_class=samples_per_class

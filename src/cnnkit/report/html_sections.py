@@ -134,7 +134,12 @@ def overview(v: RunView) -> Section:
 
 
 def configuration(v: RunView) -> Section:
-    config_file = v.run / "config.yaml"
+    return config_section(v.run)
+
+
+def config_section(run: Path) -> Section:
+    """The run's config.yaml as written: every key, the task's own sections (segment:, gan:, ...) included."""
+    config_file = run / "config.yaml"
     text = config_file.read_text() if config_file.is_file() else "(no config.yaml)"
     return "config", "Configuration", f"<pre>{html.escape(text)}</pre>"
 

@@ -2,6 +2,7 @@
 the run folder's files, resume, and mAP against a hand-computed value."""
 
 import csv
+import itertools
 import json
 
 import pytest
@@ -12,7 +13,7 @@ from cnnkit.data.detection import DetectionSplit
 from cnnkit.errors import ConfigError
 from cnnkit.tasks.detect.metrics import evaluate_map
 from cnnkit.tasks.detect.model import create_detector
-from cnnkit.tasks.detect.train import load_detector_checkpoint, train_detection
+from cnnkit.tasks.detect.train import detect_scheduler, load_detector_checkpoint, train_detection, warmup_steps
 
 
 def test_tiny_run_writes_its_files_and_resumes(tmp_path):
@@ -68,3 +69,17 @@ def test_map_matches_hand_computed_values():
     r = evaluate_map(Fixed(), truth, ["a", "b"], torch.device("cpu"))
     # a: AP 1 at every IoU threshold; b: matched at 0.50, 0.55, 0.60 of the ten -> 0.3
     assert r["map_50"] == 1.0 and r["ap_per_class"] == {"a": 1.0, "b": 0.3} and r["map"] == 0.65
+
+
+def test_a_short_run_warms_up_over_a_tenth_of_its_steps_and_a_long_one_over_fifty():
+    assert (warmup_steps(20), warmup_steps(300), warmup_steps(5000), warmup_steps(3)) == (2, 30, 50, 1)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = detect_scheduler(opt, 20)
+    rates = []
+    for _ in range(20):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert rates[0] == pytest.approx(0.5) and rates[2] == pytest.approx(1.0)  # the full rate after 2 steps
+    assert max(rates) == pytest.approx(1.0) and rates[-1] == pytest.approx(0.0, abs=1e-9)
+    assert all(a >= b for a, b in itertools.pairwise(rates[2:]))  # cosine: never rising after warm-up

@@ -54,6 +54,7 @@ def test_run_folder(tmp_path):
     assert "Generated images (DCGAN)" in page and page.count("data:image/png;base64") == 3  # last, first, curves
     assert page.count("data:image/gif;base64") == 1 and "progression over 2 epochs" in page
     assert "--score CLASSIFIER" in page  # no classifier given: how to get the quality numbers
+    assert 'id="config"' in page and "gan:" in page  # the run's config.yaml, its gan: keys included
     rows = list(csv.DictReader((run.dir / "metrics.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert list(rows[0]) == ["epoch", "loss_d", "loss_g", "d_real", "d_fake", "seconds"]

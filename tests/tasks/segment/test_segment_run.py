@@ -83,6 +83,7 @@ def test_run_folder_has_segmentation_metrics_samples_and_report(cli_run):
     assert ckpt["task"] == "segment" and ckpt["model"]["name"] == "unet"
     page = (cli_run / "report.html").read_text()
     assert 'id="segmentation"' in page and "Pixel confusion matrix" in page and "mIoU" in page
+    assert 'id="config"' in page and "segment:" in page and "loss: ce" in page  # the task's own config keys
     report = (cli_run / "report.md").read_text()
     assert "| val accuracy |" in report and f"| val mean IoU | **{final['miou']:.4f}**" in report
     assert "| class | train pixels |" in report

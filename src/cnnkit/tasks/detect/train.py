@@ -44,6 +44,7 @@ from cnnkit.errors import CheckpointError, ConfigError
 from cnnkit.rundir import atomic_write_text, create_run_dir
 from cnnkit.tasks.detect.metrics import evaluate_map
 from cnnkit.tasks.detect.model import as_targets, count_parameters, create_detector
+from cnnkit.training.optim import warmup_cosine
 
 FORMAT = "cnnkit-detect-1"
 WARMUP_STEPS = 50
@@ -83,13 +84,17 @@ def make_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer
     return torch.optim.RMSprop(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    def factor(step: int) -> float:
-        if step < WARMUP_STEPS:
-            return (step + 1) / WARMUP_STEPS
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - WARMUP_STEPS) / max(1, total - WARMUP_STEPS))))
+def warmup_steps(total: int) -> int:
+    """Linear warm-up length: WARMUP_STEPS, or a tenth of a shorter run (so a short run still reaches its rate)."""
+    return max(1, min(WARMUP_STEPS, total // 10))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+def detect_scheduler(optimizer: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Warm-up then cosine to 0 over `total` steps (training/optim.py's warmup_cosine)."""
+    warm = warmup_steps(total)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, total, warm, start=1 / warm, end=0.0)
+    )
 
 
 def _checkpoint(
@@ -251,7 +256,7 @@ def train_detection(
     ).to(device)
     optimizer = make_optimizer(cfg, model)
     steps_per_epoch = math.ceil(len(data.train) / cfg.train.batch_size)
-    scheduler = warmup_cosine(optimizer, cfg.train.epochs * steps_per_epoch)
+    scheduler = detect_scheduler(optimizer, cfg.train.epochs * steps_per_epoch)
     loop = _Loop(
         cfg, data, device, name, model, optimizer, scheduler, generator, box_augment(cfg.augment, data, generator)
     )

@@ -14,15 +14,17 @@ from cnnkit.tasks.gan.model import Generator
 from cnnkit.tasks.gan.run import load_gan_checkpoint, sample
 
 
-def load_generator(run: str | Path) -> Generator:
-    """The generator of a GAN run folder (its last.ckpt) or of a GAN checkpoint file, in eval mode; its
-    `class_names` attribute names a conditional run's classes (empty otherwise)."""
+def load_generator(run: str | Path, ema: bool = True) -> Generator:
+    """The generator of a GAN run folder (its last.ckpt) or of a GAN checkpoint file, in eval mode (its EMA
+    weights when the run kept them, unless `ema` is False); its `class_names` attribute names a conditional
+    run's classes (empty otherwise)."""
     path = Path(run)
     ckpt = load_gan_checkpoint(path / "last.ckpt" if path.is_dir() else path)
     a = ckpt["gan"]
     g = Generator(a["latent"], a["channels"], a["side"], a["width"], a.get("num_classes", 0))
     ts = ckpt["train_state"]
-    g.load_state_dict(ts["generator_ema"] if ts.get("generator_ema") is not None else ts["generator_net"])
+    use_ema = ema and ts.get("generator_ema") is not None
+    g.load_state_dict(ts["generator_ema"] if use_ema else ts["generator_net"])
     g.class_names = list(a.get("class_names") or [])
     return g.eval()
 

@@ -24,13 +24,14 @@ from cnnkit.tasks.gan.run import load_gan_checkpoint
 
 
 def score_run(
-    run: str | Path, classifier: str | Path, n: int = 2000, seed: int = 0, cls: int | None = None
+    run: str | Path, classifier: str | Path, n: int = 2000, seed: int = 0, cls: int | None = None, ema: bool = True
 ) -> dict[str, Any]:
     """The numbers above for the GAN run folder `run`, judged by the classifier checkpoint (or run folder);
-    `cls`: a conditional run's images all of that class (default: the classes in turn)."""
+    `cls`: a conditional run's images all of that class (default: the classes in turn); `ema` False: the
+    generator's own weights even when the run kept an EMA of them."""
     run = Path(run)
     cfg = Config.from_dict(load_gan_checkpoint(run / "last.ckpt")["config"])
-    g = load_generator(run)
+    g = load_generator(run, ema=ema)
     clf_path = resolve_checkpoint(classifier)
     clf = load_checkpoint(clf_path)
     shape = (clf["input"]["channels"], *clf["input"]["size"])
