@@ -18,6 +18,8 @@ before and after; a stage's minutes are minutes of this process's training, what
 
     PYTHONPATH=src .venv/bin/python benchmarks/bench_gan.py --data-root ../shared/datasets
     smoke: ... --minutes 0.05,0.1 --subset 100 --n 200 --out /tmp/bench_gan_smoke
+    variants sharing one judge: ... --minutes 3 --ema 0.999 --judge /tmp/judge --out /tmp/gan_ema
+    (with --ema the table also gives the FID of G's own weights, so one run measures both)
 """
 
 from __future__ import annotations

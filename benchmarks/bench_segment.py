@@ -130,7 +130,7 @@ def main() -> None:
     ap.add_argument("--loss", choices=("ce", "dice", "ce+dice"), default="ce")
     ap.add_argument("--class-weights", default="none", help="none | auto | a list, e.g. 2,1")
     ap.add_argument("--border-weight", type=float, default=0.0, help="U-Net paper's w0 (10); 0: off")
-    ap.add_argument("--tta", choices=("none", "flip"), default="none")
+    ap.add_argument("--tta", choices=("none", "flip", "d4"), default="none")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
     ap.add_argument("--elastic", type=float, default=0.0, help="augment.elastic: px std on a 3x3 grid (paper: 10)")
     ap.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32", help="runtime.precision")

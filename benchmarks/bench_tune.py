@@ -6,7 +6,8 @@ Data: mnist-mini (in the package), `--per-class` training images per class (a he
 validates, the 2,000 test images are only scored at the end of each trial and never steer the
 search); or `--dataset cifar10-subset`: the CIFAR-10 JPEG copy in ../shared/datasets, the first
 `--per-class` training and 100 test images per class (bench_cnn_vs_vit.build_folder).
-Each trial trains `--epochs` epochs with the dataset's recipe; the space is the spec
+Each trial trains `--epochs` epochs (batch `--batch-size`, 64: the recipe's 256 gives a 2,000-image
+trial 8 steps an epoch, too few for any net but the default's whitened stem) with the dataset's recipe; the space is the spec
 grammar (stages, depth, width, kernel, conv/res blocks, none/se/cbam) plus optim.lr, with
 max_macs as the budget. Both searches get `--minutes` of wall time (checked between trials)
 and the same seed.

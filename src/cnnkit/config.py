@@ -199,7 +199,9 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     batch_size: Annotated[int, POSITIVE] = 500  # images per batch when evaluating (validation, test, TTA)
-    tta: Literal["none", "flip", "flip+shift"] = "none"  # test-time augmentation at the final evaluation
+    tta: Literal["none", "flip", "flip+shift", "d4"] = (
+        "none"  # test-time augmentation at the final evaluation; d4: the 8 rotations and mirrors (orientation-free images)
+    )
 
 
 @dataclass

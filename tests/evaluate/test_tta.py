@@ -33,6 +33,17 @@ def test_views():
         Config().with_overrides({"eval.tta": "rot"})  # the closed set is checked by the config loader
 
 
+def test_d4_views_are_the_eight_rotations_and_mirrors_of_square_images():
+    x = torch.arange(9, dtype=torch.uint8).view(1, 1, 3, 3)  # no symmetry: all 8 views differ
+    views = tta_views(x, "d4")
+    assert len(views) == 8 and torch.equal(views[0], x)
+    assert len({tuple(v.flatten().tolist()) for v in views}) == 8
+    assert torch.equal(views[1], x.rot90(1, (-2, -1))) and torch.equal(views[4], x.flip(-1))
+    with pytest.raises(ConfigError, match="d4 .* square"):
+        tta_views(torch.zeros(1, 1, 3, 4, dtype=torch.uint8), "d4")
+    assert Config().with_overrides({"eval.tta": "d4"}).eval.tta == "d4"
+
+
 def test_flip_tta_averages_softmax_over_views():
     data = _split()
     norm = Normalize([0.0], [1 / 255])  # (x/255 - 0) / (1/255) = x

@@ -25,9 +25,10 @@ def register(sub) -> None:
     p.add_argument("--out", metavar="FILE.json", help="write the metrics as JSON")
     p.add_argument(
         "--tta",
-        choices=("none", "flip", "flip+shift"),
+        choices=("none", "flip", "flip+shift", "d4"),
         default="none",
-        help="test-time augmentation: average the softmax over flipped / shifted views",
+        help="test-time augmentation: average the softmax over flipped / shifted views (d4: the 8 rotations and "
+        "mirrors, for images with no up or left, e.g. microscopy)",
     )
     p.add_argument(
         "--plots",

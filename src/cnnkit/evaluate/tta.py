@@ -10,11 +10,19 @@ from cnnkit.data.augment import hflip, translate
 from cnnkit.data.preprocess import Normalize, batches
 from cnnkit.data.types import Split
 from cnnkit.device import autocast
+from cnnkit.errors import ConfigError
 
 
 def tta_views(x: torch.Tensor, mode: str) -> list[torch.Tensor]:
-    """The views of a uint8 batch that `mode` (eval.tta: none | flip | flip+shift) averages over (the identity first)."""
+    """The views of a uint8 batch that `mode` (eval.tta: none | flip | flip+shift | d4) averages over (the identity
+    first). d4: the 4 rotations by 90 degrees of the image and of its mirror (square images only)."""
     n = x.shape[0]
+    if mode == "d4":
+        if x.shape[-1] != x.shape[-2]:
+            raise ConfigError(
+                f"eval.tta d4 rotates images by 90 degrees: it needs square inputs, got {tuple(x.shape[-2:])}"
+            )
+        return [v.rot90(k, (-2, -1)) for v in (x, x.flip(-1)) for k in range(4)]
     views = [x]
     if mode in ("flip", "flip+shift"):
         views.append(hflip(x, torch.ones(n, dtype=torch.bool)))

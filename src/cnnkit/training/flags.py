@@ -216,7 +216,9 @@ def _run_flags(g, full: bool) -> None:
         help="torch.compile the model (falls back to eager with a message)",
     )
     g.add_argument(
-        "--tta", choices=("none", "flip", "flip+shift"), help="test-time augmentation at the final evaluation"
+        "--tta",
+        choices=("none", "flip", "flip+shift", "d4"),
+        help="test-time augmentation at the final evaluation (d4: the 8 rotations and mirrors of square images)",
     )
     if not full:
         return

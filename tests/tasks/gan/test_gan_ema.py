@@ -43,5 +43,7 @@ def test_ema_is_saved_and_used_by_generate(tmp_path):
     loaded = load_generator(run.dir).state_dict()
     key = "net.0.weight"
     assert torch.equal(loaded[key], ts["generator_ema"][key]) and not torch.equal(loaded[key], ts["generator_net"][key])
+    raw = load_generator(run.dir, ema=False).state_dict()  # the bench scores both
+    assert torch.equal(raw[key], ts["generator_net"][key])
     with pytest.raises(Exception, match="gan.ema"):
         tiny_cfg(tmp_path, ema=1.0)

@@ -100,3 +100,19 @@ def test_a_huge_image_needs_a_band_of_memory_not_the_whole_probability_map():
     h, w, grown_mb = map(int, out.split())
     # the whole image's probabilities alone would be 16 classes x 4096^2 x 4 bytes = 1024 MB
     assert (h, w) == (4096, 4096) and grown_mb < 400, grown_mb
+
+
+def test_d4_tta_is_exact_for_a_pointwise_model_and_makes_any_model_rotation_equivariant():
+    x = torch.rand(2, 1, 6, 9)
+    pointwise = Pointwise()
+    assert torch.allclose(probabilities(pointwise, x, "d4"), probabilities(pointwise, x), atol=1e-6)
+    assert len(pointwise.seen) == 1 + 8 and {(6, 9), (9, 6)} == set(pointwise.seen)  # rotated views: sides swap
+    torch.manual_seed(0)
+    lopsided = torch.nn.Conv2d(1, 3, (1, 3), padding=(0, 1))  # sees left and right neighbours differently
+    p = probabilities(lopsided, x, "d4")
+    assert not torch.allclose(p, probabilities(lopsided, x), atol=1e-4)  # the views did change something
+    for k in range(1, 4):  # the averaged prediction of a rotated image is the rotated prediction
+        assert torch.allclose(probabilities(lopsided, x.rot90(k, (-2, -1)), "d4"), p.rot90(k, (-2, -1)), atol=1e-6)
+    assert torch.allclose(probabilities(lopsided, x.flip(-1), "d4"), p.flip(-1), atol=1e-6)
+    with pytest.raises(ValueError, match="tta: 'rot'"):
+        probabilities(lopsided, x, "rot")

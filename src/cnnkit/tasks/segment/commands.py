@@ -19,7 +19,12 @@ def extend(parsers: dict[str, argparse.ArgumentParser]) -> None:
     g = predict.add_argument_group("segmentation checkpoints (tiles for large images, flip TTA)")
     g.add_argument("--tile", type=flag_type(Range(16)), help="segment in overlapping SIZE px tiles")
     g.add_argument("--overlap", type=flag_type(Range(0)), help="tile overlap in px (default tile/4)")
-    g.add_argument("--tta", choices=("none", "flip"), default="none", help="flip test-time augmentation")
+    g.add_argument(
+        "--tta",
+        choices=("none", "flip", "d4"),  # tiling.TTA_MODES (not imported: the parser loads no torch)
+        default="none",
+        help="test-time augmentation: flip (the mirror image) or d4 (the 8 rotations and mirrors)",
+    )
 
 
 def _owns(checkpoint: str) -> bool:

@@ -19,17 +19,27 @@ import numpy as np
 import torch
 
 ProbsFn = Callable[[torch.Tensor], torch.Tensor]  # uint8 tile (1, C, h, w) -> probabilities (1, K, h, w)
-TTA_MODES = ("none", "flip")
+TTA_MODES = ("none", "flip", "d4")
 
 
 @torch.no_grad()
 def probabilities(model: torch.nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
-    """(B, K, H, W) softmax of model(x); tta "flip": averaged with the horizontally mirrored image's."""
+    """(B, K, H, W) softmax of model(x); tta "flip": averaged with the horizontally mirrored image's; "d4": with
+    all 8 rotations by 90 degrees and their mirrors, each mapped back before the average."""
+    if tta not in TTA_MODES:
+        raise ValueError(f"tta: {tta!r} is not one of {', '.join(TTA_MODES)} for segmentation")
     p: torch.Tensor = model(x).float().softmax(1)
     if tta == "flip":
         p = (p + model(x.flip(-1)).float().softmax(1).flip(-1)) / 2
-    elif tta != "none":
-        raise ValueError(f"tta: {tta!r} is not one of {', '.join(TTA_MODES)} for segmentation")
+    elif tta == "d4":
+        for k in range(4):
+            for mirror in (False, True):
+                if k == 0 and not mirror:
+                    continue  # the identity, already in p
+                v = x.flip(-1) if mirror else x
+                q = model(v.rot90(k, (-2, -1))).float().softmax(1).rot90(-k, (-2, -1))
+                p = p + (q.flip(-1) if mirror else q)
+        p = p / 8
     return p
 
 
