@@ -117,8 +117,8 @@ def predict_split(
     model = model_from_checkpoint(ckpt).to(dev)
     normalize = Normalize(ckpt["input"]["mean"], ckpt["input"]["std"], dev)
     if ckpt.get("task") == "segment" and tta != "none":  # mirrored masks flipped back (tasks/segment/scoring.py)
-        if tta != "flip":
-            raise ConfigError(f"--tta {tta}: segmentation models support --tta flip (or none)")
+        if tta not in ("flip", "d4"):  # tasks/segment/tiling.TTA_MODES
+            raise ConfigError(f"--tta {tta}: segmentation models support --tta flip or d4 (or none)")
         logits = task_module("segment").predict_log_probs(
             model, target, normalize=normalize, batch_size=batch_size, tta=tta
         )

@@ -130,7 +130,12 @@ def test_evaluate_rescores_the_run_with_the_same_numbers(cli_run, capsys, tmp_pa
     assert flipped["tta"] == "flip" and flipped["num_pixels"] == final["num_pixels"]
     assert flipped["loss"] != pytest.approx(final["loss"], rel=1e-6)  # the mirror images' scores were averaged in
     assert main(["evaluate", str(cli_run), "--tta", "flip+shift"]) != 0
-    assert "--tta flip+shift: segmentation models support --tta flip" in capsys.readouterr().err
+    assert "--tta flip+shift: segmentation models support --tta flip or d4" in capsys.readouterr().err
+    assert main(["evaluate", str(cli_run), "--tta", "d4", "--no-plots", "--out", str(tmp_path / "d4.json")]) == 0
+    d4 = json.loads((tmp_path / "d4.json").read_text())
+    assert (
+        d4["tta"] == "d4" and d4["num_pixels"] == final["num_pixels"] and d4["loss"] != pytest.approx(flipped["loss"])
+    )
 
 
 def _cfg(data_dir, runs, name, **extra) -> Config:
@@ -167,7 +172,9 @@ def test_unet_learns_an_easy_scene(data_dir, tmp_path):
 
 
 def test_settings_without_meaning_for_masks_are_refused(data_dir, tmp_path):
-    with pytest.raises(ConfigError, match="eval.tta: flip\\+shift .* segmentation supports none or flip"):
+    with pytest.raises(ConfigError, match="eval.tta: flip\\+shift .* segmentation supports none, flip, d4"):
         train(_cfg(data_dir, tmp_path, "tta", **{"eval.tta": "flip+shift"}), quiet=True)
+    run = train(_cfg(data_dir, tmp_path, "d4", **{"eval.tta": "d4"}), quiet=True)  # the rotations: accepted
+    assert json.loads((run.dir / "val_metrics.json").read_text())["tta"] == "d4"
     with pytest.raises(ConfigError, match="augment.brightness"):
         train(_cfg(data_dir, tmp_path, "b", **{"augment.brightness": 0.3}), quiet=True)

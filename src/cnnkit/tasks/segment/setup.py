@@ -14,14 +14,16 @@ from cnnkit.data.types import Dataset
 from cnnkit.errors import ConfigError
 from cnnkit.tasks.segment.augment import JointAugment
 from cnnkit.tasks.segment.losses import build_segment_loss
+from cnnkit.tasks.segment.tiling import TTA_MODES
 
 
 def check_config(cfg: Config) -> None:
     """Settings that have no meaning (yet) for masks, each a ConfigError naming its key."""
     tc, oc = cfg.train, cfg.optim
-    if cfg.eval.tta not in ("none", "flip"):
+    if cfg.eval.tta not in TTA_MODES:
         raise ConfigError(
-            f"eval.tta: {cfg.eval.tta} averages class scores of shifted copies; segmentation supports none or flip"
+            f"eval.tta: {cfg.eval.tta} averages class scores of shifted copies; segmentation supports "
+            + ", ".join(TTA_MODES)
         )
     if tc.progressive_resize:
         raise ConfigError(
