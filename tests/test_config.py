@@ -139,7 +139,7 @@ def test_an_old_and_a_new_name_with_different_values_is_an_error():
             "cosin",
             "'schedule.name': 'cosin' is not one of onecycle, triangle, cosine, step, plateau, constant; did you mean 'cosine'?",
         ),
-        ("eval.tta", "flips", "'eval.tta': 'flips' is not one of none, flip, flip\\+shift; did you mean 'flip'?"),
+        ("eval.tta", "flips", "'eval.tta': 'flips' is not one of none, flip, flip\\+shift, d4; did you mean 'flip'?"),
         (
             "model.finetune",
             "heads",

@@ -44,7 +44,6 @@ from cnnkit.errors import CheckpointError, ConfigError
 from cnnkit.rundir import atomic_write_text, create_run_dir
 from cnnkit.tasks.detect.metrics import evaluate_map
 from cnnkit.tasks.detect.model import as_targets, count_parameters, create_detector
-from cnnkit.training.optim import warmup_cosine
 
 FORMAT = "cnnkit-detect-1"
 WARMUP_STEPS = 50
@@ -90,11 +89,16 @@ def warmup_steps(total: int) -> int:
 
 
 def detect_scheduler(optimizer: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Warm-up then cosine to 0 over `total` steps (training/optim.py's warmup_cosine)."""
+    """Linear warm-up from 1/warm of the rate, then cosine to 0 over `total` steps (the engine's shape; its
+    training.optim sits above tasks, so not imported)."""
     warm = warmup_steps(total)
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_cosine(step, total, warm, start=1 / warm, end=0.0)
-    )
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm - 1))))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _checkpoint(
