@@ -116,12 +116,11 @@ def predict_split(
     dev = resolve_device(device)
     model = model_from_checkpoint(ckpt).to(dev)
     normalize = Normalize(ckpt["input"]["mean"], ckpt["input"]["std"], dev)
-    if ckpt.get("task") == "segment" and tta != "none":  # mirrored masks flipped back (tasks/segment/scoring.py)
-        if tta not in ("flip", "d4"):  # tasks/segment/tiling.TTA_MODES
+    if ckpt.get("task") == "segment" and tta != "none":  # views mapped back (tasks/segment/tiling.py)
+        segment = task_module("segment")
+        if tta not in segment.TTA_MODES:
             raise ConfigError(f"--tta {tta}: segmentation models support --tta flip or d4 (or none)")
-        logits = task_module("segment").predict_log_probs(
-            model, target, normalize=normalize, batch_size=batch_size, tta=tta
-        )
+        logits = segment.predict_log_probs(model, target, normalize=normalize, batch_size=batch_size, tta=tta)
         return Predictions(ckpt_path, ckpt, ds.name, split, target, logits, model, normalize, note)
     logits = predict_logits(
         model,

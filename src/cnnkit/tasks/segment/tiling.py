@@ -1,5 +1,5 @@
 """Segmenting images larger than the network was trained on: overlapping tiles blended with a window,
-and flip test-time augmentation.
+and test-time augmentation (flip, or d4: the 8 rotations and mirrors).
 
 `tiled_mask(probs_fn, image, tile, overlap)` runs `probs_fn` on tiles of `tile` x `tile` pixels that
 overlap by at least `overlap` pixels, and blends their class probabilities with a window that ramps
@@ -9,7 +9,7 @@ top to bottom and each band of finished rows is turned into class indices at onc
 `K x tile x width` plus the uint8 mask, never with `K x height x width` (a 20000 x 20000 slide fits).
 
 `probabilities(model, x, tta)`: softmax over the classes; with tta "flip" the mean of the image's and
-its mirror image's (flipped back), as eval.tta flip does for classifiers."""
+its mirror image's (flipped back), as eval.tta flip does for classifiers; "d4" averages all 8 views."""
 
 from __future__ import annotations
 
