@@ -6,8 +6,10 @@ JPEG tarball in ../shared/datasets: two classes, 125 training + 75 validation im
 by name), every 32 px image upscaled to --side px (bicubic) and saved as a JPEG (quality 90),
 so the folder looks like a folder of colour photos larger than 64 px (blurry ones: an
 upscaled 32 px image carries far less detail than a real photo, so accuracies here are a
-pessimistic stand-in for the issue's 250/150 real photos). Two pairs are run: cat/dog
-(hard: the classes CIFAR models confuse most) and automobile/horse (easy).
+pessimistic stand-in for the issue's 250/150 real photos). Two pairs are run by default: cat/dog
+(hard: the classes CIFAR models confuse most) and automobile/horse (easy); `--pairs ship-truck`
+is a third, chosen (before it was measured) because ImageNet names both its classes, as it
+names the issue's ants and bees.
 
 Each run is `python -m cnnkit train --data DIR ...` in a subprocess, as a user would type it,
 timed end to end (interpreter start, decoding the JPEGs, training, final evaluation, report).
@@ -60,7 +62,11 @@ TARBALL = next(
     ),
     REPO.parent / "shared" / "datasets" / "cifar10-jpg.tar.gz",
 )
-PAIRS = {"cat-dog": ("cat", "dog"), "automobile-horse": ("automobile", "horse")}
+PAIRS = {
+    "cat-dog": ("cat", "dog"),
+    "automobile-horse": ("automobile", "horse"),
+    "ship-truck": ("ship", "truck"),  # a third pair whose classes ImageNet names, chosen before it was measured
+}
 RUNS = {
     "default": [],
     "scratch": ["--model", "fastnet_s"],
@@ -228,7 +234,7 @@ def markdown(r: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
+    p.add_argument("--pairs", nargs="+", default=list(PAIRS)[:2], choices=list(PAIRS))
     p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
     p.add_argument(
         "--extra", action="append", default=[], metavar="NAME=FLAGS", help='another run, e.g. "s160=--image-size 160"'

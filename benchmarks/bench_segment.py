@@ -3,9 +3,10 @@ baselines on the same validation slices: every pixel "cell" (the majority class)
 threshold (dark = membrane; the threshold from the training slices' histogram).
 
 The data: `isbi2012-membrane` from the data root (slices 0-19 train, 20-24 validation; no test
-split, so the validation numbers also chose the epoch: optimistic by a little). For CPU time the
-512x512 slices are resized to --size (default 256: membranes stay 1-3 px wide), images bilinear,
-masks nearest. Numbers: pixel accuracy, mean IoU and membrane IoU on the 5 validation slices from
+split, so the validation numbers also chose the epoch: optimistic by a little). By default the
+512x512 slices are used as they are (--size N resizes them: images bilinear, masks nearest), with a
+width-16 U-Net trained for 560 s under bf16 autocast where the CPU computes it natively and scored with
+flip TTA: the setting measured to reach 0.92 pixel accuracy in under 10 minutes. Numbers: pixel accuracy, mean IoU and membrane IoU on the 5 validation slices from
 best.ckpt, seconds of training, and the load average before and after (timings on a shared,
 busy machine are contaminated by the other processes: compare accuracy, not seconds).
 
@@ -34,6 +35,11 @@ from bench_train import write_results
 from machine import machine_info
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# Per dataset, the flags left out. ISBI's: the measured setting that reaches the issue's aim (0.92 validation pixel
+# accuracy in under 10 minutes on 2 idle AMX cores, bench_segment_512_w16_bf16*.md): the slices at their own 512 px,
+# width 16, bf16 autocast where the CPU computes it natively (precision auto), 560 s of training, flip TTA.
+ISBI_DEFAULTS = {"size": 0, "width": 16, "epochs": 200, "time_budget": 560.0, "precision": "auto", "tta": "flip"}
+SCENES_DEFAULTS = {"size": 0, "width": 8, "epochs": 40, "time_budget": 0.0, "precision": "fp32", "tta": "none"}
 
 
 def otsu_threshold(pixels: np.ndarray) -> int:
@@ -100,6 +106,8 @@ def overrides_for(args) -> dict:
         common["model.pretrained"] = True
     if args.time_budget:
         common["train.time_budget"] = args.time_budget
+    if args.ema:
+        common["train.ema_decay"] = args.ema
     if args.dataset == "isbi2012-membrane":
         return {
             **common,
@@ -118,24 +126,36 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", choices=("isbi2012-membrane", "mnist-scenes"), default="isbi2012-membrane")
     ap.add_argument("--data-root", default=os.environ.get("CNNKIT_DATA", "../shared/datasets"))
-    ap.add_argument("--size", type=int, default=256, help="ISBI: resize the slices to this side (0: their own 512 px)")
+    ap.add_argument("--size", type=int, help="ISBI: resize the slices to this side (0, the default: their own 512 px)")
     ap.add_argument("--model", choices=("unet", "unet_lite0"), default="unet")
     ap.add_argument("--pretrained", action="store_true", help="unet_lite0: the package's ImageNet encoder weights")
-    ap.add_argument("--width", type=int, default=8)
+    ap.add_argument("--width", type=int, help="U-Net width (default: 16 for ISBI, 8 for mnist-scenes)")
     ap.add_argument("--depth", type=int, default=4)
-    ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--time-budget", type=float, default=0.0, help="seconds of training (0: --epochs decides)")
+    ap.add_argument("--epochs", type=int, help="default: 200 for ISBI (the time budget ends it), 40 for mnist-scenes")
+    ap.add_argument(
+        "--time-budget",
+        type=float,
+        help="seconds of training (0: --epochs decides; default: 560 for ISBI, 0 for scenes)",
+    )
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--loss", choices=("ce", "dice", "ce+dice"), default="ce")
     ap.add_argument("--class-weights", default="none", help="none | auto | a list, e.g. 2,1")
     ap.add_argument("--border-weight", type=float, default=0.0, help="U-Net paper's w0 (10); 0: off")
-    ap.add_argument("--tta", choices=("none", "flip", "d4"), default="none")
+    ap.add_argument("--tta", choices=("none", "flip", "d4"), help="default: flip for ISBI, none for mnist-scenes")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
     ap.add_argument("--elastic", type=float, default=0.0, help="augment.elastic: px std on a 3x3 grid (paper: 10)")
-    ap.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32", help="runtime.precision")
+    ap.add_argument("--ema", type=float, default=0.0, help="train.ema_decay: also score an EMA of the weights (0: off)")
+    ap.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "auto"),
+        help="runtime.precision (default: auto for ISBI, fp32 for scenes)",
+    )
     ap.add_argument("--out", default=None, help="results stem (default: results/bench_segment[_scenes])")
     args = ap.parse_args()
+    for key, value in (ISBI_DEFAULTS if args.dataset == "isbi2012-membrane" else SCENES_DEFAULTS).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     if args.threads:
         torch.set_num_threads(args.threads)
     out = args.out or str(
@@ -168,6 +188,9 @@ def main() -> None:
         wall_seconds=round(wall, 1),
         val_pixel_accuracy_per_epoch=[round(r["val_accuracy"], 4) for r in rows],
     )
+    if args.ema:  # the EMA's weights saved with best.ckpt, scored like the raw ones
+        model["ema"] = run.summary[f"{split}_ema"]
+        model["val_pixel_accuracy_per_epoch_ema"] = [round(r["val_accuracy_ema"], 4) for r in rows]
     results = {
         "benchmark": "bench_segment",
         "command": "PYTHONPATH=src python benchmarks/bench_segment.py " + " ".join(sys.argv[1:]),
@@ -205,6 +228,7 @@ def _model_words(c: dict, u: dict) -> str:
     extra += [f"border weight w0={c['segment.border_weight']:g}"] if c.get("segment.border_weight") else []
     extra += [f"TTA {c['eval.tta']}"] if c.get("eval.tta", "none") != "none" else []
     extra += [f"elastic {c['augment.elastic']:g} px"] if c.get("augment.elastic") else []
+    extra += [f"EMA of the weights {c['train.ema_decay']:g}"] if c.get("train.ema_decay") else []
     extra += [f"precision {c['runtime.precision']}"] if c.get("runtime.precision", "fp32") != "fp32" else []
     return f"{what} ({u['parameters']:,} parameters), loss {loss}" + "".join(f", {e}" for e in extra)
 
@@ -246,6 +270,9 @@ def markdown(r: dict) -> str:
     lines.append(
         f"| {name} (best epoch {u['best_epoch']}) | {u['pixel_accuracy']:.4f} | {u['miou']:.4f} | {third_of(u):.4f} |"
     )
+    if "ema" in u:  # the EMA's headline: pixel accuracy and mean IoU (no per-class IoU)
+        e = u["ema"]
+        lines.append(f"| {name}, EMA of the weights (same checkpoint) | {e['accuracy']:.4f} | {e['miou']:.4f} | - |")
     lines += [
         f"| {n} | {b['pixel_accuracy']:.4f} | {b['miou']:.4f} | "
         + (f"{b['membrane_iou']:.4f} |" if not scenes else "- |")
