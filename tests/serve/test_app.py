@@ -6,8 +6,10 @@ import base64
 import gc
 import io
 import json
+import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 from tests.serve.conftest import client_of, png_bytes, run
 
@@ -98,15 +100,18 @@ def test_bad_requests_name_the_field(make_app):
 
 
 def test_model_card_health_and_ready(make_app, served, tiny_run):
-    app = make_app(max_batch=4)
+    app = make_app(max_batch=4, gil_switch_ms=0.25)
+    switch = sys.getswitchinterval()
 
     async def go():
         async with client_of(app) as c:
             frozen = gc.get_freeze_count()  # warm-up ended by moving the long-lived objects out of the collector's way
-            return await c.get("/v1/model"), await c.get("/healthz"), await c.get("/readyz"), frozen
+            running = sys.getswitchinterval()
+            return await c.get("/v1/model"), await c.get("/healthz"), await c.get("/readyz"), frozen, running
 
-    card, health, ready, frozen = run(go())
+    card, health, ready, frozen, running = run(go())
     assert frozen > 10_000 and gc.get_freeze_count() == 0  # and shutting down gave them back
+    assert running == pytest.approx(0.00025) and sys.getswitchinterval() == switch  # the GIL's switch, then restored
     m = card.json()
     assert card.status_code == 200
     assert m["name"] == tiny_run.name and m["architecture"] == "simple_cnn"

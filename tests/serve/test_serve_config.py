@@ -25,6 +25,7 @@ def test_other_addresses_need_a_key(host):
         ("timeout_s", 0, "--timeout-s"),
         ("max_upload_mb", -1, "--max-upload-mb"),
         ("port", 70000, "--port"),
+        ("gil_switch_ms", 0, "--gil-switch-ms"),
     ],
 )
 def test_bad_values_name_the_flag(key, value, flag):

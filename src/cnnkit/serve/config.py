@@ -25,6 +25,11 @@ class ServeConfig:
     max_upload_mb: float = 16.0  # request body, whole
     max_images: int = 64  # images in one request
     timeout_s: float = 30.0  # from arrival to answer; beyond that 504
+    # How long a thread may hold the GIL while another waits (Python's default: 5 ms). Each PyTorch op the model
+    # thread finishes must take the GIL back from the event loop; beside a busy Python thread a batch-32 fastnet_s
+    # forward took 168 ms at 5 ms instead of 7 alone, 18 ms at 0.2 (bench_serve_gil.md). Served at c=32, 0.2 ms gave
+    # the most requests/s of 5, 0.5 and 0.2 (bench_serve_c32_gil*.md). Set for the process while the service runs.
+    gil_switch_ms: float = 0.2
     api_key: str | None = None
 
     def __post_init__(self) -> None:
@@ -38,6 +43,7 @@ class ServeConfig:
             ("--max-upload-mb", self.max_upload_mb, self.max_upload_mb > 0, "more than 0"),
             ("--max-images", self.max_images, self.max_images >= 1, "at least 1"),
             ("--timeout-s", self.timeout_s, self.timeout_s > 0, "more than 0"),
+            ("--gil-switch-ms", self.gil_switch_ms, 0.01 <= self.gil_switch_ms <= 100, "from 0.01 to 100"),
         ]
         for flag, value, ok, what in checks:
             if not ok:
