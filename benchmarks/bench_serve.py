@@ -588,11 +588,14 @@ def main() -> int:
         help="cnnkit serve --backend, the same for naive and dynamic batching (default eager)",
     )
     p.add_argument("--gil-switch-ms", type=float, help="cnnkit serve --gil-switch-ms (default: the server's)")
+    p.add_argument("--device", default=None, help="cnnkit serve --device (e.g. cuda; with --backend eager)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench_serve"))
     args = p.parse_args()
     args.server_flags = ["--threads", str(args.threads)] if args.threads else []
     if args.backend != "eager":
         args.server_flags += ["--backend", args.backend]
+    if args.device is not None:
+        args.server_flags += ["--device", args.device]
     if args.gil_switch_ms is not None:
         args.server_flags += ["--gil-switch-ms", str(args.gil_switch_ms)]
     res = {

@@ -92,6 +92,34 @@ def test_batcher_waits_at_most_max_wait():
     assert 0.04 <= waited < 1.0 and calls[0][0] == 1
 
 
+def test_a_lone_request_after_a_lone_one_does_not_wait_and_company_restores_the_wait():
+    calls: list = []
+
+    async def go():
+        b = Batcher(_identity_forward(calls), max_batch=64, max_wait_s=0.3, max_queue=100)
+        b.start()
+        try:
+            loop = asyncio.get_running_loop()
+            waited = []
+            for _ in range(3):  # concurrency 1: the first waits (nothing known yet), the next ones go at once
+                t = loop.time()
+                await b.submit(np.zeros((1, 1, 1, 2), np.uint8))
+                waited.append(loop.time() - t)
+            await asyncio.gather(*[b.submit(np.zeros((1, 1, 1, 2), np.uint8)) for _ in range(3)])
+            after_company = b.last_batch
+            t = loop.time()
+            await b.submit(np.zeros((1, 1, 1, 2), np.uint8))  # the last batch had company: this one waits again
+            waited.append(loop.time() - t)
+            return waited, after_company
+        finally:
+            await b.stop()
+
+    waited, after_company = run(go())
+    assert waited[0] >= 0.25 and waited[1] < 0.2 and waited[2] < 0.2
+    assert after_company == 3 and waited[3] >= 0.25
+    assert [c[0] for c in calls] == [1, 1, 1, 3, 1]  # the three sent together were all waiting: one batch
+
+
 def test_full_queue_refuses_at_once_and_a_large_request_is_split():
     calls: list = []
     gate = threading.Event()

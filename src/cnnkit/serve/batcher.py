@@ -3,7 +3,11 @@
 A request's images go into a queue; one dispatcher task takes the waiting requests, up to
 `max_batch` images or until the first of them has waited `max_wait_s`, stacks them, runs the
 forward pass on the model's own thread (the event loop never blocks on the model), and hands
-each request its own rows. While a batch runs, the next one gathers. A queue holding
+each request its own rows. While a batch runs, the next one gathers. After a batch of one
+image (a request that found no company) the next batch does not wait: under light load a lone
+request is answered at once instead of `max_wait_s` later (at concurrency 1, waiting 2 ms cost
+40 % of the requests per second, bench_serve_gil02_full.md), and as soon as two or more images
+are waiting together, batches wait again. A queue holding
 `max_queue` images refuses more at once (`QueueFull`: the caller answers 503 + Retry-After).
 """
 
@@ -47,6 +51,7 @@ class Batcher:
         self.on_batch, self.on_queue = on_batch, on_queue
         self._pending: deque[_Item] = deque()
         self.queued = 0  # images in _pending
+        self.last_batch = 0  # images in the last forward pass (0: none yet); 1 means the next batch does not wait
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="cnnkit-model")  # the model's one thread
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
@@ -123,7 +128,7 @@ class Batcher:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            deadline = self._pending[0].arrived + self.max_wait_s
+            deadline = self._pending[0].arrived + (self.max_wait_s if self.last_batch != 1 else 0.0)
             while self.queued < self.max_batch and (left := deadline - time.monotonic()) > 0:
                 self._wake.clear()
                 try:
@@ -134,6 +139,7 @@ class Batcher:
             if not batch:
                 continue
             stacked = np.concatenate([item.images for item in batch])
+            self.last_batch = len(stacked)
             if self.on_batch:
                 self.on_batch(len(stacked))
             try:
