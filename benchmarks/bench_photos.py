@@ -22,6 +22,8 @@ Runs (same stand-in, same process):
   fine_tune  cnnkit train --data DIR --finetune fine_tune   (fastai-style: the head on cached features, then the whole
              network at discriminative rates; the alternative to the head-only default)
 Extra runs can be given with --extra "name=--flag value ..." (e.g. the size trade-off).
+`--folder DIR` (repeatable) runs the same on a real photo folder instead of the stand-ins, e.g. the
+issue's own kind of data: `bench_photos.py --folder hymenoptera --runs default --out bench_photos_real`.
 
 The decode cache is off (--set data.cache=false), so every run pays for decoding its JPEGs.
 The load average is recorded before and after each run: on a shared machine the times are
@@ -194,8 +196,13 @@ def markdown(r: dict) -> str:
         "",
         f"`{r['command']}`",
         "",
-        f"Stand-in: two CIFAR-10 classes, {r['train_per_class']} train + {r['val_per_class']} val images each, upscaled from 32 px to "
-        f"{r['side']} px JPEGs (see the script's docstring). CPU: {r['cpu'].get('model')} ({r['cpu_count']} cores visible, "
+        (
+            f"Photo folders: {', '.join(r['folders'])}. "
+            if r.get("folders")
+            else f"Stand-in: two CIFAR-10 classes, {r['train_per_class']} train + {r['val_per_class']} val images each, "
+            f"upscaled from 32 px to {r['side']} px JPEGs (see the script's docstring). "
+        )
+        + f"CPU: {r['cpu'].get('model')} ({r['cpu_count']} cores visible, "
         f"{r['threads'] or 'default'} threads); torch {r['torch']}. Wall time is the whole `cnnkit train` process, JPEG decoding included.",
         "",
         "| pair | run | model | size | val accuracy | ECE | wall (s) | train (s) | epochs | load avg before -> after |",
@@ -244,6 +251,15 @@ def main(argv=None) -> int:
     p.add_argument("--side", type=int, default=256, help="side of the upscaled stand-in JPEGs")
     p.add_argument("--threads", type=int, default=0, help="OMP_NUM_THREADS for the runs (0: unset, PyTorch's default)")
     p.add_argument("--tarball", type=Path, default=TARBALL)
+    p.add_argument(
+        "--folder",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a real photo folder (any layout `cnnkit train --data` reads, e.g. train/<class>/ + val/<class>/) "
+        "to run instead of the CIFAR stand-ins; repeatable",
+    )
     p.add_argument("--out", default="bench_photos", help="results file stem under benchmarks/results/")
     args = p.parse_args(argv)
 
@@ -268,12 +284,18 @@ def main(argv=None) -> int:
         "load_before": load_avg(),
         "pairs": {},
     }
+    for folder in args.folder:
+        if not folder.is_dir():
+            p.error(f"--folder {folder}: not a folder")
+    if args.folder:
+        result["folders"] = [str(f) for f in args.folder]
     with tempfile.TemporaryDirectory(prefix="cnnkit-photos-") as tmp:
-        for pair in args.pairs:
-            folder = Path(tmp) / pair
-            result.setdefault("counts", {})[pair] = build_standin(
-                args.tarball, folder, PAIRS[pair], train=args.train, val=args.val, side=args.side
-            )
+        todo = [(f.name, f) for f in args.folder] or [(pair, Path(tmp) / pair) for pair in args.pairs]
+        for pair, folder in todo:
+            if not args.folder:
+                result.setdefault("counts", {})[pair] = build_standin(
+                    args.tarball, folder, PAIRS[pair], train=args.train, val=args.val, side=args.side
+                )
             result["pairs"][pair] = {}
             for name, flags in runs.items():
                 print(f"{pair}: {name} ...", file=sys.stderr, flush=True)
