@@ -52,10 +52,25 @@ def test_other_sizes_are_skipped_or_resized_with_their_boxes(tmp_path):
     Image.fromarray(np.zeros((60, 80), np.uint8)).save(root / "JPEGImages" / "b.png")
     data = read_detection_folder(root)
     assert len(data.train) == 1 and [s.path.rsplit("/", 1)[-1] for s in data.skipped] == ["b.png"]
-    assert "differs from the split's (1, 30, 40); --image-size N resizes" in data.skipped[0].reason
-    data = read_detection_folder(root, size=20)  # x by 20/40, y by 20/30; b.png by 20/80, 20/60
+    assert "differs from the split's (1, 30, 40); --image-size N fits" in data.skipped[0].reason
+    data = read_detection_folder(root, size=20)  # letterboxed: 40x30 by 1/2 to 20x15, b.png's 80x60 by 1/4
     assert data.skipped == [] and data.train.images.shape == (2, 1, 20, 20) and data.val.images.shape[2:] == (20, 20)
-    torch.testing.assert_close(
-        data.train.boxes[0], torch.tensor([[2.0, 4 / 3, 6.0, 20 / 3], [10.0, 10 / 3, 18.0, 50 / 3]]), atol=1e-5, rtol=0
+    torch.testing.assert_close(  # x and y by the same 1/2: the boxes keep their shape
+        data.train.boxes[0], torch.tensor([[2.0, 1.0, 6.0, 5.0], [10.0, 2.5, 18.0, 12.5]]), atol=1e-5, rtol=0
     )
-    assert data.train.images[0, 0, 2, 3] > 100 and data.train.images[0, 0, 15, 15] == 0  # the rectangle moved too
+    assert data.train.images[0, 0, 2, 3] > 100  # the rectangle moved with its box
+    assert (data.train.images[:, :, 15:, :] == 0).all()  # rows 15-19: the padding below the 20x15 image
+
+
+def test_letterboxing_matches_the_detectors_own_resize_at_prediction(tmp_path):
+    """`cnnkit predict` hands torchvision's detector transform the image as it is (min_size = max_size =
+    the training side): it keeps the aspect ratio too, so boxes and image sizes agree with training's."""
+    from torchvision.models.detection.transform import GeneralizedRCNNTransform
+
+    root = write_voc(tmp_path)
+    raw, boxed = read_detection_folder(root), read_detection_folder(root, size=20)
+    transform = GeneralizedRCNNTransform(min_size=20, max_size=20, image_mean=[0.0], image_std=[1.0]).eval()
+    image = raw.train.images[0].float() / 255
+    batch, targets = transform([image], [{"boxes": raw.train.boxes[0], "labels": raw.train.labels[0]}])
+    assert batch.image_sizes[0] == (15, 20)  # the 40x30 image's own shape, as letterboxed in training
+    torch.testing.assert_close(targets[0]["boxes"], boxed.train.boxes[0], atol=1e-5, rtol=0)

@@ -123,7 +123,12 @@ class Skips:
 
 
 def _decode(file: Path, channels: int | None, size: int | None) -> tuple[torch.Tensor, float, float]:
-    """(C, H, W) uint8 of one image file, resized to size x size when `size` is set; and the x, y scale."""
+    """(C, H, W) uint8 of one image file; with `size`, letterboxed into size x size; and the x, y scale.
+
+    Letterboxing keeps the aspect ratio: the longer side becomes `size`, and the rest is padded with
+    zeros at the bottom and right, so a box only scales (no offset). torchvision's detector transform
+    does the same with the images `cnnkit predict` gives it (their longer side to min_size = max_size,
+    padded at the bottom and right), so objects have the same shape in training and in prediction."""
     from cnnkit.data.images import open_image, pil_to_array
 
     pil = open_image(file)
@@ -132,8 +137,12 @@ def _decode(file: Path, channels: int | None, size: int | None) -> tuple[torch.T
     height, width = t.shape[1:]
     if size is None or (height, width) == (size, size):
         return t, 1.0, 1.0
-    resized = torch.nn.functional.interpolate(t[None].float(), size=(size, size), mode="bilinear", antialias=True)
-    return resized[0].round().clamp(0, 255).to(torch.uint8), size / width, size / height
+    scale = size / max(height, width)
+    h, w = max(1, round(height * scale)), max(1, round(width * scale))
+    resized = torch.nn.functional.interpolate(t[None].float(), size=(h, w), mode="bilinear", antialias=True)
+    out = torch.zeros((t.shape[0], size, size), dtype=torch.uint8)
+    out[:, :h, :w] = resized[0].round().clamp(0, 255).to(torch.uint8)
+    return out, w / width, h / height
 
 
 def assemble(
@@ -141,7 +150,7 @@ def assemble(
 ) -> DetectionSplit:
     """The one conversion of every format's records into a DetectionSplit: images decoded to `channels`
     (None: 1 when the first image is grayscale, else 3) and, with `size` (data.image_size), resized to
-    size x size with their boxes; boxes scaled (normalised ones), clipped to the image, degenerate ones
+    size x size with their boxes, the aspect ratio kept (letterboxed: padded at the bottom and right); boxes scaled (normalised ones), clipped to the image, degenerate ones
     skipped and named; without `size`, images of another size than the first are skipped."""
     from cnnkit.data.images import ImageError
 
@@ -158,7 +167,10 @@ def assemble(
         channels = t.shape[0]
         if images and t.shape != images[0].shape:
             why = f"size {tuple(t.shape)} differs from the split's {tuple(images[0].shape)}"
-            skip(str(rec.file), why + "; --image-size N resizes every image (and its boxes) to N x N")
+            skip(
+                str(rec.file),
+                why + "; --image-size N fits every image (and its boxes) into N x N, its aspect ratio kept (padded)",
+            )
             continue
         height, width = t.shape[1:]
         kept: list[tuple[float, ...]] = []
