@@ -149,9 +149,10 @@ def assemble(
     records: list[RawImage], where: Path, skip: Skips, channels: int | None = None, size: int | None = None
 ) -> DetectionSplit:
     """The one conversion of every format's records into a DetectionSplit: images decoded to `channels`
-    (None: 1 when the first image is grayscale, else 3) and, with `size` (data.image_size), resized to
-    size x size with their boxes, the aspect ratio kept (letterboxed: padded at the bottom and right); boxes scaled (normalised ones), clipped to the image, degenerate ones
-    skipped and named; without `size`, images of another size than the first are skipped."""
+    (None: 1 when the first image is grayscale, else 3) and, with `size` (data.image_size), letterboxed
+    into size x size with their boxes (aspect ratio kept, padded at the bottom and right); boxes scaled
+    (normalised ones), clipped to the image, degenerate ones skipped and named; without `size`, images
+    of another size than the first are skipped."""
     from cnnkit.data.images import ImageError
 
     images: list[torch.Tensor] = []
