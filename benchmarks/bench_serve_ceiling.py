@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from bench_serve_gil import served_model  # noqa: E402
 from machine import machine_info  # noqa: E402
 
 SIDES = {"fastnet_s": 32, "resnet18": 224}
@@ -49,17 +50,11 @@ def main() -> None:
 
     import torch
 
-    from cnnkit.deploy.backends import torch_backend
-    from cnnkit.models import create_model
-
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
     rows = []
     for name in args.models:
-        model = create_model(name, num_classes=10, in_chans=3).eval()
-        backend = torch_backend(args.backend, model)
-        if backend.run is None:
-            backend = torch_backend("eager", model)
+        backend = served_model(name, args.backend)
         side = SIDES[name]
         per = {b: ms_per_image(backend.run, torch.randn(b, 3, side, side), args.seconds) for b in args.batches}
         rows.append({"model": name, "side": side, "backend": backend.name, "ms_per_image": per})

@@ -62,6 +62,17 @@ class Busy:
         self.thread.join()
 
 
+def served_model(name: str, backend_name: str):
+    """The random-weight model `name` (10 classes, 3 channels) on cnnkit.deploy's `backend_name`, or on eager
+    where that backend is unavailable (bf16 without native bf16): what `cnnkit serve --backend` runs."""
+    from cnnkit.deploy.backends import torch_backend
+    from cnnkit.models import create_model
+
+    model = create_model(name, num_classes=10, in_chans=3).eval()
+    backend = torch_backend(backend_name, model)
+    return backend if backend.run is not None else torch_backend("eager", model)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=list(SIZES), choices=list(SIZES))
@@ -75,19 +86,13 @@ def main() -> None:
 
     import torch
 
-    from cnnkit.deploy.backends import torch_backend
-    from cnnkit.models import create_model
-
     torch.set_num_threads(1)
     load_before = os.getloadavg()
     default = sys.getswitchinterval()
     rows = []
     for name in args.models:
         side, batch = SIZES[name]
-        model = create_model(name, num_classes=10, in_chans=3).eval()
-        backend = torch_backend(args.backend, model)
-        if backend.run is None:
-            backend = torch_backend("eager", model)
+        backend = served_model(name, args.backend)
         x = torch.randn(batch, 3, side, side)
         row = {"model": name, "backend": backend.name, "batch": batch, "side": side}
         sys.setswitchinterval(default)
