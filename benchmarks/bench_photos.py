@@ -20,7 +20,8 @@ Runs (same stand-in, same process):
              (the README's old transfer-learning line; --recipe none keeps the old SGD 0.2 / label smoothing 0.1 / 8 epochs,
              which the transfer-head recipe now replaces)
   fine_tune  cnnkit train --data DIR --finetune fine_tune   (fastai-style: the head on cached features, then the whole
-             network at discriminative rates; the alternative to the head-only default)
+             network at discriminative rates; since session 15 the photo default itself, so this run
+             differs from `default` only by having no time limit)
 Extra runs can be given with --extra "name=--flag value ..." (e.g. the size trade-off).
 `--folder DIR` (repeatable) runs the same on a real photo folder instead of the stand-ins, e.g. the
 issue's own kind of data: `bench_photos.py --folder hymenoptera --runs default --out bench_photos_real`.
@@ -242,7 +243,7 @@ def markdown(r: dict) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pairs", nargs="+", default=list(PAIRS)[:2], choices=list(PAIRS))
-    p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
+    p.add_argument("--runs", nargs="*", default=list(RUNS), choices=list(RUNS))
     p.add_argument(
         "--extra", action="append", default=[], metavar="NAME=FLAGS", help='another run, e.g. "s160=--image-size 160"'
     )

@@ -164,3 +164,13 @@ def test_building_the_parser_imports_no_torch():
     code = "import sys; from cnnkit.cli import build_parser; build_parser(); print(sorted({'torch', 'numpy', 'PIL', 'yaml'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_precision_flag_takes_auto_like_the_config_key():
+    """--precision offers every value runtime.precision takes, auto (bf16 where native) included."""
+    from cnnkit.cli import build_parser
+    from cnnkit.training.flags import build_config
+
+    for value in ("fp32", "bf16", "fp16", "auto"):
+        args = build_parser().parse_args(["train", "--dataset", "mnist-mini", "--precision", value])
+        assert build_config(args).runtime.precision == value

@@ -69,7 +69,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "auto"  # a registered model (`cnnkit models`), a layer spec "conv(32,3)-bn-relu-gap-fc", or auto: folders of colour photos the pretrained efficientnet_lite0 (head only; training/auto.py), else fastnet_t (1 channel) / fastnet_s (3 channels) up to 64 px, resnet18 above
+    name: str = "auto"  # a registered model (`cnnkit models`), a layer spec "conv(32,3)-bn-relu-gap-fc", or auto: folders of colour photos the pretrained efficientnet_lite0 (fastai-style fine_tune; training/auto.py), else fastnet_t (1 channel) / fastnet_s (3 channels) up to 64 px, resnet18 above
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra constructor arguments (e.g. small_input: true)
     pretrained: bool | str = (
         False  # published weights (torchvision / timm hub cache, Lite0 package); a string names them
@@ -172,6 +172,9 @@ class TrainConfig:
     epochs: Annotated[int, Range(1, 1_000_000)] = 8
     time_budget: Annotated[float, NONNEG] = (
         0.0  # seconds of training incl. validation (0: off); replaces epochs: steps planned from measured speed (--time-budget 10m)
+    )
+    time_limit: Annotated[float | None, NONNEG] = (
+        None  # seconds of training incl. validation: train.epochs still sets the length, but where they would not fit, the schedule is planned to end by then (--time-limit 2m); 0: off; None: off, except the photo default's (training/auto.py)
     )
     progressive_resize: Annotated[float, UNIT] = (
         0.0  # start at this fraction of the image side (e.g. 0.75), growing to full size (0: off)

@@ -49,14 +49,28 @@ def test_grey_pixels_saved_as_rgb_are_not_colour(tmp_path):
     assert not auto.looks_like_photos(folder_cfg(folder))
 
 
-def test_photos_get_the_pretrained_lite0_head_with_a_note(photos, monkeypatch):
+def test_photos_get_the_pretrained_lite0_fine_tuned_with_a_note(photos, monkeypatch):
     monkeypatch.setattr(auto, "lite0_weights_available", lambda: True)
     notes: list[str] = []
     cfg = auto.plan(folder_cfg(photos), notes.append)
-    assert (cfg.model.name, cfg.model.pretrained, cfg.model.finetune) == ("efficientnet_lite0", True, "head")
+    assert (cfg.model.name, cfg.model.pretrained, cfg.model.finetune) == ("efficientnet_lite0", True, "fine_tune")
     assert cfg.data.image_size == 224  # the weights' own input size, not the folder default of 64
-    assert not cfg.augment.hflip
+    assert cfg.augment.hflip  # the whole network trains after the head: photos get flips
+    assert cfg.train.time_limit == auto.LIMIT_SECONDS  # 6 images: the floor
     assert len(notes) == 1 and "efficientnet_lite0" in notes[0] and "--model fastnet_s" in notes[0]
+    assert "at most 80 s of training (--time-limit" in notes[0]
+
+
+def test_the_photo_time_limit_grows_with_the_folder_and_yields_to_the_user(photos, monkeypatch):
+    monkeypatch.setattr(auto, "lite0_weights_available", lambda: True)
+    assert auto.photo_time_limit(10) == auto.photo_time_limit(auto.LIMIT_IMAGES) == auto.LIMIT_SECONDS
+    assert auto.photo_time_limit(4 * auto.LIMIT_IMAGES) == 4 * auto.LIMIT_SECONDS
+    assert auto.plan(folder_cfg(photos, **{"train.time_limit": 0.0})).train.time_limit == 0.0  # off
+    assert auto.plan(folder_cfg(photos, **{"train.time_limit": 300.0})).train.time_limit == 300.0
+    budget = auto.plan(folder_cfg(photos, **{"train.time_budget": 60.0}))
+    assert budget.train.time_limit is None and budget.train.time_budget == 60.0  # a budget, not both
+    head = auto.plan(folder_cfg(photos, **{"model.finetune": "head"}))  # seconds: no limit needed
+    assert head.model.finetune == "head" and head.train.time_limit is None and not head.augment.hflip
 
 
 def test_without_the_weights_photos_train_from_scratch_with_flips(photos, monkeypatch):
@@ -129,7 +143,7 @@ def test_weights_config_reads_the_published_configuration():
 
 def test_head_mode_trains_on_the_feature_cache_by_default(photos, monkeypatch):
     monkeypatch.setattr(auto, "lite0_weights_available", lambda: True)
-    cfg = apply_recipe(auto.plan(folder_cfg(photos)))
+    cfg = apply_recipe(auto.plan(folder_cfg(photos, **{"model.finetune": "head"})))
     assert not BatchAugment.from_config(cfg.augment).active
     assert transfer.use_feature_cache(cfg.model, augmenting=False)
     assert (
@@ -137,6 +151,14 @@ def test_head_mode_trains_on_the_feature_cache_by_default(photos, monkeypatch):
         and cfg.optim.label_smoothing == 0.0
         and cfg.train.epochs == RECIPES["transfer-head"].overrides["train.epochs"]
     )
+
+
+def test_the_photo_default_takes_the_fine_tune_recipe(photos, monkeypatch):
+    monkeypatch.setattr(auto, "lite0_weights_available", lambda: True)
+    cfg = apply_recipe(auto.plan(folder_cfg(photos)))
+    recipe = RECIPES["fine-tune"].overrides
+    assert cfg.model.finetune == "fine_tune" and cfg.optim.name == "adamw" and cfg.optim.label_smoothing == 0.0
+    assert (cfg.train.epochs, cfg.runtime.precision) == (recipe["train.epochs"], "auto") == (3, "auto")
 
 
 def test_the_full_run_keeps_the_user_flags(photos, monkeypatch):
@@ -147,7 +169,7 @@ def test_the_full_run_keeps_the_user_flags(photos, monkeypatch):
 
 
 @pytest.mark.slow
-def test_train_with_no_flags_on_photos_runs_the_pretrained_head(photos, tmp_path):
+def test_train_with_no_flags_on_photos_fine_tunes_the_pretrained_lite0(photos, tmp_path):
     from cnnkit.training.trainer import train
 
     if not auto.lite0_weights_available():
@@ -166,8 +188,10 @@ def test_train_with_no_flags_on_photos_runs_the_pretrained_head(photos, tmp_path
                 },
             )
         )
-    assert run.config.model.name == "efficientnet_lite0" and run.config.model.finetune == "head"
-    assert "colour photos" in out.getvalue() and "features ready" in out.getvalue()
+    assert run.config.model.name == "efficientnet_lite0" and run.config.model.finetune == "fine_tune"
+    text = out.getvalue()
+    assert "colour photos" in text and "features ready" in text and "now the whole network trains" in text
+    assert "time limit 80 s: 2 epochs" in text and run.summary["time_limit"] == 80.0
 
 
 def test_pretrained_takes_the_weights_interpolation_unless_the_user_set_one(photos):

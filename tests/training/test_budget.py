@@ -133,3 +133,47 @@ def test_negative_budget_is_a_config_error(tmp_path):
         trainer_module.train(
             Config().with_overrides({**TINY, "run.runs_dir": str(tmp_path), "train.time_budget": -1.0}), quiet=True
         )
+
+
+def test_a_limit_never_plans_more_than_the_epochs():
+    """train.time_limit: a fast machine keeps the epochs' steps; a slow one gets fewer, ending in time."""
+    fast = TimeBudget(10.0, steps_per_epoch=10, initial_total=30, ceiling=True)
+    fast.end_epoch(10, 0.5)  # 0.05 s a step: 190 more would fit, the epochs hold 20
+    assert fast.total == 30 and fast.epochs == 3
+    slow = TimeBudget(10.0, steps_per_epoch=10, initial_total=30, ceiling=True)
+    slow.end_epoch(10, 5.0)  # 0.5 s a step: 10 more fit
+    assert slow.total == 20 and slow.epochs == 2
+
+
+def test_cli_time_limit_flag_and_a_limit_with_a_budget_is_an_error(tmp_path):
+    from cnnkit.training.flags import build_config
+
+    args = build_parser().parse_args(["train", "--dataset", "mnist-mini", "--time-limit", "2m"])
+    assert build_config(args).train.time_limit == 120.0
+    cfg = Config().with_overrides(
+        {**TINY, "run.runs_dir": str(tmp_path), "train.time_budget": 60.0, "train.time_limit": 60.0}
+    )
+    with pytest.raises(ConfigError, match=r"train.time_budget .* and train.time_limit .* set one"):
+        trainer_module.train(cfg, quiet=True)
+
+
+def test_train_under_a_limit_keeps_the_epochs_when_they_fit_and_shortens_them_when_not(tmp_path, monkeypatch):
+    """A fake clock, 0.1 s per optimiser step: 4 epochs of 2 steps (0.8 s) fit a 5 s limit and run
+    whole; under a 0.55 s limit the schedule is planned to end after about 5 steps."""
+    clock = [0.0]
+    monkeypatch.setattr(trainer_module, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+
+    def tick(epoch, step, loss):
+        clock[0] += 0.1
+
+    def run(limit, name):
+        cfg = Config().with_overrides(
+            {**TINY, "run.runs_dir": str(tmp_path), "run.name": name, "train.time_limit": limit, "train.epochs": 4}
+        )
+        return trainer_module.train(cfg, quiet=True, on_step=tick).summary
+
+    roomy = run(5.0, "roomy")
+    spe = roomy["split_sizes"]["train"] // 10
+    assert roomy["time_limit"] == 5.0 and roomy["epochs_run"] == 4 and roomy["steps"] == 4 * spe
+    tight = run(0.55, "tight")
+    assert tight["steps"] < 4 * spe and tight["epochs_run"] < 4 and tight["time_budget"] is None

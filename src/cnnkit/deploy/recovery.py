@@ -43,6 +43,7 @@ def recovery_config(
         "model.strict_weights": True,
         "train.epochs": epochs,
         "train.time_budget": 0.0,
+        "train.time_limit": 0.0,
         "train.early_stopping": 0,
         "train.recipe": "none",  # the stored config holds the expanded recipe already
         "train.seed": seed,

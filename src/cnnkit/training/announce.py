@@ -107,9 +107,14 @@ def _use_cached_features(s: Session) -> None:
 def _plan_notes(s: Session) -> None:
     """The time budget; progressive resizing (off on cached features, where every epoch has the full size)."""
     p, ts, tc = s.parts, s.parts.state, s.parts.cfg.train
-    if ts.budget is not None:
+    if ts.budget is not None and tc.time_budget:
         s.progress.message(
             f"cnnkit: time budget {tc.time_budget:.0f} s: the number of steps is planned from the measured speed (train.epochs is not used)"
+        )
+    elif ts.budget is not None:
+        s.progress.message(
+            f"cnnkit: time limit {tc.time_limit:.0f} s: {tc.epochs} epochs, or fewer steps if the measured speed says they would not fit "
+            "(train.time_limit; 0 turns it off)"
         )
     if p.resize is not None and s.step_model is not p.train_model:
         s.progress.message(

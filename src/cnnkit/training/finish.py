@@ -78,6 +78,7 @@ def summary(parts: RunParts, head: dict, split_name: str, *, train_seconds: floa
         "skipped_files": len(data.skipped),
         "epochs": parts.planned_epochs(),
         "time_budget": tc.time_budget or None,
+        "time_limit": tc.time_limit or None,
         "steps": steps_run,
         "epochs_run": len(rows),
         "stopped_early": stopped_early,

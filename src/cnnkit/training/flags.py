@@ -32,6 +32,7 @@ TRAIN_FLAGS = {
     "schedule": "schedule.name",
     "epochs": "train.epochs",
     "time_budget": "train.time_budget",
+    "time_limit": "train.time_limit",
     "progressive_resize": "train.progressive_resize",
     "batch_size": "train.batch_size",
     "seed": "train.seed",
@@ -177,6 +178,13 @@ def _optimiser_flags(g, full: bool) -> None:
             "the final evaluation after it): the schedule is planned from the measured speed",
         )
         g.add_argument(
+            "--time-limit",
+            type=_duration,
+            metavar="TIME",
+            help="train --epochs, but for no longer than this (same units): on a slow or busy machine the "
+            "schedule is planned to end in time, with fewer steps",
+        )
+        g.add_argument(
             "--progressive-resize",
             type=float,
             metavar="FRACTION",
@@ -207,7 +215,11 @@ def _optimiser_flags(g, full: bool) -> None:
 def _run_flags(g, full: bool) -> None:
     g.add_argument("--seed", type=int)
     g.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
-    g.add_argument("--precision", choices=("fp32", "bf16", "fp16"))
+    g.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16", "auto"),
+        help="fp32, bf16, fp16 (CUDA) or auto: bf16 where the device computes it natively, else fp32",
+    )
     g.add_argument("--threads", type=int, help="CPU threads for PyTorch")
     g.add_argument(
         "--compile",

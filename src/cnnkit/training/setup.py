@@ -135,6 +135,11 @@ def check_config(cfg: Config, world_size: int) -> None:
         raise ConfigError(f"train.ema_decay must be 0 (off) or in (0, 1), got {tc.ema_decay}")
     if tc.time_budget < 0:
         raise ConfigError(f"train.time_budget must be >= 0 seconds (0: off), got {tc.time_budget}")
+    if tc.time_budget and tc.time_limit:
+        raise ConfigError(
+            f"train.time_budget ({tc.time_budget:g} s) and train.time_limit ({tc.time_limit:g} s) are both set: "
+            "the budget fills its time whatever train.epochs says, the limit keeps train.epochs and only shortens them; set one"
+        )
     if tc.batch_size % world_size:
         raise ConfigError(
             f"train.batch_size {tc.batch_size} (the global batch) must be divisible by the {world_size} processes"
@@ -354,8 +359,14 @@ def _train_state(
     if resize is not None:
         check_resizable(model, data.channels, resize.size(1, tc.epochs), cfg.model.name, device)
     budget = (
-        TimeBudget(tc.time_budget, steps_per_epoch, tc.epochs * steps_per_epoch, work=resize.work if resize else None)
-        if tc.time_budget
+        TimeBudget(
+            tc.time_budget or tc.time_limit,
+            steps_per_epoch,
+            tc.epochs * steps_per_epoch,
+            work=resize.work if resize else None,
+            ceiling=not tc.time_budget,  # a limit: never more than train.epochs
+        )
+        if tc.time_budget or tc.time_limit
         else None
     )
     planned_steps = budget.planned_steps if budget is not None else tc.epochs * steps_per_epoch

@@ -14,8 +14,8 @@ rows, the step, the epoch's order and loss sums, so --resume ends bit-identical 
 (best val mAP@0.5), summary.json (best.ckpt on the test split, else val), plots/ (evaluation.py's PR curves,
 drawn boxes and metrics.json, the loss curves), report.md and report.html (report.py). Keys used: data.*, model.name
 (auto = fasterrcnn_tiny) and model.kwargs (anchors: model.py), optim.* (the untouched classification default,
-SGD at 0.2, means AdamW at 1e-3 here), train.epochs, train.batch_size, train.seed, train.time_budget (stops
-after the epoch that passes it), runtime.device, runtime.num_threads, run.*.
+SGD at 0.2, means AdamW at 1e-3 here), train.epochs, train.batch_size, train.seed, train.time_budget or
+train.time_limit (either stops after the epoch that passes it), runtime.device, runtime.num_threads, run.*.
 Training batches get box-aware augmentation from the augment section (data/box_augment.py).
 Models (model.py): fasterrcnn_tiny, fasterrcnn_lite0 (--pretrained), fasterrcnn_mobilenet, fcos_tiny (one-stage).
 """
@@ -279,8 +279,9 @@ def train_detection(
         f"{len(data.train)} train / {len(data.val)} val images, {steps_per_epoch} steps per epoch on {device}"
     )
     while loop.epoch < cfg.train.epochs:
-        if cfg.train.time_budget and loop.seconds >= cfg.train.time_budget and not loop.step:
-            say(f"time budget {cfg.train.time_budget:.0f} s spent after {loop.epoch} epochs")
+        limit = cfg.train.time_budget or cfg.train.time_limit  # both stop within train.epochs here
+        if limit and loop.seconds >= limit and not loop.step:
+            say(f"time {'budget' if cfg.train.time_budget else 'limit'} {limit:.0f} s spent after {loop.epoch} epochs")
             break
         if not _run_epoch(loop, say, stop):
             say(f"stopped after epoch {loop.epoch} step {loop.step}; last.ckpt saved")

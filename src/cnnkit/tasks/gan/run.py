@@ -72,8 +72,9 @@ class _Parts:
         return ctx
 
     def budget_spent(self, running: float = 0.0) -> bool:
-        """train.time_budget is on and the training seconds so far (+ `running`, the pass in progress) reach it."""
-        budget = self.cfg.train.time_budget
+        """train.time_budget (or train.time_limit: here the same, a stop within train.epochs) is on and the
+        training seconds so far (+ `running`, the pass in progress) reach it."""
+        budget = self.cfg.train.time_budget or self.cfg.train.time_limit
         return bool(budget) and self.state.train_seconds + running >= budget
 
     def scored_now(self) -> bool:
@@ -106,7 +107,8 @@ def train_gan(
     p = setup(cfg, resume, check)
     if out:
         s = p.images.shape
-        budget = f", time budget {cfg.train.time_budget:.0f} s" if cfg.train.time_budget else ""
+        limit = cfg.train.time_budget or cfg.train.time_limit
+        budget = f", time {'budget' if cfg.train.time_budget else 'limit'} {limit:.0f} s" if limit else ""
         print(
             f"DCGAN on {cfg.data.dataset}: {s[0]} images {s[1]}x{s[2]}x{s[3]}, {p.device}, {p.precision}{budget}",
             file=out,
