@@ -174,3 +174,15 @@ def test_precision_flag_takes_auto_like_the_config_key():
     for value in ("fp32", "bf16", "fp16", "auto"):
         args = build_parser().parse_args(["train", "--dataset", "mnist-mini", "--precision", value])
         assert build_config(args).runtime.precision == value
+
+
+def test_a_bf16_run_headline_is_what_evaluate_reproduces(tmp_path, capsys):
+    """Training in bf16 (validation included), the final evaluation runs in fp32 as evaluate does:
+    the same loss to float precision, not bf16's three digits."""
+    argv = ["train", *TINY[:3], "2", *TINY[4:], "--precision", "bf16", "--runs-dir", str(tmp_path), "--name", "b"]
+    assert main(argv) == 0
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", str(tmp_path / "b"), "--out", str(out)]) == 0
+    m, summary = json.loads(out.read_text()), json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert m["accuracy"] == pytest.approx(summary["test"]["accuracy"], abs=1e-9)
+    assert m["loss"] == pytest.approx(summary["test"]["loss"], rel=1e-5)
