@@ -178,3 +178,12 @@ def test_settings_without_meaning_for_masks_are_refused(data_dir, tmp_path):
     assert json.loads((run.dir / "val_metrics.json").read_text())["tta"] == "d4"
     with pytest.raises(ConfigError, match="augment.brightness"):
         train(_cfg(data_dir, tmp_path, "b", **{"augment.brightness": 0.3}), quiet=True)
+
+
+def test_a_bf16_run_headline_is_what_evaluate_reproduces(data_dir, tmp_path, capsys):
+    """Trained (and validated each epoch) in bf16, the final scores are fp32's, as `cnnkit evaluate`'s are."""
+    run = train(_cfg(data_dir, tmp_path, "bf", **{"runtime.precision": "bf16"}), quiet=True)
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", str(run.dir), "--no-plots", "--out", str(out)]) == 0
+    final, again = json.loads((run.dir / "val_metrics.json").read_text()), json.loads(out.read_text())
+    assert again["loss"] == pytest.approx(final["loss"], rel=1e-5) and again["miou"] == pytest.approx(final["miou"])

@@ -17,6 +17,7 @@ from cnnkit.tasks.segment.outputs import sample_sheet, save_png
 from cnnkit.tasks.segment.scoring import score_split
 
 SAMPLES_FILE = "plots/segment_samples.png"
+FINAL_PRECISION = "fp32"  # as training/results.py's: the headline is what `cnnkit evaluate` reproduces
 
 
 def final_evaluation(
@@ -36,7 +37,7 @@ def final_evaluation(
             data.class_names,
             normalize=normalize,
             batch_size=cfg.eval.batch_size,
-            precision=cfg.runtime.precision,
+            precision=FINAL_PRECISION,  # fp32 whatever trained, as `cnnkit evaluate` scores it
             tta=cfg.eval.tta,
         )
 
