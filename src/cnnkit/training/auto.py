@@ -33,9 +33,9 @@ from pathlib import Path
 
 from cnnkit.config import Config
 from cnnkit.data.images import INTERPOLATIONS, resampling
+from cnnkit.models.auto import PHOTO_MODEL, photo_weights_available
 
 PHOTO_MIN_SIDE = 64  # median shorter side above which colour images count as photos
-PHOTO_MODEL = "efficientnet_lite0"
 PROBE_FILES = 12  # files whose headers are read to judge a folder
 PHOTO_FINETUNE = "fine_tune"
 LIMIT_SECONDS, LIMIT_IMAGES = 80.0, 400  # the photo default's time limit: 80 s of training per 400 images
@@ -50,9 +50,7 @@ WHAT_TRAINS = {
 
 def lite0_weights_available() -> bool:
     """Whether the pretrained Lite0's weights are importable (no network needed)."""
-    from cnnkit.models.efficientnet import lite0_package_path
-
-    return lite0_package_path() is not None
+    return photo_weights_available()
 
 
 def _image_files(cfg: Config) -> list[str]:
