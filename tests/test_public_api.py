@@ -16,9 +16,8 @@ def test_dir_lists_the_public_api_and_every_name_resolves():
 
 def test_models_marks_the_real_default(monkeypatch):
     from cnnkit.models import zoo
-    from cnnkit.training.trainer import auto_model
-
     from cnnkit.models.auto import PHOTO_MODEL, photo_weights_available
+    from cnnkit.training.trainer import auto_model
 
     defaults = {auto_model(1, 28), auto_model(3, 32), auto_model(3, 224)} | (
         {PHOTO_MODEL} if photo_weights_available() else set()

@@ -72,7 +72,8 @@ def zoo_table() -> str:
         "",
         "* the default (--model auto), by the data: "
         + "; ".join(
-            f"{what}: {name}" + (" (ImageNet-pretrained, fine-tuned: the head, then the whole network)" if what == PHOTO_CASE else "")
+            f"{what}: {name}"
+            + (" (ImageNet-pretrained, fine-tuned: the head, then the whole network)" if what == PHOTO_CASE else "")
             for what, name in defaults.items()
         )
         + ".",

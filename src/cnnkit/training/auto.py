@@ -59,6 +59,7 @@ def _image_files(cfg: Config) -> list[str]:
     from cnnkit.data.cache import default_cache_dir
     from cnnkit.data.scan import scan_tree
 
+    assert cfg.data.path is not None  # a folder dataset (looks_like_photos checked it)
     return scan_tree(
         Path(cfg.data.path).expanduser(), default_cache_dir(cfg.data.cache_dir) if cfg.data.cache else None
     ).image_files()

@@ -24,7 +24,6 @@ from cnnkit.rundir import atomic_write
 from cnnkit.tasks import CLASSIFICATION, Task, task_of
 from cnnkit.training.run_files import text, warn, write_final_files
 
-
 FINAL_PRECISION = "fp32"
 
 

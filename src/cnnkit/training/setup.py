@@ -360,7 +360,7 @@ def _train_state(
         check_resizable(model, data.channels, resize.size(1, tc.epochs), cfg.model.name, device)
     budget = (
         TimeBudget(
-            tc.time_budget or tc.time_limit,
+            tc.time_budget or tc.time_limit or 0.0,
             steps_per_epoch,
             tc.epochs * steps_per_epoch,
             work=resize.work if resize else None,

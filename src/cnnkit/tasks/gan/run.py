@@ -74,7 +74,7 @@ class _Parts:
     def budget_spent(self, running: float = 0.0) -> bool:
         """train.time_budget (or train.time_limit: here the same, a stop within train.epochs) is on and the
         training seconds so far (+ `running`, the pass in progress) reach it."""
-        budget = self.cfg.train.time_budget or self.cfg.train.time_limit
+        budget = self.cfg.train.time_budget or self.cfg.train.time_limit or 0.0
         return bool(budget) and self.state.train_seconds + running >= budget
 
     def scored_now(self) -> bool:
