@@ -86,6 +86,9 @@ class ModelConfig:
         10  # fine_tune: epochs of head-only training (on features computed once, at 3x optim.lr) before the whole network trains for train.epochs
     )
     cache_features: bool = True  # head: compute the frozen backbone's features once when no augmentation is on
+    frozen_stages: Annotated[int, Range(0, 1000)] = (
+        0  # full / fine_tune: the backbone's first N stages (`cnnkit summary` lists them) stay frozen when the rest trains
+    )
 
 
 @dataclass

@@ -79,6 +79,25 @@ def unfreeze_top_stages(model: nn.Module, k: int) -> None:
         p.requires_grad_(i >= start or n in head)
 
 
+def freeze_first_stages(model: nn.Module, n: int) -> None:
+    """Freeze the backbone's first `n` stages (and anything before them), leaving the rest as it is:
+    the early, high-resolution layers hold generic edges and colours, and on a CPU their backward pass
+    is the dearest part of a step."""
+    stages = backbone_stages(model)
+    if n <= 0 or not stages:
+        return
+    names = [name for name, _ in model.named_parameters()]
+    if n >= len(stages):
+        stop = len(names)
+    else:
+        prefix = stages[n] + "."
+        stop = next((i for i, name in enumerate(names) if name.startswith(prefix)), len(names))
+    head = set(head_parameter_names(model))
+    for i, (name, p) in enumerate(model.named_parameters()):
+        if i < stop and name not in head:
+            p.requires_grad_(False)
+
+
 def gradual_unfreeze(model: nn.Module, epoch: int, epochs: int, head_epochs: int = 1) -> int:
     """Set which stages train in `epoch` (0-based): the head alone for `head_epochs`, then
     one more stage from the top, spread so the whole model trains in the last epoch.
