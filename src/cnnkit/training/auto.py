@@ -48,11 +48,6 @@ WHAT_TRAINS = {
 }
 
 
-def lite0_weights_available() -> bool:
-    """Whether the pretrained Lite0's weights are importable (no network needed)."""
-    return photo_weights_available()
-
-
 def _image_files(cfg: Config) -> list[str]:
     """The folder's image files: the folder dataset's own listing (`scan_tree`, cached), so
     building the dataset next reuses it."""
@@ -125,7 +120,7 @@ def _set_defaults(cfg: Config, values: dict) -> Config:
 def plan(cfg: Config, note: Callable[[str], None] | None = None) -> Config:
     """The config with the data-dependent defaults above written in (see the module docstring)."""
     photos = looks_like_photos(cfg)
-    if photos and cfg.model.name == "auto" and not cfg.model.weights and lite0_weights_available():
+    if photos and cfg.model.name == "auto" and not cfg.model.weights and photo_weights_available():
         cfg = _set_defaults(
             cfg, {"model.name": PHOTO_MODEL, "model.pretrained": True, "model.finetune": PHOTO_FINETUNE}
         )
