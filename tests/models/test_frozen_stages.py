@@ -4,9 +4,8 @@ import pytest
 
 from cnnkit.config import Config
 from cnnkit.errors import ConfigError
-from cnnkit.models import create_model
+from cnnkit.models import create_model, transfer
 from cnnkit.models import finetune as ft
-from cnnkit.models import transfer
 
 
 def test_freeze_first_stages_keeps_the_later_stages_and_the_head_trainable():

@@ -85,15 +85,21 @@ def _is_colour(img) -> bool:
 
 def looks_like_photos(cfg: Config) -> bool:
     """Folder data of colour images whose median shorter side exceeds PHOTO_MIN_SIDE."""
+    return _photo_files(cfg) is not None
+
+
+def _photo_files(cfg: Config) -> list[str] | None:
+    """The folder's image files when they look like photos (`looks_like_photos`), else None."""
     if cfg.data.dataset != "folder" or not cfg.data.path or cfg.data.channels == 1 or cfg.data.task == "segment":
-        return False
+        return None
     root = Path(cfg.data.path).expanduser()
     if not root.is_dir():
-        return False  # a manifest file, or a missing folder (the dataset reports it)
+        return None  # a manifest file, or a missing folder (the dataset reports it)
     from PIL import Image
 
+    files = _image_files(cfg)
     sides, colour = [], 0
-    for path in _probe_files(_image_files(cfg)):
+    for path in _probe_files(files):
         try:
             with Image.open(path) as img:
                 sides.append(min(img.size))
@@ -101,9 +107,9 @@ def looks_like_photos(cfg: Config) -> bool:
         except (OSError, ValueError, Image.DecompressionBombError):
             continue  # the dataset reports unreadable files
     if not sides:
-        return False
+        return None
     sides.sort()
-    return colour * 2 > len(sides) and sides[len(sides) // 2] > PHOTO_MIN_SIDE
+    return files if colour * 2 > len(sides) and sides[len(sides) // 2] > PHOTO_MIN_SIDE else None
 
 
 def _set_defaults(cfg: Config, values: dict) -> Config:
@@ -119,14 +125,15 @@ def _set_defaults(cfg: Config, values: dict) -> Config:
 
 def plan(cfg: Config, note: Callable[[str], None] | None = None) -> Config:
     """The config with the data-dependent defaults above written in (see the module docstring)."""
-    photos = looks_like_photos(cfg)
-    if photos and cfg.model.name == "auto" and not cfg.model.weights and photo_weights_available():
+    files = _photo_files(cfg)
+    photos = files is not None
+    if files is not None and cfg.model.name == "auto" and not cfg.model.weights and photo_weights_available():
         cfg = _set_defaults(
             cfg, {"model.name": PHOTO_MODEL, "model.pretrained": True, "model.finetune": PHOTO_FINETUNE}
         )
         limit = ""
         if cfg.model.finetune == PHOTO_FINETUNE and not cfg.train.time_budget and cfg.train.time_limit is None:
-            cfg = _set_defaults(cfg, {"train.time_limit": photo_time_limit(len(_image_files(cfg)))})
+            cfg = _set_defaults(cfg, {"train.time_limit": photo_time_limit(len(files))})
             limit = f", at most {cfg.train.time_limit:.0f} s of training (--time-limit; 0: none)"
         if note is not None:
             how = WHAT_TRAINS.get(cfg.model.finetune or "head", cfg.model.finetune)
