@@ -67,7 +67,7 @@ def _stage_start(model: nn.Module, stages: list[str], i: int) -> int:
     names = [n for n, _ in model.named_parameters()]
     if i >= len(stages):
         return len(names)
-    prefix = stages[max(i, 0)] + "."
+    prefix = stages[i] + "."
     return next((j for j, n in enumerate(names) if n.startswith(prefix)), len(names))
 
 

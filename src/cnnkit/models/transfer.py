@@ -23,12 +23,13 @@ from cnnkit.models._registry import accepts, create_model, looks_like_spec, mode
 from cnnkit.models.weights import load_weights
 
 KEEP_BN_STATS = ("full", "gradual", "fine_tune")  # modes whose batch norms normalise with the pretrained statistics
+FREEZES_STAGES = ("full", "fine_tune")  # modes where model.frozen_stages applies (the backbone trains whole otherwise)
 
 
 def build_model(mcfg, *, num_classes: int, in_chans: int, image_size: int | None = None) -> nn.Module:
     """The model of a `ModelConfig`, with its starting weights and its frozen parts set."""
     ft.check_mode(mcfg.finetune)
-    if mcfg.frozen_stages and mcfg.finetune not in ("full", "fine_tune"):
+    if mcfg.frozen_stages and mcfg.finetune not in FREEZES_STAGES:
         raise ConfigError(
             f"model.frozen_stages: {mcfg.frozen_stages} freezes the first stages while the rest of a pretrained network "
             f"trains; it needs model.finetune full or fine_tune (it is {mcfg.finetune!r})"
@@ -82,7 +83,7 @@ def start_epoch(model: nn.Module, mcfg, epoch: int, epochs: int) -> None:
         mcfg.finetune == "fine_tune"
     ):  # the head trained alone before the first epoch (training/head_only.warm_up_head)
         ft.prepare(model, "full")
-    if mcfg.finetune in ("full", "fine_tune") and mcfg.frozen_stages:
+    if mcfg.finetune in FREEZES_STAGES and mcfg.frozen_stages:
         ft.freeze_first_stages(model, mcfg.frozen_stages)
     ft.train_mode(model, keep_bn_stats=mcfg.finetune in KEEP_BN_STATS)
 

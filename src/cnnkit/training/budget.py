@@ -18,7 +18,7 @@ records the epochs and steps it ran.
 
 A time limit is the same plan with the epochs' steps as its ceiling (`ceiling=True`): where the
 machine is fast enough nothing changes, and on a slow or busy one the schedule is shortened to end
-by the limit instead of running past it (the transfer recipe's guard for the photo default).
+by the limit instead of running past it (training/auto.py sets one for the photo default).
 """
 
 from __future__ import annotations
