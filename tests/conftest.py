@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +8,12 @@ import pytest
 from PIL import Image
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+# A shell starts background jobs (`make test &`) with SIGINT ignored, and an ignored signal stays
+# ignored in every process they start: the Ctrl-C tests' subprocesses would never see the signal
+# they are sent. Restore Python's own handler so the tests run the same in the background.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def make_image_folder(
